@@ -1,1 +1,214 @@
-/* placeholder */ typedef int keyfs_placeholder_t;
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyfs/age.h"
+#include "keyfs/config.h"
+
+#define CONFIG_FILE_MAX (64 * 1024)
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->store, CONFIG_DEFAULT_STORE);
+	c->work_factor = AGE_LOGN_DEFAULT;
+	c->policy = POLICY_COMPLEX;
+	c->min_length = 8;
+	c->import_max_size = 1 << 20;
+	c->import_max_total = 64 << 20;
+}
+
+static int parse_long(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < lo || n > hi)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, const char **why)
+{
+	long n;
+
+	*why = NULL;
+	if (!strcmp(key, "store.path") || !strcmp(key, "store")) {
+		if (!*value || strlen(value) >= sizeof(c->store)) {
+			*why = "store path is empty or too long";
+			return -EINVAL;
+		}
+		strcpy(c->store, value);
+	} else if (!strcmp(key, "store.backend")) {
+		if (strcmp(value, "dir")) {
+			*why = "the only keystore backend is \"dir\"";
+			return -EINVAL;
+		}
+	} else if (!strcmp(key, "seal.work_factor") || !strcmp(key, "work_factor")) {
+		if (parse_long(value, AGE_LOGN_MIN, AGE_LOGN_MAX, &n)) {
+			*why = "work_factor must be a whole number from 10 to 22";
+			return -EINVAL;
+		}
+		c->work_factor = (int)n;
+	} else if (!strcmp(key, "password.policy")) {
+		if (!strcmp(value, "complex"))
+			c->policy = POLICY_COMPLEX;
+		else if (!strcmp(value, "length"))
+			c->policy = POLICY_LENGTH;
+		else {
+			*why = "policy must be \"complex\" or \"length\"";
+			return -EINVAL;
+		}
+	} else if (!strcmp(key, "password.min_length")) {
+		if (parse_long(value, 8, 128, &n)) {
+			*why = "min_length must be a whole number from 8 to 128";
+			return -EINVAL;
+		}
+		c->min_length = (int)n;
+	} else if (!strcmp(key, "import.max_size") || !strcmp(key, "import.max_total")) {
+		if (parse_long(value, 4096, 1L << 30, &n)) {
+			*why = "import sizes are bytes, from 4096 to 1073741824";
+			return -EINVAL;
+		}
+		if (!strcmp(key, "import.max_size"))
+			c->import_max_size = (size_t)n;
+		else
+			c->import_max_total = (size_t)n;
+	} else if (!strcmp(key, "mount.allow_other")) {
+		if (parse_bool(value, &c->allow_other)) {
+			*why = "allow_other must be yes or no";
+			return -EINVAL;
+		}
+	} else {
+		*why = "unknown key";
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* inih's handler is not told the line (Debian builds it without
+ * INI_HANDLER_LINENO), so the reader counts lines for it. */
+struct parse_state {
+	struct config *c;
+	const char *next;	/* unread text */
+	int line;		/* number of the line last handed to inih */
+	bool partial;		/* that line was longer than inih's buffer */
+	const char *name;
+	char *err;
+	size_t errlen;
+	int ret;
+};
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	const char *nl;
+	size_t n;
+
+	if (!*st->next || num < 2)
+		return NULL;
+	nl = strchr(st->next, '\n');
+	n = nl ? (size_t)(nl - st->next) + 1 : strlen(st->next);
+	if (n > (size_t)num - 1)
+		n = (size_t)num - 1;
+	memcpy(str, st->next, n);
+	str[n] = '\0';
+	if (!st->partial)
+		st->line++;
+	st->partial = str[n - 1] != '\n';
+	st->next += n;
+	return str;
+}
+
+static int on_key(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse_state *st = user;
+	char full[128];
+	const char *why;
+	int ret;
+
+	if (snprintf(full, sizeof(full), "%s.%s", section, key) >= (int)sizeof(full)) {
+		ret = -ENOENT;
+		why = "unknown key";
+	} else {
+		ret = config_set(st->c, full, value, &why);
+	}
+	if (ret && !st->ret) {
+		snprintf(st->err, st->errlen, "%s:%d: %s: %s", st->name, st->line, full, why);
+		st->ret = ret;
+	}
+	return !ret;
+}
+
+int config_parse(struct config *c, const char *name, const char *text, char *err, size_t errlen)
+{
+	struct parse_state st = { .c = c, .next = text, .name = name, .err = err, .errlen = errlen };
+	int line;
+
+	line = ini_parse_stream(read_line, &st, on_key, &st);
+	if (!line)
+		return 0;
+	if (!st.ret)
+		snprintf(err, errlen, "%s:%d: syntax error", name, line);
+	return -EINVAL;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	char *text = NULL;
+	ssize_t n;
+	size_t len = 0;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	text = malloc(CONFIG_FILE_MAX + 1);
+	if (!text) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while ((n = read(fd, text + len, CONFIG_FILE_MAX + 1 - len)) > 0)
+		len += (size_t)n;
+	if (n < 0 || len > CONFIG_FILE_MAX) {
+		ret = n < 0 ? -errno : -EFBIG;
+		snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "file too large");
+		goto out;
+	}
+	text[len] = '\0';
+	ret = config_parse(c, path, text, err, errlen);
+out:
+	free(text);
+	close(fd);
+	return ret;
+}
+
+int config_check(const struct config *c, const char **why)
+{
+	if (c->import_max_size > c->import_max_total) {
+		*why = "import.max_size is larger than import.max_total";
+		return -EINVAL;
+	}
+	return 0;
+}

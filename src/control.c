@@ -1,1 +1,114 @@
-/* placeholder */ typedef int keyfs_placeholder_t;
+/* Commands written to .control. Passwords arrive here in guarded memory
+ * and leave only into the vault; nothing about them is logged but the
+ * fact that one was set or refused, and why. */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "keyfs/control.h"
+#include "keyfs/log.h"
+
+/* Splits "verb rest" in place; returns rest (possibly ""), or NULL if the
+ * verb differs. */
+static char *match(char *buf, size_t len, const char *verb, size_t *restlen)
+{
+	size_t n = strlen(verb);
+
+	if (len < n || memcmp(buf, verb, n))
+		return NULL;
+	if (len == n) {
+		*restlen = 0;
+		return buf + n;
+	}
+	if (buf[n] != ' ')
+		return NULL;
+	*restlen = len - n - 1;
+	return buf + n + 1;
+}
+
+static bool printable(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static int cmd_password(struct ctl *c, const char *pw, size_t len)
+{
+	const char *why;
+	int ret;
+
+	ret = policy_check(c->cfg, pw, len, &why);
+	if (ret) {
+		log_msg(LOG_WARNING, "control: password refused: %s", why);
+		return ret;
+	}
+	ret = vault_set(c->v, pw, len);
+	if (!ret)
+		log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
+	return ret;
+}
+
+static int cmd_unlock(struct ctl *c, const char *pw, size_t len)
+{
+	int ret;
+
+	if (!len || len > SECRET_PW_MAX || !printable(pw, len)) {
+		log_msg(LOG_WARNING, "control: unlock password refused: empty, too long or with control characters");
+		return -EINVAL;
+	}
+	ret = vault_add_unlock(c->v, pw, len);
+	if (ret)
+		log_msg(LOG_WARNING, "control: unlock refused: every password slot is taken");
+	else
+		log_msg(LOG_NOTICE, "control: unlock password added for import");
+	return ret;
+}
+
+static int cmd_hint(struct ctl *c, char *text, size_t len)
+{
+	int ret;
+
+	if (len > KEYSET_HINT_MAX || !printable(text, len)) {
+		log_msg(LOG_WARNING, "control: hint refused: longer than %d bytes or with control characters",
+			KEYSET_HINT_MAX);
+		return -EINVAL;
+	}
+	text[len] = '\0';
+	ret = c->st->ops->meta_set(c->st->priv, "hint", text);
+	if (ret)
+		log_msg(LOG_ERR, "control: storing the hint failed: %s", strerror(-ret));
+	else
+		log_msg(LOG_NOTICE, "control: password hint %s", len ? "set" : "cleared");
+	return ret;
+}
+
+int ctl_command(struct ctl *c, char *buf, size_t len)
+{
+	size_t rest_len;
+	char *rest;
+
+	if (len && buf[len - 1] == '\n')
+		len--;
+	if (len >= CTL_COMMAND_MAX || memchr(buf, '\0', len)) {
+		log_msg(LOG_WARNING, "control: command refused: too long or contains a NUL byte");
+		return -EINVAL;
+	}
+	if ((rest = match(buf, len, "password", &rest_len)))
+		return cmd_password(c, rest, rest_len);
+	if ((rest = match(buf, len, "unlock", &rest_len)))
+		return cmd_unlock(c, rest, rest_len);
+	if ((rest = match(buf, len, "hint", &rest_len)))
+		return cmd_hint(c, rest, rest_len);
+	if (match(buf, len, "forget", &rest_len) && !rest_len) {
+		vault_forget(c->v);
+		log_msg(LOG_NOTICE, "control: every password forgotten");
+		return 0;
+	}
+	/* Name the verb only: an unknown command may be a mistyped password. */
+	log_msg(LOG_WARNING, "control: unknown command (commands: password, unlock, forget, hint)");
+	return -EINVAL;
+}

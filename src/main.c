@@ -1,4 +1,261 @@
-int main(void)
+/* keyfs: mount a keystore as a directory of password-sealed backups.
+ *
+ *   keyfs [-f] [-d] [-c CONFIG] [-o OPTIONS] MOUNTPOINT
+ *
+ * Uses the session API rather than fuse_main() so that a stop by signal
+ * exits 0 and main owns the point where secrets are wiped. */
+#include <errno.h>
+#include <fuse.h>
+#include <mntent.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyfs/fs.h"
+#include "keyfs/log.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 3
+
+struct cmdline {
+	char *config;
+	char *mountpoint;
+	int foreground;
+	int debug;
+	int help;
+	int version;
+	char *overrides[16];	/* "key=value" of -o options keyfs owns */
+	size_t noverrides;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_KEYFS_OPT };
+
+static const struct fuse_opt opts[] = {
+	{ "-c %s", offsetof(struct cmdline, config), 0 },
+	{ "-f", offsetof(struct cmdline, foreground), 1 },
+	{ "-d", offsetof(struct cmdline, debug), 1 },
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("store=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("work_factor=", KEY_KEYFS_OPT),
+	FUSE_OPT_END
+};
+
+static void usage(FILE *f)
 {
+	fprintf(f,
+		"usage: keyfs [-f] [-d] [-c CONFIG] [-o OPTIONS] MOUNTPOINT\n\n"
+		"  -f               stay in the foreground, log to stderr\n"
+		"  -d               debug logging (implies -f)\n"
+		"  -c CONFIG        INI configuration (see keyfs.ini)\n"
+		"  -o store=DIR     directory keystore (default " CONFIG_DEFAULT_STORE ")\n"
+		"  -o work_factor=N scrypt work factor for sealing, 10..22 (default 18)\n"
+		"  -o allow_other   let other users in (file modes still apply)\n"
+		"  -V, --version    print the version\n\n"
+		"Passwords are never taken from the command line: write\n"
+		"\"password ...\" to MOUNTPOINT/.control, or use keyfsctl.\n");
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cmdline *cl = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		cl->help = 1;
+		return 0;
+	case KEY_VERSION:
+		cl->version = 1;
+		return 0;
+	case KEY_KEYFS_OPT:
+		if (cl->noverrides == sizeof(cl->overrides) / sizeof(cl->overrides[0]))
+			return -1;
+		cl->overrides[cl->noverrides++] = strdup(arg);
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (cl->mountpoint) {
+			fprintf(stderr, "keyfs: more than one mount point given\n");
+			return -1;
+		}
+		cl->mountpoint = realpath(arg, NULL);
+		if (!cl->mountpoint) {
+			fprintf(stderr, "keyfs: %s: %s\n", arg, strerror(errno));
+			return -1;
+		}
+		return 0;
+	default:
+		return 1; /* a libfuse option: pass it on */
+	}
+}
+
+static int load_config(struct cmdline *cl, struct config *cfg)
+{
+	char err[512];
+	const char *why;
+	size_t i;
+
+	config_defaults(cfg);
+	if (cl->config && config_load(cfg, cl->config, err, sizeof(err))) {
+		fprintf(stderr, "keyfs: %s\n", err);
+		return -1;
+	}
+	for (i = 0; i < cl->noverrides; i++) {
+		char *eq = strchr(cl->overrides[i], '=');
+
+		*eq = '\0';
+		if (config_set(cfg, cl->overrides[i], eq + 1, &why)) {
+			fprintf(stderr, "keyfs: -o %s: %s\n", cl->overrides[i], why);
+			return -1;
+		}
+	}
+	if (config_check(cfg, &why)) {
+		fprintf(stderr, "keyfs: %s\n", why);
+		return -1;
+	}
 	return 0;
+}
+
+/* A daemon killed with SIGKILL leaves its mount behind, answering
+ * ENOTCONN; mounting over it would stack a second mount. Detach it. */
+static void clear_stale_mount(const char *mountpoint)
+{
+	struct stat st;
+
+	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+		return;
+	if (umount2(mountpoint, MNT_DETACH) == 0)
+		log_msg(LOG_WARNING, "%s: detached the stale mount of a daemon that died", mountpoint);
+	else
+		log_msg(LOG_ERR, "%s: stale mount, and detaching it failed: %m", mountpoint);
+}
+
+/* No core dumps and no ptrace attach: memory holds passwords and keys. */
+static void harden(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &none);
+	umask(077);
+}
+
+static int keyfs_open(struct keyfs *k)
+{
+	int ret;
+
+	ret = store_dir_open(k->cfg.store, &k->st);
+	if (ret) {
+		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
+		return ret;
+	}
+	ret = vault_new(&k->v);
+	if (!ret)
+		ret = sealcache_new(&k->sc, &k->st, k->v, &k->cfg);
+	if (ret)
+		return ret;
+	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc };
+	k->uid = getuid();
+	k->gid = getgid();
+	k->started = time(NULL);
+	return 0;
+}
+
+static void keyfs_close(struct keyfs *k)
+{
+	sealcache_free(k->sc);
+	vault_free(k->v); /* wipes every password */
+	store_close(&k->st);
+}
+
+static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
+{
+	struct fuse_loop_config *loop = NULL;
+	struct fuse *f;
+	int ret = 1;
+
+	f = fuse_new(args, &keyfs_ops, sizeof(keyfs_ops), k);
+	if (!f)
+		return 1;
+	clear_stale_mount(cl->mountpoint);
+	if (fuse_mount(f, cl->mountpoint))
+		goto out_destroy;
+	if (fuse_set_signal_handlers(fuse_get_session(f)))
+		goto out_unmount;
+	if (fuse_daemonize(cl->foreground))
+		goto out_signals;
+	log_msg(LOG_NOTICE, "mounted %s on %s", k->cfg.store, cl->mountpoint);
+	loop = fuse_loop_cfg_create();
+	if (!loop)
+		goto out_signals;
+	ret = fuse_loop_mt(f, loop);
+	/* A positive result is the signal that stopped the loop: a clean stop. */
+	ret = ret < 0 ? 1 : 0;
+	fuse_loop_cfg_destroy(loop);
+	log_msg(LOG_NOTICE, "unmounting %s", cl->mountpoint);
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(f));
+out_unmount:
+	fuse_unmount(f);
+out_destroy:
+	fuse_destroy(f);
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cmdline cl = { 0 };
+	struct keyfs k = { 0 };
+	char mount_opts[256];
+	int ret = EXIT_USAGE;
+	size_t i;
+
+	harden();
+	if (fuse_opt_parse(&args, &cl, opts, opt_proc))
+		goto out;
+	if (cl.help || cl.version) {
+		if (cl.help)
+			usage(stdout);
+		else
+			printf("keyfs %s (libfuse %s, libsodium %s)\n", KEYFS_VERSION,
+			       fuse_pkgversion(), sodium_version_string());
+		ret = 0;
+		goto out;
+	}
+	if (!cl.mountpoint) {
+		usage(stderr);
+		goto out;
+	}
+	ret = EXIT_CONFIG;
+	if (load_config(&cl, &k.cfg))
+		goto out;
+	cl.foreground |= cl.debug;
+	log_init("keyfs", cl.foreground, cl.debug);
+	ret = EXIT_FAILURE;
+	if (sodium_init() < 0 || keyfs_open(&k))
+		goto out_close;
+	snprintf(mount_opts, sizeof(mount_opts), "-odefault_permissions,fsname=keyfs,subtype=keyfs%s",
+		 k.cfg.allow_other ? ",allow_other" : "");
+	if (fuse_opt_add_arg(&args, mount_opts))
+		goto out_close;
+	ret = serve(&k, &args, &cl);
+out_close:
+	keyfs_close(&k);
+out:
+	for (i = 0; i < cl.noverrides; i++)
+		free(cl.overrides[i]);
+	free(cl.mountpoint);
+	free(cl.config);
+	fuse_opt_free_args(&args);
+	return ret;
 }

@@ -1,1 +1,224 @@
-/* placeholder */ typedef int keyfs_placeholder_t;
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyfs/secret.h"
+
+struct vault {
+	pthread_rwlock_t lock;
+	char *pool;			/* VAULT_SLOTS * SECRET_PW_MAX, sodium_malloc */
+	size_t len[VAULT_SLOTS];	/* 0: slot empty; protected by lock */
+	uint64_t gen;			/* protected by lock */
+};
+
+int vault_new(struct vault **out)
+{
+	pthread_rwlockattr_t attr;
+	struct vault *v;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->pool = sodium_malloc(VAULT_SLOTS * SECRET_PW_MAX);
+	if (!v->pool) {
+		free(v);
+		return -ENOMEM;
+	}
+	/* Sealers hold read locks for whole scrypt runs; without writer
+	 * preference a busy pool could starve "forget". */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&v->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	*out = v;
+	return 0;
+}
+
+void vault_free(struct vault *v)
+{
+	if (!v)
+		return;
+	sodium_free(v->pool); /* wipes */
+	pthread_rwlock_destroy(&v->lock);
+	free(v);
+}
+
+static char *slot(struct vault *v, size_t i)
+{
+	return v->pool + i * SECRET_PW_MAX;
+}
+
+static int slot_put(struct vault *v, size_t i, const char *pw, size_t len)
+{
+	if (!len || len > SECRET_PW_MAX)
+		return -EINVAL;
+	sodium_memzero(slot(v, i), SECRET_PW_MAX);
+	memcpy(slot(v, i), pw, len);
+	v->len[i] = len;
+	return 0;
+}
+
+int vault_set(struct vault *v, const char *pw, size_t len)
+{
+	int ret;
+
+	pthread_rwlock_wrlock(&v->lock);
+	ret = slot_put(v, 0, pw, len);
+	if (!ret)
+		v->gen++;
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+int vault_add_unlock(struct vault *v, const char *pw, size_t len)
+{
+	int ret = -ENOSPC;
+	size_t i;
+
+	pthread_rwlock_wrlock(&v->lock);
+	for (i = 1; i < VAULT_SLOTS; i++) {
+		if (v->len[i] == len && !sodium_memcmp(slot(v, i), pw, len)) {
+			ret = 0; /* already known */
+			break;
+		}
+		if (!v->len[i]) {
+			ret = slot_put(v, i, pw, len);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+void vault_forget(struct vault *v)
+{
+	pthread_rwlock_wrlock(&v->lock);
+	sodium_memzero(v->pool, VAULT_SLOTS * SECRET_PW_MAX);
+	memset(v->len, 0, sizeof(v->len));
+	v->gen++;
+	pthread_rwlock_unlock(&v->lock);
+}
+
+uint64_t vault_generation(struct vault *v)
+{
+	uint64_t gen;
+
+	pthread_rwlock_rdlock(&v->lock);
+	gen = v->gen;
+	pthread_rwlock_unlock(&v->lock);
+	return gen;
+}
+
+bool vault_has_password(struct vault *v)
+{
+	bool has;
+
+	pthread_rwlock_rdlock(&v->lock);
+	has = v->len[0] != 0;
+	pthread_rwlock_unlock(&v->lock);
+	return has;
+}
+
+size_t vault_unlock_count(struct vault *v)
+{
+	size_t i, n = 0;
+
+	pthread_rwlock_rdlock(&v->lock);
+	for (i = 1; i < VAULT_SLOTS; i++)
+		n += v->len[i] != 0;
+	pthread_rwlock_unlock(&v->lock);
+	return n;
+}
+
+size_t vault_read(struct vault *v, struct age_pass pass[static VAULT_SLOTS], uint64_t *gen)
+{
+	size_t i, n = 0;
+
+	pthread_rwlock_rdlock(&v->lock);
+	for (i = 0; i < VAULT_SLOTS; i++) {
+		if (!v->len[i])
+			continue;
+		pass[n].p = slot(v, i);
+		pass[n].len = v->len[i];
+		n++;
+	}
+	if (gen)
+		*gen = v->gen;
+	return n;
+}
+
+int vault_read_backup(struct vault *v, struct age_pass *pass, uint64_t *gen)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	if (!v->len[0]) {
+		pthread_rwlock_unlock(&v->lock);
+		return -ENOKEY;
+	}
+	pass->p = slot(v, 0);
+	pass->len = v->len[0];
+	*gen = v->gen;
+	return 0;
+}
+
+void vault_read_end(struct vault *v)
+{
+	pthread_rwlock_unlock(&v->lock);
+}
+
+/* Counts characters, not bytes: UTF-8 continuation bytes do not count. */
+static size_t utf8_chars(const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return n;
+}
+
+int policy_check(const struct config *c, const char *pw, size_t len, const char **why)
+{
+	bool upper = false, lower = false, digit = false, symbol = false;
+	size_t i;
+
+	if (!len) {
+		*why = "the password is empty";
+		return -EINVAL;
+	}
+	if (len > SECRET_PW_MAX) {
+		*why = "the password is longer than 128 bytes";
+		return -EINVAL;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)pw[i];
+
+		if (ch < 0x20 || ch == 0x7f) {
+			*why = "the password contains a control character";
+			return -EINVAL;
+		}
+		upper |= ch >= 'A' && ch <= 'Z';
+		lower |= ch >= 'a' && ch <= 'z';
+		digit |= ch >= '0' && ch <= '9';
+		symbol |= !(ch >= 'A' && ch <= 'Z') && !(ch >= 'a' && ch <= 'z') &&
+			  !(ch >= '0' && ch <= '9');
+	}
+	if (utf8_chars(pw, len) < (size_t)c->min_length) {
+		*why = c->min_length == 8 ? "the password is shorter than 8 characters"
+					  : "the password is shorter than the configured minimum length";
+		return -EINVAL;
+	}
+	if (c->policy != POLICY_COMPLEX)
+		return 0;
+	if (!upper)
+		*why = "the password needs an upper-case letter";
+	else if (!lower)
+		*why = "the password needs a lower-case letter";
+	else if (!digit)
+		*why = "the password needs a digit";
+	else if (!symbol)
+		*why = "the password needs a symbol (neither letter nor digit)";
+	else
+		return 0;
+	return -EINVAL;
+}

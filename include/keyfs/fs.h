@@ -1,0 +1,29 @@
+/* The FUSE layer: maps the tree of DESIGN.md section 1 onto the core
+ * modules and returns their errors unchanged. It knows no crypto. */
+#ifndef KEYFS_FS_H
+#define KEYFS_FS_H
+
+#include <fuse.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "keyfs/config.h"
+#include "keyfs/control.h"
+#include "keyfs/sealcache.h"
+#include "keyfs/secret.h"
+#include "keyfs/store.h"
+
+struct keyfs {
+	struct config cfg;
+	struct store st;
+	struct vault *v;
+	struct sealcache *sc;
+	struct ctl ctl;
+	uid_t uid;		/* the mounting user: owns the tree */
+	gid_t gid;
+	time_t started;		/* times of the fixed directories */
+};
+
+extern const struct fuse_operations keyfs_ops;
+
+#endif

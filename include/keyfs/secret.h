@@ -1,0 +1,51 @@
+/* Passwords: the vault that holds them and the policy they must meet.
+ *
+ * The vault keeps every password in one sodium_malloc() pool (guarded,
+ * mlocked, wiped on free): slot 0 is the backup password used for sealing,
+ * the others are extra passwords tried when unsealing ("unlock").
+ * Readers (sealing, unsealing) hold a read lock for the time they use a
+ * password; set/forget wait for them, so a password is never wiped under
+ * a running scrypt. */
+#ifndef KEYFS_SECRET_H
+#define KEYFS_SECRET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyfs/age.h"
+#include "keyfs/config.h"
+
+#define SECRET_PW_MAX 128	/* bytes */
+#define VAULT_SLOTS 16
+
+struct vault;
+
+int vault_new(struct vault **v);
+void vault_free(struct vault *v);
+
+/* Replace the backup password. */
+int vault_set(struct vault *v, const char *pw, size_t len);
+/* Add an extra unseal password; -ENOSPC when every slot is taken. */
+int vault_add_unlock(struct vault *v, const char *pw, size_t len);
+/* Wipe every password. */
+void vault_forget(struct vault *v);
+
+/* Counter bumped whenever the backup password changes. */
+uint64_t vault_generation(struct vault *v);
+bool vault_has_password(struct vault *v);
+size_t vault_unlock_count(struct vault *v);
+
+/* Read access. vault_read() fills pass[] with every password held (the
+ * backup password first, when set) and returns how many; *gen receives the
+ * generation. The pointers stay valid until vault_read_end(). */
+size_t vault_read(struct vault *v, struct age_pass pass[static VAULT_SLOTS], uint64_t *gen);
+/* Read access to the backup password alone: -ENOKEY (and no lock held)
+ * when there is none. */
+int vault_read_backup(struct vault *v, struct age_pass *pass, uint64_t *gen);
+void vault_read_end(struct vault *v);
+
+/* Check a candidate backup password; *why says what is missing. */
+int policy_check(const struct config *c, const char *pw, size_t len, const char **why);
+
+#endif

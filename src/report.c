@@ -1,0 +1,145 @@
+/* Plain-text reports: the status read from .control and the README.txt
+ * beside the exports. Neither carries a secret: keyset names,
+ * fingerprints, times and hints only. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyfs/bundle.h"
+#include "keyfs/control.h"
+
+static void iso_time(time_t t, char buf[static 32])
+{
+	struct tm tm;
+
+	if (!t || !gmtime_r(&t, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		strcpy(buf, "never");
+}
+
+struct ks_info {
+	char fpr[2 * BUNDLE_FPR_LEN + 1];
+	char hint[KEYSET_HINT_MAX + 1];
+	char sealed[32];
+	bool current;
+};
+
+static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
+{
+	struct keyset ks = { 0 };
+	time_t sealed_at;
+	int ret;
+
+	ret = c->st->ops->read(c->st->priv, name, &ks);
+	if (ret)
+		return ret;
+	bundle_fingerprint(&ks, i->fpr);
+	keyset_clear(&ks);
+	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
+	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
+	iso_time(sealed_at, i->sealed);
+	return ret;
+}
+
+/* Runs fn for each keyset; a keyset that cannot be read is reported as
+ * such rather than hiding the rest. */
+static int each_keyset(struct ctl *c, FILE *f,
+		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err))
+{
+	struct ks_info info;
+	char **names;
+	size_t n, k;
+	int ret;
+
+	ret = c->st->ops->list(c->st->priv, &names, &n);
+	if (ret)
+		return ret;
+	for (k = 0; k < n; k++) {
+		memset(&info, 0, sizeof(info));
+		fn(f, names[k], &info, ks_info(c, names[k], &info));
+	}
+	store_names_free(names, n);
+	return 0;
+}
+
+static void status_line(FILE *f, const char *name, const struct ks_info *i, int err)
+{
+	if (err) {
+		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
+		return;
+	}
+	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s\n", name,
+		i->current ? "sealed" : "not sealed", i->sealed, i->fpr);
+}
+
+/* len was filled in by open_memstream() and is final after fclose(). */
+static int finish(FILE *f, char **text, int ret)
+{
+	if (fclose(f) || ret) {
+		free(*text);
+		*text = NULL;
+		return ret ? ret : -ENOMEM;
+	}
+	return 0;
+}
+
+int ctl_status(struct ctl *c, char **text, size_t *len)
+{
+	char hint[KEYSET_HINT_MAX + 1];
+	FILE *f;
+	int ret;
+
+	f = open_memstream(text, len);
+	if (!f)
+		return -ENOMEM;
+	if (c->st->ops->meta_get(c->st->priv, "hint", hint, sizeof(hint)))
+		hint[0] = '\0';
+	fprintf(f, "keyfs %s\n", KEYFS_VERSION);
+	fprintf(f, "store: %s\n", c->cfg->store);
+	fprintf(f, "password: %s\n", vault_has_password(c->v) ? "set (unlocked)" : "not set (locked)");
+	fprintf(f, "unlock passwords: %zu\n", vault_unlock_count(c->v));
+	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
+	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
+	fprintf(f, "keysets:\n");
+	ret = each_keyset(c, f, status_line);
+	return finish(f, text, ret);
+}
+
+static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err)
+{
+	if (err) {
+		fprintf(f, "  %s.pem: cannot be read from the store (%s)\n\n", name, strerror(-err));
+		return;
+	}
+	fprintf(f, "  %s.pem\n    fingerprint: %s\n    sealed at:   %s\n    hint:        %s\n\n",
+		name, i->fpr, i->sealed, *i->hint ? i->hint : "(none)");
+}
+
+int ctl_readme(struct ctl *c, char **text, size_t *len)
+{
+	FILE *f;
+	int ret;
+
+	f = open_memstream(text, len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f,
+		"keyfs key backups\n"
+		"=================\n\n"
+		"Each <keyset>.pem here is a password-sealed backup of one keyset: a\n"
+		"standard age v1 file (scrypt passphrase, work factor %d) holding a tar\n"
+		"archive of the key files and KEYSET.ini. The password cannot be\n"
+		"recovered if lost; the hint below is all that is kept of it.\n\n"
+		"Keysets\n-------\n\n", c->cfg->work_factor);
+	ret = each_keyset(c, f, readme_line);
+	fprintf(f,
+		"Restore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
+		"the store arrives as an inactive version):\n\n"
+		"  cp sm.pem MNT/verify/     # check the copy first; close() reports the outcome\n"
+		"  cp sm.pem MNT/import/     # restore\n\n"
+		"Restore without keyfs (stock age and tar; age asks for the password):\n\n"
+		"  age -d -o sm.tar sm.pem && tar -xf sm.tar\n\n"
+		"This writes the directory sm/ with the key files and sm/KEYSET.ini;\n"
+		"compare sm/KEYSET.ini's fingerprint with the one above.\n");
+	return finish(f, text, ret);
+}
