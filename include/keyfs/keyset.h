@@ -36,14 +36,16 @@ bool keyset_name_valid(const char *name);
 /* Member names: same alphabet and length; KEYSET.ini is reserved. */
 bool keyset_member_name_valid(const char *name);
 
-/* Append a member (copies data into guarded memory). Keeps no order;
- * call keyset_sort() when done. -EEXIST on a duplicate name. */
+/* Append a member (copies data into guarded memory; mode & 07777 kept).
+ * Keeps no order; call keyset_sort() when done. -EEXIST on a duplicate
+ * name, -EINVAL on an invalid one, -E2BIG past KEYSET_MEMBERS_MAX. */
 int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
 	       const uint8_t *data, size_t len);
 void keyset_sort(struct keyset *ks);
 /* Newest member mtime (0 for an empty keyset): the version's time. */
 time_t keyset_mtime(const struct keyset *ks);
-/* True if both hold the same member names, modes and contents. */
+/* True if both hold the same member names, modes and contents. The
+ * keyset names, mtimes and hints are not compared. Both must be sorted. */
 bool keyset_equal(const struct keyset *a, const struct keyset *b);
 /* Wipes and frees members; leaves *ks empty and reusable. */
 void keyset_clear(struct keyset *ks);

@@ -1,5 +1,461 @@
+/* Unit tests for keyset.c and bundle.c: keyset rules, deterministic
+ * packing, the fingerprint, and every refusal rule of bundle_unpack()
+ * on tars crafted here with libarchive's writer. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sodium.h>
+
+#include "keyfs/bundle.h"
+#include "keyfs/keyset.h"
 #include "tap.h"
+
+#define MAX_MEMBER 4096
+#define T0 1700000000 /* 2023-11-14T22:13:20Z */
+
+/* One entry of a crafted tar. size < 0 means strlen(data). */
+struct tent {
+	const char *path;
+	mode_t type;
+	const char *data;
+	const char *link;	/* symlink target or hardlink name */
+	long size;
+};
+
+static const uint8_t *U8(const char *s)
+{
+	return (const uint8_t *)s;
+}
+
+/* The sample keyset of most tests: "a", "b.pub", "empty". */
+static void sample(struct keyset *ks, const char *name)
+{
+	memset(ks, 0, sizeof(*ks));
+	snprintf(ks->name, sizeof(ks->name), "%s", name);
+	keyset_add(ks, "empty", 0600, T0, NULL, 0);
+	keyset_add(ks, "b.pub", 0644, T0 + 100, U8("public-b"), 8);
+	keyset_add(ks, "a", 0600, T0 + 50, U8("secret-a"), 8);
+	keyset_sort(ks);
+}
+
+/* Writes entries in the given libarchive format into a malloc()ed
+ * buffer; NULL if libarchive refused to write them. */
+static uint8_t *craft(int format, const struct tent *t, size_t n, size_t *len)
+{
+	size_t cap = 2u << 20;
+	uint8_t *buf = malloc(cap);
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	size_t i, size;
+	int ok;
+
+	ok = archive_write_set_format(a, format) == ARCHIVE_OK &&
+	     archive_write_open_memory(a, buf, cap, len) == ARCHIVE_OK;
+	for (i = 0; i < n; i++) {
+		size = t[i].size >= 0 ? (size_t)t[i].size :
+		       t[i].data ? strlen(t[i].data) : 0;
+		archive_entry_clear(e);
+		archive_entry_set_pathname(e, t[i].path);
+		archive_entry_set_filetype(e, t[i].type);
+		archive_entry_set_perm(e, t[i].type == AE_IFDIR ? 0700 : 0600);
+		archive_entry_set_mtime(e, T0, 0);
+		if (t[i].type == AE_IFLNK)
+			archive_entry_set_symlink(e, t[i].link);
+		else if (t[i].link != NULL)
+			archive_entry_set_hardlink(e, t[i].link);
+		if (t[i].type == AE_IFCHR)
+			archive_entry_set_rdev(e, 0x0103);
+		archive_entry_set_size(e, (la_int64_t)size);
+		ok = ok && archive_write_header(a, e) == ARCHIVE_OK;
+		/* Entries without data are zero-filled by libarchive. */
+		if (ok && size > 0 && t[i].data != NULL)
+			ok = archive_write_data(a, t[i].data, size) == (la_ssize_t)size;
+	}
+	ok = ok && archive_write_close(a) == ARCHIVE_OK;
+	archive_write_free(a);
+	archive_entry_free(e);
+	if (!ok) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* bundle_unpack() of a crafted tar, -1000 for a broken test setup. */
+static int unpack_tents(int format, const struct tent *t, size_t n, size_t max)
+{
+	struct keyset ks = { 0 };
+	size_t len;
+	uint8_t *tar = craft(format, t, n, &len);
+	int ret;
+
+	if (tar == NULL)
+		return -1000;
+	ret = bundle_unpack(tar, len, max, &ks);
+
+	if (ret < 0 && (ks.n != 0 || ks.m != NULL || ks.name[0] != '\0'))
+		ret = -1001; /* not left empty on error */
+	keyset_clear(&ks);
+	free(tar);
+	return ret;
+}
+
+#define REFUSE(desc, ...) do { \
+	const struct tent t_[] = { __VA_ARGS__ }; \
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_USTAR, t_, \
+				sizeof(t_) / sizeof(t_[0]), MAX_MEMBER), \
+		   -EINVAL, "refused: %s", desc); \
+} while (0)
+
+#define DIR_K { "k/", AE_IFDIR, NULL, NULL, 0 }
+#define FILE_A { "k/a", AE_IFREG, "secret-a", NULL, -1 }
+
+static void test_names(void)
+{
+	char long65[66];
+
+	memset(long65, 'x', 65);
+	long65[65] = '\0';
+	tap_ok(keyset_name_valid("sm") && keyset_name_valid("a.B_c-9"), "plain names valid");
+	tap_ok(keyset_name_valid(long65 + 1), "64 characters valid");
+	tap_ok(!keyset_name_valid(long65), "65 characters invalid");
+	tap_ok(!keyset_name_valid("") && !keyset_name_valid(".x") &&
+	       !keyset_name_valid("..") && !keyset_name_valid("a/b") &&
+	       !keyset_name_valid("a b") && !keyset_name_valid("a\nb") &&
+	       !keyset_name_valid("caf\xc3\xa9"), "bad keyset names invalid");
+	tap_ok(keyset_name_valid(KEYSET_INI) && !keyset_member_name_valid(KEYSET_INI),
+	       "KEYSET.ini reserved for members only");
+	tap_ok(keyset_member_name_valid("id_ed25519.pub"), "member name valid");
+}
+
+static void test_keyset(void)
+{
+	struct keyset ks = { 0 }, other;
+	char name[16];
+	int i, ret = 0;
+
+	TAP_EQ_INT(keyset_mtime(&ks), 0, "empty keyset mtime 0");
+	sample(&ks, "k");
+	TAP_EQ_INT(ks.n, 3, "three members");
+	tap_ok(strcmp(ks.m[0].name, "a") == 0 && strcmp(ks.m[2].name, "empty") == 0,
+	       "sorted by name");
+	tap_ok(ks.m[2].data == NULL && ks.m[2].len == 0, "empty member has no buffer");
+	TAP_EQ_INT(keyset_mtime(&ks), T0 + 100, "mtime is the newest member's");
+	TAP_EQ_INT(keyset_add(&ks, "a", 0600, 0, U8("x"), 1), -EEXIST, "duplicate refused");
+	TAP_EQ_INT(keyset_add(&ks, KEYSET_INI, 0600, 0, U8("x"), 1), -EINVAL,
+		   "reserved name refused");
+	TAP_EQ_INT(keyset_add(&ks, "../x", 0600, 0, U8("x"), 1), -EINVAL,
+		   "bad member name refused");
+	sample(&other, "k");
+	tap_ok(keyset_equal(&ks, &other), "equal keysets");
+	other.m[0].mode = 0640;
+	tap_ok(!keyset_equal(&ks, &other), "mode difference seen");
+	other.m[0].mode = 0600;
+	other.m[0].data[7] ^= 1;
+	tap_ok(!keyset_equal(&ks, &other), "content difference seen");
+	other.m[0].data[7] ^= 1;
+	other.m[0].name[0] = 'A';
+	tap_ok(!keyset_equal(&ks, &other), "member name difference seen");
+	other.m[0].name[0] = 'a';
+	other.m[0].len--;
+	tap_ok(!keyset_equal(&ks, &other), "length difference seen");
+	other.m[0].len++;
+	keyset_clear(&other);
+	for (i = 3; i < KEYSET_MEMBERS_MAX && ret == 0; i++) {
+		snprintf(name, sizeof(name), "m%03d", i);
+		ret = keyset_add(&ks, name, 0600, 0, U8("x"), 1);
+	}
+	TAP_EQ_INT(ret, 0, "KEYSET_MEMBERS_MAX members accepted");
+	TAP_EQ_INT(keyset_add(&ks, "one-more", 0600, 0, NULL, 0), -E2BIG,
+		   "one more refused");
+	keyset_clear(&ks);
+	tap_ok(ks.n == 0 && ks.m == NULL && ks.name[0] == '\0', "clear leaves it empty");
+}
+
+static void test_fingerprint(void)
+{
+	struct keyset ks, other;
+	char fpr[2 * BUNDLE_FPR_LEN + 1], fpr2[sizeof(fpr)];
+
+	sample(&ks, "k");
+	bundle_fingerprint(&ks, fpr);
+	/* Computed independently with Python's hashlib.blake2b(digest_size=32). */
+	tap_ok(strcmp(fpr, "8684b05e8787074bd7fbd281abc7154e344631e2ad9e3b4bfd3b7aef6ef31673") == 0,
+	       "fingerprint known answer (%s)", fpr);
+
+	sample(&other, "other-name");
+	other.m[1].mtime = 1;
+	snprintf(other.hint, sizeof(other.hint), "a hint");
+	bundle_fingerprint(&other, fpr2);
+	tap_ok(strcmp(fpr, fpr2) == 0, "keyset name, mtime and hint not covered");
+	other.m[1].data[0] ^= 0x80;
+	bundle_fingerprint(&other, fpr2);
+	tap_ok(strcmp(fpr, fpr2) != 0, "one content byte changes it");
+	other.m[1].data[0] ^= 0x80;
+	other.m[1].mode = 0600;
+	bundle_fingerprint(&other, fpr2);
+	tap_ok(strcmp(fpr, fpr2) != 0, "one mode changes it");
+	other.m[1].mode = 0644;
+	other.m[1].name[0] = 'c';
+	bundle_fingerprint(&other, fpr2);
+	tap_ok(strcmp(fpr, fpr2) != 0, "one name changes it");
+	keyset_clear(&other);
+	keyset_clear(&ks);
+}
+
+/* Extracts KEYSET.ini from a tar as a NUL-terminated string. */
+static void find_ini(const uint8_t *tar, size_t len, char *out, size_t size)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	la_ssize_t n;
+
+	out[0] = '\0';
+	archive_read_support_format_tar(a);
+	archive_read_open_memory(a, tar, len);
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		if (strcmp(archive_entry_pathname(e), "k/" KEYSET_INI) == 0) {
+			n = archive_read_data(a, out, size - 1);
+			out[n > 0 ? n : 0] = '\0';
+		}
+	}
+	archive_read_free(a);
+}
+
+static void test_pack_round_trip(void)
+{
+	struct keyset ks, back = { 0 };
+	uint8_t *tar = NULL;
+	size_t len = 0, size = 0;
+	char ini[1024], fpr[2 * BUNDLE_FPR_LEN + 1], want[1024];
+
+	sample(&ks, "k");
+	snprintf(ks.hint, sizeof(ks.hint), "the usual one, \xc3\xa9 2019");
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), 0, "pack");
+	TAP_EQ_INT(bundle_size(&ks, &size), 0, "size");
+	TAP_EQ_INT(size, len, "bundle_size matches pack (%zu)", len);
+	/* dir + 3 members (one empty) + KEYSET.ini + 2 end blocks */
+	TAP_EQ_INT(len, 512 * (1 + 2 + 2 + 1 + 2 + 2), "smallest tar, no record padding");
+	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack");
+	tap_ok(keyset_equal(&ks, &back) && strcmp(back.name, "k") == 0, "round trip equal");
+	tap_ok(strcmp(back.hint, ks.hint) == 0, "hint round trip");
+	tap_ok(back.m[0].mtime == T0 + 50 && back.m[1].mtime == T0 + 100 &&
+	       back.m[2].mtime == T0, "member mtimes kept");
+	tap_ok(back.m[0].mode == 0600 && back.m[1].mode == 0644, "modes kept");
+
+	bundle_fingerprint(&ks, fpr);
+	snprintf(want, sizeof(want), "[keyset]\nname = k\nformat = 1\n"
+		 "created = 2023-11-14T22:15:00Z\nfingerprint = %s\nhint = %s\n",
+		 fpr, ks.hint);
+	find_ini(tar, len, ini, sizeof(ini));
+	tap_ok(strcmp(ini, want) == 0, "KEYSET.ini content");
+	sodium_free(tar);
+	keyset_clear(&back);
+
+	ks.hint[0] = '\0';
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), 0, "pack without hint");
+	find_ini(tar, len, ini, sizeof(ini));
+	tap_ok(strstr(ini, "hint") == NULL, "no hint line when no hint");
+	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack without hint");
+	tap_ok(back.hint[0] == '\0', "empty hint back");
+	sodium_free(tar);
+	keyset_clear(&back);
+
+	snprintf(ks.hint, sizeof(ks.hint), "two\nlines");
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), -EINVAL, "hint with newline refused");
+	TAP_EQ_INT(bundle_size(&ks, &len), -EINVAL, "size refuses it too");
+	ks.hint[0] = '\0';
+	snprintf(ks.m[0].name, sizeof(ks.m[0].name), "z");
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), -EINVAL, "unsorted keyset refused");
+	snprintf(ks.m[0].name, sizeof(ks.m[0].name), "a");
+	ks.m[0].mtime = -1;
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), -EINVAL, "mtime before 1970 refused");
+	ks.m[0].mtime = (time_t)1 << 33;
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), -EINVAL, "mtime past ustar's range refused");
+	keyset_clear(&ks);
+
+	memset(&ks, 0, sizeof(ks));
+	snprintf(ks.name, sizeof(ks.name), "k");
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), 0, "pack empty keyset");
+	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack empty keyset");
+	tap_ok(back.n == 0 && strcmp(back.name, "k") == 0, "empty keyset round trip");
+	sodium_free(tar);
+	keyset_clear(&back);
+}
+
+static void test_determinism(void)
+{
+	struct keyset ks, rev = { 0 };
+	uint8_t *t1, *t2, *t3;
+	size_t l1, l2, l3;
+
+	sample(&ks, "k");
+	snprintf(rev.name, sizeof(rev.name), "k");
+	keyset_add(&rev, "a", 0600, T0 + 50, U8("secret-a"), 8);
+	keyset_add(&rev, "b.pub", 0644, T0 + 100, U8("public-b"), 8);
+	keyset_add(&rev, "empty", 0600, T0, NULL, 0);
+	keyset_sort(&rev);
+	bundle_pack(&ks, &t1, &l1);
+	bundle_pack(&ks, &t2, &l2);
+	bundle_pack(&rev, &t3, &l3);
+	tap_ok(l1 == l2 && memcmp(t1, t2, l1) == 0, "same keyset, same bytes");
+	tap_ok(l1 == l3 && memcmp(t1, t3, l1) == 0, "insertion order does not matter");
+	sodium_free(t1);
+	sodium_free(t2);
+	sodium_free(t3);
+	keyset_clear(&ks);
+	keyset_clear(&rev);
+}
+
+static void test_truncation(void)
+{
+	struct keyset ks, back = { 0 };
+	uint8_t *tar, garbage[4096];
+	size_t len, cut, bad = 0;
+
+	sample(&ks, "k");
+	bundle_pack(&ks, &tar, &len);
+	for (cut = 0; cut < len; cut++) {
+		if (bundle_unpack(tar, cut, MAX_MEMBER, &back) != -EINVAL)
+			bad++;
+		keyset_clear(&back);
+	}
+	TAP_EQ_INT(bad, 0, "every truncation refused (%zu cuts)", len);
+	tar[600] ^= 1; /* inside the first member's header checksum area */
+	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), -EINVAL, "corrupt header refused");
+	sodium_free(tar);
+	keyset_clear(&ks);
+
+	randombytes_buf(garbage, sizeof(garbage));
+	TAP_EQ_INT(bundle_unpack(garbage, sizeof(garbage), MAX_MEMBER, &back), -EINVAL,
+		   "random bytes refused");
+	memset(garbage, 0, sizeof(garbage));
+	TAP_EQ_INT(bundle_unpack(garbage, sizeof(garbage), MAX_MEMBER, &back), -EINVAL,
+		   "empty archive refused");
+	TAP_EQ_INT(bundle_unpack(garbage, 0, MAX_MEMBER, &back), -EINVAL, "no bytes refused");
+}
+
+static void test_refusals(void)
+{
+	struct tent fake_ini[] = {
+		DIR_K, { "k/" KEYSET_INI, AE_IFREG, "name = j\n", NULL, -1 },
+	};
+
+	REFUSE("absolute path", { "/k/", AE_IFDIR, NULL, NULL, 0 },
+	       { "/k/a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("../x", DIR_K, { "../x", AE_IFREG, "x", NULL, -1 });
+	REFUSE("k/../x", DIR_K, { "k/../x", AE_IFREG, "x", NULL, -1 });
+	REFUSE("k/..", DIR_K, { "k/..", AE_IFREG, "x", NULL, -1 });
+	REFUSE("./k/a", { "./k/a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("symlink", DIR_K, FILE_A, { "k/l", AE_IFLNK, NULL, "a", 0 });
+	REFUSE("hardlink", DIR_K, FILE_A, { "k/h", AE_IFREG, NULL, "k/a", 0 });
+	REFUSE("char device", DIR_K, { "k/tty", AE_IFCHR, NULL, NULL, 0 });
+	REFUSE("fifo", DIR_K, { "k/fifo", AE_IFIFO, NULL, NULL, 0 });
+	REFUSE("nested dir", DIR_K, { "k/sub/", AE_IFDIR, NULL, NULL, 0 });
+	REFUSE("nested file", DIR_K, { "k/sub/f", AE_IFREG, "x", NULL, -1 });
+	REFUSE("two top dirs", DIR_K, FILE_A, { "j/", AE_IFDIR, NULL, NULL, 0 });
+	REFUSE("top dir twice", DIR_K, FILE_A, DIR_K);
+	REFUSE("file outside top dir", DIR_K, FILE_A, { "a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("top is a file", { "k", AE_IFREG, "x", NULL, -1 });
+	REFUSE("duplicate member", DIR_K, FILE_A, FILE_A);
+	REFUSE("bad keyset name", { ".k/", AE_IFDIR, NULL, NULL, 0 });
+	REFUSE("bad member name", DIR_K, { "k/a b", AE_IFREG, "x", NULL, -1 });
+	REFUSE("newline in member", DIR_K, { "k/a\nb", AE_IFREG, "x", NULL, -1 });
+	REFUSE("newline in keyset", { "k\n/a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("oversize member", DIR_K, { "k/big", AE_IFREG, NULL, NULL, MAX_MEMBER + 1 });
+	REFUSE("KEYSET.ini names another keyset", fake_ini[0], fake_ini[1]);
+	REFUSE("hint with control character", DIR_K,
+	       { "k/" KEYSET_INI, AE_IFREG, "hint = a\tb\n", NULL, -1 });
+	REFUSE("two hints", DIR_K,
+	       { "k/" KEYSET_INI, AE_IFREG, "hint = a\nhint = b\n", NULL, -1 });
+	REFUSE("KEYSET.ini twice", DIR_K,
+	       { "k/" KEYSET_INI, AE_IFREG, "", NULL, -1 },
+	       { "k/" KEYSET_INI, AE_IFREG, "", NULL, -1 });
+}
+
+static void test_limits(void)
+{
+	char hint_ini[KEYSET_HINT_MAX + 16];
+	const struct tent exact[] = {
+		DIR_K, { "k/big", AE_IFREG, NULL, NULL, MAX_MEMBER },
+	};
+	struct tent many[KEYSET_MEMBERS_MAX + 2], ini[2] = {
+		DIR_K, { "k/" KEYSET_INI, AE_IFREG, hint_ini, NULL, -1 },
+	};
+	char names[KEYSET_MEMBERS_MAX + 1][16];
+	size_t i;
+
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_USTAR, exact, 2, MAX_MEMBER), 0,
+		   "member of exactly max_member accepted");
+	many[0] = (struct tent)DIR_K;
+	for (i = 0; i <= KEYSET_MEMBERS_MAX; i++) {
+		snprintf(names[i], sizeof(names[i]), "k/m%03zu", i);
+		many[i + 1] = (struct tent){ names[i], AE_IFREG, "x", NULL, -1 };
+	}
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_USTAR, many, KEYSET_MEMBERS_MAX + 1,
+				MAX_MEMBER), 0, "KEYSET_MEMBERS_MAX members accepted");
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_USTAR, many, KEYSET_MEMBERS_MAX + 2,
+				MAX_MEMBER), -EINVAL, "one member more refused");
+
+	snprintf(hint_ini, sizeof(hint_ini), "hint = %0*d\n", KEYSET_HINT_MAX, 0);
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_USTAR, ini, 2, MAX_MEMBER), 0,
+		   "hint of KEYSET_HINT_MAX accepted");
+	snprintf(hint_ini, sizeof(hint_ini), "hint = %0*d\n", KEYSET_HINT_MAX + 1, 0);
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_USTAR, ini, 2, MAX_MEMBER), -EINVAL,
+		   "longer hint refused");
+}
+
+/* The same content written as pax, GNU and ustar by libarchive, without
+ * a top directory entry or KEYSET.ini, reads back as the same keyset. */
+static void test_formats(void)
+{
+	static const int formats[] = {
+		ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
+		ARCHIVE_FORMAT_TAR_GNUTAR, ARCHIVE_FORMAT_TAR_USTAR,
+	};
+	const struct tent t[] = {
+		{ "k/b.pub", AE_IFREG, "public-b", NULL, -1 },
+		{ "k/a", AE_IFREG, "secret-a", NULL, -1 },
+	};
+	struct keyset ref = { 0 }, ks = { 0 };
+	uint8_t *tar;
+	size_t i, len;
+
+	snprintf(ref.name, sizeof(ref.name), "k");
+	keyset_add(&ref, "a", 0600, T0, U8("secret-a"), 8);
+	keyset_add(&ref, "b.pub", 0600, T0, U8("public-b"), 8);
+	keyset_sort(&ref);
+	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		tar = craft(formats[i], t, 2, &len);
+		TAP_EQ_INT(tar ? bundle_unpack(tar, len, MAX_MEMBER, &ks) : -1000, 0,
+			   "format %#x unpacks",
+			   formats[i]);
+		tap_ok(keyset_equal(&ref, &ks) && strcmp(ks.name, "k") == 0,
+		       "format %#x gives the same keyset", formats[i]);
+		keyset_clear(&ks);
+		free(tar);
+	}
+	keyset_clear(&ref);
+}
+
 int main(void)
 {
+	if (sodium_init() < 0) {
+		tap_ok(false, "sodium_init");
+		return tap_done();
+	}
+	test_names();
+	test_keyset();
+	test_fingerprint();
+	test_pack_round_trip();
+	test_determinism();
+	test_truncation();
+	test_refusals();
+	test_limits();
+	test_formats();
 	return tap_done();
 }
