@@ -1,0 +1,170 @@
+"""Real-mount fixtures: keyfs runs under the kernel FUSE driver and is
+driven with the programs administrators use (cp, tar, rsync, age).
+
+KEYFS_BUILDS names the build directories to test (colon separated); every
+test runs once per build, so the sanitizer build sees the same traffic."""
+import errno
+import os
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILDS = [b for b in os.environ.get("KEYFS_BUILDS", os.path.join(ROOT, "build")).split(":") if b]
+PASSWORD = "Correct-Horse-7"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+def run(cmd, check=True, **kw):
+    """Runs a command, returning the CompletedProcess with text output."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    res = subprocess.run(cmd, **kw)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{cmd} exited {res.returncode}: {res.stderr}")
+    return res
+
+
+def age_decrypt(src, dst, password):
+    """Stock age reads passphrases only from a terminal: give it one."""
+    return run(["script", "-qec", f"age -d -o {dst} {src}", "/dev/null"],
+               input=password + "\n", check=False)
+
+
+def age_encrypt(src, dst, password, armor=True):
+    """age -p asks twice (passphrase, confirmation) on the terminal."""
+    flags = "-p -a" if armor else "-p"
+    return run(["script", "-qec", f"age {flags} -o {dst} {src}", "/dev/null"],
+               input=f"{password}\n{password}\n", check=False)
+
+
+def tree_digest(path):
+    """Names, modes and contents of every file below path (the store's state)."""
+    out = []
+    for d, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            st = os.lstat(p)
+            with open(p, "rb") as fh:
+                out.append((os.path.relpath(p, path), oct(st.st_mode), fh.read()))
+    return out
+
+
+class Mount:
+    def __init__(self, binary, tmp, store):
+        self.binary = binary
+        self.tmp = tmp
+        self.store = store
+        self.path = os.path.join(tmp, "mnt")
+        self.export = os.path.join(self.path, "export")
+        self.log = os.path.join(tmp, "keyfs.log")
+        self.proc = None
+        os.makedirs(self.path, exist_ok=True)
+
+    def start(self, *extra, opts="work_factor=10"):
+        o = f"store={self.store}" + (f",{opts}" if opts else "")
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([self.binary, "-f", "-o", o, *extra, self.path],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(self.path):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"keyfs exited {self.proc.returncode}: {self.logtext()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("keyfs did not mount within 20 s")
+            time.sleep(0.01)
+        return self
+
+    def logtext(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def control(self, command):
+        """Writes one command; returns 0 or the errno the write failed with."""
+        fd = os.open(os.path.join(self.path, ".control"), os.O_WRONLY)
+        try:
+            os.write(fd, (command + "\n").encode())
+            return 0
+        except OSError as e:
+            return e.errno
+        finally:
+            os.close(fd)
+
+    def status(self):
+        with open(os.path.join(self.path, ".control")) as f:
+            return f.read()
+
+    def unlock(self, password=PASSWORD):
+        assert self.control(f"password {password}") == 0
+
+    def stop(self):
+        """Unmounts like an administrator and checks a clean exit."""
+        if not self.proc:
+            return
+        for _ in range(100):
+            res = run(["fusermount3", "-u", self.path], check=False)
+            if res.returncode == 0 or "busy" not in res.stderr.lower():
+                break
+            time.sleep(0.05)
+        try:
+            rc = self.proc.wait(timeout=30)
+        finally:
+            self.logf.close()
+        self.proc = None
+        text = self.logtext()
+        assert rc == 0, f"keyfs exited {rc}: {text}"
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, text
+
+    def kill(self):
+        """Cleanup after a failed test: lazy unmount, then the daemon."""
+        if self.proc and self.proc.poll() is None:
+            run(["fusermount3", "-u", "-z", self.path], check=False)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        elif os.path.ismount(self.path) or _enotconn(self.path):
+            run(["fusermount3", "-u", "-z", self.path], check=False)
+        self.proc = None
+
+
+def _enotconn(path):
+    try:
+        os.stat(path)
+        return False
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+
+
+@pytest.fixture(params=BUILDS, ids=lambda b: os.path.basename(b.rstrip("/")))
+def build(request):
+    return request.param
+
+
+@pytest.fixture
+def keyfs_bin(build):
+    return os.path.join(build, "keyfs")
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = str(tmp_path / "store")
+    run([os.path.join(ROOT, "scripts", "demo-store"), path])
+    return path
+
+
+@pytest.fixture
+def mount(keyfs_bin, tmp_path, store):
+    """A started keyfs over the demo store; stopped cleanly at the end."""
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    m.start()
+    try:
+        yield m
+        m.stop()
+    finally:
+        m.kill()
