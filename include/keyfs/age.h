@@ -8,6 +8,9 @@
  *   -EKEYREJECTED  no passphrase opens the stanza, or logN above AGE_LOGN_MAX
  *   -EBADMSG       header MAC or payload authentication failed, truncated
  *   -ENOMEM        allocation failed
+ *   -EFBIG         plaintext too large to seal (beyond SIZE_MAX / 2)
+ *
+ * Callers must have called sodium_init() (sodium_malloc() needs it).
  */
 #ifndef KEYFS_AGE_H
 #define KEYFS_AGE_H
@@ -29,7 +32,8 @@ struct age_pass {
 	size_t len;
 };
 
-/* Exact size of the binary file age_seal() writes for len plaintext bytes. */
+/* Exact size of the binary file age_seal() writes for len plaintext bytes
+ * at work factor logn. */
 size_t age_sealed_size(size_t len, int logn);
 
 /* Seal pt under pass with scrypt work factor logn (AGE_LOGN_MIN..AGE_LOGN_MAX).

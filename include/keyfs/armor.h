@@ -12,7 +12,8 @@
 /* Exact size armor_encode() writes for len input bytes. */
 size_t armor_size(size_t len);
 
-/* *out is malloc()ed, armor_size(len) bytes (not NUL-terminated). */
+/* *out is malloc()ed, armor_size(len) bytes (not NUL-terminated).
+ * -ENOMEM, or -EFBIG beyond SIZE_MAX / 4 input bytes. */
 int armor_encode(const uint8_t *in, size_t len, char **out, size_t *outlen);
 
 /* True if in starts (after optional leading whitespace, as age allows)

@@ -1,5 +1,647 @@
+/* Unit tests of the age module: the C2SP CCTV vectors, and seal/unseal
+ * round trips with the failures keyfs must tell apart.
+ *
+ * Some vectors are zlib-compressed; zlib is not linked here, so a small
+ * inflate (RFC 1950/1951) below decodes them. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "keyfs/age.h"
+#include "keyfs/armor.h"
 #include "tap.h"
+
+/* ---- inflate, for the compressed vectors ---- */
+
+struct inflater {
+	const uint8_t *in;
+	size_t len, pos;
+	uint32_t bitbuf;
+	int nbits;
+	uint8_t *out;
+	size_t outlen, outcap;
+};
+
+struct huffman {
+	short count[16]; /* codes of each length */
+	short sym[288];	 /* symbols in canonical order */
+};
+
+static int bits(struct inflater *s, int n)
+{
+	int v;
+
+	while (s->nbits < n) {
+		if (s->pos >= s->len)
+			return -1;
+		s->bitbuf |= (uint32_t)s->in[s->pos++] << s->nbits;
+		s->nbits += 8;
+	}
+	v = s->bitbuf & ((1u << n) - 1);
+	s->bitbuf >>= n;
+	s->nbits -= n;
+	return v;
+}
+
+static int emit(struct inflater *s, uint8_t c)
+{
+	if (s->outlen == s->outcap) {
+		size_t cap = s->outcap ? s->outcap * 2 : 65536;
+		uint8_t *p = realloc(s->out, cap);
+
+		if (!p)
+			return -1;
+		s->out = p;
+		s->outcap = cap;
+	}
+	s->out[s->outlen++] = c;
+	return 0;
+}
+
+static void huff_build(struct huffman *h, const uint8_t *lens, int n)
+{
+	short offs[16];
+	int i;
+
+	memset(h->count, 0, sizeof(h->count));
+	for (i = 0; i < n; i++)
+		h->count[lens[i]]++;
+	h->count[0] = 0;
+	offs[1] = 0;
+	for (i = 1; i < 15; i++)
+		offs[i + 1] = offs[i] + h->count[i];
+	for (i = 0; i < n; i++)
+		if (lens[i])
+			h->sym[offs[lens[i]]++] = i;
+}
+
+/* Canonical codes of one length are consecutive: walk the lengths,
+ * keeping the first code and first symbol index of each. */
+static int huff_decode(struct inflater *s, const struct huffman *h)
+{
+	int code = 0, first = 0, index = 0, len, b;
+
+	for (len = 1; len < 16; len++) {
+		b = bits(s, 1);
+		if (b < 0)
+			return -1;
+		code |= b;
+		if (code - h->count[len] < first)
+			return h->sym[index + code - first];
+		index += h->count[len];
+		first = (first + h->count[len]) << 1;
+		code <<= 1;
+	}
+	return -1;
+}
+
+static const short len_base[] = { 3,  4,  5,  6,  7,  8,  9,  10, 11, 13,
+				  15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
+				  67, 83, 99, 115, 131, 163, 195, 227, 258 };
+static const short len_extra[] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1,
+				   1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+				   4, 4, 4, 4, 5, 5, 5, 5, 0 };
+static const short dist_base[] = { 1,    2,    3,    4,    5,    7,
+				   9,    13,   17,   25,   33,   49,
+				   65,   97,   129,  193,  257,  385,
+				   513,  769,  1025, 1537, 2049, 3073,
+				   4097, 6145, 8193, 12289, 16385, 24577 };
+static const short dist_extra[] = { 0, 0, 0, 0, 1, 1, 2, 2,   3,  3,
+				    4, 4, 5, 5, 6, 6, 7, 7,   8,  8,
+				    9, 9, 10, 10, 11, 11, 12, 12, 13, 13 };
+
+static int inflate_codes(struct inflater *s, const struct huffman *lit,
+			 const struct huffman *dist)
+{
+	int sym, len, d, e;
+
+	for (;;) {
+		sym = huff_decode(s, lit);
+		if (sym < 0 || sym > 285)
+			return -1;
+		if (sym < 256) {
+			if (emit(s, sym) < 0)
+				return -1;
+			continue;
+		}
+		if (sym == 256)
+			return 0;
+		sym -= 257;
+		e = bits(s, len_extra[sym]);
+		len = len_base[sym] + e;
+		sym = huff_decode(s, dist);
+		if (e < 0 || sym < 0 || sym > 29)
+			return -1;
+		e = bits(s, dist_extra[sym]);
+		d = dist_base[sym] + e;
+		if (e < 0 || (size_t)d > s->outlen)
+			return -1;
+		while (len--)
+			if (emit(s, s->out[s->outlen - d]) < 0)
+				return -1;
+	}
+}
+
+static int inflate_dynamic(struct inflater *s, struct huffman *lit,
+			   struct huffman *dist)
+{
+	static const uint8_t order[19] = { 16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+					   11, 4,  12, 3, 13, 2, 14, 1, 15 };
+	uint8_t lens[320] = { 0 };
+	int nlit = bits(s, 5) + 257, ndist = bits(s, 5) + 1;
+	int ncode = bits(s, 4) + 4, i, sym, rep, val;
+
+	if (ncode < 4 || nlit > 286 || ndist > 30)
+		return -1;
+	for (i = 0; i < ncode; i++)
+		lens[order[i]] = bits(s, 3);
+	huff_build(lit, lens, 19);
+	memset(lens, 0, sizeof(lens));
+	for (i = 0; i < nlit + ndist;) {
+		sym = huff_decode(s, lit);
+		if (sym < 0)
+			return -1;
+		if (sym < 16) {
+			lens[i++] = sym;
+			continue;
+		}
+		val = sym == 16 && i > 0 ? lens[i - 1] : 0;
+		rep = sym == 16 ? 3 + bits(s, 2) :
+		      sym == 17 ? 3 + bits(s, 3) : 11 + bits(s, 7);
+		if ((sym == 16 && i == 0) || i + rep > nlit + ndist)
+			return -1;
+		while (rep--)
+			lens[i++] = val;
+	}
+	huff_build(lit, lens, nlit);
+	huff_build(dist, lens + nlit, ndist);
+	return inflate_codes(s, lit, dist);
+}
+
+static int inflate_block(struct inflater *s, int type)
+{
+	struct huffman lit, dist;
+	uint8_t lens[288 + 30];
+	size_t n;
+	int i;
+
+	if (type == 0) { /* stored */
+		s->bitbuf = 0;
+		s->nbits = 0;
+		if (s->len - s->pos < 4)
+			return -1;
+		n = s->in[s->pos] | s->in[s->pos + 1] << 8;
+		s->pos += 4;
+		if (s->len - s->pos < n)
+			return -1;
+		while (n--)
+			if (emit(s, s->in[s->pos++]) < 0)
+				return -1;
+		return 0;
+	}
+	if (type == 2)
+		return inflate_dynamic(s, &lit, &dist);
+	if (type != 1)
+		return -1;
+	for (i = 0; i < 288; i++)
+		lens[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
+	for (; i < 288 + 30; i++)
+		lens[i] = 5;
+	huff_build(&lit, lens, 288);
+	huff_build(&dist, lens + 288, 30);
+	return inflate_codes(s, &lit, &dist);
+}
+
+/* zlib stream: a 2-byte header, deflate blocks, an Adler-32 we skip (the
+ * vectors' SHA-256 of the plaintext catches any decoding error). */
+static int zlib_inflate(const uint8_t *in, size_t len, uint8_t **out,
+			size_t *outlen)
+{
+	struct inflater s = { .in = in, .len = len, .pos = 2 };
+	int final = 0, type;
+
+	if (len < 2 || (in[0] & 0x0f) != 8 || (in[0] << 8 | in[1]) % 31 ||
+	    in[1] & 0x20)
+		return -1;
+	while (!final) {
+		final = bits(&s, 1);
+		type = bits(&s, 2);
+		if (final < 0 || type < 0 || inflate_block(&s, type) < 0) {
+			free(s.out);
+			return -1;
+		}
+	}
+	*out = s.out;
+	*outlen = s.outlen;
+	return 0;
+}
+
+/* ---- CCTV vectors ---- */
+
+enum expect { X_SUCCESS, X_NO_MATCH, X_HMAC, X_HEADER, X_PAYLOAD, X_ARMOR,
+	      X_NCLASS };
+static const char *const class_name[X_NCLASS] = {
+	"success", "no match", "HMAC failure", "header failure",
+	"payload failure", "armor failure",
+};
+static const int class_errno[X_NCLASS] = {
+	0, -EKEYREJECTED, -EBADMSG, -EINVAL, -EBADMSG, -EINVAL,
+};
+static int nrun[X_NCLASS], nskip[X_NCLASS];
+
+/* Header failures that only the X25519 or ML-KEM identity itself detects
+ * (its arguments, its share, its shared secret): a file key cannot. */
+static const char *const recipient_checks[] = {
+	"hybrid_extra_argument", "hybrid_identity", "hybrid_long_share",
+	"hybrid_low_order", "hybrid_not_canonical_enc", "hybrid_short_share",
+	"hybrid_x25519_arg", "x25519_extra_argument", "x25519_identity",
+	"x25519_long_share", "x25519_low_order", "x25519_not_canonical_share",
+	"x25519_short_share",
+};
+
+struct vector {
+	int expect;
+	const char *payload; /* hex SHA-256 */
+	struct age_pass pass[4];
+	size_t npass, keylen;
+	uint8_t key[64];
+	bool armored, compressed;
+	const uint8_t *body;
+	size_t bodylen;
+};
+
+static int parse_expect(const char *v)
+{
+	int i;
+
+	for (i = 0; i < X_NCLASS; i++)
+		if (strcmp(v, class_name[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* "key: value" lines, an empty line, the age file. Returns a reason to
+ * ignore the file, or NULL. */
+static const char *parse_vector(char *buf, size_t len, struct vector *v)
+{
+	char *line = buf, *nl, *val;
+
+	memset(v, 0, sizeof(*v));
+	v->expect = -1;
+	for (;;) {
+		nl = memchr(line, '\n', len - (line - buf));
+		if (!nl)
+			return "no end of the vector's headers";
+		*nl = '\0';
+		if (line == nl)
+			break;
+		val = strstr(line, ": ");
+		if (!val)
+			return "malformed vector header";
+		*val = '\0';
+		val += 2;
+		if (strcmp(line, "expect") == 0)
+			v->expect = parse_expect(val);
+		else if (strcmp(line, "payload") == 0)
+			v->payload = val;
+		else if (strcmp(line, "passphrase") == 0 && v->npass < 4)
+			v->pass[v->npass++] = (struct age_pass){ val,
+								 strlen(val) };
+		else if (strcmp(line, "file key") == 0)
+			sodium_hex2bin(v->key, sizeof(v->key), val,
+				       strlen(val), NULL, &v->keylen, NULL);
+		else if (strcmp(line, "armored") == 0)
+			v->armored = strcmp(val, "yes") == 0;
+		else if (strcmp(line, "compressed") == 0)
+			v->compressed = strcmp(val, "zlib") == 0;
+		else if (strcmp(line, "identity") != 0 &&
+			 strcmp(line, "comment") != 0)
+			return "unknown vector key";
+		line = nl + 1;
+	}
+	if (v->expect < 0)
+		return "unknown expect";
+	v->body = (uint8_t *)nl + 1;
+	v->bodylen = len - (size_t)(v->body - (uint8_t *)buf);
+	return NULL;
+}
+
+static bool payload_ok(const struct vector *v, const uint8_t *pt, size_t n)
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+	char hex[sizeof(h) * 2 + 1];
+
+	crypto_hash_sha256(h, pt, n);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	return v->payload && strcmp(hex, v->payload) == 0;
+}
+
+static bool in_list(const char *name, const char *const *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(name, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Runs the age file through passphrases or the file key. NULL if decided
+ * (and reported), else the reason it cannot be. */
+static const char *decide(const char *name, const struct vector *v,
+			  const uint8_t *in, size_t len)
+{
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	int want = class_errno[v->expect], ret;
+	bool ok;
+
+	if (v->npass > 0) {
+		ret = age_unseal(in, len, v->pass, v->npass, &pt, &ptlen, NULL);
+	} else if (v->expect == X_NO_MATCH) {
+		return "no match needs the recipient's identity";
+	} else if (v->keylen != AGE_FILE_KEY_LEN) {
+		return "file key length is the identity's check";
+	} else if (in_list(name, recipient_checks,
+			   sizeof(recipient_checks) / sizeof(char *))) {
+		return "recipient-specific header check";
+	} else {
+		ret = age_unseal_file_key(in, len, v->key, &pt, &ptlen);
+	}
+	/* keyfs refuses logN above its cap as "wrong key" before any work;
+	 * age calls the same file a header failure. */
+	if (strcmp(name, "scrypt_work_factor_23") == 0)
+		want = -EKEYREJECTED;
+	ok = ret == want && (ret < 0 || payload_ok(v, pt, ptlen));
+	tap_ok(ok, "vector %s: %s (got %d, want %d)", name,
+	       class_name[v->expect], ret, want);
+	if (pt)
+		sodium_free(pt);
+	return NULL;
+}
+
+static void run_vector(const char *name, char *buf, size_t len)
+{
+	uint8_t *inflated = NULL, *dearmored = NULL;
+	const uint8_t *in;
+	const char *skip;
+	struct vector v;
+	size_t n;
+	int ret;
+
+	skip = parse_vector(buf, len, &v);
+	if (skip) {
+		tap_ok(false, "vector %s: %s", name, skip);
+		return;
+	}
+	in = v.body;
+	n = v.bodylen;
+	if (v.compressed) {
+		if (zlib_inflate(in, n, &inflated, &n) < 0) {
+			tap_ok(false, "vector %s: inflate", name);
+			goto out;
+		}
+		in = inflated;
+	}
+	if (v.armored) {
+		ret = armor_decode(in, n, &dearmored, &n);
+		if (v.expect == X_ARMOR || ret < 0) {
+			nrun[v.expect]++;
+			TAP_EQ_INT(ret, v.expect == X_ARMOR ? -EINVAL : 0,
+				   "vector %s: armor", name);
+			goto out;
+		}
+		in = dearmored;
+	}
+	skip = decide(name, &v, in, n);
+	if (skip) {
+		nskip[v.expect]++;
+		tap_ok(true, "# SKIP vector %s: %s", name, skip);
+	} else {
+		nrun[v.expect]++;
+	}
+out:
+	free(inflated);
+	free(dearmored);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *read_all(const char *dir, const char *name, size_t *len)
+{
+	char path[4096];
+	char *buf = NULL;
+	FILE *f;
+	long size;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc(size + 1);
+		if (buf && fread(buf, 1, size, f) != (size_t)size) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = size;
+	}
+	fclose(f);
+	return buf;
+}
+
+static void test_vectors(void)
+{
+	const char *dir = getenv("VECTORS");
+	char **names = NULL, *buf;
+	size_t n = 0, i, len;
+	struct dirent *e;
+	DIR *d;
+	int c;
+
+	d = dir ? opendir(dir) : NULL;
+	if (!tap_ok(d != NULL, "open vector dir $VECTORS"))
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || strcmp(e->d_name, "README.md") == 0)
+			continue;
+		names = realloc(names, (n + 1) * sizeof(*names));
+		names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_names);
+	for (i = 0; i < n; i++) {
+		buf = read_all(dir, names[i], &len);
+		if (tap_ok(buf != NULL, "read vector %s", names[i]))
+			run_vector(names[i], buf, len);
+		free(buf);
+		free(names[i]);
+	}
+	free(names);
+	printf("# %zu vector files\n", n);
+	for (c = 0; c < X_NCLASS; c++)
+		printf("# %-16s run %3d, skipped %3d\n", class_name[c],
+		       nrun[c], nskip[c]);
+}
+
+/* ---- round trips ---- */
+
+static const struct age_pass pw = { "correct horse", 13 };
+static const struct age_pass bad_pw = { "battery staple", 14 };
+
+static int seal(const uint8_t *pt, size_t len, int logn, uint8_t **out,
+		size_t *outlen)
+{
+	return age_seal(pt, len, &pw, logn, out, outlen);
+}
+
+static int unseal(const uint8_t *in, size_t len, const struct age_pass *p,
+		  size_t np)
+{
+	uint8_t *pt = NULL;
+	size_t ptlen;
+	int ret = age_unseal(in, len, p, np, &pt, &ptlen, NULL);
+
+	if (pt)
+		sodium_free(pt);
+	return ret;
+}
+
+static void test_round_trip(size_t len)
+{
+	uint8_t *pt = malloc(len + 1), *c1 = NULL, *c2 = NULL, *out = NULL;
+	struct age_pass two[2] = { bad_pw, pw };
+	size_t n1 = 0, n2 = 0, outlen = 0, which = 9;
+	int ret;
+
+	randombytes_buf(pt, len);
+	TAP_EQ_INT(seal(pt, len, 10, &c1, &n1), 0, "seal %zu bytes", len);
+	TAP_EQ_INT(n1, age_sealed_size(len, 10), "sealed size of %zu", len);
+	TAP_EQ_INT(seal(pt, len, 10, &c2, &n2), 0, "seal %zu again", len);
+	tap_ok(n1 == n2 && memcmp(c1, c2, n1) != 0,
+	       "two seals of %zu bytes differ", len);
+	tap_ok(memcmp(c1 + 32, c2 + 32, 22) != 0, "fresh salt at %zu", len);
+	ret = age_unseal(c1, n1, two, 2, &out, &outlen, &which);
+	tap_ok(ret == 0 && outlen == len && memcmp(out, pt, len) == 0 &&
+		       which == 1,
+	       "unseal %zu bytes with the second passphrase", len);
+	if (out)
+		sodium_free(out);
+	TAP_EQ_INT(age_peek_logn(c1, n1), 10, "peek logN at %zu", len);
+	TAP_EQ_INT(unseal(c1, n1, &bad_pw, 1), -EKEYREJECTED,
+		   "wrong passphrase at %zu", len);
+	TAP_EQ_INT(unseal(c1, n1, &pw, 0), -EKEYREJECTED,
+		   "no passphrase at %zu", len);
+
+	c1[n1 - 1 - len / 2] ^= 0x01;
+	TAP_EQ_INT(unseal(c1, n1, &pw, 1), -EBADMSG,
+		   "flipped payload byte at %zu", len);
+	c1[n1 - 1 - len / 2] ^= 0x01;
+	/* The MAC's base64 is at [106, 149) of a logN 10 header. */
+	c1[120] = c1[120] == 'A' ? 'B' : 'A';
+	TAP_EQ_INT(unseal(c1, n1, &pw, 1), -EBADMSG,
+		   "flipped header MAC at %zu", len);
+	TAP_EQ_INT(unseal(c2, n2 - 1, &pw, 1), -EBADMSG,
+		   "truncated by one byte at %zu", len);
+	if (len > AGE_CHUNK_LEN)
+		TAP_EQ_INT(unseal(c2, n2 - (len % AGE_CHUNK_LEN) - AGE_TAG_LEN,
+				  &pw, 1),
+			   -EBADMSG, "final chunk dropped at %zu", len);
+	c2 = realloc(c2, n2 + 1);
+	c2[n2] = 0;
+	TAP_EQ_INT(unseal(c2, n2 + 1, &pw, 1), -EBADMSG,
+		   "trailing byte at %zu", len);
+	free(c1);
+	free(c2);
+	free(pt);
+}
+
+/* A valid logN 10 file relabelled logN 23: refused before any scrypt. */
+static void test_logn_cap(void)
+{
+	uint8_t *c = NULL, *pt = NULL;
+	struct timespec t0, t1;
+	size_t n = 0, ptlen;
+	double secs;
+	int ret;
+
+	seal((const uint8_t *)"x", 1, 10, &c, &n);
+	tap_ok(memcmp(c + 54, " 10\n", 4) == 0, "logN sits at byte 54");
+	memcpy(c + 54, " 23\n", 4);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = age_unseal(c, n, &pw, 1, &pt, &ptlen, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	TAP_EQ_INT(ret, -EKEYREJECTED, "logN 23 refused");
+	tap_ok(secs < 0.05, "logN 23 refused in %.6f s", secs);
+	TAP_EQ_INT(age_peek_logn(c, n), -EKEYREJECTED, "peek refuses 23");
+	TAP_EQ_INT(age_peek_logn(c, 10), -EINVAL, "peek of a truncated header");
+	free(c);
+}
+
+static void test_misc(void)
+{
+	uint8_t *c = NULL, *pt = NULL, *bin = NULL;
+	size_t n = 0, ptlen = 0, alen, blen;
+	char *armored = NULL;
+	int ret, logn;
+
+	for (logn = 10; logn <= 22; logn++)
+		TAP_EQ_INT(age_sealed_size(1000, logn),
+			   150 + AGE_NONCE_LEN + 1000 + AGE_TAG_LEN,
+			   "sealed size at logN %d", logn);
+	TAP_EQ_INT(age_sealed_size(200000, 18),
+		   150 + AGE_NONCE_LEN + 200000 + 4 * AGE_TAG_LEN,
+		   "sealed size of 200000 at logN 18");
+	TAP_EQ_INT(seal((const uint8_t *)"", 0, 9, &c, &n), -EINVAL,
+		   "logN 9 refused for sealing");
+	TAP_EQ_INT(seal((const uint8_t *)"", 0, 23, &c, &n), -EINVAL,
+		   "logN 23 refused for sealing");
+
+	/* The default work factor, once: what export writes. */
+	TAP_EQ_INT(seal((const uint8_t *)"keyset", 6, AGE_LOGN_DEFAULT, &c,
+			&n), 0, "seal at logN 18");
+	TAP_EQ_INT(n, age_sealed_size(6, AGE_LOGN_DEFAULT), "size at 18");
+	TAP_EQ_INT(age_peek_logn(c, n), 18, "peek logN 18");
+	ret = armor_encode(c, n, &armored, &alen);
+	TAP_EQ_INT(ret, 0, "armor the sealed file");
+	ret = armor_decode((uint8_t *)armored, alen, &bin, &blen);
+	tap_ok(ret == 0 && blen == n && memcmp(bin, c, n) == 0,
+	       "armor round trip of a sealed file");
+	ret = age_unseal(bin, blen, &pw, 1, &pt, &ptlen, NULL);
+	tap_ok(ret == 0 && ptlen == 6 && memcmp(pt, "keyset", 6) == 0,
+	       "unseal at logN 18");
+	if (pt)
+		sodium_free(pt);
+	TAP_EQ_INT(age_unseal((const uint8_t *)"", 0, &pw, 1, &pt, &ptlen,
+			      NULL), -EINVAL, "empty input");
+	TAP_EQ_INT(age_unseal(c, 40, &pw, 1, &pt, &ptlen, NULL), -EINVAL,
+		   "header cut short");
+	free(armored);
+	free(bin);
+	free(c);
+}
+
 int main(void)
 {
+	static const size_t sizes[] = { 0, 1, 65535, 65536, 65537, 200000 };
+	size_t i;
+
+	if (sodium_init() < 0)
+		return 1;
+	test_vectors();
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		test_round_trip(sizes[i]);
+	test_logn_cap();
+	test_misc();
 	return tap_done();
 }
