@@ -1,16 +1,17 @@
 /* Unit tests of the age module: the C2SP CCTV vectors, and seal/unseal
  * round trips with the failures keyfs must tell apart.
  *
- * Some vectors are zlib-compressed; zlib is not linked here, so a small
- * inflate (RFC 1950/1951) below decodes them. */
+ * Some vectors are zlib-compressed; zlib's inflate decodes them. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <sodium.h>
+#include <zlib.h>
 
 #include "keyfs/age.h"
 #include "keyfs/armor.h"
@@ -18,226 +19,41 @@
 
 /* ---- inflate, for the compressed vectors ---- */
 
-struct inflater {
-	const uint8_t *in;
-	size_t len, pos;
-	uint32_t bitbuf;
-	int nbits;
-	uint8_t *out;
-	size_t outlen, outcap;
-};
-
-struct huffman {
-	short count[16]; /* codes of each length */
-	short sym[288];	 /* symbols in canonical order */
-};
-
-static int bits(struct inflater *s, int n)
-{
-	int v;
-
-	while (s->nbits < n) {
-		if (s->pos >= s->len)
-			return -1;
-		s->bitbuf |= (uint32_t)s->in[s->pos++] << s->nbits;
-		s->nbits += 8;
-	}
-	v = s->bitbuf & ((1u << n) - 1);
-	s->bitbuf >>= n;
-	s->nbits -= n;
-	return v;
-}
-
-static int emit(struct inflater *s, uint8_t c)
-{
-	if (s->outlen == s->outcap) {
-		size_t cap = s->outcap ? s->outcap * 2 : 65536;
-		uint8_t *p = realloc(s->out, cap);
-
-		if (!p)
-			return -1;
-		s->out = p;
-		s->outcap = cap;
-	}
-	s->out[s->outlen++] = c;
-	return 0;
-}
-
-static void huff_build(struct huffman *h, const uint8_t *lens, int n)
-{
-	short offs[16];
-	int i;
-
-	memset(h->count, 0, sizeof(h->count));
-	for (i = 0; i < n; i++)
-		h->count[lens[i]]++;
-	h->count[0] = 0;
-	offs[1] = 0;
-	for (i = 1; i < 15; i++)
-		offs[i + 1] = offs[i] + h->count[i];
-	for (i = 0; i < n; i++)
-		if (lens[i])
-			h->sym[offs[lens[i]]++] = i;
-}
-
-/* Canonical codes of one length are consecutive: walk the lengths,
- * keeping the first code and first symbol index of each. */
-static int huff_decode(struct inflater *s, const struct huffman *h)
-{
-	int code = 0, first = 0, index = 0, len, b;
-
-	for (len = 1; len < 16; len++) {
-		b = bits(s, 1);
-		if (b < 0)
-			return -1;
-		code |= b;
-		if (code - h->count[len] < first)
-			return h->sym[index + code - first];
-		index += h->count[len];
-		first = (first + h->count[len]) << 1;
-		code <<= 1;
-	}
-	return -1;
-}
-
-static const short len_base[] = { 3,  4,  5,  6,  7,  8,  9,  10, 11, 13,
-				  15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
-				  67, 83, 99, 115, 131, 163, 195, 227, 258 };
-static const short len_extra[] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1,
-				   1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
-				   4, 4, 4, 4, 5, 5, 5, 5, 0 };
-static const short dist_base[] = { 1,    2,    3,    4,    5,    7,
-				   9,    13,   17,   25,   33,   49,
-				   65,   97,   129,  193,  257,  385,
-				   513,  769,  1025, 1537, 2049, 3073,
-				   4097, 6145, 8193, 12289, 16385, 24577 };
-static const short dist_extra[] = { 0, 0, 0, 0, 1, 1, 2, 2,   3,  3,
-				    4, 4, 5, 5, 6, 6, 7, 7,   8,  8,
-				    9, 9, 10, 10, 11, 11, 12, 12, 13, 13 };
-
-static int inflate_codes(struct inflater *s, const struct huffman *lit,
-			 const struct huffman *dist)
-{
-	int sym, len, d, e;
-
-	for (;;) {
-		sym = huff_decode(s, lit);
-		if (sym < 0 || sym > 285)
-			return -1;
-		if (sym < 256) {
-			if (emit(s, sym) < 0)
-				return -1;
-			continue;
-		}
-		if (sym == 256)
-			return 0;
-		sym -= 257;
-		e = bits(s, len_extra[sym]);
-		len = len_base[sym] + e;
-		sym = huff_decode(s, dist);
-		if (e < 0 || sym < 0 || sym > 29)
-			return -1;
-		e = bits(s, dist_extra[sym]);
-		d = dist_base[sym] + e;
-		if (e < 0 || (size_t)d > s->outlen)
-			return -1;
-		while (len--)
-			if (emit(s, s->out[s->outlen - d]) < 0)
-				return -1;
-	}
-}
-
-static int inflate_dynamic(struct inflater *s, struct huffman *lit,
-			   struct huffman *dist)
-{
-	static const uint8_t order[19] = { 16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
-					   11, 4,  12, 3, 13, 2, 14, 1, 15 };
-	uint8_t lens[320] = { 0 };
-	int nlit = bits(s, 5) + 257, ndist = bits(s, 5) + 1;
-	int ncode = bits(s, 4) + 4, i, sym, rep, val;
-
-	if (ncode < 4 || nlit > 286 || ndist > 30)
-		return -1;
-	for (i = 0; i < ncode; i++)
-		lens[order[i]] = bits(s, 3);
-	huff_build(lit, lens, 19);
-	memset(lens, 0, sizeof(lens));
-	for (i = 0; i < nlit + ndist;) {
-		sym = huff_decode(s, lit);
-		if (sym < 0)
-			return -1;
-		if (sym < 16) {
-			lens[i++] = sym;
-			continue;
-		}
-		val = sym == 16 && i > 0 ? lens[i - 1] : 0;
-		rep = sym == 16 ? 3 + bits(s, 2) :
-		      sym == 17 ? 3 + bits(s, 3) : 11 + bits(s, 7);
-		if ((sym == 16 && i == 0) || i + rep > nlit + ndist)
-			return -1;
-		while (rep--)
-			lens[i++] = val;
-	}
-	huff_build(lit, lens, nlit);
-	huff_build(dist, lens + nlit, ndist);
-	return inflate_codes(s, lit, dist);
-}
-
-static int inflate_block(struct inflater *s, int type)
-{
-	struct huffman lit, dist;
-	uint8_t lens[288 + 30];
-	size_t n;
-	int i;
-
-	if (type == 0) { /* stored */
-		s->bitbuf = 0;
-		s->nbits = 0;
-		if (s->len - s->pos < 4)
-			return -1;
-		n = s->in[s->pos] | s->in[s->pos + 1] << 8;
-		s->pos += 4;
-		if (s->len - s->pos < n)
-			return -1;
-		while (n--)
-			if (emit(s, s->in[s->pos++]) < 0)
-				return -1;
-		return 0;
-	}
-	if (type == 2)
-		return inflate_dynamic(s, &lit, &dist);
-	if (type != 1)
-		return -1;
-	for (i = 0; i < 288; i++)
-		lens[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
-	for (; i < 288 + 30; i++)
-		lens[i] = 5;
-	huff_build(&lit, lens, 288);
-	huff_build(&dist, lens + 288, 30);
-	return inflate_codes(s, &lit, &dist);
-}
-
-/* zlib stream: a 2-byte header, deflate blocks, an Adler-32 we skip (the
- * vectors' SHA-256 of the plaintext catches any decoding error). */
+/* A whole zlib stream into a growing buffer; trailing bytes after the
+ * stream's end, or a stream cut short, are errors. */
 static int zlib_inflate(const uint8_t *in, size_t len, uint8_t **out,
 			size_t *outlen)
 {
-	struct inflater s = { .in = in, .len = len, .pos = 2 };
-	int final = 0, type;
+	z_stream zs = { 0 };
+	uint8_t *buf = NULL, *p;
+	size_t cap = 0;
+	int ret;
 
-	if (len < 2 || (in[0] & 0x0f) != 8 || (in[0] << 8 | in[1]) % 31 ||
-	    in[1] & 0x20)
+	if (len > UINT_MAX || inflateInit(&zs) != Z_OK)
 		return -1;
-	while (!final) {
-		final = bits(&s, 1);
-		type = bits(&s, 2);
-		if (final < 0 || type < 0 || inflate_block(&s, type) < 0) {
-			free(s.out);
-			return -1;
+	zs.next_in = (Bytef *)in;
+	zs.avail_in = (uInt)len;
+	do {
+		if (zs.total_out == cap) {
+			cap = cap ? cap * 2 : 65536;
+			p = realloc(buf, cap);
+			if (!p) {
+				ret = Z_MEM_ERROR;
+				break;
+			}
+			buf = p;
 		}
+		zs.next_out = buf + zs.total_out;
+		zs.avail_out = (uInt)(cap - zs.total_out);
+		ret = inflate(&zs, Z_NO_FLUSH);
+	} while (ret == Z_OK);
+	inflateEnd(&zs);
+	if (ret != Z_STREAM_END || zs.avail_in) {
+		free(buf);
+		return -1;
 	}
-	*out = s.out;
-	*outlen = s.outlen;
+	*out = buf;
+	*outlen = zs.total_out;
 	return 0;
 }
 
