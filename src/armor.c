@@ -13,8 +13,6 @@
 
 #include "keyfs/armor.h"
 
-#define ARMOR_BEGIN "-----BEGIN AGE ENCRYPTED FILE-----"
-#define ARMOR_END "-----END AGE ENCRYPTED FILE-----"
 #define ARMOR_COLS 64
 #define ARMOR_LINE_BYTES 48 /* binary bytes behind one full line */
 #define B64_ORIG sodium_base64_VARIANT_ORIGINAL

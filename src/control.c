@@ -3,6 +3,7 @@
  * fact that one was set or refused, and why. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "keyfs/control.h"
@@ -86,6 +87,20 @@ static int cmd_hint(struct ctl *c, char *text, size_t len)
 	return ret;
 }
 
+static int cmd_activate(struct ctl *c, char *args, size_t len)
+{
+	char name[KEYSET_NAME_MAX + 1], extra;
+	unsigned version;
+
+	args[len] = '\0';
+	if (sscanf(args, "%64s %u %c", name, &version, &extra) != 2 || !keyset_name_valid(name) ||
+	    !version) {
+		log_msg(LOG_WARNING, "control: usage: activate KEYSET VERSION");
+		return -EINVAL;
+	}
+	return import_activate(c->im, name, version);
+}
+
 int ctl_command(struct ctl *c, char *buf, size_t len)
 {
 	size_t rest_len;
@@ -103,12 +118,14 @@ int ctl_command(struct ctl *c, char *buf, size_t len)
 		return cmd_unlock(c, rest, rest_len);
 	if ((rest = match(buf, len, "hint", &rest_len)))
 		return cmd_hint(c, rest, rest_len);
+	if ((rest = match(buf, len, "activate", &rest_len)))
+		return cmd_activate(c, rest, rest_len);
 	if (match(buf, len, "forget", &rest_len) && !rest_len) {
 		vault_forget(c->v);
 		log_msg(LOG_NOTICE, "control: every password forgotten");
 		return 0;
 	}
 	/* Name the verb only: an unknown command may be a mistyped password. */
-	log_msg(LOG_WARNING, "control: unknown command (commands: password, unlock, forget, hint)");
+	log_msg(LOG_WARNING, "control: unknown command (commands: password, unlock, forget, hint, activate)");
 	return -EINVAL;
 }

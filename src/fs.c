@@ -23,7 +23,11 @@ enum node {
 	N_VERIFY,
 	N_README,
 	N_KEYSET,	/* export/<keyset>.pem */
+	N_STAGED,	/* import/<file> or verify/<file> */
 };
+
+#define STAGE_IMPORT 0
+#define STAGE_VERIFY 1
 
 #define PEM_SUFFIX ".pem"
 
@@ -38,9 +42,26 @@ static struct keyfs *kfs(void)
 	return fuse_get_context()->private_data;
 }
 
+/* For import/<file> and verify/<file>: which staging directory, and the
+ * file name; -1 for any other path. */
+static int staged(const char *path, const char **file)
+{
+	int dir;
+
+	if (!strncmp(path, "/import/", 8))
+		dir = STAGE_IMPORT;
+	else if (!strncmp(path, "/verify/", 8))
+		dir = STAGE_VERIFY;
+	else
+		return -1;
+	*file = path + 8;
+	return **file && !strchr(*file, '/') ? dir : -1;
+}
+
 /* Classifies a path; for N_KEYSET, name receives the keyset name. */
 static enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
 {
+	const char *file;
 	static const struct { const char *path; enum node n; } fixed[] = {
 		{ "/", N_ROOT }, { "/.control", N_CONTROL }, { "/export", N_EXPORT },
 		{ "/import", N_IMPORT }, { "/verify", N_VERIFY }, { "/export/README.txt", N_README },
@@ -51,6 +72,8 @@ static enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (!strcmp(path, fixed[i].path))
 			return fixed[i].n;
+	if (staged(path, &file) >= 0)
+		return N_STAGED;
 	if (strncmp(path, "/export/", 8))
 		return N_NONE;
 	base = path + 8;
@@ -101,6 +124,21 @@ static void fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, 
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
 	st->st_mtime = st->st_ctime = st->st_atime = mtime ? mtime : k->started;
+}
+
+static int getattr_staged(struct keyfs *k, const char *path, struct stat *st)
+{
+	struct stage_attr a;
+	const char *file;
+	int dir, ret;
+
+	dir = staged(path, &file);
+	ret = stage_getattr(k->stage, dir, file, &a);
+	if (ret)
+		return ret;
+	/* inode numbers below the keysets' range, per name */
+	fill_file(k, st, (sealcache_ino(path) >> 2) | (1ULL << 62), a.mode, a.size, a.mtime);
+	return 0;
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -155,9 +193,23 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 			return ret == -ENOENT ? ret : -EIO;
 		fill_file(k, st, a.ino, 0400, a.size, a.mtime);
 		return 0;
+	case N_STAGED:
+		return getattr_staged(k, path, st);
 	default:
 		return -ENOENT;
 	}
+}
+
+struct filler {
+	void *buf;
+	fuse_fill_dir_t fill;
+};
+
+static void fill_name(void *arg, const char *name)
+{
+	struct filler *f = arg;
+
+	f->fill(f->buf, name, NULL, 0, 0);
 }
 
 static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
@@ -194,7 +246,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		return 0;
 	case N_IMPORT:
 	case N_VERIFY:
-		return 0;
+		return stage_list(k->stage, classify(path, name) == N_VERIFY, fill_name,
+				  &(struct filler){ buf, fill });
 	default:
 		return -ENOTDIR;
 	}
@@ -215,6 +268,22 @@ static int open_text(struct fuse_file_info *fi, int (*make)(struct ctl *, char *
 	}
 	fi->fh = (uint64_t)(uintptr_t)t;
 	return 0;
+}
+
+static int open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode)
+{
+	struct keyfs *k = kfs();
+	const char *file;
+	int dir;
+
+	if (!caller_is_owner(k))
+		return -EACCES;
+	dir = staged(path, &file);
+	if (dir < 0)
+		return -EACCES;
+	/* Processing is per flush, never from the page cache's view. */
+	fi->direct_io = 1;
+	return stage_open(k->stage, dir, file, create, fi->flags & O_EXCL, fi->flags & O_TRUNC, mode);
 }
 
 static int fs_open(const char *path, struct fuse_file_info *fi)
@@ -245,6 +314,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 			return ret;
 		fi->fh = (uint64_t)(uintptr_t)s;
 		return 0;
+	case N_STAGED:
+		return open_staged(path, fi, false, 0);
 	case N_NONE:
 		return -ENOENT;
 	default:
@@ -276,6 +347,12 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	case N_KEYSET:
 		s = (struct seal *)fi->fh;
 		return read_buf(s->bytes, s->len, buf, size, off);
+	case N_STAGED: {
+		const char *file;
+		int dir = staged(path, &file);
+
+		return stage_read(kfs()->stage, dir, file, buf, size, off);
+	}
 	default:
 		return -EBADF;
 	}
@@ -289,8 +366,13 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 	char *cmd;
 	int ret;
 
-	(void)off;
 	(void)fi;
+	if (classify(path, name) == N_STAGED) {
+		const char *file;
+		int dir = staged(path, &file);
+
+		return stage_write(k->stage, dir, file, buf, size, off);
+	}
 	if (classify(path, name) != N_CONTROL)
 		return -EBADF;
 	if (!caller_is_owner(k))
@@ -318,11 +400,112 @@ wipe:
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
+	const char *file;
+	int dir;
 
-	(void)size;
 	(void)fi;
+	dir = staged(path, &file);
+	if (dir >= 0)
+		return stage_truncate(kfs()->stage, dir, file, size);
 	/* "echo cmd > .control" truncates first; there is nothing to cut. */
 	return classify(path, name) == N_CONTROL ? 0 : -EACCES;
+}
+
+/* The outcome of an import reaches the writer here, as close(2)'s errno:
+ * release runs later and its errors are dropped by the kernel. */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	const char *file;
+	int dir;
+
+	(void)fi;
+	dir = staged(path, &file);
+	return dir < 0 ? 0 : stage_flush(kfs()->stage, dir, file);
+}
+
+/* chmod, chown, utimens on staged files succeed and keep only what
+ * getattr shows: tar, rsync -a and cp -a fail if they do not. */
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	const char *file;
+	int dir;
+
+	(void)fi;
+	dir = staged(path, &file);
+	return dir < 0 ? -EPERM : stage_setattr(kfs()->stage, dir, file, &mode, NULL);
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct stage_attr a;
+	const char *file;
+	int dir;
+
+	(void)uid;
+	(void)gid;
+	(void)fi;
+	dir = staged(path, &file);
+	return dir < 0 ? -EPERM : stage_getattr(kfs()->stage, dir, file, &a);
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	const char *file;
+	time_t mtime;
+	int dir;
+
+	(void)fi;
+	dir = staged(path, &file);
+	if (dir < 0)
+		return -EPERM;
+	mtime = tv[1].tv_nsec == UTIME_NOW || tv[1].tv_nsec == UTIME_OMIT ? time(NULL) : tv[1].tv_sec;
+	return stage_setattr(kfs()->stage, dir, file, NULL, &mtime);
+}
+
+static int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	const char *file;
+
+	(void)mode;
+	(void)off;
+	(void)len;
+	(void)fi;
+	return staged(path, &file) < 0 ? -EOPNOTSUPP : 0;
+}
+
+static int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
+{
+	(void)path;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	return -ENOTSUP; /* cp -a treats this as "no ACLs here" */
+}
+
+static int fs_unlink(const char *path)
+{
+	const char *file;
+	int dir;
+
+	dir = staged(path, &file);
+	return dir < 0 ? -EPERM : stage_unlink(kfs()->stage, dir, file);
+}
+
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	const char *ffile, *tfile;
+	int fdir, tdir;
+
+	fdir = staged(from, &ffile);
+	tdir = staged(to, &tfile);
+	if (fdir < 0 || tdir < 0)
+		return -EPERM;
+	if (fdir != tdir)
+		return -EXDEV;
+	if (flags)
+		return -EINVAL;
+	return stage_rename(kfs()->stage, fdir, ffile, tfile);
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
@@ -342,6 +525,13 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 			free(t);
 		}
 		break;
+	case N_STAGED: {
+		const char *file;
+		int dir = staged(path, &file);
+
+		stage_release(kfs()->stage, dir, file);
+		break;
+	}
 	default:
 		break;
 	}
@@ -350,10 +540,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	(void)path;
-	(void)mode;
-	(void)fi;
-	return -EROFS;
+	return open_staged(path, fi, true, mode);
 }
 
 const struct fuse_operations keyfs_ops = {
@@ -366,4 +553,12 @@ const struct fuse_operations keyfs_ops = {
 	.truncate = fs_truncate,
 	.release = fs_release,
 	.create = fs_create,
+	.flush = fs_flush,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.utimens = fs_utimens,
+	.fallocate = fs_fallocate,
+	.setxattr = fs_setxattr,
+	.unlink = fs_unlink,
+	.rename = fs_rename,
 };

@@ -149,6 +149,11 @@ static void harden(void)
 	umask(077);
 }
 
+static int process_staged(void *arg, bool verify_only, const uint8_t *data, size_t len)
+{
+	return import_file(arg, verify_only, data, len);
+}
+
 static int keyfs_open(struct keyfs *k)
 {
 	int ret;
@@ -161,9 +166,14 @@ static int keyfs_open(struct keyfs *k)
 	ret = vault_new(&k->v);
 	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, k->v, &k->cfg);
+	if (!ret)
+		ret = import_new(&k->im, &k->st, k->v);
+	if (!ret)
+		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
+				process_staged, k->im);
 	if (ret)
 		return ret;
-	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc };
+	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc, k->im };
 	k->uid = getuid();
 	k->gid = getgid();
 	k->started = time(NULL);
@@ -172,6 +182,8 @@ static int keyfs_open(struct keyfs *k)
 
 static void keyfs_close(struct keyfs *k)
 {
+	stage_free(k->stage);
+	import_free(k->im);
 	sealcache_free(k->sc);
 	vault_free(k->v); /* wipes every password */
 	store_close(&k->st);

@@ -22,6 +22,8 @@ struct ks_info {
 	char hint[KEYSET_HINT_MAX + 1];
 	char sealed[32];
 	bool current;
+	unsigned *versions;	/* inactive version numbers */
+	size_t nversions;
 };
 
 static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
@@ -38,6 +40,8 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
 	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
 	iso_time(sealed_at, i->sealed);
+	if (!ret)
+		ret = c->st->ops->versions(c->st->priv, name, &i->versions, &i->nversions);
 	return ret;
 }
 
@@ -57,6 +61,7 @@ static int each_keyset(struct ctl *c, FILE *f,
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
 		fn(f, names[k], &info, ks_info(c, names[k], &info));
+		free(info.versions);
 	}
 	store_names_free(names, n);
 	return 0;
@@ -68,8 +73,14 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
 		return;
 	}
-	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s\n", name,
+	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s  active", name,
 		i->current ? "sealed" : "not sealed", i->sealed, i->fpr);
+	if (i->nversions) {
+		fprintf(f, "; inactive versions:");
+		for (size_t k = 0; k < i->nversions; k++)
+			fprintf(f, " %u", i->versions[k]);
+	}
+	fputc('\n', f);
 }
 
 /* len was filled in by open_memstream() and is final after fclose(). */
@@ -102,6 +113,8 @@ int ctl_status(struct ctl *c, char **text, size_t *len)
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
 	ret = each_keyset(c, f, status_line);
+	fprintf(f, "last imports (newest first):\n");
+	import_report(c->im, f);
 	return finish(f, text, ret);
 }
 

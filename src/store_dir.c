@@ -15,13 +15,7 @@
 
 #include "keyfs/log.h"
 #include "keyfs/store.h"
-
-struct dir_store {
-	int dfd;		/* the store directory */
-	char state[PATH_MAX];	/* <dir>/.keyfs */
-};
-
-#define STATE_DIR ".keyfs"
+#include "store_dir.h"
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -227,23 +221,31 @@ out:
 	return ret;
 }
 
-static int dir_read(void *priv, const char *name, struct keyset *ks)
+int dir_read_fd(int kfd, const char *name, struct keyset *ks)
 {
-	int kfd, ret, tries = 0;
+	int ret, tries = 0;
 
-	kfd = open_keyset(priv, name);
-	if (kfd < 0)
-		return kfd;
 	do {
 		keyset_clear(ks);
 		snprintf(ks->name, sizeof(ks->name), "%s", name);
 		ret = each_member(kfd, read_member, ks);
 	} while (ret == -EAGAIN && ++tries < 5);
-	close(kfd);
 	if (ret)
 		keyset_clear(ks);
 	else
 		keyset_sort(ks);
+	return ret;
+}
+
+static int dir_read(void *priv, const char *name, struct keyset *ks)
+{
+	int kfd, ret;
+
+	kfd = open_keyset(priv, name);
+	if (kfd < 0)
+		return kfd;
+	ret = dir_read_fd(kfd, name, ks);
+	close(kfd);
 	return ret;
 }
 
@@ -281,20 +283,35 @@ static int dir_meta_get(void *priv, const char *key, char *buf, size_t size)
 	return ret;
 }
 
-static int mkdir_state(struct dir_store *d)
+int dir_mkdirs(struct dir_store *d)
 {
-	if (mkdirat(d->dfd, STATE_DIR, 0700) && errno != EEXIST)
-		return -errno;
-	if (mkdirat(d->dfd, STATE_DIR "/meta", 0700) && errno != EEXIST)
-		return -errno;
+	static const char *const dirs[] = { STATE_DIR, STATE_DIR "/meta", VERSIONS_DIR, TMP_DIR };
+	size_t i;
+
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (mkdirat(d->dfd, dirs[i], 0700) && errno != EEXIST)
+			return -errno;
 	return 0;
+}
+
+int dir_fsync_at(int dfd, const char *path)
+{
+	int fd, ret = 0;
+
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		ret = -errno;
+	close(fd);
+	return ret;
 }
 
 /* Atomic replace: temp file, fsync, rename, fsync of the directory. */
 static int write_atomic(int dfd, const char *dir, const char *name, const void *buf, size_t len)
 {
 	char tmp[PATH_MAX], final[PATH_MAX];
-	int fd, dirfd = -1, ret = 0;
+	int fd, ret = 0;
 
 	snprintf(final, sizeof(final), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
@@ -311,12 +328,7 @@ static int write_atomic(int dfd, const char *dir, const char *name, const void *
 		unlinkat(dfd, tmp, 0);
 		return ret;
 	}
-	dirfd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0 || fsync(dirfd))
-		ret = -errno;
-	if (dirfd >= 0)
-		close(dirfd);
-	return ret;
+	return dir_fsync_at(dfd, dir);
 }
 
 static int dir_meta_set(void *priv, const char *key, const char *value)
@@ -328,7 +340,7 @@ static int dir_meta_set(void *priv, const char *key, const char *value)
 	ret = meta_path(d, key, path, sizeof(path));
 	if (ret)
 		return ret;
-	ret = mkdir_state(d);
+	ret = dir_mkdirs(d);
 	if (ret)
 		return ret;
 	if (!*value)
@@ -350,6 +362,9 @@ static const struct store_ops dir_ops = {
 	.read = dir_read,
 	.meta_get = dir_meta_get,
 	.meta_set = dir_meta_set,
+	.put = dir_put,
+	.versions = dir_versions,
+	.activate = dir_activate,
 	.destroy = dir_destroy,
 };
 
@@ -368,6 +383,7 @@ int store_dir_open(const char *dir, struct store *s)
 		return ret;
 	}
 	snprintf(d->state, sizeof(d->state), "%s/" STATE_DIR, dir);
+	dir_clean_tmp(d);
 	s->ops = &dir_ops;
 	s->priv = d;
 	return 0;
@@ -377,7 +393,7 @@ const char *store_dir_state(const struct store *s)
 {
 	struct dir_store *d = s->priv;
 
-	if (s->ops != &dir_ops || mkdir_state(d))
+	if (s->ops != &dir_ops || dir_mkdirs(d))
 		return NULL;
 	return d->state;
 }

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define ARMOR_BEGIN "-----BEGIN AGE ENCRYPTED FILE-----"
+#define ARMOR_END "-----END AGE ENCRYPTED FILE-----"
+
 /* Exact size armor_encode() writes for len input bytes. */
 size_t armor_size(size_t len);
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "keyfs/config.h"
+#include "keyfs/import.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
@@ -17,10 +18,11 @@ struct ctl {
 	struct vault *v;
 	struct store *st;
 	struct sealcache *sc;
+	struct importer *im;
 };
 
 /* Run one command ("password <pw>", "unlock <pw>", "forget",
- * "hint [text]"), one per write; a single trailing newline is ignored.
+ * "hint [text]", "activate <keyset> <version>"), one per write; a single trailing newline is ignored.
  * buf holds a secret for some commands: the caller keeps it in guarded
  * memory and wipes it. Refusals are -EINVAL with the reason logged. */
 int ctl_command(struct ctl *c, char *buf, size_t len);

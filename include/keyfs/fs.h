@@ -9,8 +9,10 @@
 
 #include "keyfs/config.h"
 #include "keyfs/control.h"
+#include "keyfs/import.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
+#include "keyfs/stage.h"
 #include "keyfs/store.h"
 
 struct keyfs {
@@ -18,6 +20,8 @@ struct keyfs {
 	struct store st;
 	struct vault *v;
 	struct sealcache *sc;
+	struct importer *im;
+	struct stage *stage;	/* files written into import/ and verify/ */
 	struct ctl ctl;
 	uid_t uid;		/* the mounting user: owns the tree */
 	gid_t gid;

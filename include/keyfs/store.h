@@ -12,6 +12,18 @@
 #define STORE_MEMBER_MAX (1 << 20)
 #define STORE_META_MAX 4096
 
+enum store_put_outcome {
+	STORE_CREATED,		/* keyset was absent: restored and active */
+	STORE_UNCHANGED,	/* identical to the active keys */
+	STORE_KNOWN,		/* identical to stored inactive version */
+	STORE_VERSIONED,	/* stored as a new inactive version */
+};
+
+struct store_put {
+	enum store_put_outcome outcome;
+	unsigned version;	/* for STORE_KNOWN and STORE_VERSIONED */
+};
+
 struct store_ops {
 	/* Names of the keysets, sorted; free with store_names_free(). */
 	int (*list)(void *priv, char ***names, size_t *n);
@@ -25,6 +37,15 @@ struct store_ops {
 	 * An empty value removes the key. */
 	int (*meta_get)(void *priv, const char *key, char *buf, size_t size);
 	int (*meta_set)(void *priv, const char *key, const char *value);
+	/* Restore a keyset without ever destroying one: absent -> created
+	 * active; equal to the active one or a stored version -> nothing
+	 * written; else a new inactive version. Atomic either way. */
+	int (*put)(void *priv, const struct keyset *ks, struct store_put *res);
+	/* Inactive version numbers of a keyset, ascending; free() *v. */
+	int (*versions)(void *priv, const char *name, unsigned **v, size_t *n);
+	/* Make a version active; the replaced keys are kept as version
+	 * *kept (0 if there were none). */
+	int (*activate)(void *priv, const char *name, unsigned version, unsigned *kept);
 	void (*destroy)(void *priv);
 };
 

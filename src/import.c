@@ -1,0 +1,210 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keyfs/age.h"
+#include "keyfs/armor.h"
+#include "keyfs/bundle.h"
+#include "keyfs/import.h"
+#include "keyfs/log.h"
+
+struct importer {
+	struct store *st;
+	struct vault *v;
+	pthread_mutex_t lock;
+	char history[IMPORT_HISTORY][256];	/* ring; protected by lock */
+	size_t next;				/* protected by lock */
+};
+
+int import_new(struct importer **out, struct store *st, struct vault *v)
+{
+	struct importer *im;
+
+	im = calloc(1, sizeof(*im));
+	if (!im)
+		return -ENOMEM;
+	im->st = st;
+	im->v = v;
+	pthread_mutex_init(&im->lock, NULL);
+	*out = im;
+	return 0;
+}
+
+void import_free(struct importer *im)
+{
+	if (!im)
+		return;
+	pthread_mutex_destroy(&im->lock);
+	free(im);
+}
+
+static const char *in_words(int err)
+{
+	switch (err) {
+	case -ENOKEY:
+		return "no password is available (set one, or add one with unlock)";
+	case -EKEYREJECTED:
+		return "no available password opens it, or its work factor is over the limit";
+	case -EINVAL:
+		return "not a valid keyfs backup (not age, bad armor, or a bad or unsafe tar)";
+	case -EBADMSG:
+		return "damaged or truncated: authentication failed";
+	case -EFBIG:
+		return "larger than the import limit";
+	case -EIO:
+		return "writing the keystore failed";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* Logs and records one outcome line. */
+static void record(struct importer *im, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void record(struct importer *im, int level, const char *fmt, ...)
+{
+	char line[200], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_msg(level, "%s", line);
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&im->lock);
+	snprintf(im->history[im->next], sizeof(im->history[0]), "%s %s", stamp, line);
+	im->next = (im->next + 1) % IMPORT_HISTORY;
+	pthread_mutex_unlock(&im->lock);
+}
+
+void import_report(struct importer *im, FILE *f)
+{
+	size_t i, k;
+
+	pthread_mutex_lock(&im->lock);
+	for (i = 1; i <= IMPORT_HISTORY; i++) {
+		k = (im->next + IMPORT_HISTORY - i) % IMPORT_HISTORY;
+		if (im->history[k][0])
+			fprintf(f, "  %s\n", im->history[k]);
+	}
+	pthread_mutex_unlock(&im->lock);
+}
+
+/* Armored or binary age in, plaintext tar out (guarded memory). */
+static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt, size_t *ptlen)
+{
+	struct age_pass pass[VAULT_SLOTS];
+	uint8_t *bin = NULL;
+	size_t n, bin_len;
+	int ret;
+
+	if (armor_detect(data, len)) {
+		ret = armor_decode(data, len, &bin, &bin_len);
+		/* An armored file cut short lost its END line: that is a
+		 * damaged copy, not a foreign file. */
+		if (ret == -EINVAL && !memmem(data, len, ARMOR_END, strlen(ARMOR_END)))
+			ret = -EBADMSG;
+		if (ret)
+			return ret;
+		data = bin;
+		len = bin_len;
+	}
+	/* Refuse a work factor over the cap, and non-age input, before
+	 * asking for any password. */
+	ret = age_peek_logn(data, len);
+	if (ret < 0)
+		goto out;
+	n = vault_read(im->v, pass, NULL);
+	ret = n ? age_unseal(data, len, pass, n, pt, ptlen, NULL) : -ENOKEY;
+	vault_read_end(im->v);
+out:
+	free(bin);
+	return ret;
+}
+
+static void put_words(const struct store_put *p, char *buf, size_t size)
+{
+	switch (p->outcome) {
+	case STORE_CREATED:
+		snprintf(buf, size, "restored (new keyset, active)");
+		break;
+	case STORE_UNCHANGED:
+		snprintf(buf, size, "identical to the active keys, nothing changed");
+		break;
+	case STORE_KNOWN:
+		snprintf(buf, size, "identical to inactive version %u, nothing changed", p->version);
+		break;
+	case STORE_VERSIONED:
+		snprintf(buf, size, "differs from the active keys: stored as inactive version %u "
+			 "(activate with \"activate KEYSET %u\")", p->version, p->version);
+		break;
+	}
+}
+
+int import_file(struct importer *im, bool verify_only, const uint8_t *data, size_t len)
+{
+	const char *what = verify_only ? "verify" : "import";
+	char fpr[2 * BUNDLE_FPR_LEN + 1], words[160], hint[KEYSET_HINT_MAX + 1];
+	struct keyset ks = { 0 };
+	struct store_put put;
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	int ret;
+
+	ret = unseal(im, data, len, &pt, &ptlen);
+	if (!ret)
+		ret = bundle_unpack(pt, ptlen, STORE_MEMBER_MAX, &ks);
+	if (ret) {
+		if (im->st->ops->meta_get(im->st->priv, "hint", hint, sizeof(hint)))
+			hint[0] = '\0';
+		record(im, LOG_WARNING, "%s failed: %s%s%s%s", what, in_words(ret),
+		       ret == -EKEYREJECTED && *hint ? " (password hint: " : "",
+		       ret == -EKEYREJECTED && *hint ? hint : "", ret == -EKEYREJECTED && *hint ? ")" : "");
+		goto out;
+	}
+	bundle_fingerprint(&ks, fpr);
+	if (verify_only) {
+		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %.16s",
+		       ks.name, ks.n, fpr);
+		goto out;
+	}
+	ret = im->st->ops->put(im->st->priv, &ks, &put);
+	if (ret) {
+		record(im, LOG_ERR, "import \"%s\" failed: writing the keystore: %s", ks.name, strerror(-ret));
+		ret = -EIO;
+		goto out;
+	}
+	put_words(&put, words, sizeof(words));
+	record(im, LOG_NOTICE, "import \"%s\": %s, fingerprint %.16s", ks.name, words, fpr);
+out:
+	keyset_clear(&ks);
+	if (pt)
+		sodium_free(pt);
+	return ret;
+}
+
+int import_activate(struct importer *im, const char *name, unsigned version)
+{
+	unsigned kept;
+	int ret;
+
+	ret = im->st->ops->activate(im->st->priv, name, version, &kept);
+	if (ret) {
+		record(im, LOG_WARNING, "activate \"%s\" version %u failed: %s", name, version,
+		       ret == -ENOENT ? "no such version" : strerror(-ret));
+		return ret;
+	}
+	if (kept)
+		record(im, LOG_NOTICE, "activate \"%s\": version %u is active; the replaced keys are kept as version %u",
+		       name, version, kept);
+	else
+		record(im, LOG_NOTICE, "activate \"%s\": version %u is active", name, version);
+	return 0;
+}

@@ -1,0 +1,306 @@
+/* Writing the directory keystore: restore and activation.
+ *
+ * Nothing is ever deleted. A keyset is written complete into
+ * .keyfs/tmp/, each file fsynced, then renamed into place in one step
+ * (the active <dir>/<keyset>/ or .keyfs/versions/<keyset>/<N>/), and the
+ * parent fsynced. Activation swaps the two directories with one
+ * RENAME_EXCHANGE, so a crash leaves either the old or the new keys
+ * active, never a mix; the replaced keys then get the next version number. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyfs/store.h"
+#include "store_dir.h"
+
+/* Restored keys are owned by the keystore's user; group/other never get
+ * write access whatever the archive said. */
+#define RESTORE_MODE_MASK 0755
+
+static int write_member(int dfd, const struct keyset_member *m)
+{
+	struct timespec times[2] = { { m->mtime, 0 }, { m->mtime, 0 } };
+	int fd, ret = 0;
+
+	fd = openat(dfd, m->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (m->len && write(fd, m->data, m->len) != (ssize_t)m->len)
+		ret = errno ? -errno : -EIO;
+	if (!ret && (fchmod(fd, m->mode & RESTORE_MODE_MASK) || futimens(fd, times) || fsync(fd)))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	return ret;
+}
+
+static void remove_tree(int dfd, const char *path)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(fd, de->d_name, 0);
+	closedir(dir);
+	unlinkat(dfd, path, AT_REMOVEDIR);
+}
+
+void dir_clean_tmp(struct dir_store *d)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	fd = openat(d->dfd, TMP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			remove_tree(fd, de->d_name);
+	closedir(dir);
+}
+
+/* Writes ks complete into a fresh directory under TMP_DIR; tmp receives
+ * its path relative to the store. */
+static int write_tmp(struct dir_store *d, const struct keyset *ks, char tmp[static PATH_MAX])
+{
+	uint32_t r = randombytes_random();
+	int fd = -1, ret;
+	size_t i;
+
+	snprintf(tmp, PATH_MAX, TMP_DIR "/%s.%08x", ks->name, r);
+	if (mkdirat(d->dfd, tmp, 0700))
+		return -errno;
+	fd = openat(d->dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (i = 0; i < ks->n; i++) {
+		ret = write_member(fd, &ks->m[i]);
+		if (ret)
+			goto out;
+	}
+	ret = fsync(fd) ? -errno : 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		remove_tree(d->dfd, tmp);
+	return ret;
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
+{
+	struct dir_store *d = priv;
+	char path[PATH_MAX];
+	struct dirent *de;
+	unsigned *grown;
+	DIR *dir;
+	int fd, ret = 0;
+
+	*v = NULL;
+	*n = 0;
+	if (!keyset_name_valid(name))
+		return -ENOENT;
+	snprintf(path, sizeof(path), VERSIONS_DIR "/%s", name);
+	fd = openat(d->dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(dir))) {
+		char *end;
+		unsigned long num = strtoul(de->d_name, &end, 10);
+
+		if (*end || de->d_name[0] < '1' || de->d_name[0] > '9' || num > 999999)
+			continue;
+		grown = realloc(*v, (*n + 1) * sizeof(**v));
+		if (!grown) {
+			ret = -ENOMEM;
+			break;
+		}
+		*v = grown;
+		(*v)[(*n)++] = (unsigned)num;
+	}
+	closedir(dir);
+	if (ret) {
+		free(*v);
+		*v = NULL;
+		*n = 0;
+	} else {
+		qsort(*v, *n, sizeof(**v), cmp_unsigned);
+	}
+	return ret;
+}
+
+/* Is ks equal to the keys in directory path? */
+static int same_as(struct dir_store *d, const char *path, const struct keyset *ks, bool *same)
+{
+	struct keyset cur = { 0 };
+	int fd, ret;
+
+	fd = openat(d->dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = dir_read_fd(fd, ks->name, &cur);
+	close(fd);
+	if (!ret)
+		*same = keyset_equal(&cur, ks);
+	keyset_clear(&cur);
+	return ret;
+}
+
+/* Places the written tmp directory at dst (which must not exist). */
+static int commit_tmp(struct dir_store *d, const char *tmp, const char *dst, const char *parent)
+{
+	int ret;
+
+	if (renameat(d->dfd, tmp, d->dfd, dst)) {
+		ret = -errno;
+		remove_tree(d->dfd, tmp);
+		return ret;
+	}
+	return dir_fsync_at(d->dfd, parent);
+}
+
+static int put_version(struct dir_store *d, const struct keyset *ks, struct store_put *res)
+{
+	char tmp[PATH_MAX], dir[128], dst[PATH_MAX];
+	unsigned *v, next;
+	size_t n, i;
+	bool same;
+	int ret;
+
+	ret = dir_versions(d, ks->name, &v, &n);
+	if (ret)
+		return ret;
+	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", ks->name);
+	for (i = 0; i < n; i++) {
+		snprintf(dst, sizeof(dst), "%s/%u", dir, v[i]);
+		ret = same_as(d, dst, ks, &same);
+		if (ret || same) {
+			res->outcome = STORE_KNOWN;
+			res->version = v[i];
+			goto out;
+		}
+	}
+	next = n ? v[n - 1] + 1 : 1;
+	if (mkdirat(d->dfd, dir, 0700) && errno != EEXIST) {
+		ret = -errno;
+		goto out;
+	}
+	ret = write_tmp(d, ks, tmp);
+	if (ret)
+		goto out;
+	snprintf(dst, sizeof(dst), "%s/%u", dir, next);
+	ret = commit_tmp(d, tmp, dst, dir);
+	res->outcome = STORE_VERSIONED;
+	res->version = next;
+out:
+	free(v);
+	return ret;
+}
+
+int dir_put(void *priv, const struct keyset *ks, struct store_put *res)
+{
+	struct dir_store *d = priv;
+	char tmp[PATH_MAX];
+	bool same = false;
+	int ret;
+
+	if (!keyset_name_valid(ks->name))
+		return -EINVAL;
+	ret = dir_mkdirs(d);
+	if (ret)
+		return ret;
+	ret = same_as(d, ks->name, ks, &same);
+	if (ret == -ENOENT) {
+		ret = write_tmp(d, ks, tmp);
+		if (!ret)
+			ret = commit_tmp(d, tmp, ks->name, ".");
+		res->outcome = STORE_CREATED;
+		res->version = 0;
+		return ret;
+	}
+	if (ret)
+		return ret;
+	if (same) {
+		res->outcome = STORE_UNCHANGED;
+		res->version = 0;
+		return 0;
+	}
+	return put_version(d, ks, res);
+}
+
+int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept)
+{
+	struct dir_store *d = priv;
+	char dir[128], src[PATH_MAX], dst[PATH_MAX];
+	unsigned *v;
+	size_t n;
+	int ret;
+
+	*kept = 0;
+	if (!keyset_name_valid(name))
+		return -ENOENT;
+	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", name);
+	snprintf(src, sizeof(src), "%s/%u", dir, version);
+	if (faccessat(d->dfd, src, F_OK, AT_SYMLINK_NOFOLLOW))
+		return -ENOENT;
+	if (renameat2(d->dfd, src, d->dfd, name, RENAME_EXCHANGE)) {
+		if (errno != ENOENT)
+			return -errno;
+		/* no active keys: the version simply moves in */
+		if (renameat(d->dfd, src, d->dfd, name))
+			return -errno;
+		ret = dir_fsync_at(d->dfd, ".");
+		return ret ? ret : dir_fsync_at(d->dfd, dir);
+	}
+	ret = dir_fsync_at(d->dfd, ".");
+	if (ret)
+		return ret;
+	/* The replaced keys sit at src now; give them the next number. */
+	ret = dir_versions(d, name, &v, &n);
+	if (ret)
+		return ret;
+	*kept = v[n - 1] + 1;
+	free(v);
+	snprintf(dst, sizeof(dst), "%s/%u", dir, *kept);
+	if (renameat(d->dfd, src, d->dfd, dst)) {
+		*kept = version; /* still safe, kept under the old number */
+		return 0;
+	}
+	return dir_fsync_at(d->dfd, dir);
+}
