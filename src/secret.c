@@ -77,6 +77,8 @@ int vault_add_unlock(struct vault *v, const char *pw, size_t len)
 	int ret = -ENOSPC;
 	size_t i;
 
+	if (!len || len > SECRET_PW_MAX)
+		return -EINVAL;
 	pthread_rwlock_wrlock(&v->lock);
 	for (i = 1; i < VAULT_SLOTS; i++) {
 		if (v->len[i] == len && !sodium_memcmp(slot(v, i), pw, len)) {
