@@ -105,16 +105,15 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 }
 
 /* inih's handler is not told the line (Debian builds it without
- * INI_HANDLER_LINENO), so the reader counts lines for it. */
+ * INI_HANDLER_LINENO), so the reader counts lines for it, handing inih
+ * exactly one line per call so that both counts agree. */
 struct parse_state {
 	struct config *c;
 	const char *next;	/* unread text */
 	int line;		/* number of the line last handed to inih */
-	bool partial;		/* that line was longer than inih's buffer */
-	const char *name;
-	char *err;
-	size_t errlen;
-	int ret;
+	int err_line;		/* line of the first refused key, or 0 */
+	int long_line;		/* first line too long for inih, or 0 */
+	char why[200];		/* what was wrong on err_line */
 };
 
 static char *read_line(char *str, int num, void *stream)
@@ -127,14 +126,20 @@ static char *read_line(char *str, int num, void *stream)
 		return NULL;
 	nl = strchr(st->next, '\n');
 	n = nl ? (size_t)(nl - st->next) + 1 : strlen(st->next);
-	if (n > (size_t)num - 1)
-		n = (size_t)num - 1;
-	memcpy(str, st->next, n);
-	str[n] = '\0';
-	if (!st->partial)
-		st->line++;
-	st->partial = str[n - 1] != '\n';
+	st->line++;
 	st->next += n;
+	if (n > (size_t)num - 1) {
+		const char *p = st->next - n + strspn(st->next - n, " \t");
+
+		/* Too long for inih's buffer: a comment is skipped, anything
+		 * else becomes a line inih refuses. */
+		if (*p != ';' && *p != '#' && !st->long_line)
+			st->long_line = st->line;
+		strcpy(str, *p == ';' || *p == '#' ? "\n" : "[\n");
+		return str;
+	}
+	memcpy(str, st->next - n, n);
+	str[n] = '\0';
 	return str;
 }
 
@@ -151,22 +156,27 @@ static int on_key(void *user, const char *section, const char *key, const char *
 	} else {
 		ret = config_set(st->c, full, value, &why);
 	}
-	if (ret && !st->ret) {
-		snprintf(st->err, st->errlen, "%s:%d: %s: %s", st->name, st->line, full, why);
-		st->ret = ret;
+	if (ret && !st->err_line) {
+		snprintf(st->why, sizeof(st->why), "%s: %s", full, why);
+		st->err_line = st->line;
 	}
 	return !ret;
 }
 
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t errlen)
 {
-	struct parse_state st = { .c = c, .next = text, .name = name, .err = err, .errlen = errlen };
+	struct parse_state st = { .c = c, .next = text };
 	int line;
 
 	line = ini_parse_stream(read_line, &st, on_key, &st);
 	if (!line)
 		return 0;
-	if (!st.ret)
+	/* inih returns the first failing line, refused key or not */
+	if (line == st.err_line)
+		snprintf(err, errlen, "%s:%d: %s", name, line, st.why);
+	else if (line == st.long_line)
+		snprintf(err, errlen, "%s:%d: line too long", name, line);
+	else
 		snprintf(err, errlen, "%s:%d: syntax error", name, line);
 	return -EINVAL;
 }

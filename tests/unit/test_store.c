@@ -1,5 +1,481 @@
+/* Unit tests for store_dir.c, through the store.h interface, on a private
+ * temp directory: listing, reading, the version stamp, the refusal of
+ * anything that is not a flat regular file, and metadata. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyfs/keyset.h"
+#include "keyfs/store.h"
 #include "tap.h"
+
+#define T0 1700000000 /* 2023-11-14T22:13:20Z */
+
+static char root[64];
+
+static void path_of(char *out, size_t size, const char *rel)
+{
+	snprintf(out, size, "%s/%s", root, rel);
+}
+
+static void mkdir_rel(const char *rel)
+{
+	char p[PATH_MAX];
+
+	path_of(p, sizeof(p), rel);
+	if (mkdir(p, 0700))
+		tap_ok(false, "mkdir %s: %m", rel);
+}
+
+/* Writes rel with data (len bytes), mode and mtime (0: leave as is). */
+static void write_rel(const char *rel, const void *data, size_t len, mode_t mode, time_t mtime)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	path_of(p, sizeof(p), rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || (len && write(fd, data, len) != (ssize_t)len) || fchmod(fd, mode)) {
+		tap_ok(false, "write %s: %m", rel);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (mtime) {
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+
+		futimens(fd, ts);
+	}
+	close(fd);
+}
+
+static void set_mtime_rel(const char *rel, time_t mtime)
+{
+	struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+	char p[PATH_MAX];
+
+	path_of(p, sizeof(p), rel);
+	if (utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW))
+		tap_ok(false, "utimensat %s: %m", rel);
+}
+
+static void unlink_rel(const char *rel)
+{
+	char p[PATH_MAX];
+
+	path_of(p, sizeof(p), rel);
+	if (unlink(p))
+		tap_ok(false, "unlink %s: %m", rel);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static bool member_is(const struct keyset_member *m, const char *name, mode_t mode, const char *data)
+{
+	size_t len = strlen(data);
+
+	return !strcmp(m->name, name) && m->mode == mode && m->len == len &&
+	       (len == 0 ? m->data == NULL : memcmp(m->data, data, len) == 0);
+}
+
+static int stamp(struct store *s, const char *name, uint64_t *out)
+{
+	return s->ops->stamp(s->priv, name, out);
+}
+
+/* The store of most tests:
+ *   alpha/k                 0400
+ *   beta/{id,id.pub,empty}  0600, 0644, 0640
+ *   gamma/                  (empty keyset)
+ * and things list() must skip: .hidden/, "bad name"/, a regular file,
+ * a symlink to a keyset. */
+static void populate(void)
+{
+	char p[PATH_MAX];
+
+	mkdir_rel("beta");
+	write_rel("beta/id", "secret-key\n", 11, 0600, T0 + 10);
+	write_rel("beta/id.pub", "public-key\n", 11, 0644, T0 + 20);
+	write_rel("beta/empty", "", 0, 0640, T0);
+	mkdir_rel("gamma");
+	mkdir_rel("alpha");
+	write_rel("alpha/k", "k", 1, 0400, T0);
+	mkdir_rel(".hidden");
+	mkdir_rel("bad name");
+	write_rel("notadir", "x", 1, 0600, 0);
+	path_of(p, sizeof(p), "link");
+	if (symlink("alpha", p))
+		tap_ok(false, "symlink: %m");
+}
+
+static void test_list(struct store *s)
+{
+	char **names = NULL;
+	size_t n = 0, i;
+	int ret;
+
+	ret = s->ops->list(s->priv, &names, &n);
+	TAP_EQ_INT(ret, 0, "list");
+	TAP_EQ_INT(n, 3, "list finds the three keysets");
+	tap_ok(n == 3 && !strcmp(names[0], "alpha") && !strcmp(names[1], "beta") &&
+	       !strcmp(names[2], "gamma"), "list is sorted: alpha beta gamma");
+	for (i = 0; i < n; i++)
+		tap_ok(strcmp(names[i], ".hidden") && strcmp(names[i], "bad name") &&
+		       strcmp(names[i], "notadir") && strcmp(names[i], "link") &&
+		       strcmp(names[i], ".keyfs"), "list entry %zu (%s) is a keyset", i, names[i]);
+	store_names_free(names, n);
+}
+
+static void test_read(struct store *s)
+{
+	struct keyset ks;
+	int ret;
+
+	memset(&ks, 0, sizeof(ks));
+	ret = s->ops->read(s->priv, "beta", &ks);
+	TAP_EQ_INT(ret, 0, "read beta");
+	tap_ok(!strcmp(ks.name, "beta"), "read sets the keyset name");
+	TAP_EQ_INT(ks.n, 3, "beta has three members");
+	if (ks.n == 3) {
+		tap_ok(member_is(&ks.m[0], "empty", 0640, ""), "member 0: empty, 0640, no data");
+		tap_ok(member_is(&ks.m[1], "id", 0600, "secret-key\n"), "member 1: id, 0600, its data");
+		tap_ok(member_is(&ks.m[2], "id.pub", 0644, "public-key\n"), "member 2: id.pub, 0644, its data");
+		TAP_EQ_INT(ks.m[1].mtime, T0 + 10, "member mtime from the file");
+		TAP_EQ_INT(keyset_mtime(&ks), T0 + 20, "keyset mtime is the newest member's");
+	}
+	keyset_clear(&ks);
+
+	ret = s->ops->read(s->priv, "alpha", &ks);
+	tap_ok(ret == 0 && ks.n == 1 && member_is(&ks.m[0], "k", 0400, "k"),
+	       "read alpha: one read-only member (ret %d)", ret);
+	keyset_clear(&ks);
+
+	ret = s->ops->read(s->priv, "gamma", &ks);
+	tap_ok(ret == 0 && ks.n == 0, "read of an empty keyset: no members (ret %d)", ret);
+	keyset_clear(&ks);
+
+	/* Reading twice into the same keyset replaces, never appends. */
+	s->ops->read(s->priv, "beta", &ks);
+	ret = s->ops->read(s->priv, "alpha", &ks);
+	tap_ok(ret == 0 && ks.n == 1 && !strcmp(ks.name, "alpha"),
+	       "read into a used keyset replaces its members (n %zu)", ks.n);
+	keyset_clear(&ks);
+}
+
+static void test_stamp(struct store *s)
+{
+	uint64_t a, b, c, d, e;
+	int ret;
+
+	ret = stamp(s, "beta", &a);
+	TAP_EQ_INT(ret, 0, "stamp beta");
+	stamp(s, "beta", &b);
+	tap_ok(a == b, "stamp is stable when nothing changes");
+	stamp(s, "alpha", &c);
+	tap_ok(a != c, "different keysets have different stamps");
+	stamp(s, "gamma", &d);
+	ret = stamp(s, "gamma", &e);
+	tap_ok(ret == 0 && d == e, "stamp of an empty keyset is stable");
+
+	/* Content with a different size. */
+	write_rel("beta/id", "secret-key-2\n", 13, 0600, T0 + 10);
+	stamp(s, "beta", &b);
+	tap_ok(a != b, "stamp changes when a member's content changes size");
+	stamp(s, "beta", &c);
+	tap_ok(b == c, "... and is stable again");
+
+	/* Same size, rewritten in place right away: only the timestamps
+	 * can tell. Holds where file times are fine-grained (Linux >= 6.13
+	 * multigrain timestamps, tmpfs); with coarse timestamps two writes
+	 * in one clock tick are indistinguishable to a stat-only stamp. */
+	write_rel("beta/id", "secret-key-x\n", 13, 0600, 0);
+	stamp(s, "beta", &c);
+	write_rel("beta/id", "secret-key-y\n", 13, 0600, 0);
+	stamp(s, "beta", &d);
+	tap_ok(c != d, "stamp changes on a same-size in-place rewrite");
+	write_rel("beta/id", "secret-key-2\n", 13, 0600, T0 + 10);
+	stamp(s, "beta", &b);
+
+	/* Only the mtime. */
+	set_mtime_rel("beta/id", T0 + 11);
+	stamp(s, "beta", &c);
+	tap_ok(b != c, "stamp changes when a member's mtime changes");
+
+	/* Only the mode. */
+	{
+		char p[PATH_MAX];
+
+		path_of(p, sizeof(p), "beta/id.pub");
+		chmod(p, 0600);
+		stamp(s, "beta", &d);
+		tap_ok(c != d, "stamp changes when a member's mode changes");
+		chmod(p, 0644);
+	}
+
+	/* Added, then removed. */
+	stamp(s, "beta", &c);
+	write_rel("beta/new", "n", 1, 0600, T0);
+	stamp(s, "beta", &d);
+	tap_ok(c != d, "stamp changes when a member is added");
+	unlink_rel("beta/new");
+	stamp(s, "beta", &e);
+	tap_ok(d != e, "stamp changes when a member is removed");
+
+	/* Replaced by rename with identical size, mode and mtime. */
+	stamp(s, "beta", &c);
+	write_rel("beta/.id.new", "secret-key-3\n", 13, 0600, T0 + 11);
+	{
+		char from[PATH_MAX], to[PATH_MAX];
+
+		path_of(from, sizeof(from), "beta/.id.new");
+		path_of(to, sizeof(to), "beta/id");
+		rename(from, to);
+	}
+	stamp(s, "beta", &d);
+	tap_ok(c != d, "stamp changes when a member is replaced by rename (same size and mtime)");
+
+	/* Read data follows the change. */
+	{
+		struct keyset ks;
+
+		memset(&ks, 0, sizeof(ks));
+		ret = s->ops->read(s->priv, "beta", &ks);
+		tap_ok(ret == 0 && ks.n == 3 && member_is(&ks.m[1], "id", 0600, "secret-key-3\n"),
+		       "read returns the replaced content");
+		keyset_clear(&ks);
+	}
+
+	/* A hidden file in a keyset is ignored by both. */
+	stamp(s, "beta", &c);
+	write_rel("beta/.swp", "x", 1, 0600, 0);
+	stamp(s, "beta", &d);
+	tap_ok(c == d, "dot files in a keyset do not change the stamp");
+	unlink_rel("beta/.swp");
+}
+
+/* A keyset holding one bad entry: read and stamp both fail with -EINVAL
+ * and read leaves the keyset empty. */
+static void expect_bad_keyset(struct store *s, const char *name, const char *what)
+{
+	struct keyset ks;
+	uint64_t st;
+	int ret;
+
+	memset(&ks, 0, sizeof(ks));
+	ret = s->ops->read(s->priv, name, &ks);
+	TAP_EQ_INT(ret, -EINVAL, "read of a keyset with %s: -EINVAL (got %d)", what, ret);
+	TAP_EQ_INT(ks.n, 0, "failed read leaves no members (%s)", what);
+	keyset_clear(&ks);
+	ret = stamp(s, name, &st);
+	TAP_EQ_INT(ret, -EINVAL, "stamp of a keyset with %s: -EINVAL (got %d)", what, ret);
+}
+
+static void test_refusals(struct store *s)
+{
+	char p[PATH_MAX];
+	struct keyset ks;
+	uint64_t st;
+	int fd, ret;
+
+	mkdir_rel("withlink");
+	write_rel("withlink/real", "r", 1, 0600, 0);
+	path_of(p, sizeof(p), "withlink/lnk");
+	if (symlink("real", p))
+		tap_ok(false, "symlink: %m");
+	expect_bad_keyset(s, "withlink", "a symlink member");
+
+	mkdir_rel("withdir");
+	write_rel("withdir/real", "r", 1, 0600, 0);
+	mkdir_rel("withdir/sub");
+	expect_bad_keyset(s, "withdir", "a subdirectory");
+
+	mkdir_rel("withfifo");
+	path_of(p, sizeof(p), "withfifo/fifo");
+	if (mkfifo(p, 0600))
+		tap_ok(false, "mkfifo: %m");
+	expect_bad_keyset(s, "withfifo", "a fifo");
+
+	mkdir_rel("badmember");
+	write_rel("badmember/bad name", "x", 1, 0600, 0);
+	expect_bad_keyset(s, "badmember", "an invalid member name");
+
+	mkdir_rel("reserved");
+	write_rel("reserved/" KEYSET_INI, "x", 1, 0600, 0);
+	expect_bad_keyset(s, "reserved", "a member named " KEYSET_INI);
+
+	/* Size limit: exactly STORE_MEMBER_MAX is fine, one more is not. */
+	mkdir_rel("big");
+	path_of(p, sizeof(p), "big/blob");
+	fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, STORE_MEMBER_MAX))
+		tap_ok(false, "ftruncate: %m");
+	memset(&ks, 0, sizeof(ks));
+	ret = s->ops->read(s->priv, "big", &ks);
+	tap_ok(ret == 0 && ks.n == 1 && ks.m[0].len == STORE_MEMBER_MAX,
+	       "a member of exactly STORE_MEMBER_MAX bytes is read (ret %d)", ret);
+	keyset_clear(&ks);
+	if (fd >= 0 && ftruncate(fd, STORE_MEMBER_MAX + 1))
+		tap_ok(false, "ftruncate: %m");
+	if (fd >= 0)
+		close(fd);
+	expect_bad_keyset(s, "big", "a member over STORE_MEMBER_MAX");
+
+	/* Names that are not keysets. */
+	ret = s->ops->read(s->priv, "nosuch", &ks);
+	TAP_EQ_INT(ret, -ENOENT, "read of an unknown keyset: -ENOENT");
+	ret = stamp(s, "nosuch", &st);
+	TAP_EQ_INT(ret, -ENOENT, "stamp of an unknown keyset: -ENOENT");
+	TAP_EQ_INT(s->ops->read(s->priv, "../x", &ks), -ENOENT, "read \"../x\": -ENOENT");
+	TAP_EQ_INT(stamp(s, "../x", &st), -ENOENT, "stamp \"../x\": -ENOENT");
+	TAP_EQ_INT(s->ops->read(s->priv, "beta/id", &ks), -ENOENT, "read \"beta/id\": -ENOENT");
+	TAP_EQ_INT(s->ops->read(s->priv, "", &ks), -ENOENT, "read \"\": -ENOENT");
+	TAP_EQ_INT(s->ops->read(s->priv, ".hidden", &ks), -ENOENT, "read \".hidden\": -ENOENT");
+	TAP_EQ_INT(s->ops->read(s->priv, "bad name", &ks), -ENOENT, "read \"bad name\": -ENOENT");
+	/* A regular file or a symlink in place of a keyset is not one. */
+	tap_ok(s->ops->read(s->priv, "notadir", &ks) < 0, "read of a regular file fails");
+	tap_ok(s->ops->read(s->priv, "link", &ks) < 0, "read through a symlinked keyset fails");
+	tap_ok(stamp(s, "link", &st) < 0, "stamp through a symlinked keyset fails");
+	keyset_clear(&ks);
+}
+
+/* Entries of <root>/.keyfs/meta other than want (NULL: none allowed). */
+static int meta_strays(const char *want)
+{
+	char p[PATH_MAX];
+	struct dirent *de;
+	int strays = 0;
+	DIR *d;
+
+	path_of(p, sizeof(p), ".keyfs/meta");
+	d = opendir(p);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!want || strcmp(de->d_name, want)) {
+			tap_ok(false, "unexpected entry .keyfs/meta/%s", de->d_name);
+			strays++;
+		}
+	}
+	closedir(d);
+	return strays;
+}
+
+static void test_meta(struct store *s)
+{
+	char buf[STORE_META_MAX], p[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	TAP_EQ_INT(ret, -ENOENT, "meta_get before any set: -ENOENT");
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", "the usual one"), 0, "meta_set hint");
+	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	tap_ok(ret == 0 && !strcmp(buf, "the usual one"), "meta_get returns what was set");
+	TAP_EQ_INT(meta_strays("hint"), 0, "no temp files left in .keyfs/meta");
+	path_of(p, sizeof(p), ".keyfs/meta/hint");
+	tap_ok(!stat(p, &st) && (st.st_mode & 07777) == 0600, "meta file is 0600");
+
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", "xy"), 0, "meta_set a shorter value");
+	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	tap_ok(ret == 0 && !strcmp(buf, "xy"), "overwrite leaves no tail of the old value (%s)", buf);
+	TAP_EQ_INT(meta_strays("hint"), 0, "no temp files after an overwrite");
+
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", ""), 0, "meta_set \"\" removes");
+	TAP_EQ_INT(s->ops->meta_get(s->priv, "hint", buf, sizeof(buf)), -ENOENT, "meta_get after removal: -ENOENT");
+	TAP_EQ_INT(meta_strays(NULL), 0, "meta dir empty after removal");
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", ""), 0, "removing an unset key is fine");
+
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "a/b", "v"), -EINVAL, "meta_set key with '/': -EINVAL");
+	TAP_EQ_INT(s->ops->meta_get(s->priv, "a/b", buf, sizeof(buf)), -EINVAL, "meta_get key with '/': -EINVAL");
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "../../x", "v"), -EINVAL, "meta_set \"../../x\": -EINVAL");
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "..", "v"), -EINVAL, "meta_set \"..\": -EINVAL");
+	TAP_EQ_INT(s->ops->meta_set(s->priv, ".hint.tmp", "v"), -EINVAL, "meta_set of a dot name: -EINVAL");
+	TAP_EQ_INT(s->ops->meta_set(s->priv, "", "v"), -EINVAL, "meta_set of an empty key: -EINVAL");
+	TAP_EQ_INT(meta_strays(NULL), 0, "refused keys wrote nothing");
+	path_of(p, sizeof(p), "x");
+	tap_ok(access(p, F_OK) != 0, "\"../../x\" wrote nothing outside");
+
+	/* Two keys side by side. */
+	s->ops->meta_set(s->priv, "hint", "h");
+	s->ops->meta_set(s->priv, "state", "s");
+	ret = s->ops->meta_get(s->priv, "state", buf, sizeof(buf));
+	tap_ok(ret == 0 && !strcmp(buf, "s"), "a second key is kept apart");
+	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	tap_ok(ret == 0 && !strcmp(buf, "h"), "the first key is unchanged");
+	s->ops->meta_set(s->priv, "hint", "");
+	s->ops->meta_set(s->priv, "state", "");
+}
+
+static void test_state(struct store *s)
+{
+	char want[PATH_MAX];
+	const char *dir;
+	struct stat st;
+
+	dir = store_dir_state(s);
+	path_of(want, sizeof(want), ".keyfs");
+	tap_ok(dir && !strcmp(dir, want), "store_dir_state is <dir>/.keyfs (%s)", dir ? dir : "NULL");
+	tap_ok(dir && !stat(dir, &st) && S_ISDIR(st.st_mode), "the state directory exists");
+	tap_ok(dir && (st.st_mode & 07777) == 0700, "the state directory is 0700");
+	tap_ok(dir && store_dir_state(s) && !strcmp(store_dir_state(s), want), "store_dir_state again: same path");
+}
+
+static void test_open(void)
+{
+	char p[PATH_MAX];
+	struct store s = { 0 };
+
+	path_of(p, sizeof(p), "nosuch");
+	TAP_EQ_INT(store_dir_open(p, &s), -ENOENT, "open of a missing dir: -ENOENT");
+	path_of(p, sizeof(p), "notadir");
+	TAP_EQ_INT(store_dir_open(p, &s), -ENOTDIR, "open of a regular file: -ENOTDIR");
+	tap_ok(s.ops == NULL, "failed open leaves the store unset");
+	store_close(&s); /* a no-op on an unset store */
+}
+
 int main(void)
 {
+	struct store s = { 0 };
+	int ret;
+
+	if (sodium_init() < 0) {
+		tap_ok(false, "sodium_init");
+		return tap_done();
+	}
+	snprintf(root, sizeof(root), "/tmp/keyfs-test-store.XXXXXX");
+	if (!tap_ok(mkdtemp(root) != NULL, "mkdtemp"))
+		return tap_done();
+	populate();
+	ret = store_dir_open(root, &s);
+	TAP_EQ_INT(ret, 0, "store_dir_open");
+	if (!ret) {
+		test_list(&s);
+		test_state(&s);
+		test_list(&s); /* .keyfs now exists and is still not a keyset */
+		test_read(&s);
+		test_stamp(&s);
+		test_refusals(&s);
+		test_meta(&s);
+		store_close(&s);
+		tap_ok(s.ops == NULL, "store_close clears the store");
+	}
+	test_open();
+	tap_ok(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
 	return tap_done();
 }

@@ -1,0 +1,325 @@
+/* Unit tests for config.c: defaults, config_set (keys, aliases, ranges),
+ * config_parse with "name:line: message" errors that name the key but
+ * not the value, config_load of the shipped example, config_check. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyfs/config.h"
+#include "tap.h"
+
+static bool starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void test_defaults(void)
+{
+	struct config c;
+	const char *why = NULL;
+
+	memset(&c, 0x5a, sizeof(c));
+	config_defaults(&c);
+	tap_ok(!strcmp(c.store, "/var/lib/keyfs"), "default store /var/lib/keyfs");
+	TAP_EQ_INT(c.work_factor, 18, "default work_factor 18");
+	TAP_EQ_INT(c.policy, POLICY_COMPLEX, "default policy complex");
+	TAP_EQ_INT(c.min_length, 8, "default min_length 8");
+	TAP_EQ_INT(c.import_max_size, 1 << 20, "default import max_size 1 MiB");
+	TAP_EQ_INT(c.import_max_total, 64 << 20, "default import max_total 64 MiB");
+	tap_ok(!c.allow_other, "default allow_other off");
+	TAP_EQ_INT(config_check(&c, &why), 0, "defaults pass config_check");
+}
+
+/* config_set that must succeed. */
+static void set_ok(struct config *c, const char *key, const char *value)
+{
+	const char *why = NULL;
+	int ret = config_set(c, key, value, &why);
+
+	tap_ok(ret == 0, "set %s = \"%s\" (ret %d, why %s)", key, value, ret, why ? why : "-");
+}
+
+/* config_set that must fail with want, leave *c unchanged and say why. */
+static void set_bad(struct config *c, const char *key, const char *value, int want)
+{
+	struct config before = *c;
+	const char *why = NULL;
+	int ret = config_set(c, key, value, &why);
+
+	tap_ok(ret == want && why && *why && !memcmp(&before, c, sizeof(before)),
+	       "set %s = \"%s\" refused with %d (ret %d, why %s), config unchanged",
+	       key, value, want, ret, why ? why : "-");
+}
+
+static void test_set(void)
+{
+	struct config c;
+	char longpath[PATH_MAX + 8];
+
+	config_defaults(&c);
+	set_ok(&c, "store", "/srv/a");
+	tap_ok(!strcmp(c.store, "/srv/a"), "alias \"store\" sets the store path");
+	set_ok(&c, "store.path", "/srv/b");
+	tap_ok(!strcmp(c.store, "/srv/b"), "store.path sets the store path");
+	set_bad(&c, "store.path", "", -EINVAL);
+	memset(longpath, 'p', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[PATH_MAX] = '\0';
+	set_bad(&c, "store", longpath, -EINVAL);
+	longpath[PATH_MAX - 1] = '\0';
+	set_ok(&c, "store", longpath);
+	TAP_EQ_INT(strlen(c.store), PATH_MAX - 1, "a PATH_MAX - 1 store path is kept whole");
+
+	set_ok(&c, "store.backend", "dir");
+	set_bad(&c, "store.backend", "keyring", -EINVAL);
+
+	set_ok(&c, "work_factor", "10");
+	TAP_EQ_INT(c.work_factor, 10, "alias \"work_factor\" sets the work factor");
+	set_ok(&c, "seal.work_factor", "22");
+	TAP_EQ_INT(c.work_factor, 22, "seal.work_factor 22");
+	set_bad(&c, "work_factor", "9", -EINVAL);
+	set_bad(&c, "work_factor", "23", -EINVAL);
+	set_bad(&c, "seal.work_factor", "1x", -EINVAL);
+	set_bad(&c, "seal.work_factor", "", -EINVAL);
+	set_bad(&c, "seal.work_factor", "0x10", -EINVAL);
+	set_bad(&c, "seal.work_factor", "18.0", -EINVAL);
+	set_bad(&c, "seal.work_factor", "-18", -EINVAL);
+	set_bad(&c, "seal.work_factor", "99999999999999999999", -EINVAL);
+
+	set_ok(&c, "password.policy", "length");
+	TAP_EQ_INT(c.policy, POLICY_LENGTH, "policy length");
+	set_ok(&c, "password.policy", "complex");
+	TAP_EQ_INT(c.policy, POLICY_COMPLEX, "policy complex");
+	set_bad(&c, "password.policy", "Complex", -EINVAL);
+	set_ok(&c, "password.min_length", "128");
+	TAP_EQ_INT(c.min_length, 128, "min_length 128");
+	set_bad(&c, "password.min_length", "7", -EINVAL);
+	set_bad(&c, "password.min_length", "129", -EINVAL);
+
+	set_ok(&c, "import.max_size", "4096");
+	TAP_EQ_INT(c.import_max_size, 4096, "import.max_size 4096");
+	set_ok(&c, "import.max_total", "1073741824");
+	TAP_EQ_INT(c.import_max_total, 1073741824, "import.max_total 1 GiB");
+	set_bad(&c, "import.max_size", "4095", -EINVAL);
+	set_bad(&c, "import.max_total", "1073741825", -EINVAL);
+
+	set_ok(&c, "mount.allow_other", "yes");
+	tap_ok(c.allow_other, "allow_other yes");
+	set_ok(&c, "mount.allow_other", "false");
+	tap_ok(!c.allow_other, "allow_other false");
+	set_bad(&c, "mount.allow_other", "maybe", -EINVAL);
+
+	set_bad(&c, "nope", "1", -ENOENT);
+	set_bad(&c, "seal.nope", "1", -ENOENT);
+	set_bad(&c, "path", "/x", -ENOENT);		/* only "store" is an alias */
+	set_bad(&c, "password.work_factor", "12", -ENOENT); /* key in the wrong section */
+	set_bad(&c, "", "", -ENOENT);
+}
+
+static const char good_ini[] =
+	"; every key, none at its default\n"
+	"[store]\n"
+	"path = /srv/keys\n"
+	"backend = dir\n"
+	"\n"
+	"[seal]\n"
+	"work_factor = 12 ; inline comment\n"
+	"[password]\n"
+	"policy = length\n"
+	"min_length = 10\n"
+	"[import]\n"
+	"max_size = 8192\n"
+	"max_total = 16384\n"
+	"[mount]\n"
+	"allow_other = yes\n";
+
+/* Parses text into a fresh default config; returns the result and the
+ * error text in err. */
+static int parse(struct config *c, const char *text, char *err, size_t errlen)
+{
+	config_defaults(c);
+	err[0] = '\0';
+	return config_parse(c, "test.ini", text, err, errlen);
+}
+
+static void test_parse(void)
+{
+	struct config c;
+	char err[256];
+	const char *why;
+	int ret;
+
+	ret = parse(&c, good_ini, err, sizeof(err));
+	tap_ok(ret == 0, "a good INI parses (ret %d, err %s)", ret, err);
+	tap_ok(!strcmp(c.store, "/srv/keys"), "[store] path");
+	TAP_EQ_INT(c.work_factor, 12, "[seal] work_factor, inline comment stripped");
+	TAP_EQ_INT(c.policy, POLICY_LENGTH, "[password] policy");
+	TAP_EQ_INT(c.min_length, 10, "[password] min_length");
+	TAP_EQ_INT(c.import_max_size, 8192, "[import] max_size");
+	TAP_EQ_INT(c.import_max_total, 16384, "[import] max_total");
+	tap_ok(c.allow_other, "[mount] allow_other");
+	TAP_EQ_INT(config_check(&c, &why), 0, "the good INI passes config_check");
+
+	ret = parse(&c, "", err, sizeof(err));
+	tap_ok(ret == 0 && c.work_factor == 18, "an empty file parses to the defaults");
+	ret = parse(&c, "[seal]\r\nwork_factor = 11\r\n", err, sizeof(err));
+	tap_ok(ret == 0 && c.work_factor == 11, "CRLF line ends (ret %d, err %s)", ret, err);
+	ret = parse(&c, "[seal]\nwork_factor = 11", err, sizeof(err));
+	tap_ok(ret == 0 && c.work_factor == 11, "no newline at the end (ret %d, err %s)", ret, err);
+
+	/* A bad key on line 3. */
+	ret = parse(&c, "[seal]\nwork_factor = 12\nbogus = 1\n", err, sizeof(err));
+	TAP_EQ_INT(ret, -EINVAL, "an unknown key fails the parse");
+	tap_ok(starts(err, "test.ini:3: "), "unknown key error starts \"test.ini:3: \" (%s)", err);
+	tap_ok(strstr(err, "seal.bogus") && strstr(err, "unknown key"), "... names the key (%s)", err);
+
+	/* A key outside any section. */
+	ret = parse(&c, "work_factor = 12\n", err, sizeof(err));
+	tap_ok(ret == -EINVAL && starts(err, "test.ini:1: "), "a key before any section fails on line 1 (%s)", err);
+
+	/* Syntax errors. */
+	ret = parse(&c, "[seal]\nwork_factor = 12\nthis line has no equals sign\n", err, sizeof(err));
+	TAP_EQ_INT(ret, -EINVAL, "a syntax error fails the parse");
+	tap_ok(!strcmp(err, "test.ini:3: syntax error"), "\"test.ini:3: syntax error\" (%s)", err);
+	ret = parse(&c, "; c\n[seal\nwork_factor = 12\n", err, sizeof(err));
+	tap_ok(ret == -EINVAL && !strcmp(err, "test.ini:2: syntax error"), "an unclosed section: line 2 (%s)", err);
+
+	/* A value error on line 5, after comments and a blank line: the
+	 * message names the key and the line, never the value. */
+	ret = parse(&c, "; one\n# two\n\n[seal]\nwork_factor = 77777\n", err, sizeof(err));
+	TAP_EQ_INT(ret, -EINVAL, "a bad value fails the parse");
+	tap_ok(starts(err, "test.ini:5: "), "bad value error has \":5:\" (%s)", err);
+	tap_ok(strstr(err, "seal.work_factor") != NULL, "... names the key (%s)", err);
+	tap_ok(strstr(err, "77777") == NULL, "... does not print the value (%s)", err);
+
+	/* Only the first error is reported. */
+	ret = parse(&c, "[seal]\nwork_factor = 5\nwork_factor = 6\n", err, sizeof(err));
+	tap_ok(ret == -EINVAL && starts(err, "test.ini:2: "), "the first of two errors is reported (%s)", err);
+
+	/* Line numbers past a line longer than inih's line buffer
+	 * (INI_MAX_LINE, 200 by default). */
+	{
+		char text[1024];
+		char filler[400];
+
+		memset(filler, 'x', sizeof(filler) - 1);
+		filler[sizeof(filler) - 1] = '\0';
+		snprintf(text, sizeof(text), "; %s\n[seal]\nbogus = 1\n", filler);
+		ret = parse(&c, text, err, sizeof(err));
+		tap_ok(ret == -EINVAL && starts(err, "test.ini:3: ") && strstr(err, "seal.bogus"),
+		       "after a long comment line, a bad key is on line 3 (%s)", err);
+
+		snprintf(text, sizeof(text), "; %s\n[seal]\nwork_factor = 12\n", filler);
+		ret = parse(&c, text, err, sizeof(err));
+		tap_ok(ret == 0 && c.work_factor == 12,
+		       "a comment longer than inih's buffer is still a comment (ret %d, err %s)", ret, err);
+
+		snprintf(text, sizeof(text), "; %s\n[seal]\nno equals\n", filler);
+		ret = parse(&c, text, err, sizeof(err));
+		tap_ok(ret == -EINVAL && !strcmp(err, "test.ini:3: syntax error"),
+		       "after a long comment line, a syntax error is on line 3 (%s)", err);
+	}
+
+	/* A value longer than inih's line buffer (199 bytes a line) is
+	 * refused on its own line, never silently cut. */
+	{
+		char text[600], want[300];
+
+		memset(want, 'd', sizeof(want) - 1);
+		want[0] = '/';
+		want[sizeof(want) - 1] = '\0';
+		snprintf(text, sizeof(text), "[store]\npath = %s\n", want);
+		ret = parse(&c, text, err, sizeof(err));
+		tap_ok(ret == -EINVAL && !strcmp(err, "test.ini:2: line too long"),
+		       "a 299-byte store path line is refused as too long (ret %d, err %s)", ret, err);
+	}
+
+	/* A small error buffer truncates, never overflows. */
+	{
+		char small[8];
+
+		memset(small, 'Q', sizeof(small));
+		config_defaults(&c);
+		ret = config_parse(&c, "a-long-file-name.ini", "[x]\ny = 1\n", small, 6);
+		tap_ok(ret == -EINVAL && strlen(small) == 5 && small[6] == 'Q' && small[7] == 'Q',
+		       "err is truncated to errlen (%s)", small);
+	}
+}
+
+static void test_load(void)
+{
+	const char *vectors = getenv("VECTORS");
+	char path[PATH_MAX], err[256];
+	struct config c, d;
+	int ret;
+
+	/* VECTORS is <root>/tests/vectors/age: the example is <root>/conf. */
+	if (!vectors || snprintf(path, sizeof(path), "%s/../../../conf/keyfs.ini", vectors) >= (int)sizeof(path)) {
+		tap_ok(false, "VECTORS is set (meson test sets it)");
+		return;
+	}
+	config_defaults(&c);
+	config_defaults(&d);
+	err[0] = '\0';
+	ret = config_load(&c, path, err, sizeof(err));
+	tap_ok(ret == 0, "the shipped conf/keyfs.ini loads (ret %d, err %s)", ret, err);
+	tap_ok(!memcmp(&c, &d, sizeof(c)), "conf/keyfs.ini shows exactly the defaults");
+
+	ret = config_load(&c, "/nonexistent/keyfs.ini", err, sizeof(err));
+	TAP_EQ_INT(ret, -ENOENT, "config_load of a missing file: -ENOENT");
+	tap_ok(starts(err, "/nonexistent/keyfs.ini: "), "... err names the file (%s)", err);
+
+	/* A file past the size cap. */
+	{
+		char tmp[] = "/tmp/keyfs-test-config.XXXXXX";
+		int fd = mkstemp(tmp);
+		char *big = malloc(70 * 1024);
+
+		if (fd >= 0 && big) {
+			memset(big, ';', 70 * 1024);
+			if (write(fd, big, 70 * 1024) != 70 * 1024)
+				tap_ok(false, "write");
+			ret = config_load(&c, tmp, err, sizeof(err));
+			TAP_EQ_INT(ret, -EFBIG, "a 70 KiB config file: -EFBIG (%s)", err);
+		} else {
+			tap_ok(false, "mkstemp");
+		}
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		free(big);
+	}
+}
+
+static void test_check(void)
+{
+	struct config c;
+	const char *why = NULL;
+
+	config_defaults(&c);
+	c.import_max_size = 64 << 20;
+	c.import_max_total = 64 << 20;
+	TAP_EQ_INT(config_check(&c, &why), 0, "max_size == max_total is fine");
+	c.import_max_size = (64 << 20) + 1;
+	TAP_EQ_INT(config_check(&c, &why), -EINVAL, "max_size > max_total: -EINVAL");
+	tap_ok(why && strstr(why, "max_size"), "config_check says why (%s)", why ? why : "-");
+}
+
+int main(void)
+{
+	if (sodium_init() < 0) {
+		tap_ok(false, "sodium_init");
+		return tap_done();
+	}
+	test_defaults();
+	test_set();
+	test_parse();
+	test_load();
+	test_check();
+	return tap_done();
+}
