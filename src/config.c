@@ -16,6 +16,7 @@ void config_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	strcpy(c->store, CONFIG_DEFAULT_STORE);
 	c->work_factor = AGE_LOGN_DEFAULT;
+	c->seal_memory = (size_t)1 << 30;
 	c->policy = POLICY_COMPLEX;
 	c->min_length = 8;
 	c->import_max_size = 1 << 20;
@@ -68,6 +69,12 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 			return -EINVAL;
 		}
 		c->work_factor = (int)n;
+	} else if (!strcmp(key, "seal.memory")) {
+		if (parse_long(value, 1 << 20, 1L << 40, &n)) {
+			*why = "memory is bytes, from 1048576 to 1099511627776";
+			return -EINVAL;
+		}
+		c->seal_memory = (size_t)n;
 	} else if (!strcmp(key, "password.policy")) {
 		if (!strcmp(value, "complex"))
 			c->policy = POLICY_COMPLEX;

@@ -48,9 +48,11 @@ static int cmd_password(struct ctl *c, const char *pw, size_t len)
 		return ret;
 	}
 	ret = vault_set(c->v, pw, len);
-	if (!ret)
-		log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
-	return ret;
+	if (ret)
+		return ret;
+	log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
+	/* Tell the cache now, so exports start sealing in the background. */
+	return c->sc ? sealcache_password_changed(c->sc) : 0;
 }
 
 static int cmd_unlock(struct ctl *c, const char *pw, size_t len)
@@ -123,7 +125,7 @@ int ctl_command(struct ctl *c, char *buf, size_t len)
 	if (match(buf, len, "forget", &rest_len) && !rest_len) {
 		vault_forget(c->v);
 		log_msg(LOG_NOTICE, "control: every password forgotten");
-		return 0;
+		return c->sc ? sealcache_password_changed(c->sc) : 0;
 	}
 	/* Name the verb only: an unknown command may be a mistyped password. */
 	log_msg(LOG_WARNING, "control: unknown command (commands: password, unlock, forget, hint, activate)");

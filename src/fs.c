@@ -346,7 +346,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		return t ? read_buf(t->buf, t->len, buf, size, off) : -EBADF;
 	case N_KEYSET:
 		s = (struct seal *)fi->fh;
-		return read_buf(s->bytes, s->len, buf, size, off);
+		return (int)seal_read(s, buf, size, off);
 	case N_STAGED: {
 		const char *file;
 		int dir = staged(path, &file);

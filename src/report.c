@@ -47,8 +47,9 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
  * such rather than hiding the rest. */
-static int each_keyset(struct ctl *c, FILE *f,
-		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err))
+static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed,
+		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err,
+				  size_t *sealed))
 {
 	struct ks_info info;
 	char **names;
@@ -60,15 +61,17 @@ static int each_keyset(struct ctl *c, FILE *f,
 		return ret;
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
-		fn(f, names[k], &info, ks_info(c, names[k], &info));
+		fn(f, names[k], &info, ks_info(c, names[k], &info), sealed);
 		free(info.versions);
 	}
 	store_names_free(names, n);
+	*total = n;
 	return 0;
 }
 
-static void status_line(FILE *f, const char *name, const struct ks_info *i, int err)
+static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, size_t *sealed)
 {
+	*sealed += !err && i->current;
 	if (err) {
 		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
 		return;
@@ -96,6 +99,7 @@ static int finish(FILE *f, char **text, int ret)
 
 int ctl_status(struct ctl *c, char **text, size_t *len)
 {
+	size_t total = 0, sealed = 0, workers, pending;
 	char hint[KEYSET_HINT_MAX + 1];
 	FILE *f;
 	int ret;
@@ -112,14 +116,18 @@ int ctl_status(struct ctl *c, char **text, size_t *len)
 	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
-	ret = each_keyset(c, f, status_line);
+	ret = each_keyset(c, f, &total, &sealed, status_line);
+	sealcache_progress(c->sc, &workers, &pending);
+	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", sealed, total, pending,
+		workers);
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);
 	return finish(f, text, ret);
 }
 
-static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err)
+static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err, size_t *sealed)
 {
+	(void)sealed;
 	if (err) {
 		fprintf(f, "  %s.pem: cannot be read from the store (%s)\n\n", name, strerror(-err));
 		return;
@@ -130,6 +138,7 @@ static void readme_line(FILE *f, const char *name, const struct ks_info *i, int 
 
 int ctl_readme(struct ctl *c, char **text, size_t *len)
 {
+	size_t total = 0, sealed = 0;
 	FILE *f;
 	int ret;
 
@@ -144,7 +153,7 @@ int ctl_readme(struct ctl *c, char **text, size_t *len)
 		"archive of the key files and KEYSET.ini. The password cannot be\n"
 		"recovered if lost; the hint below is all that is kept of it.\n\n"
 		"Keysets\n-------\n\n", c->cfg->work_factor);
-	ret = each_keyset(c, f, readme_line);
+	ret = each_keyset(c, f, &total, &sealed, readme_line);
 	fprintf(f,
 		"Restore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
 		"the store arrives as an inactive version):\n\n"

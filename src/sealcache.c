@@ -1,33 +1,69 @@
+/* The sealed-export cache. Locking: sc->lock protects every entry field,
+ * the queue, the password id and the worker state; it is never held
+ * across I/O or crypto. Entries are created on first sight of a keyset
+ * and live until the daemon stops. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "keyfs/age.h"
 #include "keyfs/armor.h"
 #include "keyfs/bundle.h"
 #include "keyfs/log.h"
 #include "keyfs/sealcache.h"
+#include "keyfs/verifier.h"
 
-#define BUCKETS 1024
+#define BUCKETS 4096
+#define MAX_WORKERS 16
+#define CACHE_MAGIC "keyfs-seal 1"
+#define CACHE_HEADER_MAX 128
+#define OPEN_WAIT_SECONDS 60
 
 struct entry {
-	struct entry *next;
+	struct entry *next;		/* hash chain */
+	struct entry *qnext;		/* queue link */
 	char name[KEYSET_NAME_MAX + 1];
-	struct seal *seal;	/* newest seal, or NULL */
-	uint64_t size_stamp;	/* version the predicted attributes are for */
-	size_t size;		/* predicted size before the first seal */
-	time_t mtime;
+	/* the cached seal on disk */
+	bool cached;
+	uint64_t stamp;
+	uint8_t pwid[VERIFIER_ID_LEN];
+	time_t sealed_at;
+	size_t len;
+	/* attributes of a version not sealed yet */
+	uint64_t pred_stamp;
+	size_t pred_size;
+	time_t pred_mtime;		/* the keyset's own time */
+	uint64_t due_stamp;		/* version and password the next seal is for */
+	uint8_t due_pwid[VERIFIER_ID_LEN];
+	time_t due_at;			/* when that became due: the next seal's time */
+	bool queued, sealing;
 };
 
 struct sealcache {
 	struct store *st;
 	struct vault *v;
 	const struct config *cfg;
+	int cfd;			/* <state>/cache */
+	int sfd;			/* <state> */
 	pthread_mutex_t lock;
-	struct entry *buckets[BUCKETS];	/* protected by lock */
+	pthread_cond_t changed;		/* a seal finished or the password id moved */
+	pthread_cond_t work;		/* the queue has work, or stop */
+	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
+	struct entry *buckets[BUCKETS];
+	struct entry *qhead, *qtail;
+	bool have_pwid;			/* a backup password is set and its id known */
+	uint8_t pwid[VERIFIER_ID_LEN];
+	uint64_t pwid_gen;		/* vault generation the id is for */
+	bool stop;
+	size_t nworkers;
+	pthread_t workers[MAX_WORKERS];
 };
 
 static uint64_t hash_name(const char *name)
@@ -44,48 +80,7 @@ uint64_t sealcache_ino(const char *name)
 	return hash_name(name) | (1ULL << 63);
 }
 
-int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, const struct config *c)
-{
-	struct sealcache *sc;
-
-	sc = calloc(1, sizeof(*sc));
-	if (!sc)
-		return -ENOMEM;
-	sc->st = st;
-	sc->v = v;
-	sc->cfg = c;
-	pthread_mutex_init(&sc->lock, NULL);
-	*out = sc;
-	return 0;
-}
-
-void seal_put(struct seal *s)
-{
-	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL))
-		return;
-	free(s->bytes);
-	free(s);
-}
-
-void sealcache_free(struct sealcache *sc)
-{
-	struct entry *e, *next;
-	size_t i;
-
-	if (!sc)
-		return;
-	for (i = 0; i < BUCKETS; i++) {
-		for (e = sc->buckets[i]; e; e = next) {
-			next = e->next;
-			seal_put(e->seal);
-			free(e);
-		}
-	}
-	pthread_mutex_destroy(&sc->lock);
-	free(sc);
-}
-
-/* Caller holds sc->lock. */
+/* Caller holds sc->lock. NULL only when out of memory. */
 static struct entry *entry_get(struct sealcache *sc, const char *name)
 {
 	struct entry **b = &sc->buckets[hash_name(name) % BUCKETS], *e;
@@ -96,11 +91,134 @@ static struct entry *entry_get(struct sealcache *sc, const char *name)
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	strcpy(e->name, name);
+	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->next = *b;
 	*b = e;
 	return e;
 }
+
+/* Is the cached seal the one to serve? Caller holds sc->lock. */
+static bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+{
+	return e->cached && e->stamp == stamp && sc->have_pwid &&
+	       !memcmp(e->pwid, sc->pwid, VERIFIER_ID_LEN);
+}
+
+/* ---- cache files ---- */
+
+static int parse_header(const char *buf, size_t n, uint64_t *stamp, uint8_t pwid[VERIFIER_ID_LEN],
+			time_t *sealed_at, size_t *len, size_t *hdr_len)
+{
+	char line[CACHE_HEADER_MAX + 1], idhex[2 * VERIFIER_ID_LEN + 8];
+	unsigned long long st, at, ln;
+	const char *nl;
+	size_t got;
+
+	nl = memchr(buf, '\n', n);
+	if (!nl || (size_t)(nl - buf) >= sizeof(line))
+		return -EINVAL;
+	memcpy(line, buf, (size_t)(nl - buf));
+	line[nl - buf] = '\0';
+	if (sscanf(line, CACHE_MAGIC " %llx %40s %llu %llu", &st, idhex, &at, &ln) != 4 ||
+	    sodium_hex2bin(pwid, VERIFIER_ID_LEN, idhex, strlen(idhex), NULL, &got, NULL) ||
+	    got != VERIFIER_ID_LEN)
+		return -EINVAL;
+	*stamp = st;
+	*sealed_at = (time_t)at;
+	*len = (size_t)ln;
+	*hdr_len = (size_t)(nl - buf) + 1;
+	return 0;
+}
+
+/* Reads and checks the header of an open cache file. */
+static int read_header(int fd, uint64_t *stamp, uint8_t pwid[VERIFIER_ID_LEN], time_t *sealed_at,
+		       size_t *len, size_t *hdr_len)
+{
+	char buf[CACHE_HEADER_MAX];
+	struct stat st;
+	ssize_t n;
+	int ret;
+
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n <= 0)
+		return -EINVAL;
+	ret = parse_header(buf, (size_t)n, stamp, pwid, sealed_at, len, hdr_len);
+	if (ret)
+		return ret;
+	if (fstat(fd, &st) || (size_t)st.st_size != *hdr_len + *len)
+		return -EINVAL; /* torn or foreign: never served */
+	return 0;
+}
+
+static void load_cached(struct sealcache *sc, const char *name)
+{
+	struct entry *e, tmp = { 0 };
+	size_t hdr;
+	int fd;
+
+	fd = openat(sc->cfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (!read_header(fd, &tmp.stamp, tmp.pwid, &tmp.sealed_at, &tmp.len, &hdr)) {
+		e = entry_get(sc, name);
+		if (e) {
+			e->cached = true;
+			e->stamp = tmp.stamp;
+			memcpy(e->pwid, tmp.pwid, VERIFIER_ID_LEN);
+			e->sealed_at = tmp.sealed_at;
+			e->len = tmp.len;
+		}
+	}
+	close(fd);
+}
+
+/* Reads every cache header at start; bytes stay on disk until opened. */
+static void load_cache(struct sealcache *sc)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	fd = openat(sc->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (keyset_name_valid(de->d_name))
+			load_cached(sc, de->d_name);
+		else if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp"))
+			unlinkat(sc->cfd, de->d_name, 0); /* left by a crash */
+	closedir(dir);
+}
+
+static int write_cache(struct sealcache *sc, const char *name, const char *hdr, size_t hdr_len,
+		       const char *pem, size_t len)
+{
+	char tmp[KEYSET_NAME_MAX + 16];
+	int fd, ret = 0;
+
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	fd = openat(sc->cfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, hdr, hdr_len) != (ssize_t)hdr_len || write(fd, pem, len) != (ssize_t)len ||
+	    fsync(fd))
+		ret = errno ? -errno : -EIO;
+	if (close(fd) && !ret)
+		ret = -errno;
+	/* rename: an open export keeps the file it opened */
+	if (!ret && renameat(sc->cfd, tmp, sc->cfd, name))
+		ret = -errno;
+	if (ret)
+		unlinkat(sc->cfd, tmp, 0);
+	return ret;
+}
+
+/* ---- sealing ---- */
 
 void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size)
 {
@@ -135,16 +253,331 @@ static int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks
 	int ret;
 
 	ret = sc->st->ops->read(sc->st->priv, name, ks);
+	if (!ret)
+		sealcache_hint(sc, name, ks->hint, sizeof(ks->hint));
+	return ret;
+}
+
+/* The time the seal of (stamp, current password) counts as made: when it
+ * became due, so the attributes reported before the seal stay true after
+ * it. Caller holds sc->lock. */
+static time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
+{
+	if (e->due_stamp != stamp || memcmp(e->due_pwid, sc->pwid, VERIFIER_ID_LEN) || !e->due_at) {
+		e->due_stamp = stamp;
+		memcpy(e->due_pwid, sc->pwid, VERIFIER_ID_LEN);
+		e->due_at = time(NULL);
+	}
+	return e->due_at;
+}
+
+/* Seals one keyset into the cache unless its seal is current. -EAGAIN if
+ * the password changed under us (the caller tries again). */
+static int seal_one(struct sealcache *sc, const char *name)
+{
+	char hdr[CACHE_HEADER_MAX], idhex[2 * VERIFIER_ID_LEN + 1], *pem = NULL;
+	uint8_t *tar = NULL, *bin = NULL, pwid[VERIFIER_ID_LEN] = { 0 };
+	size_t tar_len = 0, bin_len, pem_len, hdr_len;
+	struct keyset ks = { 0 };
+	struct age_pass pass;
+	struct entry *e;
+	uint64_t stamp, gen;
+	time_t at = 0;
+	int ret;
+
+	ret = export_stamp(sc, name, &stamp);
 	if (ret)
 		return ret;
-	sealcache_hint(sc, name, ks->hint, sizeof(ks->hint));
+	ret = read_keyset(sc, name, &ks);
+	if (ret)
+		goto out;
+	ret = bundle_pack(&ks, &tar, &tar_len);
+	if (ret)
+		goto out;
+	ret = vault_read_backup(sc->v, &pass, &gen);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (!sc->have_pwid || sc->pwid_gen != gen || !e) {
+		ret = !e ? -ENOMEM : sc->have_pwid ? -EAGAIN : -ENOKEY;
+	} else if (entry_current(sc, e, stamp)) {
+		ret = 1; /* someone else sealed it meanwhile */
+	} else {
+		memcpy(pwid, sc->pwid, VERIFIER_ID_LEN);
+		at = due_time(sc, e, stamp);
+	}
+	pthread_mutex_unlock(&sc->lock);
+	if (!ret)
+		ret = age_seal(tar, tar_len, &pass, sc->cfg->work_factor, &bin, &bin_len);
+	vault_read_end(sc->v);
+	if (ret)
+		goto out;
+	ret = armor_encode(bin, bin_len, &pem, &pem_len);
+	if (ret)
+		goto out;
+	sodium_bin2hex(idhex, sizeof(idhex), pwid, VERIFIER_ID_LEN);
+	hdr_len = (size_t)snprintf(hdr, sizeof(hdr), CACHE_MAGIC " %016llx %s %llu %zu\n",
+				   (unsigned long long)stamp, idhex, (unsigned long long)at, pem_len);
+	ret = write_cache(sc, name, hdr, hdr_len, pem, pem_len);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	e->cached = true;
+	e->stamp = stamp;
+	memcpy(e->pwid, pwid, VERIFIER_ID_LEN);
+	e->sealed_at = at;
+	e->len = pem_len;
+	pthread_mutex_unlock(&sc->lock);
+	log_msg(LOG_INFO, "sealed keyset \"%s\"", name);
+out:
+	free(pem);
+	free(bin);
+	if (tar)
+		sodium_free(tar);
+	keyset_clear(&ks);
+	return ret > 0 ? 0 : ret;
+}
+
+/* Caller holds sc->lock. */
+static void enqueue(struct sealcache *sc, struct entry *e)
+{
+	if (e->queued || e->sealing || !sc->nworkers)
+		return;
+	e->queued = true;
+	e->qnext = NULL;
+	if (sc->qtail)
+		sc->qtail->qnext = e;
+	else
+		sc->qhead = e;
+	sc->qtail = e;
+	pthread_cond_signal(&sc->work);
+}
+
+/* Caller holds sc->lock. */
+static void dequeue(struct sealcache *sc, struct entry *e)
+{
+	struct entry **p;
+
+	if (!e->queued)
+		return;
+	for (p = &sc->qhead; *p; p = &(*p)->qnext) {
+		if (*p == e) {
+			*p = e->qnext;
+			break;
+		}
+	}
+	sc->qtail = NULL;
+	for (p = &sc->qhead; *p; p = &(*p)->qnext)
+		sc->qtail = *p;
+	e->queued = false;
+}
+
+/* Seals e, which the caller marked sealing; clears the mark after. */
+static int seal_entry(struct sealcache *sc, struct entry *e)
+{
+	int ret, tries = 0;
+
+	do
+		ret = seal_one(sc, e->name);
+	while (ret == -EAGAIN && ++tries < 3);
+	pthread_mutex_lock(&sc->lock);
+	e->sealing = false;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+	if (ret && ret != -ENOKEY && ret != -ENOENT)
+		log_msg(LOG_ERR, "sealing keyset \"%s\" failed: %s", e->name, strerror(-ret));
+	return ret;
+}
+
+static void *worker(void *arg)
+{
+	struct sealcache *sc = arg;
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	while (!sc->stop) {
+		e = sc->qhead;
+		if (!e) {
+			pthread_cond_wait(&sc->work, &sc->lock);
+			continue;
+		}
+		dequeue(sc, e);
+		e->sealing = true;
+		pthread_mutex_unlock(&sc->lock);
+		seal_entry(sc, e);
+		pthread_mutex_lock(&sc->lock);
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return NULL;
+}
+
+/* ---- life cycle ---- */
+
+/* Each scrypt at logN takes 128 * r * 2^logN bytes (r = 8): as many
+ * workers as cores, but no more than the memory budget allows. */
+static size_t worker_count(const struct config *c)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t per = (size_t)128 * 8 << c->work_factor;
+	size_t n = c->seal_memory / per;
+
+	if (cores < 1)
+		cores = 1;
+	if (n > (size_t)cores)
+		n = (size_t)cores;
+	if (n > MAX_WORKERS)
+		n = MAX_WORKERS;
+	return n ? n : 1;
+}
+
+static int open_dirs(struct sealcache *sc, const char *state)
+{
+	sc->sfd = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sc->sfd < 0)
+		return -errno;
+	if (mkdirat(sc->sfd, "cache", 0700) && errno != EEXIST)
+		return -errno;
+	sc->cfd = openat(sc->sfd, "cache", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return sc->cfd < 0 ? -errno : 0;
+}
+
+int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, const struct config *c)
+{
+	struct sealcache *sc;
+	const char *state;
+	size_t i;
+	int ret;
+
+	state = store_dir_state(st);
+	if (!state)
+		return -EIO;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	sc->st = st;
+	sc->v = v;
+	sc->cfg = c;
+	sc->cfd = sc->sfd = -1;
+	pthread_mutex_init(&sc->lock, NULL);
+	pthread_mutex_init(&sc->pw_lock, NULL);
+	pthread_cond_init(&sc->changed, NULL);
+	pthread_cond_init(&sc->work, NULL);
+	ret = open_dirs(sc, state);
+	if (ret) {
+		sealcache_free(sc);
+		return ret;
+	}
+	load_cache(sc);
+	for (i = 0; i < worker_count(c); i++) {
+		if (pthread_create(&sc->workers[i], NULL, worker, sc))
+			break;
+		sc->nworkers++;
+	}
+	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", sc->nworkers,
+		c->work_factor);
+	*out = sc;
 	return 0;
 }
 
-static size_t export_size(size_t tar_len, int logn)
+void sealcache_free(struct sealcache *sc)
 {
-	return armor_size(age_sealed_size(tar_len, logn));
+	struct entry *e, *next;
+	size_t i;
+
+	if (!sc)
+		return;
+	pthread_mutex_lock(&sc->lock);
+	sc->stop = true;
+	pthread_cond_broadcast(&sc->work);
+	pthread_mutex_unlock(&sc->lock);
+	for (i = 0; i < sc->nworkers; i++)
+		pthread_join(sc->workers[i], NULL);
+	for (i = 0; i < BUCKETS; i++) {
+		for (e = sc->buckets[i]; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	if (sc->cfd >= 0)
+		close(sc->cfd);
+	if (sc->sfd >= 0)
+		close(sc->sfd);
+	pthread_cond_destroy(&sc->work);
+	pthread_cond_destroy(&sc->changed);
+	pthread_mutex_destroy(&sc->pw_lock);
+	pthread_mutex_destroy(&sc->lock);
+	free(sc);
 }
+
+/* Queues every keyset whose seal is stale. */
+static void queue_stale(struct sealcache *sc)
+{
+	struct entry *e;
+	uint64_t stamp;
+	char **names;
+	size_t n, i;
+
+	if (sc->st->ops->list(sc->st->priv, &names, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		if (export_stamp(sc, names[i], &stamp))
+			continue;
+		pthread_mutex_lock(&sc->lock);
+		e = entry_get(sc, names[i]);
+		if (e && sc->have_pwid && !entry_current(sc, e, stamp)) {
+			due_time(sc, e, stamp);
+			enqueue(sc, e);
+		}
+		pthread_mutex_unlock(&sc->lock);
+	}
+	store_names_free(names, n);
+}
+
+int sealcache_password_changed(struct sealcache *sc)
+{
+	uint8_t id[VERIFIER_ID_LEN];
+	struct age_pass pass;
+	bool matched = false;
+	uint64_t gen;
+	int ret;
+
+	pthread_mutex_lock(&sc->pw_lock);
+	ret = vault_read_backup(sc->v, &pass, &gen);
+	if (ret == -ENOKEY) {
+		pthread_mutex_lock(&sc->lock);
+		sc->have_pwid = false;
+		sodium_memzero(sc->pwid, sizeof(sc->pwid));
+		sc->pwid_gen = vault_generation(sc->v);
+		pthread_cond_broadcast(&sc->changed);
+		pthread_mutex_unlock(&sc->lock);
+		ret = 0;
+		goto out;
+	}
+	if (ret)
+		goto out;
+	ret = verifier_id(sc->sfd, "verifier", &pass, sc->cfg->work_factor, id, &matched);
+	vault_read_end(sc->v);
+	if (ret) {
+		log_msg(LOG_ERR, "password verifier: %s", strerror(-ret));
+		goto out;
+	}
+	pthread_mutex_lock(&sc->lock);
+	sc->have_pwid = true;
+	memcpy(sc->pwid, id, VERIFIER_ID_LEN);
+	sc->pwid_gen = gen;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+	log_msg(LOG_INFO, "%s", matched ? "password matches the cached seals"
+					 : "new password: every keyset will be sealed again");
+	queue_stale(sc);
+out:
+	pthread_mutex_unlock(&sc->pw_lock);
+	return ret;
+}
+
+/* ---- what the filesystem asks ---- */
 
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
 {
@@ -160,151 +593,167 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 	a->ino = sealcache_ino(name);
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
-	if (e && e->seal && e->seal->stamp == stamp) {
-		a->size = e->seal->len;
-		a->mtime = e->seal->sealed_at;
+	if (e && e->cached && e->stamp == stamp &&
+	    (!sc->have_pwid || !memcmp(e->pwid, sc->pwid, VERIFIER_ID_LEN))) {
+		/* current, or the seal a returning password will find */
+		a->size = e->len;
+		a->mtime = e->sealed_at;
 		goto out;
 	}
-	if (e && e->size_stamp == stamp && e->size) {
-		a->size = e->size;
-		a->mtime = e->mtime;
-		goto out;
-	}
-	pthread_mutex_unlock(&sc->lock);
-
-	/* Predicting the size reads the keys but does no crypto work. */
-	ret = read_keyset(sc, name, &ks);
-	if (!ret)
-		ret = bundle_size(&ks, &tar_len);
-	if (ret) {
+	if (e && e->pred_stamp != stamp) {
+		pthread_mutex_unlock(&sc->lock);
+		/* Predicting the size reads the keys but does no crypto. */
+		ret = read_keyset(sc, name, &ks);
+		if (!ret)
+			ret = bundle_size(&ks, &tar_len);
+		if (ret) {
+			keyset_clear(&ks);
+			return ret;
+		}
+		pthread_mutex_lock(&sc->lock);
+		e->pred_stamp = stamp;
+		e->pred_size = armor_size(age_sealed_size(tar_len, sc->cfg->work_factor));
+		e->pred_mtime = keyset_mtime(&ks);
 		keyset_clear(&ks);
-		return ret;
 	}
-	a->size = export_size(tar_len, sc->cfg->work_factor);
-	a->mtime = keyset_mtime(&ks);
-	keyset_clear(&ks);
-
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
 	if (e) {
-		e->size_stamp = stamp;
-		e->size = a->size;
-		e->mtime = a->mtime;
+		a->size = e->pred_size;
+		a->mtime = sc->have_pwid ? due_time(sc, e, stamp) : e->pred_mtime;
+		if (sc->have_pwid)
+			enqueue(sc, e); /* changed in the store: reseal */
 	}
 out:
 	pthread_mutex_unlock(&sc->lock);
 	return e ? 0 : -ENOMEM;
 }
 
-static int seal_new(struct sealcache *sc, const char *name, uint64_t stamp, struct seal **out)
+/* Opens the cache file if it holds the seal of stamp under the current
+ * password. Caller holds sc->lock; 1 if not (yet) current. */
+static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)
 {
-	struct keyset ks = { 0 };
-	struct age_pass pass;
-	struct seal *s = NULL;
-	uint8_t *tar = NULL, *bin = NULL;
-	size_t tar_len = 0, bin_len;
-	uint64_t gen;
-	int ret;
+	uint8_t pwid[VERIFIER_ID_LEN];
+	struct seal *s;
+	uint64_t fstamp;
+	size_t hdr;
 
-	ret = read_keyset(sc, name, &ks);
-	if (ret)
-		goto out;
-	ret = bundle_pack(&ks, &tar, &tar_len);
-	if (ret)
-		goto out;
+	if (!entry_current(sc, e, stamp))
+		return 1;
 	s = calloc(1, sizeof(*s));
-	if (!s) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = vault_read_backup(sc->v, &pass, &gen);
-	if (ret)
-		goto out;
-	ret = age_seal(tar, tar_len, &pass, sc->cfg->work_factor, &bin, &bin_len);
-	vault_read_end(sc->v);
-	if (ret)
-		goto out;
-	ret = armor_encode(bin, bin_len, &s->bytes, &s->len);
-	if (ret)
-		goto out;
-	s->refs = 1;
-	s->stamp = stamp;
-	s->pwgen = gen;
-	s->sealed_at = time(NULL);
-	*out = s;
-	s = NULL;
-	log_msg(LOG_INFO, "sealed keyset \"%s\" (%zu bytes)", name, (*out)->len);
-out:
-	if (s) {
-		free(s->bytes);
+	if (!s)
+		return -ENOMEM;
+	s->fd = openat(sc->cfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* The header of the file actually opened decides, not the entry. */
+	if (s->fd < 0 || read_header(s->fd, &fstamp, pwid, &s->sealed_at, &s->len, &hdr) ||
+	    fstamp != stamp || memcmp(pwid, sc->pwid, VERIFIER_ID_LEN)) {
+		if (s->fd >= 0)
+			close(s->fd);
 		free(s);
+		e->cached = false;
+		return 1;
 	}
-	free(bin);
-	if (tar)
-		sodium_free(tar);
-	keyset_clear(&ks);
-	return ret;
+	s->off = (off_t)hdr;
+	*out = s;
+	return 0;
+}
+
+static int wait_changed(struct sealcache *sc, time_t deadline)
+{
+	struct timespec ts = { deadline, 0 };
+
+	return pthread_cond_timedwait(&sc->changed, &sc->lock, &ts) == ETIMEDOUT ? -ETIMEDOUT : 0;
 }
 
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 {
-	struct seal *s = NULL;
+	time_t deadline = time(NULL) + OPEN_WAIT_SECONDS;
 	struct entry *e;
-	uint64_t stamp, gen;
+	uint64_t stamp;
 	int ret;
 
-	if (!vault_has_password(sc->v))
-		return -ENOKEY;
-	ret = export_stamp(sc, name, &stamp);
-	if (ret)
-		return ret;
-	gen = vault_generation(sc->v);
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e && e->seal && e->seal->stamp == stamp && e->seal->pwgen == gen) {
-		s = e->seal;
-		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
+	for (;;) {
+		if (!vault_has_password(sc->v))
+			return -ENOKEY;
+		ret = export_stamp(sc, name, &stamp);
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&sc->lock);
+		e = entry_get(sc, name);
+		if (!e) {
+			ret = -ENOMEM;
+		} else if (sc->pwid_gen != vault_generation(sc->v) || e->sealing) {
+			/* the verifier or another thread is at work: wait */
+			ret = wait_changed(sc, deadline);
+			ret = ret ? ret : 1;
+		} else {
+			ret = open_current(sc, e, stamp, out);
+			if (ret == 1) {
+				/* ahead of the queue: seal it here and now */
+				dequeue(sc, e);
+				e->sealing = true;
+				pthread_mutex_unlock(&sc->lock);
+				ret = seal_entry(sc, e);
+				if (ret)
+					return ret;
+				continue;
+			}
+		}
+		pthread_mutex_unlock(&sc->lock);
+		if (ret != 1)
+			return ret;
 	}
-	pthread_mutex_unlock(&sc->lock);
-	if (s)
-		goto done;
+}
 
-	ret = seal_new(sc, name, stamp, &s);
-	if (ret) {
-		log_msg(LOG_ERR, "sealing keyset \"%s\" failed: %s", name, strerror(-ret));
-		return ret;
-	}
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e) {
-		seal_put(e->seal);
-		e->seal = s;
-		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
-	}
-	pthread_mutex_unlock(&sc->lock);
-done:
-	*out = s;
-	return 0;
+ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off)
+{
+	ssize_t n;
+
+	if (off < 0 || (size_t)off >= s->len)
+		return 0;
+	if (size > s->len - (size_t)off)
+		size = s->len - (size_t)off;
+	n = pread(s->fd, buf, size, s->off + off);
+	return n < 0 ? -errno : n;
+}
+
+void seal_put(struct seal *s)
+{
+	if (!s)
+		return;
+	close(s->fd);
+	free(s);
 }
 
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)
 {
 	struct entry *e;
-	uint64_t stamp, gen;
+	uint64_t stamp;
 	int ret;
 
 	ret = export_stamp(sc, name, &stamp);
 	if (ret)
 		return ret;
-	gen = vault_generation(sc->v);
 	*current = false;
 	*sealed_at = 0;
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
-	if (e && e->seal) {
-		*current = e->seal->stamp == stamp && e->seal->pwgen == gen;
-		*sealed_at = e->seal->sealed_at;
+	if (e && e->cached) {
+		*current = entry_current(sc, e, stamp);
+		*sealed_at = e->sealed_at;
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return 0;
+}
+
+void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
+{
+	struct entry *e;
+	size_t i;
+
+	pthread_mutex_lock(&sc->lock);
+	*workers = sc->nworkers;
+	*pending = 0;
+	for (i = 0; i < BUCKETS; i++)
+		for (e = sc->buckets[i]; e; e = e->next)
+			*pending += e->queued || e->sealing;
+	pthread_mutex_unlock(&sc->lock);
 }

@@ -17,6 +17,7 @@ enum policy_kind {
 struct config {
 	char store[PATH_MAX];
 	int work_factor;		/* scrypt logN for sealing */
+	size_t seal_memory;		/* bytes all sealing workers may use */
 	enum policy_kind policy;
 	int min_length;
 	size_t import_max_size;		/* per staged file */

@@ -1,35 +1,43 @@
 /* Sealed exports: the armored age file of each keyset, sealed once per
- * (keyset version, password) and then served as the same bytes.
+ * (keyset version, password) and then served as the same bytes, across
+ * daemon restarts too.
  *
- * A struct seal is immutable once published and reference counted, so an
- * open file keeps the bytes it opened while a newer seal replaces it.
- * sealcache_attr() never waits for scrypt or a password; only
- * sealcache_open() may seal. */
+ * The sealed bytes live under <state>/cache/<keyset>, each file a one-line
+ * header (keyset version stamp, password id, sealed-at, length) followed by
+ * the armored age file, replaced atomically by rename. An open export holds
+ * a file descriptor of the file it opened, so it keeps its bytes while a
+ * reseal replaces them. The password id comes from a verifier
+ * (<state>/verifier: one scrypt with its own salt), so a restart with the
+ * same password revalidates every cached seal with one scrypt.
+ *
+ * When a password is set, stale keysets are sealed in the background by a
+ * pool of workers (one per core, bounded by seal.memory). sealcache_attr()
+ * never waits; sealcache_open() waits for its own keyset only. */
 #ifndef KEYFS_SEALCACHE_H
 #define KEYFS_SEALCACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "keyfs/config.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
 
+/* One open export: the bytes it opened, whatever happens later. */
 struct seal {
-	int refs;		/* atomic */
-	uint64_t stamp;		/* keyset version it was sealed from */
-	uint64_t pwgen;		/* vault generation it was sealed under */
-	time_t sealed_at;
+	int fd;			/* the cache file as it was at open */
+	off_t off;		/* where the armored file starts in it */
 	size_t len;
-	char *bytes;		/* armored age file */
+	time_t sealed_at;
 };
 
 struct export_attr {
 	uint64_t ino;		/* stable per keyset name */
 	size_t size;		/* exact bytes a read returns */
-	time_t mtime;		/* when the bytes were sealed (or the keyset's time before) */
+	time_t mtime;		/* when the bytes were (or are due to be) sealed */
 };
 
 struct sealcache;
@@ -37,20 +45,29 @@ struct sealcache;
 int sealcache_new(struct sealcache **sc, struct store *st, struct vault *v, const struct config *c);
 void sealcache_free(struct sealcache *sc);
 
+/* The backup password changed (set or forgotten): find its id with the
+ * verifier, and queue every stale keyset for sealing. Runs one scrypt. */
+int sealcache_password_changed(struct sealcache *sc);
+
 /* The inode number of export/<name>.pem: the same on every mount. */
 uint64_t sealcache_ino(const char *name);
 
-/* Attributes of export/<name>.pem; -ENOENT if no such keyset. */
+/* Attributes of export/<name>.pem; -ENOENT if no such keyset. Never
+ * waits for sealing or a password. */
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a);
 
-/* A reference to the current seal, sealing now if needed.
- * -ENOKEY without a backup password. Release with seal_put(). */
+/* Opens the current seal, sealing first if needed (moving ahead of the
+ * queue). -ENOKEY without a backup password. Release with seal_put(). */
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out);
+ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off);
 void seal_put(struct seal *s);
 
-/* Whether the newest seal is current (keyset and password unchanged) and
- * when it was made; sealed_at is 0 if the keyset was never sealed. */
+/* Whether the cached seal is current (keyset and password unchanged) and
+ * when it was made; sealed_at is 0 if there is none. */
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at);
+
+/* Background workers running; the number of keysets queued or sealing. */
+void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending);
 
 /* The hint sealed into KEYSET.ini of a keyset ("" if none). */
 void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size);

@@ -39,13 +39,21 @@ def age_encrypt(src, dst, password, armor=True):
                input=f"{password}\n{password}\n", check=False)
 
 
+# Derived state that sealing rewrites in the background: never keys.
+DERIVED = (".keyfs/cache/", ".keyfs/verifier")
+
+
 def tree_digest(path):
-    """Names, modes and contents of every file below path (the store's state)."""
+    """Names, modes and contents of every file below path: the keystore's
+    keys, versions and metadata (not the seal cache, which is ciphertext
+    derived from them and rewritten by background sealing)."""
     out = []
     for d, dirs, files in sorted(os.walk(path)):
         dirs.sort()
         for f in sorted(files):
             p = os.path.join(d, f)
+            if os.path.relpath(p, path).startswith(DERIVED):
+                continue
             st = os.lstat(p)
             with open(p, "rb") as fh:
                 out.append((os.path.relpath(p, path), oct(st.st_mode), fh.read()))
