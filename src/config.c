@@ -47,6 +47,16 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
+static int set_path(char *dst, size_t size, const char *value, const char **why)
+{
+	if (*value != '/' || strlen(value) >= size) {
+		*why = "must be an absolute path";
+		return -EINVAL;
+	}
+	strcpy(dst, value);
+	return 0;
+}
+
 int config_set(struct config *c, const char *key, const char *value, const char **why)
 {
 	long n;
@@ -99,6 +109,17 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 			c->import_max_size = (size_t)n;
 		else
 			c->import_max_total = (size_t)n;
+	} else if (!strcmp(key, "password.agent") || !strcmp(key, "agent")) {
+		return set_path(c->agent, sizeof(c->agent), value, why);
+	} else if (!strcmp(key, "password.file") || !strcmp(key, "password_file")) {
+		return set_path(c->password_file, sizeof(c->password_file), value, why);
+	} else if (!strcmp(key, "password.credential") || !strcmp(key, "password_credential")) {
+		if (strchr(value, '/') || !strcmp(value, ".") || !strcmp(value, "..") ||
+		    strlen(value) >= sizeof(c->password_credential)) {
+			*why = "a credential is a plain name, as in LoadCredential=";
+			return -EINVAL;
+		}
+		strcpy(c->password_credential, value);
 	} else if (!strcmp(key, "mount.allow_other")) {
 		if (parse_bool(value, &c->allow_other)) {
 			*why = "allow_other must be yes or no";

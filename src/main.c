@@ -26,6 +26,7 @@
 
 struct cmdline {
 	char *config;
+	char *source;		/* "keyfs STORE MOUNTPOINT", as mount.fuse3 calls it */
 	char *mountpoint;
 	int foreground;
 	int debug;
@@ -45,15 +46,19 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	{ "config=%s", offsetof(struct cmdline, config), 0 },
 	FUSE_OPT_KEY("store=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("work_factor=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("agent=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("password_file=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("password_credential=", KEY_KEYFS_OPT),
 	FUSE_OPT_END
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: keyfs [-f] [-d] [-c CONFIG] [-o OPTIONS] MOUNTPOINT\n\n"
+		"usage: keyfs [-f] [-d] [-c CONFIG] [-o OPTIONS] [STORE] MOUNTPOINT\n\n"
 		"  -f               stay in the foreground, log to stderr\n"
 		"  -d               debug logging (implies -f)\n"
 		"  -c CONFIG        INI configuration (see keyfs.ini)\n"
@@ -83,8 +88,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		cl->overrides[cl->noverrides++] = strdup(arg);
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
-		if (cl->mountpoint) {
-			fprintf(stderr, "keyfs: more than one mount point given\n");
+		if (cl->mountpoint && !cl->source) {
+			/* two operands: the first was the store */
+			cl->source = cl->mountpoint;
+			cl->mountpoint = NULL;
+		} else if (cl->mountpoint) {
+			fprintf(stderr, "keyfs: too many operands\n");
 			return -1;
 		}
 		cl->mountpoint = realpath(arg, NULL);
@@ -107,6 +116,10 @@ static int load_config(struct cmdline *cl, struct config *cfg)
 	config_defaults(cfg);
 	if (cl->config && config_load(cfg, cl->config, err, sizeof(err))) {
 		fprintf(stderr, "keyfs: %s\n", err);
+		return -1;
+	}
+	if (cl->source && config_set(cfg, "store", cl->source, &why)) {
+		fprintf(stderr, "keyfs: %s: %s\n", cl->source, why);
 		return -1;
 	}
 	for (i = 0; i < cl->noverrides; i++) {
@@ -267,6 +280,7 @@ out:
 	for (i = 0; i < cl.noverrides; i++)
 		free(cl.overrides[i]);
 	free(cl.mountpoint);
+	free(cl.source);
 	free(cl.config);
 	fuse_opt_free_args(&args);
 	return ret;

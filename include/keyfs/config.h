@@ -23,6 +23,9 @@ struct config {
 	size_t import_max_size;		/* per staged file */
 	size_t import_max_total;	/* all staged files together */
 	bool allow_other;
+	char agent[PATH_MAX];		/* keyfs-agent socket, "" for none */
+	char password_file[PATH_MAX];	/* "" for none */
+	char password_credential[256];	/* systemd credential name, "" for none */
 };
 
 void config_defaults(struct config *c);

@@ -1,0 +1,86 @@
+/* The keyfs-agent protocol, version 1.
+ *
+ * A Unix stream socket (mode 0600 in a 0700 directory). The agent serves
+ * only peers whose uid (SO_PEERCRED) is its own or root. Each request and
+ * each reply is one frame:
+ *
+ *   frame   = length:u32be body            (length = size of body, <= 4096)
+ *   body    = version:u8 (=1) code:u8 field*
+ *   field   = length:u16be bytes           (no NUL; length <= 1024)
+ *
+ * Requests (code, fields):
+ *   AGENT_ADD    name secret       hold a passphrase under a name
+ *   AGENT_REMOVE name              wipe and forget it
+ *   AGENT_LIST   -                 reply: the names, never the values
+ *   AGENT_GET    purpose keyset    purpose "seal" or "unseal"; keyset may be ""
+ *
+ * Replies: code AGENT_OK with fields, or an error code with one field, a
+ * message in words. GET for "seal" answers the passphrase named
+ * "backup:<keyset>" if held, else "backup"; for "unseal" every passphrase
+ * held, that one first. Names are [A-Za-z0-9._:-]{1,80}.
+ *
+ * One request per connection: the client connects, writes a frame, reads
+ * the reply frame, closes. */
+#ifndef KEYFS_AGENT_PROTO_H
+#define KEYFS_AGENT_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_PROTO_VERSION 1
+#define AGENT_FRAME_MAX 4096
+#define AGENT_FIELD_MAX 1024
+#define AGENT_FIELDS_MAX 32
+#define AGENT_NAME_MAX 80
+
+enum agent_code {
+	AGENT_ADD = 1,
+	AGENT_REMOVE = 2,
+	AGENT_LIST = 3,
+	AGENT_GET = 4,
+	AGENT_OK = 0x80,
+	AGENT_ENOENT = 0x81,	/* no such name / nothing held */
+	AGENT_EINVAL = 0x82,	/* malformed request */
+	AGENT_EACCES = 0x83,	/* peer refused */
+	AGENT_ENOSPC = 0x84,	/* agent full */
+};
+
+struct agent_field {
+	const uint8_t *p;	/* points into the frame buffer */
+	size_t len;
+};
+
+struct agent_msg {
+	uint8_t code;
+	size_t nfields;
+	struct agent_field f[AGENT_FIELDS_MAX];
+};
+
+/* Parses a body (without the length prefix); -EINVAL if malformed. */
+int agent_parse(const uint8_t *body, size_t len, struct agent_msg *m);
+
+/* Encodes length prefix + body into buf (AGENT_FRAME_MAX + 4 bytes);
+ * returns the frame size or -EMSGSIZE. */
+int agent_encode(uint8_t *buf, uint8_t code, const struct agent_field *f, size_t n);
+
+/* Names: [A-Za-z0-9._:-]{1,80}. */
+bool agent_name_valid(const uint8_t *p, size_t len);
+
+/* Frame I/O on a connected socket, with a deadline in milliseconds for
+ * the whole exchange: -ETIMEDOUT, -EPIPE, -EINVAL. agent_recv() reads
+ * into buf (AGENT_FRAME_MAX bytes) and parses it into m. */
+int agent_send(int fd, const uint8_t *frame, size_t len, int timeout_ms);
+int agent_recv(int fd, uint8_t *buf, struct agent_msg *m, int timeout_ms);
+
+/* Client side: one request, one reply. The reply's fields point into buf,
+ * which the caller provides (AGENT_FRAME_MAX bytes; sodium_malloc it when
+ * the reply carries secrets). */
+int agent_call(const char *path, uint8_t code, const struct agent_field *f, size_t n,
+	       uint8_t *buf, struct agent_msg *reply, int timeout_ms);
+
+/* The default socket: $XDG_RUNTIME_DIR/keyfs/agent.sock, else
+ * /run/keyfs/agent.sock. */
+const char *agent_default_path(char *buf, size_t size);
+
+#endif

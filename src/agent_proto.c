@@ -1,0 +1,1 @@
+/* placeholder */ typedef int keyfs_placeholder_t;
