@@ -244,6 +244,10 @@ out:
 
 int config_check(const struct config *c, const char **why)
 {
+	if (*c->password_file && *c->password_credential) {
+		*why = "password.file and password.credential exclude each other";
+		return -EINVAL;
+	}
 	if (c->import_max_size > c->import_max_total) {
 		*why = "import.max_size is larger than import.max_total";
 		return -EINVAL;

@@ -309,6 +309,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
+		sources_ask_agent(k->src);
 		ret = sealcache_open(k->sc, name, &s);
 		if (ret)
 			return ret;
@@ -420,7 +421,10 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 
 	(void)fi;
 	dir = staged(path, &file);
-	return dir < 0 ? 0 : stage_flush(kfs()->stage, dir, file);
+	if (dir < 0)
+		return 0;
+	sources_ask_agent(kfs()->src);
+	return stage_flush(kfs()->stage, dir, file);
 }
 
 /* chmod, chown, utimens on staged files succeed and keep only what

@@ -6,7 +6,8 @@
  * exits 0 and main owns the point where secrets are wiped. */
 #include <errno.h>
 #include <fuse.h>
-#include <mntent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -180,6 +181,10 @@ static int keyfs_open(struct keyfs *k)
 	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, k->v, &k->cfg);
 	if (!ret)
+		ret = sources_new(&k->src, &k->cfg, k->v, k->sc);
+	if (!ret)
+		ret = sources_start(k->src);
+	if (!ret)
 		ret = import_new(&k->im, &k->st, k->v);
 	if (!ret)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
@@ -197,6 +202,7 @@ static void keyfs_close(struct keyfs *k)
 {
 	stage_free(k->stage);
 	import_free(k->im);
+	sources_free(k->src);
 	sealcache_free(k->sc);
 	vault_free(k->v); /* wipes every password */
 	store_close(&k->st);
@@ -243,6 +249,7 @@ int main(int argc, char *argv[])
 	struct keyfs k = { 0 };
 	char mount_opts[256];
 	int ret = EXIT_USAGE;
+	sigset_t hup;
 	size_t i;
 
 	harden();
@@ -267,6 +274,11 @@ int main(int argc, char *argv[])
 	cl.foreground |= cl.debug;
 	log_init("keyfs", cl.foreground, cl.debug);
 	ret = EXIT_FAILURE;
+	/* SIGHUP goes to the sources thread only (sigtimedwait): block it
+	 * before any thread exists so that every thread inherits the mask. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	if (sodium_init() < 0 || keyfs_open(&k))
 		goto out_close;
 	snprintf(mount_opts, sizeof(mount_opts), "-odefault_permissions,fsname=keyfs,subtype=keyfs%s",

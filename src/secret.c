@@ -103,6 +103,16 @@ void vault_forget(struct vault *v)
 	pthread_rwlock_unlock(&v->lock);
 }
 
+bool vault_is_backup(struct vault *v, const char *pw, size_t len)
+{
+	bool same;
+
+	pthread_rwlock_rdlock(&v->lock);
+	same = v->len[0] && v->len[0] == len && !sodium_memcmp(slot(v, 0), pw, len);
+	pthread_rwlock_unlock(&v->lock);
+	return same;
+}
+
 uint64_t vault_generation(struct vault *v)
 {
 	uint64_t gen;

@@ -1,1 +1,245 @@
-/* placeholder */ typedef int keyfs_placeholder_t;
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyfs/agent_proto.h"
+#include "keyfs/log.h"
+#include "keyfs/sources.h"
+
+#define AGENT_POLL_SECONDS 30
+
+struct sources {
+	const struct config *cfg;
+	struct vault *v;
+	struct sealcache *sc;
+	pthread_mutex_t lock;	/* serializes changes of the vault made here */
+	bool from_agent;	/* the backup password came from the agent; protected by lock */
+	bool stop;		/* protected by lock */
+	bool started;
+	pthread_t thread;
+};
+
+static void password_changed(struct sources *s)
+{
+	if (s->sc)
+		sealcache_password_changed(s->sc);
+}
+
+/* The file or credential path, or NULL if neither is configured. */
+static const char *secret_path(const struct config *c, char *buf, size_t size)
+{
+	const char *dir;
+
+	if (*c->password_file)
+		return c->password_file;
+	if (!*c->password_credential)
+		return NULL;
+	dir = getenv("CREDENTIALS_DIRECTORY");
+	if (!dir || !*dir) {
+		log_msg(LOG_ERR, "password credential \"%s\": $CREDENTIALS_DIRECTORY is not set",
+			c->password_credential);
+		return "";
+	}
+	snprintf(buf, size, "%s/%s", dir, c->password_credential);
+	return buf;
+}
+
+/* Reads the first line of path into guarded memory. */
+static int read_secret(const char *path, char *pw, size_t *len)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		log_msg(LOG_ERR, "password file %s: %m", path);
+		return ret;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		log_msg(LOG_ERR, "password file %s: refused: group or others may read it (chmod 600)", path);
+		ret = -EACCES;
+		goto out;
+	}
+	n = read(fd, pw, SECRET_PW_MAX + 2);
+	if (n < 0) {
+		ret = -errno;
+		goto out;
+	}
+	*len = (size_t)n;
+	if (memchr(pw, '\n', *len))
+		*len = (size_t)((char *)memchr(pw, '\n', *len) - pw);
+	if (*len && pw[*len - 1] == '\r')
+		(*len)--;
+out:
+	close(fd);
+	return ret;
+}
+
+int sources_reload(struct sources *s)
+{
+	char buf[4096], *pw;
+	const char *path, *why;
+	size_t len = 0;
+	int ret;
+
+	path = secret_path(s->cfg, buf, sizeof(buf));
+	if (!path)
+		return 0;
+	if (!*path)
+		return -EINVAL;
+	pw = sodium_malloc(SECRET_PW_MAX + 2);
+	if (!pw)
+		return -ENOMEM;
+	ret = read_secret(path, pw, &len);
+	if (!ret && policy_check(s->cfg, pw, len, &why)) {
+		log_msg(LOG_ERR, "password file %s: password refused: %s", path, why);
+		ret = -EINVAL;
+	}
+	if (!ret) {
+		pthread_mutex_lock(&s->lock);
+		ret = vault_set(s->v, pw, len);
+		s->from_agent = false;
+		pthread_mutex_unlock(&s->lock);
+	}
+	sodium_free(pw);
+	if (ret)
+		return ret;
+	log_msg(LOG_NOTICE, "backup password read from %s", path);
+	password_changed(s);
+	return 0;
+}
+
+/* One GET from the agent; the reply buffer holds secrets. */
+static int agent_get(struct sources *s, const char *purpose, uint8_t *buf, struct agent_msg *m)
+{
+	struct agent_field f[2] = {
+		{ (const uint8_t *)purpose, strlen(purpose) },
+		{ (const uint8_t *)"", 0 },
+	};
+	int ret;
+
+	ret = agent_call(s->cfg->agent, AGENT_GET, f, 2, buf, m, SOURCES_AGENT_TIMEOUT_MS);
+	if (!ret && m->code != AGENT_OK)
+		ret = -ENOKEY;
+	if (!ret && !m->nfields)
+		ret = -ENOKEY;
+	return ret;
+}
+
+void sources_ask_agent(struct sources *s)
+{
+	struct agent_msg m;
+	bool changed = false;
+	uint8_t *buf;
+	size_t i;
+	int ret;
+
+	if (!*s->cfg->agent)
+		return;
+	buf = sodium_malloc(AGENT_FRAME_MAX);
+	if (!buf)
+		return;
+	pthread_mutex_lock(&s->lock);
+	ret = agent_get(s, "seal", buf, &m);
+	if (!ret && !vault_is_backup(s->v, (const char *)m.f[0].p, m.f[0].len)) {
+		if (!vault_has_password(s->v) || s->from_agent) {
+			changed = !vault_set(s->v, (const char *)m.f[0].p, m.f[0].len);
+			s->from_agent = changed;
+		}
+	} else if (ret && s->from_agent) {
+		/* the agent is gone or let the password go: so do we */
+		vault_forget(s->v);
+		s->from_agent = false;
+		changed = true;
+		log_msg(LOG_NOTICE, "agent: no password (%s); exports are locked", strerror(-ret));
+	}
+	/* Every passphrase the agent holds may open an import. */
+	if (!agent_get(s, "unseal", buf, &m))
+		for (i = 0; i < m.nfields; i++)
+			vault_add_unlock(s->v, (const char *)m.f[i].p, m.f[i].len);
+	pthread_mutex_unlock(&s->lock);
+	sodium_free(buf);
+	if (changed)
+		password_changed(s);
+}
+
+int sources_new(struct sources **out, const struct config *c, struct vault *v, struct sealcache *sc)
+{
+	struct sources *s;
+	int ret;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = c;
+	s->v = v;
+	s->sc = sc;
+	pthread_mutex_init(&s->lock, NULL);
+	ret = sources_reload(s);
+	if (ret) {
+		sources_free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+static void *sources_thread(void *arg)
+{
+	struct timespec second = { 1, 0 };
+	struct sources *s = arg;
+	sigset_t hup;
+	int ticks = AGENT_POLL_SECONDS;
+	bool stop;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		stop = s->stop;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			break;
+		if (ticks++ >= AGENT_POLL_SECONDS) {
+			sources_ask_agent(s);
+			ticks = 1;
+		}
+		if (sigtimedwait(&hup, NULL, &second) == SIGHUP) {
+			log_msg(LOG_NOTICE, "SIGHUP: reading the password sources again");
+			sources_reload(s);
+			ticks = AGENT_POLL_SECONDS;
+		}
+	}
+	return NULL;
+}
+
+int sources_start(struct sources *s)
+{
+	if (pthread_create(&s->thread, NULL, sources_thread, s))
+		return -EAGAIN;
+	s->started = true;
+	return 0;
+}
+
+void sources_free(struct sources *s)
+{
+	if (!s)
+		return;
+	if (s->started) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

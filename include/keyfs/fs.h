@@ -12,6 +12,7 @@
 #include "keyfs/import.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
+#include "keyfs/sources.h"
 #include "keyfs/stage.h"
 #include "keyfs/store.h"
 
@@ -21,6 +22,7 @@ struct keyfs {
 	struct vault *v;
 	struct sealcache *sc;
 	struct importer *im;
+	struct sources *src;	/* password file, credential, agent */
 	struct stage *stage;	/* files written into import/ and verify/ */
 	struct ctl ctl;
 	uid_t uid;		/* the mounting user: owns the tree */

@@ -31,6 +31,9 @@ int vault_add_unlock(struct vault *v, const char *pw, size_t len);
 /* Wipe every password. */
 void vault_forget(struct vault *v);
 
+/* True if pw is the backup password held (constant time). */
+bool vault_is_backup(struct vault *v, const char *pw, size_t len);
+
 /* Counter bumped whenever the backup password changes. */
 uint64_t vault_generation(struct vault *v);
 bool vault_has_password(struct vault *v);

@@ -1,0 +1,33 @@
+/* Password sources besides .control: a password file or a systemd
+ * credential (read at start and on SIGHUP), and keyfs-agent (asked when a
+ * password is needed, with a short timeout, and every half minute from
+ * this module's own thread; never from lookup or getattr).
+ *
+ * A backup password that came from the agent is forgotten as soon as the
+ * agent no longer answers with it: the agent is where it lives. */
+#ifndef KEYFS_SOURCES_H
+#define KEYFS_SOURCES_H
+
+#include "keyfs/config.h"
+#include "keyfs/sealcache.h"
+#include "keyfs/secret.h"
+
+#define SOURCES_AGENT_TIMEOUT_MS 500
+
+struct sources;
+
+/* Reads the file or credential once; -EACCES / -EINVAL (logged) if it is
+ * unsafe or refused, which stops the daemon from starting. */
+int sources_new(struct sources **s, const struct config *c, struct vault *v, struct sealcache *sc);
+/* Starts the thread that takes SIGHUP and polls the agent. SIGHUP must
+ * be blocked in every thread before any is created (see main). */
+int sources_start(struct sources *s);
+void sources_free(struct sources *s);
+
+/* Brings the vault in line with the agent, if one is configured. */
+void sources_ask_agent(struct sources *s);
+
+/* Reads the password file or credential into the vault. */
+int sources_reload(struct sources *s);
+
+#endif
