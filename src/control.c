@@ -37,20 +37,65 @@ static bool printable(const char *s, size_t len)
 	return true;
 }
 
-static int cmd_password(struct ctl *c, const char *pw, size_t len)
+/* "--keyset NAME rest": takes the option off the front of *args. */
+static int keyset_option(char **args, size_t *len, char name[static KEYSET_NAME_MAX + 1])
 {
+	size_t restlen, n;
+	char *rest, *sp;
+
+	name[0] = '\0';
+	rest = match(*args, *len, "--keyset", &restlen);
+	if (!rest)
+		return 0;
+	sp = memchr(rest, ' ', restlen);
+	n = sp ? (size_t)(sp - rest) : restlen;
+	if (n > KEYSET_NAME_MAX)
+		return -EINVAL;
+	memcpy(name, rest, n);
+	name[n] = '\0';
+	if (!keyset_name_valid(name)) {
+		log_msg(LOG_WARNING, "control: --keyset needs a valid keyset name");
+		return -EINVAL;
+	}
+	*args = sp ? sp + 1 : rest + restlen;
+	*len = sp ? restlen - n - 1 : 0;
+	return 0;
+}
+
+static int cmd_password(struct ctl *c, char *pw, size_t len)
+{
+	char keyset[KEYSET_NAME_MAX + 1];
 	const char *why;
 	int ret;
 
+	ret = keyset_option(&pw, &len, keyset);
+	if (ret)
+		return ret;
 	ret = policy_check(c->cfg, pw, len, &why);
 	if (ret) {
 		log_msg(LOG_WARNING, "control: password refused: %s", why);
 		return ret;
 	}
-	ret = vault_set(c->v, pw, len);
+	if (*keyset) {
+		char key[KEYSET_NAME_MAX + 16];
+
+		/* Persistent: this keyset is never sealed under the backup
+		 * password again, even before its own is given after a
+		 * restart. */
+		snprintf(key, sizeof(key), "own-password.%s", keyset);
+		ret = c->st->ops->meta_set(c->st->priv, key, "yes");
+		if (!ret)
+			ret = vault_set_keyset(c->v, keyset, pw, len);
+	} else {
+		ret = vault_set(c->v, pw, len);
+	}
 	if (ret)
 		return ret;
-	log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
+	if (*keyset)
+		log_msg(LOG_NOTICE, "control: password for keyset \"%s\" set; it cannot be recovered if lost",
+			keyset);
+	else
+		log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
 	/* Tell the cache now, so exports start sealing in the background. */
 	return c->sc ? sealcache_password_changed(c->sc) : 0;
 }
@@ -73,15 +118,20 @@ static int cmd_unlock(struct ctl *c, const char *pw, size_t len)
 
 static int cmd_hint(struct ctl *c, char *text, size_t len)
 {
+	char keyset[KEYSET_NAME_MAX + 1], key[KEYSET_NAME_MAX + 8];
 	int ret;
 
+	ret = keyset_option(&text, &len, keyset);
+	if (ret)
+		return ret;
+	snprintf(key, sizeof(key), "%s%s", *keyset ? "hint." : "hint", keyset);
 	if (len > KEYSET_HINT_MAX || !printable(text, len)) {
 		log_msg(LOG_WARNING, "control: hint refused: longer than %d bytes or with control characters",
 			KEYSET_HINT_MAX);
 		return -EINVAL;
 	}
 	text[len] = '\0';
-	ret = c->st->ops->meta_set(c->st->priv, "hint", text);
+	ret = c->st->ops->meta_set(c->st->priv, key, text);
 	if (ret)
 		log_msg(LOG_ERR, "control: storing the hint failed: %s", strerror(-ret));
 	else

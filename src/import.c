@@ -100,7 +100,7 @@ void import_report(struct importer *im, FILE *f)
 /* Armored or binary age in, plaintext tar out (guarded memory). */
 static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt, size_t *ptlen)
 {
-	struct age_pass pass[VAULT_SLOTS];
+	struct age_pass pass[VAULT_PASS_MAX];
 	uint8_t *bin = NULL;
 	size_t n, bin_len;
 	int ret;
@@ -121,7 +121,7 @@ static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t 
 	ret = age_peek_logn(data, len);
 	if (ret < 0)
 		goto out;
-	n = vault_read(im->v, pass, NULL);
+	n = vault_read_all(im->v, pass, VAULT_PASS_MAX, NULL);
 	ret = n ? age_unseal(data, len, pass, n, pt, ptlen, NULL) : -ENOKEY;
 	vault_read_end(im->v);
 out:

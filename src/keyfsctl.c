@@ -42,10 +42,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keyfsctl [-m MOUNTPOINT] [-a SOCKET] COMMAND [ARGS]\n\n"
-		"  password [--stdin] [--hint TEXT]  set the backup password (asks twice)\n"
+		"  password [--stdin] [--keyset K] [--hint TEXT]\n"
+		"                                    set the backup password (asks twice),\n"
+		"                                    or keyset K's own password\n"
 		"  unlock [--stdin]                  add a password to try on import\n"
 		"  forget                            wipe every password from keyfs\n"
-		"  hint [TEXT]                       set or clear the password hint\n"
+		"  hint [--keyset K] TEXT            set the password hint\n"
 		"  status                            print the status report\n"
 		"  activate KEYSET VERSION           make an inactive version active\n"
 		"  verify FILE                       check a backup copy, restore nothing\n"
@@ -160,9 +162,29 @@ static int report(const char *what, int err)
 	return exit_code(err);
 }
 
+/* hint [--keyset K] TEXT, from --hint or asked on the terminal. */
+static int set_hint(const struct ctl_opts *o)
+{
+	char text[KEYSET_HINT_MAX + 2], cmd[KEYSET_HINT_MAX + 96];
+	const char *hint = o->hint;
+
+	if (!hint && !o->from_stdin && isatty(STDIN_FILENO)) {
+		fprintf(stderr, "Password hint, kept in every export (Enter for none): ");
+		if (!fgets(text, sizeof(text), stdin) || text[0] == '\n')
+			return EX_OK;
+		text[strcspn(text, "\n")] = '\0';
+		hint = text;
+	}
+	if (!hint)
+		return EX_OK;
+	snprintf(cmd, sizeof(cmd), "hint %s%s%s%s\n", o->keyset ? "--keyset " : "",
+		 o->keyset ? o->keyset : "", o->keyset ? " " : "", hint);
+	return report("hint", control(o, cmd, strlen(cmd)));
+}
+
 static int cmd_password(const struct ctl_opts *o)
 {
-	char *pw = NULL, *again = NULL, hint[KEYSET_HINT_MAX + 2];
+	char *pw = NULL, *again = NULL, verb[96];
 	struct config defaults;
 	const char *why;
 	ssize_t n, m;
@@ -194,22 +216,15 @@ static int cmd_password(const struct ctl_opts *o)
 			goto out;
 		}
 	}
-	err = control_secret(o, "password ", pw, (size_t)n);
+	snprintf(verb, sizeof(verb), "password %s%s%s", o->keyset ? "--keyset " : "",
+		 o->keyset ? o->keyset : "", o->keyset ? " " : "");
+	err = control_secret(o, verb, pw, (size_t)n);
 	if (err == EINVAL)
 		fprintf(stderr, "keyfsctl: keyfs refused the password (its policy is stricter; see its log)\n");
 	ret = report("password", err);
 	if (ret)
 		goto out;
-	if (o->hint) {
-		snprintf(hint, sizeof(hint), "hint %s\n", o->hint);
-		ret = report("hint", control(o, hint, strlen(hint)));
-	} else if (!o->from_stdin && isatty(STDIN_FILENO)) {
-		fprintf(stderr, "Password hint, kept in every export (Enter for none): ");
-		if (fgets(hint + 5, sizeof(hint) - 5, stdin) && hint[5] != '\n') {
-			memcpy(hint, "hint ", 5);
-			ret = report("hint", control(o, hint, strlen(hint)));
-		}
-	}
+	ret = set_hint(o);
 	if (!ret)
 		fprintf(stderr, "keyfsctl: backup password set\n");
 out:
@@ -358,9 +373,11 @@ static int run(const struct ctl_opts *o, int argc, char **argv)
 		return cmd_status(o);
 	if (!strcmp(verb, "forget") && argc == 1)
 		return report("forget", control(o, "forget\n", 7));
-	if (!strcmp(verb, "hint") && argc <= 2) {
-		snprintf(cmd, sizeof(cmd), "hint%s%s\n", argc == 2 ? " " : "", argc == 2 ? argv[1] : "");
-		return report("hint", control(o, cmd, strlen(cmd)));
+	if (!strcmp(verb, "hint") && argc == 2) {
+		struct ctl_opts ho = *o;
+
+		ho.hint = argv[1];
+		return set_hint(&ho);
 	}
 	if (!strcmp(verb, "activate") && argc == 3) {
 		snprintf(cmd, sizeof(cmd), "activate %s %s\n", argv[1], argv[2]);
@@ -379,6 +396,7 @@ int main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "stdin", no_argument, NULL, 's' },
 		{ "hint", required_argument, NULL, 'H' },
+		{ "keyset", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -427,6 +445,8 @@ int main(int argc, char *argv[])
 			o.from_stdin = true;
 		else if (c == 'H')
 			o.hint = optarg;
+		else if (c == 'k')
+			o.keyset = optarg;
 		else if (c == 'm')
 			o.mount = optarg;
 		else if (c == 'a')

@@ -99,7 +99,8 @@ static int finish(FILE *f, char **text, int ret)
 
 int ctl_status(struct ctl *c, char **text, size_t *len)
 {
-	size_t total = 0, sealed = 0, workers, pending;
+	size_t total = 0, sealed = 0, workers, pending, n, i;
+	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
 	char hint[KEYSET_HINT_MAX + 1];
 	FILE *f;
 	int ret;
@@ -112,7 +113,11 @@ int ctl_status(struct ctl *c, char **text, size_t *len)
 	fprintf(f, "keyfs %s\n", KEYFS_VERSION);
 	fprintf(f, "store: %s\n", c->cfg->store);
 	fprintf(f, "password: %s\n", vault_has_password(c->v) ? "set (unlocked)" : "not set (locked)");
-	fprintf(f, "unlock passwords: %zu\n", vault_unlock_count(c->v));
+	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
+	fprintf(f, "keyset passwords:%s", n ? "" : " (none)");
+	for (i = 0; i < n; i++)
+		fprintf(f, " %s", names[i]);
+	fprintf(f, "\nunlock passwords: %zu\n", vault_unlock_count(c->v));
 	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");

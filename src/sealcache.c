@@ -44,6 +44,7 @@ struct entry {
 	uint8_t due_pwid[VERIFIER_ID_LEN];
 	time_t due_at;			/* when that became due: the next seal's time */
 	bool queued, sealing;
+	bool own_pw;			/* keyset has a password of its own */
 };
 
 struct sealcache {
@@ -60,6 +61,11 @@ struct sealcache {
 	struct entry *qhead, *qtail;
 	bool have_pwid;			/* a backup password is set and its id known */
 	uint8_t pwid[VERIFIER_ID_LEN];
+	struct {			/* ids of the per-keyset passwords */
+		char name[KEYSET_NAME_MAX + 1];
+		uint8_t id[VERIFIER_ID_LEN];
+	} kpw[VAULT_KEYSET_SLOTS];
+	size_t nkpw;
 	uint64_t pwid_gen;		/* vault generation the id is for */
 	bool stop;
 	size_t nworkers;
@@ -80,6 +86,14 @@ uint64_t sealcache_ino(const char *name)
 	return hash_name(name) | (1ULL << 63);
 }
 
+static bool own_password(struct sealcache *sc, const char *name)
+{
+	char key[KEYSET_NAME_MAX + 16], val[8];
+
+	snprintf(key, sizeof(key), "own-password.%s", name);
+	return !sc->st->ops->meta_get(sc->st->priv, key, val, sizeof(val));
+}
+
 /* Caller holds sc->lock. NULL only when out of memory. */
 static struct entry *entry_get(struct sealcache *sc, const char *name)
 {
@@ -92,16 +106,32 @@ static struct entry *entry_get(struct sealcache *sc, const char *name)
 	if (!e)
 		return NULL;
 	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->own_pw = own_password(sc, name);
 	e->next = *b;
 	*b = e;
 	return e;
 }
 
+/* The id of the password that seals e's keyset: its own, else the
+ * backup password's; NULL if that is not given. Caller holds sc->lock. */
+static const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nkpw; i++)
+		if (!strcmp(sc->kpw[i].name, e->name))
+			return sc->kpw[i].id;
+	/* A keyset with a password of its own is never sealed under the
+	 * backup password, even while its own is not given yet. */
+	return sc->have_pwid && !e->own_pw ? sc->pwid : NULL;
+}
+
 /* Is the cached seal the one to serve? Caller holds sc->lock. */
 static bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
 {
-	return e->cached && e->stamp == stamp && sc->have_pwid &&
-	       !memcmp(e->pwid, sc->pwid, VERIFIER_ID_LEN);
+	const uint8_t *id = pwid_for(sc, e);
+
+	return e->cached && e->stamp == stamp && id && !memcmp(e->pwid, id, VERIFIER_ID_LEN);
 }
 
 /* ---- cache files ---- */
@@ -263,9 +293,14 @@ static int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks
  * it. Caller holds sc->lock. */
 static time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 {
-	if (e->due_stamp != stamp || memcmp(e->due_pwid, sc->pwid, VERIFIER_ID_LEN) || !e->due_at) {
+	static const uint8_t none[VERIFIER_ID_LEN];
+	const uint8_t *id = pwid_for(sc, e);
+
+	if (!id)
+		id = none;
+	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) || !e->due_at) {
 		e->due_stamp = stamp;
-		memcpy(e->due_pwid, sc->pwid, VERIFIER_ID_LEN);
+		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
 		e->due_at = time(NULL);
 	}
 	return e->due_at;
@@ -294,17 +329,17 @@ static int seal_one(struct sealcache *sc, const char *name)
 	ret = bundle_pack(&ks, &tar, &tar_len);
 	if (ret)
 		goto out;
-	ret = vault_read_backup(sc->v, &pass, &gen);
+	ret = vault_read_for(sc->v, name, &pass, &gen);
 	if (ret)
 		goto out;
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
-	if (!sc->have_pwid || sc->pwid_gen != gen || !e) {
-		ret = !e ? -ENOMEM : sc->have_pwid ? -EAGAIN : -ENOKEY;
+	if (!e || sc->pwid_gen != gen || !pwid_for(sc, e)) {
+		ret = !e ? -ENOMEM : sc->pwid_gen != gen ? -EAGAIN : -ENOKEY;
 	} else if (entry_current(sc, e, stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
 	} else {
-		memcpy(pwid, sc->pwid, VERIFIER_ID_LEN);
+		memcpy(pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
 		at = due_time(sc, e, stamp);
 	}
 	pthread_mutex_unlock(&sc->lock);
@@ -526,7 +561,7 @@ static void queue_stale(struct sealcache *sc)
 			continue;
 		pthread_mutex_lock(&sc->lock);
 		e = entry_get(sc, names[i]);
-		if (e && sc->have_pwid && !entry_current(sc, e, stamp)) {
+		if (e && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
 			due_time(sc, e, stamp);
 			enqueue(sc, e);
 		}
@@ -535,43 +570,72 @@ static void queue_stale(struct sealcache *sc)
 	store_names_free(names, n);
 }
 
+/* The id of the password vault_read_for(keyset) gives, from the verifier
+ * file vpath; -ENOKEY if there is none. */
+static int find_id(struct sealcache *sc, const char *keyset, const char *vpath,
+		   uint8_t id[VERIFIER_ID_LEN], uint64_t *gen)
+{
+	struct age_pass pass;
+	bool matched;
+	int ret;
+
+	ret = keyset ? vault_read_for(sc->v, keyset, &pass, gen) : vault_read_backup(sc->v, &pass, gen);
+	if (ret)
+		return ret;
+	ret = verifier_id(sc->sfd, vpath, &pass, sc->cfg->work_factor, id, &matched);
+	vault_read_end(sc->v);
+	if (ret)
+		log_msg(LOG_ERR, "password verifier %s: %s", vpath, strerror(-ret));
+	else
+		log_msg(LOG_INFO, "%s%s%s", keyset ? keyset : "", keyset ? ": " : "",
+			matched ? "password matches the cached seals"
+				: "new password: sealing again");
+	return ret;
+}
+
 int sealcache_password_changed(struct sealcache *sc)
 {
-	uint8_t id[VERIFIER_ID_LEN];
-	struct age_pass pass;
-	bool matched = false;
-	uint64_t gen;
+	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1], vpath[KEYSET_NAME_MAX + 16];
+	uint8_t id[VERIFIER_ID_LEN], kid[VAULT_KEYSET_SLOTS][VERIFIER_ID_LEN];
+	size_t n, i, k = 0;
+	uint64_t gen = 0, kgen;
+	bool have;
 	int ret;
 
 	pthread_mutex_lock(&sc->pw_lock);
-	ret = vault_read_backup(sc->v, &pass, &gen);
-	if (ret == -ENOKEY) {
-		pthread_mutex_lock(&sc->lock);
-		sc->have_pwid = false;
-		sodium_memzero(sc->pwid, sizeof(sc->pwid));
-		sc->pwid_gen = vault_generation(sc->v);
-		pthread_cond_broadcast(&sc->changed);
-		pthread_mutex_unlock(&sc->lock);
-		ret = 0;
+	ret = find_id(sc, NULL, "verifier", id, &gen);
+	have = !ret;
+	if (ret == -ENOKEY)
+		gen = vault_generation(sc->v);
+	else if (ret)
 		goto out;
-	}
-	if (ret)
-		goto out;
-	ret = verifier_id(sc->sfd, "verifier", &pass, sc->cfg->work_factor, id, &matched);
-	vault_read_end(sc->v);
-	if (ret) {
-		log_msg(LOG_ERR, "password verifier: %s", strerror(-ret));
-		goto out;
+	n = vault_keysets(sc->v, names, VAULT_KEYSET_SLOTS);
+	for (i = 0; i < n; i++) {
+		snprintf(vpath, sizeof(vpath), "verifier.%.64s", names[i]);
+		ret = find_id(sc, names[i], vpath, kid[k], &kgen);
+		if (ret)
+			goto out;
+		memmove(names[k], names[i], sizeof(names[k]));
+		k++;
 	}
 	pthread_mutex_lock(&sc->lock);
-	sc->have_pwid = true;
-	memcpy(sc->pwid, id, VERIFIER_ID_LEN);
-	sc->pwid_gen = gen;
+	sc->have_pwid = have;
+	memcpy(sc->pwid, have ? id : (const uint8_t[VERIFIER_ID_LEN]){ 0 }, VERIFIER_ID_LEN);
+	for (i = 0; i < k; i++) {
+		struct entry *e = entry_get(sc, names[i]);
+
+		if (e)
+			e->own_pw = true;
+		strcpy(sc->kpw[i].name, names[i]);
+		memcpy(sc->kpw[i].id, kid[i], VERIFIER_ID_LEN);
+	}
+	sc->nkpw = k;
+	/* Only current if nothing changed while the verifiers ran. */
+	sc->pwid_gen = vault_generation(sc->v) == gen ? gen : 0;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
-	log_msg(LOG_INFO, "%s", matched ? "password matches the cached seals"
-					 : "new password: every keyset will be sealed again");
 	queue_stale(sc);
+	ret = 0;
 out:
 	pthread_mutex_unlock(&sc->pw_lock);
 	return ret;
@@ -594,7 +658,7 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	if (e && e->cached && e->stamp == stamp &&
-	    (!sc->have_pwid || !memcmp(e->pwid, sc->pwid, VERIFIER_ID_LEN))) {
+	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
 		a->mtime = e->sealed_at;
@@ -618,8 +682,8 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (e) {
 		a->size = e->pred_size;
-		a->mtime = sc->have_pwid ? due_time(sc, e, stamp) : e->pred_mtime;
-		if (sc->have_pwid)
+		a->mtime = pwid_for(sc, e) ? due_time(sc, e, stamp) : e->pred_mtime;
+		if (pwid_for(sc, e))
 			enqueue(sc, e); /* changed in the store: reseal */
 	}
 out:
@@ -631,20 +695,21 @@ out:
  * password. Caller holds sc->lock; 1 if not (yet) current. */
 static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)
 {
-	uint8_t pwid[VERIFIER_ID_LEN];
+	uint8_t pwid[VERIFIER_ID_LEN], s_pwid[VERIFIER_ID_LEN];
 	struct seal *s;
 	uint64_t fstamp;
 	size_t hdr;
 
 	if (!entry_current(sc, e, stamp))
 		return 1;
+	memcpy(pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->fd = openat(sc->cfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	/* The header of the file actually opened decides, not the entry. */
-	if (s->fd < 0 || read_header(s->fd, &fstamp, pwid, &s->sealed_at, &s->len, &hdr) ||
-	    fstamp != stamp || memcmp(pwid, sc->pwid, VERIFIER_ID_LEN)) {
+	if (s->fd < 0 || read_header(s->fd, &fstamp, s_pwid, &s->sealed_at, &s->len, &hdr) ||
+	    fstamp != stamp || memcmp(s_pwid, pwid, VERIFIER_ID_LEN)) {
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);
@@ -671,7 +736,7 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 	int ret;
 
 	for (;;) {
-		if (!vault_has_password(sc->v))
+		if (!vault_has_for(sc->v, name))
 			return -ENOKEY;
 		ret = export_stamp(sc, name, &stamp);
 		if (ret)
@@ -684,6 +749,8 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 			/* the verifier or another thread is at work: wait */
 			ret = wait_changed(sc, deadline);
 			ret = ret ? ret : 1;
+		} else if (!pwid_for(sc, e)) {
+			ret = -ENOKEY; /* its own password is not given yet */
 		} else {
 			ret = open_current(sc, e, stamp, out);
 			if (ret == 1) {

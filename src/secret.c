@@ -4,12 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyfs/keyset.h"
 #include "keyfs/secret.h"
+
+/* Slots 0 .. VAULT_SLOTS-1: backup and unlock passwords; then
+ * VAULT_KEYSET_SLOTS per-keyset passwords named in owner[]. */
+#define ALL_SLOTS (VAULT_SLOTS + VAULT_KEYSET_SLOTS)
 
 struct vault {
 	pthread_rwlock_t lock;
-	char *pool;			/* VAULT_SLOTS * SECRET_PW_MAX, sodium_malloc */
-	size_t len[VAULT_SLOTS];	/* 0: slot empty; protected by lock */
+	char *pool;			/* ALL_SLOTS * SECRET_PW_MAX, sodium_malloc */
+	size_t len[ALL_SLOTS];		/* 0: slot empty; protected by lock */
+	char owner[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1]; /* protected by lock */
 	uint64_t gen;			/* protected by lock */
 };
 
@@ -21,7 +27,7 @@ int vault_new(struct vault **out)
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	v->pool = sodium_malloc(VAULT_SLOTS * SECRET_PW_MAX);
+	v->pool = sodium_malloc(ALL_SLOTS * SECRET_PW_MAX);
 	if (!v->pool) {
 		free(v);
 		return -ENOMEM;
@@ -97,10 +103,102 @@ int vault_add_unlock(struct vault *v, const char *pw, size_t len)
 void vault_forget(struct vault *v)
 {
 	pthread_rwlock_wrlock(&v->lock);
-	sodium_memzero(v->pool, VAULT_SLOTS * SECRET_PW_MAX);
+	sodium_memzero(v->pool, ALL_SLOTS * SECRET_PW_MAX);
 	memset(v->len, 0, sizeof(v->len));
+	memset(v->owner, 0, sizeof(v->owner));
 	v->gen++;
 	pthread_rwlock_unlock(&v->lock);
+}
+
+/* Caller holds the lock. -1 if keyset has no password of its own. */
+static int keyset_slot(struct vault *v, const char *keyset)
+{
+	size_t i;
+
+	for (i = 0; keyset && i < VAULT_KEYSET_SLOTS; i++)
+		if (v->len[VAULT_SLOTS + i] && !strcmp(v->owner[i], keyset))
+			return (int)(VAULT_SLOTS + i);
+	return -1;
+}
+
+int vault_set_keyset(struct vault *v, const char *keyset, const char *pw, size_t len)
+{
+	int ret = -ENOSPC, k;
+	size_t i;
+
+	if (strlen(keyset) > KEYSET_NAME_MAX)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&v->lock);
+	k = keyset_slot(v, keyset);
+	for (i = 0; k < 0 && i < VAULT_KEYSET_SLOTS; i++)
+		if (!v->len[VAULT_SLOTS + i])
+			k = (int)(VAULT_SLOTS + i);
+	if (k >= 0) {
+		ret = slot_put(v, (size_t)k, pw, len);
+		if (!ret) {
+			strcpy(v->owner[k - VAULT_SLOTS], keyset);
+			v->gen++;
+		}
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+int vault_read_for(struct vault *v, const char *keyset, struct age_pass *pass, uint64_t *gen)
+{
+	int k;
+
+	pthread_rwlock_rdlock(&v->lock);
+	k = keyset_slot(v, keyset);
+	if (k < 0)
+		k = v->len[0] ? 0 : -1;
+	if (k < 0) {
+		pthread_rwlock_unlock(&v->lock);
+		return -ENOKEY;
+	}
+	pass->p = slot(v, (size_t)k);
+	pass->len = v->len[k];
+	*gen = v->gen;
+	return 0;
+}
+
+bool vault_has_for(struct vault *v, const char *keyset)
+{
+	bool has;
+
+	pthread_rwlock_rdlock(&v->lock);
+	has = v->len[0] || keyset_slot(v, keyset) >= 0;
+	pthread_rwlock_unlock(&v->lock);
+	return has;
+}
+
+size_t vault_keysets(struct vault *v, char names[][KEYSET_NAME_MAX + 1], size_t max)
+{
+	size_t i, n = 0;
+
+	pthread_rwlock_rdlock(&v->lock);
+	for (i = 0; i < VAULT_KEYSET_SLOTS && n < max; i++)
+		if (v->len[VAULT_SLOTS + i])
+			strcpy(names[n++], v->owner[i]);
+	pthread_rwlock_unlock(&v->lock);
+	return n;
+}
+
+size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64_t *gen)
+{
+	size_t i, n = 0;
+
+	pthread_rwlock_rdlock(&v->lock);
+	for (i = 0; i < ALL_SLOTS && n < max; i++) {
+		if (!v->len[i])
+			continue;
+		pass[n].p = slot(v, i);
+		pass[n].len = v->len[i];
+		n++;
+	}
+	if (gen)
+		*gen = v->gen;
+	return n;
 }
 
 bool vault_is_backup(struct vault *v, const char *pw, size_t len)

@@ -15,9 +15,12 @@
 
 #include "keyfs/age.h"
 #include "keyfs/config.h"
+#include "keyfs/keyset.h"
 
 #define SECRET_PW_MAX 128	/* bytes */
-#define VAULT_SLOTS 16
+#define VAULT_SLOTS 16		/* backup + unlock passwords */
+#define VAULT_KEYSET_SLOTS 16	/* per-keyset backup passwords */
+#define VAULT_PASS_MAX (VAULT_SLOTS + VAULT_KEYSET_SLOTS)
 
 struct vault;
 
@@ -47,6 +50,19 @@ size_t vault_read(struct vault *v, struct age_pass pass[static VAULT_SLOTS], uin
  * when there is none. */
 int vault_read_backup(struct vault *v, struct age_pass *pass, uint64_t *gen);
 void vault_read_end(struct vault *v);
+
+/* Per-keyset backup passwords: they override the backup password for
+ * sealing that keyset (and are tried on import like every other).
+ * vault_read_for() gives the keyset's own password, else the backup
+ * password, else -ENOKEY (no lock held then); release with
+ * vault_read_end(). */
+int vault_set_keyset(struct vault *v, const char *keyset, const char *pw, size_t len);
+int vault_read_for(struct vault *v, const char *keyset, struct age_pass *pass, uint64_t *gen);
+bool vault_has_for(struct vault *v, const char *keyset);
+/* Names of the keysets with a password of their own. */
+size_t vault_keysets(struct vault *v, char names[][KEYSET_NAME_MAX + 1], size_t max);
+/* Like vault_read(), with the per-keyset passwords too. */
+size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64_t *gen);
 
 /* Check a candidate backup password; *why says what is missing. */
 int policy_check(const struct config *c, const char *pw, size_t len, const char **why);
