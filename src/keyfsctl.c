@@ -439,7 +439,7 @@ int main(int argc, char *argv[])
 	 * parse the rest with the command in argv[0]'s place. */
 	argv += optind;
 	argc -= optind;
-	optind = 1;
+	optind = 0; /* glibc: 0 also resets getopt's permutation state */
 	while ((c = getopt_long(argc, argv, "m:a:", longopts, NULL)) != -1) {
 		if (c == 's')
 			o.from_stdin = true;
@@ -454,6 +454,8 @@ int main(int argc, char *argv[])
 		else
 			return EX_USAGEERR;
 	}
+	if (optind < 1)
+		optind = 1;
 	argv[optind - 1] = argv[0]; /* the command before its operands */
 	return run(&o, argc - optind + 1, argv + optind - 1);
 }
