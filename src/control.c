@@ -136,6 +136,9 @@ static int cmd_hint(struct ctl *c, char *text, size_t len)
 		log_msg(LOG_ERR, "control: storing the hint failed: %s", strerror(-ret));
 	else
 		log_msg(LOG_NOTICE, "control: password hint %s", len ? "set" : "cleared");
+	/* the hint is sealed into KEYSET.ini: reseal now, not on next use */
+	if (!ret && c->sc)
+		sealcache_queue_stale(c->sc);
 	return ret;
 }
 

@@ -7,6 +7,7 @@
  * lookup and getattr never wait for sealing or a password. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ enum node {
 struct text {
 	char *buf;
 	size_t len;
+	time_t mtime;
 };
 
 static struct keyfs *kfs(void)
@@ -172,13 +174,14 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	case N_README:
 		/* An open README keeps the text it opened, size included. */
 		if (fi && fi->fh) {
-			fill_file(k, st, 6, 0444, ((struct text *)fi->fh)->len, 0);
+			t = *(struct text *)fi->fh;
+			fill_file(k, st, 6, 0444, t.len, t.mtime);
 			return 0;
 		}
-		ret = ctl_readme(&k->ctl, &t.buf, &t.len);
+		ret = ctl_readme(&k->ctl, &t.buf, &t.len, &t.mtime);
 		if (ret)
 			return ret;
-		fill_file(k, st, 6, 0444, t.len, 0);
+		fill_file(k, st, 6, 0444, t.len, t.mtime);
 		free(t.buf);
 		return 0;
 	case N_KEYSET:
@@ -253,7 +256,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	}
 }
 
-static int open_text(struct fuse_file_info *fi, int (*make)(struct ctl *, char **, size_t *))
+static int open_text(struct fuse_file_info *fi,
+		     int (*make)(struct ctl *, char **, size_t *, time_t *))
 {
 	struct text *t;
 	int ret;
@@ -261,7 +265,7 @@ static int open_text(struct fuse_file_info *fi, int (*make)(struct ctl *, char *
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	ret = make(&kfs()->ctl, &t->buf, &t->len);
+	ret = make(&kfs()->ctl, &t->buf, &t->len, &t->mtime);
 	if (ret) {
 		free(t);
 		return ret;
@@ -547,6 +551,20 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return open_staged(path, fi, true, mode);
 }
 
+/* Regular files are always ready. Without this, libfuse 3.14 leaks the
+ * poll handle of every poll it answers ENOSYS; Go programs such as
+ * restic poll every file they open. */
+static int fs_poll(const char *path, struct fuse_file_info *fi, struct fuse_pollhandle *ph,
+		   unsigned *reventsp)
+{
+	(void)path;
+	(void)fi;
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	*reventsp |= POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
+	return 0;
+}
+
 const struct fuse_operations keyfs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
@@ -565,4 +583,5 @@ const struct fuse_operations keyfs_ops = {
 	.setxattr = fs_setxattr,
 	.unlink = fs_unlink,
 	.rename = fs_rename,
+	.poll = fs_poll,
 };

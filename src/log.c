@@ -7,9 +7,11 @@
 
 static bool log_foreground = true;
 static bool log_debug;
+static const char *log_ident = "keyfs";
 
 void log_init(const char *ident, bool foreground, bool debug)
 {
+	log_ident = ident;
 	log_foreground = foreground;
 	log_debug = debug;
 	if (!foreground)
@@ -33,7 +35,7 @@ void log_msg(int level, const char *fmt, ...)
 		errno = saved;
 		vsnprintf(line, sizeof(line), fmt, ap);
 		/* one fputs per line so lines of concurrent threads never mix */
-		fprintf(stderr, "keyfs: %s: %s\n", names[level & 7], line);
+		fprintf(stderr, "%s: %s: %s\n", log_ident, names[level & 7], line);
 	} else {
 		errno = saved;
 		vsyslog(level, fmt, ap);

@@ -21,6 +21,7 @@ struct ks_info {
 	char fpr[2 * BUNDLE_FPR_LEN + 1];
 	char hint[KEYSET_HINT_MAX + 1];
 	char sealed[32];
+	time_t sealed_at;
 	bool current;
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
@@ -40,6 +41,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
 	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
 	iso_time(sealed_at, i->sealed);
+	i->sealed_at = sealed_at;
 	if (!ret)
 		ret = c->st->ops->versions(c->st->priv, name, &i->versions, &i->nversions);
 	return ret;
@@ -47,7 +49,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
  * such rather than hiding the rest. */
-static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed,
+static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, time_t *newest,
 		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err,
 				  size_t *sealed))
 {
@@ -62,6 +64,8 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed,
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
 		fn(f, names[k], &info, ks_info(c, names[k], &info), sealed);
+		if (info.sealed_at > *newest)
+			*newest = info.sealed_at;
 		free(info.versions);
 	}
 	store_names_free(names, n);
@@ -97,7 +101,7 @@ static int finish(FILE *f, char **text, int ret)
 	return 0;
 }
 
-int ctl_status(struct ctl *c, char **text, size_t *len)
+int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	size_t total = 0, sealed = 0, workers, pending, n, i;
 	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
@@ -121,7 +125,8 @@ int ctl_status(struct ctl *c, char **text, size_t *len)
 	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
-	ret = each_keyset(c, f, &total, &sealed, status_line);
+	*mtime = 0;
+	ret = each_keyset(c, f, &total, &sealed, mtime, status_line);
 	sealcache_progress(c->sc, &workers, &pending);
 	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", sealed, total, pending,
 		workers);
@@ -141,7 +146,7 @@ static void readme_line(FILE *f, const char *name, const struct ks_info *i, int 
 		name, i->fpr, i->sealed, *i->hint ? i->hint : "(none)");
 }
 
-int ctl_readme(struct ctl *c, char **text, size_t *len)
+int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	size_t total = 0, sealed = 0;
 	FILE *f;
@@ -158,7 +163,10 @@ int ctl_readme(struct ctl *c, char **text, size_t *len)
 		"archive of the key files and KEYSET.ini. The password cannot be\n"
 		"recovered if lost; the hint below is all that is kept of it.\n\n"
 		"Keysets\n-------\n\n", c->cfg->work_factor);
-	ret = each_keyset(c, f, &total, &sealed, readme_line);
+	/* Its time is the newest seal's: what it says changes with the
+	 * seals, and it stays put across restarts. */
+	*mtime = 0;
+	ret = each_keyset(c, f, &total, &sealed, mtime, readme_line);
 	fprintf(f,
 		"Restore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
 		"the store arrives as an inactive version):\n\n"

@@ -139,7 +139,7 @@ static bool entry_current(const struct sealcache *sc, const struct entry *e, uin
 static int parse_header(const char *buf, size_t n, uint64_t *stamp, uint8_t pwid[VERIFIER_ID_LEN],
 			time_t *sealed_at, size_t *len, size_t *hdr_len)
 {
-	char line[CACHE_HEADER_MAX + 1], idhex[2 * VERIFIER_ID_LEN + 8];
+	char line[CACHE_HEADER_MAX + 1], idhex[2 * VERIFIER_ID_LEN + 9];
 	unsigned long long st, at, ln;
 	const char *nl;
 	size_t got;
@@ -546,8 +546,7 @@ void sealcache_free(struct sealcache *sc)
 	free(sc);
 }
 
-/* Queues every keyset whose seal is stale. */
-static void queue_stale(struct sealcache *sc)
+void sealcache_queue_stale(struct sealcache *sc)
 {
 	struct entry *e;
 	uint64_t stamp;
@@ -634,7 +633,7 @@ int sealcache_password_changed(struct sealcache *sc)
 	sc->pwid_gen = vault_generation(sc->v) == gen ? gen : 0;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
-	queue_stale(sc);
+	sealcache_queue_stale(sc);
 	ret = 0;
 out:
 	pthread_mutex_unlock(&sc->pw_lock);

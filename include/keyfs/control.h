@@ -27,8 +27,9 @@ struct ctl {
  * memory and wipes it. Refusals are -EINVAL with the reason logged. */
 int ctl_command(struct ctl *c, char *buf, size_t len);
 
-/* Reports as malloc()ed text with no secrets in them. */
-int ctl_status(struct ctl *c, char **text, size_t *len);
-int ctl_readme(struct ctl *c, char **text, size_t *len);
+/* Reports as malloc()ed text with no secrets in them; *mtime is the
+ * newest seal they describe (0 if none). */
+int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime);
+int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime);
 
 #endif

@@ -49,6 +49,9 @@ void sealcache_free(struct sealcache *sc);
  * verifier, and queue every stale keyset for sealing. Runs one scrypt. */
 int sealcache_password_changed(struct sealcache *sc);
 
+/* Queues every keyset whose seal is stale (after a hint changed). */
+void sealcache_queue_stale(struct sealcache *sc);
+
 /* The inode number of export/<name>.pem: the same on every mount. */
 uint64_t sealcache_ino(const char *name);
 
