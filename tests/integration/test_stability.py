@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import time
 
 import pytest
