@@ -17,7 +17,10 @@
  * Replies: code AGENT_OK with fields, or an error code with one field, a
  * message in words. GET for "seal" answers the passphrase named
  * "backup:<keyset>" if held, else "backup"; for "unseal" every passphrase
- * held, that one first. Names are [A-Za-z0-9._:-]{1,80}.
+ * held, that one first (as many as fit in one frame). Names are
+ * [A-Za-z0-9._:-]{1,80}; a keyset, when not "", must make a valid name
+ * after "backup:". ADD of a held name replaces it; the secret is 1..1024
+ * bytes. Nothing held for a GET or REMOVE is AGENT_ENOENT.
  *
  * One request per connection: the client connects, writes a frame, reads
  * the reply frame, closes. */
@@ -61,26 +64,33 @@ struct agent_msg {
 int agent_parse(const uint8_t *body, size_t len, struct agent_msg *m);
 
 /* Encodes length prefix + body into buf (AGENT_FRAME_MAX + 4 bytes);
- * returns the frame size or -EMSGSIZE. */
+ * returns the frame size, -EMSGSIZE (too many or too long fields), or
+ * -EINVAL (a NUL in a field, which agent_parse() would refuse). */
 int agent_encode(uint8_t *buf, uint8_t code, const struct agent_field *f, size_t n);
 
 /* Names: [A-Za-z0-9._:-]{1,80}. */
 bool agent_name_valid(const uint8_t *p, size_t len);
 
-/* Frame I/O on a connected socket, with a deadline in milliseconds for
- * the whole exchange: -ETIMEDOUT, -EPIPE, -EINVAL. agent_recv() reads
- * into buf (AGENT_FRAME_MAX bytes) and parses it into m. */
+/* Frame I/O on a connected socket, blocking or not, with a deadline in
+ * milliseconds for the whole frame; 0 or -ETIMEDOUT, -EPIPE (the peer
+ * closed or reset), -EINVAL (malformed, or a length prefix over
+ * AGENT_FRAME_MAX, refused before reading the body), other -errno.
+ * agent_recv() reads into buf (AGENT_FRAME_MAX bytes) and parses it into
+ * m. After -EINVAL the stream is out of step: close it. Never SIGPIPE. */
 int agent_send(int fd, const uint8_t *frame, size_t len, int timeout_ms);
 int agent_recv(int fd, uint8_t *buf, struct agent_msg *m, int timeout_ms);
 
-/* Client side: one request, one reply. The reply's fields point into buf,
- * which the caller provides (AGENT_FRAME_MAX bytes; sodium_malloc it when
- * the reply carries secrets). */
+/* Client side: one request, one reply, connect included within
+ * timeout_ms. The reply's fields point into buf, which the caller provides
+ * (AGENT_FRAME_MAX bytes; sodium_malloc it when the reply carries
+ * secrets). Returns 0 with reply->code OK or an agent error code, or
+ * -ENOENT / -ECONNREFUSED when no agent listens, -ETIMEDOUT, -EINVAL,
+ * -ENAMETOOLONG, other -errno. */
 int agent_call(const char *path, uint8_t code, const struct agent_field *f, size_t n,
 	       uint8_t *buf, struct agent_msg *reply, int timeout_ms);
 
-/* The default socket: $XDG_RUNTIME_DIR/keyfs/agent.sock, else
- * /run/keyfs/agent.sock. */
+/* The default socket: $XDG_RUNTIME_DIR/keyfs/agent.sock (if absolute),
+ * else /run/keyfs/agent.sock. Returns buf, or NULL if size is too small. */
 const char *agent_default_path(char *buf, size_t size);
 
 #endif
