@@ -2,7 +2,6 @@
  * the queue, the password id and the worker state; it is never held
  * across I/O or crypto. Entries are created on first sight of a keyset
  * and live until the daemon stops. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,6 +15,7 @@
 #include "keyfs/age.h"
 #include "keyfs/armor.h"
 #include "keyfs/bundle.h"
+#include "keyfs/dirwalk.h"
 #include "keyfs/log.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/verifier.h"
@@ -202,27 +202,22 @@ static void load_cached(struct sealcache *sc, const char *name)
 	close(fd);
 }
 
+static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct sealcache *sc = arg;
+
+	(void)st;
+	if (keyset_name_valid(name))
+		load_cached(sc, name);
+	else if (name[0] == '.' && strstr(name, ".tmp"))
+		unlinkat(dirfd, name, 0); /* left by a crash */
+	return 0;
+}
+
 /* Reads every cache header at start; bytes stay on disk until opened. */
 static void load_cache(struct sealcache *sc)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-
-	fd = openat(sc->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(dir)))
-		if (keyset_name_valid(de->d_name))
-			load_cached(sc, de->d_name);
-		else if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp"))
-			unlinkat(sc->cfd, de->d_name, 0); /* left by a crash */
-	closedir(dir);
+	dir_each(sc->cfd, ".", load_one, sc);
 }
 
 static int write_cache(struct sealcache *sc, const char *name, const char *hdr, size_t hdr_len,

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keyfs/dirwalk.h"
 #include "keyfs/log.h"
 #include "keyfs/store.h"
 #include "store_dir.h"
@@ -31,6 +32,23 @@ void store_names_free(char **names, size_t n)
 	free(names);
 }
 
+struct name_list {
+	char **names;
+	size_t n;
+};
+
+struct member_walk {
+	int (*fn)(int kfd, const char *name, const struct stat *st, void *arg);
+	void *arg;
+};
+
+static int member_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct member_walk *w = arg;
+
+	return name[0] == '.' ? 0 : w->fn(dirfd, name, st, w->arg);
+}
+
 static int push_name(char ***names, size_t *n, const char *name)
 {
 	char **grown;
@@ -46,43 +64,31 @@ static int push_name(char ***names, size_t *n, const char *name)
 	return 0;
 }
 
+static int list_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct name_list *l = arg;
+
+	(void)dirfd;
+	if (!keyset_name_valid(name) || !S_ISDIR(st->st_mode))
+		return 0;
+	return push_name(&l->names, &l->n, name);
+}
+
 static int dir_list(void *priv, char ***names, size_t *n)
 {
 	struct dir_store *d = priv;
-	struct dirent *de;
-	DIR *dir = NULL;
-	int fd, ret = 0;
+	struct name_list l = { NULL, 0 };
+	int ret;
 
-	*names = NULL;
-	*n = 0;
-	fd = openat(d->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	while ((de = readdir(dir))) {
-		struct stat st;
-
-		if (!keyset_name_valid(de->d_name))
-			continue;
-		if (fstatat(d->dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode))
-			continue;
-		ret = push_name(names, n, de->d_name);
-		if (ret)
-			goto out;
-	}
-	qsort(*names, *n, sizeof(**names), cmp_names);
-out:
-	closedir(dir);
+	ret = dir_each(d->dfd, ".", list_one, &l);
 	if (ret) {
-		store_names_free(*names, *n);
-		*names = NULL;
-		*n = 0;
+		store_names_free(l.names, l.n);
+		l.names = NULL;
+		l.n = 0;
 	}
+	qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+	*names = l.names;
+	*n = l.n;
 	return ret;
 }
 
@@ -96,36 +102,14 @@ static int open_keyset(struct dir_store *d, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Calls fn for each entry of a keyset directory, in no particular order. */
+/* Calls fn for each key file of a keyset directory; names starting
+ * with a dot (editors' and keyfs' temporary files) are not keys. */
 static int each_member(int kfd, int (*fn)(int kfd, const char *name, const struct stat *st, void *arg),
 		       void *arg)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd, ret = 0;
+	struct member_walk w = { fn, arg };
 
-	fd = openat(kfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	while (!ret && (de = readdir(dir))) {
-		struct stat st;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (fstatat(kfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
-			ret = -errno;
-			break;
-		}
-		ret = fn(kfd, de->d_name, &st, arg);
-	}
-	closedir(dir);
-	return ret;
+	return dir_each(kfd, ".", member_one, &w);
 }
 
 /* Only flat, regular, well-named files are keys: anything else would be

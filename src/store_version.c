@@ -6,7 +6,6 @@
  * parent fsynced. Activation swaps the two directories with one
  * RENAME_EXCHANGE, so a crash leaves either the old or the new keys
  * active, never a mix; the replaced keys then get the next version number. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -16,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keyfs/dirwalk.h"
 #include "keyfs/store.h"
 #include "store_dir.h"
 
@@ -40,45 +40,32 @@ static int write_member(int dfd, const struct keyset_member *m)
 	return ret;
 }
 
+static int unlink_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	(void)st;
+	(void)arg;
+	unlinkat(dirfd, name, 0);
+	return 0;
+}
+
+/* Removes a directory of flat files: a keyset written only in part. */
 static void remove_tree(int dfd, const char *path)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-
-	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
-	closedir(dir);
+	dir_each(dfd, path, unlink_one, NULL);
 	unlinkat(dfd, path, AT_REMOVEDIR);
+}
+
+static int remove_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	(void)st;
+	(void)arg;
+	remove_tree(dirfd, name);
+	return 0;
 }
 
 void dir_clean_tmp(struct dir_store *d)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-
-	fd = openat(d->dfd, TMP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			remove_tree(fd, de->d_name);
-	closedir(dir);
+	dir_each(d->dfd, TMP_DIR, remove_one, NULL);
 }
 
 /* Writes ks complete into a fresh directory under TMP_DIR; tmp receives
@@ -118,51 +105,53 @@ static int cmp_unsigned(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct version_list {
+	unsigned *v;
+	size_t n;
+};
+
+static int version_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct version_list *l = arg;
+	unsigned long num;
+	unsigned *grown;
+	char *end;
+
+	(void)dirfd;
+	num = strtoul(name, &end, 10);
+	if (*end || name[0] < '1' || name[0] > '9' || num > 999999 || !S_ISDIR(st->st_mode))
+		return 0;
+	grown = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	if (!grown)
+		return -ENOMEM;
+	l->v = grown;
+	l->v[l->n++] = (unsigned)num;
+	return 0;
+}
+
 int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
 {
 	struct dir_store *d = priv;
+	struct version_list l = { NULL, 0 };
 	char path[PATH_MAX];
-	struct dirent *de;
-	unsigned *grown;
-	DIR *dir;
-	int fd, ret = 0;
+	int ret;
 
 	*v = NULL;
 	*n = 0;
 	if (!keyset_name_valid(name))
 		return -ENOENT;
 	snprintf(path, sizeof(path), VERSIONS_DIR "/%s", name);
-	fd = openat(d->dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while ((de = readdir(dir))) {
-		char *end;
-		unsigned long num = strtoul(de->d_name, &end, 10);
-
-		if (*end || de->d_name[0] < '1' || de->d_name[0] > '9' || num > 999999)
-			continue;
-		grown = realloc(*v, (*n + 1) * sizeof(**v));
-		if (!grown) {
-			ret = -ENOMEM;
-			break;
-		}
-		*v = grown;
-		(*v)[(*n)++] = (unsigned)num;
-	}
-	closedir(dir);
+	ret = dir_each(d->dfd, path, version_one, &l);
+	if (ret == -ENOENT)
+		ret = 0; /* no versions yet */
 	if (ret) {
-		free(*v);
-		*v = NULL;
-		*n = 0;
-	} else {
-		qsort(*v, *n, sizeof(**v), cmp_unsigned);
+		free(l.v);
+		return ret;
 	}
-	return ret;
+	qsort(l.v, l.n, sizeof(*l.v), cmp_unsigned);
+	*v = l.v;
+	*n = l.n;
+	return 0;
 }
 
 /* Is ks equal to the keys in directory path? */

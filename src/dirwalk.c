@@ -1,0 +1,36 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyfs/dirwalk.h"
+
+int dir_each(int dfd, const char *path,
+	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int fd, ret = 0;
+
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	while (!ret && (de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			ret = errno == ENOENT ? 0 : -errno; /* gone meanwhile */
+		else
+			ret = fn(fd, de->d_name, &st, arg);
+	}
+	closedir(dir);
+	return ret;
+}
