@@ -512,15 +512,21 @@ static int check_scrypt(const struct age_header *h)
 	return 0;
 }
 
+/* A header keyfs can open with a passphrase: parsed, scrypt-checked. */
+static int parse_scrypt_header(const uint8_t *in, size_t len, struct age_header *h)
+{
+	int ret;
+
+	ret = parse_header(in, len, h);
+	return ret < 0 ? ret : check_scrypt(h);
+}
+
 int age_peek_logn(const uint8_t *in, size_t len)
 {
 	struct age_header h;
 	int ret;
 
-	ret = parse_header(in, len, &h);
-	if (ret < 0)
-		return ret;
-	ret = check_scrypt(&h);
+	ret = parse_scrypt_header(in, len, &h);
 	return ret < 0 ? ret : (int)h.logn;
 }
 
@@ -555,10 +561,7 @@ int age_unseal(const uint8_t *in, size_t len, const struct age_pass *pass,
 	struct age_header h;
 	int ret;
 
-	ret = parse_header(in, len, &h);
-	if (ret < 0)
-		goto out;
-	ret = check_scrypt(&h);
+	ret = parse_scrypt_header(in, len, &h);
 	if (ret < 0)
 		goto out;
 	k = sodium_malloc(sizeof(*k));

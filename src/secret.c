@@ -186,16 +186,8 @@ size_t vault_keysets(struct vault *v, char names[][KEYSET_NAME_MAX + 1], size_t 
 
 size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64_t *gen)
 {
-	size_t i, n = 0;
-
-	pthread_rwlock_rdlock(&v->lock);
-	for (i = 0; i < ALL_SLOTS && n < max; i++) {
-		if (!v->len[i])
-			continue;
-		pass[n].p = slot(v, i);
-		pass[n].len = v->len[i];
-		n++;
-	}
+	return read_slots(v, ALL_SLOTS, pass, max, gen);
+}
 	if (gen)
 		*gen = v->gen;
 	return n;
@@ -242,18 +234,29 @@ size_t vault_unlock_count(struct vault *v)
 	return n;
 }
 
-size_t vault_read(struct vault *v, struct age_pass pass[static VAULT_SLOTS], uint64_t *gen)
+/* Fills pass[] from the first nslots slots and keeps the read lock. */
+static size_t read_slots(struct vault *v, size_t nslots, struct age_pass *pass, size_t max,
+			 uint64_t *gen)
 {
 	size_t i, n = 0;
 
 	pthread_rwlock_rdlock(&v->lock);
-	for (i = 0; i < VAULT_SLOTS; i++) {
+	for (i = 0; i < nslots && n < max; i++) {
 		if (!v->len[i])
 			continue;
 		pass[n].p = slot(v, i);
 		pass[n].len = v->len[i];
 		n++;
 	}
+	if (gen)
+		*gen = v->gen;
+	return n;
+}
+
+size_t vault_read(struct vault *v, struct age_pass pass[static VAULT_SLOTS], uint64_t *gen)
+{
+	return read_slots(v, VAULT_SLOTS, pass, VAULT_SLOTS, gen);
+}
 	if (gen)
 		*gen = v->gen;
 	return n;
