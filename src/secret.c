@@ -184,14 +184,6 @@ size_t vault_keysets(struct vault *v, char names[][KEYSET_NAME_MAX + 1], size_t 
 	return n;
 }
 
-size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64_t *gen)
-{
-	return read_slots(v, ALL_SLOTS, pass, max, gen);
-}
-	if (gen)
-		*gen = v->gen;
-	return n;
-}
 
 bool vault_is_backup(struct vault *v, const char *pw, size_t len)
 {
@@ -256,6 +248,11 @@ static size_t read_slots(struct vault *v, size_t nslots, struct age_pass *pass, 
 size_t vault_read(struct vault *v, struct age_pass pass[static VAULT_SLOTS], uint64_t *gen)
 {
 	return read_slots(v, VAULT_SLOTS, pass, VAULT_SLOTS, gen);
+}
+
+size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64_t *gen)
+{
+	return read_slots(v, ALL_SLOTS, pass, max, gen);
 }
 	if (gen)
 		*gen = v->gen;
