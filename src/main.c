@@ -168,6 +168,8 @@ static int process_staged(void *arg, bool verify_only, const uint8_t *data, size
 	return import_file(arg, verify_only, data, len);
 }
 
+/* Before the mount: what can fail for a reason the administrator must
+ * see on the terminal (a missing store, an unsafe password file). */
 static int keyfs_open(struct keyfs *k)
 {
 	int ret;
@@ -177,25 +179,37 @@ static int keyfs_open(struct keyfs *k)
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
 		return ret;
 	}
+	k->uid = getuid();
+	k->gid = getgid();
+	k->started = time(NULL);
+	return sources_check(&k->cfg);
+}
+
+/* After fuse_daemonize(): threads and locked memory do not survive its
+ * fork, so everything holding either is made here, before the loop
+ * serves the first request. */
+static int keyfs_start(struct keyfs *k)
+{
+	int ret;
+
 	ret = vault_new(&k->v);
 	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, k->v, &k->cfg);
 	if (!ret)
 		ret = sources_new(&k->src, &k->cfg, k->v, k->sc);
 	if (!ret)
-		ret = sources_start(k->src);
-	if (!ret)
 		ret = import_new(&k->im, &k->st, k->v);
 	if (!ret)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
 				process_staged, k->im);
-	if (ret)
-		return ret;
+	if (!ret)
+		ret = sealcache_start(k->sc);
+	if (!ret)
+		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc, k->im };
-	k->uid = getuid();
-	k->gid = getgid();
-	k->started = time(NULL);
-	return 0;
+	if (ret)
+		log_msg(LOG_ERR, "starting: %s", strerror(-ret));
+	return ret;
 }
 
 static void keyfs_close(struct keyfs *k)
@@ -223,6 +237,9 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	if (fuse_set_signal_handlers(fuse_get_session(f)))
 		goto out_unmount;
 	if (fuse_daemonize(cl->foreground))
+		goto out_signals;
+	log_init("keyfs", cl->foreground, cl->debug);
+	if (keyfs_start(k))
 		goto out_signals;
 	log_msg(LOG_NOTICE, "mounted %s on %s", k->cfg.store, cl->mountpoint);
 	loop = fuse_loop_cfg_create();
@@ -272,7 +289,8 @@ int main(int argc, char *argv[])
 	if (load_config(&cl, &k.cfg))
 		goto out;
 	cl.foreground |= cl.debug;
-	log_init("keyfs", cl.foreground, cl.debug);
+	/* stderr until the daemon is in the background, syslog after */
+	log_init("keyfs", true, cl.debug);
 	ret = EXIT_FAILURE;
 	/* SIGHUP goes to the sources thread only (sigtimedwait): block it
 	 * before any thread exists so that every thread inherits the mask. */

@@ -477,7 +477,6 @@ int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, con
 {
 	struct sealcache *sc;
 	const char *state;
-	size_t i;
 	int ret;
 
 	state = store_dir_state(st);
@@ -500,14 +499,27 @@ int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, con
 		return ret;
 	}
 	load_cache(sc);
-	for (i = 0; i < worker_count(c); i++) {
+	*out = sc;
+	return 0;
+}
+
+int sealcache_start(struct sealcache *sc)
+{
+	size_t i, n = worker_count(sc->cfg);
+
+	for (i = 0; i < n; i++) {
 		if (pthread_create(&sc->workers[i], NULL, worker, sc))
 			break;
+		pthread_mutex_lock(&sc->lock);
 		sc->nworkers++;
+		pthread_mutex_unlock(&sc->lock);
 	}
+	if (!sc->nworkers)
+		return -EAGAIN;
 	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", sc->nworkers,
-		c->work_factor);
-	*out = sc;
+		sc->cfg->work_factor);
+	/* a password from a file or credential may be waiting already */
+	sealcache_queue_stale(sc);
 	return 0;
 }
 

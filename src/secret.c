@@ -254,10 +254,6 @@ size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64
 {
 	return read_slots(v, ALL_SLOTS, pass, max, gen);
 }
-	if (gen)
-		*gen = v->gen;
-	return n;
-}
 
 int vault_read_backup(struct vault *v, struct age_pass *pass, uint64_t *gen)
 {

@@ -193,6 +193,22 @@ int sources_new(struct sources **out, const struct config *c, struct vault *v, s
 	return 0;
 }
 
+int sources_check(const struct config *c)
+{
+	struct sources *s;
+	struct vault *v;
+	int ret;
+
+	ret = vault_new(&v);
+	if (ret)
+		return ret;
+	ret = sources_new(&s, c, v, NULL);
+	if (!ret)
+		sources_free(s);
+	vault_free(v); /* wipes what was read */
+	return ret;
+}
+
 static void *sources_thread(void *arg)
 {
 	struct timespec second = { 1, 0 };

@@ -43,6 +43,8 @@ struct export_attr {
 struct sealcache;
 
 int sealcache_new(struct sealcache **sc, struct store *st, struct vault *v, const struct config *c);
+/* Starts the background workers (after any fork: threads do not survive). */
+int sealcache_start(struct sealcache *sc);
 void sealcache_free(struct sealcache *sc);
 
 /* The backup password changed (set or forgotten): find its id with the

@@ -16,6 +16,11 @@
 
 struct sources;
 
+/* Checks the file or credential without keeping the password: for the
+ * errors an administrator must see before the daemon goes to the
+ * background. */
+int sources_check(const struct config *c);
+
 /* Reads the file or credential once; -EACCES / -EINVAL (logged) if it is
  * unsafe or refused, which stops the daemon from starting. */
 int sources_new(struct sources **s, const struct config *c, struct vault *v, struct sealcache *sc);
