@@ -82,7 +82,10 @@ def test_password_file_must_be_private(keyfs_bin, tmp_path, store):
         _secret_file(pw, 0o600, "Other-Horse-8")
         m.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
-        while "read from" not in m.logtext().split("SIGHUP", 1)[-1] and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            log = m.logtext()
+            if "SIGHUP" in log and "read from" in log.split("SIGHUP", 1)[1]:
+                break
             time.sleep(0.05)
         shutil.copyfile(os.path.join(m.export, "db.pem"), tmp_path / "db.pem")
         assert age_decrypt(tmp_path / "db.pem", tmp_path / "db.tar", "Other-Horse-8").returncode == 0
