@@ -318,6 +318,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (ret)
 			return ret;
 		fi->fh = (uint64_t)(uintptr_t)s;
+		fi->keep_cache = s->unchanged;
 		return 0;
 	case N_STAGED:
 		return open_staged(path, fi, false, 0);

@@ -45,6 +45,10 @@ struct entry {
 	time_t due_at;			/* when that became due: the next seal's time */
 	bool queued, sealing;
 	bool own_pw;			/* keyset has a password of its own */
+	/* the seal the last open served */
+	uint64_t served_stamp;
+	time_t served_at;
+	uint8_t served_pwid[VERIFIER_ID_LEN];
 };
 
 struct sealcache {
@@ -723,6 +727,13 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 		return 1;
 	}
 	s->off = (off_t)hdr;
+	/* The page cache may keep what it holds only if these are the very
+	 * bytes the previous open served. */
+	s->unchanged = e->served_stamp == stamp && e->served_at == s->sealed_at &&
+		       !memcmp(e->served_pwid, pwid, VERIFIER_ID_LEN);
+	e->served_stamp = stamp;
+	e->served_at = s->sealed_at;
+	memcpy(e->served_pwid, pwid, VERIFIER_ID_LEN);
 	*out = s;
 	return 0;
 }
