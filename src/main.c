@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "keyfs/fs.h"
@@ -143,9 +144,11 @@ static int load_config(struct cmdline *cl, struct config *cfg)
  * ENOTCONN; mounting over it would stack a second mount. Detach it. */
 static void clear_stale_mount(const char *mountpoint)
 {
-	struct stat st;
+	struct statvfs sv;
 
-	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+	/* statvfs, not stat: the kernel answers stat from cached attributes
+	 * for a while after the daemon died. */
+	if (statvfs(mountpoint, &sv) == 0 || errno != ENOTCONN)
 		return;
 	if (umount2(mountpoint, MNT_DETACH) == 0)
 		log_msg(LOG_WARNING, "%s: detached the stale mount of a daemon that died", mountpoint);

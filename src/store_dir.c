@@ -86,7 +86,8 @@ static int dir_list(void *priv, char ***names, size_t *n)
 		l.names = NULL;
 		l.n = 0;
 	}
-	qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+	if (l.n)
+		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
 	*names = l.names;
 	*n = l.n;
 	return ret;
@@ -337,6 +338,7 @@ static void dir_destroy(void *priv)
 	struct dir_store *d = priv;
 
 	close(d->dfd);
+	pthread_mutex_destroy(&d->write_lock);
 	free(d);
 }
 
@@ -366,6 +368,7 @@ int store_dir_open(const char *dir, struct store *s)
 		free(d);
 		return ret;
 	}
+	pthread_mutex_init(&d->write_lock, NULL);
 	snprintf(d->state, sizeof(d->state), "%s/" STATE_DIR, dir);
 	dir_clean_tmp(d);
 	s->ops = &dir_ops;

@@ -3,6 +3,7 @@
 #define KEYFS_STORE_DIR_PRIV_H
 
 #include <limits.h>
+#include <pthread.h>
 
 #include "keyfs/keyset.h"
 
@@ -13,6 +14,7 @@
 struct dir_store {
 	int dfd;		/* the store directory */
 	char state[PATH_MAX];	/* <dir>/.keyfs */
+	pthread_mutex_t write_lock; /* held by restores and activations */
 };
 
 int dir_mkdirs(struct dir_store *d);

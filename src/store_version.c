@@ -8,6 +8,7 @@
  * active, never a mix; the replaced keys then get the next version number. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +149,8 @@ int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
 		free(l.v);
 		return ret;
 	}
-	qsort(l.v, l.n, sizeof(*l.v), cmp_unsigned);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_unsigned);
 	*v = l.v;
 	*n = l.n;
 	return 0;
@@ -222,9 +224,23 @@ out:
 	return ret;
 }
 
+static int put_locked(struct dir_store *d, const struct keyset *ks, struct store_put *res);
+
+/* Restores and activations are serialized: both pick version numbers
+ * and compare against directories the other renames. */
 int dir_put(void *priv, const struct keyset *ks, struct store_put *res)
 {
 	struct dir_store *d = priv;
+	int ret;
+
+	pthread_mutex_lock(&d->write_lock);
+	ret = put_locked(d, ks, res);
+	pthread_mutex_unlock(&d->write_lock);
+	return ret;
+}
+
+static int put_locked(struct dir_store *d, const struct keyset *ks, struct store_put *res)
+{
 	char tmp[PATH_MAX];
 	bool same = false;
 	int ret;
@@ -253,9 +269,21 @@ int dir_put(void *priv, const struct keyset *ks, struct store_put *res)
 	return put_version(d, ks, res);
 }
 
+static int activate_locked(struct dir_store *d, const char *name, unsigned version, unsigned *kept);
+
 int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept)
 {
 	struct dir_store *d = priv;
+	int ret;
+
+	pthread_mutex_lock(&d->write_lock);
+	ret = activate_locked(d, name, version, kept);
+	pthread_mutex_unlock(&d->write_lock);
+	return ret;
+}
+
+static int activate_locked(struct dir_store *d, const char *name, unsigned version, unsigned *kept)
+{
 	char dir[128], src[PATH_MAX], dst[PATH_MAX];
 	unsigned *v;
 	size_t n;
