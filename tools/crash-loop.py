@@ -14,8 +14,7 @@ expect.json for fsck. Each round:
 
   1. start keyfs -f (work_factor=10) on the mountpoint; after a kill the
      mount is stale: the daemon must detach it and say so in its log
-     (--restart-delay 1.1 waits out the kernel's 1 s attribute cache,
-     which the daemon's stat()-based detection currently trips over);
+     (--restart-delay waits before restarting; the default is at once);
   2. tools/fsck.py --expect (strict): no temp files may linger after the
      start, every keyset is one known content, nothing missing;
   3. unlock, then --clients threads import random exports (cp-style
@@ -295,8 +294,7 @@ def main():
     ap.add_argument("--workdir", help="default: a new temporary directory")
     ap.add_argument("--max-delay", type=float, default=0.3, help="seconds before each kill, at most")
     ap.add_argument("--clients", type=int, default=1,
-                    help="client threads (default 1; 2 also races imports against activations, "
-                         "which fails some imports with EIO: see tests/integration/test_hardening.py)")
+                    help="client threads (default 1; 2 also races imports against activations)")
     ap.add_argument("--targeted", type=float, default=0.5,
                     help="share of kills aimed at the first --import-window s of an import")
     ap.add_argument("--import-window", type=float, default=0.012)

@@ -222,7 +222,8 @@ def test_kill9_during_import_and_activate_leaves_store_whole(keyfs_bin, tmp_path
 
 
 def test_stale_mount_detached_at_once_after_kill9(keyfs_bin, tmp_path, store):
-    """The minimal reproducer of the bug above: restart right after kill -9."""
+    """Restart right after kill -9, while the kernel still holds the dead
+    mount's attributes: the stale mount is detached, not stacked on."""
     m = Mount(keyfs_bin, str(tmp_path), store)
     try:
         m.start()
@@ -237,7 +238,7 @@ def test_stale_mount_detached_at_once_after_kill9(keyfs_bin, tmp_path, store):
         unmount_all(m.path)
     assert logged and stacked == 1, (
         f"restart within attr_timeout of a kill -9: stale mount detached: {logged}, "
-        f"mounts on the mountpoint: {stacked} (src/main.c clear_stale_mount uses stat())")
+        f"mounts on the mountpoint: {stacked}")
 
 
 def test_concurrent_import_and_activate(mount, tmp_path, store):
@@ -258,13 +259,8 @@ def test_concurrent_import_and_activate(mount, tmp_path, store):
     assert alive(mount)
     res = run([sys.executable, FSCK, "--expect", expect, store], check=False)
     assert res.returncode == 0, res.stdout
-    # BUG: src/store_version.c dir_put()/put_version() run under the stage
-    # lock (src/stage.c), dir_activate() from .control under no lock; they
-    # are not serialized. put_version's same_as() on a version directory an
-    # activation just renamed away fails ENOENT -> the import fails EIO
-    # ("writing the keystore: No such file or directory"); both can pick
-    # the same next version number (commit fails ENOTEMPTY), and an import
-    # that compared before a swap stores a content already held elsewhere.
+    # Restores and activations pick version numbers and compare against
+    # directories the other renames: the store serializes them.
     assert not errors, f"{len(errors)} failed operations, e.g. {errors[:3]}"
     assert "stored twice" not in res.stdout, res.stdout
 
