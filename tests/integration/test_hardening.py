@@ -211,11 +211,8 @@ def test_kill9_during_import_and_activate_leaves_store_whole(keyfs_bin, tmp_path
     finally:
         m.kill()
         unmount_all(m.path)
-    # BUG (src/main.c clear_stale_mount): the stale mount is detected with
-    # stat(), which the kernel answers from the root's cached attributes
-    # (attr_timeout=1 s, fs_init) without asking the dead daemon; a
-    # restart within that second stacks a new mount on the stale one.
-    # statfs() or statx(AT_STATX_FORCE_SYNC) would see ENOTCONN.
+    # Every restart, even within the kernel's 1 s attribute cache of the
+    # kill, must have detached the stale mount rather than stacked on it.
     assert not misses and not stacked, (
         f"restarts after kills {misses} did not detach the stale mount; "
         f"{stacked} stale mounts were left stacked")
