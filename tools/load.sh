@@ -6,7 +6,7 @@
 #   tools/load.sh [-t SECONDS] [-k KEYFS] [-r READERS] [-i IMPORTERS] [-w WORKDIR] [-K]
 #
 #   -t  duration in seconds (default 120)
-#   -k  the keyfs binary (default build/keyfs)
+#   -k  the keyfs binary (default build/release/keyfs)
 #   -r  readers (default 8): cp, rsync and sha256sum in turn, looping over exports
 #   -i  importers (default 4): cp of good exports into import/ and verify/
 #   -w  work directory (default: a new one under /tmp)
@@ -19,7 +19,7 @@
 # mismatch, unclean stop or changed store.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-duration=120 keyfs=$top/build/keyfs readers=8 importers=4 work='' keep=0
+duration=120 keyfs=$top/build/release/keyfs readers=8 importers=4 work='' keep=0
 while getopts t:k:r:i:w:K opt; do
 	case $opt in
 	t) duration=$OPTARG ;;
