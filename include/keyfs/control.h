@@ -21,10 +21,14 @@ struct ctl {
 	struct importer *im;
 };
 
-/* Run one command ("password <pw>", "unlock <pw>", "forget",
+/* Every field of struct ctl must be set (sc may be NULL only where no
+ * seal cache exists, as in tests).
+ *
+ * Run one command ("password <pw>", "unlock <pw>", "forget",
  * "hint [text]", "activate <keyset> <version>"), one per write; a single trailing newline is ignored.
  * buf holds a secret for some commands: the caller keeps it in guarded
- * memory and wipes it. Refusals are -EINVAL with the reason logged. */
+ * memory and wipes it; it has room for len + 1 bytes (a NUL is put at
+ * buf[len]). Refusals are -EINVAL with the reason logged. */
 int ctl_command(struct ctl *c, char *buf, size_t len);
 
 /* Reports as malloc()ed text with no secrets in them; *mtime is the

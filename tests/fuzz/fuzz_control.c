@@ -1,0 +1,239 @@
+/* libFuzzer target: commands written to .control.
+ *
+ * An input is a series of writes separated by NUL bytes (a NUL inside a
+ * write is refused by one memchr, which test_control covers), run against
+ * a real vault, the default config, a real importer and an in-memory
+ * store whose metadata lives in a static table and which holds no keyset
+ * versions. State is reset per input so runs repeat. ctl.sc is NULL: the
+ * seal cache needs a keystore on disk, and control.c calls it only when
+ * set.
+ *
+ * Beyond not crashing: an accepted "password X" leaves X as the backup
+ * password, "password --keyset K X" gives K a password, "hint T" stores
+ * T, "forget" leaves no backup password, and "activate" is never
+ * accepted as there is no version to activate. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "keyfs/config.h"
+#include "keyfs/control.h"
+#include "keyfs/log.h"
+#include "keyfs/secret.h"
+#include "keyfs/store.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define META_KEYS 64
+
+static struct {
+	char key[KEYSET_NAME_MAX + 32];
+	char value[STORE_META_MAX];
+} meta[META_KEYS];
+static size_t nmeta;
+
+static int mem_meta_get(void *priv, const char *key, char *buf, size_t size)
+{
+	size_t i;
+
+	(void)priv;
+	for (i = 0; i < nmeta; i++)
+		if (!strcmp(meta[i].key, key) && *meta[i].value) {
+			snprintf(buf, size, "%s", meta[i].value);
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static int mem_meta_set(void *priv, const char *key, const char *value)
+{
+	size_t i;
+
+	(void)priv;
+	/* control.c builds keys from checked names and bounded values */
+	if (strlen(key) >= sizeof(meta[0].key) || strlen(value) >= sizeof(meta[0].value))
+		abort();
+	for (i = 0; i < nmeta && strcmp(meta[i].key, key); i++)
+		;
+	if (i == META_KEYS)
+		return -ENOSPC;
+	if (i == nmeta)
+		strcpy(meta[nmeta++].key, key);
+	strcpy(meta[i].value, value);
+	return 0;
+}
+
+static int mem_activate(void *priv, const char *name, unsigned version, unsigned *kept)
+{
+	(void)priv;
+	/* control.c checks both before it gets here */
+	if (!keyset_name_valid(name) || version == 0)
+		abort();
+	*kept = 0;
+	return -ENOENT;
+}
+
+static void mem_destroy(void *priv)
+{
+	(void)priv;
+}
+
+/* Only these are reachable from ctl_command() with no seal cache; a call
+ * through any other (NULL) op is a finding. */
+static const struct store_ops mem_ops = {
+	.meta_get = mem_meta_get,
+	.meta_set = mem_meta_set,
+	.activate = mem_activate,
+	.destroy = mem_destroy,
+};
+
+static struct config cfg;
+static struct store st = { .ops = &mem_ops };
+static struct ctl ctl = { .cfg = &cfg, .st = &st };
+
+/* Replaces log.c: every message is still formatted (so a bad format
+ * argument shows up under the sanitizers) but dropped, which keeps the
+ * fuzzer's output readable and fast. */
+void log_msg(int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	(void)level;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	if (sodium_init() < 0 || vault_new(&ctl.v) != 0 || import_new(&ctl.im, &st, ctl.v) != 0)
+		abort();
+	config_defaults(&cfg);
+	return 0;
+}
+
+/* The argument of "verb arg" in w (trailing newline dropped), or NULL. */
+static const char *arg_of(const char *w, size_t len, const char *verb, size_t *arglen)
+{
+	size_t n = strlen(verb);
+
+	if (len && w[len - 1] == '\n')
+		len--;
+	if (len < n + 1 || memcmp(w, verb, n) || w[n] != ' ')
+		return NULL;
+	*arglen = len - n - 1;
+	return w + n + 1;
+}
+
+/* Splits "--keyset K rest" into K (NUL-terminated) and rest; false if
+ * the argument does not start with the option. */
+static bool keyset_of(const char **arg, size_t *n, char k[static KEYSET_NAME_MAX + 1])
+{
+	const char *sp;
+	size_t klen;
+
+	if (*n < 9 || memcmp(*arg, "--keyset ", 9))
+		return false;
+	sp = memchr(*arg + 9, ' ', *n - 9);
+	klen = sp ? (size_t)(sp - *arg) - 9 : *n - 9;
+	if (klen > KEYSET_NAME_MAX)
+		abort(); /* accepted, so the name was checked */
+	memcpy(k, *arg + 9, klen);
+	k[klen] = '\0';
+	*n = sp ? *n - 9 - klen - 1 : 0;
+	*arg = sp ? sp + 1 : *arg + 9 + klen;
+	return true;
+}
+
+/* True if keyset k seals with exactly pw. */
+static bool keyset_has(const char *k, const char *pw, size_t len)
+{
+	struct age_pass pass;
+	uint64_t gen;
+	bool same;
+
+	if (vault_read_for(ctl.v, k, &pass, &gen) != 0)
+		return false;
+	same = pass.len == len && !sodium_memcmp(pass.p, pw, len);
+	vault_read_end(ctl.v);
+	return same;
+}
+
+static const char *meta_value(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < nmeta; i++)
+		if (!strcmp(meta[i].key, key))
+			return meta[i].value;
+	return "";
+}
+
+static void check_effect(const char *w, size_t len)
+{
+	char k[KEYSET_NAME_MAX + 1], key[KEYSET_NAME_MAX + 32];
+	const char *arg, *v;
+	size_t n;
+
+	if ((arg = arg_of(w, len, "password", &n))) {
+		if (keyset_of(&arg, &n, k)) {
+			if (!keyset_has(k, arg, n))
+				abort();
+		} else if (!vault_is_backup(ctl.v, arg, n)) {
+			abort();
+		}
+	}
+	if ((arg = arg_of(w, len, "hint", &n))) {
+		if (keyset_of(&arg, &n, k))
+			snprintf(key, sizeof(key), "hint.%s", k);
+		else
+			strcpy(key, "hint");
+		v = meta_value(key);
+		if (strlen(v) != n || memcmp(v, arg, n))
+			abort();
+	}
+	if (len >= 6 && !memcmp(w, "forget", 6) && vault_has_password(ctl.v))
+		abort();
+	if (len >= 8 && !memcmp(w, "activate", 8))
+		abort();
+}
+
+static void run_write(const uint8_t *p, size_t len)
+{
+	char *buf;
+
+	/* fs.c hands over a private copy one byte longer than the write */
+	buf = malloc(len + 1);
+	if (!buf)
+		return;
+	memcpy(buf, p, len);
+	buf[len] = 'Z'; /* not a NUL: nothing may rely on one */
+	if (ctl_command(&ctl, buf, len) == 0)
+		check_effect((const char *)p, len);
+	free(buf);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *p = data, *nul;
+	size_t left = size;
+
+	vault_forget(ctl.v);
+	nmeta = 0;
+	while ((nul = memchr(p, '\0', left))) {
+		run_write(p, (size_t)(nul - p));
+		left -= (size_t)(nul - p) + 1;
+		p = nul + 1;
+	}
+	run_write(p, left);
+	return 0;
+}
