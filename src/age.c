@@ -554,14 +554,16 @@ static int unwrap(struct age_keys *k, const struct age_header *h,
 	return -EKEYREJECTED;
 }
 
-int age_unseal(const uint8_t *in, size_t len, const struct age_pass *pass,
-	       size_t npass, uint8_t **pt, size_t *ptlen, size_t *which)
+/* Opens a file with the file key given (key) or unwrapped from its
+ * scrypt stanza with one of the passphrases. */
+static int unseal(const uint8_t *in, size_t len, const uint8_t *key, const struct age_pass *pass,
+		  size_t npass, uint8_t **pt, size_t *ptlen, size_t *which)
 {
 	struct age_keys *k = NULL;
 	struct age_header h;
 	int ret;
 
-	ret = parse_scrypt_header(in, len, &h);
+	ret = key ? parse_header(in, len, &h) : parse_scrypt_header(in, len, &h);
 	if (ret < 0)
 		goto out;
 	k = sodium_malloc(sizeof(*k));
@@ -569,7 +571,10 @@ int age_unseal(const uint8_t *in, size_t len, const struct age_pass *pass,
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = unwrap(k, &h, pass, npass, which);
+	if (key)
+		memcpy(k->file_key, key, AGE_FILE_KEY_LEN);
+	else
+		ret = unwrap(k, &h, pass, npass, which);
 	if (ret < 0)
 		goto out;
 	ret = open_with_key(k, in, len, &h, pt, ptlen);
@@ -578,25 +583,15 @@ out:
 	return ret;
 }
 
+int age_unseal(const uint8_t *in, size_t len, const struct age_pass *pass,
+	       size_t npass, uint8_t **pt, size_t *ptlen, size_t *which)
+{
+	return unseal(in, len, NULL, pass, npass, pt, ptlen, which);
+}
+
 int age_unseal_file_key(const uint8_t *in, size_t len,
 			const uint8_t key[static AGE_FILE_KEY_LEN],
 			uint8_t **pt, size_t *ptlen)
 {
-	struct age_keys *k = NULL;
-	struct age_header h;
-	int ret;
-
-	ret = parse_header(in, len, &h);
-	if (ret < 0)
-		goto out;
-	k = sodium_malloc(sizeof(*k));
-	if (!k) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	memcpy(k->file_key, key, AGE_FILE_KEY_LEN);
-	ret = open_with_key(k, in, len, &h, pt, ptlen);
-out:
-	sodium_free(k);
-	return ret;
+	return unseal(in, len, key, NULL, 0, pt, ptlen, NULL);
 }

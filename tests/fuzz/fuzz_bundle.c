@@ -13,17 +13,7 @@
 /* as import does with the default import.max_size */
 #define MAX_MEMBER (1u << 20)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	if (sodium_init() < 0)
-		abort();
-	return 0;
-}
 
 static void check_same(const struct keyset *a, const struct keyset *b)
 {
