@@ -22,6 +22,8 @@ struct ks_info {
 	char hint[KEYSET_HINT_MAX + 1];
 	char sealed[32];
 	time_t sealed_at;
+	char export_time[32];	/* the export's mtime: sealed or due to be */
+	time_t export_mtime;
 	bool current;
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
@@ -30,6 +32,7 @@ struct ks_info {
 static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 {
 	struct keyset ks = { 0 };
+	struct export_attr a;
 	time_t sealed_at;
 	int ret;
 
@@ -43,12 +46,18 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	iso_time(sealed_at, i->sealed);
 	i->sealed_at = sealed_at;
 	if (!ret)
+		ret = sealcache_attr(c->sc, name, &a);
+	i->export_mtime = !ret && a.sealed ? a.mtime : 0;
+	iso_time(i->export_mtime, i->export_time);
+	if (!ret)
 		ret = c->st->ops->versions(c->st->priv, name, &i->versions, &i->nversions);
 	return ret;
 }
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
  * such rather than hiding the rest. */
+/* *newest: the newest export time, which is what README.txt's text
+ * changes with. */
 static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, time_t *newest,
 		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err,
 				  size_t *sealed))
@@ -64,8 +73,8 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, ti
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
 		fn(f, names[k], &info, ks_info(c, names[k], &info), sealed);
-		if (info.sealed_at > *newest)
-			*newest = info.sealed_at;
+		if (info.export_mtime > *newest)
+			*newest = info.export_mtime;
 		free(info.versions);
 	}
 	store_names_free(names, n);
@@ -143,7 +152,8 @@ static void readme_line(FILE *f, const char *name, const struct ks_info *i, int 
 		return;
 	}
 	fprintf(f, "  %s.pem\n    fingerprint: %s\n    sealed at:   %s\n    hint:        %s\n\n",
-		name, i->fpr, i->sealed, *i->hint ? i->hint : "(none)");
+		name, i->fpr, i->export_mtime ? i->export_time : "not yet (no password)",
+		*i->hint ? i->hint : "(none)");
 }
 
 int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
@@ -163,8 +173,9 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		"archive of the key files and KEYSET.ini. The password cannot be\n"
 		"recovered if lost; the hint below is all that is kept of it.\n\n"
 		"Keysets\n-------\n\n", c->cfg->work_factor);
-	/* Its time is the newest seal's: what it says changes with the
-	 * seals, and it stays put across restarts. */
+	/* It tells the exports' times, which are fixed when a seal is
+	 * queued (not when it completes), so it changes only with them;
+	 * its own time is the newest of them, stable across restarts. */
 	*mtime = 0;
 	ret = each_keyset(c, f, &total, &sealed, mtime, readme_line);
 	fprintf(f,

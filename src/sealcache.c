@@ -672,6 +672,7 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
 		a->mtime = e->sealed_at;
+		a->sealed = true;
 		goto out;
 	}
 	if (e && e->pred_stamp != stamp) {
@@ -692,7 +693,8 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (e) {
 		a->size = e->pred_size;
-		a->mtime = pwid_for(sc, e) ? due_time(sc, e, stamp) : e->pred_mtime;
+		a->sealed = pwid_for(sc, e) != NULL;
+		a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
 		if (pwid_for(sc, e))
 			enqueue(sc, e); /* changed in the store: reseal */
 	}

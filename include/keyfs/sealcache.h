@@ -39,6 +39,7 @@ struct export_attr {
 	uint64_t ino;		/* stable per keyset name */
 	size_t size;		/* exact bytes a read returns */
 	time_t mtime;		/* when the bytes were (or are due to be) sealed */
+	bool sealed;		/* mtime is a seal's (else the keyset's own time) */
 };
 
 struct sealcache;
