@@ -1,7 +1,6 @@
-/* The sealed-export cache. Locking: sc->lock protects every entry field,
- * the queue, the password id and the worker state; it is never held
- * across I/O or crypto. Entries are created on first sight of a keyset
- * and live until the daemon stops. */
+/* The sealed-export cache: entries, attributes, opens and password ids
+ * (locking in sealcache_priv.h). Entries are created on first sight of a
+ * keyset and live until the daemon stops. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,63 +17,9 @@
 #include "keyfs/dirwalk.h"
 #include "keyfs/log.h"
 #include "keyfs/sealcache.h"
+#include "sealcache_priv.h"
+#include "keyfs/sealfile.h"
 #include "keyfs/verifier.h"
-
-#define BUCKETS 4096
-#define MAX_WORKERS 16
-#define CACHE_MAGIC "keyfs-seal 1"
-#define CACHE_HEADER_MAX 128
-#define OPEN_WAIT_SECONDS 60
-
-struct entry {
-	struct entry *next;		/* hash chain */
-	struct entry *qnext;		/* queue link */
-	char name[KEYSET_NAME_MAX + 1];
-	/* the cached seal on disk */
-	bool cached;
-	uint64_t stamp;
-	uint8_t pwid[VERIFIER_ID_LEN];
-	time_t sealed_at;
-	size_t len;
-	/* attributes of a version not sealed yet */
-	uint64_t pred_stamp;
-	size_t pred_size;
-	time_t pred_mtime;		/* the keyset's own time */
-	uint64_t due_stamp;		/* version and password the next seal is for */
-	uint8_t due_pwid[VERIFIER_ID_LEN];
-	time_t due_at;			/* when that became due: the next seal's time */
-	bool queued, sealing;
-	bool own_pw;			/* keyset has a password of its own */
-	/* the seal the last open served */
-	uint64_t served_stamp;
-	time_t served_at;
-	uint8_t served_pwid[VERIFIER_ID_LEN];
-};
-
-struct sealcache {
-	struct store *st;
-	struct vault *v;
-	const struct config *cfg;
-	int cfd;			/* <state>/cache */
-	int sfd;			/* <state> */
-	pthread_mutex_t lock;
-	pthread_cond_t changed;		/* a seal finished or the password id moved */
-	pthread_cond_t work;		/* the queue has work, or stop */
-	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
-	struct entry *buckets[BUCKETS];
-	struct entry *qhead, *qtail;
-	bool have_pwid;			/* a backup password is set and its id known */
-	uint8_t pwid[VERIFIER_ID_LEN];
-	struct {			/* ids of the per-keyset passwords */
-		char name[KEYSET_NAME_MAX + 1];
-		uint8_t id[VERIFIER_ID_LEN];
-	} kpw[VAULT_KEYSET_SLOTS];
-	size_t nkpw;
-	uint64_t pwid_gen;		/* vault generation the id is for */
-	bool stop;
-	size_t nworkers;
-	pthread_t workers[MAX_WORKERS];
-};
 
 static uint64_t hash_name(const char *name)
 {
@@ -99,7 +44,7 @@ static bool own_password(struct sealcache *sc, const char *name)
 }
 
 /* Caller holds sc->lock. NULL only when out of memory. */
-static struct entry *entry_get(struct sealcache *sc, const char *name)
+struct entry *entry_get(struct sealcache *sc, const char *name)
 {
 	struct entry **b = &sc->buckets[hash_name(name) % BUCKETS], *e;
 
@@ -118,7 +63,7 @@ static struct entry *entry_get(struct sealcache *sc, const char *name)
 
 /* The id of the password that seals e's keyset: its own, else the
  * backup password's; NULL if that is not given. Caller holds sc->lock. */
-static const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
+const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
 {
 	size_t i;
 
@@ -131,7 +76,7 @@ static const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e
 }
 
 /* Is the cached seal the one to serve? Caller holds sc->lock. */
-static bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
 {
 	const uint8_t *id = pwid_for(sc, e);
 
@@ -140,68 +85,21 @@ static bool entry_current(const struct sealcache *sc, const struct entry *e, uin
 
 /* ---- cache files ---- */
 
-static int parse_header(const char *buf, size_t n, uint64_t *stamp, uint8_t pwid[VERIFIER_ID_LEN],
-			time_t *sealed_at, size_t *len, size_t *hdr_len)
-{
-	char line[CACHE_HEADER_MAX + 1], idhex[2 * VERIFIER_ID_LEN + 9];
-	unsigned long long st, at, ln;
-	const char *nl;
-	size_t got;
-
-	nl = memchr(buf, '\n', n);
-	if (!nl || (size_t)(nl - buf) >= sizeof(line))
-		return -EINVAL;
-	memcpy(line, buf, (size_t)(nl - buf));
-	line[nl - buf] = '\0';
-	if (sscanf(line, CACHE_MAGIC " %llx %40s %llu %llu", &st, idhex, &at, &ln) != 4 ||
-	    sodium_hex2bin(pwid, VERIFIER_ID_LEN, idhex, strlen(idhex), NULL, &got, NULL) ||
-	    got != VERIFIER_ID_LEN)
-		return -EINVAL;
-	*stamp = st;
-	*sealed_at = (time_t)at;
-	*len = (size_t)ln;
-	*hdr_len = (size_t)(nl - buf) + 1;
-	return 0;
-}
-
-/* Reads and checks the header of an open cache file. */
-static int read_header(int fd, uint64_t *stamp, uint8_t pwid[VERIFIER_ID_LEN], time_t *sealed_at,
-		       size_t *len, size_t *hdr_len)
-{
-	char buf[CACHE_HEADER_MAX];
-	struct stat st;
-	ssize_t n;
-	int ret;
-
-	n = pread(fd, buf, sizeof(buf), 0);
-	if (n <= 0)
-		return -EINVAL;
-	ret = parse_header(buf, (size_t)n, stamp, pwid, sealed_at, len, hdr_len);
-	if (ret)
-		return ret;
-	if (fstat(fd, &st) || (size_t)st.st_size != *hdr_len + *len)
-		return -EINVAL; /* torn or foreign: never served */
-	return 0;
-}
-
 static void load_cached(struct sealcache *sc, const char *name)
 {
-	struct entry *e, tmp = { 0 };
-	size_t hdr;
+	struct sealfile h;
+	struct entry *e;
 	int fd;
 
 	fd = openat(sc->cfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (!read_header(fd, &tmp.stamp, tmp.pwid, &tmp.sealed_at, &tmp.len, &hdr)) {
-		e = entry_get(sc, name);
-		if (e) {
-			e->cached = true;
-			e->stamp = tmp.stamp;
-			memcpy(e->pwid, tmp.pwid, VERIFIER_ID_LEN);
-			e->sealed_at = tmp.sealed_at;
-			e->len = tmp.len;
-		}
+	if (!sealfile_read(fd, &h) && (e = entry_get(sc, name))) {
+		e->cached = true;
+		e->stamp = h.stamp;
+		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
+		e->sealed_at = h.sealed_at;
+		e->len = h.len;
 	}
 	close(fd);
 }
@@ -213,7 +111,7 @@ static int load_one(int dirfd, const char *name, const struct stat *st, void *ar
 	(void)st;
 	if (keyset_name_valid(name))
 		load_cached(sc, name);
-	else if (name[0] == '.' && strstr(name, ".tmp"))
+	else if (sealfile_is_temp(name))
 		unlinkat(dirfd, name, 0); /* left by a crash */
 	return 0;
 }
@@ -222,29 +120,6 @@ static int load_one(int dirfd, const char *name, const struct stat *st, void *ar
 static void load_cache(struct sealcache *sc)
 {
 	dir_each(sc->cfd, ".", load_one, sc);
-}
-
-static int write_cache(struct sealcache *sc, const char *name, const char *hdr, size_t hdr_len,
-		       const char *pem, size_t len)
-{
-	char tmp[KEYSET_NAME_MAX + 16];
-	int fd, ret = 0;
-
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(sc->cfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, hdr, hdr_len) != (ssize_t)hdr_len || write(fd, pem, len) != (ssize_t)len ||
-	    fsync(fd))
-		ret = errno ? -errno : -EIO;
-	if (close(fd) && !ret)
-		ret = -errno;
-	/* rename: an open export keeps the file it opened */
-	if (!ret && renameat(sc->cfd, tmp, sc->cfd, name))
-		ret = -errno;
-	if (ret)
-		unlinkat(sc->cfd, tmp, 0);
-	return ret;
 }
 
 /* ---- sealing ---- */
@@ -263,7 +138,7 @@ void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t si
 
 /* The version of an export: the keyset's files plus the hint sealed with
  * them, since the hint is part of the plaintext. */
-static int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
+int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 {
 	char hint[KEYSET_HINT_MAX + 1];
 	uint64_t files;
@@ -277,7 +152,7 @@ static int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	return 0;
 }
 
-static int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks)
+int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks)
 {
 	int ret;
 
@@ -287,184 +162,7 @@ static int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks
 	return ret;
 }
 
-/* The time the seal of (stamp, current password) counts as made: when it
- * became due, so the attributes reported before the seal stay true after
- * it. Caller holds sc->lock. */
-static time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
-{
-	static const uint8_t none[VERIFIER_ID_LEN];
-	const uint8_t *id = pwid_for(sc, e);
-
-	if (!id)
-		id = none;
-	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) || !e->due_at) {
-		e->due_stamp = stamp;
-		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
-		e->due_at = time(NULL);
-	}
-	return e->due_at;
-}
-
-/* Seals one keyset into the cache unless its seal is current. -EAGAIN if
- * the password changed under us (the caller tries again). */
-static int seal_one(struct sealcache *sc, const char *name)
-{
-	char hdr[CACHE_HEADER_MAX], idhex[2 * VERIFIER_ID_LEN + 1], *pem = NULL;
-	uint8_t *tar = NULL, *bin = NULL, pwid[VERIFIER_ID_LEN] = { 0 };
-	size_t tar_len = 0, bin_len, pem_len, hdr_len;
-	struct keyset ks = { 0 };
-	struct age_pass pass;
-	struct entry *e;
-	uint64_t stamp, gen;
-	time_t at = 0;
-	int ret;
-
-	ret = export_stamp(sc, name, &stamp);
-	if (ret)
-		return ret;
-	ret = read_keyset(sc, name, &ks);
-	if (ret)
-		goto out;
-	ret = bundle_pack(&ks, &tar, &tar_len);
-	if (ret)
-		goto out;
-	ret = vault_read_for(sc->v, name, &pass, &gen);
-	if (ret)
-		goto out;
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (!e || sc->pwid_gen != gen || !pwid_for(sc, e)) {
-		ret = !e ? -ENOMEM : sc->pwid_gen != gen ? -EAGAIN : -ENOKEY;
-	} else if (entry_current(sc, e, stamp)) {
-		ret = 1; /* someone else sealed it meanwhile */
-	} else {
-		memcpy(pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
-		at = due_time(sc, e, stamp);
-	}
-	pthread_mutex_unlock(&sc->lock);
-	if (!ret)
-		ret = age_seal(tar, tar_len, &pass, sc->cfg->work_factor, &bin, &bin_len);
-	vault_read_end(sc->v);
-	if (ret)
-		goto out;
-	ret = armor_encode(bin, bin_len, &pem, &pem_len);
-	if (ret)
-		goto out;
-	sodium_bin2hex(idhex, sizeof(idhex), pwid, VERIFIER_ID_LEN);
-	hdr_len = (size_t)snprintf(hdr, sizeof(hdr), CACHE_MAGIC " %016llx %s %llu %zu\n",
-				   (unsigned long long)stamp, idhex, (unsigned long long)at, pem_len);
-	ret = write_cache(sc, name, hdr, hdr_len, pem, pem_len);
-	if (ret)
-		goto out;
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	e->cached = true;
-	e->stamp = stamp;
-	memcpy(e->pwid, pwid, VERIFIER_ID_LEN);
-	e->sealed_at = at;
-	e->len = pem_len;
-	pthread_mutex_unlock(&sc->lock);
-	log_msg(LOG_INFO, "sealed keyset \"%s\"", name);
-out:
-	free(pem);
-	free(bin);
-	if (tar)
-		sodium_free(tar);
-	keyset_clear(&ks);
-	return ret > 0 ? 0 : ret;
-}
-
-/* Caller holds sc->lock. */
-static void enqueue(struct sealcache *sc, struct entry *e)
-{
-	if (e->queued || e->sealing || !sc->nworkers)
-		return;
-	e->queued = true;
-	e->qnext = NULL;
-	if (sc->qtail)
-		sc->qtail->qnext = e;
-	else
-		sc->qhead = e;
-	sc->qtail = e;
-	pthread_cond_signal(&sc->work);
-}
-
-/* Caller holds sc->lock. */
-static void dequeue(struct sealcache *sc, struct entry *e)
-{
-	struct entry **p;
-
-	if (!e->queued)
-		return;
-	for (p = &sc->qhead; *p; p = &(*p)->qnext) {
-		if (*p == e) {
-			*p = e->qnext;
-			break;
-		}
-	}
-	sc->qtail = NULL;
-	for (p = &sc->qhead; *p; p = &(*p)->qnext)
-		sc->qtail = *p;
-	e->queued = false;
-}
-
-/* Seals e, which the caller marked sealing; clears the mark after. */
-static int seal_entry(struct sealcache *sc, struct entry *e)
-{
-	int ret, tries = 0;
-
-	do
-		ret = seal_one(sc, e->name);
-	while (ret == -EAGAIN && ++tries < 3);
-	pthread_mutex_lock(&sc->lock);
-	e->sealing = false;
-	pthread_cond_broadcast(&sc->changed);
-	pthread_mutex_unlock(&sc->lock);
-	if (ret && ret != -ENOKEY && ret != -ENOENT)
-		log_msg(LOG_ERR, "sealing keyset \"%s\" failed: %s", e->name, strerror(-ret));
-	return ret;
-}
-
-static void *worker(void *arg)
-{
-	struct sealcache *sc = arg;
-	struct entry *e;
-
-	pthread_mutex_lock(&sc->lock);
-	while (!sc->stop) {
-		e = sc->qhead;
-		if (!e) {
-			pthread_cond_wait(&sc->work, &sc->lock);
-			continue;
-		}
-		dequeue(sc, e);
-		e->sealing = true;
-		pthread_mutex_unlock(&sc->lock);
-		seal_entry(sc, e);
-		pthread_mutex_lock(&sc->lock);
-	}
-	pthread_mutex_unlock(&sc->lock);
-	return NULL;
-}
-
 /* ---- life cycle ---- */
-
-/* Each scrypt at logN takes 128 * r * 2^logN bytes (r = 8): as many
- * workers as cores, but no more than the memory budget allows. */
-static size_t worker_count(const struct config *c)
-{
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t per = (size_t)128 * 8 << c->work_factor;
-	size_t n = c->seal_memory / per;
-
-	if (cores < 1)
-		cores = 1;
-	if (n > (size_t)cores)
-		n = (size_t)cores;
-	if (n > MAX_WORKERS)
-		n = MAX_WORKERS;
-	return n ? n : 1;
-}
 
 static int open_dirs(struct sealcache *sc, const char *state)
 {
@@ -507,26 +205,6 @@ int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, con
 	return 0;
 }
 
-int sealcache_start(struct sealcache *sc)
-{
-	size_t i, n = worker_count(sc->cfg);
-
-	for (i = 0; i < n; i++) {
-		if (pthread_create(&sc->workers[i], NULL, worker, sc))
-			break;
-		pthread_mutex_lock(&sc->lock);
-		sc->nworkers++;
-		pthread_mutex_unlock(&sc->lock);
-	}
-	if (!sc->nworkers)
-		return -EAGAIN;
-	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", sc->nworkers,
-		sc->cfg->work_factor);
-	/* a password from a file or credential may be waiting already */
-	sealcache_queue_stale(sc);
-	return 0;
-}
-
 void sealcache_free(struct sealcache *sc)
 {
 	struct entry *e, *next;
@@ -555,29 +233,6 @@ void sealcache_free(struct sealcache *sc)
 	pthread_mutex_destroy(&sc->pw_lock);
 	pthread_mutex_destroy(&sc->lock);
 	free(sc);
-}
-
-void sealcache_queue_stale(struct sealcache *sc)
-{
-	struct entry *e;
-	uint64_t stamp;
-	char **names;
-	size_t n, i;
-
-	if (sc->st->ops->list(sc->st->priv, &names, &n))
-		return;
-	for (i = 0; i < n; i++) {
-		if (export_stamp(sc, names[i], &stamp))
-			continue;
-		pthread_mutex_lock(&sc->lock);
-		e = entry_get(sc, names[i]);
-		if (e && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
-			due_time(sc, e, stamp);
-			enqueue(sc, e);
-		}
-		pthread_mutex_unlock(&sc->lock);
-	}
-	store_names_free(names, n);
 }
 
 /* The id of the password vault_read_for(keyset) gives, from the verifier
@@ -707,10 +362,9 @@ out:
  * password. Caller holds sc->lock; 1 if not (yet) current. */
 static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)
 {
-	uint8_t pwid[VERIFIER_ID_LEN], s_pwid[VERIFIER_ID_LEN];
+	uint8_t pwid[VERIFIER_ID_LEN];
+	struct sealfile h;
 	struct seal *s;
-	uint64_t fstamp;
-	size_t hdr;
 
 	if (!entry_current(sc, e, stamp))
 		return 1;
@@ -720,15 +374,17 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 		return -ENOMEM;
 	s->fd = openat(sc->cfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	/* The header of the file actually opened decides, not the entry. */
-	if (s->fd < 0 || read_header(s->fd, &fstamp, s_pwid, &s->sealed_at, &s->len, &hdr) ||
-	    fstamp != stamp || memcmp(s_pwid, pwid, VERIFIER_ID_LEN)) {
+	if (s->fd < 0 || sealfile_read(s->fd, &h) || h.stamp != stamp ||
+	    memcmp(h.pwid, pwid, VERIFIER_ID_LEN)) {
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);
 		e->cached = false;
 		return 1;
 	}
-	s->off = (off_t)hdr;
+	s->off = (off_t)h.off;
+	s->len = h.len;
+	s->sealed_at = h.sealed_at;
 	/* The page cache may keep what it holds only if these are the very
 	 * bytes the previous open served. */
 	s->unchanged = e->served_stamp == stamp && e->served_at == s->sealed_at &&
