@@ -313,7 +313,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
-		sources_ask_agent(k->src);
+		sources_ask_agent(k->src, name);
 		ret = sealcache_open(k->sc, name, &s);
 		if (ret)
 			return ret;
@@ -428,7 +428,7 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 	dir = staged(path, &file);
 	if (dir < 0)
 		return 0;
-	sources_ask_agent(kfs()->src);
+	sources_ask_agent(kfs()->src, NULL);
 	return stage_flush(kfs()->stage, dir, file);
 }
 

@@ -119,11 +119,12 @@ int sources_reload(struct sources *s)
 }
 
 /* One GET from the agent; the reply buffer holds secrets. */
-static int agent_get(struct sources *s, const char *purpose, uint8_t *buf, struct agent_msg *m)
+static int agent_get(struct sources *s, const char *purpose, const char *keyset, uint8_t *buf,
+		     struct agent_msg *m)
 {
 	struct agent_field f[2] = {
 		{ (const uint8_t *)purpose, strlen(purpose) },
-		{ (const uint8_t *)"", 0 },
+		{ (const uint8_t *)keyset, strlen(keyset) },
 	};
 	int ret;
 
@@ -135,7 +136,29 @@ static int agent_get(struct sources *s, const char *purpose, uint8_t *buf, struc
 	return ret;
 }
 
-void sources_ask_agent(struct sources *s)
+/* The agent answers a keyset's own passphrase ("backup:<keyset>") when it
+ * holds one, else the backup one: a different answer is the keyset's own.
+ * Caller holds s->lock. */
+static bool agent_keyset(struct sources *s, const char *keyset, uint8_t *buf)
+{
+	struct age_pass cur;
+	struct agent_msg m;
+	bool same;
+	uint64_t gen;
+
+	if (agent_get(s, "seal", keyset, buf, &m) ||
+	    vault_is_backup(s->v, (const char *)m.f[0].p, m.f[0].len))
+		return false;
+	if (!vault_read_for(s->v, keyset, &cur, &gen)) {
+		same = cur.len == m.f[0].len && !sodium_memcmp(cur.p, m.f[0].p, cur.len);
+		vault_read_end(s->v);
+		if (same)
+			return false;
+	}
+	return !vault_set_keyset(s->v, keyset, (const char *)m.f[0].p, m.f[0].len);
+}
+
+void sources_ask_agent(struct sources *s, const char *keyset)
 {
 	struct agent_msg m;
 	bool changed = false;
@@ -149,7 +172,7 @@ void sources_ask_agent(struct sources *s)
 	if (!buf)
 		return;
 	pthread_mutex_lock(&s->lock);
-	ret = agent_get(s, "seal", buf, &m);
+	ret = agent_get(s, "seal", "", buf, &m);
 	if (!ret && !vault_is_backup(s->v, (const char *)m.f[0].p, m.f[0].len)) {
 		if (!vault_has_password(s->v) || s->from_agent) {
 			changed = !vault_set(s->v, (const char *)m.f[0].p, m.f[0].len);
@@ -162,8 +185,11 @@ void sources_ask_agent(struct sources *s)
 		changed = true;
 		log_msg(LOG_NOTICE, "agent: no password (%s); exports are locked", strerror(-ret));
 	}
+	/* ENOKEY: the agent answered but holds no backup passphrase */
+	if (keyset && (!ret || ret == -ENOKEY) && agent_keyset(s, keyset, buf))
+		changed = true;
 	/* Every passphrase the agent holds may open an import. */
-	if (!agent_get(s, "unseal", buf, &m))
+	if (!agent_get(s, "unseal", "", buf, &m))
 		for (i = 0; i < m.nfields; i++)
 			vault_add_unlock(s->v, (const char *)m.f[i].p, m.f[i].len);
 	pthread_mutex_unlock(&s->lock);
@@ -226,7 +252,7 @@ static void *sources_thread(void *arg)
 		if (stop)
 			break;
 		if (ticks++ >= AGENT_POLL_SECONDS) {
-			sources_ask_agent(s);
+			sources_ask_agent(s, NULL);
 			ticks = 1;
 		}
 		if (sigtimedwait(&hup, NULL, &second) == SIGHUP) {

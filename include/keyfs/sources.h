@@ -29,8 +29,9 @@ int sources_new(struct sources **s, const struct config *c, struct vault *v, str
 int sources_start(struct sources *s);
 void sources_free(struct sources *s);
 
-/* Brings the vault in line with the agent, if one is configured. */
-void sources_ask_agent(struct sources *s);
+/* Brings the vault in line with the agent, if one is configured; with a
+ * keyset, also takes the agent's passphrase of that keyset's own. */
+void sources_ask_agent(struct sources *s, const char *keyset);
 
 /* Reads the password file or credential into the vault. */
 int sources_reload(struct sources *s);

@@ -187,6 +187,24 @@ def test_agent_only(build, keyfs_bin, tmp_path, store, agent):
     assert PASSWORD not in agent_log.read_text()
 
 
+def test_agent_keyset_passphrase(build, keyfs_bin, tmp_path, store, agent):
+    """backup:<keyset> in the agent seals that keyset; the others use backup."""
+    _, sock, _ = agent
+    ctl = [os.path.join(build, "keyfsctl"), "-a", sock, "agent"]
+    assert run(ctl + ["add", "backup", "--stdin"], input=PASSWORD + "\n", check=False).returncode == 0
+    assert run(ctl + ["add", "backup:web", "--stdin"], input="Webonly-Pass-1\n",
+               check=False).returncode == 0
+    m = Mount(keyfs_bin, str(tmp_path), store).start(opts=f"work_factor=10,agent={sock}")
+    try:
+        for ks, pw in (("web", "Webonly-Pass-1"), ("db", PASSWORD)):
+            shutil.copyfile(os.path.join(m.export, f"{ks}.pem"), tmp_path / f"{ks}.pem")
+            assert age_decrypt(tmp_path / f"{ks}.pem", tmp_path / f"{ks}.tar", pw).returncode == 0, ks
+        assert "keyset passwords: web" in m.status()
+        m.stop()
+    finally:
+        m.kill()
+
+
 def test_other_uid_is_refused(build, mount, agent):
     _, sock, agent_log = agent
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
