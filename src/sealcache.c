@@ -18,6 +18,7 @@
 #include "keyfs/log.h"
 #include "keyfs/sealcache.h"
 #include "sealcache_priv.h"
+#include "keyfs/replace.h"
 #include "keyfs/sealfile.h"
 #include "keyfs/verifier.h"
 
@@ -111,7 +112,7 @@ static int load_one(int dirfd, const char *name, const struct stat *st, void *ar
 	(void)st;
 	if (keyset_name_valid(name))
 		load_cached(sc, name);
-	else if (sealfile_is_temp(name))
+	else if (file_replace_is_temp(name))
 		unlinkat(dirfd, name, 0); /* left by a crash */
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "keyfs/keyset.h"
+#include "keyfs/replace.h"
 #include "keyfs/sealfile.h"
 
 #define MAGIC "keyfs-seal 1"
@@ -55,32 +56,13 @@ int sealfile_read(int fd, struct sealfile *h)
 
 int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pem)
 {
-	char hdr[HEADER_MAX], idhex[2 * VERIFIER_ID_LEN + 1], tmp[KEYSET_NAME_MAX + 16];
-	int fd, n, ret = 0;
+	char hdr[HEADER_MAX], idhex[2 * VERIFIER_ID_LEN + 1];
+	int n;
 
 	sodium_bin2hex(idhex, sizeof(idhex), h->pwid, VERIFIER_ID_LEN);
 	n = snprintf(hdr, sizeof(hdr), MAGIC " %016llx %s %llu %zu\n", (unsigned long long)h->stamp,
 		     idhex, (unsigned long long)h->sealed_at, h->len);
 	h->off = (size_t)n;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, hdr, (size_t)n) != n || write(fd, pem, h->len) != (ssize_t)h->len || fsync(fd))
-		ret = errno ? -errno : -EIO;
-	if (close(fd) && !ret)
-		ret = -errno;
-	/* rename: an open export keeps the file it opened */
-	if (!ret && renameat(dfd, tmp, dfd, name))
-		ret = -errno;
-	if (ret)
-		unlinkat(dfd, tmp, 0);
-	return ret;
-}
-
-int sealfile_is_temp(const char *name)
-{
-	size_t n = strlen(name);
-
-	return name[0] == '.' && n > 5 && !strcmp(name + n - 4, ".tmp");
+	return file_replace(dfd, name, (struct iovec[]){ { hdr, (size_t)n }, { (void *)pem, h->len } },
+			    2);
 }

@@ -15,6 +15,7 @@
 
 #include "keyfs/dirwalk.h"
 #include "keyfs/log.h"
+#include "keyfs/replace.h"
 #include "keyfs/store.h"
 #include "store_dir.h"
 
@@ -292,30 +293,6 @@ int dir_fsync_at(int dfd, const char *path)
 	return ret;
 }
 
-/* Atomic replace: temp file, fsync, rename, fsync of the directory. */
-static int write_atomic(int dfd, const char *dir, const char *name, const void *buf, size_t len)
-{
-	char tmp[PATH_MAX], final[PATH_MAX];
-	int fd, ret = 0;
-
-	snprintf(final, sizeof(final), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, buf, len) != (ssize_t)len || fsync(fd))
-		ret = errno ? -errno : -EIO;
-	if (close(fd) && !ret)
-		ret = -errno;
-	if (!ret && renameat(dfd, tmp, dfd, final))
-		ret = -errno;
-	if (ret) {
-		unlinkat(dfd, tmp, 0);
-		return ret;
-	}
-	return dir_fsync_at(dfd, dir);
-}
-
 static int dir_meta_set(void *priv, const char *key, const char *value)
 {
 	struct dir_store *d = priv;
@@ -330,7 +307,7 @@ static int dir_meta_set(void *priv, const char *key, const char *value)
 		return ret;
 	if (!*value)
 		return unlinkat(d->dfd, path, 0) && errno != ENOENT ? -errno : 0;
-	return write_atomic(d->dfd, STATE_DIR "/meta", key, value, strlen(value));
+	return file_replace(d->dfd, path, &(struct iovec){ (void *)value, strlen(value) }, 1);
 }
 
 static void dir_destroy(void *priv)

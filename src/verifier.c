@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keyfs/replace.h"
 #include "keyfs/verifier.h"
 
 #define VERIFIER_MAGIC "keyfs-verifier 1"
@@ -67,25 +68,13 @@ static int load(int dfd, const char *path, struct verifier *v)
 static int store(int dfd, const char *path, const struct verifier *v)
 {
 	char line[256], salt[2 * SALT_LEN + 1], hash[2 * HASH_LEN + 1], id[2 * VERIFIER_ID_LEN + 1];
-	char tmp[256];
-	int fd, len, ret = 0;
+	int len;
 
 	sodium_bin2hex(salt, sizeof(salt), v->salt, SALT_LEN);
 	sodium_bin2hex(hash, sizeof(hash), v->hash, HASH_LEN);
 	sodium_bin2hex(id, sizeof(id), v->id, VERIFIER_ID_LEN);
 	len = snprintf(line, sizeof(line), VERIFIER_MAGIC " %d %s %s %s\n", v->logn, salt, hash, id);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, line, (size_t)len) != len || fsync(fd))
-		ret = errno ? -errno : -EIO;
-	close(fd);
-	if (!ret && renameat(dfd, tmp, dfd, path))
-		ret = -errno;
-	if (ret)
-		unlinkat(dfd, tmp, 0);
-	return ret;
+	return file_replace(dfd, path, &(struct iovec){ line, (size_t)len }, 1);
 }
 
 int verifier_id(int dfd, const char *path, const struct age_pass *pass, int logn,

@@ -28,7 +28,5 @@ int sealfile_read(int fd, struct sealfile *h);
  * pem; sets h->off. */
 int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pem);
 
-/* Leftover of an interrupted sealfile_write()? */
-int sealfile_is_temp(const char *name);
 
 #endif

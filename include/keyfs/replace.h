@@ -1,0 +1,16 @@
+/* Replacing a small file so that a crash leaves the old or the new one:
+ * written to ".<name>.tmp" beside it, fsynced, renamed over it, and the
+ * directory fsynced. Used for metadata, seal cache files and the
+ * password verifier. */
+#ifndef KEYFS_REPLACE_H
+#define KEYFS_REPLACE_H
+
+#include <sys/uio.h>
+
+/* path is relative to dfd; the new file is mode 0600. */
+int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt);
+
+/* Is name a temporary file file_replace() left behind in a crash? */
+int file_replace_is_temp(const char *name);
+
+#endif

@@ -1,0 +1,66 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyfs/replace.h"
+
+static int fsync_dir(int dfd, const char *dir)
+{
+	int fd, ret = 0;
+
+	fd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int write_all(int fd, const struct iovec *iov, int iovcnt)
+{
+	int i;
+
+	for (i = 0; i < iovcnt; i++)
+		if (write(fd, iov[i].iov_base, iov[i].iov_len) != (ssize_t)iov[i].iov_len)
+			return errno ? -errno : -EIO;
+	return 0;
+}
+
+int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	int fd, ret;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	ret = write_all(fd, iov, iovcnt);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	/* rename: a reader that has the old file open keeps it */
+	if (!ret && renameat(dfd, tmp, dfd, path))
+		ret = -errno;
+	if (ret) {
+		unlinkat(dfd, tmp, 0);
+		return ret;
+	}
+	return fsync_dir(dfd, dir);
+}
+
+int file_replace_is_temp(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] == '.' && n > 5 && !strcmp(name + n - 4, ".tmp");
+}
