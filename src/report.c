@@ -31,16 +31,13 @@ struct ks_info {
 
 static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 {
-	struct keyset ks = { 0 };
 	struct export_attr a;
 	time_t sealed_at;
 	int ret;
 
-	ret = c->st->ops->read(c->st->priv, name, &ks);
+	ret = sealcache_fingerprint(c->sc, name, i->fpr);
 	if (ret)
 		return ret;
-	bundle_fingerprint(&ks, i->fpr);
-	keyset_clear(&ks);
 	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
 	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
 	iso_time(sealed_at, i->sealed);

@@ -309,12 +309,68 @@ out:
 
 /* ---- what the filesystem asks ---- */
 
-int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+/* Reads the keyset once per version (stamp) for what takes no crypto to
+ * know: the export's exact size, the keyset's time, its fingerprint. */
+static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 {
+	char fpr[2 * BUNDLE_FPR_LEN + 1];
 	struct keyset ks = { 0 };
 	struct entry *e;
-	uint64_t stamp;
 	size_t tar_len;
+	int ret;
+
+	ret = read_keyset(sc, name, &ks);
+	if (!ret)
+		ret = bundle_size(&ks, &tar_len);
+	if (ret)
+		goto out;
+	bundle_fingerprint(&ks, fpr);
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e) {
+		e->pred_stamp = stamp;
+		e->pred_size = armor_size(age_sealed_size(tar_len, sc->cfg->work_factor));
+		e->pred_mtime = keyset_mtime(&ks);
+		memcpy(e->fpr, fpr, sizeof(fpr));
+	}
+	pthread_mutex_unlock(&sc->lock);
+	ret = e ? 0 : -ENOMEM;
+out:
+	keyset_clear(&ks);
+	return ret;
+}
+
+int sealcache_fingerprint(struct sealcache *sc, const char *name,
+			  char hex[static 2 * BUNDLE_FPR_LEN + 1])
+{
+	struct entry *e;
+	uint64_t stamp;
+	int ret, tries = 0;
+	bool known;
+
+	ret = export_stamp(sc, name, &stamp);
+	while (!ret) {
+		pthread_mutex_lock(&sc->lock);
+		e = entry_get(sc, name);
+		known = e && e->pred_stamp == stamp;
+		if (known)
+			memcpy(hex, e->fpr, sizeof(e->fpr));
+		pthread_mutex_unlock(&sc->lock);
+		if (!e)
+			return -ENOMEM;
+		if (known)
+			return 0;
+		if (++tries > 3)
+			return -EAGAIN; /* the keyset keeps changing under us */
+		ret = learn_version(sc, name, stamp);
+	}
+	return ret;
+}
+
+int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+{
+	struct entry *e;
+	uint64_t stamp;
 	int ret;
 
 	ret = export_stamp(sc, name, &stamp);
@@ -333,19 +389,10 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (e && e->pred_stamp != stamp) {
 		pthread_mutex_unlock(&sc->lock);
-		/* Predicting the size reads the keys but does no crypto. */
-		ret = read_keyset(sc, name, &ks);
-		if (!ret)
-			ret = bundle_size(&ks, &tar_len);
-		if (ret) {
-			keyset_clear(&ks);
+		ret = learn_version(sc, name, stamp);
+		if (ret)
 			return ret;
-		}
 		pthread_mutex_lock(&sc->lock);
-		e->pred_stamp = stamp;
-		e->pred_size = armor_size(age_sealed_size(tar_len, sc->cfg->work_factor));
-		e->pred_mtime = keyset_mtime(&ks);
-		keyset_clear(&ks);
 	}
 	if (e) {
 		a->size = e->pred_size;

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "keyfs/bundle.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/verifier.h"
 
@@ -30,6 +31,7 @@ struct entry {
 	uint64_t pred_stamp;
 	size_t pred_size;
 	time_t pred_mtime;		/* the keyset's own time */
+	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* its fingerprint */
 	uint64_t due_stamp;		/* version and password the next seal is for */
 	uint8_t due_pwid[VERIFIER_ID_LEN];
 	time_t due_at;			/* when that became due: the next seal's time */

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "keyfs/bundle.h"
 #include "keyfs/config.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
@@ -68,6 +69,11 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out);
 ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off);
 void seal_put(struct seal *s);
+
+/* The fingerprint of the keyset (bundle_fingerprint()), read once per
+ * keyset version. */
+int sealcache_fingerprint(struct sealcache *sc, const char *name,
+			  char hex[static 2 * BUNDLE_FPR_LEN + 1]);
 
 /* Whether the cached seal is current (keyset and password unchanged) and
  * when it was made; sealed_at is 0 if there is none. */
