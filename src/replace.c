@@ -7,7 +7,7 @@
 
 #include "keyfs/replace.h"
 
-static int fsync_dir(int dfd, const char *dir)
+int dir_fsync(int dfd, const char *dir)
 {
 	int fd, ret = 0;
 
@@ -55,7 +55,7 @@ int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
 		unlinkat(dfd, tmp, 0);
 		return ret;
 	}
-	return fsync_dir(dfd, dir);
+	return dir_fsync(dfd, dir);
 }
 
 int file_replace_is_temp(const char *name)

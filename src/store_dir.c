@@ -280,19 +280,6 @@ int dir_mkdirs(struct dir_store *d)
 	return 0;
 }
 
-int dir_fsync_at(int dfd, const char *path)
-{
-	int fd, ret = 0;
-
-	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 static int dir_meta_set(void *priv, const char *key, const char *value)
 {
 	struct dir_store *d = priv;

@@ -20,7 +20,6 @@ struct dir_store {
 int dir_mkdirs(struct dir_store *d);
 /* Reads the keyset in directory kfd (members sorted). */
 int dir_read_fd(int kfd, const char *name, struct keyset *ks);
-int dir_fsync_at(int dfd, const char *path);
 
 int dir_put(void *priv, const struct keyset *ks, struct store_put *res);
 int dir_versions(void *priv, const char *name, unsigned **v, size_t *n);

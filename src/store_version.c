@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
+#include "keyfs/replace.h"
 #include "keyfs/store.h"
 #include "store_dir.h"
 
@@ -183,7 +184,7 @@ static int commit_tmp(struct dir_store *d, const char *tmp, const char *dst, con
 		remove_tree(d->dfd, tmp);
 		return ret;
 	}
-	return dir_fsync_at(d->dfd, parent);
+	return dir_fsync(d->dfd, parent);
 }
 
 static int put_version(struct dir_store *d, const struct keyset *ks, struct store_put *res)
@@ -302,10 +303,10 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 		/* no active keys: the version simply moves in */
 		if (renameat(d->dfd, src, d->dfd, name))
 			return -errno;
-		ret = dir_fsync_at(d->dfd, ".");
-		return ret ? ret : dir_fsync_at(d->dfd, dir);
+		ret = dir_fsync(d->dfd, ".");
+		return ret ? ret : dir_fsync(d->dfd, dir);
 	}
-	ret = dir_fsync_at(d->dfd, ".");
+	ret = dir_fsync(d->dfd, ".");
 	if (ret)
 		return ret;
 	/* The replaced keys sit at src now; give them the next number. */
@@ -319,5 +320,5 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 		*kept = version; /* still safe, kept under the old number */
 		return 0;
 	}
-	return dir_fsync_at(d->dfd, dir);
+	return dir_fsync(d->dfd, dir);
 }

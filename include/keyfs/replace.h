@@ -10,6 +10,9 @@
 /* path is relative to dfd; the new file is mode 0600. */
 int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt);
 
+/* fsync of the directory dfd/dir: makes renames in it durable. */
+int dir_fsync(int dfd, const char *dir);
+
 /* Is name a temporary file file_replace() left behind in a crash? */
 int file_replace_is_temp(const char *name);
 
