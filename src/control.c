@@ -62,6 +62,19 @@ static int keyset_option(char **args, size_t *len, char name[static KEYSET_NAME_
 	return 0;
 }
 
+static int own_password_mark(struct ctl *c, const char *keyset, const char *value)
+{
+	char key[KEYSET_NAME_MAX + 16];
+	int ret;
+
+	snprintf(key, sizeof(key), "own-password.%s", keyset);
+	ret = c->st->ops->meta_set(c->st->priv, key, value);
+	if (ret)
+		log_msg(LOG_ERR, "control: storing the password mark of keyset \"%s\" failed: %s", keyset,
+			strerror(-ret));
+	return ret;
+}
+
 static int cmd_password(struct ctl *c, char *pw, size_t len)
 {
 	char keyset[KEYSET_NAME_MAX + 1];
@@ -77,15 +90,15 @@ static int cmd_password(struct ctl *c, char *pw, size_t len)
 		return ret;
 	}
 	if (*keyset) {
-		char key[KEYSET_NAME_MAX + 16];
-
-		/* Persistent: this keyset is never sealed under the backup
-		 * password again, even before its own is given after a
-		 * restart. */
-		snprintf(key, sizeof(key), "own-password.%s", keyset);
-		ret = c->st->ops->meta_set(c->st->priv, key, "yes");
+		/* Persistent, once taken: this keyset is never sealed under
+		 * the backup password again, even before its own is given
+		 * after a restart (until "forget --keyset"). */
+		ret = vault_set_keyset(c->v, keyset, pw, len);
+		if (ret == -ENOSPC)
+			log_msg(LOG_WARNING, "control: password for keyset \"%s\" refused: every keyset "
+				"password slot is taken", keyset);
 		if (!ret)
-			ret = vault_set_keyset(c->v, keyset, pw, len);
+			ret = own_password_mark(c, keyset, "yes");
 	} else {
 		ret = vault_set(c->v, pw, len);
 	}
@@ -97,6 +110,32 @@ static int cmd_password(struct ctl *c, char *pw, size_t len)
 	else
 		log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
 	/* Tell the cache now, so exports start sealing in the background. */
+	return c->sc ? sealcache_password_changed(c->sc) : 0;
+}
+
+/* "forget": every password; "forget --keyset K": K's own password, after
+ * which K is sealed under the backup password again. */
+static int cmd_forget(struct ctl *c, char *args, size_t len)
+{
+	char keyset[KEYSET_NAME_MAX + 1];
+	int ret;
+
+	ret = keyset_option(&args, &len, keyset);
+	if (ret || len) {
+		log_msg(LOG_WARNING, "control: usage: forget [--keyset KEYSET]");
+		return -EINVAL;
+	}
+	if (*keyset) {
+		ret = own_password_mark(c, keyset, "");
+		if (ret)
+			return ret;
+		vault_forget_keyset(c->v, keyset);
+		log_msg(LOG_NOTICE, "control: keyset \"%s\" has no password of its own any more; it is "
+			"sealed under the backup password", keyset);
+	} else {
+		vault_forget(c->v);
+		log_msg(LOG_NOTICE, "control: every password forgotten");
+	}
 	return c->sc ? sealcache_password_changed(c->sc) : 0;
 }
 
@@ -175,11 +214,8 @@ int ctl_command(struct ctl *c, char *buf, size_t len)
 		return cmd_hint(c, rest, rest_len);
 	if ((rest = match(buf, len, "activate", &rest_len)))
 		return cmd_activate(c, rest, rest_len);
-	if (match(buf, len, "forget", &rest_len) && !rest_len) {
-		vault_forget(c->v);
-		log_msg(LOG_NOTICE, "control: every password forgotten");
-		return c->sc ? sealcache_password_changed(c->sc) : 0;
-	}
+	if ((rest = match(buf, len, "forget", &rest_len)))
+		return cmd_forget(c, rest, rest_len);
 	/* Name the verb only: an unknown command may be a mistyped password. */
 	log_msg(LOG_WARNING, "control: unknown command (commands: password, unlock, forget, hint, activate)");
 	return -EINVAL;

@@ -1,3 +1,5 @@
+/* Walking a directory and opening what the walk found, without blocking
+ * or following links. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,5 +34,33 @@ int dir_each(int dfd, const char *path,
 			ret = fn(fd, de->d_name, &st, arg);
 	}
 	closedir(dir);
+	return ret;
+}
+
+int file_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st)
+{
+	struct stat got;
+	int fd, ret;
+
+	fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &got)) {
+		ret = -errno;
+		goto err;
+	}
+	if (seen && (got.st_dev != seen->st_dev || got.st_ino != seen->st_ino)) {
+		ret = -EAGAIN;
+		goto err;
+	}
+	if (!S_ISREG(got.st_mode) || got.st_nlink != 1) {
+		ret = -EINVAL;
+		goto err;
+	}
+	if (st)
+		*st = got;
+	return fd;
+err:
+	close(fd);
 	return ret;
 }

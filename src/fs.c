@@ -242,6 +242,11 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		if (ret)
 			return ret;
 		for (i = 0; i < n; i++) {
+			struct export_attr a;
+
+			/* a keyset that cannot be exported is in status, not here */
+			if (sealcache_attr(k->sc, names[i], &a) == -ENOENT)
+				continue;
 			snprintf(file, sizeof(file), "%s" PEM_SUFFIX, names[i]);
 			fill(buf, file, NULL, 0, 0);
 		}

@@ -27,6 +27,7 @@ struct ks_info {
 	bool current;
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
+	char why[256];		/* why it cannot be exported */
 };
 
 static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
@@ -35,15 +36,17 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	time_t sealed_at;
 	int ret;
 
-	ret = sealcache_fingerprint(c->sc, name, i->fpr);
+	ret = sealcache_attr(c->sc, name, &a);
+	if (ret == -ENOENT && sealcache_problem(c->sc, name, i->why, sizeof(i->why)))
+		return -EPERM; /* cannot be exported: i->why says why */
+	if (!ret)
+		ret = sealcache_fingerprint(c->sc, name, i->fpr);
 	if (ret)
 		return ret;
 	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
 	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
 	iso_time(sealed_at, i->sealed);
 	i->sealed_at = sealed_at;
-	if (!ret)
-		ret = sealcache_attr(c->sc, name, &a);
 	i->export_mtime = !ret && a.sealed ? a.mtime : 0;
 	iso_time(i->export_mtime, i->export_time);
 	if (!ret)
@@ -82,6 +85,10 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, ti
 static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, size_t *sealed)
 {
 	*sealed += !err && i->current;
+	if (err == -EPERM) {
+		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->why);
+		return;
+	}
 	if (err) {
 		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
 		return;
@@ -144,6 +151,10 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err, size_t *sealed)
 {
 	(void)sealed;
+	if (err == -EPERM) {
+		fprintf(f, "  %s: NOT EXPORTED, no backup here: %s\n\n", name, i->why);
+		return;
+	}
 	if (err) {
 		fprintf(f, "  %s.pem: cannot be read from the store (%s)\n\n", name, strerror(-err));
 		return;

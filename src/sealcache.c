@@ -81,24 +81,101 @@ bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t s
 {
 	const uint8_t *id = pwid_for(sc, e);
 
-	return e->cached && e->stamp == stamp && id && !memcmp(e->pwid, id, VERIFIER_ID_LEN);
+	return e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor && id &&
+	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
+}
+
+/* Words for a keyset that cannot be exported, when the store gave none. */
+static const char *problem_words(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "a member is not a regular file with a valid name";
+	case -E2BIG:
+		return "too many members";
+	case -EFBIG:
+		return "too large";
+	default:
+		return strerror(-err);
+	}
+}
+
+int note_problem(struct sealcache *sc, const char *name, int err, const char *why)
+{
+	char buf[256] = "";
+	struct entry *e;
+	bool news;
+
+	if (err == -ENOENT)
+		return err; /* gone: nothing to report */
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	news = e && e->bad != err;
+	pthread_mutex_unlock(&sc->lock);
+	if (!news)
+		return err;
+	if (err && !why && sc->st->ops->why && sc->st->ops->why(sc->st->priv, name, buf, sizeof(buf)))
+		why = buf;
+	if (err && (!why || !*why))
+		why = problem_words(err);
+	pthread_mutex_lock(&sc->lock);
+	e->bad = err;
+	free(e->why);
+	e->why = err ? strdup(why) : NULL;
+	pthread_mutex_unlock(&sc->lock);
+	if (err)
+		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
+	else
+		log_msg(LOG_NOTICE, "keyset \"%s\" can be exported again", name);
+	return err;
+}
+
+int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size)
+{
+	struct entry *e;
+	int err = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e && e->bad) {
+		err = e->bad;
+		snprintf(why, size, "%s", e->why ? e->why : problem_words(err));
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return err;
 }
 
 /* ---- cache files ---- */
 
+/* Reads one cache header at start. A file of the first format is
+ * rewritten in the current one, its sealed bytes untouched; a file that
+ * names another keyset is never served for this one. */
 static void load_cached(struct sealcache *sc, const char *name)
 {
 	struct sealfile h;
 	struct entry *e;
-	int fd;
+	int fd, ret;
 
-	fd = openat(sc->cfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = file_open_regular(sc->cfd, name, NULL, NULL);
 	if (fd < 0)
 		return;
-	if (!sealfile_read(fd, &h) && (e = entry_get(sc, name))) {
+	ret = sealfile_read(fd, &h);
+	if (!ret && !h.name[0]) {
+		ret = sealfile_upgrade(sc->cfd, name, fd, &h);
+		if (ret)
+			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format: %s", name,
+				strerror(-ret));
+		ret = 0; /* its bytes are good either way */
+	} else if (!ret && strcmp(h.name, name)) {
+		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served", name,
+			h.name);
+		ret = -EINVAL;
+	}
+	if (!ret && (e = entry_get(sc, name))) {
 		e->cached = true;
 		e->stamp = h.stamp;
 		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
+		e->logn = h.logn;
 		e->sealed_at = h.sealed_at;
 		e->len = h.len;
 	}
@@ -125,16 +202,40 @@ static void load_cache(struct sealcache *sc)
 
 /* ---- sealing ---- */
 
-void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size)
+/* A stored hint as it may be sealed: a trailing line end (an editor's)
+ * is dropped; any other control character makes it unusable, and the
+ * keyset is then sealed without one rather than not at all. */
+static bool hint_clean(char *h)
+{
+	size_t n = strlen(h);
+
+	while (n && (h[n - 1] == '\n' || h[n - 1] == '\r'))
+		h[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)h[i] < 0x20 || h[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static int hint_get(struct sealcache *sc, const char *name, char *buf, size_t size)
 {
 	char key[KEYSET_NAME_MAX + 8];
 
 	snprintf(key, sizeof(key), "hint.%s", name);
-	if (!sc->st->ops->meta_get(sc->st->priv, key, buf, size))
-		return;
-	if (!sc->st->ops->meta_get(sc->st->priv, "hint", buf, size))
-		return;
+	if (sc->st->ops->meta_get(sc->st->priv, key, buf, size) &&
+	    sc->st->ops->meta_get(sc->st->priv, "hint", buf, size)) {
+		buf[0] = '\0';
+		return 0;
+	}
+	if (hint_clean(buf))
+		return 0;
 	buf[0] = '\0';
+	return -EINVAL;
+}
+
+void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size)
+{
+	hint_get(sc, name, buf, size);
 }
 
 /* The version of an export: the keyset's files plus the hint sealed with
@@ -153,21 +254,22 @@ int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	return 0;
 }
 
-int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks)
+int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
 {
 	int ret;
 
 	ret = sc->st->ops->read(sc->st->priv, name, ks);
-	if (!ret)
-		sealcache_hint(sc, name, ks->hint, sizeof(ks->hint));
+	if (!ret && hint_get(sc, name, ks->hint, sizeof(ks->hint)) && say)
+		log_msg(LOG_WARNING, "keyset \"%s\": the stored password hint has control characters; "
+			"sealed without a hint (set it again with keyfsctl hint)", name);
 	return ret;
 }
 
 /* ---- life cycle ---- */
 
-static int open_dirs(struct sealcache *sc, const char *state)
+static int open_dirs(struct sealcache *sc, int state)
 {
-	sc->sfd = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sc->sfd = fcntl(state, F_DUPFD_CLOEXEC, 0);
 	if (sc->sfd < 0)
 		return -errno;
 	if (mkdirat(sc->sfd, "cache", 0700) && errno != EEXIST)
@@ -179,11 +281,10 @@ static int open_dirs(struct sealcache *sc, const char *state)
 int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, const struct config *c)
 {
 	struct sealcache *sc;
-	const char *state;
-	int ret;
+	int state, ret;
 
-	state = store_dir_state(st);
-	if (!state)
+	state = store_state_fd(st);
+	if (state < 0)
 		return -EIO;
 	sc = calloc(1, sizeof(*sc));
 	if (!sc)
@@ -222,6 +323,7 @@ void sealcache_free(struct sealcache *sc)
 	for (i = 0; i < BUCKETS; i++) {
 		for (e = sc->buckets[i]; e; e = next) {
 			next = e->next;
+			free(e->why);
 			free(e);
 		}
 	}
@@ -259,12 +361,25 @@ static int find_id(struct sealcache *sc, const char *keyset, const char *vpath,
 	return ret;
 }
 
+/* A keyset's own password may have been dropped ("forget --keyset"):
+ * read the mark again for those that had one. Caller holds sc->lock. */
+static void recheck_own(struct sealcache *sc)
+{
+	struct entry *e;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++)
+		for (e = sc->buckets[i]; e; e = e->next)
+			if (e->own_pw)
+				e->own_pw = own_password(sc, e->name);
+}
+
 int sealcache_password_changed(struct sealcache *sc)
 {
 	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1], vpath[KEYSET_NAME_MAX + 16];
 	uint8_t id[VERIFIER_ID_LEN], kid[VAULT_KEYSET_SLOTS][VERIFIER_ID_LEN];
 	size_t n, i, k = 0;
-	uint64_t gen = 0, kgen;
+	uint64_t gen = 0, kgen, now;
 	bool have;
 	int ret;
 
@@ -284,7 +399,11 @@ int sealcache_password_changed(struct sealcache *sc)
 		memmove(names[k], names[i], sizeof(names[k]));
 		k++;
 	}
+	/* Only current if nothing changed while the verifiers ran; asked
+	 * before sc->lock is taken (lock order: vault, then sc->lock). */
+	now = vault_generation(sc->v);
 	pthread_mutex_lock(&sc->lock);
+	recheck_own(sc);
 	sc->have_pwid = have;
 	memcpy(sc->pwid, have ? id : (const uint8_t[VERIFIER_ID_LEN]){ 0 }, VERIFIER_ID_LEN);
 	for (i = 0; i < k; i++) {
@@ -296,8 +415,7 @@ int sealcache_password_changed(struct sealcache *sc)
 		memcpy(sc->kpw[i].id, kid[i], VERIFIER_ID_LEN);
 	}
 	sc->nkpw = k;
-	/* Only current if nothing changed while the verifiers ran. */
-	sc->pwid_gen = vault_generation(sc->v) == gen ? gen : 0;
+	sc->pwid_gen = now == gen ? gen : 0;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
 	sealcache_queue_stale(sc);
@@ -316,20 +434,21 @@ static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	char fpr[2 * BUNDLE_FPR_LEN + 1];
 	struct keyset ks = { 0 };
 	struct entry *e;
-	size_t tar_len;
+	size_t tar_len, size;
 	int ret;
 
-	ret = read_keyset(sc, name, &ks);
+	ret = read_keyset(sc, name, &ks, true);
 	if (!ret)
 		ret = bundle_size(&ks, &tar_len);
 	if (ret)
 		goto out;
+	size = armor_size(age_sealed_size(tar_len, sc->cfg->work_factor));
 	bundle_fingerprint(&ks, fpr);
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	if (e) {
 		e->pred_stamp = stamp;
-		e->pred_size = armor_size(age_sealed_size(tar_len, sc->cfg->work_factor));
+		e->pred_size = size;
 		e->pred_mtime = keyset_mtime(&ks);
 		memcpy(e->fpr, fpr, sizeof(fpr));
 	}
@@ -367,19 +486,14 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	return ret;
 }
 
-int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+static int attr_of(struct sealcache *sc, const char *name, uint64_t stamp, struct export_attr *a)
 {
 	struct entry *e;
-	uint64_t stamp;
 	int ret;
 
-	ret = export_stamp(sc, name, &stamp);
-	if (ret)
-		return ret;
-	a->ino = sealcache_ino(name);
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
-	if (e && e->cached && e->stamp == stamp &&
+	if (e && e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor &&
 	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
@@ -406,6 +520,32 @@ out:
 	return e ? 0 : -ENOMEM;
 }
 
+int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+{
+	uint64_t stamp;
+	int ret;
+
+	char why[160] = "";
+
+	ret = export_stamp(sc, name, &stamp);
+	if (!ret)
+		ret = attr_of(sc, name, stamp, a);
+	if (ret == -ENOMEM || ret == -EAGAIN)
+		return ret; /* passing trouble, not the keyset's */
+	/* Never export what this configuration could not import again. */
+	if (!ret && a->size > sc->cfg->import_max_size) {
+		snprintf(why, sizeof(why), "its export (%zu bytes) would be larger than import.max_size "
+			 "(%zu bytes), so it could not be restored; raise import.max_size", a->size,
+			 sc->cfg->import_max_size);
+		ret = -EFBIG;
+	}
+	note_problem(sc, name, ret, *why ? why : NULL);
+	if (ret)
+		return -ENOENT; /* reported in status, never an entry that fails */
+	a->ino = sealcache_ino(name);
+	return 0;
+}
+
 /* Opens the cache file if it holds the seal of stamp under the current
  * password. Caller holds sc->lock; 1 if not (yet) current. */
 static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)
@@ -420,10 +560,10 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = openat(sc->cfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	s->fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
 	/* The header of the file actually opened decides, not the entry. */
-	if (s->fd < 0 || sealfile_read(s->fd, &h) || h.stamp != stamp ||
-	    memcmp(h.pwid, pwid, VERIFIER_ID_LEN)) {
+	if (s->fd < 0 || sealfile_read(s->fd, &h) || strcmp(h.name, e->name) || h.stamp != stamp ||
+	    h.logn != sc->cfg->work_factor || memcmp(h.pwid, pwid, VERIFIER_ID_LEN)) {
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);
@@ -455,7 +595,7 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 {
 	time_t deadline = time(NULL) + OPEN_WAIT_SECONDS;
 	struct entry *e;
-	uint64_t stamp;
+	uint64_t stamp, gen;
 	int ret;
 
 	for (;;) {
@@ -464,11 +604,12 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 		ret = export_stamp(sc, name, &stamp);
 		if (ret)
 			return ret;
+		gen = vault_generation(sc->v); /* before sc->lock: see sealcache_priv.h */
 		pthread_mutex_lock(&sc->lock);
 		e = entry_get(sc, name);
 		if (!e) {
 			ret = -ENOMEM;
-		} else if (sc->pwid_gen != vault_generation(sc->v) || e->sealing) {
+		} else if (sc->pwid_gen != gen || e->sealing) {
 			/* the verifier or another thread is at work: wait */
 			ret = wait_changed(sc, deadline);
 			ret = ret ? ret : 1;

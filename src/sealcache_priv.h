@@ -3,7 +3,11 @@
  * workers, sealing one keyset).
  *
  * Locking: sc->lock protects every entry field, the queue, the password
- * ids and the worker state; it is never held across I/O or crypto. */
+ * ids and the worker state; it is never held across crypto, and never
+ * while calling the vault: sealing holds a vault read lock for a whole
+ * scrypt, and the vault's writers wait for it, so a vault call under
+ * sc->lock would close a cycle (vault -> sc -> vault). Order: vault
+ * first, then sc->lock, never the reverse. */
 #ifndef KEYFS_SEALCACHE_PRIV_H
 #define KEYFS_SEALCACHE_PRIV_H
 
@@ -25,8 +29,12 @@ struct entry {
 	bool cached;
 	uint64_t stamp;
 	uint8_t pwid[VERIFIER_ID_LEN];
+	int logn;			/* work factor it was sealed at */
 	time_t sealed_at;
 	size_t len;
+	/* why the keyset cannot be exported (0: it can); logged once */
+	int bad;
+	char *why;
 	/* attributes of a version not sealed yet */
 	uint64_t pred_stamp;
 	size_t pred_size;
@@ -34,6 +42,7 @@ struct entry {
 	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* its fingerprint */
 	uint64_t due_stamp;		/* version and password the next seal is for */
 	uint8_t due_pwid[VERIFIER_ID_LEN];
+	int due_logn;
 	time_t due_at;			/* when that became due: the next seal's time */
 	bool queued, sealing;
 	bool own_pw;			/* keyset has a password of its own */
@@ -76,9 +85,16 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
 void enqueue(struct sealcache *sc, struct entry *e);
 void dequeue(struct sealcache *sc, struct entry *e);
 
+/* Records that name cannot be exported (err) or can again (0): logged
+ * once per change, kept for the status report. Returns err. Without the
+ * lock. */
+int note_problem(struct sealcache *sc, const char *name, int err, const char *why);
+
 /* Without the lock. */
 int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
-int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks);
+/* The keyset with the hint to seal into it; say: log a stored hint
+ * that cannot be used. */
+int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
 /* Seals e, which the caller marked sealing; clears the mark after. */
 int seal_entry(struct sealcache *sc, struct entry *e);
 

@@ -1,56 +1,117 @@
+/* The seal cache's file format (see sealfile.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keyfs/armor.h"
 #include "keyfs/keyset.h"
 #include "keyfs/replace.h"
 #include "keyfs/sealfile.h"
 
-#define MAGIC "keyfs-seal 1"
-#define HEADER_MAX 128
+#define MAGIC1 "keyfs-seal 1"
+#define MAGIC2 "keyfs-seal 2"
+#define HEADER_MAX 256
+/* The armor's first two lines hold "age-encryption.org/v1" and the
+ * scrypt stanza with its work factor. */
+#define PEEK_B64 128
 
-static int parse(const char *buf, size_t n, struct sealfile *h)
+static int hex_id(const char *hex, uint8_t id[static VERIFIER_ID_LEN])
 {
-	char line[HEADER_MAX + 1], idhex[2 * VERIFIER_ID_LEN + 9];
-	unsigned long long st, at, ln;
-	const char *nl;
 	size_t got;
 
-	nl = memchr(buf, '\n', n);
-	if (!nl || (size_t)(nl - buf) >= sizeof(line))
-		return -EINVAL;
-	memcpy(line, buf, (size_t)(nl - buf));
-	line[nl - buf] = '\0';
-	if (sscanf(line, MAGIC " %llx %40s %llu %llu", &st, idhex, &at, &ln) != 4 ||
-	    sodium_hex2bin(h->pwid, VERIFIER_ID_LEN, idhex, strlen(idhex), NULL, &got, NULL) ||
+	if (strlen(hex) != 2 * VERIFIER_ID_LEN ||
+	    sodium_hex2bin(id, VERIFIER_ID_LEN, hex, strlen(hex), NULL, &got, NULL) ||
 	    got != VERIFIER_ID_LEN)
 		return -EINVAL;
+	return 0;
+}
+
+static int parse(const char *line, struct sealfile *h)
+{
+	char idhex[2 * VERIFIER_ID_LEN + 9], name[KEYSET_NAME_MAX + 2];
+	unsigned long long st, at, ln;
+	int logn;
+
+	if (sscanf(line, MAGIC2 " %65s %llx %48s %d %llu %llu", name, &st, idhex, &logn, &at,
+		   &ln) == 6) {
+		if (!keyset_name_valid(name) || logn < 1 || logn > 64)
+			return -EINVAL;
+		memcpy(h->name, name, strlen(name) + 1); /* valid: at most KEYSET_NAME_MAX */
+		h->logn = logn;
+	} else if (sscanf(line, MAGIC1 " %llx %48s %llu %llu", &st, idhex, &at, &ln) == 4) {
+		h->name[0] = '\0';
+		h->logn = 0; /* from the age header */
+	} else {
+		return -EINVAL;
+	}
 	h->stamp = st;
 	h->sealed_at = (time_t)at;
 	h->len = (size_t)ln;
-	h->off = (size_t)(nl - buf) + 1;
-	return 0;
+	return hex_id(idhex, h->pwid);
+}
+
+/* The work factor of the scrypt stanza at the start of the armored file. */
+static int pem_logn(int fd, size_t off)
+{
+	char pem[sizeof(ARMOR_BEGIN) + PEEK_B64 + 8], b64[PEEK_B64 + 1];
+	uint8_t bin[PEEK_B64];
+	const char *p, *s;
+	size_t n = 0, got;
+	ssize_t r;
+	int logn;
+
+	r = pread(fd, pem, sizeof(pem) - 1, (off_t)off);
+	if (r <= 0)
+		return -EINVAL;
+	pem[r] = '\0';
+	p = strchr(pem, '\n');
+	for (p = p ? p + 1 : pem + r; *p && *p != '-' && n < PEEK_B64; p++)
+		if (*p != '\n')
+			b64[n++] = *p;
+	n &= ~(size_t)3;
+	b64[n] = '\0';
+	if (sodium_base642bin(bin, sizeof(bin) - 1, b64, n, NULL, &got, NULL,
+			      sodium_base64_VARIANT_ORIGINAL))
+		return -EINVAL;
+	bin[got] = '\0';
+	s = strstr((const char *)bin, "\n-> scrypt ");
+	if (!s || sscanf(s, "\n-> scrypt %*s %d", &logn) != 1 || logn < 1 || logn > 64)
+		return -EINVAL;
+	return logn;
 }
 
 int sealfile_read(int fd, struct sealfile *h)
 {
-	char buf[HEADER_MAX];
+	char buf[HEADER_MAX + 1], *nl;
 	struct stat st;
 	ssize_t n;
 	int ret;
 
-	n = pread(fd, buf, sizeof(buf), 0);
+	n = pread(fd, buf, HEADER_MAX, 0);
 	if (n <= 0)
 		return -EINVAL;
-	ret = parse(buf, (size_t)n, h);
+	buf[n] = '\0';
+	nl = strchr(buf, '\n');
+	if (!nl)
+		return -EINVAL;
+	*nl = '\0';
+	ret = parse(buf, h);
 	if (ret)
 		return ret;
+	h->off = (size_t)(nl - buf) + 1;
 	if (fstat(fd, &st) || (size_t)st.st_size != h->off + h->len)
 		return -EINVAL;
+	if (!h->logn) {
+		ret = pem_logn(fd, h->off);
+		if (ret < 0)
+			return ret;
+		h->logn = ret;
+	}
 	return 0;
 }
 
@@ -60,9 +121,29 @@ int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pe
 	int n;
 
 	sodium_bin2hex(idhex, sizeof(idhex), h->pwid, VERIFIER_ID_LEN);
-	n = snprintf(hdr, sizeof(hdr), MAGIC " %016llx %s %llu %zu\n", (unsigned long long)h->stamp,
-		     idhex, (unsigned long long)h->sealed_at, h->len);
+	n = snprintf(hdr, sizeof(hdr), MAGIC2 " %s %016llx %s %d %llu %zu\n", h->name,
+		     (unsigned long long)h->stamp, idhex, h->logn, (unsigned long long)h->sealed_at,
+		     h->len);
+	if (n < 0 || n >= (int)sizeof(hdr))
+		return -EINVAL;
 	h->off = (size_t)n;
 	return file_replace(dfd, name, (struct iovec[]){ { hdr, (size_t)n }, { (void *)pem, h->len } },
 			    2);
+}
+
+int sealfile_upgrade(int dfd, const char *name, int fd, struct sealfile *h)
+{
+	char *pem;
+	int ret = 0;
+
+	pem = malloc(h->len + 1);
+	if (!pem)
+		return -ENOMEM;
+	if (pread(fd, pem, h->len, (off_t)h->off) != (ssize_t)h->len)
+		ret = -EIO;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	if (!ret)
+		ret = sealfile_write(dfd, name, h, pem);
+	free(pem);
+	return ret;
 }

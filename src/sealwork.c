@@ -24,12 +24,64 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 
 	if (!id)
 		id = none;
-	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) || !e->due_at) {
+	/* A reseal at another work factor has the same size: only a new
+	 * time tells rsync's quick check that the bytes changed. */
+	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) ||
+	    e->due_logn != sc->cfg->work_factor || !e->due_at) {
 		e->due_stamp = stamp;
 		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
+		e->due_logn = sc->cfg->work_factor;
 		e->due_at = time(NULL);
+		/* never the time of the seal it replaces */
+		if (e->cached && e->due_at <= e->sealed_at)
+			e->due_at = e->sealed_at + 1;
 	}
 	return e->due_at;
+}
+
+/* What seal_one() is to make, decided under sc->lock: 1 if the seal is
+ * current already. */
+static int seal_plan(struct sealcache *sc, const char *name, struct sealfile *h, uint64_t *gen)
+{
+	struct entry *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (!e) {
+		ret = -ENOMEM;
+	} else if (!pwid_for(sc, e)) {
+		ret = -ENOKEY;
+	} else if (entry_current(sc, e, h->stamp)) {
+		ret = 1; /* someone else sealed it meanwhile */
+	} else {
+		snprintf(h->name, sizeof(h->name), "%s", name);
+		memcpy(h->pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
+		h->logn = sc->cfg->work_factor;
+		h->sealed_at = due_time(sc, e, h->stamp);
+		*gen = sc->pwid_gen;
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return ret;
+}
+
+/* Seals the plaintext under the keyset's password, if it is still the one
+ * the plan's id names (the vault generation has not moved): else -EAGAIN.
+ * The vault read lock is held for the scrypt and nothing else is taken
+ * meanwhile (see sealcache_priv.h). */
+static int seal_under(struct sealcache *sc, const char *name, uint64_t want, const uint8_t *tar,
+		      size_t tar_len, uint8_t **bin, size_t *bin_len)
+{
+	struct age_pass pass;
+	uint64_t gen;
+	int ret;
+
+	ret = vault_read_for(sc->v, name, &pass, &gen);
+	if (ret)
+		return ret;
+	ret = gen == want ? age_seal(tar, tar_len, &pass, sc->cfg->work_factor, bin, bin_len) : -EAGAIN;
+	vault_read_end(sc->v);
+	return ret;
 }
 
 /* Seals one keyset into the cache unless its seal is current. -EAGAIN if
@@ -40,38 +92,22 @@ static int seal_one(struct sealcache *sc, const char *name)
 	size_t tar_len = 0, bin_len;
 	struct sealfile h = { 0 };
 	struct keyset ks = { 0 };
-	struct age_pass pass;
 	struct entry *e;
-	uint64_t gen;
+	uint64_t gen = 0;
 	char *pem = NULL;
 	int ret;
 
 	ret = export_stamp(sc, name, &h.stamp);
 	if (ret)
 		return ret;
-	ret = read_keyset(sc, name, &ks);
+	ret = read_keyset(sc, name, &ks, false);
 	if (ret)
 		goto out;
 	ret = bundle_pack(&ks, &tar, &tar_len);
-	if (ret)
-		goto out;
-	ret = vault_read_for(sc->v, name, &pass, &gen);
-	if (ret)
-		goto out;
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (!e || sc->pwid_gen != gen || !pwid_for(sc, e)) {
-		ret = !e ? -ENOMEM : sc->pwid_gen != gen ? -EAGAIN : -ENOKEY;
-	} else if (entry_current(sc, e, h.stamp)) {
-		ret = 1; /* someone else sealed it meanwhile */
-	} else {
-		memcpy(h.pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
-		h.sealed_at = due_time(sc, e, h.stamp);
-	}
-	pthread_mutex_unlock(&sc->lock);
 	if (!ret)
-		ret = age_seal(tar, tar_len, &pass, sc->cfg->work_factor, &bin, &bin_len);
-	vault_read_end(sc->v);
+		ret = seal_plan(sc, name, &h, &gen);
+	if (!ret)
+		ret = seal_under(sc, name, gen, tar, tar_len, &bin, &bin_len);
 	if (ret)
 		goto out;
 	ret = armor_encode(bin, bin_len, &pem, &h.len);
@@ -84,6 +120,7 @@ static int seal_one(struct sealcache *sc, const char *name)
 	e->cached = true;
 	e->stamp = h.stamp;
 	memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
+	e->logn = h.logn;
 	e->sealed_at = h.sealed_at;
 	e->len = h.len;
 	pthread_mutex_unlock(&sc->lock);
@@ -213,15 +250,19 @@ void sealcache_queue_stale(struct sealcache *sc)
 	uint64_t stamp;
 	char **names;
 	size_t n, i;
+	int ret;
 
 	if (sc->st->ops->list(sc->st->priv, &names, &n))
 		return;
 	for (i = 0; i < n; i++) {
-		if (export_stamp(sc, names[i], &stamp))
+		ret = export_stamp(sc, names[i], &stamp);
+		if (ret) {
+			note_problem(sc, names[i], ret, NULL);
 			continue;
+		}
 		pthread_mutex_lock(&sc->lock);
 		e = entry_get(sc, names[i]);
-		if (e && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
+		if (e && !e->bad && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
 			due_time(sc, e, stamp);
 			enqueue(sc, e);
 		}

@@ -328,3 +328,18 @@ int policy_check(const struct config *c, const char *pw, size_t len, const char 
 		return 0;
 	return -EINVAL;
 }
+
+void vault_forget_keyset(struct vault *v, const char *keyset)
+{
+	int k;
+
+	pthread_rwlock_wrlock(&v->lock);
+	k = keyset_slot(v, keyset);
+	if (k >= 0) {
+		sodium_memzero(slot(v, (size_t)k), SECRET_PW_MAX);
+		v->len[k] = 0;
+		v->owner[k - VAULT_SLOTS][0] = '\0';
+		v->gen++;
+	}
+	pthread_rwlock_unlock(&v->lock);
+}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,14 +42,11 @@ struct name_list {
 struct member_walk {
 	int (*fn)(int kfd, const char *name, const struct stat *st, void *arg);
 	void *arg;
+	size_t entries, members;
+	off_t bytes;
+	char *why;		/* optional: what is wrong, for the report */
+	size_t why_size;
 };
-
-static int member_one(int dirfd, const char *name, const struct stat *st, void *arg)
-{
-	struct member_walk *w = arg;
-
-	return name[0] == '.' ? 0 : w->fn(dirfd, name, st, w->arg);
-}
 
 static int push_name(char ***names, size_t *n, const char *name)
 {
@@ -104,26 +102,60 @@ static int open_keyset(struct dir_store *d, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Calls fn for each key file of a keyset directory; names starting
- * with a dot (editors' and keyfs' temporary files) are not keys. */
-static int each_member(int kfd, int (*fn)(int kfd, const char *name, const struct stat *st, void *arg),
-		       void *arg)
+static int refuse(struct member_walk *w, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int refuse(struct member_walk *w, int err, const char *fmt, ...)
 {
-	struct member_walk w = { fn, arg };
+	va_list ap;
 
-	return dir_each(kfd, ".", member_one, &w);
+	if (w->why) {
+		va_start(ap, fmt);
+		vsnprintf(w->why, w->why_size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
 }
 
-/* Only flat, regular, well-named files are keys: anything else would be
- * silently missing from a backup, so it fails the keyset loudly. */
-static int member_ok(const char *name, const struct stat *st)
+/* Only flat, regular, singly linked, well-named files are keys, and a
+ * keyset stays within bounds that keep sealing cheap: anything else would
+ * be silently missing from a backup or exhaust the daemon, so it fails
+ * the keyset, and says why. */
+static int member_check(struct member_walk *w, const char *name, const struct stat *st)
 {
-	if (!S_ISREG(st->st_mode) || !keyset_member_name_valid(name) ||
-	    st->st_size > STORE_MEMBER_MAX) {
-		log_msg(LOG_WARNING, "store: member \"%s\" is not a small regular file with a valid name", name);
-		return -EINVAL;
-	}
-	return 0;
+	if (++w->entries > STORE_ENTRIES_MAX)
+		return refuse(w, -E2BIG, "more than %d directory entries (dot files included)",
+			      STORE_ENTRIES_MAX);
+	if (name[0] == '.')
+		return 0; /* editors' and keyfs' temporary files are not keys */
+	if (!keyset_member_name_valid(name))
+		return refuse(w, -EINVAL, "member \"%s\": a name outside [A-Za-z0-9._-]{1,64}", name);
+	if (!S_ISREG(st->st_mode))
+		return refuse(w, -EINVAL, "member \"%s\": not a regular file", name);
+	if (st->st_nlink != 1)
+		return refuse(w, -EINVAL, "member \"%s\": hard-linked (a key file has one link)", name);
+	if (st->st_size > STORE_MEMBER_MAX)
+		return refuse(w, -EFBIG, "member \"%s\": larger than 1 MiB", name);
+	if (++w->members > KEYSET_MEMBERS_MAX)
+		return refuse(w, -E2BIG, "more than %d key files", KEYSET_MEMBERS_MAX);
+	w->bytes += st->st_size;
+	if (w->bytes > STORE_KEYSET_MAX)
+		return refuse(w, -EFBIG, "key files larger than %d MiB in all", STORE_KEYSET_MAX >> 20);
+	return 1;
+}
+
+static int member_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct member_walk *w = arg;
+	int ret;
+
+	ret = member_check(w, name, st);
+	return ret <= 0 ? ret : w->fn(dirfd, name, st, w->arg);
+}
+
+/* Calls fn for each key file of a keyset directory after checking it. */
+static int each_member(int kfd, struct member_walk *w)
+{
+	return dir_each(kfd, ".", member_one, w);
 }
 
 static int stamp_member(int kfd, const char *name, const struct stat *st, void *arg)
@@ -131,12 +163,8 @@ static int stamp_member(int kfd, const char *name, const struct stat *st, void *
 	uint64_t *acc = arg;
 	uint8_t h[8];
 	crypto_generichash_state s;
-	int ret;
 
 	(void)kfd;
-	ret = member_ok(name, st);
-	if (ret)
-		return ret;
 	/* Order-independent: XOR of per-member hashes. */
 	crypto_generichash_init(&s, NULL, 0, sizeof(h));
 	crypto_generichash_update(&s, (const uint8_t *)name, strlen(name) + 1);
@@ -152,18 +180,36 @@ static int stamp_member(int kfd, const char *name, const struct stat *st, void *
 	return 0;
 }
 
-static int dir_stamp(void *priv, const char *name, uint64_t *stamp)
+static int walk_keyset(void *priv, const char *name, struct member_walk *w)
 {
-	uint64_t acc[2] = { 0, 0 };
 	int kfd, ret;
 
 	kfd = open_keyset(priv, name);
 	if (kfd < 0)
 		return kfd;
-	ret = each_member(kfd, stamp_member, acc);
+	ret = each_member(kfd, w);
 	close(kfd);
+	return ret;
+}
+
+static int dir_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	uint64_t acc[2] = { 0, 0 };
+	struct member_walk w = { .fn = stamp_member, .arg = acc };
+	int ret;
+
+	ret = walk_keyset(priv, name, &w);
 	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
 	return ret;
+}
+
+static int dir_why(void *priv, const char *name, char *why, size_t size)
+{
+	uint64_t acc[2] = { 0, 0 };
+	struct member_walk w = { .fn = stamp_member, .arg = acc, .why = why, .why_size = size };
+
+	*why = '\0';
+	return walk_keyset(priv, name, &w);
 }
 
 static int read_member(int kfd, const char *name, const struct stat *st, void *arg)
@@ -174,12 +220,9 @@ static int read_member(int kfd, const char *name, const struct stat *st, void *a
 	size_t len = 0;
 	int fd, ret;
 
-	ret = member_ok(name, st);
-	if (ret)
-		return ret;
-	fd = openat(kfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = file_open_regular(kfd, name, st, NULL);
 	if (fd < 0)
-		return -errno;
+		return fd == -EINVAL ? -EAGAIN : fd; /* it changed since the walk */
 	if (st->st_size) {
 		buf = sodium_malloc((size_t)st->st_size + 1);
 		if (!buf) {
@@ -212,9 +255,11 @@ int dir_read_fd(int kfd, const char *name, struct keyset *ks)
 	int ret, tries = 0;
 
 	do {
+		struct member_walk w = { .fn = read_member, .arg = ks };
+
 		keyset_clear(ks);
 		snprintf(ks->name, sizeof(ks->name), "%s", name);
-		ret = each_member(kfd, read_member, ks);
+		ret = each_member(kfd, &w);
 	} while (ret == -EAGAIN && ++tries < 5);
 	if (ret)
 		keyset_clear(ks);
@@ -235,16 +280,15 @@ static int dir_read(void *priv, const char *name, struct keyset *ks)
 	return ret;
 }
 
-static int meta_path(struct dir_store *d, const char *key, char *path, size_t size)
+static int meta_path(const char *key, char *path, size_t size)
 {
 	const char *p;
 
 	for (p = key; *p; p++)
 		if (*p == '/' || (p == key && *p == '.'))
 			return -EINVAL;
-	if (!*key || snprintf(path, size, STATE_DIR "/meta/%s", key) >= (int)size)
+	if (!*key || snprintf(path, size, META_DIR "/%s", key) >= (int)size)
 		return -EINVAL;
-	(void)d;
 	return 0;
 }
 
@@ -255,12 +299,12 @@ static int dir_meta_get(void *priv, const char *key, char *buf, size_t size)
 	ssize_t n;
 	int fd, ret;
 
-	ret = meta_path(d, key, path, sizeof(path));
+	ret = meta_path(key, path, sizeof(path));
 	if (ret)
 		return ret;
-	fd = openat(d->dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = file_open_regular(d->sfd, path, NULL, NULL);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = read(fd, buf, size - 1);
 	ret = n < 0 ? -errno : 0;
 	close(fd);
@@ -271,11 +315,11 @@ static int dir_meta_get(void *priv, const char *key, char *buf, size_t size)
 
 int dir_mkdirs(struct dir_store *d)
 {
-	static const char *const dirs[] = { STATE_DIR, STATE_DIR "/meta", VERSIONS_DIR, TMP_DIR };
+	static const char *const dirs[] = { META_DIR, VERSIONS_DIR, TMP_DIR };
 	size_t i;
 
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (mkdirat(d->dfd, dirs[i], 0700) && errno != EEXIST)
+		if (mkdirat(d->sfd, dirs[i], 0700) && errno != EEXIST)
 			return -errno;
 	return 0;
 }
@@ -286,21 +330,22 @@ static int dir_meta_set(void *priv, const char *key, const char *value)
 	char path[PATH_MAX];
 	int ret;
 
-	ret = meta_path(d, key, path, sizeof(path));
+	ret = meta_path(key, path, sizeof(path));
 	if (ret)
 		return ret;
 	ret = dir_mkdirs(d);
 	if (ret)
 		return ret;
 	if (!*value)
-		return unlinkat(d->dfd, path, 0) && errno != ENOENT ? -errno : 0;
-	return file_replace(d->dfd, path, &(struct iovec){ (void *)value, strlen(value) }, 1);
+		return unlinkat(d->sfd, path, 0) && errno != ENOENT ? -errno : 0;
+	return file_replace(d->sfd, path, &(struct iovec){ (void *)value, strlen(value) }, 1);
 }
 
 static void dir_destroy(void *priv)
 {
 	struct dir_store *d = priv;
 
+	close(d->sfd);
 	close(d->dfd);
 	pthread_mutex_destroy(&d->write_lock);
 	free(d);
@@ -309,6 +354,7 @@ static void dir_destroy(void *priv)
 static const struct store_ops dir_ops = {
 	.list = dir_list,
 	.stamp = dir_stamp,
+	.why = dir_why,
 	.read = dir_read,
 	.meta_get = dir_meta_get,
 	.meta_set = dir_meta_set,
@@ -318,33 +364,77 @@ static const struct store_ops dir_ops = {
 	.destroy = dir_destroy,
 };
 
+/* keyfs' state (seal cache, verifiers, versions) is reached only through
+ * this one descriptor. A writer of the store could put a symlink or a
+ * directory of its own at .keyfs; following it would make keyfs write,
+ * and at start delete, files elsewhere. So .keyfs must be a real
+ * directory of the daemon's user that nobody else may write. */
+static int open_state(struct dir_store *d, const char *dir)
+{
+	struct stat st;
+	int ret;
+
+	if (mkdirat(d->dfd, STATE_DIR, 0700) && errno != EEXIST)
+		return -errno;
+	d->sfd = openat(d->dfd, STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->sfd < 0) {
+		ret = errno == ELOOP || errno == ENOTDIR ? -ENOTDIR : -errno;
+		log_msg(LOG_ERR, "store %s: " STATE_DIR " %s", dir,
+			ret == -ENOTDIR ? "is a symlink or not a directory: refused" : strerror(-ret));
+		return ret;
+	}
+	if (fstat(d->sfd, &st))
+		return -errno;
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		log_msg(LOG_ERR, "store %s: " STATE_DIR " must belong to uid %u and not be writable by "
+			"group or others", dir, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return dir_mkdirs(d);
+}
+
 int store_dir_open(const char *dir, struct store *s)
 {
 	struct dir_store *d;
+	int ret;
 
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	d->sfd = -1;
 	d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->dfd < 0) {
-		int ret = -errno;
-
-		free(d);
-		return ret;
+		ret = -errno;
+		goto err;
 	}
+	ret = open_state(d, dir);
+	if (ret)
+		goto err;
 	pthread_mutex_init(&d->write_lock, NULL);
 	snprintf(d->state, sizeof(d->state), "%s/" STATE_DIR, dir);
 	dir_clean_tmp(d);
 	s->ops = &dir_ops;
 	s->priv = d;
 	return 0;
+err:
+	if (d->sfd >= 0)
+		close(d->sfd);
+	if (d->dfd >= 0)
+		close(d->dfd);
+	free(d);
+	return ret;
 }
 
 const char *store_dir_state(const struct store *s)
 {
 	struct dir_store *d = s->priv;
 
-	if (s->ops != &dir_ops || dir_mkdirs(d))
-		return NULL;
-	return d->state;
+	return s->ops == &dir_ops ? d->state : NULL;
+}
+
+int store_state_fd(const struct store *s)
+{
+	struct dir_store *d = s->priv;
+
+	return s->ops == &dir_ops ? d->sfd : -1;
 }

@@ -8,11 +8,14 @@
 #include "keyfs/keyset.h"
 
 #define STATE_DIR ".keyfs"
-#define VERSIONS_DIR STATE_DIR "/versions"
-#define TMP_DIR STATE_DIR "/tmp"
+/* below the state directory (d->sfd) */
+#define META_DIR "meta"
+#define VERSIONS_DIR "versions"
+#define TMP_DIR "tmp"
 
 struct dir_store {
 	int dfd;		/* the store directory */
+	int sfd;		/* its state directory, checked at open */
 	char state[PATH_MAX];	/* <dir>/.keyfs */
 	pthread_mutex_t write_lock; /* held by restores and activations */
 };

@@ -67,7 +67,7 @@ static int remove_one(int dirfd, const char *name, const struct stat *st, void *
 
 void dir_clean_tmp(struct dir_store *d)
 {
-	dir_each(d->dfd, TMP_DIR, remove_one, NULL);
+	dir_each(d->sfd, TMP_DIR, remove_one, NULL);
 }
 
 /* Writes ks complete into a fresh directory under TMP_DIR; tmp receives
@@ -79,9 +79,9 @@ static int write_tmp(struct dir_store *d, const struct keyset *ks, char tmp[stat
 	size_t i;
 
 	snprintf(tmp, PATH_MAX, TMP_DIR "/%s.%08x", ks->name, r);
-	if (mkdirat(d->dfd, tmp, 0700))
+	if (mkdirat(d->sfd, tmp, 0700))
 		return -errno;
-	fd = openat(d->dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(d->sfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		goto out;
@@ -96,7 +96,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	if (ret)
-		remove_tree(d->dfd, tmp);
+		remove_tree(d->sfd, tmp);
 	return ret;
 }
 
@@ -143,7 +143,7 @@ int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
 	if (!keyset_name_valid(name))
 		return -ENOENT;
 	snprintf(path, sizeof(path), VERSIONS_DIR "/%s", name);
-	ret = dir_each(d->dfd, path, version_one, &l);
+	ret = dir_each(d->sfd, path, version_one, &l);
 	if (ret == -ENOENT)
 		ret = 0; /* no versions yet */
 	if (ret) {
@@ -157,13 +157,13 @@ int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
 	return 0;
 }
 
-/* Is ks equal to the keys in directory path? */
-static int same_as(struct dir_store *d, const char *path, const struct keyset *ks, bool *same)
+/* Is ks equal to the keys in directory dfd/path? */
+static int same_as(int dfd, const char *path, const struct keyset *ks, bool *same)
 {
 	struct keyset cur = { 0 };
 	int fd, ret;
 
-	fd = openat(d->dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ret = dir_read_fd(fd, ks->name, &cur);
@@ -174,17 +174,18 @@ static int same_as(struct dir_store *d, const char *path, const struct keyset *k
 	return ret;
 }
 
-/* Places the written tmp directory at dst (which must not exist). */
-static int commit_tmp(struct dir_store *d, const char *tmp, const char *dst, const char *parent)
+/* Places the written tmp directory at dfd/dst (which must not exist). */
+static int commit_tmp(struct dir_store *d, const char *tmp, int dfd, const char *dst,
+		      const char *parent)
 {
 	int ret;
 
-	if (renameat(d->dfd, tmp, d->dfd, dst)) {
+	if (renameat(d->sfd, tmp, dfd, dst)) {
 		ret = -errno;
-		remove_tree(d->dfd, tmp);
+		remove_tree(d->sfd, tmp);
 		return ret;
 	}
-	return dir_fsync(d->dfd, parent);
+	return dir_fsync(dfd, parent);
 }
 
 static int put_version(struct dir_store *d, const struct keyset *ks, struct store_put *res)
@@ -201,7 +202,7 @@ static int put_version(struct dir_store *d, const struct keyset *ks, struct stor
 	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", ks->name);
 	for (i = 0; i < n; i++) {
 		snprintf(dst, sizeof(dst), "%s/%u", dir, v[i]);
-		ret = same_as(d, dst, ks, &same);
+		ret = same_as(d->sfd, dst, ks, &same);
 		if (ret || same) {
 			res->outcome = STORE_KNOWN;
 			res->version = v[i];
@@ -209,7 +210,7 @@ static int put_version(struct dir_store *d, const struct keyset *ks, struct stor
 		}
 	}
 	next = n ? v[n - 1] + 1 : 1;
-	if (mkdirat(d->dfd, dir, 0700) && errno != EEXIST) {
+	if (mkdirat(d->sfd, dir, 0700) && errno != EEXIST) {
 		ret = -errno;
 		goto out;
 	}
@@ -217,7 +218,7 @@ static int put_version(struct dir_store *d, const struct keyset *ks, struct stor
 	if (ret)
 		goto out;
 	snprintf(dst, sizeof(dst), "%s/%u", dir, next);
-	ret = commit_tmp(d, tmp, dst, dir);
+	ret = commit_tmp(d, tmp, d->sfd, dst, dir);
 	res->outcome = STORE_VERSIONED;
 	res->version = next;
 out:
@@ -251,11 +252,11 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 	ret = dir_mkdirs(d);
 	if (ret)
 		return ret;
-	ret = same_as(d, ks->name, ks, &same);
+	ret = same_as(d->dfd, ks->name, ks, &same);
 	if (ret == -ENOENT) {
 		ret = write_tmp(d, ks, tmp);
 		if (!ret)
-			ret = commit_tmp(d, tmp, ks->name, ".");
+			ret = commit_tmp(d, tmp, d->dfd, ks->name, ".");
 		res->outcome = STORE_CREATED;
 		res->version = 0;
 		return ret;
@@ -286,6 +287,7 @@ int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept)
 static int activate_locked(struct dir_store *d, const char *name, unsigned version, unsigned *kept)
 {
 	char dir[128], src[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
 	unsigned *v;
 	size_t n;
 	int ret;
@@ -295,16 +297,20 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 		return -ENOENT;
 	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", name);
 	snprintf(src, sizeof(src), "%s/%u", dir, version);
-	if (faccessat(d->dfd, src, F_OK, AT_SYMLINK_NOFOLLOW))
+	if (fstatat(d->sfd, src, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode))
 		return -ENOENT;
-	if (renameat2(d->dfd, src, d->dfd, name, RENAME_EXCHANGE)) {
+	/* Only a directory of keys is swapped out and kept as a version; a
+	 * file or link in its place is not a keyset to keep. */
+	if (!fstatat(d->dfd, name, &st, AT_SYMLINK_NOFOLLOW) && !S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (renameat2(d->sfd, src, d->dfd, name, RENAME_EXCHANGE)) {
 		if (errno != ENOENT)
 			return -errno;
 		/* no active keys: the version simply moves in */
-		if (renameat(d->dfd, src, d->dfd, name))
+		if (renameat(d->sfd, src, d->dfd, name))
 			return -errno;
 		ret = dir_fsync(d->dfd, ".");
-		return ret ? ret : dir_fsync(d->dfd, dir);
+		return ret ? ret : dir_fsync(d->sfd, dir);
 	}
 	ret = dir_fsync(d->dfd, ".");
 	if (ret)
@@ -313,12 +319,12 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 	ret = dir_versions(d, name, &v, &n);
 	if (ret)
 		return ret;
-	*kept = v[n - 1] + 1;
+	*kept = n ? v[n - 1] + 1 : version;
 	free(v);
 	snprintf(dst, sizeof(dst), "%s/%u", dir, *kept);
-	if (renameat(d->dfd, src, d->dfd, dst)) {
+	if (*kept == version || renameat(d->sfd, src, d->sfd, dst)) {
 		*kept = version; /* still safe, kept under the old number */
 		return 0;
 	}
-	return dir_fsync(d->dfd, dir);
+	return dir_fsync(d->sfd, dir);
 }

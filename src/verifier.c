@@ -93,13 +93,18 @@ int verifier_id(int dfd, const char *path, const struct age_pass *pass, int logn
 		if (!sodium_memcmp(hash, v.hash, HASH_LEN)) {
 			memcpy(id, v.id, VERIFIER_ID_LEN);
 			*matched = true;
-			goto out;
+			if (v.logn == logn)
+				goto out;
 		}
 	}
-	/* A new password: a new verifier, and every cached seal is stale. */
+	/* A new password gets a new id, and every cached seal is stale. The
+	 * same password under a new work factor keeps its id (seals carry
+	 * their own work factor) but is hashed again at the new cost, so
+	 * the verifier is never the cheapest way to guess it. */
 	v.logn = logn;
 	randombytes_buf(v.salt, SALT_LEN);
-	randombytes_buf(v.id, VERIFIER_ID_LEN);
+	if (!*matched)
+		randombytes_buf(v.id, VERIFIER_ID_LEN);
 	ret = hash_pass(pass, v.salt, logn, v.hash);
 	if (!ret)
 		ret = store(dfd, path, &v);

@@ -1,5 +1,6 @@
-/* One directory walk for the modules that read directories of their own
- * (keystore, versions, seal cache). */
+/* One directory walk, and one safe way to open a file found by it, for
+ * the modules that read directories of their own (keystore, versions,
+ * seal cache, state). */
 #ifndef KEYFS_DIRWALK_H
 #define KEYFS_DIRWALK_H
 
@@ -11,5 +12,15 @@
  * returns. dirfd is the walked directory, valid during the call. */
 int dir_each(int dfd, const char *path,
 	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg);
+
+/* Opens dfd/name read-only for reading its bytes. Never blocks (a FIFO
+ * or device swapped in by a writer of the directory would hang the
+ * caller) and never follows a link. The opened file must be a regular
+ * file with exactly one link (a hard link can smuggle in a file from
+ * outside, such as /etc/shadow); when seen is given, it must also be the
+ * very file a walk saw (same device and inode), else -EAGAIN: it changed
+ * in between and the caller may retry. Returns the fd or -errno; *st
+ * (optional) receives its fstat. */
+int file_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st);
 
 #endif

@@ -60,9 +60,16 @@ void sealcache_queue_stale(struct sealcache *sc);
 /* The inode number of export/<name>.pem: the same on every mount. */
 uint64_t sealcache_ino(const char *name);
 
-/* Attributes of export/<name>.pem; -ENOENT if no such keyset. Never
- * waits for sealing or a password. */
+/* Attributes of export/<name>.pem; -ENOENT if no such keyset, or if it
+ * cannot be exported (a member that is not a key file, too many or too
+ * large members, an export larger than import.max_size): such a keyset
+ * is logged once and kept for sealcache_problem(), and never appears as
+ * an entry that fails. Never waits for sealing or a password. */
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a);
+
+/* Why the keyset cannot be exported, as last found by sealcache_attr():
+ * the error (0 if it can) and words for the status report. */
+int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size);
 
 /* Opens the current seal, sealing first if needed (moving ahead of the
  * queue). -ENOKEY without a backup password. Release with seal_put(). */

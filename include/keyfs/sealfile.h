@@ -1,5 +1,13 @@
 /* One file of the seal cache: a one-line header, then the armored age
- * file. "keyfs-seal 1 <stamp hex> <password id hex> <sealed-at> <length>\n".
+ * file:
+ *   "keyfs-seal 2 <keyset> <stamp hex> <password id hex> <logN> <sealed-at> <length>\n"
+ * The header binds the bytes to the keyset they seal and the work factor
+ * they were sealed at, so a file copied under another keyset's name, or
+ * sealed before the work factor changed, is never served as current.
+ * Files of the first format ("keyfs-seal 1 <stamp> <id> <sealed-at>
+ * <length>") are still read: the name is the file's, the work factor
+ * comes from the age header inside, and sealfile_upgrade() rewrites them
+ * in the new format with the very same armored bytes.
  * Written to a temporary name, fsynced and renamed into place, so a crash
  * leaves the old file or the new one; a file whose size disagrees with
  * its header is never served. */
@@ -10,11 +18,14 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "keyfs/keyset.h"
 #include "keyfs/verifier.h"
 
 struct sealfile {
+	char name[KEYSET_NAME_MAX + 1];	/* keyset sealed; "" in a first-format file */
 	uint64_t stamp;			/* keyset version sealed */
 	uint8_t pwid[VERIFIER_ID_LEN];	/* password it was sealed under */
+	int logn;			/* scrypt work factor it was sealed at */
 	time_t sealed_at;
 	size_t len;			/* armored bytes */
 	size_t off;			/* where they start in the file */
@@ -24,9 +35,12 @@ struct sealfile {
  * torn or not one. */
 int sealfile_read(int fd, struct sealfile *h);
 
-/* Writes dfd/name atomically from h (stamp, pwid, sealed_at, len) and
- * pem; sets h->off. */
+/* Writes dfd/name atomically from h (name, stamp, pwid, logn, sealed_at,
+ * len) and pem; sets h->off. */
 int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pem);
 
+/* Rewrites a first-format file (h as read from fd) in the current format
+ * under keyset name, keeping its armored bytes and times. */
+int sealfile_upgrade(int dfd, const char *name, int fd, struct sealfile *h);
 
 #endif

@@ -64,6 +64,10 @@ size_t vault_keysets(struct vault *v, char names[][KEYSET_NAME_MAX + 1], size_t 
 /* Like vault_read(), with the per-keyset passwords too. */
 size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64_t *gen);
 
+/* Wipe one keyset's own password (it is sealed under the backup password
+ * again). */
+void vault_forget_keyset(struct vault *v, const char *keyset);
+
 /* Check a candidate backup password; *why says what is missing. */
 int policy_check(const struct config *c, const char *pw, size_t len, const char **why);
 

@@ -4,12 +4,17 @@
 #ifndef KEYFS_STORE_H
 #define KEYFS_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "keyfs/keyset.h"
 
 #define STORE_MEMBER_MAX (1 << 20)
+/* Bounds of one keyset, so that a writer of a keyset directory cannot
+ * make sealing or a stat exhaust the daemon. */
+#define STORE_KEYSET_MAX (16 << 20)
+#define STORE_ENTRIES_MAX 1024
 #define STORE_META_MAX 4096
 
 enum store_put_outcome {
@@ -31,6 +36,10 @@ struct store_ops {
 	 * it changes whenever a member is added, removed, replaced or
 	 * changed. -ENOENT if there is no such keyset. */
 	int (*stamp)(void *priv, const char *name, uint64_t *stamp);
+	/* Why stamp() or read() fails for a keyset, in words for the log and
+	 * the status report (names escaped by the logger); returns the same
+	 * error as stamp(). Called only when the failure is new. */
+	int (*why)(void *priv, const char *name, char *buf, size_t size);
 	/* The active keyset, members sorted. */
 	int (*read)(void *priv, const char *name, struct keyset *ks);
 	/* Small metadata values (hints, state) by key; -ENOENT if unset.
@@ -61,6 +70,9 @@ int store_dir_open(const char *dir, struct store *s);
 /* Path of the backend's private state directory, for the seal cache;
  * created on first use. NULL for backends without one. */
 const char *store_dir_state(const struct store *s);
+/* The state directory as an open descriptor (valid until store_close()),
+ * checked to be the daemon's own; -1 for backends without one. */
+int store_state_fd(const struct store *s);
 
 void store_names_free(char **names, size_t n);
 

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "keyfs/keyset.h"
+#include "keyfs/dirwalk.h"
 #include "keyfs/store.h"
 #include "tap.h"
 
@@ -269,19 +270,29 @@ static void test_stamp(struct store *s)
 
 /* A keyset holding one bad entry: read and stamp both fail with -EINVAL
  * and read leaves the keyset empty. */
-static void expect_bad_keyset(struct store *s, const char *name, const char *what)
+/* read and stamp fail with err, and why() says so in words with want. */
+static void expect_refused(struct store *s, const char *name, int err, const char *want,
+			   const char *what)
 {
+	char why[256];
 	struct keyset ks;
 	uint64_t st;
 	int ret;
 
 	memset(&ks, 0, sizeof(ks));
 	ret = s->ops->read(s->priv, name, &ks);
-	TAP_EQ_INT(ret, -EINVAL, "read of a keyset with %s: -EINVAL (got %d)", what, ret);
+	TAP_EQ_INT(ret, err, "read of a keyset with %s: %d (got %d)", what, err, ret);
 	TAP_EQ_INT(ks.n, 0, "failed read leaves no members (%s)", what);
 	keyset_clear(&ks);
 	ret = stamp(s, name, &st);
-	TAP_EQ_INT(ret, -EINVAL, "stamp of a keyset with %s: -EINVAL (got %d)", what, ret);
+	TAP_EQ_INT(ret, err, "stamp of a keyset with %s: %d (got %d)", what, err, ret);
+	ret = s->ops->why(s->priv, name, why, sizeof(why));
+	tap_ok(ret == err && strstr(why, want), "why (%s): \"%s\"", what, why);
+}
+
+static void expect_bad_keyset(struct store *s, const char *name, const char *what)
+{
+	expect_refused(s, name, -EINVAL, "member", what);
 }
 
 static void test_refusals(struct store *s)
@@ -332,7 +343,7 @@ static void test_refusals(struct store *s)
 		tap_ok(false, "ftruncate: %m");
 	if (fd >= 0)
 		close(fd);
-	expect_bad_keyset(s, "big", "a member over STORE_MEMBER_MAX");
+	expect_refused(s, "big", -EFBIG, "larger than 1 MiB", "a member over STORE_MEMBER_MAX");
 
 	/* Names that are not keysets. */
 	ret = s->ops->read(s->priv, "nosuch", &ks);
@@ -449,6 +460,133 @@ static void test_open(void)
 	store_close(&s); /* a no-op on an unset store */
 }
 
+/* Review findings 9, 15, 22: hard links, and bounds on a keyset. */
+static void test_bounds(struct store *s)
+{
+	char p[PATH_MAX], q[PATH_MAX], rel[64];
+	int i, fd;
+
+	mkdir_rel("linked");
+	write_rel("outside", "shadow", 6, 0600, 0);
+	path_of(p, sizeof(p), "outside");
+	path_of(q, sizeof(q), "linked/passwd");
+	if (link(p, q))
+		tap_ok(false, "link: %m");
+	expect_refused(s, "linked", -EINVAL, "hard-linked", "a hard-linked member");
+
+	mkdir_rel("many");
+	for (i = 0; i <= KEYSET_MEMBERS_MAX; i++) {
+		snprintf(rel, sizeof(rel), "many/k%03d", i);
+		write_rel(rel, "k", 1, 0600, 0);
+	}
+	expect_refused(s, "many", -E2BIG, "more than 256 key files", "257 members");
+
+	mkdir_rel("dots");
+	write_rel("dots/key", "k", 1, 0600, 0);
+	for (i = 0; i < STORE_ENTRIES_MAX; i++) {
+		snprintf(rel, sizeof(rel), "dots/.junk%05d", i);
+		write_rel(rel, "", 0, 0600, 0);
+	}
+	expect_refused(s, "dots", -E2BIG, "directory entries", "too many dot files");
+
+	mkdir_rel("huge");
+	for (i = 0; i <= STORE_KEYSET_MAX / STORE_MEMBER_MAX; i++) {
+		snprintf(rel, sizeof(rel), "huge/part%02d", i);
+		path_of(p, sizeof(p), rel);
+		fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, STORE_MEMBER_MAX))
+			tap_ok(false, "ftruncate: %m");
+		if (fd >= 0)
+			close(fd);
+	}
+	expect_refused(s, "huge", -EFBIG, "in all", "members over the keyset total");
+}
+
+/* Review finding 1: a FIFO (or anything but a plain file) is never opened
+ * in a way that blocks, and a file swapped since the walk is noticed. */
+static void test_open_regular(void)
+{
+	char p[PATH_MAX];
+	struct stat seen;
+	int dfd, fd;
+
+	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	path_of(p, sizeof(p), "pipe");
+	if (mkfifo(p, 0600))
+		tap_ok(false, "mkfifo: %m");
+	alarm(10); /* a blocking open would hang here: fail instead */
+	fd = file_open_regular(dfd, "pipe", NULL, NULL);
+	alarm(0);
+	TAP_EQ_INT(fd, -EINVAL, "a FIFO is refused without blocking");
+	write_rel("plain", "x", 1, 0600, 0);
+	write_rel("other", "y", 1, 0600, 0);
+	fstatat(dfd, "other", &seen, AT_SYMLINK_NOFOLLOW);
+	fd = file_open_regular(dfd, "plain", &seen, NULL);
+	TAP_EQ_INT(fd, -EAGAIN, "a file other than the one the walk saw: -EAGAIN");
+	fstatat(dfd, "plain", &seen, AT_SYMLINK_NOFOLLOW);
+	fd = file_open_regular(dfd, "plain", &seen, NULL);
+	tap_ok(fd >= 0, "the file the walk saw opens");
+	if (fd >= 0)
+		close(fd);
+	close(dfd);
+}
+
+/* Review finding 10: a symlinked state directory is refused, and nothing
+ * is deleted through it. */
+static void test_state_symlink(void)
+{
+	char p[PATH_MAX], q[PATH_MAX];
+	struct store s = { 0 };
+	struct stat st;
+
+	mkdir_rel("evil");
+	mkdir_rel("evil/store");
+	mkdir_rel("victim");
+	mkdir_rel("victim/tmp");
+	mkdir_rel("victim/tmp/precious");
+	write_rel("victim/tmp/precious/file", "keep", 4, 0600, 0);
+	path_of(p, sizeof(p), "evil/store/.keyfs");
+	path_of(q, sizeof(q), "victim");
+	if (symlink(q, p))
+		tap_ok(false, "symlink: %m");
+	path_of(p, sizeof(p), "evil/store");
+	TAP_EQ_INT(store_dir_open(p, &s), -ENOTDIR, "a symlinked .keyfs is refused");
+	path_of(q, sizeof(q), "victim/tmp/precious/file");
+	tap_ok(stat(q, &st) == 0, "nothing was deleted through the link");
+}
+
+/* Review finding 6: activate with a file where the keyset directory
+ * should be fails cleanly. */
+static void test_activate_not_dir(struct store *s)
+{
+	struct keyset ks = { 0 };
+	struct store_put put;
+	unsigned kept = 0;
+	int ret;
+
+	snprintf(ks.name, sizeof(ks.name), "flat");
+	keyset_add(&ks, "k", 0600, 1, (const uint8_t *)"v1", 2);
+	ret = s->ops->put(s->priv, &ks, &put);
+	TAP_EQ_INT(ret, 0, "put flat");
+	keyset_clear(&ks);
+	snprintf(ks.name, sizeof(ks.name), "flat");
+	keyset_add(&ks, "k", 0600, 1, (const uint8_t *)"v2", 2);
+	ret = s->ops->put(s->priv, &ks, &put);
+	tap_ok(ret == 0 && put.outcome == STORE_VERSIONED, "second content is version %u", put.version);
+	keyset_clear(&ks);
+	{
+		char p[PATH_MAX], q[PATH_MAX];
+
+		path_of(p, sizeof(p), "flat");
+		path_of(q, sizeof(q), "flat.moved");
+		if (rename(p, q))
+			tap_ok(false, "rename: %m");
+	}
+	write_rel("flat", "not a dir", 9, 0600, 0);
+	ret = s->ops->activate(s->priv, "flat", put.version, &kept);
+	TAP_EQ_INT(ret, -ENOTDIR, "activate over a file: -ENOTDIR, no crash");
+}
+
 int main(void)
 {
 	struct store s = { 0 };
@@ -471,11 +609,15 @@ int main(void)
 		test_read(&s);
 		test_stamp(&s);
 		test_refusals(&s);
+		test_bounds(&s);
+		test_activate_not_dir(&s);
 		test_meta(&s);
 		store_close(&s);
 		tap_ok(s.ops == NULL, "store_close clears the store");
 	}
 	test_open();
+	test_open_regular();
+	test_state_symlink();
 	tap_ok(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
 	return tap_done();
 }
