@@ -437,7 +437,7 @@ static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	size_t tar_len, size;
 	int ret;
 
-	ret = read_keyset(sc, name, &ks, true);
+	ret = read_keyset(sc, name, &ks, false);
 	if (!ret)
 		ret = bundle_size(&ks, &tar_len);
 	if (ret)

@@ -100,7 +100,7 @@ static int seal_one(struct sealcache *sc, const char *name)
 	ret = export_stamp(sc, name, &h.stamp);
 	if (ret)
 		return ret;
-	ret = read_keyset(sc, name, &ks, false);
+	ret = read_keyset(sc, name, &ks, true);
 	if (ret)
 		goto out;
 	ret = bundle_pack(&ks, &tar, &tar_len);
