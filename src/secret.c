@@ -349,6 +349,40 @@ void vault_drop_from(struct vault *v, enum vault_origin o, const char *keyset)
 	pthread_rwlock_unlock(&v->lock);
 }
 
+/* Whether unlock slot i came from o and holds none of keep[0..n);
+ * caller holds a lock. */
+static bool unkept(struct vault *v, size_t i, enum vault_origin o, const struct age_pass *keep,
+		   size_t n)
+{
+	size_t j;
+
+	if (!doomed(v, i, false, o))
+		return false;
+	for (j = 0; j < n; j++)
+		if (slot_is(v, i, keep[j].p, keep[j].len))
+			return false;
+	return true;
+}
+
+void vault_keep_unlock_from(struct vault *v, enum vault_origin o, const struct age_pass *keep,
+			    size_t n)
+{
+	size_t i, wipe = 0;
+
+	pthread_rwlock_rdlock(&v->lock);
+	for (i = 1; i < VAULT_SLOTS; i++)
+		wipe += unkept(v, i, o, keep, n);
+	pthread_rwlock_unlock(&v->lock);
+	if (!wipe)
+		return;
+	/* unlock passwords seal nothing: the generation stays */
+	pthread_rwlock_wrlock(&v->lock);
+	for (i = 1; i < VAULT_SLOTS; i++)
+		if (unkept(v, i, o, keep, n))
+			slot_wipe(v, i);
+	pthread_rwlock_unlock(&v->lock);
+}
+
 int vault_read_for(struct vault *v, const char *keyset, struct age_pass *pass, uint64_t *gen)
 {
 	int k;

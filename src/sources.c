@@ -195,16 +195,23 @@ static void agent_keyset(struct sources *s, const char *keyset, uint8_t *buf)
 	s->told_no_own |= ret == -EPROTO;
 }
 
-/* Every passphrase the agent holds may open an import. */
+/* Every passphrase the agent holds may open an import; one it no longer
+ * holds no longer does. */
 static void agent_unseal(struct sources *s, uint8_t *buf)
 {
+	struct age_pass keep[AGENT_FIELDS_MAX];
 	struct agent_msg m;
-	size_t i;
+	size_t i, n = 0;
+	int ret;
 
-	if (agent_get(s, "unseal", "", buf, &m))
+	ret = agent_get(s, "unseal", "", buf, &m);
+	if (ret && ret != -ENOKEY)
 		return;
-	for (i = 0; i < m.nfields; i++)
-		vault_add_unlock_from(s->v, VAULT_AGENT, (const char *)m.f[i].p, m.f[i].len);
+	for (i = 0; !ret && i < m.nfields; i++)
+		keep[n++] = (struct age_pass){ (const char *)m.f[i].p, m.f[i].len };
+	vault_keep_unlock_from(s->v, VAULT_AGENT, keep, n);
+	for (i = 0; i < n; i++)
+		vault_add_unlock_from(s->v, VAULT_AGENT, keep[i].p, keep[i].len);
 }
 
 void sources_ask_agent(struct sources *s, const char *keyset)

@@ -73,6 +73,9 @@ void vault_forget_from(struct vault *v, enum vault_origin o);
 /* Wipe the backup password (keyset NULL) or the keyset's own password,
  * if it came from o. */
 void vault_drop_from(struct vault *v, enum vault_origin o, const char *keyset);
+/* Wipe the unlock passwords from o that are not among keep[0..n). */
+void vault_keep_unlock_from(struct vault *v, enum vault_origin o, const struct age_pass *keep,
+			    size_t n);
 
 /* True if pw is the backup password held (constant time). */
 bool vault_is_backup(struct vault *v, const char *pw, size_t len);

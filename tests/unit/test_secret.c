@@ -602,6 +602,20 @@ static void test_vault_origins(void)
 	vault_forget_from(v, VAULT_AGENT);
 	TAP_EQ_INT(vault_generation(v), g + 1, "nothing more to forget: no bump");
 
+	/* the agent's unlock passwords follow what it holds */
+	{
+		struct age_pass keep[] = { { "Unlock-a2", 9 }, { "Unlock-given", 12 } };
+
+		vault_add_unlock_from(v, VAULT_AGENT, "Unlock-a1", 9);
+		vault_add_unlock_from(v, VAULT_AGENT, "Unlock-a2", 9);
+		g = vault_generation(v);
+		vault_keep_unlock_from(v, VAULT_AGENT, keep, 2);
+		TAP_EQ_INT(vault_unlock_count(v), 2, "keep_unlock_from wipes the agent's it no longer holds");
+		vault_keep_unlock_from(v, VAULT_AGENT, NULL, 0);
+		TAP_EQ_INT(vault_unlock_count(v), 1, "keep_unlock_from(nothing) keeps the given one");
+		TAP_EQ_INT(vault_generation(v), g, "unlock passwords do not bump the generation");
+	}
+
 	/* the agent's password given again becomes given, without a bump */
 	vault_forget(v);
 	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Same-pass-1", 11), 1, "agent backup password");
