@@ -225,6 +225,20 @@ static int connect_until(int fd, const struct sockaddr_un *sa, long long deadlin
 	}
 }
 
+/* Another user's agent must not get our passphrases, nor hand us its own:
+ * under "sudo -E" root's client would follow the user's $XDG_RUNTIME_DIR
+ * to whatever listens there. Root's agent may serve every user. */
+static int check_agent(int fd, struct agent_msg *reply)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return -errno;
+	reply->uid = cred.uid;
+	return cred.uid == geteuid() || cred.uid == 0 ? 0 : -EPERM;
+}
+
 int agent_call(const char *path, uint8_t code, const struct agent_field *f, size_t n,
 	       uint8_t *buf, struct agent_msg *reply, int timeout_ms)
 {
@@ -254,6 +268,8 @@ int agent_call(const char *path, uint8_t code, const struct agent_field *f, size
 		goto out;
 	}
 	ret = connect_until(fd, &sa, deadline);
+	if (!ret)
+		ret = check_agent(fd, reply);
 	if (!ret)
 		ret = send_until(fd, frame, (size_t)len, deadline);
 	if (!ret)

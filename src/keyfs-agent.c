@@ -214,37 +214,49 @@ static size_t fitting(const struct agent_field *f, size_t n)
 	return i;
 }
 
-/* The passphrase sealing uses: backup:<keyset> if held, else backup. */
-static struct slot *seal_slot(struct agent *a, const struct agent_field *keyset)
+/* The keyset's own passphrase, backup:<keyset>, if held. */
+static struct slot *own_slot(struct agent *a, const struct agent_field *keyset)
 {
 	uint8_t name[AGENT_NAME_MAX];
 	const size_t pre = strlen(SEAL_NAME ":");
-	struct slot *s = NULL;
 
-	if (keyset->len) {
-		memcpy(name, SEAL_NAME ":", pre);
-		memcpy(name + pre, keyset->p, keyset->len);
-		s = find(a, name, pre + keyset->len);
-	}
+	if (!keyset->len)
+		return NULL;
+	memcpy(name, SEAL_NAME ":", pre);
+	memcpy(name + pre, keyset->p, keyset->len);
+	return find(a, name, pre + keyset->len);
+}
+
+/* The passphrase sealing uses: backup:<keyset> if held, else backup. */
+static struct slot *seal_slot(struct agent *a, const struct agent_field *keyset)
+{
+	struct slot *s = own_slot(a, keyset);
+
 	return s ? s : find(a, (const uint8_t *)SEAL_NAME, strlen(SEAL_NAME));
 }
 
 static int do_get(struct agent *a, const struct agent_msg *m)
 {
 	const size_t pre = strlen(SEAL_NAME ":");
+	const struct agent_field *purpose = &m->f[0], *keyset = &m->f[1];
 	struct agent_field f[SLOTS];
 	struct slot *first, *s;
 	size_t n = 0, fit;
+	bool own;
 
-	if (m->nfields != 2 || (!field_is(&m->f[0], "seal") && !field_is(&m->f[0], "unseal")))
-		return reply_msg(a, AGENT_EINVAL, "get takes a purpose (seal, unseal) and a keyset");
-	if (m->f[1].len && (m->f[1].len > AGENT_NAME_MAX - pre ||
-			    !agent_name_valid(m->f[1].p, m->f[1].len)))
+	if (m->nfields != 2 || (!field_is(purpose, "seal") && !field_is(purpose, "own") &&
+				!field_is(purpose, "unseal")))
+		return reply_msg(a, AGENT_EINVAL, "get takes a purpose (seal, own, unseal) and a keyset");
+	own = field_is(purpose, "own");
+	if ((keyset->len || own) && (keyset->len > AGENT_NAME_MAX - pre ||
+				     !agent_name_valid(keyset->p, keyset->len)))
 		return reply_msg(a, AGENT_EINVAL, "invalid keyset name");
-	first = seal_slot(a, &m->f[1]);
+	/* "own" tells a keyset's passphrase from the backup one, which
+	 * "seal" answers alike */
+	first = own ? own_slot(a, keyset) : seal_slot(a, keyset);
 	if (first)
 		f[n++] = (struct agent_field){ first->secret, first->secret_len };
-	if (field_is(&m->f[0], "unseal"))
+	if (field_is(purpose, "unseal"))
 		for (s = a->pool->slot; s < a->pool->slot + SLOTS; s++)
 			if (s->name_len && s != first)
 				f[n++] = (struct agent_field){ s->secret, s->secret_len };
@@ -253,8 +265,8 @@ static int do_get(struct agent *a, const struct agent_msg *m)
 	fit = fitting(f, n);
 	if (fit < n)
 		log_msg(LOG_WARNING, "unseal: %zu of %zu passphrases fit in one reply", fit, n);
-	log_msg(LOG_DEBUG, "get %.*s: %zu passphrase(s)", (int)m->f[0].len,
-		(const char *)m->f[0].p, fit);
+	log_msg(LOG_DEBUG, "get %.*s: %zu passphrase(s)", (int)purpose->len,
+		(const char *)purpose->p, fit);
 	return reply(a, AGENT_OK, f, fit);
 }
 

@@ -113,6 +113,7 @@ static ssize_t read_secret(const char *prompt, bool from_stdin, char *buf, size_
 	}
 	if (!from_stdin)
 		close(fd);
+	sodium_memzero(&c, sizeof(c)); /* the last byte read, at EOF */
 	if (n < 0 || (n == 0 && len == 0) || len >= size)
 		return -1;
 	if (len && buf[len - 1] == '\r')
@@ -309,8 +310,17 @@ out:
 	return exit_code(err);
 }
 
-static int agent_reply(const char *what, int ret, const struct agent_msg *m)
+static int agent_reply(const char *sock, const char *what, int ret, const struct agent_msg *m)
 {
+	if (ret == -EPERM) {
+		/* sudo -E keeps the user's $XDG_RUNTIME_DIR: say whose agent
+		 * that is, and that it got nothing */
+		fprintf(stderr,
+			"keyfsctl: agent %s runs as uid %u, not as uid %u or root: refused, nothing sent\n"
+			"keyfsctl: name the right socket with -a SOCKET\n",
+			sock, (unsigned)m->uid, (unsigned)geteuid());
+		return EX_FAIL;
+	}
 	if (ret) {
 		fprintf(stderr, "keyfsctl: agent: %s\n", strerror(-ret));
 		return EX_FAIL;
@@ -337,12 +347,12 @@ static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
 	if (!buf)
 		return EX_FAIL;
 	if (argc == 1 && !strcmp(argv[0], "list")) {
-		ret = agent_reply("list", agent_call(sock, AGENT_LIST, NULL, 0, buf, &m, 2000), &m);
+		ret = agent_reply(sock, "list", agent_call(sock, AGENT_LIST, NULL, 0, buf, &m, 2000), &m);
 		for (i = 0; !ret && i < m.nfields; i++)
 			printf("%.*s\n", (int)m.f[i].len, (const char *)m.f[i].p);
 	} else if (argc == 2 && !strcmp(argv[0], "remove")) {
 		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
-		ret = agent_reply("remove", agent_call(sock, AGENT_REMOVE, f, 1, buf, &m, 2000), &m);
+		ret = agent_reply(sock, "remove", agent_call(sock, AGENT_REMOVE, f, 1, buf, &m, 2000), &m);
 	} else if (argc == 2 && !strcmp(argv[0], "add")) {
 		pw = sodium_malloc(SECRET_PW_MAX + 2);
 		n = pw ? read_secret("Passphrase for the agent: ", o->from_stdin, pw, SECRET_PW_MAX + 2) : -1;
@@ -350,7 +360,7 @@ static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
 			goto out;
 		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
 		f[1] = (struct agent_field){ (const uint8_t *)pw, (size_t)n };
-		ret = agent_reply("add", agent_call(sock, AGENT_ADD, f, 2, buf, &m, 2000), &m);
+		ret = agent_reply(sock, "add", agent_call(sock, AGENT_ADD, f, 2, buf, &m, 2000), &m);
 	} else {
 		usage(stderr);
 	}

@@ -20,7 +20,8 @@ struct sources {
 	struct vault *v;
 	struct sealcache *sc;
 	pthread_mutex_t lock;	/* serializes changes of the vault made here */
-	bool from_agent;	/* the backup password came from the agent; protected by lock */
+	int agent_err;		/* the agent's last error, logged once; protected by lock */
+	bool told_no_own;	/* the agent knows no "own": logged; protected by lock */
 	bool stop;		/* protected by lock */
 	bool started;
 	pthread_t thread;
@@ -69,6 +70,14 @@ static int read_secret(const char *path, char *pw, size_t *len)
 		ret = -EACCES;
 		goto out;
 	}
+	/* Its owner can change it, and so choose the password that seals
+	 * every backup: only keyfs' own user or root may. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		log_msg(LOG_ERR, "password file %s: refused: owned by uid %u, not by keyfs' uid %u or root (chown)",
+			path, (unsigned)st.st_uid, (unsigned)geteuid());
+		ret = -EACCES;
+		goto out;
+	}
 	n = read(fd, pw, SECRET_PW_MAX + 2);
 	if (n < 0) {
 		ret = -errno;
@@ -107,7 +116,6 @@ int sources_reload(struct sources *s)
 	if (!ret) {
 		pthread_mutex_lock(&s->lock);
 		ret = vault_set(s->v, pw, len);
-		s->from_agent = false;
 		pthread_mutex_unlock(&s->lock);
 	}
 	sodium_free(pw);
@@ -118,7 +126,10 @@ int sources_reload(struct sources *s)
 	return 0;
 }
 
-/* One GET from the agent; the reply buffer holds secrets. */
+/* One GET from the agent; the reply buffer holds secrets. 0 with at
+ * least one field, -ENOKEY if the agent holds nothing for the request,
+ * -EPROTO if it does not know the request, -EACCES if it refuses keyfs,
+ * else the error of agent_call(). */
 static int agent_get(struct sources *s, const char *purpose, const char *keyset, uint8_t *buf,
 		     struct agent_msg *m)
 {
@@ -129,41 +140,85 @@ static int agent_get(struct sources *s, const char *purpose, const char *keyset,
 	int ret;
 
 	ret = agent_call(s->cfg->agent, AGENT_GET, f, 2, buf, m, SOURCES_AGENT_TIMEOUT_MS);
-	if (!ret && m->code != AGENT_OK)
-		ret = -ENOKEY;
-	if (!ret && !m->nfields)
-		ret = -ENOKEY;
+	if (ret == -EPERM)
+		log_msg(s->agent_err == ret ? LOG_DEBUG : LOG_ERR,
+			"agent %s: refused: it runs as uid %u, not as keyfs' uid %u or root",
+			s->cfg->agent, (unsigned)m->uid, (unsigned)geteuid());
+	if (ret)
+		return ret;
+	if (m->code == AGENT_ENOENT || (m->code == AGENT_OK && !m->nfields))
+		return -ENOKEY;
+	if (m->code == AGENT_EACCES)
+		return -EACCES;
+	return m->code == AGENT_OK ? 0 : -EPROTO;
+}
+
+/* The agent no longer answers: what it gave is forgotten (it lives
+ * there), what was given to keyfs itself stays. */
+static void agent_gone(struct sources *s, int err)
+{
+	vault_forget_from(s->v, VAULT_AGENT);
+	if (s->agent_err != err)
+		log_msg(LOG_NOTICE, "agent: %s; the passwords it gave are forgotten, those given to keyfs stay",
+			strerror(-err));
+}
+
+/* The agent's backup passphrase, unless one was given to keyfs. */
+static int agent_backup(struct sources *s, uint8_t *buf)
+{
+	struct agent_msg m;
+	int ret;
+
+	ret = agent_get(s, "seal", "", buf, &m);
+	if (!ret)
+		vault_set_from(s->v, VAULT_AGENT, (const char *)m.f[0].p, m.f[0].len);
+	else if (ret == -ENOKEY)
+		vault_drop_from(s->v, VAULT_AGENT, NULL);
 	return ret;
 }
 
-/* The agent answers a keyset's own passphrase ("backup:<keyset>") when it
- * holds one, else the backup one: a different answer is the keyset's own.
- * Caller holds s->lock. */
-static bool agent_keyset(struct sources *s, const char *keyset, uint8_t *buf)
+/* Only a passphrase the agent holds as "backup:<keyset>" becomes the
+ * keyset's own: "own" answers that one alone, where "seal" would fall
+ * back to the backup passphrase. */
+static void agent_keyset(struct sources *s, const char *keyset, uint8_t *buf)
 {
-	struct age_pass cur;
 	struct agent_msg m;
-	bool same;
-	uint64_t gen;
+	int ret;
 
-	if (agent_get(s, "seal", keyset, buf, &m) ||
-	    vault_is_backup(s->v, (const char *)m.f[0].p, m.f[0].len))
-		return false;
-	if (!vault_read_for(s->v, keyset, &cur, &gen)) {
-		same = cur.len == m.f[0].len && !sodium_memcmp(cur.p, m.f[0].p, cur.len);
-		vault_read_end(s->v);
-		if (same)
-			return false;
-	}
-	return !vault_set_keyset(s->v, keyset, (const char *)m.f[0].p, m.f[0].len);
+	ret = agent_get(s, "own", keyset, buf, &m);
+	if (!ret)
+		vault_set_keyset_from(s->v, VAULT_AGENT, keyset, (const char *)m.f[0].p, m.f[0].len);
+	else if (ret == -ENOKEY)
+		vault_drop_from(s->v, VAULT_AGENT, keyset);
+	else if (ret == -EPROTO && !s->told_no_own)
+		log_msg(LOG_WARNING, "agent: it does not give keyset passphrases (an older keyfs-agent?)");
+	s->told_no_own |= ret == -EPROTO;
+}
+
+/* Every passphrase the agent holds may open an import; one it no longer
+ * holds no longer does. */
+static void agent_unseal(struct sources *s, uint8_t *buf)
+{
+	struct age_pass keep[AGENT_FIELDS_MAX];
+	struct agent_msg m;
+	size_t i, n = 0;
+	int ret;
+
+	ret = agent_get(s, "unseal", "", buf, &m);
+	if (ret && ret != -ENOKEY)
+		return;
+	for (i = 0; !ret && i < m.nfields; i++)
+		keep[n++] = (struct age_pass){ (const char *)m.f[i].p, m.f[i].len };
+	vault_keep_unlock_from(s->v, VAULT_AGENT, keep, n);
+	for (i = 0; i < n; i++)
+		vault_add_unlock_from(s->v, VAULT_AGENT, keep[i].p, keep[i].len);
 }
 
 void sources_ask_agent(struct sources *s, const char *keyset)
 {
-	struct agent_msg m;
-	bool changed = false;
+	uint64_t gen;
 	uint8_t *buf;
-	size_t i;
+	bool changed;
 	int ret;
 
 	if (!*s->cfg->agent)
@@ -172,26 +227,18 @@ void sources_ask_agent(struct sources *s, const char *keyset)
 	if (!buf)
 		return;
 	pthread_mutex_lock(&s->lock);
-	ret = agent_get(s, "seal", "", buf, &m);
-	if (!ret && !vault_is_backup(s->v, (const char *)m.f[0].p, m.f[0].len)) {
-		if (!vault_has_password(s->v) || s->from_agent) {
-			changed = !vault_set(s->v, (const char *)m.f[0].p, m.f[0].len);
-			s->from_agent = changed;
-		}
-	} else if (ret && s->from_agent) {
-		/* the agent is gone or let the password go: so do we */
-		vault_forget(s->v);
-		s->from_agent = false;
-		changed = true;
-		log_msg(LOG_NOTICE, "agent: no password (%s); exports are locked", strerror(-ret));
-	}
+	gen = vault_generation(s->v);
+	ret = agent_backup(s, buf);
 	/* ENOKEY: the agent answered but holds no backup passphrase */
-	if (keyset && (!ret || ret == -ENOKEY) && agent_keyset(s, keyset, buf))
-		changed = true;
-	/* Every passphrase the agent holds may open an import. */
-	if (!agent_get(s, "unseal", "", buf, &m))
-		for (i = 0; i < m.nfields; i++)
-			vault_add_unlock(s->v, (const char *)m.f[i].p, m.f[i].len);
+	if (ret && ret != -ENOKEY) {
+		agent_gone(s, ret);	/* and no more timeouts to wait for */
+	} else {
+		if (keyset)
+			agent_keyset(s, keyset, buf);
+		agent_unseal(s, buf);
+	}
+	s->agent_err = ret;
+	changed = vault_generation(s->v) != gen;
 	pthread_mutex_unlock(&s->lock);
 	sodium_free(buf);
 	if (changed)

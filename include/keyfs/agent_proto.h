@@ -12,24 +12,30 @@
  *   AGENT_ADD    name secret       hold a passphrase under a name
  *   AGENT_REMOVE name              wipe and forget it
  *   AGENT_LIST   -                 reply: the names, never the values
- *   AGENT_GET    purpose keyset    purpose "seal" or "unseal"; keyset may be ""
+ *   AGENT_GET    purpose keyset    purpose "seal", "own" or "unseal"; keyset may
+ *                                  be "" (not for "own")
  *
  * Replies: code AGENT_OK with fields, or an error code with one field, a
  * message in words. GET for "seal" answers the passphrase named
- * "backup:<keyset>" if held, else "backup"; for "unseal" every passphrase
- * held, that one first (as many as fit in one frame). Names are
+ * "backup:<keyset>" if held, else "backup"; for "own" the one named
+ * "backup:<keyset>" alone (so a client can tell a keyset's own passphrase
+ * from the backup one); for "unseal" every passphrase held, the "seal"
+ * one first (as many as fit in one frame). Names are
  * [A-Za-z0-9._:-]{1,80}; a keyset, when not "", must make a valid name
  * after "backup:". ADD of a held name replaces it; the secret is 1..1024
  * bytes. Nothing held for a GET or REMOVE is AGENT_ENOENT.
  *
  * One request per connection: the client connects, writes a frame, reads
- * the reply frame, closes. */
+ * the reply frame, closes. Clients check the agent as the agent checks
+ * them: one that runs as neither the client's uid nor root is refused
+ * before a byte is sent. */
 #ifndef KEYFS_AGENT_PROTO_H
 #define KEYFS_AGENT_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define AGENT_PROTO_VERSION 1
 #define AGENT_FRAME_MAX 4096
@@ -55,6 +61,7 @@ struct agent_field {
 };
 
 struct agent_msg {
+	uid_t uid;		/* agent_call(): the agent's uid, once connected */
 	uint8_t code;
 	size_t nfields;
 	struct agent_field f[AGENT_FIELDS_MAX];
@@ -84,8 +91,10 @@ int agent_recv(int fd, uint8_t *buf, struct agent_msg *m, int timeout_ms);
  * timeout_ms. The reply's fields point into buf, which the caller provides
  * (AGENT_FRAME_MAX bytes; sodium_malloc it when the reply carries
  * secrets). Returns 0 with reply->code OK or an agent error code, or
- * -ENOENT / -ECONNREFUSED when no agent listens, -ETIMEDOUT, -EINVAL,
- * -ENAMETOOLONG, other -errno. */
+ * -ENOENT / -ECONNREFUSED when no agent listens, -EPERM when the process
+ * listening on path (SO_PEERCRED) runs as neither the caller's effective
+ * uid nor root (reply->uid says which uid; nothing was sent), -ETIMEDOUT,
+ * -EINVAL, -ENAMETOOLONG, other -errno. */
 int agent_call(const char *path, uint8_t code, const struct agent_field *f, size_t n,
 	       uint8_t *buf, struct agent_msg *reply, int timeout_ms);
 

@@ -1,10 +1,15 @@
 /* Password sources besides .control: a password file or a systemd
- * credential (read at start and on SIGHUP), and keyfs-agent (asked when a
- * password is needed, with a short timeout, and every half minute from
- * this module's own thread; never from lookup or getattr).
+ * credential (read at start and on SIGHUP), and keyfs-agent (asked from
+ * the open of an export and the flush of an import or verify file, with
+ * SOURCES_AGENT_TIMEOUT_MS per request, and every half minute from this
+ * module's own thread; never from lookup, getattr or readdir).
  *
- * A backup password that came from the agent is forgotten as soon as the
- * agent no longer answers with it: the agent is where it lives. */
+ * The file and the credential give passwords to keyfs (VAULT_GIVEN), as
+ * .control does; the agent's are VAULT_AGENT and never replace those.
+ * Only the agent's "backup:<keyset>" becomes a keyset's own password. A
+ * password from the agent is forgotten as soon as the agent no longer
+ * answers with it, or no longer answers at all: the agent is where it
+ * lives. An agent running as neither keyfs' uid nor root is not asked. */
 #ifndef KEYFS_SOURCES_H
 #define KEYFS_SOURCES_H
 

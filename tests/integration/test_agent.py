@@ -192,6 +192,18 @@ def test_add_list_get_remove(agent):
         assert line in log, log
 
 
+def test_get_own(agent):
+    """"own" answers backup:<keyset> alone, never the backup fallback, so
+    keyfs can tell a keyset's own passphrase from the backup one."""
+    assert agent.call(ADD, "backup", SECRET)[0] == OK
+    assert agent.call(GET, "own", "web")[0] == ENOENT
+    assert agent.call(ADD, "backup:web", "web-pass-1")[0] == OK
+    assert secrets(agent.call(GET, "own", "web")) == ["web-pass-1"]
+    assert agent.call(GET, "own", "db")[0] == ENOENT
+    assert agent.call(GET, "own", "")[0] == EINVAL
+    assert agent.call(GET, "own", "a/b")[0] == EINVAL
+
+
 def test_requests_checked(agent):
     assert agent.call(ADD, "bad name", "x")[0] == EINVAL
     assert agent.call(ADD, "n" * 81, "x")[0] == EINVAL

@@ -1,11 +1,13 @@
 /* Unit tests of the agent protocol: encode/parse round trips, every way a
  * body can be malformed, names, and frame I/O over real sockets (partial
- * reads, deadlines, a peer that hangs up). */
+ * reads, deadlines, a peer that hangs up), and a client refusing an agent
+ * that runs as another user. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -333,6 +335,71 @@ static void test_call(void)
 		   "call: path longer than sun_path");
 }
 
+#define NOBODY 65534
+
+/* A server that runs as uid NOBODY from before listen(), which is what
+ * SO_PEERCRED reports to its clients. Writes one byte to ready when it
+ * listens; exits 0 if a request reached it, 1 if none did. */
+static pid_t nobody_server(const char *path, int ready)
+{
+	static uint8_t buf[AGENT_FRAME_MAX];
+	struct agent_msg m;
+	pid_t pid = fork();
+	int lfd, fd, n;
+
+	if (pid)
+		return pid;
+	if (setgid(NOBODY) || setuid(NOBODY))
+		_exit(2);
+	lfd = listener(path, true);
+	if (lfd < 0 || write(ready, "r", 1) != 1)
+		_exit(3);
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0 || agent_recv(fd, buf, &m, 5000))
+		_exit(1);
+	n = agent_encode(frame, AGENT_OK, NULL, 0);
+	_exit(n < 0 || agent_send(fd, frame, n, 5000) ? 4 : 0);
+}
+
+/* Under sudo -E root's keyfsctl follows the user's $XDG_RUNTIME_DIR: the
+ * agent listening there must run as the caller or root, else nothing is
+ * sent to it. */
+static void test_call_other_uid(void)
+{
+	static uint8_t buf[AGENT_FRAME_MAX];
+	struct agent_field f[2] = { fld("backup"), fld("s3cret") };
+	char dir[] = "/tmp/test_agent_proto.XXXXXX", path[128], c;
+	struct agent_msg m = { 0 };
+	int ready[2], st, ret;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		tap_ok(true, "# SKIP call to another uid's agent: needs root");
+		return;
+	}
+	if (!mkdtemp(dir) || chown(dir, NOBODY, NOBODY) || pipe(ready)) {
+		tap_ok(false, "setup: %m");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/agent.sock", dir);
+	pid = nobody_server(path, ready[1]);
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1) {
+		tap_ok(false, "the uid %d server did not start", NOBODY);
+		goto out;
+	}
+	ret = agent_call(path, AGENT_ADD, f, 2, buf, &m, 2000);
+	TAP_EQ_INT(ret, -EPERM, "call: an agent of uid %d is refused", NOBODY);
+	TAP_EQ_INT(m.uid, NOBODY, "call: the refusal names the agent's uid");
+out:
+	waitpid(pid, &st, 0);
+	tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 1, "call: nothing reached the other uid's agent (%d)",
+	       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	close(ready[0]);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_default_path(void)
 {
 	char buf[256];
@@ -357,6 +424,7 @@ int main(void)
 	test_names();
 	test_io();
 	test_call();
+	test_call_other_uid();
 	test_default_path();
 	return tap_done();
 }

@@ -1,7 +1,9 @@
 /* Unit tests for secret.c: the password policy (classes, lengths counted
  * in UTF-8 characters, byte cap, control characters) and the vault
  * (backup slot, unlock slots, generation, forget, and forget waiting for
- * a reader that still holds a password). */
+ * a reader that still holds a password; setters that change nothing and
+ * vault_generation() never waiting for the write lock; where each
+ * password came from). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -436,6 +438,207 @@ static void test_vault_churn(void)
 	vault_free(c.v);
 }
 
+/* ---- the lock rule: what must never wait for a reader ---- */
+
+/* One vault call in a thread. Static storage: a call that hangs on a
+ * broken vault is detached and may still finish after the test. */
+struct call {
+	struct vault *v;
+	int ret;
+	uint64_t gen;
+};
+
+static void *call_add_known(void *arg)
+{
+	struct call *c = arg;
+
+	c->ret = vault_add_unlock(c->v, "Known-unlock-1", 14);
+	return NULL;
+}
+
+static void *call_set_same(void *arg)
+{
+	struct call *c = arg;
+
+	c->ret = vault_set(c->v, "Backup-pass-1", 13);
+	return NULL;
+}
+
+static void *call_set_keyset_same(void *arg)
+{
+	struct call *c = arg;
+
+	c->ret = vault_set_keyset(c->v, "web", "Web-pass-1", 10);
+	return NULL;
+}
+
+static void *call_generation(void *arg)
+{
+	struct call *c = arg;
+
+	c->gen = vault_generation(c->v);
+	return NULL;
+}
+
+static void *call_set_new(void *arg)
+{
+	struct call *c = arg;
+
+	c->ret = vault_set(c->v, "Backup-pass-2", 13);
+	return NULL;
+}
+
+/* A sealer holds a read lock for a whole scrypt run. Giving keyfs a
+ * password it already holds (every export open does, with an agent) must
+ * not wait for it, or take the write lock that makes every later reader
+ * wait; vault_generation() must not wait even behind a waiting writer,
+ * because the seal cache calls it under the mutex a sealer waits for. */
+static void test_vault_unchanged_never_waits(void)
+{
+	static struct call c, w;
+	struct timespec pause = { 0, 200 * 1000 * 1000 };
+	struct age_pass pass[VAULT_SLOTS];
+	bool all = true;
+	pthread_t writer;
+	uint64_t g;
+
+	if (vault_new(&c.v))
+		return;
+	w.v = c.v;
+	vault_set(c.v, "Backup-pass-1", 13);
+	vault_add_unlock(c.v, "Known-unlock-1", 14);
+	vault_set_keyset(c.v, "web", "Web-pass-1", 10);
+	g = vault_generation(c.v);
+	vault_read(c.v, pass, NULL); /* the sealer */
+
+	c.ret = -1;
+	all &= tap_ok(finishes(call_add_known, &c, 3) && c.ret == 0,
+		      "a known unlock password is taken while a reader holds the vault");
+	c.ret = -1;
+	all &= tap_ok(finishes(call_set_same, &c, 3) && c.ret == 0,
+		      "the same backup password is taken while a reader holds the vault");
+	c.ret = -1;
+	all &= tap_ok(finishes(call_set_keyset_same, &c, 3) && c.ret == 0,
+		      "the same keyset password is taken while a reader holds the vault");
+	c.gen = 0;
+	all &= tap_ok(finishes(call_generation, &c, 3) && c.gen == g,
+		      "vault_generation() while a reader holds the vault; unchanged by the same passwords");
+
+	/* A real change waits for the reader; the generation still reads. */
+	if (pthread_create(&writer, NULL, call_set_new, &w)) {
+		vault_read_end(c.v);
+		tap_ok(false, "pthread_create");
+		return;
+	}
+	nanosleep(&pause, NULL); /* let the writer queue up */
+	c.gen = 0;
+	all &= tap_ok(finishes(call_generation, &c, 3) && c.gen == g,
+		      "vault_generation() does not wait behind a waiting writer");
+	vault_read_end(c.v);
+	pthread_join(writer, NULL);
+	TAP_EQ_INT(vault_generation(c.v), g + 1, "a new backup password bumps the generation once");
+	if (all)
+		vault_free(c.v); /* else a detached call may still use it */
+}
+
+/* ---- origins: given to keyfs or from the agent ---- */
+
+static bool backup_is(struct vault *v, const char *pw)
+{
+	return vault_is_backup(v, pw, strlen(pw));
+}
+
+static bool keyset_is(struct vault *v, const char *keyset, const char *pw)
+{
+	struct age_pass p;
+	uint64_t g;
+	bool same;
+
+	if (vault_read_for(v, keyset, &p, &g))
+		return false;
+	same = pass_is(&p, pw);
+	vault_read_end(v);
+	return same;
+}
+
+static void test_vault_origins(void)
+{
+	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
+	struct vault *v;
+	uint64_t g;
+
+	if (vault_new(&v))
+		return;
+	/* backup: the agent's until one is given; then the given one wins */
+	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Agent-pass-1", 12), 1, "agent sets the backup password");
+	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Agent-pass-1", 12), 0, "the same again: no change");
+	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Agent-pass-2", 12), 1, "the agent replaces its own");
+	TAP_EQ_INT(vault_set(v, "Given-pass-1", 12), 0, "a given password replaces the agent's");
+	g = vault_generation(v);
+	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Agent-pass-2", 12), 0,
+		   "the agent does not replace a given password");
+	tap_ok(backup_is(v, "Given-pass-1"), "the given backup password is kept");
+	TAP_EQ_INT(vault_generation(v), g, "no generation bump for a refused agent password");
+
+	/* unlock and keyset passwords of both origins */
+	TAP_EQ_INT(vault_add_unlock(v, "Unlock-given", 12), 0, "given unlock password");
+	TAP_EQ_INT(vault_add_unlock_from(v, VAULT_AGENT, "Unlock-agent", 12), 1, "agent unlock password");
+	TAP_EQ_INT(vault_add_unlock_from(v, VAULT_AGENT, "Unlock-agent", 12), 0, "known: no change");
+	TAP_EQ_INT(vault_set_keyset_from(v, VAULT_AGENT, "web", "Web-agent", 9), 1, "agent keyset password");
+	TAP_EQ_INT(vault_set_keyset(v, "web", "Web-given", 9), 0, "a given keyset password replaces it");
+	TAP_EQ_INT(vault_set_keyset_from(v, VAULT_AGENT, "web", "Web-agent", 9), 0,
+		   "the agent does not replace a given keyset password");
+	tap_ok(keyset_is(v, "web", "Web-given"), "the given keyset password is kept");
+	TAP_EQ_INT(vault_set_keyset_from(v, VAULT_AGENT, "db", "Db-agent", 8), 1, "agent password for db");
+
+	/* forgetting the agent's leaves the given ones */
+	g = vault_generation(v);
+	vault_forget_from(v, VAULT_AGENT);
+	tap_ok(backup_is(v, "Given-pass-1"), "forget_from(agent) keeps the given backup password");
+	TAP_EQ_INT(vault_unlock_count(v), 1, "forget_from(agent) keeps the given unlock password only");
+	tap_ok(vault_keysets(v, names, VAULT_KEYSET_SLOTS) == 1 && !strcmp(names[0], "web"),
+	       "forget_from(agent) keeps the given keyset password only");
+	TAP_EQ_INT(vault_generation(v), g + 1, "forgetting a sealing password bumps the generation");
+	vault_forget_from(v, VAULT_AGENT);
+	TAP_EQ_INT(vault_generation(v), g + 1, "nothing more to forget: no bump");
+
+	/* the agent's unlock passwords follow what it holds */
+	{
+		struct age_pass keep[] = { { "Unlock-a2", 9 }, { "Unlock-given", 12 } };
+
+		vault_add_unlock_from(v, VAULT_AGENT, "Unlock-a1", 9);
+		vault_add_unlock_from(v, VAULT_AGENT, "Unlock-a2", 9);
+		g = vault_generation(v);
+		vault_keep_unlock_from(v, VAULT_AGENT, keep, 2);
+		TAP_EQ_INT(vault_unlock_count(v), 2, "keep_unlock_from wipes the agent's it no longer holds");
+		vault_keep_unlock_from(v, VAULT_AGENT, NULL, 0);
+		TAP_EQ_INT(vault_unlock_count(v), 1, "keep_unlock_from(nothing) keeps the given one");
+		TAP_EQ_INT(vault_generation(v), g, "unlock passwords do not bump the generation");
+	}
+
+	/* the agent's password given again becomes given, without a bump */
+	vault_forget(v);
+	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Same-pass-1", 11), 1, "agent backup password");
+	g = vault_generation(v);
+	TAP_EQ_INT(vault_set(v, "Same-pass-1", 11), 0, "the same password given");
+	TAP_EQ_INT(vault_generation(v), g, "giving the same password is no change");
+	vault_forget_from(v, VAULT_AGENT);
+	tap_ok(backup_is(v, "Same-pass-1"), "a password given again stays when the agent's go");
+
+	/* drop: one slot, only if it came from the agent */
+	vault_drop_from(v, VAULT_AGENT, NULL);
+	tap_ok(backup_is(v, "Same-pass-1"), "drop_from(agent) keeps a given backup password");
+	TAP_EQ_INT(vault_set_keyset_from(v, VAULT_AGENT, "db", "Db-agent", 8), 1, "agent password for db");
+	vault_drop_from(v, VAULT_AGENT, "web");
+	vault_drop_from(v, VAULT_AGENT, "db");
+	TAP_EQ_INT(vault_keysets(v, names, VAULT_KEYSET_SLOTS), 0, "drop_from(agent, db) wipes db's");
+	vault_forget(v);
+	TAP_EQ_INT(vault_set_from(v, VAULT_AGENT, "Agent-pass-1", 12), 1, "agent backup password");
+	vault_drop_from(v, VAULT_AGENT, NULL);
+	tap_ok(!vault_has_password(v), "drop_from(agent) wipes the agent's backup password");
+	vault_free(v);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -447,5 +650,7 @@ int main(void)
 	test_vault_basic();
 	test_vault_forget_waits();
 	test_vault_churn();
+	test_vault_unchanged_never_waits();
+	test_vault_origins();
 	return tap_done();
 }
