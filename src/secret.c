@@ -569,10 +569,8 @@ void vault_forget_keyset(struct vault *v, const char *keyset)
 	pthread_rwlock_wrlock(&v->lock);
 	k = keyset_slot(v, keyset);
 	if (k >= 0) {
-		sodium_memzero(slot(v, (size_t)k), SECRET_PW_MAX);
-		v->len[k] = 0;
-		v->owner[k - VAULT_SLOTS][0] = '\0';
-		v->gen++;
+		slot_wipe(v, (size_t)k);
+		bump(v);
 	}
 	pthread_rwlock_unlock(&v->lock);
 }
