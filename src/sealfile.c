@@ -33,17 +33,17 @@ static int hex_id(const char *hex, uint8_t id[static VERIFIER_ID_LEN])
 
 static int parse(const char *line, struct sealfile *h)
 {
-	char idhex[2 * VERIFIER_ID_LEN + 9], name[KEYSET_NAME_MAX + 2];
+	char idhex[64], name[KEYSET_NAME_MAX + 2];
 	unsigned long long st, at, ln;
 	int logn;
 
-	if (sscanf(line, MAGIC2 " %65s %llx %48s %d %llu %llu", name, &st, idhex, &logn, &at,
+	if (sscanf(line, MAGIC2 " %65s %llx %63s %d %llu %llu", name, &st, idhex, &logn, &at,
 		   &ln) == 6) {
 		if (!keyset_name_valid(name) || logn < 1 || logn > 64)
 			return -EINVAL;
 		memcpy(h->name, name, strlen(name) + 1); /* valid: at most KEYSET_NAME_MAX */
 		h->logn = logn;
-	} else if (sscanf(line, MAGIC1 " %llx %48s %llu %llu", &st, idhex, &at, &ln) == 4) {
+	} else if (sscanf(line, MAGIC1 " %llx %63s %llu %llu", &st, idhex, &at, &ln) == 4) {
 		h->name[0] = '\0';
 		h->logn = 0; /* from the age header */
 	} else {
