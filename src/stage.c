@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyfs/log.h"
 #include "keyfs/stage.h"
 
 struct staged {
@@ -26,7 +25,7 @@ struct staged {
 	time_t mtime;
 	int opens;
 	bool dirty;		/* written since last processed */
-	int refused;		/* -EFBIG or -ENOSPC: a write failed, the bytes are incomplete */
+	bool too_big;		/* a write went past max_size: the bytes are incomplete */
 	int outcome;		/* of the last processing */
 	bool busy;		/* being processed: data pinned, not to change */
 	bool detached;		/* off the list while in use: freed by the last user */
@@ -172,7 +171,7 @@ static void empty(struct stage *sp, struct staged *f)
 	f->cap = 0;
 	f->len = 0;
 	f->dirty = false;
-	f->refused = 0;
+	f->too_big = false;
 	f->outcome = 0;
 }
 
@@ -234,12 +233,13 @@ void stage_release(struct stage *sp, int dir, const char *name)
 	pthread_mutex_unlock(&sp->lock);
 }
 
-/* A write the limits refuse leaves the file incomplete for good (until
- * emptied): its flush reports that, not what the cut bytes look like. */
+/* A write past the per-file limit leaves the file incomplete for good
+ * (until emptied): its flush reports that, not what the cut bytes look
+ * like (EBADMSG, EINVAL). */
 static void refuse(struct staged *f, int err)
 {
-	if ((err == -EFBIG || err == -ENOSPC) && !f->refused) {
-		f->refused = err;
+	if (err == -EFBIG) {
+		f->too_big = true;
 		f->dirty = true;
 	}
 }
@@ -257,8 +257,8 @@ int stage_write(struct stage *sp, int dir, const char *name, const char *buf, si
 		ret = -ENOENT;
 	else if (!f->data && f->len)
 		ret = -EPERM;
-	else if (f->refused)
-		ret = f->refused;
+	else if (f->too_big)
+		ret = -EFBIG;
 	if (!ret) {
 		ret = reserve(sp, f, (size_t)off + size);
 		refuse(f, ret);
@@ -323,18 +323,13 @@ int stage_truncate(struct stage *sp, int dir, const char *name, off_t size)
 	return ret;
 }
 
-/* What the callback is given: the bytes, or for a file cut by a limit
+/* The callback gets the bytes, or for a file cut by the per-file limit
  * NULL and that limit, so the refusal is reported like any outcome. */
-static int call(struct stage *sp, bool verify, const char *data, size_t len, int refused)
+static int call(struct stage *sp, bool verify, const char *data, size_t len, bool too_big)
 {
-	if (refused == -EFBIG) {
+	if (too_big) {
 		sp->fn(sp->arg, verify, NULL, sp->max_size);
 		return -EFBIG;
-	}
-	if (refused) {
-		log_msg(LOG_WARNING, "%s failed: the staged files together are over the "
-			"import limit (%zu bytes)", verify ? "verify" : "import", sp->max_total);
-		return refused;
 	}
 	return sp->fn(sp->arg, verify, (const uint8_t *)data, len);
 }
@@ -345,13 +340,13 @@ static int process(struct stage *sp, struct staged *f)
 {
 	const char *data = f->data;
 	size_t len = f->len;
-	int refused = f->refused, ret;
-	bool verify = f->dir == STAGE_VERIFY;
+	bool verify = f->dir == STAGE_VERIFY, too_big = f->too_big;
+	int ret;
 
 	f->busy = true;
 	f->users++;
 	pthread_mutex_unlock(&sp->lock);
-	ret = call(sp, verify, data, len, refused);
+	ret = call(sp, verify, data, len, too_big);
 	pthread_mutex_lock(&sp->lock);
 	f->busy = false;
 	f->dirty = false;
@@ -388,7 +383,7 @@ int stage_flush(struct stage *sp, int dir, const char *name)
 		ret = wait_outcome(sp, f);
 	else if (!f->dirty)
 		ret = f->outcome;
-	else if (f->len || f->refused)
+	else if (f->len || f->too_big)
 		ret = process(sp, f);
 	else {
 		/* bash's "echo x > f" flushes before writing: nothing yet */

@@ -14,9 +14,9 @@
  * of the running processing and returns that. An unlink or a rename over
  * a file under processing takes its name away at once.
  *
- * A write refused by the limits (-EFBIG, -ENOSPC) leaves the file
- * incomplete: later writes and the flush fail with the same error until
- * the file is emptied (O_TRUNC, truncate to 0). */
+ * A write past the per-file limit (-EFBIG) leaves the file incomplete:
+ * later writes and the flush fail with -EFBIG too, until the file is
+ * emptied (O_TRUNC, truncate to 0). */
 #ifndef KEYFS_STAGE_H
 #define KEYFS_STAGE_H
 

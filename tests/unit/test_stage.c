@@ -157,20 +157,6 @@ static void test_too_large(void)
 	stage_release(sp, STAGE_IMPORT, "big");
 
 	stage_free(sp);
-
-	/* All files together over max_total: ENOSPC, sticky the same way. */
-	stage_new(&sp, sizeof(block), 2 * sizeof(block), process, &pr);
-	put(sp, STAGE_IMPORT, "a", "x");
-	put(sp, STAGE_IMPORT, "b", "x");
-	stage_write(sp, STAGE_IMPORT, "a", block, sizeof(block), 0);
-	stage_write(sp, STAGE_IMPORT, "b", block, sizeof(block), 0);
-	stage_open(sp, STAGE_IMPORT, "d", true, false, false, 0600);
-	TAP_EQ_INT(stage_write(sp, STAGE_IMPORT, "d", block, 1, 0), -ENOSPC,
-		   "over the total: ENOSPC");
-	probe_reset(0, false);
-	TAP_EQ_INT(stage_flush(sp, STAGE_IMPORT, "d"), -ENOSPC, "its flush: ENOSPC");
-	TAP_EQ_INT(calls(), 0, "... without processing");
-	stage_free(sp);
 }
 
 struct job {
