@@ -40,7 +40,7 @@ void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_
 
 		/* The NULs make the encoding unambiguous between fields. */
 		crypto_generichash_update(&st, (const uint8_t *)m->name, strlen(m->name) + 1);
-		snprintf(mode, sizeof(mode), "%04o", (unsigned int)(m->mode & 07777));
+		snprintf(mode, sizeof(mode), "%04o", (unsigned int)(m->mode & KEYSET_MODE_MASK));
 		crypto_generichash_update(&st, (const uint8_t *)mode, sizeof(mode));
 		for (j = 0; j < sizeof(le); j++)
 			le[j] = (uint8_t)((uint64_t)m->len >> (8 * j));
@@ -363,6 +363,15 @@ static int read_ini(struct unpack *u, struct archive *a, struct archive_entry *e
 	return ret;
 }
 
+/* pax and GNU tars hold times a ustar header cannot (before 1970, after
+ * 2242). A member time is metadata, not key material: clamping it keeps
+ * such a backup restorable and what is restored exportable again, where
+ * refusing would make a good copy of the keys useless. */
+static time_t clamp_time(time_t t)
+{
+	return t < 0 ? 0 : t > USTAR_TIME_MAX ? USTAR_TIME_MAX : t;
+}
+
 static int read_member(struct unpack *u, struct archive *a,
 		       struct archive_entry *e, const char *name)
 {
@@ -385,8 +394,8 @@ static int read_member(struct unpack *u, struct archive *a,
 		if (ret < 0)
 			goto out;
 	}
-	ret = keyset_add(u->ks, name, archive_entry_perm(e) & 0777,
-			 archive_entry_mtime(e), data, len);
+	ret = keyset_add(u->ks, name, archive_entry_perm(e), clamp_time(archive_entry_mtime(e)),
+			 data, len);
 	/* Duplicates and too many members are malformed archives. */
 	if (ret == -EEXIST || ret == -E2BIG)
 		ret = -EINVAL;

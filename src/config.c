@@ -109,6 +109,12 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 			c->import_max_size = (size_t)n;
 		else
 			c->import_max_total = (size_t)n;
+	} else if (!strcmp(key, "import.max_work_factor")) {
+		if (parse_long(value, AGE_LOGN_MIN, AGE_LOGN_MAX, &n)) {
+			*why = "max_work_factor must be a whole number from 10 to 22";
+			return -EINVAL;
+		}
+		c->import_max_work_factor = (int)n;
 	} else if (!strcmp(key, "password.agent") || !strcmp(key, "agent")) {
 		return set_path(c->agent, sizeof(c->agent), value, why);
 	} else if (!strcmp(key, "password.file") || !strcmp(key, "password_file")) {
@@ -252,5 +258,16 @@ int config_check(const struct config *c, const char **why)
 		*why = "import.max_size is larger than import.max_total";
 		return -EINVAL;
 	}
+	if (config_import_max_work_factor(c) < c->work_factor) {
+		*why = "import.max_work_factor is below seal.work_factor: keyfs could not "
+		       "import its own backups";
+		return -EINVAL;
+	}
 	return 0;
+}
+
+int config_import_max_work_factor(const struct config *c)
+{
+	/* Unset, it follows work_factor, whichever way that was set. */
+	return c->import_max_work_factor ? c->import_max_work_factor : c->work_factor;
 }

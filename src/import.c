@@ -12,11 +12,18 @@
 #include "keyfs/import.h"
 #include "keyfs/log.h"
 
+/* A record line holds the keyset name, the outcome in words and a
+ * whole fingerprint (64 hex digits, as KEYSET.ini has it). */
+#define RECORD_LINE 320
+
 struct importer {
 	struct store *st;
 	struct vault *v;
+	int max_logn;				/* set before the first import */
+	/* Held around every unsealing: one scrypt at a time. */
+	pthread_mutex_t unseal_lock;
 	pthread_mutex_t lock;
-	char history[IMPORT_HISTORY][256];	/* ring; protected by lock */
+	char history[IMPORT_HISTORY][RECORD_LINE + 32];	/* ring; protected by lock */
 	size_t next;				/* protected by lock */
 };
 
@@ -29,6 +36,8 @@ int import_new(struct importer **out, struct store *st, struct vault *v)
 		return -ENOMEM;
 	im->st = st;
 	im->v = v;
+	im->max_logn = AGE_LOGN_DEFAULT;
+	pthread_mutex_init(&im->unseal_lock, NULL);
 	pthread_mutex_init(&im->lock, NULL);
 	*out = im;
 	return 0;
@@ -39,7 +48,13 @@ void import_free(struct importer *im)
 	if (!im)
 		return;
 	pthread_mutex_destroy(&im->lock);
+	pthread_mutex_destroy(&im->unseal_lock);
 	free(im);
+}
+
+void import_set_max_work_factor(struct importer *im, int logn)
+{
+	im->max_logn = logn;
 }
 
 static const char *in_words(int err)
@@ -67,7 +82,7 @@ static void record(struct importer *im, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void record(struct importer *im, int level, const char *fmt, ...)
 {
-	char line[200], stamp[32];
+	char line[RECORD_LINE], stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	va_list ap;
@@ -97,12 +112,31 @@ void import_report(struct importer *im, FILE *f)
 	pthread_mutex_unlock(&im->lock);
 }
 
-/* Armored or binary age in, plaintext tar out (guarded memory). */
-static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt, size_t *ptlen)
+/* The scrypt part, one file at a time across the daemon. The unseal
+ * lock is taken before the vault's read lock, never inside it, so a
+ * password change waits for at most the one running unsealing. */
+static int open_sealed(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt,
+		       size_t *ptlen)
 {
 	struct age_pass pass[VAULT_PASS_MAX];
+	size_t n;
+	int ret;
+
+	pthread_mutex_lock(&im->unseal_lock);
+	n = vault_read_all(im->v, pass, VAULT_PASS_MAX, NULL);
+	ret = n ? age_unseal(data, len, pass, n, pt, ptlen, NULL) : -ENOKEY;
+	vault_read_end(im->v);
+	pthread_mutex_unlock(&im->unseal_lock);
+	return ret;
+}
+
+/* Armored or binary age in, plaintext tar out (guarded memory). *logn
+ * receives the file's work factor once it is known (else stays 0). */
+static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt, size_t *ptlen,
+		  int *logn)
+{
 	uint8_t *bin = NULL;
-	size_t n, bin_len;
+	size_t bin_len;
 	int ret;
 
 	if (armor_detect(data, len)) {
@@ -116,14 +150,14 @@ static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t 
 		data = bin;
 		len = bin_len;
 	}
-	/* Refuse a work factor over the cap, and non-age input, before
-	 * asking for any password. */
+	/* Refuse a work factor over the limit, and non-age input, before
+	 * asking for any password: a 1 KiB file claiming logN 22 would
+	 * otherwise cost 4 GiB and seconds of scrypt per password held. */
 	ret = age_peek_logn(data, len);
 	if (ret < 0)
 		goto out;
-	n = vault_read_all(im->v, pass, VAULT_PASS_MAX, NULL);
-	ret = n ? age_unseal(data, len, pass, n, pt, ptlen, NULL) : -ENOKEY;
-	vault_read_end(im->v);
+	*logn = ret;
+	ret = ret > im->max_logn ? -EKEYREJECTED : open_sealed(im, data, len, pt, ptlen);
 out:
 	free(bin);
 	return ret;
@@ -148,30 +182,48 @@ static void put_words(const struct store_put *p, char *buf, size_t size)
 	}
 }
 
+/* Logs and records why a file could not be opened or read. */
+static void record_failure(struct importer *im, const char *what, int err, int logn)
+{
+	char hint[KEYSET_HINT_MAX + 1];
+
+	if (err == -EKEYREJECTED && logn > im->max_logn) {
+		record(im, LOG_WARNING, "%s failed: its work factor %d is above the limit %d "
+		       "(import.max_work_factor); refused before any scrypt", what, logn, im->max_logn);
+		return;
+	}
+	if (err != -EKEYREJECTED || im->st->ops->meta_get(im->st->priv, "hint", hint, sizeof(hint)))
+		hint[0] = '\0';
+	record(im, LOG_WARNING, "%s failed: %s%s%s%s", what, in_words(err),
+	       *hint ? " (password hint: " : "", hint, *hint ? ")" : "");
+}
+
 int import_file(struct importer *im, bool verify_only, const uint8_t *data, size_t len)
 {
 	const char *what = verify_only ? "verify" : "import";
-	char fpr[2 * BUNDLE_FPR_LEN + 1], words[160], hint[KEYSET_HINT_MAX + 1];
+	char fpr[2 * BUNDLE_FPR_LEN + 1], words[160];
 	struct keyset ks = { 0 };
 	struct store_put put;
 	uint8_t *pt = NULL;
 	size_t ptlen = 0;
-	int ret;
+	int ret, logn = 0;
 
-	ret = unseal(im, data, len, &pt, &ptlen);
+	if (!data) {
+		record(im, LOG_WARNING, "%s failed: %s (%zu bytes)", what, in_words(-EFBIG), len);
+		return -EFBIG;
+	}
+	ret = unseal(im, data, len, &pt, &ptlen, &logn);
 	if (!ret)
 		ret = bundle_unpack(pt, ptlen, STORE_MEMBER_MAX, &ks);
 	if (ret) {
-		if (im->st->ops->meta_get(im->st->priv, "hint", hint, sizeof(hint)))
-			hint[0] = '\0';
-		record(im, LOG_WARNING, "%s failed: %s%s%s%s", what, in_words(ret),
-		       ret == -EKEYREJECTED && *hint ? " (password hint: " : "",
-		       ret == -EKEYREJECTED && *hint ? hint : "", ret == -EKEYREJECTED && *hint ? ")" : "");
+		record_failure(im, what, ret, logn);
 		goto out;
 	}
+	/* The fingerprint of what is restored (modes as the keystore
+	 * applies them), the same as KEYSET.ini of its next export. */
 	bundle_fingerprint(&ks, fpr);
 	if (verify_only) {
-		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %.16s",
+		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s",
 		       ks.name, ks.n, fpr);
 		goto out;
 	}
@@ -182,7 +234,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		goto out;
 	}
 	put_words(&put, words, sizeof(words));
-	record(im, LOG_NOTICE, "import \"%s\": %s, fingerprint %.16s", ks.name, words, fpr);
+	record(im, LOG_NOTICE, "import \"%s\": %s, fingerprint %s", ks.name, words, fpr);
 out:
 	keyset_clear(&ks);
 	if (pt)

@@ -80,7 +80,7 @@ int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
 	m = &ks->m[ks->n++];
 	memset(m, 0, sizeof(*m));
 	memcpy(m->name, name, strlen(name) + 1);
-	m->mode = mode & 07777;
+	m->mode = mode & KEYSET_MODE_MASK;
 	m->mtime = mtime;
 	m->data = copy;
 	m->len = len;
@@ -116,7 +116,7 @@ static bool member_equal(const struct keyset_member *x,
 			 const struct keyset_member *y)
 {
 	if (strcmp(x->name, y->name) != 0 ||
-	    (x->mode & 07777) != (y->mode & 07777) || x->len != y->len)
+	    (x->mode & KEYSET_MODE_MASK) != (y->mode & KEYSET_MODE_MASK) || x->len != y->len)
 		return false;
 	/* Lengths are equal and not secret; the contents are. */
 	return x->len == 0 || sodium_memcmp(x->data, y->data, x->len) == 0;

@@ -2,10 +2,10 @@
  *
  * The tar is deterministic: "<name>/" (0700) then each member as
  * "<name>/<member>" in name order, then "<name>/KEYSET.ini" (0600); owner
- * 0:0 (uname/gname "root"), modes kept, each member its own mtime, the
- * directory and KEYSET.ini the keyset's newest member mtime, ustar format
- * with no padding beyond the two end blocks. The same keyset always gives
- * the same bytes. */
+ * 0:0 (uname/gname "root"), modes kept (within KEYSET_MODE_MASK), each
+ * member its own mtime, the directory and KEYSET.ini the keyset's newest
+ * member mtime, ustar format with no padding beyond the two end blocks.
+ * The same keyset always gives the same bytes. */
 #ifndef KEYFS_BUNDLE_H
 #define KEYFS_BUNDLE_H
 
@@ -14,7 +14,7 @@
 #define BUNDLE_FPR_LEN 32 /* BLAKE2b-256 */
 
 /* Fingerprint: BLAKE2b-256 over, for each member in name order,
- * name, NUL, mode as 4 octal digits, NUL, length as 8-byte little-endian,
+ * name, NUL, mode (& KEYSET_MODE_MASK) as 4 octal digits, NUL, length as 8-byte little-endian,
  * contents. KEYSET.ini is not part of it. hex is 64 chars + NUL. */
 void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_LEN + 1]);
 
@@ -35,8 +35,10 @@ int bundle_size(const struct keyset *ks, size_t *len);
  * KEYSET.ini, if present, is not a member: its "hint = " line is taken
  * into ks->hint; a "name = " line naming another keyset is refused.
  * The two zero blocks that end a tar must be present, so a tar cut at an
- * entry boundary is refused too. Member modes are kept & 0777 (no
- * setuid, setgid or sticky bits from an archive), mtimes kept.
+ * entry boundary is refused too. Member modes are kept & KEYSET_MODE_MASK
+ * (what the keystore applies: no group or other write, no setuid, setgid
+ * or sticky bit from an archive). Member mtimes are kept, clamped into
+ * 0..8^11-1 so that bundle_pack() can write whatever was read.
  * *ks must be empty on entry; on error it is left empty. */
 int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks);
 

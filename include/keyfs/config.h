@@ -22,6 +22,7 @@ struct config {
 	int min_length;
 	size_t import_max_size;		/* per staged file */
 	size_t import_max_total;	/* all staged files together */
+	int import_max_work_factor;	/* scrypt logN cap for unsealing; 0: work_factor */
 	bool allow_other;
 	char agent[PATH_MAX];		/* keyfs-agent socket, "" for none */
 	char password_file[PATH_MAX];	/* "" for none */
@@ -42,5 +43,9 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Cross-field checks after everything is set. */
 int config_check(const struct config *c, const char **why);
+
+/* The highest scrypt work factor an imported file may claim:
+ * import.max_work_factor, by default the sealing work factor. */
+int config_import_max_work_factor(const struct config *c);
 
 #endif

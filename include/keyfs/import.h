@@ -3,11 +3,18 @@
  *
  * Outcomes, as negative errno (DESIGN.md section 3):
  *   -ENOKEY        no password available at all
- *   -EKEYREJECTED  no available password opens it, or logN above the cap
+ *   -EKEYREJECTED  no available password opens it, or its scrypt work
+ *                  factor is above the limit (refused before any scrypt)
  *   -EINVAL        not an age file, bad armor, bad or unsafe tar
  *   -EBADMSG       header MAC or payload authentication failed, truncated
+ *   -EFBIG         larger than the import limit (reported by the stage)
  *   -EIO           the keystore write failed
- * Each is logged once, in words, and kept for the status report. */
+ * Each is logged once, in words, and kept for the status report.
+ *
+ * import_file() may run for several files at once (the stage calls it
+ * without its lock). Unsealing, the costly part (scrypt takes
+ * 128 * 2^logN bytes per password tried), runs one file at a time in the
+ * whole daemon, so parallel imports cannot multiply that memory. */
 #ifndef KEYFS_IMPORT_H
 #define KEYFS_IMPORT_H
 
@@ -23,10 +30,19 @@
 
 struct importer;
 
+/* The work factor limit starts at AGE_LOGN_DEFAULT (the default of both
+ * seal.work_factor and import.max_work_factor). */
 int import_new(struct importer **im, struct store *st, struct vault *v);
 void import_free(struct importer *im);
 
-/* Process one complete staged file. */
+/* The highest scrypt work factor (logN, AGE_LOGN_MIN..AGE_LOGN_MAX) a file
+ * may claim: config_import_max_work_factor(). Call before the first
+ * import_file(). */
+void import_set_max_work_factor(struct importer *im, int logn);
+
+/* Process one complete staged file. data NULL means the file went past
+ * the per-file limit of len bytes: that is logged and recorded, and the
+ * result is -EFBIG (the stage's contract for its callback). */
 int import_file(struct importer *im, bool verify_only, const uint8_t *data, size_t len);
 
 /* activate <keyset> <version>, logged and recorded like an import. */

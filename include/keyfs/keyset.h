@@ -15,10 +15,16 @@
 #define KEYSET_HINT_MAX 256
 #define KEYSET_INI "KEYSET.ini"
 #define KEYSET_FORMAT 1
+/* The permission bits a keyset member can have: what the keystore applies
+ * when it writes a key (owner's, never group or other write, no setuid,
+ * setgid or sticky bit). Kept in memory, compared and fingerprinted as
+ * applied, so that a restored keyset equals its backup and re-importing
+ * the same backup changes nothing. */
+#define KEYSET_MODE_MASK 0755
 
 struct keyset_member {
 	char name[KEYSET_MEMBER_NAME_MAX + 1];
-	mode_t mode;	/* permission bits only */
+	mode_t mode;	/* permission bits, within KEYSET_MODE_MASK */
 	time_t mtime;
 	uint8_t *data;	/* sodium_malloc()ed; NULL when len == 0 */
 	size_t len;
@@ -36,7 +42,7 @@ bool keyset_name_valid(const char *name);
 /* Member names: same alphabet and length; KEYSET.ini is reserved. */
 bool keyset_member_name_valid(const char *name);
 
-/* Append a member (copies data into guarded memory; mode & 07777 kept).
+/* Append a member (copies data into guarded memory; mode & KEYSET_MODE_MASK kept).
  * Keeps no order; call keyset_sort() when done. -EEXIST on a duplicate
  * name, -EINVAL on an invalid one, -E2BIG past KEYSET_MEMBERS_MAX. */
 int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
@@ -44,7 +50,8 @@ int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
 void keyset_sort(struct keyset *ks);
 /* Newest member mtime (0 for an empty keyset): the version's time. */
 time_t keyset_mtime(const struct keyset *ks);
-/* True if both hold the same member names, modes and contents. The
+/* True if both hold the same member names, modes (& KEYSET_MODE_MASK)
+ * and contents. The
  * keyset names, mtimes and hints are not compared. Both must be sorted. */
 bool keyset_equal(const struct keyset *a, const struct keyset *b);
 /* Wipes and frees members; leaves *ks empty and reusable. */

@@ -442,6 +442,102 @@ static void test_formats(void)
 	keyset_clear(&ref);
 }
 
+/* A tar of "k/a" with the given mode and mtime, in a libarchive format. */
+static uint8_t *craft_member(int format, mode_t perm, time_t mtime, size_t *len)
+{
+	size_t cap = 64 * 1024;
+	uint8_t *buf = malloc(cap);
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	int ok;
+
+	ok = archive_write_set_format(a, format) == ARCHIVE_OK &&
+	     archive_write_open_memory(a, buf, cap, len) == ARCHIVE_OK;
+	archive_entry_set_pathname(e, "k/a");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, perm);
+	archive_entry_set_mtime(e, mtime, 0);
+	archive_entry_set_size(e, 8);
+	ok = ok && archive_write_header(a, e) == ARCHIVE_OK &&
+	     archive_write_data(a, "secret-a", 8) == 8 && archive_write_close(a) == ARCHIVE_OK;
+	archive_write_free(a);
+	archive_entry_free(e);
+	if (!ok) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Modes are kept as the keystore applies them (& 0755) everywhere: the
+ * comparison, the fingerprint and the tar agree with what is restored. */
+static void test_modes(void)
+{
+	char f1[2 * BUNDLE_FPR_LEN + 1], f2[sizeof(f1)];
+	struct keyset ks = { 0 }, applied = { 0 }, back = { 0 };
+	uint8_t *tar;
+	size_t len;
+
+	snprintf(ks.name, sizeof(ks.name), "k");
+	snprintf(applied.name, sizeof(applied.name), "k");
+	TAP_EQ_INT(keyset_add(&ks, "a", 0666, T0, U8("secret-a"), 8), 0, "add a 0666 member");
+	TAP_EQ_INT(ks.m[0].mode, 0644, "... kept as 0644, as the keystore writes it");
+	keyset_add(&ks, "s", 04775, T0, U8("x"), 1);
+	TAP_EQ_INT(ks.m[1].mode, 0755, "setuid and group write dropped: 0755");
+	keyset_add(&applied, "a", 0644, T0, U8("secret-a"), 8);
+	keyset_add(&applied, "s", 0755, T0, U8("x"), 1);
+	tap_ok(keyset_equal(&ks, &applied), "equal to the keyset as restored");
+	bundle_fingerprint(&ks, f1);
+	bundle_fingerprint(&applied, f2);
+	tap_ok(!strcmp(f1, f2), "the same fingerprint as the keyset restored");
+	keyset_clear(&ks);
+	keyset_clear(&applied);
+
+	tar = craft_member(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, 0664, T0, &len);
+	TAP_EQ_INT(tar ? bundle_unpack(tar, len, MAX_MEMBER, &back) : -1000, 0,
+		   "unpack a 0664 member");
+	TAP_EQ_INT(back.n == 1 ? back.m[0].mode : 0, 0644, "... read as 0644");
+	free(tar);
+	keyset_clear(&back);
+}
+
+/* Member times a ustar header cannot hold are clamped on the way in, so
+ * whatever was imported can be exported again. */
+static void test_times(void)
+{
+	static const struct {
+		int format;
+		time_t in, want;
+		const char *desc;
+	} c[] = {
+		{ ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, -86400, 0, "pax, before 1970" },
+		{ ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, (time_t)1 << 40, 077777777777, "pax, year 36812" },
+		{ ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, 077777777777, 077777777777, "ustar's last second" },
+		{ ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, 0, 0, "the epoch" },
+	};
+	struct keyset ks = { 0 }, again = { 0 };
+	uint8_t *tar, *out;
+	size_t i, len, outlen;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		out = NULL;
+		tar = craft_member(c[i].format, 0600, c[i].in, &len);
+		TAP_EQ_INT(tar ? bundle_unpack(tar, len, MAX_MEMBER, &ks) : -1000, 0,
+			   "%s: unpacks", c[i].desc);
+		tap_ok(ks.n == 1 && ks.m[0].mtime == c[i].want, "%s: mtime %lld", c[i].desc,
+		       ks.n == 1 ? (long long)ks.m[0].mtime : -1LL);
+		TAP_EQ_INT(bundle_pack(&ks, &out, &outlen), 0, "%s: packs again", c[i].desc);
+		TAP_EQ_INT(bundle_unpack(out, outlen, MAX_MEMBER, &again), 0, "%s: round trip",
+			   c[i].desc);
+		tap_ok(keyset_equal(&ks, &again) && again.m[0].mtime == c[i].want,
+		       "%s: same keyset and time back", c[i].desc);
+		sodium_free(out);
+		keyset_clear(&again);
+		keyset_clear(&ks);
+		free(tar);
+	}
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -457,5 +553,7 @@ int main(void)
 	test_refusals();
 	test_limits();
 	test_formats();
+	test_modes();
+	test_times();
 	return tap_done();
 }

@@ -30,6 +30,8 @@ static void test_defaults(void)
 	TAP_EQ_INT(c.min_length, 8, "default min_length 8");
 	TAP_EQ_INT(c.import_max_size, 1 << 20, "default import max_size 1 MiB");
 	TAP_EQ_INT(c.import_max_total, 64 << 20, "default import max_total 64 MiB");
+	TAP_EQ_INT(config_import_max_work_factor(&c), 18,
+		   "default import.max_work_factor: the default work_factor");
 	tap_ok(!c.allow_other, "default allow_other off");
 	TAP_EQ_INT(config_check(&c, &why), 0, "defaults pass config_check");
 }
@@ -107,6 +109,19 @@ static void test_set(void)
 	set_bad(&c, "import.max_size", "4095", -EINVAL);
 	set_bad(&c, "import.max_total", "1073741825", -EINVAL);
 
+	set_ok(&c, "work_factor", "12");
+	TAP_EQ_INT(config_import_max_work_factor(&c), 12,
+		   "unset import.max_work_factor follows work_factor");
+	set_ok(&c, "import.max_work_factor", "10");
+	TAP_EQ_INT(config_import_max_work_factor(&c), 10, "import.max_work_factor 10");
+	set_ok(&c, "import.max_work_factor", "22");
+	TAP_EQ_INT(config_import_max_work_factor(&c), 22, "import.max_work_factor 22");
+	set_bad(&c, "import.max_work_factor", "9", -EINVAL);
+	set_bad(&c, "import.max_work_factor", "23", -EINVAL);
+	set_bad(&c, "import.max_work_factor", "", -EINVAL);
+	set_bad(&c, "import.max_work_factor", "16x", -EINVAL);
+	set_bad(&c, "max_work_factor", "16", -ENOENT);	/* no -o alias */
+
 	set_ok(&c, "mount.allow_other", "yes");
 	tap_ok(c.allow_other, "allow_other yes");
 	set_ok(&c, "mount.allow_other", "false");
@@ -134,6 +149,7 @@ static const char good_ini[] =
 	"[import]\n"
 	"max_size = 8192\n"
 	"max_total = 16384\n"
+	"max_work_factor = 16\n"
 	"[mount]\n"
 	"allow_other = yes\n";
 
@@ -161,6 +177,7 @@ static void test_parse(void)
 	TAP_EQ_INT(c.min_length, 10, "[password] min_length");
 	TAP_EQ_INT(c.import_max_size, 8192, "[import] max_size");
 	TAP_EQ_INT(c.import_max_total, 16384, "[import] max_total");
+	TAP_EQ_INT(config_import_max_work_factor(&c), 16, "[import] max_work_factor");
 	tap_ok(c.allow_other, "[mount] allow_other");
 	TAP_EQ_INT(config_check(&c, &why), 0, "the good INI passes config_check");
 
@@ -308,6 +325,16 @@ static void test_check(void)
 	c.import_max_size = (64 << 20) + 1;
 	TAP_EQ_INT(config_check(&c, &why), -EINVAL, "max_size > max_total: -EINVAL");
 	tap_ok(why && strstr(why, "max_size"), "config_check says why (%s)", why ? why : "-");
+
+	config_defaults(&c);
+	c.work_factor = 20;
+	TAP_EQ_INT(config_check(&c, &why), 0, "import.max_work_factor unset, work_factor 20: fine");
+	c.import_max_work_factor = 19;
+	TAP_EQ_INT(config_check(&c, &why), -EINVAL,
+		   "import.max_work_factor below work_factor: -EINVAL");
+	tap_ok(why && strstr(why, "max_work_factor"), "config_check says why (%s)", why ? why : "-");
+	c.import_max_work_factor = 20;
+	TAP_EQ_INT(config_check(&c, &why), 0, "import.max_work_factor == work_factor: fine");
 }
 
 int main(void)
