@@ -203,6 +203,8 @@ static int keyfs_start(struct keyfs *k)
 	if (!ret)
 		ret = import_new(&k->im, &k->st, k->v);
 	if (!ret)
+		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
+	if (!ret)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
 				process_staged, k->im);
 	if (!ret)

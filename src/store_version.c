@@ -21,9 +21,6 @@
 #include "keyfs/store.h"
 #include "store_dir.h"
 
-/* Restored keys are owned by the keystore's user; group/other never get
- * write access whatever the archive said. */
-#define RESTORE_MODE_MASK 0755
 
 static int write_member(int dfd, const struct keyset_member *m)
 {
@@ -35,7 +32,7 @@ static int write_member(int dfd, const struct keyset_member *m)
 		return -errno;
 	if (m->len && write(fd, m->data, m->len) != (ssize_t)m->len)
 		ret = errno ? -errno : -EIO;
-	if (!ret && (fchmod(fd, m->mode & RESTORE_MODE_MASK) || futimens(fd, times) || fsync(fd)))
+	if (!ret && (fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times) || fsync(fd)))
 		ret = -errno;
 	if (close(fd) && !ret)
 		ret = -errno;

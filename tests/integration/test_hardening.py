@@ -440,7 +440,12 @@ def bombs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("bomb", BOMBS)
-def test_tar_bomb_is_einval(mount, store, bombs, bomb):
+def test_tar_bomb_is_einval(mount, store, bombs, bomb, tmp_path):
+    # the bombs are sealed by stock age at its own work factor, 18
+    conf = tmp_path / "keyfs.ini"
+    conf.write_text("[import]\nmax_work_factor = 18\n")
+    mount.stop()
+    mount.start("-c", str(conf))
     mount.unlock()
     before = tree_digest(store)
     rc, err = copy_in(bombs[bomb], os.path.join(mount.path, "import", "bomb.age"))

@@ -113,8 +113,6 @@ def test_high_work_factor_claim_is_refused_before_any_scrypt(mount, tmp_path, st
     assert tree_digest(store) == before
 
 
-@pytest.mark.xfail(strict=False, reason="needs main.c to pass config_import_max_work_factor() "
-                   "to import_set_max_work_factor(); until then the limit is 18")
 def test_limit_defaults_to_the_sealing_work_factor(keyfs_bin, tmp_path, store):
     """Unset, import.max_work_factor is work_factor (10 here): stock age's
     logN 18 is refused; set to 18, the same file imports."""
