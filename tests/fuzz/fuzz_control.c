@@ -168,6 +168,19 @@ static bool keyset_has(const char *k, const char *pw, size_t len)
 	return same;
 }
 
+/* Whether keyset k still has a password of its own. */
+static size_t vault_keyset_count(const char *k)
+{
+	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
+	size_t i, n;
+
+	n = vault_keysets(ctl.v, names, VAULT_KEYSET_SLOTS);
+	for (i = 0; i < n; i++)
+		if (!strcmp(names[i], k))
+			return 1;
+	return 0;
+}
+
 static const char *meta_value(const char *key)
 {
 	size_t i;
@@ -201,8 +214,15 @@ static void check_effect(const char *w, size_t len)
 		if (strlen(v) != n || memcmp(v, arg, n))
 			abort();
 	}
-	if (len >= 6 && !memcmp(w, "forget", 6) && vault_has_password(ctl.v))
-		abort();
+	if (len >= 6 && !memcmp(w, "forget", 6)) {
+		/* "forget --keyset K" drops K's own password; "forget" all */
+		if ((arg = arg_of(w, len, "forget", &n)) && keyset_of(&arg, &n, k)) {
+			if (vault_keyset_count(k))
+				abort();
+		} else if (vault_has_password(ctl.v)) {
+			abort();
+		}
+	}
 	if (len >= 8 && !memcmp(w, "activate", 8))
 		abort();
 }
