@@ -68,7 +68,11 @@ def old_backup(store, tmp_path, password):
 
 
 def mount_with(keyfs_bin, tmp_path, store, opts):
-    return Mount(keyfs_bin, str(tmp_path), store).start(opts="work_factor=10," + opts)
+    # old backups are made by stock age, at its own work factor 18
+    conf = tmp_path / "import18.ini"
+    conf.write_text("[import]\nmax_work_factor = 18\n")
+    return Mount(keyfs_bin, str(tmp_path), store).start("-c", str(conf),
+                                                        opts="work_factor=10," + opts)
 
 
 # ---- finding 3: a password given through .control wins ----
