@@ -32,9 +32,15 @@ _Static_assert(AGE_B64_LEN(B64_LINE_BYTES) == B64_COLS, "body line");
 
 /* ---- base64 ---- */
 
+static bool is_b64_digit(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
 long age_b64_decode(uint8_t *dst, size_t cap, const char *src, size_t n)
 {
-	size_t len, tail = n % 4;
+	size_t i, len, tail = n % 4;
 	const char *end;
 	char re[5];
 
@@ -42,6 +48,11 @@ long age_b64_decode(uint8_t *dst, size_t cap, const char *src, size_t n)
 		return 0;
 	if (tail == 1 || n > LONG_MAX)
 		return -EINVAL;
+	/* libsodium 1.0.18 takes bytes above 0x7f for digits: check the
+	 * alphabet here. */
+	for (i = 0; i < n; i++)
+		if (!is_b64_digit(src[i]))
+			return -EINVAL;
 	if (sodium_base642bin(dst, cap, src, n, NULL, &len, &end, B64_RAW) !=
 		    0 ||
 	    end != src + n)

@@ -232,6 +232,10 @@ static void test_b64(void)
 		   "padding");
 	TAP_EQ_INT(age_b64_decode(bin, sizeof(bin), "AA-_", 4), -EINVAL,
 		   "URL alphabet");
+	TAP_EQ_INT(age_b64_decode(bin, sizeof(bin), "gU\xfd\xff", 4), -EINVAL,
+		   "bytes above 0x7f");
+	TAP_EQ_INT(parse(MAGIC "-> a\ngUjEym\xfd\xff\xff\xffXQEKdMMHL24oYexjE3TIC0O0zGSqJ2aUY\n" MAC),
+		   -EINVAL, "body with bytes above 0x7f");
 	TAP_EQ_INT(age_b64_decode(bin, 2, "AAAA", 4), -EINVAL,
 		   "more than the room given");
 	TAP_EQ_INT(age_b64_decode(bin, 0, "", 0), 0, "empty");
