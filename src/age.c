@@ -220,6 +220,8 @@ int age_unseal(const uint8_t *in, size_t len, const struct age_pass *pass,
 	id = calloc(npass > 0 ? npass : 1, sizeof(*id));
 	if (!id)
 		return -ENOMEM;
+	/* A constructor that fails leaves its slot zeroed, which clearing
+	 * below skips. */
 	for (n = 0; n < npass && ret == 0; n++)
 		ret = age_scrypt_identity(&id[n], &pass[n], AGE_LOGN_MAX);
 	if (ret == 0)

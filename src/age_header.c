@@ -195,7 +195,7 @@ static int parse_body(const uint8_t *in, size_t len, size_t *pos,
 		return -ENOMEM;
 	st->mem = body;
 	do {
-		get_line(in, len, pos, &line, &n);
+		get_line(in, len, pos, &line, &n); /* found above */
 		got = age_b64_decode(body + total, cap - total,
 				     (const char *)line, n);
 		if (got < 0)

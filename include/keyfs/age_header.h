@@ -49,7 +49,7 @@ struct age_stanza {
 struct age_header {
 	struct age_stanza *stanza; /* malloc()ed array */
 	size_t nstanzas;
-	size_t cap;
+	size_t cap; /* slots allocated in stanza */
 	size_t mac_end; /* just past "---": the MAC covers [0, mac_end) */
 	size_t payload; /* offset of the payload nonce */
 	uint8_t mac[AGE_MAC_LEN];
