@@ -1,0 +1,94 @@
+/* age recipient and identity types: the table of registered types, the
+ * rules that span a header's stanzas, and the file key wrap the types
+ * share. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "keyfs/age_recipient.h"
+
+_Static_assert(AGE_WRAP_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES,
+	       "chacha key size");
+
+/* The registered types: one line per src/age_<type>.c. */
+static const struct age_type *const types[] = {
+	&age_scrypt_type,
+};
+
+static const uint8_t zero_nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+
+void age_recipient_clear(struct age_recipient *r)
+{
+	if (r->ops && r->ops->destroy)
+		r->ops->destroy(r->priv);
+	memset(r, 0, sizeof(*r));
+}
+
+void age_identity_clear(struct age_identity *id)
+{
+	if (id->ops && id->ops->destroy)
+		id->ops->destroy(id->priv);
+	memset(id, 0, sizeof(*id));
+}
+
+const struct age_type *age_type_find(const struct age_stanza *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (age_stanza_is(s, types[i]->name))
+			return types[i];
+	return NULL;
+}
+
+int age_stanzas_check(const struct age_stanza *s, size_t n)
+{
+	const struct age_type *t;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		t = age_type_find(&s[i]);
+		if (!t)
+			continue;
+		if ((t->alone && n > 1) || t->check(&s[i]) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int age_recipients_check(const struct age_recipient *r, size_t n)
+{
+	size_t i;
+
+	if (!r || n == 0)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!r[i].ops || (r[i].ops->type->alone && n > 1))
+			return -EINVAL;
+	return 0;
+}
+
+void age_wrap_file_key(uint8_t body[static AGE_WRAPPED_LEN],
+		       const uint8_t file_key[static AGE_FILE_KEY_LEN],
+		       const uint8_t key[static AGE_WRAP_KEY_LEN])
+{
+	/* A zero nonce is safe: every wrap key is used once. */
+	crypto_aead_chacha20poly1305_ietf_encrypt(body, NULL, file_key,
+						  AGE_FILE_KEY_LEN, NULL, 0,
+						  NULL, zero_nonce, key);
+}
+
+int age_unwrap_file_key(uint8_t file_key[static AGE_FILE_KEY_LEN],
+			const uint8_t *body, size_t len,
+			const uint8_t key[static AGE_WRAP_KEY_LEN])
+{
+	if (len != AGE_WRAPPED_LEN)
+		return -EINVAL;
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(file_key, NULL, NULL,
+						      body, len, NULL, 0,
+						      zero_nonce, key) != 0)
+		return AGE_WRONG_KEY;
+	return 0;
+}
