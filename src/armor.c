@@ -108,8 +108,8 @@ static bool line_is(const uint8_t *line, size_t n, const char *s)
 	return n == strlen(s) && memcmp(line, s, n) == 0;
 }
 
-/* Value of a base64 digit, or -1 (sodium checks the alphabet; this serves
- * the padding-bits check only). */
+/* Value of a base64 digit, or -1. libsodium 1.0.18 takes bytes above
+ * 0x7f for digits, so the alphabet is checked here, not left to it. */
 static int b64_value(uint8_t c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -123,6 +123,18 @@ static int b64_value(uint8_t c)
 	if (c == '/')
 		return 63;
 	return -1;
+}
+
+static bool b64_alphabet(const char *b64, size_t n)
+{
+	size_t i, pad = 0;
+
+	while (pad < 2 && pad < n && b64[n - 1 - pad] == '=')
+		pad++;
+	for (i = 0; i < n - pad; i++)
+		if (b64_value((uint8_t)b64[i]) < 0)
+			return false;
+	return true;
 }
 
 /* Padded base64 is canonical when the bits the padding hides are zero:
@@ -176,8 +188,8 @@ static int decode_b64(const char *b64, size_t n, uint8_t **out,
 	size_t binlen;
 	uint8_t *bin;
 
-	/* Padded base64 comes in whole quads. */
-	if (n % 4 != 0 || !b64_canonical(b64, n))
+	/* Padded base64 comes in whole quads, of the alphabet only. */
+	if (n % 4 != 0 || !b64_alphabet(b64, n) || !b64_canonical(b64, n))
 		return -EINVAL;
 	bin = malloc(n / 4 * 3 + 1);
 	if (!bin)

@@ -8,6 +8,7 @@
 
 #include "keyfs/control.h"
 #include "keyfs/log.h"
+#include "keyfs/meta.h"
 
 /* Splits "verb rest" in place; returns rest (possibly ""), or NULL if the
  * verb differs. */
@@ -64,11 +65,9 @@ static int keyset_option(char **args, size_t *len, char name[static KEYSET_NAME_
 
 static int own_password_mark(struct ctl *c, const char *keyset, const char *value)
 {
-	char key[KEYSET_NAME_MAX + 16];
 	int ret;
 
-	snprintf(key, sizeof(key), "own-password.%s", keyset);
-	ret = c->st->ops->meta_set(c->st->priv, key, value);
+	ret = meta_set_own_password(c->state, keyset, *value != '\0');
 	if (ret)
 		log_msg(LOG_ERR, "control: storing the password mark of keyset \"%s\" failed: %s", keyset,
 			strerror(-ret));
@@ -157,20 +156,19 @@ static int cmd_unlock(struct ctl *c, const char *pw, size_t len)
 
 static int cmd_hint(struct ctl *c, char *text, size_t len)
 {
-	char keyset[KEYSET_NAME_MAX + 1], key[KEYSET_NAME_MAX + 8];
+	char keyset[KEYSET_NAME_MAX + 1];
 	int ret;
 
 	ret = keyset_option(&text, &len, keyset);
 	if (ret)
 		return ret;
-	snprintf(key, sizeof(key), "%s%s", *keyset ? "hint." : "hint", keyset);
 	if (len > KEYSET_HINT_MAX || !printable(text, len)) {
 		log_msg(LOG_WARNING, "control: hint refused: longer than %d bytes or with control characters",
 			KEYSET_HINT_MAX);
 		return -EINVAL;
 	}
 	text[len] = '\0';
-	ret = c->st->ops->meta_set(c->st->priv, key, text);
+	ret = meta_set_hint(c->state, *keyset ? keyset : NULL, text);
 	if (ret)
 		log_msg(LOG_ERR, "control: storing the hint failed: %s", strerror(-ret));
 	else

@@ -99,6 +99,21 @@ static bool caller_is_owner(struct keyfs *k)
 	return uid == k->uid || uid == 0;
 }
 
+void fs_changed(void *arg, const char *keyset)
+{
+	char path[KEYSET_NAME_MAX + 16];
+	struct keyfs *k = arg;
+
+	if (!k->fuse)
+		return;
+	/* -ENOENT only says the kernel holds nothing of it yet */
+	fuse_invalidate_path(k->fuse, "/export/README.txt");
+	if (keyset) {
+		snprintf(path, sizeof(path), "/export/%s" PEM_SUFFIX, keyset);
+		fuse_invalidate_path(k->fuse, path);
+	}
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	(void)conn;
@@ -433,7 +448,6 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 	dir = staged(path, &file);
 	if (dir < 0)
 		return 0;
-	sources_ask_agent(kfs()->src, NULL);
 	return stage_flush(kfs()->stage, dir, file);
 }
 

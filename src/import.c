@@ -11,6 +11,7 @@
 #include "keyfs/bundle.h"
 #include "keyfs/import.h"
 #include "keyfs/log.h"
+#include "keyfs/meta.h"
 
 /* A record line holds the keyset name, the outcome in words and a
  * whole fingerprint (64 hex digits, as KEYSET.ini has it). */
@@ -18,7 +19,10 @@
 
 struct importer {
 	struct store *st;
+	const struct state *state;
 	struct vault *v;
+	void (*ask)(void *arg, const char *keyset);	/* password provider */
+	void *ask_arg;
 	int max_logn;				/* set before the first import */
 	/* Held around every unsealing: one scrypt at a time. */
 	pthread_mutex_t unseal_lock;
@@ -27,7 +31,7 @@ struct importer {
 	size_t next;				/* protected by lock */
 };
 
-int import_new(struct importer **out, struct store *st, struct vault *v)
+int import_new(struct importer **out, struct store *st, const struct state *state, struct vault *v)
 {
 	struct importer *im;
 
@@ -35,6 +39,7 @@ int import_new(struct importer **out, struct store *st, struct vault *v)
 	if (!im)
 		return -ENOMEM;
 	im->st = st;
+	im->state = state;
 	im->v = v;
 	im->max_logn = AGE_LOGN_DEFAULT;
 	pthread_mutex_init(&im->unseal_lock, NULL);
@@ -50,6 +55,13 @@ void import_free(struct importer *im)
 	pthread_mutex_destroy(&im->lock);
 	pthread_mutex_destroy(&im->unseal_lock);
 	free(im);
+}
+
+void import_set_provider(struct importer *im, void (*ask)(void *arg, const char *keyset),
+			 void *arg)
+{
+	im->ask = ask;
+	im->ask_arg = arg;
 }
 
 void import_set_max_work_factor(struct importer *im, int logn)
@@ -157,6 +169,8 @@ static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t 
 	if (ret < 0)
 		goto out;
 	*logn = ret;
+	if (ret <= im->max_logn && im->ask)
+		im->ask(im->ask_arg, NULL); /* a password provider, e.g. the agent */
 	ret = ret > im->max_logn ? -EKEYREJECTED : open_sealed(im, data, len, pt, ptlen);
 out:
 	free(bin);
@@ -192,7 +206,7 @@ static void record_failure(struct importer *im, const char *what, int err, int l
 		       "(import.max_work_factor); refused before any scrypt", what, logn, im->max_logn);
 		return;
 	}
-	if (err != -EKEYREJECTED || im->st->ops->meta_get(im->st->priv, "hint", hint, sizeof(hint)))
+	if (err != -EKEYREJECTED || meta_hint_for(im->state, NULL, hint, sizeof(hint)))
 		hint[0] = '\0';
 	record(im, LOG_WARNING, "%s failed: %s%s%s%s", what, in_words(err),
 	       *hint ? " (password hint: " : "", hint, *hint ? ")" : "");
@@ -227,7 +241,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		       ks.name, ks.n, fpr);
 		goto out;
 	}
-	ret = im->st->ops->put(im->st->priv, &ks, &put);
+	ret = store_put(im->st, &ks, &put);
 	if (ret) {
 		record(im, LOG_ERR, "import \"%s\" failed: writing the keystore: %s", ks.name, strerror(-ret));
 		ret = -EIO;
@@ -247,7 +261,7 @@ int import_activate(struct importer *im, const char *name, unsigned version)
 	unsigned kept;
 	int ret;
 
-	ret = im->st->ops->activate(im->st->priv, name, version, &kept);
+	ret = store_activate(im->st, name, version, &kept);
 	if (ret) {
 		record(im, LOG_WARNING, "activate \"%s\" version %u failed: %s", name, version,
 		       ret == -ENOENT ? "no such version" : strerror(-ret));

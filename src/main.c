@@ -175,9 +175,14 @@ static int process_staged(void *arg, bool verify_only, const uint8_t *data, size
  * see on the terminal (a missing store, an unsafe password file). */
 static int keyfs_open(struct keyfs *k)
 {
+	char state[PATH_MAX];
 	int ret;
 
-	ret = store_dir_open(k->cfg.store, &k->st);
+	ret = state_default_path(k->cfg.store, state, sizeof(state));
+	if (!ret)
+		ret = state_open(&k->state, state);
+	if (!ret)
+		ret = store_open("dir", k->cfg.store, &k->state, &k->st);
 	if (ret) {
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
 		return ret;
@@ -197,13 +202,16 @@ static int keyfs_start(struct keyfs *k)
 
 	ret = vault_new(&k->v);
 	if (!ret)
-		ret = sealcache_new(&k->sc, &k->st, k->v, &k->cfg);
+		ret = sealcache_new(&k->sc, &k->st, &k->state, k->v, &k->cfg);
 	if (!ret)
 		ret = sources_new(&k->src, &k->cfg, k->v, k->sc);
 	if (!ret)
-		ret = import_new(&k->im, &k->st, k->v);
-	if (!ret)
+		ret = import_new(&k->im, &k->st, &k->state, k->v);
+	if (!ret) {
 		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
+		import_set_provider(k->im, sources_provider, k->src);
+		sealcache_set_observer(k->sc, fs_changed, k);
+	}
 	if (!ret)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
 				process_staged, k->im);
@@ -211,7 +219,8 @@ static int keyfs_start(struct keyfs *k)
 		ret = sealcache_start(k->sc);
 	if (!ret)
 		ret = sources_start(k->src);
-	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc, k->im };
+	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
+			       .sc = k->sc, .im = k->im };
 	if (ret)
 		log_msg(LOG_ERR, "starting: %s", strerror(-ret));
 	return ret;
@@ -225,6 +234,7 @@ static void keyfs_close(struct keyfs *k)
 	sealcache_free(k->sc);
 	vault_free(k->v); /* wipes every password */
 	store_close(&k->st);
+	state_close(&k->state);
 }
 
 static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
@@ -236,6 +246,7 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	f = fuse_new(args, &keyfs_ops, sizeof(keyfs_ops), k);
 	if (!f)
 		return 1;
+	k->fuse = f;
 	clear_stale_mount(cl->mountpoint);
 	if (fuse_mount(f, cl->mountpoint))
 		goto out_destroy;

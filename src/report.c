@@ -8,6 +8,7 @@
 
 #include "keyfs/bundle.h"
 #include "keyfs/control.h"
+#include "keyfs/meta.h"
 
 static void iso_time(time_t t, char buf[static 32])
 {
@@ -50,7 +51,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	i->export_mtime = !ret && a.sealed ? a.mtime : 0;
 	iso_time(i->export_mtime, i->export_time);
 	if (!ret)
-		ret = c->st->ops->versions(c->st->priv, name, &i->versions, &i->nversions);
+		ret = store_versions(c->st, name, &i->versions, &i->nversions);
 	return ret;
 }
 
@@ -125,8 +126,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	f = open_memstream(text, len);
 	if (!f)
 		return -ENOMEM;
-	if (c->st->ops->meta_get(c->st->priv, "hint", hint, sizeof(hint)))
-		hint[0] = '\0';
+	meta_hint_for(c->state, NULL, hint, sizeof(hint));
 	fprintf(f, "keyfs %s\n", KEYFS_VERSION);
 	fprintf(f, "store: %s\n", c->cfg->store);
 	fprintf(f, "password: %s\n", vault_has_password(c->v) ? "set (unlocked)" : "not set (locked)");

@@ -1,155 +1,29 @@
-/* The sealed-export cache: entries, attributes, opens and password ids
- * (locking in sealcache_priv.h). Entries are created on first sight of a
- * keyset and live until the daemon stops. */
+/* The sealed-export cache: what the filesystem asks of exports
+ * (attributes, opens), password changes, and the queue of stale keysets
+ * for the worker pool (see sealcache.h; the entry table and the sealing
+ * of one keyset are in sealentry.c and seal.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keyfs/age.h"
-#include "keyfs/armor.h"
-#include "keyfs/bundle.h"
 #include "keyfs/dirwalk.h"
+#include "keyfs/export.h"
 #include "keyfs/log.h"
-#include "keyfs/sealcache.h"
-#include "sealcache_priv.h"
+#include "keyfs/meta.h"
 #include "keyfs/replace.h"
 #include "keyfs/sealfile.h"
-#include "keyfs/verifier.h"
+#include "sealcache_priv.h"
 
-static uint64_t hash_name(const char *name)
-{
-	uint64_t h;
+/* ---- cache files at start ---- */
 
-	crypto_generichash((uint8_t *)&h, sizeof(h), (const uint8_t *)name, strlen(name), NULL, 0);
-	return h;
-}
-
-uint64_t sealcache_ino(const char *name)
-{
-	/* High bit set: never collides with the fixed nodes 1..6. */
-	return hash_name(name) | (1ULL << 63);
-}
-
-static bool own_password(struct sealcache *sc, const char *name)
-{
-	char key[KEYSET_NAME_MAX + 16], val[8];
-
-	snprintf(key, sizeof(key), "own-password.%s", name);
-	return !sc->st->ops->meta_get(sc->st->priv, key, val, sizeof(val));
-}
-
-/* Caller holds sc->lock. NULL only when out of memory. */
-struct entry *entry_get(struct sealcache *sc, const char *name)
-{
-	struct entry **b = &sc->buckets[hash_name(name) % BUCKETS], *e;
-
-	for (e = *b; e; e = e->next)
-		if (!strcmp(e->name, name))
-			return e;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	snprintf(e->name, sizeof(e->name), "%s", name);
-	e->own_pw = own_password(sc, name);
-	e->next = *b;
-	*b = e;
-	return e;
-}
-
-/* The id of the password that seals e's keyset: its own, else the
- * backup password's; NULL if that is not given. Caller holds sc->lock. */
-const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
-{
-	size_t i;
-
-	for (i = 0; i < sc->nkpw; i++)
-		if (!strcmp(sc->kpw[i].name, e->name))
-			return sc->kpw[i].id;
-	/* A keyset with a password of its own is never sealed under the
-	 * backup password, even while its own is not given yet. */
-	return sc->have_pwid && !e->own_pw ? sc->pwid : NULL;
-}
-
-/* Is the cached seal the one to serve? Caller holds sc->lock. */
-bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
-{
-	const uint8_t *id = pwid_for(sc, e);
-
-	return e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor && id &&
-	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
-}
-
-/* Words for a keyset that cannot be exported, when the store gave none. */
-static const char *problem_words(int err)
-{
-	switch (err) {
-	case -EINVAL:
-		return "a member is not a regular file with a valid name";
-	case -E2BIG:
-		return "too many members";
-	case -EFBIG:
-		return "too large";
-	default:
-		return strerror(-err);
-	}
-}
-
-int note_problem(struct sealcache *sc, const char *name, int err, const char *why)
-{
-	char buf[256] = "";
-	struct entry *e;
-	bool news;
-
-	if (err == -ENOENT)
-		return err; /* gone: nothing to report */
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	news = e && e->bad != err;
-	pthread_mutex_unlock(&sc->lock);
-	if (!news)
-		return err;
-	if (err && !why && sc->st->ops->why && sc->st->ops->why(sc->st->priv, name, buf, sizeof(buf)))
-		why = buf;
-	if (err && (!why || !*why))
-		why = problem_words(err);
-	pthread_mutex_lock(&sc->lock);
-	e->bad = err;
-	free(e->why);
-	e->why = err ? strdup(why) : NULL;
-	pthread_mutex_unlock(&sc->lock);
-	if (err)
-		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
-	else
-		log_msg(LOG_NOTICE, "keyset \"%s\" can be exported again", name);
-	return err;
-}
-
-int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size)
-{
-	struct entry *e;
-	int err = 0;
-
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e && e->bad) {
-		err = e->bad;
-		snprintf(why, size, "%s", e->why ? e->why : problem_words(err));
-	}
-	pthread_mutex_unlock(&sc->lock);
-	return err;
-}
-
-/* ---- cache files ---- */
-
-/* Reads one cache header at start. A file of the first format is
- * rewritten in the current one, its sealed bytes untouched; a file that
- * names another keyset is never served for this one. */
+/* Reads one cache header. A file of the first format is rewritten in the
+ * current one, its sealed bytes untouched; a file that names another
+ * keyset is never served for this one. */
 static void load_cached(struct sealcache *sc, const char *name)
 {
 	struct sealfile h;
@@ -161,11 +35,9 @@ static void load_cached(struct sealcache *sc, const char *name)
 		return;
 	ret = sealfile_read(fd, &h);
 	if (!ret && !h.name[0]) {
-		ret = sealfile_upgrade(sc->cfd, name, fd, &h);
-		if (ret)
-			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format: %s", name,
-				strerror(-ret));
-		ret = 0; /* its bytes are good either way */
+		snprintf(h.name, sizeof(h.name), "%s", name);
+		if (sealfile_rewrite(sc->cfd, name, fd, &h))
+			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed", name);
 	} else if (!ret && strcmp(h.name, name)) {
 		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served", name,
 			h.name);
@@ -176,6 +48,7 @@ static void load_cached(struct sealcache *sc, const char *name)
 		e->stamp = h.stamp;
 		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
 		e->logn = h.logn;
+		strcpy(e->cfpr, h.content);
 		e->sealed_at = h.sealed_at;
 		e->len = h.len;
 	}
@@ -184,127 +57,55 @@ static void load_cached(struct sealcache *sc, const char *name)
 
 static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
 {
-	struct sealcache *sc = arg;
-
 	(void)st;
 	if (keyset_name_valid(name))
-		load_cached(sc, name);
+		load_cached(arg, name);
 	else if (file_replace_is_temp(name))
 		unlinkat(dirfd, name, 0); /* left by a crash */
 	return 0;
 }
 
-/* Reads every cache header at start; bytes stay on disk until opened. */
-static void load_cache(struct sealcache *sc)
-{
-	dir_each(sc->cfd, ".", load_one, sc);
-}
-
-/* ---- sealing ---- */
-
-/* A stored hint as it may be sealed: a trailing line end (an editor's)
- * is dropped; any other control character makes it unusable, and the
- * keyset is then sealed without one rather than not at all. */
-static bool hint_clean(char *h)
-{
-	size_t n = strlen(h);
-
-	while (n && (h[n - 1] == '\n' || h[n - 1] == '\r'))
-		h[--n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)h[i] < 0x20 || h[i] == 0x7f)
-			return false;
-	return true;
-}
-
-static int hint_get(struct sealcache *sc, const char *name, char *buf, size_t size)
-{
-	char key[KEYSET_NAME_MAX + 8];
-
-	snprintf(key, sizeof(key), "hint.%s", name);
-	if (sc->st->ops->meta_get(sc->st->priv, key, buf, size) &&
-	    sc->st->ops->meta_get(sc->st->priv, "hint", buf, size)) {
-		buf[0] = '\0';
-		return 0;
-	}
-	if (hint_clean(buf))
-		return 0;
-	buf[0] = '\0';
-	return -EINVAL;
-}
-
-void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size)
-{
-	hint_get(sc, name, buf, size);
-}
-
-/* The version of an export: the keyset's files plus the hint sealed with
- * them, since the hint is part of the plaintext. */
-int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
-{
-	char hint[KEYSET_HINT_MAX + 1];
-	uint64_t files;
-	int ret;
-
-	ret = sc->st->ops->stamp(sc->st->priv, name, &files);
-	if (ret)
-		return ret;
-	sealcache_hint(sc, name, hint, sizeof(hint));
-	*stamp = files ^ hash_name(hint);
-	return 0;
-}
-
-int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
-{
-	int ret;
-
-	ret = sc->st->ops->read(sc->st->priv, name, ks);
-	if (!ret && hint_get(sc, name, ks->hint, sizeof(ks->hint)) && say)
-		log_msg(LOG_WARNING, "keyset \"%s\": the stored password hint has control characters; "
-			"sealed without a hint (set it again with keyfsctl hint)", name);
-	return ret;
-}
-
 /* ---- life cycle ---- */
 
-static int open_dirs(struct sealcache *sc, int state)
-{
-	sc->sfd = fcntl(state, F_DUPFD_CLOEXEC, 0);
-	if (sc->sfd < 0)
-		return -errno;
-	if (mkdirat(sc->sfd, "cache", 0700) && errno != EEXIST)
-		return -errno;
-	sc->cfd = openat(sc->sfd, "cache", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	return sc->cfd < 0 ? -errno : 0;
-}
-
-int sealcache_new(struct sealcache **out, struct store *st, struct vault *v, const struct config *c)
+int sealcache_new(struct sealcache **out, struct store *st, const struct state *state,
+		  struct vault *v, const struct config *c)
 {
 	struct sealcache *sc;
-	int state, ret;
 
-	state = store_state_fd(st);
-	if (state < 0)
-		return -EIO;
 	sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return -ENOMEM;
 	sc->st = st;
+	sc->state = state;
 	sc->v = v;
 	sc->cfg = c;
-	sc->cfd = sc->sfd = -1;
 	pthread_mutex_init(&sc->lock, NULL);
 	pthread_mutex_init(&sc->pw_lock, NULL);
 	pthread_cond_init(&sc->changed, NULL);
-	pthread_cond_init(&sc->work, NULL);
-	ret = open_dirs(sc, state);
-	if (ret) {
+	sc->cfd = openat(state->fd, STATE_CACHE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sc->cfd < 0) {
+		int ret = -errno;
+
 		sealcache_free(sc);
 		return ret;
 	}
-	load_cache(sc);
+	dir_each(sc->cfd, ".", load_one, sc);
 	*out = sc;
 	return 0;
+}
+
+void sealcache_set_provider(struct sealcache *sc, void (*ask)(void *arg, const char *keyset),
+			    void *arg)
+{
+	sc->ask = ask;
+	sc->ask_arg = arg;
+}
+
+void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const char *keyset),
+			    void *arg)
+{
+	sc->changed_fn = fn;
+	sc->changed_arg = arg;
 }
 
 void sealcache_free(struct sealcache *sc)
@@ -314,12 +115,7 @@ void sealcache_free(struct sealcache *sc)
 
 	if (!sc)
 		return;
-	pthread_mutex_lock(&sc->lock);
-	sc->stop = true;
-	pthread_cond_broadcast(&sc->work);
-	pthread_mutex_unlock(&sc->lock);
-	for (i = 0; i < sc->nworkers; i++)
-		pthread_join(sc->workers[i], NULL);
+	pool_free(sc->pool); /* before the entries it works on */
 	for (i = 0; i < BUCKETS; i++) {
 		for (e = sc->buckets[i]; e; e = next) {
 			next = e->next;
@@ -329,37 +125,100 @@ void sealcache_free(struct sealcache *sc)
 	}
 	if (sc->cfd >= 0)
 		close(sc->cfd);
-	if (sc->sfd >= 0)
-		close(sc->sfd);
-	pthread_cond_destroy(&sc->work);
 	pthread_cond_destroy(&sc->changed);
 	pthread_mutex_destroy(&sc->pw_lock);
 	pthread_mutex_destroy(&sc->lock);
 	free(sc);
 }
 
-/* The id of the password vault_read_for(keyset) gives, from the verifier
- * file vpath; -ENOKEY if there is none. */
-static int find_id(struct sealcache *sc, const char *keyset, const char *vpath,
-		   uint8_t id[VERIFIER_ID_LEN], uint64_t *gen)
+/* ---- the sealing queue ---- */
+
+/* Caller holds sc->lock. */
+static void enqueue(struct sealcache *sc, struct entry *e)
 {
-	struct age_pass pass;
-	bool matched;
+	if (!e->sealing && sc->pool)
+		pool_push(sc->pool, &e->item);
+}
+
+static void work(void *arg, struct pool_item *item)
+{
+	struct entry *e = (struct entry *)((char *)item - offsetof(struct entry, item));
+	struct sealcache *sc = arg;
+	bool mine;
+
+	pthread_mutex_lock(&sc->lock);
+	mine = !e->sealing; /* else an open seals it right now */
+	e->sealing = true;
+	pthread_mutex_unlock(&sc->lock);
+	if (mine)
+		seal_entry(sc, e);
+}
+
+/* Each scrypt at logN takes 128 * r * 2^logN bytes (r = 8): as many
+ * workers as cores, but no more than the memory budget allows. */
+static size_t worker_count(const struct config *c)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t per = (size_t)128 * 8 << c->work_factor;
+	size_t n = c->seal_memory / per;
+
+	if (cores < 1)
+		cores = 1;
+	if (n > (size_t)cores)
+		n = (size_t)cores;
+	return n ? n : 1;
+}
+
+int sealcache_start(struct sealcache *sc)
+{
+	struct pool *p;
 	int ret;
 
-	ret = keyset ? vault_read_for(sc->v, keyset, &pass, gen) : vault_read_backup(sc->v, &pass, gen);
+	ret = pool_new(&p, worker_count(sc->cfg), work, sc);
 	if (ret)
 		return ret;
-	ret = verifier_id(sc->sfd, vpath, &pass, sc->cfg->work_factor, id, &matched);
-	vault_read_end(sc->v);
-	if (ret)
-		log_msg(LOG_ERR, "password verifier %s: %s", vpath, strerror(-ret));
-	else
-		log_msg(LOG_INFO, "%s%s%s", keyset ? keyset : "", keyset ? ": " : "",
-			matched ? "password matches the cached seals"
-				: "new password: sealing again");
-	return ret;
+	pthread_mutex_lock(&sc->lock);
+	sc->pool = p;
+	pthread_mutex_unlock(&sc->lock);
+	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", pool_workers(p),
+		sc->cfg->work_factor);
+	/* a password from a file or credential may be waiting already */
+	sealcache_queue_stale(sc);
+	return 0;
 }
+
+void sealcache_queue_stale(struct sealcache *sc)
+{
+	struct entry *e;
+	uint64_t stamp;
+	char **names;
+	size_t n, i;
+	int ret;
+
+	if (sc->st->ops->list(sc->st->priv, &names, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		e = entry_lock(sc, names[i], &stamp, &ret);
+		if (!e) {
+			note_problem(sc, names[i], ret, NULL);
+			continue;
+		}
+		if (!e->bad && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
+			due_time(sc, e, stamp);
+			enqueue(sc, e);
+		}
+		pthread_mutex_unlock(&sc->lock);
+	}
+	store_names_free(names, n);
+}
+
+void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
+{
+	*workers = pool_workers(sc->pool);
+	*pending = sc->pool ? pool_pending(sc->pool) : 0;
+}
+
+/* ---- password changes ---- */
 
 /* A keyset's own password may have been dropped ("forget --keyset"):
  * read the mark again for those that had one. Caller holds sc->lock. */
@@ -371,55 +230,31 @@ static void recheck_own(struct sealcache *sc)
 	for (i = 0; i < BUCKETS; i++)
 		for (e = sc->buckets[i]; e; e = e->next)
 			if (e->own_pw)
-				e->own_pw = own_password(sc, e->name);
+				e->own_pw = meta_own_password(sc->state, e->name);
 }
 
 int sealcache_password_changed(struct sealcache *sc)
 {
-	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1], vpath[KEYSET_NAME_MAX + 16];
-	uint8_t id[VERIFIER_ID_LEN], kid[VAULT_KEYSET_SLOTS][VERIFIER_ID_LEN];
-	size_t n, i, k = 0;
-	uint64_t gen = 0, kgen, now;
-	bool have;
+	struct sealkey_ids ids;
+	struct entry *e;
+	size_t i;
 	int ret;
 
 	pthread_mutex_lock(&sc->pw_lock);
-	ret = find_id(sc, NULL, "verifier", id, &gen);
-	have = !ret;
-	if (ret == -ENOKEY)
-		gen = vault_generation(sc->v);
-	else if (ret)
+	ret = sealkey_find(sc->state->fd, sc->v, sc->cfg->work_factor, &ids);
+	if (ret)
 		goto out;
-	n = vault_keysets(sc->v, names, VAULT_KEYSET_SLOTS);
-	for (i = 0; i < n; i++) {
-		snprintf(vpath, sizeof(vpath), "verifier.%.64s", names[i]);
-		ret = find_id(sc, names[i], vpath, kid[k], &kgen);
-		if (ret)
-			goto out;
-		memmove(names[k], names[i], sizeof(names[k]));
-		k++;
-	}
-	/* Only current if nothing changed while the verifiers ran; asked
-	 * before sc->lock is taken (lock order: vault, then sc->lock). */
-	now = vault_generation(sc->v);
 	pthread_mutex_lock(&sc->lock);
 	recheck_own(sc);
-	sc->have_pwid = have;
-	memcpy(sc->pwid, have ? id : (const uint8_t[VERIFIER_ID_LEN]){ 0 }, VERIFIER_ID_LEN);
-	for (i = 0; i < k; i++) {
-		struct entry *e = entry_get(sc, names[i]);
-
-		if (e)
+	for (i = 0; i < ids.nown; i++)
+		if ((e = entry_get(sc, ids.own[i].name)))
 			e->own_pw = true;
-		strcpy(sc->kpw[i].name, names[i]);
-		memcpy(sc->kpw[i].id, kid[i], VERIFIER_ID_LEN);
-	}
-	sc->nkpw = k;
-	sc->pwid_gen = now == gen ? gen : 0;
+	sc->ids = ids;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
 	sealcache_queue_stale(sc);
-	ret = 0;
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, NULL);
 out:
 	pthread_mutex_unlock(&sc->pw_lock);
 	return ret;
@@ -428,22 +263,24 @@ out:
 /* ---- what the filesystem asks ---- */
 
 /* Reads the keyset once per version (stamp) for what takes no crypto to
- * know: the export's exact size, the keyset's time, its fingerprint. */
+ * know: the export's exact size, the keyset's time, its fingerprint; and
+ * keeps a cached seal of the same content as the seal of this version. */
 static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 {
-	char fpr[2 * BUNDLE_FPR_LEN + 1];
+	char fpr[2 * BUNDLE_FPR_LEN + 1], cid[65];
 	struct keyset ks = { 0 };
 	struct entry *e;
-	size_t tar_len, size;
+	bool same;
+	size_t size;
 	int ret;
 
 	ret = read_keyset(sc, name, &ks, false);
 	if (!ret)
-		ret = bundle_size(&ks, &tar_len);
+		ret = export_size(&ks, sc->cfg->work_factor, &size);
 	if (ret)
 		goto out;
-	size = armor_size(age_sealed_size(tar_len, sc->cfg->work_factor));
 	bundle_fingerprint(&ks, fpr);
+	export_content_id(&ks, cid);
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	if (e) {
@@ -452,7 +289,10 @@ static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 		e->pred_mtime = keyset_mtime(&ks);
 		memcpy(e->fpr, fpr, sizeof(fpr));
 	}
+	same = e && e->cached && e->stamp != stamp && !strcmp(e->cfpr, cid);
 	pthread_mutex_unlock(&sc->lock);
+	if (same)
+		seal_adopt(sc, name, stamp, cid);
 	ret = e ? 0 : -ENOMEM;
 out:
 	keyset_clear(&ks);
@@ -467,40 +307,29 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	int ret, tries = 0;
 	bool known;
 
-	ret = export_stamp(sc, name, &stamp);
-	while (!ret) {
-		pthread_mutex_lock(&sc->lock);
-		e = entry_get(sc, name);
-		known = e && e->pred_stamp == stamp;
+	while ((e = entry_lock(sc, name, &stamp, &ret))) {
+		known = e->pred_stamp == stamp;
 		if (known)
 			memcpy(hex, e->fpr, sizeof(e->fpr));
 		pthread_mutex_unlock(&sc->lock);
-		if (!e)
-			return -ENOMEM;
 		if (known)
 			return 0;
 		if (++tries > 3)
 			return -EAGAIN; /* the keyset keeps changing under us */
 		ret = learn_version(sc, name, stamp);
+		if (ret)
+			return ret;
 	}
 	return ret;
 }
 
-static int attr_of(struct sealcache *sc, const char *name, uint64_t stamp, struct export_attr *a)
+static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a)
 {
 	struct entry *e;
+	uint64_t stamp;
 	int ret;
 
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e && e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor &&
-	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
-		/* current, or the seal a returning password will find */
-		a->size = e->len;
-		a->mtime = e->sealed_at;
-		a->sealed = true;
-		goto out;
-	}
+	e = entry_lock(sc, name, &stamp, &ret);
 	if (e && e->pred_stamp != stamp) {
 		pthread_mutex_unlock(&sc->lock);
 		ret = learn_version(sc, name, stamp);
@@ -508,28 +337,31 @@ static int attr_of(struct sealcache *sc, const char *name, uint64_t stamp, struc
 			return ret;
 		pthread_mutex_lock(&sc->lock);
 	}
-	if (e) {
+	if (!e)
+		return ret;
+	if (e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor &&
+	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
+		/* current, or the seal a returning password will find */
+		a->size = e->len;
+		a->mtime = e->sealed_at;
+		a->sealed = true;
+	} else {
 		a->size = e->pred_size;
 		a->sealed = pwid_for(sc, e) != NULL;
 		a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
-		if (pwid_for(sc, e))
+		if (a->sealed)
 			enqueue(sc, e); /* changed in the store: reseal */
 	}
-out:
 	pthread_mutex_unlock(&sc->lock);
-	return e ? 0 : -ENOMEM;
+	return 0;
 }
 
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
 {
-	uint64_t stamp;
+	char why[160] = "";
 	int ret;
 
-	char why[160] = "";
-
-	ret = export_stamp(sc, name, &stamp);
-	if (!ret)
-		ret = attr_of(sc, name, stamp, a);
+	ret = attr_of(sc, name, a);
 	if (ret == -ENOMEM || ret == -EAGAIN)
 		return ret; /* passing trouble, not the keyset's */
 	/* Never export what this configuration could not import again. */
@@ -547,7 +379,7 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 }
 
 /* Opens the cache file if it holds the seal of stamp under the current
- * password. Caller holds sc->lock; 1 if not (yet) current. */
+ * key. Caller holds sc->lock; 1 if not (yet) current. */
 static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)
 {
 	uint8_t pwid[VERIFIER_ID_LEN];
@@ -591,47 +423,52 @@ static int wait_changed(struct sealcache *sc, time_t deadline)
 	return pthread_cond_timedwait(&sc->changed, &sc->lock, &ts) == ETIMEDOUT ? -ETIMEDOUT : 0;
 }
 
-int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
+/* One try at opening; 1 to try again. Takes and drops sc->lock. */
+static int open_once(struct sealcache *sc, const char *name, time_t deadline, struct seal **out)
 {
-	time_t deadline = time(NULL) + OPEN_WAIT_SECONDS;
 	struct entry *e;
 	uint64_t stamp, gen;
 	int ret;
 
-	for (;;) {
+	gen = vault_generation(sc->v); /* before sc->lock: see sealcache_priv.h */
+	e = entry_lock(sc, name, &stamp, &ret);
+	if (!e)
+		return ret;
+	if (sc->ids.gen != gen || e->sealing) {
+		/* the verifier or another thread is at work: wait */
+		ret = wait_changed(sc, deadline);
+		ret = ret ? ret : 1;
+	} else if (!pwid_for(sc, e)) {
+		ret = -ENOKEY; /* its own password is not given yet */
+	} else {
+		ret = open_current(sc, e, stamp, out);
+		if (ret == 1) {
+			/* ahead of the queue: seal it here and now */
+			if (sc->pool)
+				pool_take(sc->pool, &e->item);
+			e->sealing = true;
+			pthread_mutex_unlock(&sc->lock);
+			ret = seal_entry(sc, e);
+			return ret ? ret : 1;
+		}
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return ret;
+}
+
+int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
+{
+	time_t deadline = time(NULL) + OPEN_WAIT_SECONDS;
+	int ret;
+
+	if (sc->ask)
+		sc->ask(sc->ask_arg, name); /* a password provider, e.g. the agent */
+	do {
 		if (!vault_has_for(sc->v, name))
 			return -ENOKEY;
-		ret = export_stamp(sc, name, &stamp);
-		if (ret)
-			return ret;
-		gen = vault_generation(sc->v); /* before sc->lock: see sealcache_priv.h */
-		pthread_mutex_lock(&sc->lock);
-		e = entry_get(sc, name);
-		if (!e) {
-			ret = -ENOMEM;
-		} else if (sc->pwid_gen != gen || e->sealing) {
-			/* the verifier or another thread is at work: wait */
-			ret = wait_changed(sc, deadline);
-			ret = ret ? ret : 1;
-		} else if (!pwid_for(sc, e)) {
-			ret = -ENOKEY; /* its own password is not given yet */
-		} else {
-			ret = open_current(sc, e, stamp, out);
-			if (ret == 1) {
-				/* ahead of the queue: seal it here and now */
-				dequeue(sc, e);
-				e->sealing = true;
-				pthread_mutex_unlock(&sc->lock);
-				ret = seal_entry(sc, e);
-				if (ret)
-					return ret;
-				continue;
-			}
-		}
-		pthread_mutex_unlock(&sc->lock);
-		if (ret != 1)
-			return ret;
-	}
+		ret = open_once(sc, name, deadline, out);
+	} while (ret == 1);
+	return ret;
 }
 
 ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off)
@@ -660,31 +497,15 @@ int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_
 	uint64_t stamp;
 	int ret;
 
-	ret = export_stamp(sc, name, &stamp);
-	if (ret)
-		return ret;
 	*current = false;
 	*sealed_at = 0;
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e && e->cached) {
+	e = entry_lock(sc, name, &stamp, &ret);
+	if (!e)
+		return ret;
+	if (e->cached) {
 		*current = entry_current(sc, e, stamp);
 		*sealed_at = e->sealed_at;
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return 0;
-}
-
-void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
-{
-	struct entry *e;
-	size_t i;
-
-	pthread_mutex_lock(&sc->lock);
-	*workers = sc->nworkers;
-	*pending = 0;
-	for (i = 0; i < BUCKETS; i++)
-		for (e = sc->buckets[i]; e; e = e->next)
-			*pending += e->queued || e->sealing;
-	pthread_mutex_unlock(&sc->lock);
 }

@@ -15,7 +15,7 @@
 
 #define MAGIC1 "keyfs-seal 1"
 #define MAGIC2 "keyfs-seal 2"
-#define HEADER_MAX 256
+#define HEADER_MAX 320
 /* The armor's first two lines hold "age-encryption.org/v1" and the
  * scrypt stanza with its work factor. */
 #define PEEK_B64 128
@@ -37,14 +37,19 @@ static int parse(const char *line, struct sealfile *h)
 	unsigned long long st, at, ln;
 	int logn;
 
-	if (sscanf(line, MAGIC2 " %65s %llx %63s %d %llu %llu", name, &st, idhex, &logn, &at,
-		   &ln) == 6) {
-		if (!keyset_name_valid(name) || logn < 1 || logn > 64)
+	char content[66] = "-";
+
+	if (sscanf(line, MAGIC2 " %65s %llx %63s %d %llu %llu %65s", name, &st, idhex, &logn, &at,
+		   &ln, content) >= 6) {
+		if (!keyset_name_valid(name) || logn < 1 || logn > 64 ||
+		    (strcmp(content, "-") && strlen(content) != 64))
 			return -EINVAL;
+		strcpy(h->content, strcmp(content, "-") ? content : "");
 		memcpy(h->name, name, strlen(name) + 1); /* valid: at most KEYSET_NAME_MAX */
 		h->logn = logn;
 	} else if (sscanf(line, MAGIC1 " %llx %63s %llu %llu", &st, idhex, &at, &ln) == 4) {
 		h->name[0] = '\0';
+		h->content[0] = '\0';
 		h->logn = 0; /* from the age header */
 	} else {
 		return -EINVAL;
@@ -121,9 +126,9 @@ int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pe
 	int n;
 
 	sodium_bin2hex(idhex, sizeof(idhex), h->pwid, VERIFIER_ID_LEN);
-	n = snprintf(hdr, sizeof(hdr), MAGIC2 " %s %016llx %s %d %llu %zu\n", h->name,
+	n = snprintf(hdr, sizeof(hdr), MAGIC2 " %s %016llx %s %d %llu %zu %s\n", h->name,
 		     (unsigned long long)h->stamp, idhex, h->logn, (unsigned long long)h->sealed_at,
-		     h->len);
+		     h->len, h->content[0] ? h->content : "-");
 	if (n < 0 || n >= (int)sizeof(hdr))
 		return -EINVAL;
 	h->off = (size_t)n;
@@ -131,7 +136,7 @@ int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pe
 			    2);
 }
 
-int sealfile_upgrade(int dfd, const char *name, int fd, struct sealfile *h)
+int sealfile_rewrite(int dfd, const char *name, int fd, struct sealfile *h)
 {
 	char *pem;
 	int ret = 0;
@@ -141,7 +146,6 @@ int sealfile_upgrade(int dfd, const char *name, int fd, struct sealfile *h)
 		return -ENOMEM;
 	if (pread(fd, pem, h->len, (off_t)h->off) != (ssize_t)h->len)
 		ret = -EIO;
-	snprintf(h->name, sizeof(h->name), "%s", name);
 	if (!ret)
 		ret = sealfile_write(dfd, name, h, pem);
 	free(pem);

@@ -245,6 +245,11 @@ void sources_ask_agent(struct sources *s, const char *keyset)
 		password_changed(s);
 }
 
+void sources_provider(void *arg, const char *keyset)
+{
+	sources_ask_agent(arg, keyset);
+}
+
 int sources_new(struct sources **out, const struct config *c, struct vault *v, struct sealcache *sc)
 {
 	struct sources *s;
@@ -256,6 +261,8 @@ int sources_new(struct sources **out, const struct config *c, struct vault *v, s
 	s->cfg = c;
 	s->v = v;
 	s->sc = sc;
+	if (sc)
+		sealcache_set_provider(sc, sources_provider, s);
 	pthread_mutex_init(&s->lock, NULL);
 	ret = sources_reload(s);
 	if (ret) {

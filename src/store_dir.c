@@ -1,7 +1,6 @@
-/* The directory keystore: <dir>/<keyset>/<member> are the active keys,
- * <dir>/.keyfs/ holds keyfs' own state. Keys are only read here; writes
- * (import, activate, metadata) go through temp file, fsync, rename and a
- * directory fsync so a crash leaves the old or the new, never a mix. */
+/* The directory keystore, reading: <dir>/<keyset>/<member> are the
+ * active keys (store_version.c writes them). Inactive versions and
+ * temporaries sit in keyfs' state directory. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,15 +22,6 @@
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void store_names_free(char **names, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }
 
 struct name_list {
@@ -280,72 +270,10 @@ static int dir_read(void *priv, const char *name, struct keyset *ks)
 	return ret;
 }
 
-static int meta_path(const char *key, char *path, size_t size)
-{
-	const char *p;
-
-	for (p = key; *p; p++)
-		if (*p == '/' || (p == key && *p == '.'))
-			return -EINVAL;
-	if (!*key || snprintf(path, size, META_DIR "/%s", key) >= (int)size)
-		return -EINVAL;
-	return 0;
-}
-
-static int dir_meta_get(void *priv, const char *key, char *buf, size_t size)
-{
-	struct dir_store *d = priv;
-	char path[PATH_MAX];
-	ssize_t n;
-	int fd, ret;
-
-	ret = meta_path(key, path, sizeof(path));
-	if (ret)
-		return ret;
-	fd = file_open_regular(d->sfd, path, NULL, NULL);
-	if (fd < 0)
-		return fd;
-	n = read(fd, buf, size - 1);
-	ret = n < 0 ? -errno : 0;
-	close(fd);
-	if (!ret)
-		buf[n] = '\0';
-	return ret;
-}
-
-int dir_mkdirs(struct dir_store *d)
-{
-	static const char *const dirs[] = { META_DIR, VERSIONS_DIR, TMP_DIR };
-	size_t i;
-
-	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (mkdirat(d->sfd, dirs[i], 0700) && errno != EEXIST)
-			return -errno;
-	return 0;
-}
-
-static int dir_meta_set(void *priv, const char *key, const char *value)
-{
-	struct dir_store *d = priv;
-	char path[PATH_MAX];
-	int ret;
-
-	ret = meta_path(key, path, sizeof(path));
-	if (ret)
-		return ret;
-	ret = dir_mkdirs(d);
-	if (ret)
-		return ret;
-	if (!*value)
-		return unlinkat(d->sfd, path, 0) && errno != ENOENT ? -errno : 0;
-	return file_replace(d->sfd, path, &(struct iovec){ (void *)value, strlen(value) }, 1);
-}
-
 static void dir_destroy(void *priv)
 {
 	struct dir_store *d = priv;
 
-	close(d->sfd);
 	close(d->dfd);
 	pthread_mutex_destroy(&d->write_lock);
 	free(d);
@@ -356,44 +284,26 @@ static const struct store_ops dir_ops = {
 	.stamp = dir_stamp,
 	.why = dir_why,
 	.read = dir_read,
-	.meta_get = dir_meta_get,
-	.meta_set = dir_meta_set,
 	.put = dir_put,
 	.versions = dir_versions,
 	.activate = dir_activate,
 	.destroy = dir_destroy,
 };
 
-/* keyfs' state (seal cache, verifiers, versions) is reached only through
- * this one descriptor. A writer of the store could put a symlink or a
- * directory of its own at .keyfs; following it would make keyfs write,
- * and at start delete, files elsewhere. So .keyfs must be a real
- * directory of the daemon's user that nobody else may write. */
-static int open_state(struct dir_store *d, const char *dir)
+/* Keys move between the store and the state directory by rename. */
+static int same_filesystem(int a, int b, const char *dir)
 {
-	struct stat st;
-	int ret;
+	struct stat sa, sb;
 
-	if (mkdirat(d->dfd, STATE_DIR, 0700) && errno != EEXIST)
+	if (fstat(a, &sa) || fstat(b, &sb))
 		return -errno;
-	d->sfd = openat(d->dfd, STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (d->sfd < 0) {
-		ret = errno == ELOOP || errno == ENOTDIR ? -ENOTDIR : -errno;
-		log_msg(LOG_ERR, "store %s: " STATE_DIR " %s", dir,
-			ret == -ENOTDIR ? "is a symlink or not a directory: refused" : strerror(-ret));
-		return ret;
-	}
-	if (fstat(d->sfd, &st))
-		return -errno;
-	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-		log_msg(LOG_ERR, "store %s: " STATE_DIR " must belong to uid %u and not be writable by "
-			"group or others", dir, (unsigned)geteuid());
-		return -EPERM;
-	}
-	return dir_mkdirs(d);
+	if (sa.st_dev == sb.st_dev)
+		return 0;
+	log_msg(LOG_ERR, "store %s: the state directory must be on the store's filesystem", dir);
+	return -EXDEV;
 }
 
-int store_dir_open(const char *dir, struct store *s)
+int store_dir_open(const char *dir, const struct state *state, struct store *s)
 {
 	struct dir_store *d;
 	int ret;
@@ -401,40 +311,22 @@ int store_dir_open(const char *dir, struct store *s)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->sfd = -1;
+	d->sfd = state->fd;
 	d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->dfd < 0) {
 		ret = -errno;
-		goto err;
+		free(d);
+		return ret;
 	}
-	ret = open_state(d, dir);
-	if (ret)
-		goto err;
+	ret = same_filesystem(d->dfd, d->sfd, dir);
+	if (ret) {
+		close(d->dfd);
+		free(d);
+		return ret;
+	}
 	pthread_mutex_init(&d->write_lock, NULL);
-	snprintf(d->state, sizeof(d->state), "%s/" STATE_DIR, dir);
 	dir_clean_tmp(d);
 	s->ops = &dir_ops;
 	s->priv = d;
 	return 0;
-err:
-	if (d->sfd >= 0)
-		close(d->sfd);
-	if (d->dfd >= 0)
-		close(d->dfd);
-	free(d);
-	return ret;
-}
-
-const char *store_dir_state(const struct store *s)
-{
-	struct dir_store *d = s->priv;
-
-	return s->ops == &dir_ops ? d->state : NULL;
-}
-
-int store_state_fd(const struct store *s)
-{
-	struct dir_store *d = s->priv;
-
-	return s->ops == &dir_ops ? d->sfd : -1;
 }

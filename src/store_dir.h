@@ -7,20 +7,18 @@
 
 #include "keyfs/keyset.h"
 
-#define STATE_DIR ".keyfs"
+#include "keyfs/state.h"
+
 /* below the state directory (d->sfd) */
-#define META_DIR "meta"
-#define VERSIONS_DIR "versions"
-#define TMP_DIR "tmp"
+#define VERSIONS_DIR STATE_VERSIONS
+#define TMP_DIR STATE_TMP
 
 struct dir_store {
 	int dfd;		/* the store directory */
-	int sfd;		/* its state directory, checked at open */
-	char state[PATH_MAX];	/* <dir>/.keyfs */
+	int sfd;		/* keyfs' state directory (borrowed) */
 	pthread_mutex_t write_lock; /* held by restores and activations */
 };
 
-int dir_mkdirs(struct dir_store *d);
 /* Reads the keyset in directory kfd (members sorted). */
 int dir_read_fd(int kfd, const char *name, struct keyset *ks);
 

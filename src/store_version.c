@@ -246,9 +246,6 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 
 	if (!keyset_name_valid(ks->name))
 		return -EINVAL;
-	ret = dir_mkdirs(d);
-	if (ret)
-		return ret;
 	ret = same_as(d->dfd, ks->name, ks, &same);
 	if (ret == -ENOENT) {
 		ret = write_tmp(d, ks, tmp);

@@ -17,6 +17,7 @@ struct ctl {
 	const struct config *cfg;
 	struct vault *v;
 	struct store *st;
+	const struct state *state;	/* hints and marks (meta.h) */
 	struct sealcache *sc;
 	struct importer *im;
 };

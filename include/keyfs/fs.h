@@ -18,6 +18,7 @@
 
 struct keyfs {
 	struct config cfg;
+	struct state state;	/* keyfs' own: cache, verifiers, metadata */
 	struct store st;
 	struct vault *v;
 	struct sealcache *sc;
@@ -28,8 +29,14 @@ struct keyfs {
 	uid_t uid;		/* the mounting user: owns the tree */
 	gid_t gid;
 	time_t started;		/* times of the fixed directories */
+	struct fuse *fuse;	/* for telling the kernel what changed */
 };
 
 extern const struct fuse_operations keyfs_ops;
+
+/* The seal cache's observer: drops what the kernel caches of an export
+ * (keyset NULL: of every export and README.txt) whose size, times or
+ * bytes changed, so a stat after the change sees the new size. */
+void fs_changed(void *keyfs, const char *keyset);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "keyfs/secret.h"
+#include "keyfs/state.h"
 #include "keyfs/store.h"
 
 #define IMPORT_HISTORY 16
@@ -32,8 +33,14 @@ struct importer;
 
 /* The work factor limit starts at AGE_LOGN_DEFAULT (the default of both
  * seal.work_factor and import.max_work_factor). */
-int import_new(struct importer **im, struct store *st, struct vault *v);
+int import_new(struct importer **im, struct store *st, const struct state *state,
+	       struct vault *v);
 void import_free(struct importer *im);
+
+/* A password provider asked before a file is unsealed (keyfs-agent's,
+ * registered by sources.c). */
+void import_set_provider(struct importer *im, void (*ask)(void *arg, const char *keyset),
+			 void *arg);
 
 /* The highest scrypt work factor (logN, AGE_LOGN_MIN..AGE_LOGN_MAX) a file
  * may claim: config_import_max_work_factor(). Call before the first

@@ -3,8 +3,8 @@
  * daemon restarts too.
  *
  * The sealed bytes live under <state>/cache/<keyset>, each file a one-line
- * header (keyset version stamp, password id, sealed-at, length) followed by
- * the armored age file, replaced atomically by rename. An open export holds
+ * header (sealfile.h) followed by the armored age file, replaced atomically
+ * by rename. An open export holds
  * a file descriptor of the file it opened, so it keeps its bytes while a
  * reseal replaces them. The password id comes from a verifier
  * (<state>/verifier: one scrypt with its own salt), so a restart with the
@@ -25,6 +25,7 @@
 #include "keyfs/bundle.h"
 #include "keyfs/config.h"
 #include "keyfs/secret.h"
+#include "keyfs/state.h"
 #include "keyfs/store.h"
 
 /* One open export: the bytes it opened, whatever happens later. */
@@ -45,7 +46,20 @@ struct export_attr {
 
 struct sealcache;
 
-int sealcache_new(struct sealcache **sc, struct store *st, struct vault *v, const struct config *c);
+int sealcache_new(struct sealcache **sc, struct store *st, const struct state *state,
+		  struct vault *v, const struct config *c);
+
+/* A password provider asked (with the keyset's name) when an export is
+ * opened, before the vault is looked at: keyfs-agent's, registered by
+ * sources.c. It may block briefly; it is never asked from attributes. */
+void sealcache_set_provider(struct sealcache *sc, void (*ask)(void *arg, const char *keyset),
+			    void *arg);
+
+/* Told when the attributes of export/<keyset>.pem changed (a seal was
+ * made or kept), or with NULL when every export's and README.txt's may
+ * have (the key changed): the filesystem drops what the kernel caches. */
+void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const char *keyset),
+			    void *arg);
 /* Starts the background workers (after any fork: threads do not survive). */
 int sealcache_start(struct sealcache *sc);
 void sealcache_free(struct sealcache *sc);

@@ -1,13 +1,18 @@
 /* One file of the seal cache: a one-line header, then the armored age
  * file:
- *   "keyfs-seal 2 <keyset> <stamp hex> <password id hex> <logN> <sealed-at> <length>\n"
+ *   "keyfs-seal 2 <keyset> <stamp hex> <password id hex> <logN> <sealed-at> <length> <content>\n"
  * The header binds the bytes to the keyset they seal and the work factor
  * they were sealed at, so a file copied under another keyset's name, or
  * sealed before the work factor changed, is never served as current.
+ * <content> (export_content_id(), or "-" if not known) names what the
+ * bytes seal, so a keyset whose files were rewritten with the same
+ * content (restored from a backup, moved to a new disk) keeps its seal:
+ * only the stamp in the header changes.
  * Files of the first format ("keyfs-seal 1 <stamp> <id> <sealed-at>
  * <length>") are still read: the name is the file's, the work factor
- * comes from the age header inside, and sealfile_upgrade() rewrites them
- * in the new format with the very same armored bytes.
+ * comes from the age header inside, the content is not known, and
+ * sealfile_rewrite() writes them in the new format with the very same
+ * armored bytes.
  * Written to a temporary name, fsynced and renamed into place, so a crash
  * leaves the old file or the new one; a file whose size disagrees with
  * its header is never served. */
@@ -26,6 +31,7 @@ struct sealfile {
 	uint64_t stamp;			/* keyset version sealed */
 	uint8_t pwid[VERIFIER_ID_LEN];	/* password it was sealed under */
 	int logn;			/* scrypt work factor it was sealed at */
+	char content[65];		/* export_content_id(); "" if not known */
 	time_t sealed_at;
 	size_t len;			/* armored bytes */
 	size_t off;			/* where they start in the file */
@@ -39,8 +45,9 @@ int sealfile_read(int fd, struct sealfile *h);
  * len) and pem; sets h->off. */
 int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pem);
 
-/* Rewrites a first-format file (h as read from fd) in the current format
- * under keyset name, keeping its armored bytes and times. */
-int sealfile_upgrade(int dfd, const char *name, int fd, struct sealfile *h);
+/* Rewrites the header of the cache file open as fd (read as h, then
+ * changed by the caller: name, stamp, content) in the current format,
+ * keeping its armored bytes. */
+int sealfile_rewrite(int dfd, const char *name, int fd, struct sealfile *h);
 
 #endif

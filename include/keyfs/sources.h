@@ -38,6 +38,10 @@ void sources_free(struct sources *s);
  * keyset, also takes the agent's passphrase of that keyset's own. */
 void sources_ask_agent(struct sources *s, const char *keyset);
 
+/* sources_ask_agent() as the password provider hook of the seal cache
+ * (registered by sources_new()) and of the importer. */
+void sources_provider(void *s, const char *keyset);
+
 /* Reads the password file or credential into the vault. */
 int sources_reload(struct sources *s);
 

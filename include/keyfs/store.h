@@ -4,18 +4,19 @@
 #ifndef KEYFS_STORE_H
 #define KEYFS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "keyfs/keyset.h"
+#include "keyfs/state.h"
 
 #define STORE_MEMBER_MAX (1 << 20)
 /* Bounds of one keyset, so that a writer of a keyset directory cannot
  * make sealing or a stat exhaust the daemon. */
 #define STORE_KEYSET_MAX (16 << 20)
 #define STORE_ENTRIES_MAX 1024
-#define STORE_META_MAX 4096
 
 enum store_put_outcome {
 	STORE_CREATED,		/* keyset was absent: restored and active */
@@ -29,6 +30,9 @@ struct store_put {
 	unsigned version;	/* for STORE_KNOWN and STORE_VERSIONED */
 };
 
+/* A backend: the required operations list, stamp, why and read; the
+ * optional ones (NULL when a backend cannot) put, versions and activate.
+ * The core answers for an absent one (store_put() and friends below). */
 struct store_ops {
 	/* Names of the keysets, sorted; free with store_names_free(). */
 	int (*list)(void *priv, char ***names, size_t *n);
@@ -42,10 +46,6 @@ struct store_ops {
 	int (*why)(void *priv, const char *name, char *buf, size_t size);
 	/* The active keyset, members sorted. */
 	int (*read)(void *priv, const char *name, struct keyset *ks);
-	/* Small metadata values (hints, state) by key; -ENOENT if unset.
-	 * An empty value removes the key. */
-	int (*meta_get)(void *priv, const char *key, char *buf, size_t size);
-	int (*meta_set)(void *priv, const char *key, const char *value);
 	/* Restore a keyset without ever destroying one: absent -> created
 	 * active; equal to the active one or a stored version -> nothing
 	 * written; else a new inactive version. Atomic either way. */
@@ -63,18 +63,28 @@ struct store {
 	void *priv;
 };
 
-/* The directory backend: <dir>/<keyset>/ holds the active key files,
- * <dir>/.keyfs/ is keyfs' own (metadata, versions, cache). */
-int store_dir_open(const char *dir, struct store *s);
+/* Opens a backend over path; state is keyfs' state directory for this
+ * store (versions and temporaries of backends that keep them there),
+ * valid until store_close(). */
+typedef int store_open_fn(const char *path, const struct state *state, struct store *s);
 
-/* Path of the backend's private state directory, for the seal cache;
- * created on first use. NULL for backends without one. */
-const char *store_dir_state(const struct store *s);
-/* The state directory as an open descriptor (valid until store_close()),
- * checked to be the daemon's own; -1 for backends without one. */
-int store_state_fd(const struct store *s);
+/* The backends by name ("dir"); -ENOENT for an unknown one. */
+int store_open(const char *backend, const char *path, const struct state *state, struct store *s);
+bool store_backend_known(const char *backend);
+
+/* The directory backend: <dir>/<keyset>/ holds the active key files;
+ * versions and temporaries live in the state directory, which must be on
+ * the same filesystem (keys move there and back by rename). */
+store_open_fn store_dir_open;
 
 void store_names_free(char **names, size_t n);
+
+/* The optional operations, answered by the core when absent: a backend
+ * that cannot restore refuses with -EROFS, one without versions has
+ * none, and cannot activate (-ENOENT: no such version). */
+int store_put(struct store *s, const struct keyset *ks, struct store_put *res);
+int store_versions(struct store *s, const char *name, unsigned **v, size_t *n);
+int store_activate(struct store *s, const char *name, unsigned version, unsigned *kept);
 
 static inline void store_close(struct store *s)
 {

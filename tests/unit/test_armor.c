@@ -107,6 +107,7 @@ static void test_rejects(void)
 		{ "garbage before", "x\n" BEGIN "\naGVsbG8=\n" END "\n" },
 		{ "garbage after", BEGIN "\naGVsbG8=\n" END "\nx\n" },
 		{ "invalid character", BEGIN "\naGVs*G8=\n" END "\n" },
+		{ "byte above 0x7f", BEGIN "\naGVs\xffG8=\n" END "\n" },
 		{ "missing padding", BEGIN "\naGVsbG8\n" END "\n" },
 		{ "non-canonical padding bits", BEGIN "\naGVsbG9=\n" END "\n" },
 		{ "non-canonical double pad", BEGIN "\naR==\n" END "\n" },

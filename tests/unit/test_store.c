@@ -15,12 +15,15 @@
 
 #include "keyfs/keyset.h"
 #include "keyfs/dirwalk.h"
+#include "keyfs/meta.h"
+#include "keyfs/state.h"
 #include "keyfs/store.h"
 #include "tap.h"
 
 #define T0 1700000000 /* 2023-11-14T22:13:20Z */
 
 static char root[64];
+static struct state state;
 
 static void path_of(char *out, size_t size, const char *rel)
 {
@@ -387,64 +390,63 @@ static int meta_strays(const char *want)
 	return strays;
 }
 
-static void test_meta(struct store *s)
+static void test_meta(void)
 {
-	char buf[STORE_META_MAX], p[PATH_MAX];
+	char buf[META_VALUE_MAX], p[PATH_MAX];
 	struct stat st;
 	int ret;
 
-	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	ret = meta_get(&state, "hint", buf, sizeof(buf));
 	TAP_EQ_INT(ret, -ENOENT, "meta_get before any set: -ENOENT");
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", "the usual one"), 0, "meta_set hint");
-	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	TAP_EQ_INT(meta_set(&state, "hint", "the usual one"), 0, "meta_set hint");
+	ret = meta_get(&state, "hint", buf, sizeof(buf));
 	tap_ok(ret == 0 && !strcmp(buf, "the usual one"), "meta_get returns what was set");
 	TAP_EQ_INT(meta_strays("hint"), 0, "no temp files left in .keyfs/meta");
 	path_of(p, sizeof(p), ".keyfs/meta/hint");
 	tap_ok(!stat(p, &st) && (st.st_mode & 07777) == 0600, "meta file is 0600");
 
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", "xy"), 0, "meta_set a shorter value");
-	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	TAP_EQ_INT(meta_set(&state, "hint", "xy"), 0, "meta_set a shorter value");
+	ret = meta_get(&state, "hint", buf, sizeof(buf));
 	tap_ok(ret == 0 && !strcmp(buf, "xy"), "overwrite leaves no tail of the old value (%s)", buf);
 	TAP_EQ_INT(meta_strays("hint"), 0, "no temp files after an overwrite");
 
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", ""), 0, "meta_set \"\" removes");
-	TAP_EQ_INT(s->ops->meta_get(s->priv, "hint", buf, sizeof(buf)), -ENOENT, "meta_get after removal: -ENOENT");
+	TAP_EQ_INT(meta_set(&state, "hint", ""), 0, "meta_set \"\" removes");
+	TAP_EQ_INT(meta_get(&state, "hint", buf, sizeof(buf)), -ENOENT, "meta_get after removal: -ENOENT");
 	TAP_EQ_INT(meta_strays(NULL), 0, "meta dir empty after removal");
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "hint", ""), 0, "removing an unset key is fine");
+	TAP_EQ_INT(meta_set(&state, "hint", ""), 0, "removing an unset key is fine");
 
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "a/b", "v"), -EINVAL, "meta_set key with '/': -EINVAL");
-	TAP_EQ_INT(s->ops->meta_get(s->priv, "a/b", buf, sizeof(buf)), -EINVAL, "meta_get key with '/': -EINVAL");
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "../../x", "v"), -EINVAL, "meta_set \"../../x\": -EINVAL");
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "..", "v"), -EINVAL, "meta_set \"..\": -EINVAL");
-	TAP_EQ_INT(s->ops->meta_set(s->priv, ".hint.tmp", "v"), -EINVAL, "meta_set of a dot name: -EINVAL");
-	TAP_EQ_INT(s->ops->meta_set(s->priv, "", "v"), -EINVAL, "meta_set of an empty key: -EINVAL");
+	TAP_EQ_INT(meta_set(&state, "a/b", "v"), -EINVAL, "meta_set key with '/': -EINVAL");
+	TAP_EQ_INT(meta_get(&state, "a/b", buf, sizeof(buf)), -EINVAL, "meta_get key with '/': -EINVAL");
+	TAP_EQ_INT(meta_set(&state, "../../x", "v"), -EINVAL, "meta_set \"../../x\": -EINVAL");
+	TAP_EQ_INT(meta_set(&state, "..", "v"), -EINVAL, "meta_set \"..\": -EINVAL");
+	TAP_EQ_INT(meta_set(&state, ".hint.tmp", "v"), -EINVAL, "meta_set of a dot name: -EINVAL");
+	TAP_EQ_INT(meta_set(&state, "", "v"), -EINVAL, "meta_set of an empty key: -EINVAL");
 	TAP_EQ_INT(meta_strays(NULL), 0, "refused keys wrote nothing");
 	path_of(p, sizeof(p), "x");
 	tap_ok(access(p, F_OK) != 0, "\"../../x\" wrote nothing outside");
 
 	/* Two keys side by side. */
-	s->ops->meta_set(s->priv, "hint", "h");
-	s->ops->meta_set(s->priv, "state", "s");
-	ret = s->ops->meta_get(s->priv, "state", buf, sizeof(buf));
+	meta_set(&state, "hint", "h");
+	meta_set(&state, "state", "s");
+	ret = meta_get(&state, "state", buf, sizeof(buf));
 	tap_ok(ret == 0 && !strcmp(buf, "s"), "a second key is kept apart");
-	ret = s->ops->meta_get(s->priv, "hint", buf, sizeof(buf));
+	ret = meta_get(&state, "hint", buf, sizeof(buf));
 	tap_ok(ret == 0 && !strcmp(buf, "h"), "the first key is unchanged");
-	s->ops->meta_set(s->priv, "hint", "");
-	s->ops->meta_set(s->priv, "state", "");
+	meta_set(&state, "hint", "");
+	meta_set(&state, "state", "");
 }
 
-static void test_state(struct store *s)
+static void test_state(void)
 {
 	char want[PATH_MAX];
-	const char *dir;
 	struct stat st;
 
-	dir = store_dir_state(s);
 	path_of(want, sizeof(want), ".keyfs");
-	tap_ok(dir && !strcmp(dir, want), "store_dir_state is <dir>/.keyfs (%s)", dir ? dir : "NULL");
-	tap_ok(dir && !stat(dir, &st) && S_ISDIR(st.st_mode), "the state directory exists");
-	tap_ok(dir && (st.st_mode & 07777) == 0700, "the state directory is 0700");
-	tap_ok(dir && store_dir_state(s) && !strcmp(store_dir_state(s), want), "store_dir_state again: same path");
+	tap_ok(!strcmp(state.path, want), "the state directory is <dir>/.keyfs (%s)", state.path);
+	tap_ok(!stat(want, &st) && S_ISDIR(st.st_mode), "the state directory exists");
+	tap_ok((st.st_mode & 07777) == 0700, "the state directory is 0700");
+	path_of(want, sizeof(want), ".keyfs/versions");
+	tap_ok(!stat(want, &st) && S_ISDIR(st.st_mode), "with its subdirectories");
 }
 
 static void test_open(void)
@@ -453,9 +455,10 @@ static void test_open(void)
 	struct store s = { 0 };
 
 	path_of(p, sizeof(p), "nosuch");
-	TAP_EQ_INT(store_dir_open(p, &s), -ENOENT, "open of a missing dir: -ENOENT");
+	TAP_EQ_INT(store_dir_open(p, &state, &s), -ENOENT, "open of a missing dir: -ENOENT");
 	path_of(p, sizeof(p), "notadir");
-	TAP_EQ_INT(store_dir_open(p, &s), -ENOTDIR, "open of a regular file: -ENOTDIR");
+	TAP_EQ_INT(store_dir_open(p, &state, &s), -ENOTDIR, "open of a regular file: -ENOTDIR");
+	TAP_EQ_INT(store_open("nosuch", root, &state, &s), -ENOENT, "an unknown backend: -ENOENT");
 	tap_ok(s.ops == NULL, "failed open leaves the store unset");
 	store_close(&s); /* a no-op on an unset store */
 }
@@ -536,7 +539,7 @@ static void test_open_regular(void)
 static void test_state_symlink(void)
 {
 	char p[PATH_MAX], q[PATH_MAX];
-	struct store s = { 0 };
+	struct state bad;
 	struct stat st;
 
 	mkdir_rel("evil");
@@ -549,8 +552,8 @@ static void test_state_symlink(void)
 	path_of(q, sizeof(q), "victim");
 	if (symlink(q, p))
 		tap_ok(false, "symlink: %m");
-	path_of(p, sizeof(p), "evil/store");
-	TAP_EQ_INT(store_dir_open(p, &s), -ENOTDIR, "a symlinked .keyfs is refused");
+	path_of(p, sizeof(p), "evil/store/.keyfs");
+	TAP_EQ_INT(state_open(&bad, p), -ENOTDIR, "a symlinked .keyfs is refused");
 	path_of(q, sizeof(q), "victim/tmp/precious/file");
 	tap_ok(stat(q, &st) == 0, "nothing was deleted through the link");
 }
@@ -590,6 +593,7 @@ static void test_activate_not_dir(struct store *s)
 int main(void)
 {
 	struct store s = { 0 };
+	char sp[PATH_MAX];
 	int ret;
 
 	if (sodium_init() < 0) {
@@ -600,19 +604,24 @@ int main(void)
 	if (!tap_ok(mkdtemp(root) != NULL, "mkdtemp"))
 		return tap_done();
 	populate();
-	ret = store_dir_open(root, &s);
-	TAP_EQ_INT(ret, 0, "store_dir_open");
+	path_of(sp, sizeof(sp), ".keyfs");
+	ret = state_open(&state, sp);
+	TAP_EQ_INT(ret, 0, "state_open");
+	if (!ret)
+		ret = store_open("dir", root, &state, &s);
+	TAP_EQ_INT(ret, 0, "store_open dir");
 	if (!ret) {
 		test_list(&s);
-		test_state(&s);
+		test_state();
 		test_list(&s); /* .keyfs now exists and is still not a keyset */
 		test_read(&s);
 		test_stamp(&s);
 		test_refusals(&s);
 		test_bounds(&s);
 		test_activate_not_dir(&s);
-		test_meta(&s);
+		test_meta();
 		store_close(&s);
+		state_close(&state);
 		tap_ok(s.ops == NULL, "store_close clears the store");
 	}
 	test_open();

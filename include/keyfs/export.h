@@ -1,0 +1,29 @@
+/* The export of a keyset: the keyset and a sealing key in, the armored
+ * age file out; and the file's exact size, known before any sealing.
+ * Pure: no locks, no files, no cache. */
+#ifndef KEYFS_EXPORT_H
+#define KEYFS_EXPORT_H
+
+#include <stddef.h>
+
+#include "keyfs/age.h"
+#include "keyfs/keyset.h"
+
+/* What seals an export: today a passphrase at a work factor. */
+struct export_key {
+	const struct age_pass *pass;
+	int logn;
+};
+
+/* The exact length export_seal() gives for ks at work factor logn. */
+int export_size(const struct keyset *ks, int logn, size_t *size);
+
+/* Names what an export of ks seals, whoever seals it: the keyset's
+ * fingerprint (bundle.h) and the hint that goes into KEYSET.ini. Hex. */
+void export_content_id(const struct keyset *ks, char hex[static 65]);
+
+/* ks as an armored age file of a tar (bundle.h); *pem is malloc()ed
+ * (ciphertext), *len its length. */
+int export_seal(const struct keyset *ks, const struct export_key *key, char **pem, size_t *len);
+
+#endif

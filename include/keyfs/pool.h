@@ -1,0 +1,34 @@
+/* A pool of worker threads working through a queue of items. An item is
+ * in the queue at most once. The pool knows nothing of what an item is:
+ * it calls work(arg, item) with no lock of its own held, so work may take
+ * the caller's locks; the caller may push and take under its own lock
+ * (the pool's lock is always taken last). */
+#ifndef KEYFS_POOL_H
+#define KEYFS_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pool_item {
+	struct pool_item *next;	/* protected by the pool's lock */
+	bool queued;		/* protected by the pool's lock */
+};
+
+typedef void pool_work_fn(void *arg, struct pool_item *item);
+
+struct pool;
+
+/* Starts up to n workers (at least one, or -EAGAIN). */
+int pool_new(struct pool **p, size_t n, pool_work_fn *work, void *arg);
+/* Stops the workers after the item each is working on, and frees. */
+void pool_free(struct pool *p);
+size_t pool_workers(const struct pool *p);
+
+/* Queues item unless it is queued already. */
+void pool_push(struct pool *p, struct pool_item *item);
+/* Takes item out of the queue; true if it was queued. */
+bool pool_take(struct pool *p, struct pool_item *item);
+/* Items queued or being worked on. */
+size_t pool_pending(struct pool *p);
+
+#endif

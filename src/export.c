@@ -1,0 +1,51 @@
+/* Sealing a keyset into its export (see export.h). */
+#include <sodium.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyfs/armor.h"
+#include "keyfs/bundle.h"
+#include "keyfs/export.h"
+
+int export_size(const struct keyset *ks, int logn, size_t *size)
+{
+	size_t tar_len;
+	int ret;
+
+	ret = bundle_size(ks, &tar_len);
+	if (!ret)
+		*size = armor_size(age_sealed_size(tar_len, logn));
+	return ret;
+}
+
+void export_content_id(const struct keyset *ks, char hex[static 65])
+{
+	char fpr[2 * BUNDLE_FPR_LEN + 1];
+	crypto_generichash_state st;
+	uint8_t id[32];
+
+	bundle_fingerprint(ks, fpr);
+	crypto_generichash_init(&st, NULL, 0, sizeof(id));
+	crypto_generichash_update(&st, (const uint8_t *)fpr, strlen(fpr) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)ks->hint, strlen(ks->hint) + 1);
+	crypto_generichash_final(&st, id, sizeof(id));
+	sodium_bin2hex(hex, 65, id, sizeof(id));
+}
+
+int export_seal(const struct keyset *ks, const struct export_key *key, char **pem, size_t *len)
+{
+	uint8_t *tar = NULL, *bin = NULL;
+	size_t tar_len = 0, bin_len;
+	int ret;
+
+	ret = bundle_pack(ks, &tar, &tar_len);
+	if (!ret)
+		ret = age_seal(tar, tar_len, key->pass, key->logn, &bin, &bin_len);
+	if (!ret)
+		ret = armor_encode(bin, bin_len, pem, len);
+	free(bin);
+	if (tar)
+		sodium_free(tar);
+	return ret;
+}

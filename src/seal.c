@@ -1,0 +1,214 @@
+/* Sealing one keyset into the seal cache (locking in sealcache_priv.h):
+ * decide under sc->lock what the seal is for, seal under the vault's read
+ * lock (export.h holds the crypto), write the cache file and record it.
+ *
+ * A cached seal of the keyset's current content is kept rather than
+ * sealed again, only its header restamped: files rewritten with the same
+ * bytes (a store restored from a backup, moved to another disk, or
+ * upgraded from a cache format that did not name the content) then keep
+ * exactly the export backups already hold. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyfs/armor.h"
+#include "keyfs/dirwalk.h"
+#include "keyfs/export.h"
+#include "keyfs/log.h"
+#include "keyfs/sealfile.h"
+#include "keyfs/store.h"
+#include "sealcache_priv.h"
+
+struct plan {
+	struct sealfile h;	/* the seal to make */
+	uint64_t gen;		/* vault generation its key id is for */
+	bool try_cached;	/* a cached seal under this key, content unknown */
+};
+
+int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const char *content)
+{
+	struct sealfile h;
+	struct entry *e;
+	int fd, ret;
+
+	fd = file_open_regular(sc->cfd, name, NULL, NULL);
+	if (fd < 0)
+		return fd;
+	ret = sealfile_read(fd, &h);
+	if (!ret && (strcmp(h.name, name) || (h.content[0] && strcmp(h.content, content))))
+		ret = -ESTALE;
+	if (!ret) {
+		h.stamp = stamp;
+		strcpy(h.content, content);
+		ret = sealfile_rewrite(sc->cfd, name, fd, &h);
+	}
+	close(fd);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e && e->cached && e->sealed_at == h.sealed_at) {
+		e->stamp = stamp;
+		strcpy(e->cfpr, content);
+	}
+	pthread_mutex_unlock(&sc->lock);
+	log_msg(LOG_INFO, "keyset \"%s\": same content as its cached seal, kept", name);
+	return 0;
+}
+
+/* 1 if the seal is current already; p->h.stamp and content are set. */
+static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
+{
+	const uint8_t *id;
+	struct entry *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	id = e ? pwid_for(sc, e) : NULL;
+	if (!e) {
+		ret = -ENOMEM;
+	} else if (!id) {
+		ret = -ENOKEY;
+	} else if (entry_current(sc, e, p->h.stamp)) {
+		ret = 1; /* someone else sealed it meanwhile */
+	} else {
+		snprintf(p->h.name, sizeof(p->h.name), "%s", name);
+		memcpy(p->h.pwid, id, VERIFIER_ID_LEN);
+		p->h.logn = sc->cfg->work_factor;
+		p->h.sealed_at = due_time(sc, e, p->h.stamp);
+		p->gen = sc->ids.gen;
+		p->try_cached = e->cached && !e->cfpr[0] && e->logn == p->h.logn &&
+				!memcmp(e->pwid, id, VERIFIER_ID_LEN);
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return ret;
+}
+
+/* Does the cached seal of name, opened with pass, hold content? */
+static bool cached_holds(struct sealcache *sc, const char *name, const struct age_pass *pass,
+			 const char *content)
+{
+	uint8_t *pem = NULL, *bin = NULL, *tar = NULL;
+	size_t bin_len, tar_len;
+	struct keyset ks = { 0 };
+	struct sealfile h;
+	char cid[65] = "";
+	int fd;
+
+	fd = file_open_regular(sc->cfd, name, NULL, NULL);
+	if (fd < 0)
+		return false;
+	if (sealfile_read(fd, &h) || !(pem = malloc(h.len)) ||
+	    pread(fd, pem, h.len, (off_t)h.off) != (ssize_t)h.len)
+		goto out;
+	if (armor_decode(pem, h.len, &bin, &bin_len) ||
+	    age_unseal(bin, bin_len, pass, 1, &tar, &tar_len, NULL) ||
+	    bundle_unpack(tar, tar_len, STORE_MEMBER_MAX, &ks))
+		goto out;
+	export_content_id(&ks, cid);
+out:
+	keyset_clear(&ks);
+	if (tar)
+		sodium_free(tar);
+	free(bin);
+	free(pem);
+	close(fd);
+	return !strcmp(cid, content);
+}
+
+/* Seals ks under the keyset's password if it is still the one the plan's
+ * id names (the vault generation has not moved): else -EAGAIN. 2 if the
+ * cached seal turned out to hold this content already. The vault read
+ * lock is held for the scrypt and nothing else is taken meanwhile. */
+static int seal_under(struct sealcache *sc, const struct plan *p, const struct keyset *ks,
+		      char **pem, size_t *len)
+{
+	struct export_key key = { NULL, p->h.logn };
+	struct age_pass pass;
+	uint64_t gen;
+	int ret;
+
+	ret = vault_read_for(sc->v, p->h.name, &pass, &gen);
+	if (ret)
+		return ret;
+	key.pass = &pass;
+	if (gen != p->gen)
+		ret = -EAGAIN;
+	else if (p->try_cached && cached_holds(sc, p->h.name, &pass, p->h.content))
+		ret = 2;
+	else
+		ret = export_seal(ks, &key, pem, len);
+	vault_read_end(sc->v);
+	return ret;
+}
+
+static void record(struct sealcache *sc, const struct sealfile *h)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, h->name);
+	if (e) {
+		e->cached = true;
+		e->stamp = h->stamp;
+		memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
+		e->logn = h->logn;
+		strcpy(e->cfpr, h->content);
+		e->sealed_at = h->sealed_at;
+		e->len = h->len;
+	}
+	pthread_mutex_unlock(&sc->lock);
+}
+
+/* Seals one keyset into the cache unless its seal is current. -EAGAIN if
+ * the password changed under us (the caller tries again). */
+static int seal_one(struct sealcache *sc, const char *name)
+{
+	struct keyset ks = { 0 };
+	struct plan p = { 0 };
+	char *pem = NULL;
+	int ret;
+
+	ret = export_stamp(sc, name, &p.h.stamp);
+	if (!ret)
+		ret = read_keyset(sc, name, &ks, true);
+	if (!ret) {
+		export_content_id(&ks, p.h.content);
+		ret = seal_plan(sc, name, &p);
+	}
+	if (!ret)
+		ret = seal_under(sc, &p, &ks, &pem, &p.h.len);
+	if (ret == 2)
+		ret = seal_adopt(sc, name, p.h.stamp, p.h.content);
+	else if (!ret)
+		ret = sealfile_write(sc->cfd, name, &p.h, pem);
+	if (!ret && pem) {
+		record(sc, &p.h);
+		log_msg(LOG_INFO, "sealed keyset \"%s\"", name);
+	}
+	free(pem);
+	keyset_clear(&ks);
+	return ret > 0 ? 0 : ret;
+}
+
+int seal_entry(struct sealcache *sc, struct entry *e)
+{
+	int ret, tries = 0;
+
+	do
+		ret = seal_one(sc, e->name);
+	while (ret == -EAGAIN && ++tries < 3);
+	pthread_mutex_lock(&sc->lock);
+	e->sealing = false;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+	if (ret && ret != -ENOKEY && ret != -ENOENT)
+		log_msg(LOG_ERR, "sealing keyset \"%s\" failed: %s", e->name, strerror(-ret));
+	if (!ret && sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, e->name);
+	return ret;
+}

@@ -1,0 +1,190 @@
+/* The seal cache's entry table: one entry per keyset seen, created on
+ * first sight and kept until the daemon stops, with what is known of its
+ * cached seal, its next seal and why it cannot be exported (locking in
+ * sealcache_priv.h). */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyfs/log.h"
+#include "keyfs/meta.h"
+#include "sealcache_priv.h"
+
+static uint64_t hash_name(const char *name)
+{
+	uint64_t h;
+
+	crypto_generichash((uint8_t *)&h, sizeof(h), (const uint8_t *)name, strlen(name), NULL, 0);
+	return h;
+}
+
+uint64_t sealcache_ino(const char *name)
+{
+	/* High bit set: never collides with the fixed nodes 1..6. */
+	return hash_name(name) | (1ULL << 63);
+}
+
+struct entry *entry_get(struct sealcache *sc, const char *name)
+{
+	struct entry **b = &sc->buckets[hash_name(name) % BUCKETS], *e;
+
+	for (e = *b; e; e = e->next)
+		if (!strcmp(e->name, name))
+			return e;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->own_pw = meta_own_password(sc->state, name);
+	e->next = *b;
+	*b = e;
+	return e;
+}
+
+struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
+{
+	struct entry *e;
+
+	*err = export_stamp(sc, name, stamp);
+	if (*err)
+		return NULL;
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (!e) {
+		pthread_mutex_unlock(&sc->lock);
+		*err = -ENOMEM;
+	}
+	return e;
+}
+
+const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
+{
+	return sealkey_id(&sc->ids, e->name, e->own_pw);
+}
+
+bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+{
+	const uint8_t *id = pwid_for(sc, e);
+
+	return e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor && id &&
+	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
+}
+
+/* The time the seal of (stamp, current key) counts as made: when it
+ * became due, so the attributes reported before the seal stay true after
+ * it. */
+time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
+{
+	static const uint8_t none[VERIFIER_ID_LEN];
+	const uint8_t *id = pwid_for(sc, e);
+
+	if (!id)
+		id = none;
+	/* A reseal at another work factor has the same size: only a new
+	 * time tells rsync's quick check that the bytes changed. */
+	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) ||
+	    e->due_logn != sc->cfg->work_factor || !e->due_at) {
+		e->due_stamp = stamp;
+		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
+		e->due_logn = sc->cfg->work_factor;
+		e->due_at = time(NULL);
+		/* never the time of the seal it replaces */
+		if (e->cached && e->due_at <= e->sealed_at)
+			e->due_at = e->sealed_at + 1;
+	}
+	return e->due_at;
+}
+
+/* Words for a keyset that cannot be exported, when the store gave none. */
+static const char *problem_words(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "a member is not a regular file with a valid name";
+	case -E2BIG:
+		return "too many members";
+	case -EFBIG:
+		return "too large";
+	default:
+		return strerror(-err);
+	}
+}
+
+int note_problem(struct sealcache *sc, const char *name, int err, const char *why)
+{
+	char buf[256] = "";
+	struct entry *e;
+	bool news;
+
+	if (err == -ENOENT)
+		return err; /* gone: nothing to report */
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	news = e && e->bad != err;
+	pthread_mutex_unlock(&sc->lock);
+	if (!news)
+		return err;
+	if (err && !why && !sc->st->ops->why(sc->st->priv, name, buf, sizeof(buf)))
+		buf[0] = '\0';
+	if (err && !why)
+		why = *buf ? buf : problem_words(err);
+	pthread_mutex_lock(&sc->lock);
+	e->bad = err;
+	free(e->why);
+	e->why = err ? strdup(why) : NULL;
+	pthread_mutex_unlock(&sc->lock);
+	if (err)
+		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
+	else
+		log_msg(LOG_NOTICE, "keyset \"%s\" can be exported again", name);
+	return err;
+}
+
+int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size)
+{
+	struct entry *e;
+	int err = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e && e->bad) {
+		err = e->bad;
+		snprintf(why, size, "%s", e->why ? e->why : problem_words(err));
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return err;
+}
+
+void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size)
+{
+	meta_hint_for(sc->state, name, buf, size);
+}
+
+/* The version of an export: the keyset's files plus the hint sealed with
+ * them, since the hint is part of the plaintext. */
+int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
+{
+	char hint[KEYSET_HINT_MAX + 1];
+	uint64_t files;
+	int ret;
+
+	ret = sc->st->ops->stamp(sc->st->priv, name, &files);
+	if (ret)
+		return ret;
+	meta_hint_for(sc->state, name, hint, sizeof(hint));
+	*stamp = files ^ hash_name(hint);
+	return 0;
+}
+
+int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
+{
+	int ret;
+
+	ret = sc->st->ops->read(sc->st->priv, name, ks);
+	if (!ret && meta_hint_for(sc->state, name, ks->hint, sizeof(ks->hint)) && say)
+		log_msg(LOG_WARNING, "keyset \"%s\": the stored password hint has control characters; "
+			"sealed without a hint (set it again with keyfsctl hint)", name);
+	return ret;
+}
