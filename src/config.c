@@ -76,7 +76,7 @@ const struct config_key config_keys[] = {
 	  .help = "highest scrypt work factor a file to import or verify may claim" },
 	{ "mount.allow_other", NULL, CONFIG_BOOL, .def = "no", FIELD_AS(allow_other, bool),
 	  .help = "let users other than the mounting one into the mount" },
-	{ NULL },
+	{ .name = NULL },
 };
 
 const struct config_key *config_key_find(const char *name)

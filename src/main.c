@@ -192,6 +192,17 @@ static int keyfs_open(struct keyfs *k)
 	return sources_check(&k->cfg);
 }
 
+/* .control's observer: a changed password or hint makes exports stale. */
+static int ctl_secrets_changed(void *sc)
+{
+	return sealcache_password_changed(sc);
+}
+
+static void ctl_hints_changed(void *sc)
+{
+	sealcache_queue_stale(sc);
+}
+
 /* After fuse_daemonize(): threads and locked memory do not survive its
  * fork, so everything holding either is made here, before the loop
  * serves the first request. */
@@ -215,7 +226,8 @@ static int keyfs_start(struct keyfs *k)
 		ret = sealcache_start(k->sc);
 	if (!ret)
 		ret = sources_start(k->src);
-	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc, k->im };
+	k->ctl = (struct ctl){ &k->cfg, k->v, &k->st, k->sc, k->im,
+			       { ctl_secrets_changed, ctl_hints_changed, k->sc } };
 	if (ret)
 		log_msg(LOG_ERR, "starting: %s", strerror(-ret));
 	return ret;

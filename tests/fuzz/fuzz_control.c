@@ -4,14 +4,18 @@
  * write is refused by one memchr, which test_control covers), run against
  * a real vault, the default config, a real importer and an in-memory
  * store whose metadata lives in a static table and which holds no keyset
- * versions. State is reset per input so runs repeat. ctl.sc is NULL: the
- * seal cache needs a keystore on disk, and control.c calls it only when
- * set.
+ * versions. State is reset per input so runs repeat. The observer of
+ * .control counts its calls in place of a seal cache (which needs a
+ * keystore on disk).
  *
  * Beyond not crashing: an accepted "password X" leaves X as the backup
  * password, "password --keyset K X" gives K a password, "hint T" stores
- * T, "forget" leaves no backup password, and "activate" is never
- * accepted as there is no version to activate. */
+ * T, "forget" leaves no backup password, "forget --keyset K" leaves K
+ * without a password of its own, and "activate" is never
+ * accepted as there is no version to activate. The observer hears of
+ * exactly the accepted password, forget and hint commands; and
+ * command_parse(), which keyfsctl runs before sending, takes exactly the
+ * writes ctl_command() does not refuse as malformed. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/control.h"
 #include "keyfs/log.h"
@@ -93,9 +98,24 @@ static const struct store_ops mem_ops = {
 	.destroy = mem_destroy,
 };
 
+static int secrets_seen, hints_seen;
+
+static int count_secrets(void *arg)
+{
+	(void)arg;
+	secrets_seen++;
+	return 0;
+}
+
+static void count_hints(void *arg)
+{
+	(void)arg;
+	hints_seen++;
+}
+
 static struct config cfg;
 static struct store st = { .ops = &mem_ops };
-static struct ctl ctl = { .cfg = &cfg, .st = &st };
+static struct ctl ctl = { .cfg = &cfg, .st = &st, .obs = { count_secrets, count_hints, NULL } };
 
 /* Replaces log.c: every message is still formatted (so a bad format
  * argument shows up under the sanitizers) but dropped, which keeps the
@@ -168,6 +188,18 @@ static bool keyset_has(const char *k, const char *pw, size_t len)
 	return same;
 }
 
+/* True if keyset k has a password of its own. */
+static bool has_own(const char *k)
+{
+	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
+	size_t i, n = vault_keysets(ctl.v, names, VAULT_KEYSET_SLOTS);
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(names[i], k))
+			return true;
+	return false;
+}
+
 static const char *meta_value(const char *key)
 {
 	size_t i;
@@ -201,14 +233,29 @@ static void check_effect(const char *w, size_t len)
 		if (strlen(v) != n || memcmp(v, arg, n))
 			abort();
 	}
-	if (len >= 6 && !memcmp(w, "forget", 6) && vault_has_password(ctl.v))
+	if ((arg = arg_of(w, len, "forget", &n)) && keyset_of(&arg, &n, k)) {
+		if (has_own(k))
+			abort();
+	} else if (len >= 6 && !memcmp(w, "forget", 6) && vault_has_password(ctl.v)) {
 		abort();
+	}
 	if (len >= 8 && !memcmp(w, "activate", 8))
+		abort();
+}
+
+/* What the observer must have heard of an accepted write. */
+static void check_observed(const struct command_call *call, int secrets, int hints)
+{
+	bool seals = call->cmd->id == CMD_PASSWORD || call->cmd->id == CMD_FORGET;
+
+	if (secrets != (seals ? 1 : 0) || hints != (call->cmd->id == CMD_HINT ? 1 : 0))
 		abort();
 }
 
 static void run_write(const uint8_t *p, size_t len)
 {
+	struct command_call call;
+	int parsed, ret;
 	char *buf;
 
 	/* fs.c hands over a private copy one byte longer than the write */
@@ -217,8 +264,17 @@ static void run_write(const uint8_t *p, size_t len)
 		return;
 	memcpy(buf, p, len);
 	buf[len] = 'Z'; /* not a NUL: nothing may rely on one */
-	if (ctl_command(&ctl, buf, len) == 0)
+	parsed = command_parse((const char *)p, len, &call);
+	secrets_seen = hints_seen = 0;
+	ret = ctl_command(&ctl, buf, len);
+	/* Only a password the policy refuses, or a store or importer
+	 * error, fails a command the parser took. */
+	if (parsed && ret != -EINVAL)
+		abort();
+	if (ret == 0) {
 		check_effect((const char *)p, len);
+		check_observed(&call, secrets_seen, hints_seen);
+	}
 	free(buf);
 }
 

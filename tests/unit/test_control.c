@@ -346,6 +346,76 @@ static void test_unknown(struct ctl *c)
 	tap_ok(!log_has("Abcdefg1!"), "a bare password is not logged");
 }
 
+
+/* ---- the observer: told of every change, and only of changes ---- */
+
+struct seen {
+	int secrets;		/* secrets_changed calls */
+	int hints;		/* hints_changed calls */
+	int fail;		/* secrets_changed returns this */
+};
+
+static int seen_secrets(void *arg)
+{
+	struct seen *s = arg;
+
+	s->secrets++;
+	return s->fail;
+}
+
+static void seen_hints(void *arg)
+{
+	struct seen *s = arg;
+
+	s->hints++;
+}
+
+static void test_observer(struct ctl *c, struct memstore *m)
+{
+	struct seen s = { 0 };
+
+	c->obs = (struct ctl_observer){ seen_secrets, seen_hints, &s };
+	TAP_EQ_INT(run(c, "password Abcdefg1!\n"), 0, "password, observed");
+	tap_ok(s.secrets == 1 && s.hints == 0, "secrets_changed once (%d, %d)", s.secrets, s.hints);
+	TAP_EQ_INT(run(c, "password weak\n"), -EINVAL, "a refused password");
+	TAP_EQ_INT(s.secrets, 1, "... is no change");
+	TAP_EQ_INT(run(c, "password --keyset web Abcdefg2!\n"), 0, "password --keyset web");
+	TAP_EQ_INT(s.secrets, 2, "... is a change");
+	TAP_EQ_INT(run(c, "unlock x\n"), 0, "unlock");
+	TAP_EQ_INT(s.secrets, 2, "... seals nothing: not told");
+	TAP_EQ_INT(run(c, "forget --keyset web\n"), 0, "forget --keyset web");
+	TAP_EQ_INT(s.secrets, 3, "... is a change");
+	TAP_EQ_INT(run(c, "forget\n"), 0, "forget");
+	TAP_EQ_INT(s.secrets, 4, "... is a change");
+	TAP_EQ_INT(run(c, "forget --keyset ../x\n"), -EINVAL, "forget with a bad keyset");
+	TAP_EQ_INT(s.secrets, 4, "... is no change");
+	tap_ok(log_has("control: --keyset needs a valid keyset name") &&
+	       log_has("control: usage: forget [--keyset KEYSET]"), "... and says why, with forget's usage");
+
+	/* The observer's error is the writer's, the password set all the same. */
+	s.fail = -EIO;
+	TAP_EQ_INT(run(c, "password Zyxwvut9?\n"), -EIO, "a failing observer: its error comes back");
+	tap_ok(backup_is(c->v, "Zyxwvut9?"), "... and the password is set");
+	TAP_EQ_INT(run(c, "forget\n"), -EIO, "forget with a failing observer: its error");
+	s.fail = 0;
+
+	TAP_EQ_INT(run(c, "hint the red one\n"), 0, "hint, observed");
+	tap_ok(s.hints == 1 && s.secrets == 6, "hints_changed once (%d, %d)", s.hints, s.secrets);
+	TAP_EQ_INT(run(c, "hint a\x01z\n"), -EINVAL, "a refused hint");
+	TAP_EQ_INT(s.hints, 1, "... is no change");
+	m->fail = -EIO;
+	TAP_EQ_INT(run(c, "hint new\n"), -EIO, "a hint the store cannot keep");
+	TAP_EQ_INT(s.hints, 1, "... is no change");
+	m->fail = 0;
+
+	/* A --keyset name over KEYSET_NAME_MAX is refused with its reason. */
+	TAP_EQ_INT(run(c, "password --keyset k1234567890123456789012345678901234567890123456789012345678901234 "
+		       "Abcdefg1!\n"), -EINVAL, "a 65-byte --keyset name");
+	tap_ok(log_has("--keyset needs a valid keyset name"), "... the log says why");
+	c->obs = (struct ctl_observer){ 0 };
+	vault_forget(c->v);
+}
+
 int main(void)
 {
 	struct memstore m = { 0 };
@@ -374,6 +444,7 @@ int main(void)
 	test_hint(&c, &m);
 	test_activate_usage(&c);
 	test_unknown(&c);
+	test_observer(&c, &m);
 	vault_free(c.v);
 	return tap_done();
 }
