@@ -13,8 +13,8 @@ int harden_process(void)
 	struct rlimit none = { 0, 0 }, got;
 	int dumpable;
 
-	/* The hard limit too, so that nothing later in the process can
-	 * raise the soft one again. */
+	/* The hard limit too: without CAP_SYS_RESOURCE nothing later in
+	 * the process can raise the soft one again. */
 	if (setrlimit(RLIMIT_CORE, &none))
 		return -errno;
 	/* Not dumpable: no core either, and only CAP_SYS_PTRACE may attach
