@@ -47,7 +47,8 @@ struct command {
 	const char *refusal;	/* why refused arguments are refused; NULL: "usage: " synopsis */
 };
 
-/* Every command, in the order help lists them; ends with a NULL verb. */
+/* Every command, in the order help lists them; ends with a NULL verb.
+ * command_table[id] is the row of id. */
 extern const struct command command_table[];
 
 /* The row of a verb; NULL if there is none. */

@@ -133,6 +133,7 @@ static void test_table(void)
 	for (k = command_table; k->verb; k++) {
 		tap_ok(command_find(k->verb) == k, "%s is found by its verb", k->verb);
 		tap_ok((unsigned)k->id < 5 && !ids[k->id], "%s has an id of its own", k->verb);
+		tap_ok(&command_table[k->id] == k, "%s is the row of its id", k->verb);
 		if ((unsigned)k->id < 5)
 			ids[k->id] = true;
 		n = strlen(k->verb);
