@@ -1,6 +1,12 @@
+/* The keyfs configuration, from one table of keys. A row names a key, its
+ * -o alias, its type, limits and default, and the field it sets; the
+ * parser, the range checks, the error messages and config_defaults() all
+ * read the rows, so adding a key is adding a row (and documenting it in
+ * keyfs.ini(5) and conf/keyfs.ini, which a unit test checks). */
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,131 +17,238 @@
 
 #define CONFIG_FILE_MAX (64 * 1024)
 
-void config_defaults(struct config *c)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* A field of struct config that must be sizeof(t) bytes wide: a row
+ * cannot name a field of the wrong width (a negative array size stops
+ * the build). */
+#define FIELD_AS(m, t)                                                                 \
+	.offset = offsetof(struct config, m) +                                         \
+		  0 * sizeof(char[sizeof(((struct config *)0)->m) == sizeof(t) ? 1 : -1]), \
+	.size = sizeof(t)
+/* A char array field: its size bounds the text. */
+#define FIELD_TEXT(m)                                                                  \
+	.offset = offsetof(struct config, m) +                                         \
+		  0 * sizeof(char[sizeof(((struct config *)0)->m[0]) == 1 ? 1 : -1]),  \
+	.size = sizeof(((struct config *)0)->m)
+
+/* Indexed by enum policy_kind: the stored index is the enum value. */
+static const char *const policies[] = {
+	[POLICY_COMPLEX] = "complex",
+	[POLICY_LENGTH] = "length",
+	NULL,
+};
+static const char *const backends[] = { "dir", NULL };
+
+const struct config_key config_keys[] = {
+	{ "store.path", "store", CONFIG_TEXT, .def = CONFIG_DEFAULT_STORE, FIELD_TEXT(store),
+	  .help = "the directory keystore: DIR/<keyset>/ holds each keyset, DIR/.keyfs/ keyfs' state" },
+	{ "store.backend", NULL, CONFIG_CHOICE, .choices = backends, .def = "dir",
+	  .help = "the keystore backend; only \"dir\" exists" },
+	{ "seal.work_factor", "work_factor", CONFIG_INT, AGE_LOGN_MIN, AGE_LOGN_MAX,
+	  .def = STR(AGE_LOGN_DEFAULT), FIELD_AS(work_factor, int),
+	  .help = "scrypt work factor (log2 N) for sealing exports" },
+	{ "seal.memory", NULL, CONFIG_SIZE, 1LL << 20, 1LL << 40, .def = "1073741824",
+	  FIELD_AS(seal_memory, size_t),
+	  .help = "memory all background sealing workers may use together, in bytes" },
+	{ "password.policy", NULL, CONFIG_CHOICE, .choices = policies, .def = "complex",
+	  FIELD_AS(policy, int),
+	  .help = "complex: upper case, lower case, digit and symbol; length: length only" },
+	{ "password.min_length", NULL, CONFIG_INT, 8, 128, .def = "8", FIELD_AS(min_length, int),
+	  .help = "minimum length of the backup password, in characters" },
+	{ "password.file", "password_file", CONFIG_PATH, FIELD_TEXT(password_file),
+	  .help = "a file holding the backup password, read at start and on SIGHUP" },
+	{ "password.credential", "password_credential", CONFIG_NAME,
+	  FIELD_TEXT(password_credential),
+	  .help = "a systemd credential holding the backup password" },
+	{ "password.agent", "agent", CONFIG_PATH, FIELD_TEXT(agent),
+	  .help = "a keyfs-agent socket, asked when a password is needed" },
+	{ "import.max_size", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "1048576",
+	  FIELD_AS(import_max_size, size_t),
+	  .help = "largest file accepted into import/ or verify/, in bytes" },
+	{ "import.max_total", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "67108864",
+	  FIELD_AS(import_max_total, size_t),
+	  .help = "all files staged in import/ and verify/ together, in bytes" },
+	/* No default: unset, it follows seal.work_factor however that was set. */
+	{ "import.max_work_factor", NULL, CONFIG_INT, AGE_LOGN_MIN, AGE_LOGN_MAX,
+	  FIELD_AS(import_max_work_factor, int),
+	  .help = "highest scrypt work factor a file to import or verify may claim" },
+	{ "mount.allow_other", NULL, CONFIG_BOOL, .def = "no", FIELD_AS(allow_other, bool),
+	  .help = "let users other than the mounting one into the mount" },
+	{ .name = NULL },
+};
+
+const struct config_key *config_key_find(const char *name)
 {
-	memset(c, 0, sizeof(*c));
-	strcpy(c->store, CONFIG_DEFAULT_STORE);
-	c->work_factor = AGE_LOGN_DEFAULT;
-	c->seal_memory = (size_t)1 << 30;
-	c->policy = POLICY_COMPLEX;
-	c->min_length = 8;
-	c->import_max_size = 1 << 20;
-	c->import_max_total = 64 << 20;
+	const struct config_key *k;
+
+	for (k = config_keys; k->name; k++)
+		if (!strcmp(k->name, name) || (k->alias && !strcmp(k->alias, name)))
+			return k;
+	return NULL;
 }
 
-static int parse_long(const char *v, long lo, long hi, long *out)
+/* What a refused value of k should have been, from its row alone. The
+ * value itself is never quoted: it may be a mistyped secret. Formatted
+ * per thread, so concurrent callers cannot overwrite each other's text. */
+static const char *refusal(const struct config_key *k)
+{
+	static __thread char why[192];
+	size_t n, i;
+
+	switch (k->type) {
+	case CONFIG_TEXT:
+		snprintf(why, sizeof(why), "must not be empty or longer than %zu bytes", k->size - 1);
+		break;
+	case CONFIG_PATH:
+		snprintf(why, sizeof(why), "must be an absolute path of at most %zu bytes", k->size - 1);
+		break;
+	case CONFIG_NAME:
+		snprintf(why, sizeof(why),
+			 "must be a plain name of at most %zu bytes (no \"/\", not \".\" or \"..\"), "
+			 "as in LoadCredential=", k->size - 1);
+		break;
+	case CONFIG_INT:
+		snprintf(why, sizeof(why), "must be a whole number from %lld to %lld", k->min, k->max);
+		break;
+	case CONFIG_SIZE:
+		snprintf(why, sizeof(why), "must be a number of bytes from %lld to %lld", k->min, k->max);
+		break;
+	case CONFIG_BOOL:
+		snprintf(why, sizeof(why), "must be yes or no");
+		break;
+	case CONFIG_CHOICE:
+		n = (size_t)snprintf(why, sizeof(why), "must be");
+		for (i = 0; k->choices[i] && n < sizeof(why); i++)
+			n += (size_t)snprintf(why + n, sizeof(why) - n, "%s\"%s\"",
+					      !i ? " " : k->choices[i + 1] ? ", " : " or ",
+					      k->choices[i]);
+		break;
+	}
+	return why;
+}
+
+static int parse_number(const char *v, long long lo, long long hi, long long *out)
 {
 	char *end;
-	long n;
+	long long n;
 
 	errno = 0;
-	n = strtol(v, &end, 10);
+	n = strtoll(v, &end, 10);
 	if (errno || end == v || *end || n < lo || n > hi)
 		return -EINVAL;
 	*out = n;
 	return 0;
 }
 
-static int parse_bool(const char *v, bool *out)
+static int parse_bool(const char *v, long long *out)
 {
 	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
-		*out = true;
+		*out = 1;
 	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
-		*out = false;
+		*out = 0;
 	else
 		return -EINVAL;
 	return 0;
 }
 
-static int set_path(char *dst, size_t size, const char *value, const char **why)
+static int parse_choice(const char *v, const char *const *choices, long long *out)
 {
-	if (*value != '/' || strlen(value) >= size) {
-		*why = "must be an absolute path";
-		return -EINVAL;
+	long long i;
+
+	for (i = 0; choices[i]; i++)
+		if (!strcmp(v, choices[i])) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* Checks value against row k; numbers, booleans and choices come back in
+ * *n, text is taken from value as it is. */
+static int parse_value(const struct config_key *k, const char *value, long long *n)
+{
+	size_t len = strlen(value);
+
+	switch (k->type) {
+	case CONFIG_TEXT:
+		return *value && len < k->size ? 0 : -EINVAL;
+	case CONFIG_PATH:
+		return *value == '/' && len < k->size ? 0 : -EINVAL;
+	case CONFIG_NAME:
+		return *value && !strchr(value, '/') && strcmp(value, ".") && strcmp(value, "..") &&
+		       len < k->size ? 0 : -EINVAL;
+	case CONFIG_INT:
+	case CONFIG_SIZE:
+		return parse_number(value, k->min, k->max, n);
+	case CONFIG_BOOL:
+		return parse_bool(value, n);
+	case CONFIG_CHOICE:
+		return parse_choice(value, k->choices, n);
 	}
-	strcpy(dst, value);
-	return 0;
+	return -EINVAL;
+}
+
+/* Stores a checked value; the rows' field widths are checked at build
+ * time (FIELD_AS), and memcpy keeps enum fields free of aliasing games. */
+static void store_value(struct config *c, const struct config_key *k, const char *value, long long n)
+{
+	char *field = (char *)c + k->offset;
+	size_t z = (size_t)n;
+	bool b = n != 0;
+	int i = (int)n;
+
+	if (!k->size)
+		return;
+	switch (k->type) {
+	case CONFIG_TEXT:
+	case CONFIG_PATH:
+	case CONFIG_NAME:
+		memcpy(field, value, strlen(value) + 1);
+		break;
+	case CONFIG_INT:
+	case CONFIG_CHOICE:
+		memcpy(field, &i, sizeof(i));
+		break;
+	case CONFIG_SIZE:
+		memcpy(field, &z, sizeof(z));
+		break;
+	case CONFIG_BOOL:
+		memcpy(field, &b, sizeof(b));
+		break;
+	}
 }
 
 int config_set(struct config *c, const char *key, const char *value, const char **why)
 {
-	long n;
+	const struct config_key *k = config_key_find(key);
+	long long n = 0;
 
 	*why = NULL;
-	if (!strcmp(key, "store.path") || !strcmp(key, "store")) {
-		if (!*value || strlen(value) >= sizeof(c->store)) {
-			*why = "store path is empty or too long";
-			return -EINVAL;
-		}
-		strcpy(c->store, value);
-	} else if (!strcmp(key, "store.backend")) {
-		if (strcmp(value, "dir")) {
-			*why = "the only keystore backend is \"dir\"";
-			return -EINVAL;
-		}
-	} else if (!strcmp(key, "seal.work_factor") || !strcmp(key, "work_factor")) {
-		if (parse_long(value, AGE_LOGN_MIN, AGE_LOGN_MAX, &n)) {
-			*why = "work_factor must be a whole number from 10 to 22";
-			return -EINVAL;
-		}
-		c->work_factor = (int)n;
-	} else if (!strcmp(key, "seal.memory")) {
-		if (parse_long(value, 1 << 20, 1L << 40, &n)) {
-			*why = "memory is bytes, from 1048576 to 1099511627776";
-			return -EINVAL;
-		}
-		c->seal_memory = (size_t)n;
-	} else if (!strcmp(key, "password.policy")) {
-		if (!strcmp(value, "complex"))
-			c->policy = POLICY_COMPLEX;
-		else if (!strcmp(value, "length"))
-			c->policy = POLICY_LENGTH;
-		else {
-			*why = "policy must be \"complex\" or \"length\"";
-			return -EINVAL;
-		}
-	} else if (!strcmp(key, "password.min_length")) {
-		if (parse_long(value, 8, 128, &n)) {
-			*why = "min_length must be a whole number from 8 to 128";
-			return -EINVAL;
-		}
-		c->min_length = (int)n;
-	} else if (!strcmp(key, "import.max_size") || !strcmp(key, "import.max_total")) {
-		if (parse_long(value, 4096, 1L << 30, &n)) {
-			*why = "import sizes are bytes, from 4096 to 1073741824";
-			return -EINVAL;
-		}
-		if (!strcmp(key, "import.max_size"))
-			c->import_max_size = (size_t)n;
-		else
-			c->import_max_total = (size_t)n;
-	} else if (!strcmp(key, "import.max_work_factor")) {
-		if (parse_long(value, AGE_LOGN_MIN, AGE_LOGN_MAX, &n)) {
-			*why = "max_work_factor must be a whole number from 10 to 22";
-			return -EINVAL;
-		}
-		c->import_max_work_factor = (int)n;
-	} else if (!strcmp(key, "password.agent") || !strcmp(key, "agent")) {
-		return set_path(c->agent, sizeof(c->agent), value, why);
-	} else if (!strcmp(key, "password.file") || !strcmp(key, "password_file")) {
-		return set_path(c->password_file, sizeof(c->password_file), value, why);
-	} else if (!strcmp(key, "password.credential") || !strcmp(key, "password_credential")) {
-		if (strchr(value, '/') || !strcmp(value, ".") || !strcmp(value, "..") ||
-		    strlen(value) >= sizeof(c->password_credential)) {
-			*why = "a credential is a plain name, as in LoadCredential=";
-			return -EINVAL;
-		}
-		strcpy(c->password_credential, value);
-	} else if (!strcmp(key, "mount.allow_other")) {
-		if (parse_bool(value, &c->allow_other)) {
-			*why = "allow_other must be yes or no";
-			return -EINVAL;
-		}
-	} else {
+	if (!k) {
 		*why = "unknown key";
 		return -ENOENT;
 	}
+	if (parse_value(k, value, &n)) {
+		*why = refusal(k);
+		return -EINVAL;
+	}
+	store_value(c, k, value, n);
 	return 0;
+}
+
+void config_defaults(struct config *c)
+{
+	const struct config_key *k;
+	const char *why;
+
+	memset(c, 0, sizeof(*c));
+	/* The defaults go through the same checks as any value; test_config
+	 * proves each one passes, so a refusal here cannot happen. */
+	for (k = config_keys; k->name; k++)
+		if (k->def)
+			(void)config_set(c, k->name, k->def, &why);
 }
 
 /* inih's handler is not told the line (Debian builds it without

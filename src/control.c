@@ -1,66 +1,27 @@
 /* Commands written to .control. Passwords arrive here in guarded memory
  * and leave only into the vault; nothing about them is logged but the
- * fact that one was set or refused, and why. */
+ * fact that one was set or refused, and why. Which commands exist and
+ * how they parse is command.c's table; this file carries them out, and
+ * tells its observer what changed rather than knowing who cares. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "keyfs/command.h"
 #include "keyfs/control.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 
-/* Splits "verb rest" in place; returns rest (possibly ""), or NULL if the
- * verb differs. */
-static char *match(char *buf, size_t len, const char *verb, size_t *restlen)
+static int secrets_changed(struct ctl *c)
 {
-	size_t n = strlen(verb);
-
-	if (len < n || memcmp(buf, verb, n))
-		return NULL;
-	if (len == n) {
-		*restlen = 0;
-		return buf + n;
-	}
-	if (buf[n] != ' ')
-		return NULL;
-	*restlen = len - n - 1;
-	return buf + n + 1;
+	return c->obs.secrets_changed ? c->obs.secrets_changed(c->obs.arg) : 0;
 }
 
-static bool printable(const char *s, size_t len)
+static void hints_changed(struct ctl *c)
 {
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
-/* "--keyset NAME rest": takes the option off the front of *args. */
-static int keyset_option(char **args, size_t *len, char name[static KEYSET_NAME_MAX + 1])
-{
-	size_t restlen, n;
-	char *rest, *sp;
-
-	name[0] = '\0';
-	rest = match(*args, *len, "--keyset", &restlen);
-	if (!rest)
-		return 0;
-	sp = memchr(rest, ' ', restlen);
-	n = sp ? (size_t)(sp - rest) : restlen;
-	if (n > KEYSET_NAME_MAX)
-		return -EINVAL;
-	memcpy(name, rest, n);
-	name[n] = '\0';
-	if (!keyset_name_valid(name)) {
-		log_msg(LOG_WARNING, "control: --keyset needs a valid keyset name");
-		return -EINVAL;
-	}
-	*args = sp ? sp + 1 : rest + restlen;
-	*len = sp ? restlen - n - 1 : 0;
-	return 0;
+	if (c->obs.hints_changed)
+		c->obs.hints_changed(c->obs.arg);
 }
 
 static int own_password_mark(struct ctl *c, const char *keyset, const char *value)
@@ -74,16 +35,12 @@ static int own_password_mark(struct ctl *c, const char *keyset, const char *valu
 	return ret;
 }
 
-static int cmd_password(struct ctl *c, char *pw, size_t len)
+static int cmd_password(struct ctl *c, const struct command_call *call)
 {
-	char keyset[KEYSET_NAME_MAX + 1];
-	const char *why;
+	const char *why, *keyset = call->keyset;
 	int ret;
 
-	ret = keyset_option(&pw, &len, keyset);
-	if (ret)
-		return ret;
-	ret = policy_check(c->cfg, pw, len, &why);
+	ret = policy_check(c->cfg, call->arg, call->arglen, &why);
 	if (ret) {
 		log_msg(LOG_WARNING, "control: password refused: %s", why);
 		return ret;
@@ -92,14 +49,14 @@ static int cmd_password(struct ctl *c, char *pw, size_t len)
 		/* Persistent, once taken: this keyset is never sealed under
 		 * the backup password again, even before its own is given
 		 * after a restart (until "forget --keyset"). */
-		ret = vault_set_keyset(c->v, keyset, pw, len);
+		ret = vault_set_keyset(c->v, keyset, call->arg, call->arglen);
 		if (ret == -ENOSPC)
 			log_msg(LOG_WARNING, "control: password for keyset \"%s\" refused: every keyset "
 				"password slot is taken", keyset);
 		if (!ret)
 			ret = own_password_mark(c, keyset, "yes");
 	} else {
-		ret = vault_set(c->v, pw, len);
+		ret = vault_set(c->v, call->arg, call->arglen);
 	}
 	if (ret)
 		return ret;
@@ -108,45 +65,35 @@ static int cmd_password(struct ctl *c, char *pw, size_t len)
 			keyset);
 	else
 		log_msg(LOG_NOTICE, "control: backup password set; it cannot be recovered if lost");
-	/* Tell the cache now, so exports start sealing in the background. */
-	return c->sc ? sealcache_password_changed(c->sc) : 0;
+	/* Tell now, so exports start sealing in the background. */
+	return secrets_changed(c);
 }
 
 /* "forget": every password; "forget --keyset K": K's own password, after
  * which K is sealed under the backup password again. */
-static int cmd_forget(struct ctl *c, char *args, size_t len)
+static int cmd_forget(struct ctl *c, const struct command_call *call)
 {
-	char keyset[KEYSET_NAME_MAX + 1];
 	int ret;
 
-	ret = keyset_option(&args, &len, keyset);
-	if (ret || len) {
-		log_msg(LOG_WARNING, "control: usage: forget [--keyset KEYSET]");
-		return -EINVAL;
-	}
-	if (*keyset) {
-		ret = own_password_mark(c, keyset, "");
+	if (*call->keyset) {
+		ret = own_password_mark(c, call->keyset, "");
 		if (ret)
 			return ret;
-		vault_forget_keyset(c->v, keyset);
+		vault_forget_keyset(c->v, call->keyset);
 		log_msg(LOG_NOTICE, "control: keyset \"%s\" has no password of its own any more; it is "
-			"sealed under the backup password", keyset);
+			"sealed under the backup password", call->keyset);
 	} else {
 		vault_forget(c->v);
 		log_msg(LOG_NOTICE, "control: every password forgotten");
 	}
-	return c->sc ? sealcache_password_changed(c->sc) : 0;
+	return secrets_changed(c);
 }
 
-static int cmd_unlock(struct ctl *c, const char *pw, size_t len)
+static int cmd_unlock(struct ctl *c, const struct command_call *call)
 {
 	int ret;
 
-	if (!len || len > SECRET_PW_MAX || !printable(pw, len)) {
-		log_msg(LOG_WARNING, "control: unlock password refused: empty, too long or with control characters");
-		return -EINVAL;
-	}
-	ret = vault_add_unlock(c->v, pw, len);
+	ret = vault_add_unlock(c->v, call->arg, call->arglen);
 	if (ret)
 		log_msg(LOG_WARNING, "control: unlock refused: every password slot is taken");
 	else
@@ -154,67 +101,65 @@ static int cmd_unlock(struct ctl *c, const char *pw, size_t len)
 	return ret;
 }
 
-static int cmd_hint(struct ctl *c, char *text, size_t len)
+static int cmd_hint(struct ctl *c, const struct command_call *call)
 {
-	char keyset[KEYSET_NAME_MAX + 1];
+	char text[KEYSET_HINT_MAX + 1];
 	int ret;
 
-	ret = keyset_option(&text, &len, keyset);
-	if (ret)
-		return ret;
-	if (len > KEYSET_HINT_MAX || !printable(text, len)) {
-		log_msg(LOG_WARNING, "control: hint refused: longer than %d bytes or with control characters",
-			KEYSET_HINT_MAX);
-		return -EINVAL;
-	}
-	text[len] = '\0';
-	ret = meta_set_hint(c->state, *keyset ? keyset : NULL, text);
-	if (ret)
+	_Static_assert(sizeof(text) > KEYSET_HINT_MAX, "command_parse() bounds a hint");
+	memcpy(text, call->arg, call->arglen);
+	text[call->arglen] = '\0';
+	ret = meta_set_hint(c->state, *call->keyset ? call->keyset : NULL, text);
+	if (ret) {
 		log_msg(LOG_ERR, "control: storing the hint failed: %s", strerror(-ret));
-	else
-		log_msg(LOG_NOTICE, "control: password hint %s", len ? "set" : "cleared");
+		return ret;
+	}
+	log_msg(LOG_NOTICE, "control: password hint %s", call->arglen ? "set" : "cleared");
 	/* the hint is sealed into KEYSET.ini: reseal now, not on next use */
-	if (!ret && c->sc)
-		sealcache_queue_stale(c->sc);
-	return ret;
+	hints_changed(c);
+	return 0;
 }
 
-static int cmd_activate(struct ctl *c, char *args, size_t len)
+static int cmd_activate(struct ctl *c, const struct command_call *call)
 {
-	char name[KEYSET_NAME_MAX + 1], extra;
-	unsigned version;
+	return import_activate(c->im, call->name, call->version);
+}
 
-	args[len] = '\0';
-	if (sscanf(args, "%64s %u %c", name, &version, &extra) != 2 || !keyset_name_valid(name) ||
-	    !version) {
-		log_msg(LOG_WARNING, "control: usage: activate KEYSET VERSION");
-		return -EINVAL;
+/* Indexed by enum command_id: every row of command_table has its handler. */
+static int (*const handlers[])(struct ctl *c, const struct command_call *call) = {
+	[CMD_PASSWORD] = cmd_password,
+	[CMD_UNLOCK] = cmd_unlock,
+	[CMD_FORGET] = cmd_forget,
+	[CMD_HINT] = cmd_hint,
+	[CMD_ACTIVATE] = cmd_activate,
+};
+
+/* The reason goes to the log, the writer gets EINVAL. A command that takes
+ * nothing but --keyset answers a bad one with its usage as well. */
+static void log_refusal(const struct command_call *call)
+{
+	struct command_call usage;
+	char why[256];
+
+	command_why(call, why, sizeof(why));
+	log_msg(LOG_WARNING, "control: %s", why);
+	if (call->error == CMD_ERR_KEYSET && call->cmd->args == CMD_ARGS_NONE) {
+		usage = *call;
+		usage.error = CMD_ERR_ARGS;
+		command_why(&usage, why, sizeof(why));
+		log_msg(LOG_WARNING, "control: %s", why);
 	}
-	return import_activate(c->im, name, version);
 }
 
 int ctl_command(struct ctl *c, char *buf, size_t len)
 {
-	size_t rest_len;
-	char *rest;
+	struct command_call call;
+	int ret;
 
-	if (len && buf[len - 1] == '\n')
-		len--;
-	if (len >= CTL_COMMAND_MAX || memchr(buf, '\0', len)) {
-		log_msg(LOG_WARNING, "control: command refused: too long or contains a NUL byte");
-		return -EINVAL;
+	ret = command_parse(buf, len, &call);
+	if (ret) {
+		log_refusal(&call);
+		return ret;
 	}
-	if ((rest = match(buf, len, "password", &rest_len)))
-		return cmd_password(c, rest, rest_len);
-	if ((rest = match(buf, len, "unlock", &rest_len)))
-		return cmd_unlock(c, rest, rest_len);
-	if ((rest = match(buf, len, "hint", &rest_len)))
-		return cmd_hint(c, rest, rest_len);
-	if ((rest = match(buf, len, "activate", &rest_len)))
-		return cmd_activate(c, rest, rest_len);
-	if ((rest = match(buf, len, "forget", &rest_len)))
-		return cmd_forget(c, rest, rest_len);
-	/* Name the verb only: an unknown command may be a mistyped password. */
-	log_msg(LOG_WARNING, "control: unknown command (commands: password, unlock, forget, hint, activate)");
-	return -EINVAL;
+	return handlers[call.cmd->id](c, &call);
 }

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,6 +23,7 @@
 #include <sodium.h>
 
 #include "keyfs/agent_proto.h"
+#include "keyfs/harden.h"
 #include "keyfs/log.h"
 
 #define SLOTS 32
@@ -464,15 +463,15 @@ static void remove_socket(struct agent *a)
 		unlink(a->path);
 }
 
+/* No core dumps and no ptrace attach, or no agent: it holds passphrases. */
 static int harden(void)
 {
-	struct rlimit none = { 0, 0 };
+	int ret = harden_process();
 
-	if (setrlimit(RLIMIT_CORE, &none) || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) {
-		log_msg(LOG_ERR, "cannot disable core dumps: %m");
-		return -errno;
-	}
-	return 0;
+	if (ret)
+		log_msg(LOG_ERR, "cannot disable core dumps and ptrace attach: %s; not starting",
+			strerror(-ret));
+	return ret;
 }
 
 /* Background: the parent returns once the socket listens, so a script may

@@ -14,13 +14,15 @@
 #include <unistd.h>
 
 #include "keyfs/agent_proto.h"
+#include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/keyset.h"
 #include "keyfs/secret.h"
 
 #define DEFAULT_MOUNT "/mnt/keys"
 
-/* Exit codes, documented in keyfsctl(1). */
+/* Exit codes, documented in keyfsctl(1). main() alone turns an error
+ * into one of these; everything below returns 0 or -errno. */
 enum {
 	EX_OK = 0,
 	EX_FAIL = 1,
@@ -30,6 +32,12 @@ enum {
 	EX_BADFILE = 5,
 };
 
+/* Refused here, before anything reached keyfs or the agent: bad usage, a
+ * password the policy refuses, a confirmation that differs (exit 2).
+ * Neither keyfs nor the kernel answers a write with it, so it cannot be
+ * mistaken for their EINVAL (exit 5). */
+#define E_REFUSED ECANCELED
+
 struct ctl_opts {
 	const char *mount;
 	const char *socket;
@@ -38,29 +46,455 @@ struct ctl_opts {
 	bool from_stdin;
 };
 
-static void usage(FILE *f)
+/* One line of the usage text: the help in a column, or below a long
+ * synopsis. */
+static void usage_line(FILE *f, const char *synopsis, const char *help)
 {
-	fprintf(f,
-		"usage: keyfsctl [-m MOUNTPOINT] [-a SOCKET] COMMAND [ARGS]\n\n"
-		"  password [--stdin] [--keyset K] [--hint TEXT]\n"
-		"                                    set the backup password (asks twice),\n"
-		"                                    or keyset K's own password\n"
-		"  unlock [--stdin]                  add a password to try on import\n"
-		"  forget                            wipe every password from keyfs\n"
-		"  hint [--keyset K] TEXT            set the password hint\n"
-		"  status                            print the status report\n"
-		"  activate KEYSET VERSION           make an inactive version active\n"
-		"  verify FILE                       check a backup copy, restore nothing\n"
-		"  import FILE                       restore a backup\n"
-		"  agent add NAME [--stdin]          give keyfs-agent a passphrase\n"
-		"  agent remove NAME | agent list\n\n"
-		"exit status: 0 ok, 1 error, 2 usage, 3 wrong password, 4 no password,\n"
-		"5 bad or damaged file. The mount point defaults to " DEFAULT_MOUNT ".\n");
+	if (strlen(synopsis) < 34)
+		fprintf(f, "  %-34s%s\n", synopsis, help);
+	else
+		fprintf(f, "  %s\n  %-34s%s\n", synopsis, "", help);
 }
 
-static int exit_code(int err)
+/* The keyfsctl form of a .control command: secrets are asked for, not
+ * given, and password takes its hint too. */
+static void command_synopsis(const struct command *cmd, char *buf, size_t size)
 {
-	switch (err) {
+	static const char *const operands[] = {
+		[CMD_ARGS_NONE] = "",
+		[CMD_ARGS_PASSWORD] = "",
+		[CMD_ARGS_SECRET] = "",
+		[CMD_ARGS_TEXT] = " TEXT",
+		[CMD_ARGS_VERSION] = " KEYSET VERSION",
+	};
+
+	snprintf(buf, size, "%s%s%s%s%s", cmd->verb, cmd->secret ? " [--stdin]" : "",
+		 cmd->keyset_option ? " [--keyset K]" : "",
+		 cmd->id == CMD_PASSWORD ? " [--hint TEXT]" : "", operands[cmd->args]);
+}
+
+static void usage(FILE *f)
+{
+	const struct command *cmd;
+	char synopsis[128];
+
+	fprintf(f, "usage: keyfsctl [-m MOUNTPOINT] [-a SOCKET] COMMAND [ARGS]\n\n");
+	for (cmd = command_table; cmd->verb; cmd++) {
+		command_synopsis(cmd, synopsis, sizeof(synopsis));
+		usage_line(f, synopsis, cmd->help);
+	}
+	usage_line(f, "status", "print the status report");
+	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
+	usage_line(f, "import FILE", "restore a backup");
+	usage_line(f, "agent add NAME [--stdin]", "give keyfs-agent a passphrase");
+	fprintf(f, "  agent remove NAME | agent list\n\n"
+		   "exit status: 0 ok, 1 error, 2 usage, 3 wrong password, 4 no password,\n"
+		   "5 bad or damaged file. The mount point defaults to " DEFAULT_MOUNT ".\n");
+}
+
+/* Reads one line into guarded memory without echo (terminal) or from
+ * stdin; *len is its length. -ENODATA at the end of input before
+ * anything, -EMSGSIZE for a line that does not fit, else open(2)'s or
+ * read(2)'s error. */
+static int read_secret(const char *prompt, bool from_stdin, char *buf, size_t size, size_t *len)
+{
+	struct termios old, quiet;
+	bool tty = false;
+	size_t n = 0;
+	ssize_t got;
+	int fd, ret = 0;
+	char c;
+
+	fd = from_stdin ? STDIN_FILENO : open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "keyfsctl: no terminal to ask for a password (use --stdin)\n");
+		return ret;
+	}
+	if (!from_stdin && !tcgetattr(fd, &old)) {
+		tty = true;
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSANOW, &quiet);
+		(void)!write(fd, prompt, strlen(prompt));
+	}
+	/* byte by byte: nothing beyond the line is consumed or buffered */
+	while ((got = read(fd, &c, 1)) == 1 && c != '\n') {
+		if (n + 1 >= size) {
+			n = size; /* too long: refused below */
+			continue;
+		}
+		buf[n++] = c;
+	}
+	if (got < 0)
+		ret = -errno;
+	if (tty) {
+		tcsetattr(fd, TCSANOW, &old);
+		(void)!write(fd, "\n", 1);
+	}
+	if (!from_stdin)
+		close(fd);
+	sodium_memzero(&c, sizeof(c)); /* the last byte read, at EOF */
+	if (!ret && got == 0 && n == 0)
+		ret = -ENODATA;
+	if (!ret && n >= size)
+		ret = -EMSGSIZE;
+	if (ret)
+		return ret;
+	if (n && buf[n - 1] == '\r')
+		n--;
+	*len = n;
+	return 0;
+}
+
+/* One command, one write(2): the errno of the write is the answer. */
+static int control(const struct ctl_opts *o, const char *cmd, size_t len)
+{
+	char path[4096];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/.control", o->mount);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, cmd, len) != (ssize_t)len)
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	return err;
+}
+
+/* Builds a .control command as command.h says and checks it the way keyfs
+ * will parse it, so that nothing keyfs would refuse is sent (and nothing
+ * is asked of the user that keyfs would refuse anyway). The reason is
+ * printed; the error is keyfs' own for it, -EINVAL. */
+static int build(const struct ctl_opts *o, const struct command *cmd, const char *arg, size_t arglen,
+		 char *buf, size_t size, size_t *len)
+{
+	struct command_call call;
+	char why[256];
+	int n;
+
+	n = command_format(buf, size, cmd, o->keyset, arg, arglen);
+	if (n < 0) {
+		call = (struct command_call){ .error = CMD_ERR_LENGTH };
+	} else if (!command_parse(buf, (size_t)n, &call)) {
+		*len = (size_t)n;
+		return 0;
+	}
+	command_why(&call, why, sizeof(why));
+	fprintf(stderr, "keyfsctl: %s\n", why);
+	return -EINVAL;
+}
+
+/* Builds, checks and sends a command; a secret one is assembled in
+ * guarded memory. *sent (if not NULL) tells whether keyfs answered. */
+static int send_command(const struct ctl_opts *o, enum command_id id, const char *arg, size_t arglen,
+			bool *sent)
+{
+	const struct command *cmd = &command_table[id];
+	size_t size = COMMAND_MAX + 1, len;
+	char *buf;
+	int ret;
+
+	buf = cmd->secret ? sodium_malloc(size) : malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	ret = build(o, cmd, arg, arglen, buf, size, &len);
+	if (sent)
+		*sent = !ret;
+	if (!ret)
+		ret = control(o, buf, len);
+	if (cmd->secret)
+		sodium_free(buf);
+	else
+		free(buf);
+	return ret;
+}
+
+static int report(const char *what, int err)
+{
+	if (err)
+		fprintf(stderr, "keyfsctl: %s: %s\n", what, strerror(-err));
+	return err;
+}
+
+/* hint [--keyset K] TEXT, from --hint or asked on the terminal. */
+static int set_hint(const struct ctl_opts *o)
+{
+	char text[KEYSET_HINT_MAX + 2];
+	const char *hint = o->hint;
+
+	if (!hint && !o->from_stdin && isatty(STDIN_FILENO)) {
+		fprintf(stderr, "Password hint, kept in every export (Enter for none): ");
+		if (!fgets(text, sizeof(text), stdin) || text[0] == '\n')
+			return 0;
+		text[strcspn(text, "\n")] = '\0';
+		hint = text;
+	}
+	if (!hint)
+		return 0;
+	return report("hint", send_command(o, CMD_HINT, hint, strlen(hint), NULL));
+}
+
+static int cmd_password(const struct ctl_opts *o)
+{
+	char *pw = NULL, *again = NULL;
+	struct config defaults;
+	size_t n, m;
+	const char *why;
+	bool sent;
+	int ret = -ENOMEM;
+
+	config_defaults(&defaults);
+	pw = sodium_malloc(SECRET_PW_MAX + 2);
+	again = sodium_malloc(SECRET_PW_MAX + 2);
+	if (!pw || !again)
+		goto out;
+	if (!o->from_stdin)
+		fprintf(stderr, "A lost backup password cannot be recovered: every backup made with\n"
+				"it is lost with it. Keep it where you keep other recovery secrets.\n");
+	ret = read_secret("New backup password: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n);
+	if (ret) {
+		fprintf(stderr, "keyfsctl: no password read (at most %d bytes)\n", SECRET_PW_MAX);
+		goto out;
+	}
+	if (policy_check(&defaults, pw, n, &why)) {
+		fprintf(stderr, "keyfsctl: password refused: %s\n", why);
+		ret = -E_REFUSED;
+		goto out;
+	}
+	if (!o->from_stdin) {
+		ret = read_secret("Repeat the password: ", false, again, SECRET_PW_MAX + 2, &m);
+		if (ret || m != n || sodium_memcmp(pw, again, n)) {
+			fprintf(stderr, "keyfsctl: the passwords do not match; nothing changed\n");
+			ret = -E_REFUSED;
+			goto out;
+		}
+	}
+	ret = send_command(o, CMD_PASSWORD, pw, n, &sent);
+	/* keyfs' own policy may be stricter than the default checked above */
+	if (ret == -EINVAL && sent)
+		fprintf(stderr, "keyfsctl: keyfs refused the password (its policy is stricter; see its log)\n");
+	if (report("password", ret))
+		goto out;
+	ret = set_hint(o);
+	if (!ret)
+		fprintf(stderr, "keyfsctl: backup password set\n");
+out:
+	sodium_free(pw);
+	sodium_free(again);
+	return ret;
+}
+static int cmd_unlock(const struct ctl_opts *o)
+{
+	size_t n;
+	char *pw;
+	int ret;
+
+	pw = sodium_malloc(SECRET_PW_MAX + 2);
+	if (!pw)
+		return -ENOMEM;
+	ret = read_secret("Password to try on import: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n);
+	if (ret)
+		ret = -E_REFUSED; /* nothing read, nothing sent */
+	else
+		ret = report("unlock", send_command(o, CMD_UNLOCK, pw, n, NULL));
+	sodium_free(pw);
+	return ret;
+}
+
+static int cmd_status(const struct ctl_opts *o)
+{
+	char path[4096], buf[4096];
+	ssize_t n;
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/.control", o->mount);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return report(path, -errno);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	if (n < 0)
+		ret = report(path, -errno);
+	close(fd);
+	return ret;
+}
+
+/* Copies file into MNT/<dir>/ and reports close(2)'s verdict in words. */
+static int cmd_copy_in(const struct ctl_opts *o, const char *dir, const char *file)
+{
+	char path[4096], buf[65536], *copy;
+	const char *base;
+	ssize_t n = 0;
+	int in, out, err = 0;
+
+	in = open(file, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return report(file, -errno);
+	copy = strdup(file);
+	base = copy ? basename(copy) : "backup";
+	snprintf(path, sizeof(path), "%s/%s/%s", o->mount, dir, base);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		err = -errno;
+		goto out;
+	}
+	while (!err && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			err = errno ? -errno : -EIO;
+	if (n < 0 && !err)
+		err = -errno;
+	if (close(out) && !err)
+		err = -errno; /* the outcome of the import or verify */
+	unlink(path);
+out:
+	close(in);
+	if (!err)
+		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
+	else if (err == -EKEYREJECTED)
+		fprintf(stderr, "%s: no password keyfs holds opens it\n", file);
+	else if (err == -ENOKEY)
+		fprintf(stderr, "%s: keyfs has no password at all (keyfsctl password or unlock)\n", file);
+	else if (err == -EBADMSG)
+		fprintf(stderr, "%s: damaged or truncated copy\n", file);
+	else if (err == -EINVAL)
+		fprintf(stderr, "%s: not a keyfs backup (not age, or a bad or unsafe archive)\n", file);
+	else
+		fprintf(stderr, "%s: %s\n", file, strerror(-err));
+	free(copy);
+	return err;
+}
+
+/* The agent's answer: 0, or the error after saying what it was. */
+static int agent_reply(const char *sock, const char *what, int ret, const struct agent_msg *m)
+{
+	if (ret == -EPERM) {
+		/* sudo -E keeps the user's $XDG_RUNTIME_DIR: say whose agent
+		 * that is, and that it got nothing */
+		fprintf(stderr,
+			"keyfsctl: agent %s runs as uid %u, not as uid %u or root: refused, nothing sent\n"
+			"keyfsctl: name the right socket with -a SOCKET\n",
+			sock, (unsigned)m->uid, (unsigned)geteuid());
+		return ret;
+	}
+	if (ret) {
+		fprintf(stderr, "keyfsctl: agent: %s\n", strerror(-ret));
+		return ret;
+	}
+	if (m->code == AGENT_OK)
+		return 0;
+	fprintf(stderr, "keyfsctl: agent refused %s: %.*s\n", what,
+		m->nfields ? (int)m->f[0].len : 0, m->nfields ? (const char *)m->f[0].p : "");
+	return -EACCES;
+}
+
+static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
+{
+	char path[4096], *pw = NULL;
+	const char *sock = o->socket ? o->socket : agent_default_path(path, sizeof(path));
+	struct agent_field f[2];
+	struct agent_msg m;
+	uint8_t *buf;
+	size_t i, n;
+	int ret = -E_REFUSED;
+
+	buf = sodium_malloc(AGENT_FRAME_MAX);
+	if (!buf)
+		return -ENOMEM;
+	if (argc == 1 && !strcmp(argv[0], "list")) {
+		ret = agent_reply(sock, "list", agent_call(sock, AGENT_LIST, NULL, 0, buf, &m, 2000), &m);
+		for (i = 0; !ret && i < m.nfields; i++)
+			printf("%.*s\n", (int)m.f[i].len, (const char *)m.f[i].p);
+	} else if (argc == 2 && !strcmp(argv[0], "remove")) {
+		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
+		ret = agent_reply(sock, "remove", agent_call(sock, AGENT_REMOVE, f, 1, buf, &m, 2000), &m);
+	} else if (argc == 2 && !strcmp(argv[0], "add")) {
+		pw = sodium_malloc(SECRET_PW_MAX + 2);
+		if (!pw) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		/* nothing read (or an empty line): nothing sent */
+		if (read_secret("Passphrase for the agent: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n) || !n)
+			goto out;
+		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
+		f[1] = (struct agent_field){ (const uint8_t *)pw, n };
+		ret = agent_reply(sock, "add", agent_call(sock, AGENT_ADD, f, 2, buf, &m, 2000), &m);
+	} else {
+		usage(stderr);
+	}
+out:
+	sodium_free(pw);
+	sodium_free(buf);
+	return ret;
+}
+
+/* A .control command as keyfsctl takes it: its operands on the command
+ * line (secrets are asked for), options from o. */
+static int run_command(const struct ctl_opts *o, const struct command *cmd, int argc, char **argv)
+{
+	static const int operands[] = {
+		[CMD_ARGS_NONE] = 0,
+		[CMD_ARGS_PASSWORD] = 0,
+		[CMD_ARGS_SECRET] = 0,
+		[CMD_ARGS_TEXT] = 1,
+		[CMD_ARGS_VERSION] = 2,
+	};
+	struct ctl_opts ho = *o;
+	char args[COMMAND_MAX + 1];
+	int n;
+
+	if (argc != 1 + operands[cmd->args]) {
+		usage(stderr);
+		return -E_REFUSED;
+	}
+	switch (cmd->id) {
+	case CMD_PASSWORD:
+		return cmd_password(o);
+	case CMD_UNLOCK:
+		return cmd_unlock(o);
+	case CMD_FORGET:
+		return report("forget", send_command(o, CMD_FORGET, NULL, 0, NULL));
+	case CMD_HINT:
+		ho.hint = argv[1];
+		return set_hint(&ho);
+	case CMD_ACTIVATE:
+		n = snprintf(args, sizeof(args), "%s %s", argv[1], argv[2]);
+		if (n < 0 || (size_t)n >= sizeof(args))
+			n = sizeof(args); /* too long: refused by build() */
+		return report("activate", send_command(o, CMD_ACTIVATE, args, (size_t)n, NULL));
+	}
+	return -E_REFUSED;
+}
+
+static int run(const struct ctl_opts *o, int argc, char **argv)
+{
+	const struct command *cmd = command_find(argv[0]);
+	const char *verb = argv[0];
+
+	if (cmd)
+		return run_command(o, cmd, argc, argv);
+	if (!strcmp(verb, "status") && argc == 1)
+		return cmd_status(o);
+	if ((!strcmp(verb, "verify") || !strcmp(verb, "import")) && argc == 2)
+		return cmd_copy_in(o, verb, argv[1]);
+	if (!strcmp(verb, "agent") && argc >= 2)
+		return cmd_agent(o, argc - 1, argv + 1);
+	usage(stderr);
+	return -E_REFUSED;
+}
+
+/* The exit status of a command's result (keyfsctl(1)). The agent's
+ * errors are all "error": none of them is about a backup file. */
+static int exit_code(const char *verb, int err)
+{
+	if (err == -E_REFUSED)
+		return EX_USAGEERR;
+	if (err && !strcmp(verb, "agent"))
+		return EX_FAIL;
+	switch (-err) {
 	case 0:
 		return EX_OK;
 	case EKEYREJECTED:
@@ -76,331 +510,6 @@ static int exit_code(int err)
 	}
 }
 
-/* Reads one line into guarded memory without echo (terminal) or from
- * stdin. Returns its length or -1. */
-static ssize_t read_secret(const char *prompt, bool from_stdin, char *buf, size_t size)
-{
-	struct termios old, quiet;
-	bool tty = false;
-	size_t len = 0;
-	ssize_t n;
-	char c;
-	int fd;
-
-	fd = from_stdin ? STDIN_FILENO : open("/dev/tty", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "keyfsctl: no terminal to ask for a password (use --stdin)\n");
-		return -1;
-	}
-	if (!from_stdin && !tcgetattr(fd, &old)) {
-		tty = true;
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(fd, TCSANOW, &quiet);
-		(void)!write(fd, prompt, strlen(prompt));
-	}
-	/* byte by byte: nothing beyond the line is consumed or buffered */
-	while ((n = read(fd, &c, 1)) == 1 && c != '\n') {
-		if (len + 1 >= size) {
-			len = size; /* too long: refused below */
-			continue;
-		}
-		buf[len++] = c;
-	}
-	if (tty) {
-		tcsetattr(fd, TCSANOW, &old);
-		(void)!write(fd, "\n", 1);
-	}
-	if (!from_stdin)
-		close(fd);
-	sodium_memzero(&c, sizeof(c)); /* the last byte read, at EOF */
-	if (n < 0 || (n == 0 && len == 0) || len >= size)
-		return -1;
-	if (len && buf[len - 1] == '\r')
-		len--;
-	return (ssize_t)len;
-}
-
-/* One command, one write(2): the errno of the write is the answer. */
-static int control(const struct ctl_opts *o, const char *cmd, size_t len)
-{
-	char path[4096];
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "%s/.control", o->mount);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	if (write(fd, cmd, len) != (ssize_t)len)
-		err = errno ? errno : EIO;
-	if (close(fd) && !err)
-		err = errno;
-	return err;
-}
-
-/* "verb <secret>\n" assembled in guarded memory. */
-static int control_secret(const struct ctl_opts *o, const char *verb, const char *pw, size_t len)
-{
-	size_t vlen = strlen(verb);
-	char *cmd;
-	int err;
-
-	cmd = sodium_malloc(vlen + len + 2);
-	if (!cmd)
-		return ENOMEM;
-	memcpy(cmd, verb, vlen);
-	memcpy(cmd + vlen, pw, len);
-	cmd[vlen + len] = '\n';
-	err = control(o, cmd, vlen + len + 1);
-	sodium_free(cmd);
-	return err;
-}
-
-static int report(const char *what, int err)
-{
-	if (err)
-		fprintf(stderr, "keyfsctl: %s: %s\n", what, strerror(err));
-	return exit_code(err);
-}
-
-/* hint [--keyset K] TEXT, from --hint or asked on the terminal. */
-static int set_hint(const struct ctl_opts *o)
-{
-	char text[KEYSET_HINT_MAX + 2], cmd[KEYSET_HINT_MAX + 96];
-	const char *hint = o->hint;
-
-	if (!hint && !o->from_stdin && isatty(STDIN_FILENO)) {
-		fprintf(stderr, "Password hint, kept in every export (Enter for none): ");
-		if (!fgets(text, sizeof(text), stdin) || text[0] == '\n')
-			return EX_OK;
-		text[strcspn(text, "\n")] = '\0';
-		hint = text;
-	}
-	if (!hint)
-		return EX_OK;
-	snprintf(cmd, sizeof(cmd), "hint %s%s%s%s\n", o->keyset ? "--keyset " : "",
-		 o->keyset ? o->keyset : "", o->keyset ? " " : "", hint);
-	return report("hint", control(o, cmd, strlen(cmd)));
-}
-
-static int cmd_password(const struct ctl_opts *o)
-{
-	char *pw = NULL, *again = NULL, verb[96];
-	struct config defaults;
-	const char *why;
-	ssize_t n, m;
-	int ret = EX_FAIL, err;
-
-	config_defaults(&defaults);
-	pw = sodium_malloc(SECRET_PW_MAX + 2);
-	again = sodium_malloc(SECRET_PW_MAX + 2);
-	if (!pw || !again)
-		goto out;
-	if (!o->from_stdin)
-		fprintf(stderr, "A lost backup password cannot be recovered: every backup made with\n"
-				"it is lost with it. Keep it where you keep other recovery secrets.\n");
-	n = read_secret("New backup password: ", o->from_stdin, pw, SECRET_PW_MAX + 2);
-	if (n < 0) {
-		fprintf(stderr, "keyfsctl: no password read (at most %d bytes)\n", SECRET_PW_MAX);
-		goto out;
-	}
-	if (policy_check(&defaults, pw, (size_t)n, &why)) {
-		fprintf(stderr, "keyfsctl: password refused: %s\n", why);
-		ret = EX_USAGEERR;
-		goto out;
-	}
-	if (!o->from_stdin) {
-		m = read_secret("Repeat the password: ", false, again, SECRET_PW_MAX + 2);
-		if (m != n || sodium_memcmp(pw, again, (size_t)n)) {
-			fprintf(stderr, "keyfsctl: the passwords do not match; nothing changed\n");
-			ret = EX_USAGEERR;
-			goto out;
-		}
-	}
-	snprintf(verb, sizeof(verb), "password %s%s%s", o->keyset ? "--keyset " : "",
-		 o->keyset ? o->keyset : "", o->keyset ? " " : "");
-	err = control_secret(o, verb, pw, (size_t)n);
-	if (err == EINVAL)
-		fprintf(stderr, "keyfsctl: keyfs refused the password (its policy is stricter; see its log)\n");
-	ret = report("password", err);
-	if (ret)
-		goto out;
-	ret = set_hint(o);
-	if (!ret)
-		fprintf(stderr, "keyfsctl: backup password set\n");
-out:
-	sodium_free(pw);
-	sodium_free(again);
-	return ret;
-}
-
-static int cmd_unlock(const struct ctl_opts *o)
-{
-	ssize_t n;
-	char *pw;
-	int ret;
-
-	pw = sodium_malloc(SECRET_PW_MAX + 2);
-	if (!pw)
-		return EX_FAIL;
-	n = read_secret("Password to try on import: ", o->from_stdin, pw, SECRET_PW_MAX + 2);
-	ret = n < 0 ? EX_USAGEERR : report("unlock", control_secret(o, "unlock ", pw, (size_t)n));
-	sodium_free(pw);
-	return ret;
-}
-
-static int cmd_status(const struct ctl_opts *o)
-{
-	char path[4096], buf[4096];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/.control", o->mount);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return report(path, errno);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stdout);
-	close(fd);
-	return n < 0 ? report(path, errno) : EX_OK;
-}
-
-/* Copies file into MNT/<dir>/ and reports close(2)'s verdict in words. */
-static int cmd_copy_in(const struct ctl_opts *o, const char *dir, const char *file)
-{
-	char path[4096], buf[65536], *copy;
-	const char *base;
-	ssize_t n = 0;
-	int in, out, err = 0;
-
-	in = open(file, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return report(file, errno);
-	copy = strdup(file);
-	base = copy ? basename(copy) : "backup";
-	snprintf(path, sizeof(path), "%s/%s/%s", o->mount, dir, base);
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0) {
-		err = errno;
-		goto out;
-	}
-	while (!err && (n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n)
-			err = errno ? errno : EIO;
-	if (n < 0 && !err)
-		err = errno;
-	if (close(out) && !err)
-		err = errno; /* the outcome of the import or verify */
-	unlink(path);
-out:
-	close(in);
-	if (!err)
-		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
-	else if (err == EKEYREJECTED)
-		fprintf(stderr, "%s: no password keyfs holds opens it\n", file);
-	else if (err == ENOKEY)
-		fprintf(stderr, "%s: keyfs has no password at all (keyfsctl password or unlock)\n", file);
-	else if (err == EBADMSG)
-		fprintf(stderr, "%s: damaged or truncated copy\n", file);
-	else if (err == EINVAL)
-		fprintf(stderr, "%s: not a keyfs backup (not age, or a bad or unsafe archive)\n", file);
-	else
-		fprintf(stderr, "%s: %s\n", file, strerror(err));
-	free(copy);
-	return exit_code(err);
-}
-
-static int agent_reply(const char *sock, const char *what, int ret, const struct agent_msg *m)
-{
-	if (ret == -EPERM) {
-		/* sudo -E keeps the user's $XDG_RUNTIME_DIR: say whose agent
-		 * that is, and that it got nothing */
-		fprintf(stderr,
-			"keyfsctl: agent %s runs as uid %u, not as uid %u or root: refused, nothing sent\n"
-			"keyfsctl: name the right socket with -a SOCKET\n",
-			sock, (unsigned)m->uid, (unsigned)geteuid());
-		return EX_FAIL;
-	}
-	if (ret) {
-		fprintf(stderr, "keyfsctl: agent: %s\n", strerror(-ret));
-		return EX_FAIL;
-	}
-	if (m->code == AGENT_OK)
-		return EX_OK;
-	fprintf(stderr, "keyfsctl: agent refused %s: %.*s\n", what,
-		m->nfields ? (int)m->f[0].len : 0, m->nfields ? (const char *)m->f[0].p : "");
-	return EX_FAIL;
-}
-
-static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
-{
-	char path[4096], *pw = NULL;
-	const char *sock = o->socket ? o->socket : agent_default_path(path, sizeof(path));
-	struct agent_field f[2];
-	struct agent_msg m;
-	uint8_t *buf;
-	ssize_t n;
-	size_t i;
-	int ret = EX_USAGEERR;
-
-	buf = sodium_malloc(AGENT_FRAME_MAX);
-	if (!buf)
-		return EX_FAIL;
-	if (argc == 1 && !strcmp(argv[0], "list")) {
-		ret = agent_reply(sock, "list", agent_call(sock, AGENT_LIST, NULL, 0, buf, &m, 2000), &m);
-		for (i = 0; !ret && i < m.nfields; i++)
-			printf("%.*s\n", (int)m.f[i].len, (const char *)m.f[i].p);
-	} else if (argc == 2 && !strcmp(argv[0], "remove")) {
-		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
-		ret = agent_reply(sock, "remove", agent_call(sock, AGENT_REMOVE, f, 1, buf, &m, 2000), &m);
-	} else if (argc == 2 && !strcmp(argv[0], "add")) {
-		pw = sodium_malloc(SECRET_PW_MAX + 2);
-		n = pw ? read_secret("Passphrase for the agent: ", o->from_stdin, pw, SECRET_PW_MAX + 2) : -1;
-		if (n <= 0)
-			goto out;
-		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
-		f[1] = (struct agent_field){ (const uint8_t *)pw, (size_t)n };
-		ret = agent_reply(sock, "add", agent_call(sock, AGENT_ADD, f, 2, buf, &m, 2000), &m);
-	} else {
-		usage(stderr);
-	}
-out:
-	sodium_free(pw);
-	sodium_free(buf);
-	return ret;
-}
-
-static int run(const struct ctl_opts *o, int argc, char **argv)
-{
-	char cmd[4096];
-	const char *verb = argv[0];
-
-	if (!strcmp(verb, "password") && argc == 1)
-		return cmd_password(o);
-	if (!strcmp(verb, "unlock") && argc == 1)
-		return cmd_unlock(o);
-	if (!strcmp(verb, "status") && argc == 1)
-		return cmd_status(o);
-	if (!strcmp(verb, "forget") && argc == 1)
-		return report("forget", control(o, "forget\n", 7));
-	if (!strcmp(verb, "hint") && argc == 2) {
-		struct ctl_opts ho = *o;
-
-		ho.hint = argv[1];
-		return set_hint(&ho);
-	}
-	if (!strcmp(verb, "activate") && argc == 3) {
-		snprintf(cmd, sizeof(cmd), "activate %s %s\n", argv[1], argv[2]);
-		return report("activate", control(o, cmd, strlen(cmd)));
-	}
-	if ((!strcmp(verb, "verify") || !strcmp(verb, "import")) && argc == 2)
-		return cmd_copy_in(o, verb, argv[1]);
-	if (!strcmp(verb, "agent") && argc >= 2)
-		return cmd_agent(o, argc - 1, argv + 1);
-	usage(stderr);
-	return EX_USAGEERR;
-}
-
 int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
@@ -412,6 +521,7 @@ int main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl_opts o = { .mount = DEFAULT_MOUNT };
+	const char *verb;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+m:a:hV", longopts, NULL)) != -1) {
@@ -449,6 +559,7 @@ int main(int argc, char *argv[])
 	 * parse the rest with the command in argv[0]'s place. */
 	argv += optind;
 	argc -= optind;
+	verb = argv[0];
 	optind = 0; /* glibc: 0 also resets getopt's permutation state */
 	while ((c = getopt_long(argc, argv, "m:a:", longopts, NULL)) != -1) {
 		if (c == 's')
@@ -467,5 +578,5 @@ int main(int argc, char *argv[])
 	if (optind < 1)
 		optind = 1;
 	argv[optind - 1] = argv[0]; /* the command before its operands */
-	return run(&o, argc - optind + 1, argv + optind - 1);
+	return exit_code(verb, run(&o, argc - optind + 1, argv + optind - 1));
 }

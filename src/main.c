@@ -14,13 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "keyfs/fs.h"
+#include "keyfs/harden.h"
 #include "keyfs/log.h"
 
 #define EXIT_USAGE 2
@@ -156,14 +155,19 @@ static void clear_stale_mount(const char *mountpoint)
 		log_msg(LOG_ERR, "%s: stale mount, and detaching it failed: %m", mountpoint);
 }
 
-/* No core dumps and no ptrace attach: memory holds passwords and keys. */
-static void harden(void)
+/* No core dumps and no ptrace attach: memory holds passwords and keys.
+ * Without them keyfs does not start. */
+static int harden(void)
 {
-	struct rlimit none = { 0, 0 };
+	int ret = harden_process();
 
-	prctl(PR_SET_DUMPABLE, 0);
-	setrlimit(RLIMIT_CORE, &none);
+	if (ret) {
+		fprintf(stderr, "keyfs: cannot disable core dumps and ptrace attach: %s; not starting\n",
+			strerror(-ret));
+		return ret;
+	}
 	umask(077);
+	return 0;
 }
 
 static int process_staged(void *arg, bool verify_only, const uint8_t *data, size_t len)
@@ -193,6 +197,17 @@ static int keyfs_open(struct keyfs *k)
 	return sources_check(&k->cfg);
 }
 
+/* .control's observer: a changed password or hint makes exports stale. */
+static int ctl_secrets_changed(void *sc)
+{
+	return sealcache_password_changed(sc);
+}
+
+static void ctl_hints_changed(void *sc)
+{
+	sealcache_queue_stale(sc);
+}
+
 /* After fuse_daemonize(): threads and locked memory do not survive its
  * fork, so everything holding either is made here, before the loop
  * serves the first request. */
@@ -220,7 +235,8 @@ static int keyfs_start(struct keyfs *k)
 	if (!ret)
 		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
-			       .sc = k->sc, .im = k->im };
+			       .sc = k->sc, .im = k->im,
+			       .obs = { ctl_secrets_changed, ctl_hints_changed, k->sc } };
 	if (ret)
 		log_msg(LOG_ERR, "starting: %s", strerror(-ret));
 	return ret;
@@ -285,7 +301,10 @@ int main(int argc, char *argv[])
 	sigset_t hup;
 	size_t i;
 
-	harden();
+	if (harden()) {
+		ret = EXIT_FAILURE;
+		goto out;
+	}
 	if (fuse_opt_parse(&args, &cl, opts, opt_proc))
 		goto out;
 	if (cl.help || cl.version) {

@@ -1,5 +1,11 @@
 /* keyfs configuration: defaults, the INI file (inih) and -o options.
- * Every key has a default, so keyfs runs with no config at all. */
+ *
+ * Every key is one row of one table (config_keys[] in config.c): its
+ * INI name, its -o alias, its type and limits, its default and its help.
+ * Parsing, range checks, error messages and the defaults all come from
+ * that table, so a key cannot be parsed one way and defaulted or
+ * described another. Every key has a default, so keyfs runs with no
+ * config at all. */
 #ifndef KEYFS_CONFIG_H
 #define KEYFS_CONFIG_H
 
@@ -29,11 +35,44 @@ struct config {
 	char password_credential[256];	/* systemd credential name, "" for none */
 };
 
+/* How a key's value is read and checked. */
+enum config_type {
+	CONFIG_TEXT,	/* any text, not empty, shorter than the field */
+	CONFIG_PATH,	/* an absolute path, shorter than the field */
+	CONFIG_NAME,	/* a plain file name (no '/', not "." or ".."), as in LoadCredential= */
+	CONFIG_INT,	/* a decimal int from min to max */
+	CONFIG_SIZE,	/* a decimal number of bytes (size_t) from min to max */
+	CONFIG_BOOL,	/* yes/true/1 or no/false/0 */
+	CONFIG_CHOICE,	/* one of choices[]; stored as its index, in an int-sized field */
+};
+
+struct config_key {
+	const char *name;		/* "section.key", as in the INI file */
+	const char *alias;		/* the -o name, or NULL */
+	enum config_type type;
+	long long min, max;		/* CONFIG_INT, CONFIG_SIZE: inclusive */
+	const char *const *choices;	/* CONFIG_CHOICE: NULL-terminated */
+	const char *def;		/* the default as written in the INI file;
+					 * NULL: none (the field stays zero) */
+	size_t offset, size;		/* the field in struct config; size 0:
+					 * checked, stored nowhere */
+	const char *help;		/* one line */
+};
+
+/* Every key, in the order of the example file; ends with a NULL name. */
+extern const struct config_key config_keys[];
+
+/* The row of a key, by "section.key" or by its -o alias; NULL if none. */
+const struct config_key *config_key_find(const char *name);
+
+/* Every field zero, then every key with a default set to it. */
 void config_defaults(struct config *c);
 
 /* Set one key, named "section.key" as in the INI file or by its -o alias
  * ("store", "work_factor"). -ENOENT for an unknown key, -EINVAL for a bad
- * value; *why then says what is wrong (static text). */
+ * value, and *c is then unchanged; *why says what is wrong, never quoting
+ * the value (it may be a mistyped secret). *why stays valid until the
+ * next config_set() in the same thread. */
 int config_set(struct config *c, const char *key, const char *value, const char **why);
 
 /* Parse an INI buffer; on error writes "name:line: message" into err. */
@@ -41,7 +80,7 @@ int config_parse(struct config *c, const char *name, const char *text, char *err
 /* Read and parse a file (bounded size). */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
-/* Cross-field checks after everything is set. */
+/* Cross-field checks after everything is set; *why is static text. */
 int config_check(const struct config *c, const char **why);
 
 /* The highest scrypt work factor an imported file may claim:

@@ -1,35 +1,52 @@
 /* The control file: commands written to .control, and the plain-text
- * reports (status on reading .control, export/README.txt). */
+ * reports (status on reading .control, export/README.txt). The commands
+ * themselves, and their syntax, are command.h's table. */
 #ifndef KEYFS_CONTROL_H
 #define KEYFS_CONTROL_H
 
 #include <stddef.h>
 
+#include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/import.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
 
-#define CTL_COMMAND_MAX 4096
+#define CTL_COMMAND_MAX COMMAND_MAX
+
+/* Told what a command changed, after it changed it. Either hook may be
+ * NULL (nobody to tell). */
+struct ctl_observer {
+	/* The passwords that seal changed: set, or forgotten. Runs in the
+	 * writer's call; its error is the writer's error (the password is
+	 * set all the same). */
+	int (*secrets_changed)(void *arg);
+	/* A hint changed: hints are sealed into exports, so they are stale. */
+	void (*hints_changed)(void *arg);
+	void *arg;
+};
 
 struct ctl {
 	const struct config *cfg;
 	struct vault *v;
 	struct store *st;
 	const struct state *state;	/* hints and marks (meta.h) */
-	struct sealcache *sc;
+	struct sealcache *sc;	/* read by the reports only; NULL where none exists */
 	struct importer *im;
+	struct ctl_observer obs;
 };
 
-/* Every field of struct ctl must be set (sc may be NULL only where no
+/* Every field of struct ctl must be set (sc and obs may be empty where no
  * seal cache exists, as in tests).
  *
- * Run one command ("password <pw>", "unlock <pw>", "forget",
- * "hint [text]", "activate <keyset> <version>"), one per write; a single trailing newline is ignored.
- * buf holds a secret for some commands: the caller keeps it in guarded
- * memory and wipes it; it has room for len + 1 bytes (a NUL is put at
- * buf[len]). Refusals are -EINVAL with the reason logged. */
+ * Run one command (command.h: "password <pw>", "unlock <pw>", "forget",
+ * "hint [text]", "activate <keyset> <version>"), one per write; a single
+ * trailing newline is ignored. buf holds a secret for some commands: the
+ * caller keeps it in guarded memory and wipes it; ctl_command() copies
+ * no secret out of it but into the vault. Refusals are -EINVAL with the
+ * reason logged; other errors (the store's, the observer's) come back
+ * unchanged. */
 int ctl_command(struct ctl *c, char *buf, size_t len);
 
 /* Reports as malloc()ed text with no secrets in them; *mtime is the

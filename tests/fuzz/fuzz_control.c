@@ -2,70 +2,51 @@
  *
  * An input is a series of writes separated by NUL bytes (a NUL inside a
  * write is refused by one memchr, which test_control covers), run against
- * a real vault, the default config, a real importer and an in-memory
- * store whose metadata lives in a static table and which holds no keyset
- * versions. State is reset per input so runs repeat. ctl.sc is NULL: the
- * seal cache needs a keystore on disk, and control.c calls it only when
- * set.
+ * a real vault, the default config, a real importer, a real state
+ * directory and an in-memory store which holds no keyset versions. State is reset per input so runs repeat. The observer of
+ * .control counts its calls in place of a seal cache (which needs a
+ * keystore on disk).
  *
  * Beyond not crashing: an accepted "password X" leaves X as the backup
  * password, "password --keyset K X" gives K a password, "hint T" stores
- * T, "forget" leaves no backup password, and "activate" is never
- * accepted as there is no version to activate. */
+ * T, "forget" leaves no backup password, "forget --keyset K" leaves K
+ * without a password of its own, and "activate" is never
+ * accepted as there is no version to activate. The observer hears of
+ * exactly the accepted password, forget and hint commands; and
+ * command_parse(), which keyfsctl runs before sending, takes exactly the
+ * writes ctl_command() does not refuse as malformed. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/control.h"
 #include "keyfs/log.h"
+#include "keyfs/dirwalk.h"
+#include "keyfs/meta.h"
 #include "keyfs/secret.h"
+#include "keyfs/state.h"
 #include "keyfs/store.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define META_KEYS 64
+/* Hints and marks go to a real state directory (meta.h), made once in a
+ * temporary place and emptied per input. */
+static struct state state;
 
-static struct {
-	char key[KEYSET_NAME_MAX + 32];
-	char value[STORE_META_MAX];
-} meta[META_KEYS];
-static size_t nmeta;
-
-static int mem_meta_get(void *priv, const char *key, char *buf, size_t size)
+static int unlink_one(int dirfd, const char *name, const struct stat *st, void *arg)
 {
-	size_t i;
-
-	(void)priv;
-	for (i = 0; i < nmeta; i++)
-		if (!strcmp(meta[i].key, key) && *meta[i].value) {
-			snprintf(buf, size, "%s", meta[i].value);
-			return 0;
-		}
-	return -ENOENT;
-}
-
-static int mem_meta_set(void *priv, const char *key, const char *value)
-{
-	size_t i;
-
-	(void)priv;
-	/* control.c builds keys from checked names and bounded values */
-	if (strlen(key) >= sizeof(meta[0].key) || strlen(value) >= sizeof(meta[0].value))
-		abort();
-	for (i = 0; i < nmeta && strcmp(meta[i].key, key); i++)
-		;
-	if (i == META_KEYS)
-		return -ENOSPC;
-	if (i == nmeta)
-		strcpy(meta[nmeta++].key, key);
-	strcpy(meta[i].value, value);
+	(void)st;
+	(void)arg;
+	unlinkat(dirfd, name, 0);
 	return 0;
 }
 
@@ -87,15 +68,29 @@ static void mem_destroy(void *priv)
 /* Only these are reachable from ctl_command() with no seal cache; a call
  * through any other (NULL) op is a finding. */
 static const struct store_ops mem_ops = {
-	.meta_get = mem_meta_get,
-	.meta_set = mem_meta_set,
 	.activate = mem_activate,
 	.destroy = mem_destroy,
 };
 
+static int secrets_seen, hints_seen;
+
+static int count_secrets(void *arg)
+{
+	(void)arg;
+	secrets_seen++;
+	return 0;
+}
+
+static void count_hints(void *arg)
+{
+	(void)arg;
+	hints_seen++;
+}
+
 static struct config cfg;
 static struct store st = { .ops = &mem_ops };
-static struct ctl ctl = { .cfg = &cfg, .st = &st };
+static struct ctl ctl = { .cfg = &cfg, .st = &st, .state = &state,
+			  .obs = { count_secrets, count_hints, NULL } };
 
 /* Replaces log.c: every message is still formatted (so a bad format
  * argument shows up under the sanitizers) but dropped, which keeps the
@@ -115,7 +110,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (sodium_init() < 0 || vault_new(&ctl.v) != 0 || import_new(&ctl.im, &st, ctl.v) != 0)
+	static char dir[] = "/tmp/keyfs-fuzz-control.XXXXXX";
+
+	if (sodium_init() < 0 || !mkdtemp(dir) || state_open(&state, dir) ||
+	    vault_new(&ctl.v) != 0 || import_new(&ctl.im, &st, &state, ctl.v) != 0)
 		abort();
 	config_defaults(&cfg);
 	return 0;
@@ -168,27 +166,25 @@ static bool keyset_has(const char *k, const char *pw, size_t len)
 	return same;
 }
 
-/* Whether keyset k still has a password of its own. */
-static size_t vault_keyset_count(const char *k)
+/* True if keyset k has a password of its own. */
+static bool has_own(const char *k)
 {
 	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
-	size_t i, n;
+	size_t i, n = vault_keysets(ctl.v, names, VAULT_KEYSET_SLOTS);
 
-	n = vault_keysets(ctl.v, names, VAULT_KEYSET_SLOTS);
 	for (i = 0; i < n; i++)
 		if (!strcmp(names[i], k))
-			return 1;
-	return 0;
+			return true;
+	return false;
 }
 
 static const char *meta_value(const char *key)
 {
-	size_t i;
+	static char buf[META_VALUE_MAX];
 
-	for (i = 0; i < nmeta; i++)
-		if (!strcmp(meta[i].key, key))
-			return meta[i].value;
-	return "";
+	if (meta_get(&state, key, buf, sizeof(buf)))
+		buf[0] = '\0';
+	return buf;
 }
 
 static void check_effect(const char *w, size_t len)
@@ -214,21 +210,29 @@ static void check_effect(const char *w, size_t len)
 		if (strlen(v) != n || memcmp(v, arg, n))
 			abort();
 	}
-	if (len >= 6 && !memcmp(w, "forget", 6)) {
-		/* "forget --keyset K" drops K's own password; "forget" all */
-		if ((arg = arg_of(w, len, "forget", &n)) && keyset_of(&arg, &n, k)) {
-			if (vault_keyset_count(k))
-				abort();
-		} else if (vault_has_password(ctl.v)) {
+	if ((arg = arg_of(w, len, "forget", &n)) && keyset_of(&arg, &n, k)) {
+		if (has_own(k))
 			abort();
-		}
+	} else if (len >= 6 && !memcmp(w, "forget", 6) && vault_has_password(ctl.v)) {
+		abort();
 	}
 	if (len >= 8 && !memcmp(w, "activate", 8))
 		abort();
 }
 
+/* What the observer must have heard of an accepted write. */
+static void check_observed(const struct command_call *call, int secrets, int hints)
+{
+	bool seals = call->cmd->id == CMD_PASSWORD || call->cmd->id == CMD_FORGET;
+
+	if (secrets != (seals ? 1 : 0) || hints != (call->cmd->id == CMD_HINT ? 1 : 0))
+		abort();
+}
+
 static void run_write(const uint8_t *p, size_t len)
 {
+	struct command_call call;
+	int parsed, ret;
 	char *buf;
 
 	/* fs.c hands over a private copy one byte longer than the write */
@@ -237,8 +241,17 @@ static void run_write(const uint8_t *p, size_t len)
 		return;
 	memcpy(buf, p, len);
 	buf[len] = 'Z'; /* not a NUL: nothing may rely on one */
-	if (ctl_command(&ctl, buf, len) == 0)
+	parsed = command_parse((const char *)p, len, &call);
+	secrets_seen = hints_seen = 0;
+	ret = ctl_command(&ctl, buf, len);
+	/* Only a password the policy refuses, or a store or importer
+	 * error, fails a command the parser took. */
+	if (parsed && ret != -EINVAL)
+		abort();
+	if (ret == 0) {
 		check_effect((const char *)p, len);
+		check_observed(&call, secrets_seen, hints_seen);
+	}
 	free(buf);
 }
 
@@ -248,7 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t left = size;
 
 	vault_forget(ctl.v);
-	nmeta = 0;
+	dir_each(state.fd, STATE_META, unlink_one, NULL);
 	while ((nul = memchr(p, '\0', left))) {
 		run_write(p, (size_t)(nul - p));
 		left -= (size_t)(nul - p) + 1;

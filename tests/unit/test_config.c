@@ -1,6 +1,8 @@
 /* Unit tests for config.c: defaults, config_set (keys, aliases, ranges),
  * config_parse with "name:line: message" errors that name the key but
- * not the value, config_load of the shipped example, config_check. */
+ * not the value, config_load of the shipped example, config_check, and
+ * the table of keys row by row: defaults, limits and the refusals derived
+ * from them, unknown keys with file:line, documentation of every key. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +339,265 @@ static void test_check(void)
 	TAP_EQ_INT(config_check(&c, &why), 0, "import.max_work_factor == work_factor: fine");
 }
 
+
+/* ---- the table of keys: every row, from its own fields ---- */
+
+/* "section.key" of k split into section and key. */
+static void split_name(const struct config_key *k, char *section, char *key, size_t size)
+{
+	const char *dot = strchr(k->name, '.');
+
+	snprintf(section, size, "%.*s", dot ? (int)(dot - k->name) : 0, k->name);
+	snprintf(key, size, "%s", dot ? dot + 1 : k->name);
+}
+
+static long long field_number(const struct config *c, const struct config_key *k)
+{
+	const char *field = (const char *)c + k->offset;
+	size_t z;
+	int i;
+
+	if (k->type == CONFIG_SIZE) {
+		memcpy(&z, field, sizeof(z));
+		return (long long)z;
+	}
+	memcpy(&i, field, sizeof(i));
+	return i;
+}
+
+static void test_table_rows(void)
+{
+	const struct config_key *k, *j;
+	char section[64], key[64];
+	size_t n = 0;
+
+	for (k = config_keys; k->name; k++, n++) {
+		split_name(k, section, key, sizeof(section));
+		tap_ok(*section && *key && !strchr(key, '.'), "%s is \"section.key\"", k->name);
+		tap_ok(k->help && *k->help && !strchr(k->help, '\n'), "%s has a one-line help", k->name);
+		tap_ok(config_key_find(k->name) == k, "%s is found by its name", k->name);
+		if (k->alias)
+			tap_ok(config_key_find(k->alias) == k && !strchr(k->alias, '.'),
+			       "%s is found by its alias %s", k->name, k->alias);
+		for (j = config_keys; j < k; j++)
+			tap_ok(strcmp(j->name, k->name) && (!k->alias || !j->alias || strcmp(j->alias, k->alias)),
+			       "%s and %s differ in name and alias", j->name, k->name);
+		if (k->type == CONFIG_INT || k->type == CONFIG_SIZE)
+			tap_ok(k->min <= k->max, "%s: min <= max", k->name);
+		if (k->type == CONFIG_CHOICE)
+			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
+	}
+	TAP_EQ_INT(n, 13, "13 keys in the table");
+	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
+}
+
+/* Each default parses, and config_defaults() holds exactly the row
+ * defaults: a row without one leaves its field zero. */
+static void test_table_defaults(void)
+{
+	const struct config_key *k;
+	struct config d, fresh, zero;
+	const char *why;
+
+	config_defaults(&d);
+	memset(&zero, 0, sizeof(zero));
+	for (k = config_keys; k->name; k++) {
+		if (!k->def) {
+			tap_ok(!memcmp((char *)&d + k->offset, (char *)&zero + k->offset, k->size),
+			       "%s has no default: its field is zero", k->name);
+			continue;
+		}
+		memset(&fresh, 0, sizeof(fresh));
+		TAP_EQ_INT(config_set(&fresh, k->name, k->def, &why), 0, "%s: the default \"%s\" is valid",
+			   k->name, k->def);
+		tap_ok(!memcmp((char *)&d + k->offset, (char *)&fresh + k->offset, k->size),
+		       "%s: config_defaults() sets the row's default", k->name);
+		fresh = d;
+		config_set(&fresh, k->name, k->def, &why);
+		tap_ok(!memcmp(&fresh, &d, sizeof(d)), "%s: setting the default changes nothing", k->name);
+	}
+}
+
+/* config_parse() of one key in its section; the error text in err. */
+static int parse_one(const struct config_key *k, const char *value, struct config *c, char *err, size_t errlen)
+{
+	char section[64], key[64], text[512];
+
+	split_name(k, section, key, sizeof(section));
+	snprintf(text, sizeof(text), "; a comment\n[%s]\n%s = %s\n", section, key, value);
+	config_defaults(c);
+	err[0] = '\0';
+	return config_parse(c, "test.ini", text, err, errlen);
+}
+
+/* Numbers: both limits taken, one past either refused in the words the
+ * row implies, on the line of the key; the -o alias behaves the same. */
+static void test_table_ranges(void)
+{
+	const struct config_key *k;
+	char value[32], want[256], err[512];
+	const char *why;
+	struct config c;
+	long long v;
+	size_t i;
+	int ret;
+
+	for (k = config_keys; k->name; k++) {
+		if (k->type != CONFIG_INT && k->type != CONFIG_SIZE)
+			continue;
+		snprintf(want, sizeof(want), "test.ini:3: %s: must be %s from %lld to %lld", k->name,
+			 k->type == CONFIG_INT ? "a whole number" : "a number of bytes", k->min, k->max);
+		long long tries[] = { k->min - 1, k->min, k->max, k->max + 1 };
+
+		for (i = 0; i < 4; i++) {
+			bool in = i == 1 || i == 2;
+
+			v = tries[i];
+
+			snprintf(value, sizeof(value), "%lld", v);
+			ret = parse_one(k, value, &c, err, sizeof(err));
+			if (in)
+				tap_ok(ret == 0 && field_number(&c, k) == v, "%s = %lld is taken (%s)", k->name, v, err);
+			else
+				tap_ok(ret == -EINVAL && !strcmp(err, want), "%s = %lld: \"%s\" (got \"%s\")",
+				       k->name, v, want, err);
+			if (k->alias) {
+				config_defaults(&c);
+				ret = config_set(&c, k->alias, value, &why);
+				tap_ok(in ? ret == 0 && field_number(&c, k) == v
+					  : ret == -EINVAL && !strcmp(why, want + strlen("test.ini:3: ") + strlen(k->name) + 2),
+				       "-o %s=%lld as %s (why %s)", k->alias, v, k->name, why ? why : "-");
+			}
+		}
+	}
+
+	/* The derived words, spelled out once. */
+	parse_one(config_key_find("work_factor"), "23", &c, err, sizeof(err));
+	tap_ok(!strcmp(err, "test.ini:3: seal.work_factor: must be a whole number from 10 to 22"), "%s", err);
+	parse_one(config_key_find("import.max_size"), "1", &c, err, sizeof(err));
+	tap_ok(!strcmp(err, "test.ini:3: import.max_size: must be a number of bytes from 4096 to 1073741824"),
+	       "%s", err);
+}
+
+/* Every other type: one good and one bad value, and the bad one's words. */
+static void test_table_types(void)
+{
+	static const struct {
+		const char *key, *good, *bad, *why;
+	} cases[] = {
+		{ "store.path", "relative/ok", "", "must not be empty or longer than 4095 bytes" },
+		{ "store.backend", "dir", "keyring", "must be \"dir\"" },
+		{ "password.policy", "length", "simple", "must be \"complex\" or \"length\"" },
+		{ "password.file", "/etc/keyfs/pw", "etc/keyfs/pw", "must be an absolute path of at most 4095 bytes" },
+		{ "password.agent", "/run/a.sock", "", "must be an absolute path of at most 4095 bytes" },
+		{ "password.credential", "keyfs.password", "..",
+		  "must be a plain name of at most 255 bytes (no \"/\", not \".\" or \"..\"), as in LoadCredential=" },
+		{ "password.credential", "x", "a/b", NULL },
+		{ "password.credential", "y", "", NULL },
+		{ "mount.allow_other", "1", "on", "must be yes or no" },
+	};
+	const struct config_key *k;
+	char err[512], want[512];
+	struct config c;
+	size_t i;
+	bool seen[64] = { false };
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		k = config_key_find(cases[i].key);
+		if (!tap_ok(k != NULL, "%s is a key", cases[i].key))
+			continue;
+		seen[k - config_keys] = true;
+		tap_ok(parse_one(k, cases[i].good, &c, err, sizeof(err)) == 0, "%s = %s (%s)", k->name,
+		       cases[i].good, err);
+		TAP_EQ_INT(parse_one(k, cases[i].bad, &c, err, sizeof(err)), -EINVAL, "%s = \"%s\" refused",
+			   k->name, cases[i].bad);
+		if (cases[i].why) {
+			snprintf(want, sizeof(want), "test.ini:3: %s: %s", k->name, cases[i].why);
+			tap_ok(!strcmp(err, want), "... \"%s\" (got \"%s\")", want, err);
+		}
+		if (*cases[i].bad && (!cases[i].why || !strstr(cases[i].why, cases[i].bad)))
+			tap_ok(!strstr(err + strlen("test.ini:3: ") + strlen(k->name), cases[i].bad),
+			       "... without the value");
+	}
+	for (k = config_keys; k->name; k++)
+		if (k->type != CONFIG_INT && k->type != CONFIG_SIZE)
+			tap_ok(seen[k - config_keys], "%s is tried above", k->name);
+}
+
+/* An unknown key in any section of the table fails on its own line. */
+static void test_table_unknown(void)
+{
+	const struct config_key *k;
+	char section[64], key[64], text[256], want[256], err[256];
+	struct config c;
+
+	for (k = config_keys; k->name; k++) {
+		split_name(k, section, key, sizeof(section));
+		snprintf(text, sizeof(text), "[%s]\n; %s\n\nbogus_%s = 1\n", section, key, key);
+		snprintf(want, sizeof(want), "test.ini:4: %s.bogus_%s: unknown key", section, key);
+		config_defaults(&c);
+		TAP_EQ_INT(config_parse(&c, "test.ini", text, err, sizeof(err)), -EINVAL,
+			   "[%s] bogus_%s refused", section, key);
+		tap_ok(!strcmp(err, want), "... as \"%s\" (got \"%s\")", want, err);
+	}
+}
+
+/* Reads a file of the source tree (VECTORS is <root>/tests/vectors/age). */
+static char *source_file(const char *rel)
+{
+	const char *vectors = getenv("VECTORS");
+	char path[PATH_MAX];
+	FILE *f;
+	char *text;
+	size_t n;
+
+	if (!vectors || snprintf(path, sizeof(path), "%s/../../../%s", vectors, rel) >= (int)sizeof(path))
+		return NULL;
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	text = calloc(1, 1 << 17);
+	n = text ? fread(text, 1, (1 << 17) - 1, f) : 0;
+	(void)n;
+	fclose(f);
+	return text;
+}
+
+/* Each row is documented: in keyfs.ini(5) under its section, with its
+ * alias, and in the example configuration. */
+static void test_table_documented(void)
+{
+	char *man = source_file("man/keyfs.ini.5"), *ini = source_file("conf/keyfs.ini");
+	char section[64], key[64], want[160], *body, *end;
+	const struct config_key *k;
+
+	if (!tap_ok(man && ini, "man/keyfs.ini.5 and conf/keyfs.ini are readable"))
+		goto out;
+	for (k = config_keys; k->name; k++) {
+		split_name(k, section, key, sizeof(section));
+		snprintf(want, sizeof(want), ".SH SECTION [%s]\n", section);
+		body = strstr(man, want);
+		end = body ? strstr(body + 1, "\n.SH ") : NULL;
+		snprintf(want, sizeof(want), "\n.BI %s \"", key);
+		body = body ? strstr(body, want) : NULL;
+		tap_ok(body && (!end || body < end), "keyfs.ini(5) documents %s", k->name);
+		if (k->alias) {
+			snprintf(want, sizeof(want), ".BI \\-o \" %s=", k->alias);
+			tap_ok(strstr(man, want) != NULL, "keyfs.ini(5) names -o %s", k->alias);
+		}
+		snprintf(want, sizeof(want), "\n[%s]\n", section);
+		body = strstr(ini, want);
+		end = body ? strstr(body + 1, "\n[") : NULL;
+		snprintf(want, sizeof(want), "\n%s%s = ", k->def ? "" : ";", key);
+		body = body ? strstr(body, want) : NULL;
+		tap_ok(body && (!end || body < end), "conf/keyfs.ini shows %s%s", k->name,
+		       k->def ? "" : " (commented out: no default)");
+	}
+out:
+	free(man);
+	free(ini);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -348,5 +609,11 @@ int main(void)
 	test_parse();
 	test_load();
 	test_check();
+	test_table_rows();
+	test_table_defaults();
+	test_table_ranges();
+	test_table_types();
+	test_table_unknown();
+	test_table_documented();
 	return tap_done();
 }

@@ -1,8 +1,9 @@
 /* Unit tests for ctl_command(): each verb's effect on the vault or the
  * store, every refusal, and that the log never carries a password.
- * The store is a small in-memory implementation of the store.h
- * interface (only meta_get/meta_set are reachable from ctl_command). */
+ * Hints and marks go to a real state directory (meta.h) in a temporary
+ * place. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,84 +14,37 @@
 
 #include "keyfs/config.h"
 #include "keyfs/control.h"
+#include "keyfs/meta.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
 #include "tap.h"
 
-/* ---- in-memory store: one meta key, calls recorded ---- */
+/* ---- a real state directory in a temporary place ---- */
 
-struct memstore {
-	char key[64];
-	char value[STORE_META_MAX];
-	bool set;		/* a value is stored */
-	int calls;		/* meta_set calls */
-	char last_key[64];
-	char last_value[STORE_META_MAX];
-	int fail;		/* meta_set returns this when non-zero */
-};
+static struct state state;
+static char state_path[64];
 
-static int mem_list(void *priv, char ***names, size_t *n)
+/* The stored value of key, "" if unset. */
+static const char *stored(const char *key)
 {
-	(void)priv;
-	*names = NULL;
-	*n = 0;
-	return 0;
+	static char buf[META_VALUE_MAX];
+
+	if (meta_get(&state, key, buf, sizeof(buf)))
+		buf[0] = '\0';
+	return buf;
 }
 
-static int mem_stamp(void *priv, const char *name, uint64_t *stamp)
+/* A state whose metadata cannot be written: meta/ is a file. */
+static void break_meta(bool broken)
 {
-	(void)priv;
-	(void)name;
-	*stamp = 0;
-	return -ENOENT;
+	if (broken) {
+		renameat(state.fd, STATE_META, state.fd, "meta.off");
+		close(openat(state.fd, STATE_META, O_WRONLY | O_CREAT, 0600));
+	} else {
+		unlinkat(state.fd, STATE_META, 0);
+		renameat(state.fd, "meta.off", state.fd, STATE_META);
+	}
 }
-
-static int mem_read(void *priv, const char *name, struct keyset *ks)
-{
-	(void)priv;
-	(void)name;
-	(void)ks;
-	return -ENOENT;
-}
-
-static int mem_meta_get(void *priv, const char *key, char *buf, size_t size)
-{
-	struct memstore *m = priv;
-
-	if (!m->set || strcmp(key, m->key))
-		return -ENOENT;
-	snprintf(buf, size, "%s", m->value);
-	return 0;
-}
-
-static int mem_meta_set(void *priv, const char *key, const char *value)
-{
-	struct memstore *m = priv;
-
-	m->calls++;
-	snprintf(m->last_key, sizeof(m->last_key), "%s", key);
-	snprintf(m->last_value, sizeof(m->last_value), "%s", value);
-	if (m->fail)
-		return m->fail;
-	snprintf(m->key, sizeof(m->key), "%s", key);
-	snprintf(m->value, sizeof(m->value), "%s", value);
-	m->set = *value != '\0';
-	return 0;
-}
-
-static void mem_destroy(void *priv)
-{
-	(void)priv;
-}
-
-static const struct store_ops mem_ops = {
-	.list = mem_list,
-	.stamp = mem_stamp,
-	.read = mem_read,
-	.meta_get = mem_meta_get,
-	.meta_set = mem_meta_set,
-	.destroy = mem_destroy,
-};
 
 /* ---- running commands ---- */
 
@@ -278,31 +232,24 @@ static void test_unlock_forget(struct ctl *c)
 	TAP_EQ_INT(run(c, "forget"), 0, "forget without a newline, on an empty vault");
 }
 
-static void test_hint(struct ctl *c, struct memstore *m)
+static void test_hint(struct ctl *c)
 {
-	char buf[STORE_META_MAX], text[KEYSET_HINT_MAX + 8];
-	int calls;
+	char text[KEYSET_HINT_MAX + 8];
 
 	TAP_EQ_INT(run(c, "hint some text\n"), 0, "hint some text");
-	TAP_EQ_INT(m->calls, 1, "hint calls meta_set once");
-	tap_ok(!strcmp(m->last_key, "hint") && !strcmp(m->last_value, "some text"),
-	       "meta_set(\"hint\", \"some text\") (got \"%s\", \"%s\")", m->last_key, m->last_value);
-	tap_ok(!c->st->ops->meta_get(c->st->priv, "hint", buf, sizeof(buf)) && !strcmp(buf, "some text"),
-	       "the hint reads back");
+	tap_ok(!strcmp(stored("hint"), "some text"), "the hint reads back (\"%s\")", stored("hint"));
 
 	TAP_EQ_INT(run(c, "hint\n"), 0, "hint alone");
-	tap_ok(m->calls == 2 && !strcmp(m->last_key, "hint") && !strcmp(m->last_value, ""),
-	       "hint alone calls meta_set(\"hint\", \"\")");
-	TAP_EQ_INT(c->st->ops->meta_get(c->st->priv, "hint", buf, sizeof(buf)), -ENOENT, "the hint is cleared");
+	TAP_EQ_INT(meta_hint(&state, NULL, text, sizeof(text)), -ENOENT, "the hint is cleared");
 	TAP_EQ_INT(run(c, "hint x"), 0, "hint without a newline");
-	tap_ok(m->calls == 3 && !strcmp(m->last_value, "x"), "hint value without a newline is exact");
+	tap_ok(!strcmp(stored("hint"), "x"), "hint value without a newline is exact");
 	TAP_EQ_INT(run(c, "hint"), 0, "hint alone without a newline");
-	tap_ok(m->calls == 4 && !strcmp(m->last_value, ""), "... clears");
+	tap_ok(!strcmp(stored("hint"), ""), "... clears");
 	TAP_EQ_INT(run(c, "hint   spaced  out "), 0, "hint keeps inner and trailing spaces");
-	tap_ok(!strcmp(m->last_value, "  spaced  out "), "hint value kept as written (\"%s\")", m->last_value);
+	tap_ok(!strcmp(stored("hint"), "  spaced  out "), "hint value kept as written (\"%s\")",
+	       stored("hint"));
 	TAP_EQ_INT(run(c, "hint caf\xc3\xa9\n"), 0, "a UTF-8 hint");
 
-	calls = m->calls;
 	TAP_EQ_INT(run(c, "hint a\x01z\n"), -EINVAL, "hint with a control character: -EINVAL");
 	TAP_EQ_INT(run(c, "hint a\nb\n"), -EINVAL, "hint with an inner newline: -EINVAL");
 	TAP_EQ_INT(run(c, "hint \x1b[31mred\n"), -EINVAL, "hint with an escape sequence: -EINVAL");
@@ -311,13 +258,13 @@ static void test_hint(struct ctl *c, struct memstore *m)
 	memset(text, 'h', sizeof(text));
 	memcpy(text, "hint ", 5);
 	TAP_EQ_INT(run_len(c, text, 5 + KEYSET_HINT_MAX + 1), -EINVAL, "a hint over KEYSET_HINT_MAX: -EINVAL");
-	TAP_EQ_INT(m->calls, calls, "refused hints never reach the store");
+	tap_ok(!strcmp(stored("hint"), "caf\xc3\xa9"), "refused hints never reach the state");
 	TAP_EQ_INT(run_len(c, text, 5 + KEYSET_HINT_MAX), 0, "a hint of exactly KEYSET_HINT_MAX");
-	TAP_EQ_INT(strlen(m->last_value), KEYSET_HINT_MAX, "... stored whole");
+	TAP_EQ_INT(strlen(stored("hint")), KEYSET_HINT_MAX, "... stored whole");
 
-	m->fail = -EIO;
-	TAP_EQ_INT(run(c, "hint new\n"), -EIO, "a failing store: the error comes back unchanged");
-	m->fail = 0;
+	break_meta(true);
+	TAP_EQ_INT(run(c, "hint new\n"), -ENOTDIR, "a failing state: the error comes back unchanged");
+	break_meta(false);
 }
 
 /* activate reaches the importer only with a valid name and version;
@@ -346,10 +293,79 @@ static void test_unknown(struct ctl *c)
 	tap_ok(!log_has("Abcdefg1!"), "a bare password is not logged");
 }
 
+
+/* ---- the observer: told of every change, and only of changes ---- */
+
+struct seen {
+	int secrets;		/* secrets_changed calls */
+	int hints;		/* hints_changed calls */
+	int fail;		/* secrets_changed returns this */
+};
+
+static int seen_secrets(void *arg)
+{
+	struct seen *s = arg;
+
+	s->secrets++;
+	return s->fail;
+}
+
+static void seen_hints(void *arg)
+{
+	struct seen *s = arg;
+
+	s->hints++;
+}
+
+static void test_observer(struct ctl *c)
+{
+	struct seen s = { 0 };
+
+	c->obs = (struct ctl_observer){ seen_secrets, seen_hints, &s };
+	TAP_EQ_INT(run(c, "password Abcdefg1!\n"), 0, "password, observed");
+	tap_ok(s.secrets == 1 && s.hints == 0, "secrets_changed once (%d, %d)", s.secrets, s.hints);
+	TAP_EQ_INT(run(c, "password weak\n"), -EINVAL, "a refused password");
+	TAP_EQ_INT(s.secrets, 1, "... is no change");
+	TAP_EQ_INT(run(c, "password --keyset web Abcdefg2!\n"), 0, "password --keyset web");
+	TAP_EQ_INT(s.secrets, 2, "... is a change");
+	TAP_EQ_INT(run(c, "unlock x\n"), 0, "unlock");
+	TAP_EQ_INT(s.secrets, 2, "... seals nothing: not told");
+	TAP_EQ_INT(run(c, "forget --keyset web\n"), 0, "forget --keyset web");
+	TAP_EQ_INT(s.secrets, 3, "... is a change");
+	TAP_EQ_INT(run(c, "forget\n"), 0, "forget");
+	TAP_EQ_INT(s.secrets, 4, "... is a change");
+	TAP_EQ_INT(run(c, "forget --keyset ../x\n"), -EINVAL, "forget with a bad keyset");
+	TAP_EQ_INT(s.secrets, 4, "... is no change");
+	tap_ok(log_has("control: --keyset needs a valid keyset name") &&
+	       log_has("control: usage: forget [--keyset KEYSET]"), "... and says why, with forget's usage");
+
+	/* The observer's error is the writer's, the password set all the same. */
+	s.fail = -EIO;
+	TAP_EQ_INT(run(c, "password Zyxwvut9?\n"), -EIO, "a failing observer: its error comes back");
+	tap_ok(backup_is(c->v, "Zyxwvut9?"), "... and the password is set");
+	TAP_EQ_INT(run(c, "forget\n"), -EIO, "forget with a failing observer: its error");
+	s.fail = 0;
+
+	TAP_EQ_INT(run(c, "hint the red one\n"), 0, "hint, observed");
+	tap_ok(s.hints == 1 && s.secrets == 6, "hints_changed once (%d, %d)", s.hints, s.secrets);
+	TAP_EQ_INT(run(c, "hint a\x01z\n"), -EINVAL, "a refused hint");
+	TAP_EQ_INT(s.hints, 1, "... is no change");
+	break_meta(true);
+	TAP_EQ_INT(run(c, "hint new\n"), -ENOTDIR, "a hint the state cannot keep");
+	TAP_EQ_INT(s.hints, 1, "... is no change");
+	break_meta(false);
+
+	/* A --keyset name over KEYSET_NAME_MAX is refused with its reason. */
+	TAP_EQ_INT(run(c, "password --keyset k1234567890123456789012345678901234567890123456789012345678901234 "
+		       "Abcdefg1!\n"), -EINVAL, "a 65-byte --keyset name");
+	tap_ok(log_has("--keyset needs a valid keyset name"), "... the log says why");
+	c->obs = (struct ctl_observer){ 0 };
+	vault_forget(c->v);
+}
+
 int main(void)
 {
-	struct memstore m = { 0 };
-	struct store st = { .ops = &mem_ops, .priv = &m };
+	struct store st = { 0 };
 	struct config cfg;
 	struct ctl c = { 0 };
 
@@ -364,6 +380,10 @@ int main(void)
 	cfg.min_length = 8;
 	c.cfg = &cfg;
 	c.st = &st;
+	snprintf(state_path, sizeof(state_path), "/tmp/keyfs-test-control.XXXXXX");
+	if (!tap_ok(mkdtemp(state_path) && !state_open(&state, state_path), "a state directory"))
+		return tap_done();
+	c.state = &state;
 	if (!tap_ok(vault_new(&c.v) == 0, "vault_new"))
 		return tap_done();
 
@@ -371,9 +391,12 @@ int main(void)
 	vault_forget(c.v);
 	test_length(&c);
 	test_unlock_forget(&c);
-	test_hint(&c, &m);
+	test_hint(&c);
 	test_activate_usage(&c);
 	test_unknown(&c);
+	test_observer(&c);
 	vault_free(c.v);
+	state_close(&state);
+	tap_ok(!system("rm -rf /tmp/keyfs-test-control.*"), "state directory removed");
 	return tap_done();
 }

@@ -61,6 +61,7 @@ static void test_import(const char *root)
 {
 	struct importer *im = NULL;
 	struct store st = { 0 };
+	struct state state;
 	struct vault *v = NULL;
 	uint8_t *sealed = NULL;
 	unsigned *versions = NULL;
@@ -68,8 +69,10 @@ static void test_import(const char *root)
 	struct stat sb;
 	char path[512];
 
-	if (!tap_ok(store_dir_open(root, &st) == 0 && vault_new(&v) == 0 &&
-		    import_new(&im, &st, v) == 0, "store, vault and importer"))
+	snprintf(path, sizeof(path), "%s/.keyfs", root);
+	if (!tap_ok(state_open(&state, path) == 0 && store_open("dir", root, &state, &st) == 0 &&
+		    vault_new(&v) == 0 && import_new(&im, &st, &state, v) == 0,
+		    "state, store, vault and importer"))
 		return;
 	TAP_EQ_INT(import_file(im, false, (const uint8_t *)"x", 1), -EINVAL,
 		   "not an age file: EINVAL");
@@ -98,6 +101,7 @@ static void test_import(const char *root)
 	import_free(im);
 	vault_free(v);
 	store_close(&st);
+	state_close(&state);
 }
 
 int main(void)
