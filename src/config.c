@@ -39,13 +39,16 @@ static const char *const policies[] = {
 	[POLICY_LENGTH] = "length",
 	NULL,
 };
+/* The backends store_open() knows, by name. */
 static const char *const backends[] = { "dir", NULL };
 
 const struct config_key config_keys[] = {
 	{ "store.path", "store", CONFIG_TEXT, .def = CONFIG_DEFAULT_STORE, FIELD_TEXT(store),
 	  .help = "the directory keystore: DIR/<keyset>/ holds each keyset, DIR/.keyfs/ keyfs' state" },
 	{ "store.backend", NULL, CONFIG_CHOICE, .choices = backends, .def = "dir",
-	  .help = "the keystore backend; only \"dir\" exists" },
+	  FIELD_AS(backend, int), .help = "the keystore backend (store.h names them)" },
+	{ "state.dir", "state_dir", CONFIG_PATH, FIELD_TEXT(state_dir),
+	  .help = "keyfs' own state (seal cache, verifiers, hints, versions); default STORE/.keyfs" },
 	{ "seal.work_factor", "work_factor", CONFIG_INT, AGE_LOGN_MIN, AGE_LOGN_MAX,
 	  .def = STR(AGE_LOGN_DEFAULT), FIELD_AS(work_factor, int),
 	  .help = "scrypt work factor (log2 N) for sealing exports" },
@@ -383,4 +386,9 @@ int config_import_max_work_factor(const struct config *c)
 {
 	/* Unset, it follows work_factor, whichever way that was set. */
 	return c->import_max_work_factor ? c->import_max_work_factor : c->work_factor;
+}
+
+const char *config_backend(const struct config *c)
+{
+	return backends[c->backend];
 }

@@ -104,14 +104,17 @@ void fs_changed(void *arg, const char *keyset)
 	char path[KEYSET_NAME_MAX + 16];
 	struct keyfs *k = arg;
 
-	if (!k->fuse)
-		return;
-	/* -ENOENT only says the kernel holds nothing of it yet */
-	fuse_invalidate_path(k->fuse, "/export/README.txt");
-	if (keyset) {
+	if (keyset)
 		snprintf(path, sizeof(path), "/export/%s" PEM_SUFFIX, keyset);
-		fuse_invalidate_path(k->fuse, path);
+	/* Sealing workers call this too: never after the unmount began. */
+	pthread_mutex_lock(&k->fuse_lock);
+	if (k->fuse) {
+		/* -ENOENT only says the kernel holds nothing of it yet */
+		fuse_invalidate_path(k->fuse, "/export/README.txt");
+		if (keyset)
+			fuse_invalidate_path(k->fuse, path);
 	}
+	pthread_mutex_unlock(&k->fuse_lock);
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)

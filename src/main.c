@@ -49,6 +49,7 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	{ "config=%s", offsetof(struct cmdline, config), 0 },
 	FUSE_OPT_KEY("store=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("state_dir=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("work_factor=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("agent=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("password_file=", KEY_KEYFS_OPT),
@@ -64,6 +65,7 @@ static void usage(FILE *f)
 		"  -d               debug logging (implies -f)\n"
 		"  -c CONFIG        INI configuration (see keyfs.ini)\n"
 		"  -o store=DIR     directory keystore (default " CONFIG_DEFAULT_STORE ")\n"
+		"  -o state_dir=DIR keyfs' own state (default STORE/.keyfs)\n"
 		"  -o work_factor=N scrypt work factor for sealing, 10..22 (default 18)\n"
 		"  -o allow_other   let other users in (file modes still apply)\n"
 		"  -V, --version    print the version\n\n"
@@ -182,11 +184,15 @@ static int keyfs_open(struct keyfs *k)
 	char state[PATH_MAX];
 	int ret;
 
-	ret = state_default_path(k->cfg.store, state, sizeof(state));
+	ret = 0;
+	if (*k->cfg.state_dir)
+		snprintf(state, sizeof(state), "%s", k->cfg.state_dir);
+	else
+		ret = state_default_path(k->cfg.store, state, sizeof(state));
 	if (!ret)
 		ret = state_open(&k->state, state);
 	if (!ret)
-		ret = store_open("dir", k->cfg.store, &k->state, &k->st);
+		ret = store_open(config_backend(&k->cfg), k->cfg.store, &k->state, &k->st);
 	if (ret) {
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
 		return ret;
@@ -262,6 +268,7 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	f = fuse_new(args, &keyfs_ops, sizeof(keyfs_ops), k);
 	if (!f)
 		return 1;
+	pthread_mutex_init(&k->fuse_lock, NULL);
 	k->fuse = f;
 	clear_stale_mount(cl->mountpoint);
 	if (fuse_mount(f, cl->mountpoint))
@@ -283,6 +290,9 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	fuse_loop_cfg_destroy(loop);
 	log_msg(LOG_NOTICE, "unmounting %s", cl->mountpoint);
 out_signals:
+	pthread_mutex_lock(&k->fuse_lock);
+	k->fuse = NULL; /* the seal cache's observer stops telling it */
+	pthread_mutex_unlock(&k->fuse_lock);
 	fuse_remove_signal_handlers(fuse_get_session(f));
 out_unmount:
 	fuse_unmount(f);

@@ -22,6 +22,8 @@ enum policy_kind {
 
 struct config {
 	char store[PATH_MAX];
+	int backend;			/* index into the store.backend choices */
+	char state_dir[PATH_MAX];	/* "" for STORE/.keyfs */
 	int work_factor;		/* scrypt logN for sealing */
 	size_t seal_memory;		/* bytes all sealing workers may use */
 	enum policy_kind policy;
@@ -86,5 +88,8 @@ int config_check(const struct config *c, const char **why);
 /* The highest scrypt work factor an imported file may claim:
  * import.max_work_factor, by default the sealing work factor. */
 int config_import_max_work_factor(const struct config *c);
+
+/* The name of the keystore backend chosen (store_open()). */
+const char *config_backend(const struct config *c);
 
 #endif

@@ -4,6 +4,7 @@
 #define KEYFS_FS_H
 
 #include <fuse.h>
+#include <pthread.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -29,7 +30,9 @@ struct keyfs {
 	uid_t uid;		/* the mounting user: owns the tree */
 	gid_t gid;
 	time_t started;		/* times of the fixed directories */
-	struct fuse *fuse;	/* for telling the kernel what changed */
+	pthread_mutex_t fuse_lock;
+	struct fuse *fuse;	/* for telling the kernel what changed, until the
+				 * unmount; protected by fuse_lock */
 };
 
 extern const struct fuse_operations keyfs_ops;
