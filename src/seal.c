@@ -59,7 +59,9 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	return 0;
 }
 
-/* 1 if the seal is current already; p->h.stamp and content are set. */
+/* 1 if the seal is current already, 2 if the cached seal holds the
+ * content already (its header needs the new stamp only); p->h.stamp and
+ * content are set by the caller. */
 static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 {
 	const uint8_t *id;
@@ -75,6 +77,8 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		ret = -ENOKEY;
 	} else if (entry_current(sc, e, p->h.stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
+	} else if (e->cached && e->stamp != p->h.stamp && !strcmp(e->cfpr, p->h.content)) {
+		ret = 2; /* the cached seal holds this very content */
 	} else {
 		snprintf(p->h.name, sizeof(p->h.name), "%s", name);
 		memcpy(p->h.pwid, id, VERIFIER_ID_LEN);
@@ -182,6 +186,7 @@ static int seal_one(struct sealcache *sc, const char *name)
 	}
 	if (!ret)
 		ret = seal_under(sc, &p, &ks, &pem, &p.h.len);
+	/* 2: kept; seal_adopt() checks the file's header says so too */
 	if (ret == 2)
 		ret = seal_adopt(sc, name, p.h.stamp, p.h.content);
 	else if (!ret)

@@ -1,0 +1,145 @@
+/* The seal cache on the in-memory keystore: attributes before and after
+ * sealing, the same bytes on every open and across a restart (the
+ * verifier), a changed keyset resealed, the same content kept, a raised
+ * work factor resealed with a new time, and a keyset too large to import
+ * again left out with its reason. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyfs/config.h"
+#include "keyfs/sealcache.h"
+#include "keyfs/state.h"
+#include "store_mem.h"
+#include "tap.h"
+
+#define PW "Correct-Horse-7"
+
+static struct config cfg;
+static struct state state;
+static struct store st;
+static struct vault *v;
+
+static void set_keys(const char *name, const char *content)
+{
+	struct keyset ks = { 0 };
+
+	snprintf(ks.name, sizeof(ks.name), "%s", name);
+	keyset_add(&ks, "key", 0600, 1700000000, (const uint8_t *)content, strlen(content));
+	store_mem_set(&st, &ks, false);
+	keyset_clear(&ks);
+}
+
+/* The bytes an open of name serves, malloc()ed; NULL on error (*err). */
+static char *open_all(struct sealcache *sc, const char *name, size_t *len, time_t *at, int *err)
+{
+	struct seal *s;
+	char *buf;
+
+	*err = sealcache_open(sc, name, &s);
+	if (*err)
+		return NULL;
+	buf = malloc(s->len);
+	*len = s->len;
+	*at = s->sealed_at;
+	if (buf && seal_read(s, buf, s->len, 0) != (ssize_t)s->len) {
+		free(buf);
+		buf = NULL;
+	}
+	seal_put(s);
+	return buf;
+}
+
+static struct sealcache *start(void)
+{
+	struct sealcache *sc = NULL;
+
+	if (sealcache_new(&sc, &st, &state, v, &cfg) || sealcache_start(sc))
+		return NULL;
+	return sc;
+}
+
+static void test_cycle(void)
+{
+	char *one, *two, *three, why[256];
+	struct export_attr a, b;
+	struct sealcache *sc;
+	size_t l1, l2, l3;
+	time_t t1, t2, t3;
+	int err;
+
+	sc = start();
+	if (!tap_ok(sc != NULL, "a seal cache over the in-memory store"))
+		return;
+	TAP_EQ_INT(sealcache_attr(sc, "a", &a), 0, "attributes before any password");
+	tap_ok(!a.sealed && a.size > 0, "... a predicted size (%zu), not sealed", a.size);
+	tap_ok(open_all(sc, "a", &l1, &t1, &err) == NULL && err == -ENOKEY, "open without one: ENOKEY");
+	vault_set(v, PW, strlen(PW));
+	TAP_EQ_INT(sealcache_password_changed(sc), 0, "a password");
+	one = open_all(sc, "a", &l1, &t1, &err);
+	tap_ok(one && l1 == a.size, "open seals it, at the predicted size (%zu)", l1);
+	TAP_EQ_INT(sealcache_attr(sc, "a", &b), 0, "attributes after");
+	tap_ok(b.sealed && b.size == l1 && b.mtime == t1 && b.ino == a.ino, "... are the seal's");
+	two = open_all(sc, "a", &l2, &t2, &err);
+	tap_ok(two && l2 == l1 && !memcmp(one, two, l1) && t2 == t1, "a second open: the same bytes");
+	free(two);
+	sealcache_free(sc);
+
+	sc = start();
+	vault_set(v, PW, strlen(PW));
+	sealcache_password_changed(sc);
+	two = open_all(sc, "a", &l2, &t2, &err);
+	tap_ok(two && l2 == l1 && !memcmp(one, two, l1) && t2 == t1, "after a restart: the same bytes");
+	free(two);
+
+	set_keys("a", "the same key");
+	two = open_all(sc, "a", &l2, &t2, &err);
+	tap_ok(two && l2 == l1 && !memcmp(one, two, l1), "the same content written again: kept");
+	free(two);
+	set_keys("a", "another key!");
+	two = open_all(sc, "a", &l2, &t2, &err);
+	tap_ok(two && memcmp(one, two, l1) && t2 > t1, "changed keys: sealed again, a later time");
+	sealcache_free(sc);
+
+	cfg.work_factor = 11;
+	sc = start();
+	sealcache_password_changed(sc);
+	three = open_all(sc, "a", &l3, &t3, &err);
+	tap_ok(three && strstr(three, "-----BEGIN") && t3 > t2, "a raised work factor: resealed, later");
+	free(three);
+	cfg.import_max_size = 512;
+	TAP_EQ_INT(sealcache_attr(sc, "a", &a), -ENOENT, "an export over import.max_size is left out");
+	tap_ok(sealcache_problem(sc, "a", why, sizeof(why)) == -EFBIG && strstr(why, "import.max_size"),
+	       "... with its reason: %s", why);
+	cfg.import_max_size = 1 << 20;
+	TAP_EQ_INT(sealcache_attr(sc, "a", &a), 0, "... and back once it fits");
+	TAP_EQ_INT(sealcache_problem(sc, "a", why, sizeof(why)), 0, "... no problem left");
+	sealcache_free(sc);
+	free(two);
+	free(one);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/keyfs-test-sealcache.XXXXXX", cmd[64];
+
+	if (sodium_init() < 0 || !mkdtemp(dir) || state_open(&state, dir) ||
+	    store_mem_open(NULL, &state, &st) || vault_new(&v)) {
+		tap_ok(false, "setup");
+		return tap_done();
+	}
+	config_defaults(&cfg);
+	cfg.work_factor = 10;
+	set_keys("a", "the same key");
+	test_cycle();
+	vault_free(v);
+	store_close(&st);
+	state_close(&state);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	tap_ok(!system(cmd), "temp dir removed");
+	return tap_done();
+}
