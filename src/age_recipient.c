@@ -1,6 +1,5 @@
-/* age recipient and identity types: the table of registered types, the
- * rules that span a header's stanzas, and the file key wrap the types
- * share. */
+/* age recipient and identity types: the table of registered types and
+ * the rules that span a header's stanzas. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,15 +8,10 @@
 
 #include "keyfs/age_recipient.h"
 
-_Static_assert(AGE_WRAP_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES,
-	       "chacha key size");
-
 /* The registered types: one line per src/age_<type>.c. */
 static const struct age_type *const types[] = {
 	&age_scrypt_type,
 };
-
-static const uint8_t zero_nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
 
 void age_recipient_clear(struct age_recipient *r)
 {
@@ -67,28 +61,5 @@ int age_recipients_check(const struct age_recipient *r, size_t n)
 	for (i = 0; i < n; i++)
 		if (!r[i].ops || (r[i].ops->type->alone && n > 1))
 			return -EINVAL;
-	return 0;
-}
-
-void age_wrap_file_key(uint8_t body[static AGE_WRAPPED_LEN],
-		       const uint8_t file_key[static AGE_FILE_KEY_LEN],
-		       const uint8_t key[static AGE_WRAP_KEY_LEN])
-{
-	/* A zero nonce is safe: every wrap key is used once. */
-	crypto_aead_chacha20poly1305_ietf_encrypt(body, NULL, file_key,
-						  AGE_FILE_KEY_LEN, NULL, 0,
-						  NULL, zero_nonce, key);
-}
-
-int age_unwrap_file_key(uint8_t file_key[static AGE_FILE_KEY_LEN],
-			const uint8_t *body, size_t len,
-			const uint8_t key[static AGE_WRAP_KEY_LEN])
-{
-	if (len != AGE_WRAPPED_LEN)
-		return -EINVAL;
-	if (crypto_aead_chacha20poly1305_ietf_decrypt(file_key, NULL, NULL,
-						      body, len, NULL, 0,
-						      zero_nonce, key) != 0)
-		return AGE_WRONG_KEY;
 	return 0;
 }

@@ -99,22 +99,37 @@ static bool caller_is_owner(struct keyfs *k)
 	return uid == k->uid || uid == 0;
 }
 
-void fs_changed(void *arg, const char *keyset)
+static void invalidate_export(struct keyfs *k, const char *keyset)
 {
 	char path[KEYSET_NAME_MAX + 16];
-	struct keyfs *k = arg;
 
-	if (keyset)
-		snprintf(path, sizeof(path), "/export/%s" PEM_SUFFIX, keyset);
+	snprintf(path, sizeof(path), "/export/%s" PEM_SUFFIX, keyset);
+	/* -ENOENT only says the kernel holds nothing of it yet */
+	fuse_invalidate_path(k->fuse, path);
+}
+
+void fs_changed(void *arg, const char *keyset)
+{
+	struct keyfs *k = arg;
+	char **names = NULL;
+	size_t n = 0, i;
+
+	/* A new key changes every export's time: the kernel must not answer
+	 * a stat with the old one once the command that set it returned,
+	 * or tar sees the file change as it reads it. */
+	if (!keyset && k->st.ops->list(k->st.priv, &names, &n))
+		n = 0;
 	/* Sealing workers call this too: never after the unmount began. */
 	pthread_mutex_lock(&k->fuse_lock);
 	if (k->fuse) {
-		/* -ENOENT only says the kernel holds nothing of it yet */
 		fuse_invalidate_path(k->fuse, "/export/README.txt");
 		if (keyset)
-			fuse_invalidate_path(k->fuse, path);
+			invalidate_export(k, keyset);
+		for (i = 0; i < n; i++)
+			invalidate_export(k, names[i]);
 	}
 	pthread_mutex_unlock(&k->fuse_lock);
+	store_names_free(names, n);
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)

@@ -1,37 +1,10 @@
-/* The keystore interface: backends by name, and the core's answer for
- * the operations a backend does not have. */
+/* The keystore interface: the core's answer for the operations a backend
+ * does not have, and what every backend shares. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyfs/store.h"
-
-static const struct {
-	const char *name;
-	store_open_fn *open;
-} backends[] = {
-	{ "dir", store_dir_open },
-};
-
-int store_open(const char *backend, const char *path, const struct state *state, struct store *s)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (!strcmp(backends[i].name, backend))
-			return backends[i].open(path, state, s);
-	return -ENOENT;
-}
-
-bool store_backend_known(const char *backend)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (!strcmp(backends[i].name, backend))
-			return true;
-	return false;
-}
 
 void store_names_free(char **names, size_t n)
 {

@@ -63,7 +63,7 @@ static int list_one(int dirfd, const char *name, const struct stat *st, void *ar
 	return push_name(&l->names, &l->n, name);
 }
 
-static int dir_list(void *priv, char ***names, size_t *n)
+int dir_list(void *priv, char ***names, size_t *n)
 {
 	struct dir_store *d = priv;
 	struct name_list l = { NULL, 0 };
@@ -182,7 +182,7 @@ static int walk_keyset(void *priv, const char *name, struct member_walk *w)
 	return ret;
 }
 
-static int dir_stamp(void *priv, const char *name, uint64_t *stamp)
+int dir_stamp(void *priv, const char *name, uint64_t *stamp)
 {
 	uint64_t acc[2] = { 0, 0 };
 	struct member_walk w = { .fn = stamp_member, .arg = acc };
@@ -193,7 +193,7 @@ static int dir_stamp(void *priv, const char *name, uint64_t *stamp)
 	return ret;
 }
 
-static int dir_why(void *priv, const char *name, char *why, size_t size)
+int dir_why(void *priv, const char *name, char *why, size_t size)
 {
 	uint64_t acc[2] = { 0, 0 };
 	struct member_walk w = { .fn = stamp_member, .arg = acc, .why = why, .why_size = size };
@@ -258,7 +258,7 @@ int dir_read_fd(int kfd, const char *name, struct keyset *ks)
 	return ret;
 }
 
-static int dir_read(void *priv, const char *name, struct keyset *ks)
+int dir_read(void *priv, const char *name, struct keyset *ks)
 {
 	int kfd, ret;
 
@@ -268,65 +268,4 @@ static int dir_read(void *priv, const char *name, struct keyset *ks)
 	ret = dir_read_fd(kfd, name, ks);
 	close(kfd);
 	return ret;
-}
-
-static void dir_destroy(void *priv)
-{
-	struct dir_store *d = priv;
-
-	close(d->dfd);
-	pthread_mutex_destroy(&d->write_lock);
-	free(d);
-}
-
-static const struct store_ops dir_ops = {
-	.list = dir_list,
-	.stamp = dir_stamp,
-	.why = dir_why,
-	.read = dir_read,
-	.put = dir_put,
-	.versions = dir_versions,
-	.activate = dir_activate,
-	.destroy = dir_destroy,
-};
-
-/* Keys move between the store and the state directory by rename. */
-static int same_filesystem(int a, int b, const char *dir)
-{
-	struct stat sa, sb;
-
-	if (fstat(a, &sa) || fstat(b, &sb))
-		return -errno;
-	if (sa.st_dev == sb.st_dev)
-		return 0;
-	log_msg(LOG_ERR, "store %s: the state directory must be on the store's filesystem", dir);
-	return -EXDEV;
-}
-
-int store_dir_open(const char *dir, const struct state *state, struct store *s)
-{
-	struct dir_store *d;
-	int ret;
-
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	d->sfd = state->fd;
-	d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dfd < 0) {
-		ret = -errno;
-		free(d);
-		return ret;
-	}
-	ret = same_filesystem(d->dfd, d->sfd, dir);
-	if (ret) {
-		close(d->dfd);
-		free(d);
-		return ret;
-	}
-	pthread_mutex_init(&d->write_lock, NULL);
-	dir_clean_tmp(d);
-	s->ops = &dir_ops;
-	s->priv = d;
-	return 0;
 }

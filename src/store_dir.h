@@ -22,6 +22,10 @@ struct dir_store {
 /* Reads the keyset in directory kfd (members sorted). */
 int dir_read_fd(int kfd, const char *name, struct keyset *ks);
 
+int dir_list(void *priv, char ***names, size_t *n);
+int dir_stamp(void *priv, const char *name, uint64_t *stamp);
+int dir_why(void *priv, const char *name, char *why, size_t size);
+int dir_read(void *priv, const char *name, struct keyset *ks);
 int dir_put(void *priv, const struct keyset *ks, struct store_put *res);
 int dir_versions(void *priv, const char *name, unsigned **v, size_t *n);
 int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept);

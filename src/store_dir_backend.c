@@ -1,0 +1,72 @@
+/* The directory backend assembled: its operations (reading in
+ * store_dir.c, writing in store_version.c) and its opening. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyfs/log.h"
+#include "keyfs/store.h"
+#include "store_dir.h"
+
+static void dir_destroy(void *priv)
+{
+	struct dir_store *d = priv;
+
+	close(d->dfd);
+	pthread_mutex_destroy(&d->write_lock);
+	free(d);
+}
+
+static const struct store_ops dir_ops = {
+	.list = dir_list,
+	.stamp = dir_stamp,
+	.why = dir_why,
+	.read = dir_read,
+	.put = dir_put,
+	.versions = dir_versions,
+	.activate = dir_activate,
+	.destroy = dir_destroy,
+};
+
+/* Keys move between the store and the state directory by rename. */
+static int same_filesystem(int a, int b, const char *dir)
+{
+	struct stat sa, sb;
+
+	if (fstat(a, &sa) || fstat(b, &sb))
+		return -errno;
+	if (sa.st_dev == sb.st_dev)
+		return 0;
+	log_msg(LOG_ERR, "store %s: the state directory must be on the store's filesystem", dir);
+	return -EXDEV;
+}
+
+int store_dir_open(const char *dir, const struct state *state, struct store *s)
+{
+	struct dir_store *d;
+	int ret;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->sfd = state->fd;
+	d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dfd < 0) {
+		ret = -errno;
+		free(d);
+		return ret;
+	}
+	ret = same_filesystem(d->dfd, d->sfd, dir);
+	if (ret) {
+		close(d->dfd);
+		free(d);
+		return ret;
+	}
+	pthread_mutex_init(&d->write_lock, NULL);
+	dir_clean_tmp(d);
+	s->ops = &dir_ops;
+	s->priv = d;
+	return 0;
+}
