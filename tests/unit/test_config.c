@@ -387,7 +387,7 @@ static void test_table_rows(void)
 		if (k->type == CONFIG_CHOICE)
 			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
 	}
-	TAP_EQ_INT(n, 13, "13 keys in the table");
+	TAP_EQ_INT(n, 14, "14 keys in the table");
 	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
 }
 
@@ -487,6 +487,7 @@ static void test_table_types(void)
 	} cases[] = {
 		{ "store.path", "relative/ok", "", "must not be empty or longer than 4095 bytes" },
 		{ "store.backend", "dir", "keyring", "must be \"dir\"" },
+		{ "state.dir", "/var/lib/keyfs-state", "state", "must be an absolute path of at most 4095 bytes" },
 		{ "password.policy", "length", "simple", "must be \"complex\" or \"length\"" },
 		{ "password.file", "/etc/keyfs/pw", "etc/keyfs/pw", "must be an absolute path of at most 4095 bytes" },
 		{ "password.agent", "/run/a.sock", "", "must be an absolute path of at most 4095 bytes" },
