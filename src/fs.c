@@ -12,25 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyfs/fs.h"
+#include "fs_priv.h"
 #include "keyfs/log.h"
-
-enum node {
-	N_NONE,
-	N_ROOT,
-	N_CONTROL,
-	N_EXPORT,
-	N_IMPORT,
-	N_VERIFY,
-	N_README,
-	N_KEYSET,	/* export/<keyset>.pem */
-	N_STAGED,	/* import/<file> or verify/<file> */
-};
-
-#define STAGE_IMPORT 0
-#define STAGE_VERIFY 1
-
-#define PEM_SUFFIX ".pem"
 
 /* Open-file state for the read-only text files (status, README.txt). */
 struct text {
@@ -38,66 +21,6 @@ struct text {
 	size_t len;
 	time_t mtime;
 };
-
-static struct keyfs *kfs(void)
-{
-	return fuse_get_context()->private_data;
-}
-
-/* For import/<file> and verify/<file>: which staging directory, and the
- * file name; -1 for any other path. */
-static int staged(const char *path, const char **file)
-{
-	int dir;
-
-	if (!strncmp(path, "/import/", 8))
-		dir = STAGE_IMPORT;
-	else if (!strncmp(path, "/verify/", 8))
-		dir = STAGE_VERIFY;
-	else
-		return -1;
-	*file = path + 8;
-	return **file && !strchr(*file, '/') ? dir : -1;
-}
-
-/* Classifies a path; for N_KEYSET, name receives the keyset name. */
-static enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
-{
-	const char *file;
-	static const struct { const char *path; enum node n; } fixed[] = {
-		{ "/", N_ROOT }, { "/.control", N_CONTROL }, { "/export", N_EXPORT },
-		{ "/import", N_IMPORT }, { "/verify", N_VERIFY }, { "/export/README.txt", N_README },
-	};
-	const char *base;
-	size_t i, len;
-
-	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (!strcmp(path, fixed[i].path))
-			return fixed[i].n;
-	if (staged(path, &file) >= 0)
-		return N_STAGED;
-	if (strncmp(path, "/export/", 8))
-		return N_NONE;
-	base = path + 8;
-	len = strlen(base);
-	if (len <= strlen(PEM_SUFFIX) || strcmp(base + len - strlen(PEM_SUFFIX), PEM_SUFFIX))
-		return N_NONE;
-	len -= strlen(PEM_SUFFIX);
-	if (len > KEYSET_NAME_MAX)
-		return N_NONE;
-	memcpy(name, base, len);
-	name[len] = '\0';
-	return keyset_name_valid(name) ? N_KEYSET : N_NONE;
-}
-
-/* The tree belongs to the mounting user; default_permissions enforces the
- * modes, and commands and imports check the caller again here. */
-static bool caller_is_owner(struct keyfs *k)
-{
-	uid_t uid = fuse_get_context()->uid;
-
-	return uid == k->uid || uid == 0;
-}
 
 static void invalidate_export(struct keyfs *k, const char *keyset)
 {
@@ -140,40 +63,6 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 1;
 	cfg->negative_timeout = 0;
 	return kfs();
-}
-
-static void fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode)
-{
-	st->st_ino = ino;
-	st->st_mode = S_IFDIR | mode;
-	st->st_nlink = 2;
-	st->st_mtime = st->st_ctime = st->st_atime = k->started;
-}
-
-static void fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, size_t size,
-		      time_t mtime)
-{
-	st->st_ino = ino;
-	st->st_mode = S_IFREG | mode;
-	st->st_nlink = 1;
-	st->st_size = (off_t)size;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-	st->st_mtime = st->st_ctime = st->st_atime = mtime ? mtime : k->started;
-}
-
-static int getattr_staged(struct keyfs *k, const char *path, struct stat *st)
-{
-	struct stage_attr a;
-	const char *file;
-	int dir, ret;
-
-	dir = staged(path, &file);
-	ret = stage_getattr(k->stage, dir, file, &a);
-	if (ret)
-		return ret;
-	/* inode numbers below the keysets' range, per name */
-	fill_file(k, st, (sealcache_ino(path) >> 2) | (1ULL << 62), a.mode, a.size, a.mtime);
-	return 0;
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -312,22 +201,6 @@ static int open_text(struct fuse_file_info *fi,
 	return 0;
 }
 
-static int open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode)
-{
-	struct keyfs *k = kfs();
-	const char *file;
-	int dir;
-
-	if (!caller_is_owner(k))
-		return -EACCES;
-	dir = staged(path, &file);
-	if (dir < 0)
-		return -EACCES;
-	/* Processing is per flush, never from the page cache's view. */
-	fi->direct_io = 1;
-	return stage_open(k->stage, dir, file, create, fi->flags & O_EXCL, fi->flags & O_TRUNC, mode);
-}
-
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
@@ -441,119 +314,6 @@ wipe:
 	return ret ? ret : (int)size;
 }
 
-static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	char name[KEYSET_NAME_MAX + 1];
-	const char *file;
-	int dir;
-
-	(void)fi;
-	dir = staged(path, &file);
-	if (dir >= 0)
-		return stage_truncate(kfs()->stage, dir, file, size);
-	/* "echo cmd > .control" truncates first; there is nothing to cut. */
-	return classify(path, name) == N_CONTROL ? 0 : -EACCES;
-}
-
-/* The outcome of an import reaches the writer here, as close(2)'s errno:
- * release runs later and its errors are dropped by the kernel. */
-static int fs_flush(const char *path, struct fuse_file_info *fi)
-{
-	const char *file;
-	int dir;
-
-	(void)fi;
-	dir = staged(path, &file);
-	if (dir < 0)
-		return 0;
-	return stage_flush(kfs()->stage, dir, file);
-}
-
-/* chmod, chown, utimens on staged files succeed and keep only what
- * getattr shows: tar, rsync -a and cp -a fail if they do not. */
-static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	const char *file;
-	int dir;
-
-	(void)fi;
-	dir = staged(path, &file);
-	return dir < 0 ? -EPERM : stage_setattr(kfs()->stage, dir, file, &mode, NULL);
-}
-
-static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
-{
-	struct stage_attr a;
-	const char *file;
-	int dir;
-
-	(void)uid;
-	(void)gid;
-	(void)fi;
-	dir = staged(path, &file);
-	return dir < 0 ? -EPERM : stage_getattr(kfs()->stage, dir, file, &a);
-}
-
-static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
-{
-	const char *file;
-	time_t mtime;
-	int dir;
-
-	(void)fi;
-	dir = staged(path, &file);
-	if (dir < 0)
-		return -EPERM;
-	mtime = tv[1].tv_nsec == UTIME_NOW || tv[1].tv_nsec == UTIME_OMIT ? time(NULL) : tv[1].tv_sec;
-	return stage_setattr(kfs()->stage, dir, file, NULL, &mtime);
-}
-
-static int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
-{
-	const char *file;
-
-	(void)mode;
-	(void)off;
-	(void)len;
-	(void)fi;
-	return staged(path, &file) < 0 ? -EOPNOTSUPP : 0;
-}
-
-static int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
-{
-	(void)path;
-	(void)name;
-	(void)value;
-	(void)size;
-	(void)flags;
-	return -ENOTSUP; /* cp -a treats this as "no ACLs here" */
-}
-
-static int fs_unlink(const char *path)
-{
-	const char *file;
-	int dir;
-
-	dir = staged(path, &file);
-	return dir < 0 ? -EPERM : stage_unlink(kfs()->stage, dir, file);
-}
-
-static int fs_rename(const char *from, const char *to, unsigned int flags)
-{
-	const char *ffile, *tfile;
-	int fdir, tdir;
-
-	fdir = staged(from, &ffile);
-	tdir = staged(to, &tfile);
-	if (fdir < 0 || tdir < 0)
-		return -EPERM;
-	if (fdir != tdir)
-		return -EXDEV;
-	if (flags)
-		return -EINVAL;
-	return stage_rename(kfs()->stage, fdir, ffile, tfile);
-}
-
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
@@ -582,11 +342,6 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 		break;
 	}
 	return 0;
-}
-
-static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	return open_staged(path, fi, true, mode);
 }
 
 /* Regular files are always ready. Without this, libfuse 3.14 leaks the

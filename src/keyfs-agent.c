@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "keyfs/agent_proto.h"
+#include "keyfs/agent_socket.h"
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
 
@@ -52,11 +53,9 @@ struct agent {
 	struct pool *pool;
 	unsigned long lifetime;	/* seconds; 0: passphrases never expire */
 	uid_t uid;
-	int listen_fd;
+	struct agent_socket sock;
 	int sig_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	dev_t dev;		/* the socket we bound, so exit removes no other */
-	ino_t ino;
 };
 
 struct options {
@@ -326,7 +325,7 @@ out:
 static int serve(struct agent *a)
 {
 	struct pollfd p[2] = {
-		{ .fd = a->listen_fd, .events = POLLIN },
+		{ .fd = a->sock.listen_fd, .events = POLLIN },
 		{ .fd = a->sig_fd, .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
@@ -347,7 +346,7 @@ static int serve(struct agent *a)
 		}
 		if (!(p[0].revents & POLLIN))
 			continue;
-		fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		fd = accept4(a->sock.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_msg(LOG_ERR, "accept: %m");
@@ -356,111 +355,6 @@ static int serve(struct agent *a)
 		serve_client(a, fd);
 		close(fd);
 	}
-}
-
-/* The socket's directory keeps other users away from the socket even on
- * systems that ignore socket permissions: ours alone, 0700. */
-static int check_dir(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-	struct stat st;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		log_msg(LOG_ERR, "%s: %m", dir);
-		return -errno;
-	}
-	if (lstat(dir, &st)) {
-		log_msg(LOG_ERR, "%s: %m", dir);
-		return -errno;
-	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-		log_msg(LOG_ERR, "%s: must be a directory of uid %u with mode 0700 (is uid %u, mode %04o)",
-			dir, (unsigned)geteuid(), (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* A socket file left by an agent that died is removed; a live agent's is
- * not (connect() tells the two apart). */
-static int clear_stale(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, ret;
-
-	if (lstat(path, &st))
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode)) {
-		log_msg(LOG_ERR, "%s: exists and is not a socket", path);
-		return -EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
-	close(fd);
-	if (ret == -ECONNREFUSED) {
-		log_msg(LOG_NOTICE, "%s: removing a stale socket", path);
-		return unlink(path) ? -errno : 0;
-	}
-	if (ret && ret != -EAGAIN) {
-		log_msg(LOG_ERR, "%s: %s", path, strerror(-ret));
-		return ret;
-	}
-	log_msg(LOG_ERR, "%s: another agent is listening", path);
-	return -EADDRINUSE;
-}
-
-static int open_socket(struct agent *a)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-	int ret;
-
-	ret = check_dir(a->path);
-	if (!ret)
-		ret = clear_stale(a->path);
-	if (ret)
-		return ret;
-	a->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (a->listen_fd < 0)
-		return -errno;
-	memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
-	/* the umask, not a later chmod, so the socket is never open to others */
-	old = umask(0177);
-	ret = bind(a->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret) {
-		log_msg(LOG_ERR, "%s: %m", a->path);
-		return -errno;
-	}
-	if (listen(a->listen_fd, 16) || stat(a->path, &st)) {
-		ret = -errno;
-		log_msg(LOG_ERR, "%s: %m", a->path);
-		unlink(a->path);
-		return ret;
-	}
-	a->dev = st.st_dev;
-	a->ino = st.st_ino;
-	return 0;
-}
-
-static void remove_socket(struct agent *a)
-{
-	struct stat st;
-
-	if (!stat(a->path, &st) && st.st_dev == a->dev && st.st_ino == a->ino)
-		unlink(a->path);
 }
 
 /* No core dumps and no ptrace attach, or no agent: it holds passphrases. */
@@ -599,7 +493,7 @@ static int resolve_path(const struct options *o, char *buf, size_t size)
 
 int main(int argc, char *argv[])
 {
-	struct agent a = { .listen_fd = -1, .sig_fd = -1, .uid = geteuid() };
+	struct agent a = { .sock.listen_fd = -1, .sig_fd = -1, .uid = geteuid() };
 	struct options o = { 0 };
 	int ret;
 
@@ -609,12 +503,13 @@ int main(int argc, char *argv[])
 	a.lifetime = o.lifetime;
 	log_init("keyfs-agent", true, o.debug);
 	ret = resolve_path(&o, a.path, sizeof(a.path));
+	a.sock.path = a.path;
 	if (ret) {
 		log_msg(LOG_ERR, "socket path: %s", strerror(-ret));
 		return EXIT_FAILURE;
 	}
 	ret = EXIT_FAILURE;
-	if (harden() || open_socket(&a))
+	if (harden() || agent_socket_open(&a.sock))
 		goto err_close;
 	if (sodium_init() < 0) {
 		log_msg(LOG_ERR, "libsodium failed to initialize");
@@ -643,9 +538,9 @@ int main(int argc, char *argv[])
 err_free:
 	sodium_free(a.pool);	/* wipes every passphrase */
 err_unlink:
-	remove_socket(&a);
+	agent_socket_remove(&a.sock);
 err_close:
-	if (a.listen_fd >= 0)
-		close(a.listen_fd);
+	if (a.sock.listen_fd >= 0)
+		close(a.sock.listen_fd);
 	return ret;
 }
