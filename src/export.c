@@ -1,4 +1,5 @@
 /* Sealing a keyset into its export (see export.h). */
+#include <errno.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,15 +9,19 @@
 #include "keyfs/bundle.h"
 #include "keyfs/export.h"
 
-int export_size(const struct keyset *ks, int logn, size_t *size)
+int export_size(const struct keyset *ks, const struct export_key *key, size_t *size)
 {
-	size_t tar_len;
+	size_t tar_len, bin_len;
 	int ret;
 
 	ret = bundle_size(ks, &tar_len);
-	if (!ret)
-		*size = armor_size(age_sealed_size(tar_len, logn));
-	return ret;
+	if (ret)
+		return ret;
+	bin_len = age_sealed_size_for(key->r, key->n, tar_len);
+	if (!bin_len)
+		return -EINVAL;
+	*size = armor_size(bin_len);
+	return 0;
 }
 
 void export_content_id(const struct keyset *ks, char hex[static 65])
@@ -41,7 +46,7 @@ int export_seal(const struct keyset *ks, const struct export_key *key, char **pe
 
 	ret = bundle_pack(ks, &tar, &tar_len);
 	if (!ret)
-		ret = age_seal(tar, tar_len, key->pass, key->logn, &bin, &bin_len);
+		ret = age_seal_to(tar, tar_len, key->r, key->n, &bin, &bin_len);
 	if (!ret)
 		ret = armor_encode(bin, bin_len, pem, len);
 	free(bin);

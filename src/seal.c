@@ -131,7 +131,8 @@ out:
 static int seal_under(struct sealcache *sc, const struct plan *p, const struct keyset *ks,
 		      char **pem, size_t *len)
 {
-	struct export_key key = { NULL, p->h.logn };
+	struct age_recipient r = { 0 };
+	struct export_key key = { &r, 1 };
 	struct age_pass pass;
 	uint64_t gen;
 	int ret;
@@ -139,13 +140,13 @@ static int seal_under(struct sealcache *sc, const struct plan *p, const struct k
 	ret = vault_read_for(sc->v, p->h.name, &pass, &gen);
 	if (ret)
 		return ret;
-	key.pass = &pass;
 	if (gen != p->gen)
 		ret = -EAGAIN;
 	else if (p->try_cached && cached_holds(sc, p->h.name, &pass, p->h.content))
 		ret = 2;
-	else
+	else if (!(ret = age_scrypt_recipient(&r, &pass, p->h.logn)))
 		ret = export_seal(ks, &key, pem, len);
+	age_recipient_clear(&r);
 	vault_read_end(sc->v);
 	return ret;
 }

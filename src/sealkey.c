@@ -1,6 +1,8 @@
 /* Sealing key ids from the password verifiers (see sealkey.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "keyfs/log.h"
@@ -79,4 +81,31 @@ const uint8_t *sealkey_id(const struct sealkey_ids *ids, const char *keyset, boo
 bool sealkey_has_own(const struct sealkey_ids *ids, const char *keyset)
 {
 	return own_id(ids, keyset) != NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int sealkey_recipients_id(const char *const *recipients, size_t n,
+			  uint8_t id[static VERIFIER_ID_LEN])
+{
+	static const char label[] = "keyfs-recipients-v1";
+	crypto_generichash_state st;
+	const char **sorted;
+	size_t i;
+
+	sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, recipients, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_str);
+	crypto_generichash_init(&st, NULL, 0, VERIFIER_ID_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label));
+	for (i = 0; i < n; i++)
+		crypto_generichash_update(&st, (const uint8_t *)sorted[i], strlen(sorted[i]) + 1);
+	crypto_generichash_final(&st, id, VERIFIER_ID_LEN);
+	free(sorted);
+	return 0;
 }

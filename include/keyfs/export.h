@@ -7,16 +7,21 @@
 #include <stddef.h>
 
 #include "keyfs/age.h"
+#include "keyfs/age_recipient.h"
 #include "keyfs/keyset.h"
 
-/* What seals an export: today a passphrase at a work factor. */
+/* What seals an export: the age recipients it is sealed to. One scrypt
+ * recipient (a passphrase, alone as age requires) or public keys; any
+ * one of them opens it. */
 struct export_key {
-	const struct age_pass *pass;
-	int logn;
+	const struct age_recipient *r;
+	size_t n;
 };
 
-/* The exact length export_seal() gives for ks at work factor logn. */
-int export_size(const struct keyset *ks, int logn, size_t *size);
+/* The exact length export_seal() gives for ks under key. Stanza sizes
+ * need no secret: a passphrase recipient made for sizing may hold any
+ * passphrase. */
+int export_size(const struct keyset *ks, const struct export_key *key, size_t *size);
 
 /* Names what an export of ks seals, whoever seals it: the keyset's
  * fingerprint (bundle.h) and the hint that goes into KEYSET.ini. Hex. */

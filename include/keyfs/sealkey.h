@@ -35,6 +35,13 @@ int sealkey_find(int sfd, struct vault *v, int logn, struct sealkey_ids *ids);
  * have its own, own_pw) the backup password's; NULL if that is not given. */
 const uint8_t *sealkey_id(const struct sealkey_ids *ids, const char *keyset, bool own_pw);
 
+/* The id of a list of public recipients (age1..., ssh-ed25519 lines): a
+ * hash of their strings in sorted order, so the same recipients in any
+ * order keep every seal, and any change reseals exactly the keysets the
+ * list covers. No verifier is needed: recipients are public. */
+int sealkey_recipients_id(const char *const *recipients, size_t n,
+			  uint8_t id[static VERIFIER_ID_LEN]);
+
 /* Whether keyset has a password of its own among the ids. */
 bool sealkey_has_own(const struct sealkey_ids *ids, const char *keyset);
 

@@ -1,6 +1,8 @@
-/* The password verifier: a new password gets a new id, the same one its
- * old id (the seal cache's way to know its seals are current without a
- * scrypt per keyset), and a new work factor rehashes under the same id. */
+/* Sealing key ids. The password verifier: a new password gets a new id,
+ * the same one its old id (the seal cache's way to know its seals are
+ * current without a scrypt per keyset), and a new work factor rehashes
+ * under the same id. A recipient list's id: the same in any order, new
+ * on any change. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "keyfs/sealkey.h"
 #include "keyfs/verifier.h"
 #include "tap.h"
 
@@ -53,6 +56,16 @@ int main(void)
 	TAP_EQ_INT(verifier_id(dfd, "verifier", &b, 11, id3, &matched), 0, "and again at 11");
 	tap_ok(matched && !memcmp(id2, id3, sizeof(id2)), "... matches");
 	close(dfd);
+	{
+		const char *ab[] = { "age1aaa", "ssh-ed25519 AAAA b" }, *ba[] = { ab[1], ab[0] },
+			   *abc[] = { ab[0], ab[1], "age1ccc" };
+
+		sealkey_recipients_id(ab, 2, id1);
+		sealkey_recipients_id(ba, 2, id2);
+		sealkey_recipients_id(abc, 3, id3);
+		tap_ok(!memcmp(id1, id2, sizeof(id1)), "a recipient list's id: the same in any order");
+		tap_ok(memcmp(id1, id3, sizeof(id1)), "... another with one more recipient");
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	tap_ok(!system(cmd), "temp dir removed");
 	return tap_done();
