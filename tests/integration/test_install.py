@@ -122,7 +122,7 @@ def roff_text(page):
 
 def test_pages_document_every_option_key_and_errno():
     keyfs8 = roff_text("keyfs.8")
-    for opt in ("store=", "work_factor=", "config=", "agent=", "password_file=",
+    for opt in ("store=", "state_dir=", "work_factor=", "config=", "agent=", "password_file=",
                 "password_credential=", "allow_other"):
         assert opt in keyfs8, opt
     for err in ("ENOKEY", "EKEYREJECTED", "EINVAL", "EBADMSG", "EFBIG", "ENOSPC", "EIO"):
