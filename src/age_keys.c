@@ -131,8 +131,10 @@ static int recipient_line(struct age_recipient *r, char **display,
 		}
 		return ret;
 	}
-	if (starts(line, len, SSH_PREFIX " ") ||
-	    starts(line, len, SSH_PREFIX "\t")) {
+	/* "ssh-ed25519" itself, not a longer type such as a certificate's. */
+	if (starts(line, len, SSH_PREFIX) &&
+	    (len == strlen(SSH_PREFIX) || line[strlen(SSH_PREFIX)] == ' ' ||
+	     line[strlen(SSH_PREFIX)] == '\t')) {
 		ret = age_ssh_recipient(r, line, len, &comment);
 		*reason = "malformed ssh-ed25519 key";
 		if (ret == 0) {
@@ -219,7 +221,8 @@ int age_keys_recipients(struct age_recipient_list *l, const char *text,
 		}
 	}
 	if (ret == 0 && l->n == 0) {
-		why_line(why, whylen, it.no, "no recipients in the file");
+		why_line(why, whylen, it.no ? it.no : 1,
+			 "no recipients in the file");
 		ret = -EINVAL;
 	}
 	if (ret == -ENOMEM)
@@ -332,7 +335,8 @@ int age_keys_identities(struct age_identity_list *l, const char *text,
 						 identity_refusal(line, n));
 		}
 	if (ret == 0 && l->n == 0) {
-		why_line(why, whylen, it.no, "no identities in the file");
+		why_line(why, whylen, it.no ? it.no : 1,
+			 "no identities in the file");
 		ret = -EINVAL;
 	}
 	if (ret < 0)

@@ -298,7 +298,11 @@ struct refusal {
 static void test_recipient_refusals(void)
 {
 	static const struct refusal cases[] = {
-		{ "", "line 0: no recipients in the file" },
+		{ "", "line 1: no recipients in the file" },
+		{ "ssh-ed25519\n", "line 1: malformed ssh-ed25519 key" },
+		{ "ssh-ed25519-cert-v01@openssh.com AAAA x\n",
+		  "line 1: this SSH key type is not supported: use an "
+		  "ssh-ed25519 key or an age1 recipient" },
 		{ "# only a comment\n\n", "line 2: no recipients in the file" },
 		{ "#\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ x\n",
 		  "line 2: ssh-rsa keys are not supported: use an ssh-ed25519 "
@@ -384,6 +388,7 @@ static void test_identity_refusals(void)
 {
 	static const struct refusal cases[] = {
 		{ "# nothing\n", "line 1: no identities in the file" },
+		{ "", "line 1: no identities in the file" },
 		{ "AGE-SECRET-KEY-PQ-1QQQQ\n",
 		  "line 1: post-quantum AGE-SECRET-KEY-PQ identities are not "
 		  "supported" },
