@@ -11,6 +11,8 @@
 /* The registered types: one line per src/age_<type>.c. */
 static const struct age_type *const types[] = {
 	&age_scrypt_type,
+	&age_x25519_type,
+	&age_ssh_ed25519_type,
 };
 
 void age_recipient_clear(struct age_recipient *r)

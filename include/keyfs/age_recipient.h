@@ -112,4 +112,40 @@ size_t age_scrypt_stanza_size(int logn);
 /* The work factor of a scrypt stanza, or -EINVAL. */
 int age_scrypt_logn(const struct age_stanza *s);
 
+/* X25519 (src/age_x25519.c): "age1..." recipients (lowercase Bech32 of
+ * the public key) and "AGE-SECRET-KEY-1..." identities (uppercase Bech32
+ * of the secret key, kept in guarded memory). -EINVAL for a string that
+ * is not one, or a public key of low order (every file sealed to it would
+ * carry an all-zero shared secret, which the spec forbids); -ENOMEM. */
+#define AGE_X25519_KEY_LEN 32
+#define AGE_X25519_RECIPIENT_LEN 62 /* "age1" and 58 characters */
+#define AGE_X25519_IDENTITY_LEN 74 /* "AGE-SECRET-KEY-1" and 58 */
+extern const struct age_type age_x25519_type;
+int age_x25519_recipient(struct age_recipient *r, const char *s, size_t len);
+int age_x25519_recipient_key(struct age_recipient *r,
+			     const uint8_t pk[static AGE_X25519_KEY_LEN]);
+int age_x25519_identity(struct age_identity *id, const char *s, size_t len);
+
+/* ssh-ed25519 (src/age_ssh.c): an OpenSSH Ed25519 key, as age uses it:
+ * "-> ssh-ed25519 <tag> <share>", the tag the first 4 bytes of SHA-256 of
+ * the key's SSH wire encoding, the Ed25519 key converted to X25519 and
+ * the shared secret tweaked by a scalar derived from the wire encoding.
+ *
+ * The recipient is made from an authorized_keys line, "ssh-ed25519
+ * AAAA... [comment]"; *comment, if not NULL, gets the comment (without
+ * the spaces before it, possibly empty), pointing into line. The identity
+ * from an unencrypted "openssh-key-v1" private key file; its secret lives
+ * in guarded memory. Errors: -EINVAL for a malformed line or file,
+ * -EPROTONOSUPPORT for an SSH key of another type (ssh-rsa...),
+ * AGE_SSH_ENCRYPTED (-ENOPKG) for a passphrase-protected private key,
+ * -ENOMEM. */
+#define AGE_SSH_ENCRYPTED (-ENOPKG)
+#define AGE_SSH_ENCRYPTED_MSG                                               \
+	"passphrase-protected OpenSSH keys are not supported: use an age " \
+	"identity, encrypted with age -p, instead"
+extern const struct age_type age_ssh_ed25519_type;
+int age_ssh_recipient(struct age_recipient *r, const char *line, size_t len,
+		      struct age_str *comment);
+int age_ssh_identity(struct age_identity *id, const char *pem, size_t len);
+
 #endif
