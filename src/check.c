@@ -122,12 +122,15 @@ struct keyset_times {
 	char (*names)[256];
 	double *changed;
 	size_t n, cap;
+	size_t next;		/* keysets come in the same order in each family */
 };
 
-static double changed_of(const struct keyset_times *t, const char *name)
+static double changed_of(struct keyset_times *t, const char *name)
 {
 	size_t i;
 
+	if (t->next < t->n && !strcmp(t->names[t->next], name))
+		return t->changed[t->next++];
 	for (i = 0; i < t->n; i++)
 		if (!strcmp(t->names[i], name))
 			return t->changed[i];
@@ -159,6 +162,8 @@ static void keyset_state(struct facts *fa, const struct check_opts *o, const cha
 	long age = changed > 0 ? (long)(now - (time_t)changed) : 0;
 
 	fa->per_keyset = true;
+	if (state > 1)
+		return; /* backed up, or unexportable (counted from the totals) */
 	if (state == 0 && o->never == CHECK_CRITICAL)
 		names_add(&fa->crit, name, -1);
 	else if (state == 0 && o->never == CHECK_WARNING)
@@ -202,7 +207,7 @@ static void read_line(struct facts *fa, struct keyset_times *kt, const struct ch
 		return;
 	else if (!strcmp(name, "keyfs_keyset_changed_timestamp_seconds"))
 		keep_changed(kt, ks, v);
-	else if (!strcmp(name, "keyfs_keyset_backup_state") && s >= 0 && s < 2 && v == 1)
+	else if (!strcmp(name, "keyfs_keyset_backup_state") && s >= 0 && v == 1)
 		keyset_state(fa, o, ks, s, changed_of(kt, ks), now);
 	else if (!strcmp(name, "keyfs_keyset_seal_failed"))
 		names_add(&fa->failed, ks, -1);
