@@ -79,6 +79,10 @@ const struct config_key config_keys[] = {
 	  .help = "highest scrypt work factor a file to import or verify may claim" },
 	{ "mount.allow_other", NULL, CONFIG_BOOL, .def = "no", FIELD_AS(allow_other, bool),
 	  .help = "let users other than the mounting one into the mount" },
+	{ "metrics.file", "metrics_file", CONFIG_PATH, FIELD_TEXT(metrics_file),
+	  .help = "a Prometheus textfile (node_exporter) kept up to date, replaced atomically" },
+	{ "metrics.per_keyset", NULL, CONFIG_BOOL, .def = "yes", FIELD_AS(metrics_per_keyset, bool),
+	  .help = "per-keyset series in the metrics (no: totals only, for very many keysets)" },
 	{ .name = NULL },
 };
 

@@ -1,6 +1,6 @@
 /* FUSE operations over the keyfs tree:
  *
- *   /            .control  export/  import/  verify/
+ *   /            .control  .metrics  export/  import/  verify/
  *   /export/     README.txt  <keyset>.pem
  *
  * Paths are mapped to core calls here and nothing else happens here;
@@ -84,6 +84,9 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	case N_CONTROL:
 		fill_file(k, st, 2, 0600, 0, 0);
 		return 0;
+	case N_METRICS:
+		fill_file(k, st, 7, 0444, 0, 0);
+		return 0;
 	case N_EXPORT:
 		fill_dir(k, st, 3, 0500);
 		return 0;
@@ -154,6 +157,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	switch (classify(path, name)) {
 	case N_ROOT:
 		fill(buf, ".control", NULL, 0, 0);
+		fill(buf, ".metrics", NULL, 0, 0);
 		fill(buf, "export", NULL, 0, 0);
 		fill(buf, "import", NULL, 0, 0);
 		fill(buf, "verify", NULL, 0, 0);
@@ -221,6 +225,11 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (acc != O_RDONLY)
 			return -EACCES;
 		return open_text(fi, ctl_readme);
+	case N_METRICS:
+		if (acc != O_RDONLY)
+			return -EACCES;
+		fi->direct_io = 1; /* its size is known only once made */
+		return open_text(fi, ctl_metrics);
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
@@ -229,7 +238,10 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (ret)
 			return ret;
 		fi->fh = (uint64_t)(uintptr_t)s;
-		fi->keep_cache = s->unchanged;
+		/* Reads reach keyfs as the reader makes them, not as page
+		 * cache readahead does: only then does a read of the last
+		 * byte mean the reader read it (a backup, not a `head`). */
+		fi->direct_io = 1;
 		return 0;
 	case N_STAGED:
 		return open_staged(path, fi, false, 0);
@@ -259,11 +271,19 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	switch (classify(path, name)) {
 	case N_CONTROL:
 	case N_README:
+	case N_METRICS:
 		t = (struct text *)fi->fh;
 		return t ? read_buf(t->buf, t->len, buf, size, off) : -EBADF;
-	case N_KEYSET:
+	case N_KEYSET: {
+		const struct fuse_context *c = fuse_get_context();
+		ssize_t n;
+
 		s = (struct seal *)fi->fh;
-		return (int)seal_read(s, buf, size, off);
+		n = seal_read(s, buf, size, off);
+		if (n > 0 && (size_t)off + (size_t)n >= s->len)
+			sealcache_read_to_end(kfs()->sc, name, s, c->pid, c->uid);
+		return (int)n;
+	}
 	case N_STAGED: {
 		const char *file;
 		int dir = staged(path, &file);
@@ -325,6 +345,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 		break;
 	case N_CONTROL:
 	case N_README:
+	case N_METRICS:
 		t = (struct text *)fi->fh;
 		if (t) {
 			free(t->buf);

@@ -16,6 +16,7 @@ enum node {
 	N_README,
 	N_KEYSET,	/* export/<keyset>.pem */
 	N_STAGED,	/* import/<file> or verify/<file> */
+	N_METRICS,	/* .metrics: the metrics text, no secrets */
 };
 
 

@@ -29,6 +29,9 @@ struct importer {
 	pthread_mutex_t lock;
 	char history[IMPORT_HISTORY][RECORD_LINE + 32];	/* ring; protected by lock */
 	size_t next;				/* protected by lock */
+	uint64_t counts[2][IMPORT_OUTCOMES];	/* protected by lock */
+	void (*listen)(void *arg);
+	void *listen_arg;
 };
 
 int import_new(struct importer **out, struct store *st, const struct state *state, struct vault *v)
@@ -62,6 +65,60 @@ void import_set_provider(struct importer *im, void (*ask)(void *arg, const char 
 {
 	im->ask = ask;
 	im->ask_arg = arg;
+}
+
+void import_set_listener(struct importer *im, void (*fn)(void *arg), void *arg)
+{
+	im->listen = fn;
+	im->listen_arg = arg;
+}
+
+const char *import_outcome_name(enum import_outcome o)
+{
+	static const char *const names[IMPORT_OUTCOMES] = {
+		[IMPORT_OK] = "ok", [IMPORT_NO_PASSWORD] = "no_password",
+		[IMPORT_REJECTED] = "rejected", [IMPORT_INVALID] = "invalid",
+		[IMPORT_DAMAGED] = "damaged", [IMPORT_TOO_LARGE] = "too_large",
+		[IMPORT_STORE_ERROR] = "store_error",
+	};
+
+	return names[o];
+}
+
+static enum import_outcome outcome_of(int err)
+{
+	switch (err) {
+	case 0:
+		return IMPORT_OK;
+	case -ENOKEY:
+		return IMPORT_NO_PASSWORD;
+	case -EKEYREJECTED:
+		return IMPORT_REJECTED;
+	case -EINVAL:
+		return IMPORT_INVALID;
+	case -EBADMSG:
+		return IMPORT_DAMAGED;
+	case -EFBIG:
+		return IMPORT_TOO_LARGE;
+	default:
+		return IMPORT_STORE_ERROR;
+	}
+}
+
+static void count(struct importer *im, bool verify_only, int err)
+{
+	pthread_mutex_lock(&im->lock);
+	im->counts[verify_only][outcome_of(err)]++;
+	pthread_mutex_unlock(&im->lock);
+	if (im->listen)
+		im->listen(im->listen_arg);
+}
+
+void import_counts(struct importer *im, uint64_t counts[2][IMPORT_OUTCOMES])
+{
+	pthread_mutex_lock(&im->lock);
+	memcpy(counts, im->counts, sizeof(im->counts));
+	pthread_mutex_unlock(&im->lock);
 }
 
 void import_set_max_work_factor(struct importer *im, int logn)
@@ -224,6 +281,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 
 	if (!data) {
 		record(im, LOG_WARNING, "%s failed: %s (%zu bytes)", what, in_words(-EFBIG), len);
+		count(im, verify_only, -EFBIG);
 		return -EFBIG;
 	}
 	ret = unseal(im, data, len, &pt, &ptlen, &logn);
@@ -250,6 +308,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	put_words(&put, words, sizeof(words));
 	record(im, LOG_NOTICE, "import \"%s\": %s, fingerprint %s", ks.name, words, fpr);
 out:
+	count(im, verify_only, ret);
 	keyset_clear(&ks);
 	if (pt)
 		sodium_free(pt);

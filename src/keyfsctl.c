@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "keyfs/agent_proto.h"
+#include "keyfs/check.h"
 #include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/keyset.h"
@@ -84,6 +85,9 @@ static void usage(FILE *f)
 		usage_line(f, synopsis, cmd->help);
 	}
 	usage_line(f, "status", "print the status report");
+	usage_line(f, "check [--warn AGE] [--crit AGE] [--never crit|warn|ok]",
+		   "monitoring plugin: are keys backed up? (exit 0..3)");
+	usage_line(f, "metrics", "print the metrics (Prometheus text format)");
 	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
 	usage_line(f, "import FILE", "restore a backup");
 	usage_line(f, "agent add NAME [--stdin]", "give keyfs-agent a passphrase");
@@ -560,6 +564,11 @@ int main(int argc, char *argv[])
 	argv += optind;
 	argc -= optind;
 	verb = argv[0];
+	/* monitoring plugins keep their own options and exit codes */
+	if (!strcmp(verb, "check"))
+		return check_main(o.mount, argc, argv);
+	if (!strcmp(verb, "metrics"))
+		return metrics_main(o.mount, argc, argv);
 	optind = 0; /* glibc: 0 also resets getopt's permutation state */
 	while ((c = getopt_long(argc, argv, "m:a:", longopts, NULL)) != -1) {
 		if (c == 's')

@@ -21,6 +21,7 @@
 #include "keyfs/fs.h"
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
+#include "keyfs/metricsfile.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CONFIG 3
@@ -54,6 +55,7 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("agent=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("password_file=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("password_credential=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("metrics_file=", KEY_KEYFS_OPT),
 	FUSE_OPT_END
 };
 
@@ -68,6 +70,7 @@ static void usage(FILE *f)
 		"  -o state_dir=DIR keyfs' own state (default STORE/.keyfs)\n"
 		"  -o work_factor=N scrypt work factor for sealing, 10..22 (default 18)\n"
 		"  -o allow_other   let other users in (file modes still apply)\n"
+		"  -o metrics_file=PATH  keep a Prometheus textfile of backup freshness\n"
 		"  -V, --version    print the version\n\n"
 		"Passwords are never taken from the command line: write\n"
 		"\"password ...\" to MOUNTPOINT/.control, or use keyfsctl.\n");
@@ -203,15 +206,54 @@ static int keyfs_open(struct keyfs *k)
 	return sources_check(&k->cfg);
 }
 
-/* .control's observer: a changed password or hint makes exports stale. */
-static int ctl_secrets_changed(void *sc)
+/* .control's observer: a changed password or hint makes exports stale,
+ * and the metrics tell whether exports are locked. */
+static int ctl_secrets_changed(void *arg)
 {
-	return sealcache_password_changed(sc);
+	struct keyfs *k = arg;
+	int ret = sealcache_password_changed(k->sc);
+
+	metricsfile_poke(k->mf);
+	return ret;
 }
 
-static void ctl_hints_changed(void *sc)
+static void ctl_hints_changed(void *arg)
 {
-	sealcache_queue_stale(sc);
+	struct keyfs *k = arg;
+
+	sealcache_queue_stale(k->sc);
+	metricsfile_poke(k->mf);
+}
+
+static void metrics_poke(void *arg)
+{
+	metricsfile_poke(((struct keyfs *)arg)->mf);
+}
+
+static int metrics_render(void *arg, char **text, size_t *len)
+{
+	time_t mtime;
+
+	return ctl_metrics(arg, text, len, &mtime);
+}
+
+/* metrics.file: a missing directory is the administrator's to fix, and
+ * no reason to keep the keys from being served. */
+static int metrics_start(struct keyfs *k)
+{
+	int ret;
+
+	if (!*k->cfg.metrics_file)
+		return 0;
+	ret = metricsfile_new(&k->mf, k->cfg.metrics_file, metrics_render, &k->ctl);
+	if (ret) {
+		log_msg(LOG_ERR, "metrics file %s: %s; not written", k->cfg.metrics_file,
+			strerror(-ret));
+		return 0;
+	}
+	fresh_set_listener(k->fresh, metrics_poke, k);
+	import_set_listener(k->im, metrics_poke, k);
+	return metricsfile_start(k->mf);
 }
 
 /* After fuse_daemonize(): threads and locked memory do not survive its
@@ -223,7 +265,11 @@ static int keyfs_start(struct keyfs *k)
 
 	ret = vault_new(&k->v);
 	if (!ret)
+		ret = fresh_new(&k->fresh, &k->state);
+	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, &k->state, k->v, &k->cfg);
+	if (!ret)
+		sealcache_set_fresh(k->sc, k->fresh);
 	if (!ret)
 		ret = sources_new(&k->src, &k->cfg, k->v, k->sc);
 	if (!ret)
@@ -241,8 +287,10 @@ static int keyfs_start(struct keyfs *k)
 	if (!ret)
 		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
-			       .sc = k->sc, .im = k->im,
-			       .obs = { ctl_secrets_changed, ctl_hints_changed, k->sc } };
+			       .sc = k->sc, .fresh = k->fresh, .im = k->im,
+			       .obs = { ctl_secrets_changed, ctl_hints_changed, k } };
+	if (!ret)
+		ret = metrics_start(k);
 	if (ret)
 		log_msg(LOG_ERR, "starting: %s", strerror(-ret));
 	return ret;
@@ -250,10 +298,12 @@ static int keyfs_start(struct keyfs *k)
 
 static void keyfs_close(struct keyfs *k)
 {
+	metricsfile_free(k->mf); /* renders from everything below */
 	stage_free(k->stage);
 	import_free(k->im);
 	sources_free(k->src);
 	sealcache_free(k->sc);
+	fresh_free(k->fresh);
 	vault_free(k->v); /* wipes every password */
 	store_close(&k->st);
 	state_close(&k->state);

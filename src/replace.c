@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keyfs/replace.h"
@@ -32,6 +33,11 @@ static int write_all(int fd, const struct iovec *iov, int iovcnt)
 
 int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
 {
+	return file_replace_mode(dfd, path, 0600, iov, iovcnt);
+}
+
+int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt)
+{
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
@@ -43,7 +49,10 @@ int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	ret = write_all(fd, iov, iovcnt);
+	/* explicitly: the daemon's umask is 077 */
+	ret = fchmod(fd, mode) ? -errno : 0;
+	if (!ret)
+		ret = write_all(fd, iov, iovcnt);
 	if (!ret && fsync(fd))
 		ret = -errno;
 	if (close(fd) && !ret)

@@ -18,6 +18,12 @@ static void iso_time(time_t t, char buf[static 32])
 		strcpy(buf, "never");
 }
 
+/* What the summary lines count. */
+struct tally {
+	size_t sealed;
+	size_t state[3];	/* by enum fresh_state */
+};
+
 struct ks_info {
 	char fpr[2 * BUNDLE_FPR_LEN + 1];
 	char hint[KEYSET_HINT_MAX + 1];
@@ -29,6 +35,8 @@ struct ks_info {
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
 	char why[256];		/* why it cannot be exported */
+	bool fresh;		/* backup below is known */
+	struct fresh_info backup;
 };
 
 static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
@@ -52,6 +60,8 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	iso_time(i->export_mtime, i->export_time);
 	if (!ret)
 		ret = store_versions(c->st, name, &i->versions, &i->nversions);
+	/* after sealcache_attr(), which told the records what the export is */
+	i->fresh = !ret && c->fresh && !fresh_get(c->fresh, name, &i->backup);
 	return ret;
 }
 
@@ -59,9 +69,9 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
  * such rather than hiding the rest. */
 /* *newest: the newest export time, which is what README.txt's text
  * changes with. */
-static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, time_t *newest,
+static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t, time_t *newest,
 		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err,
-				  size_t *sealed))
+				  struct tally *t))
 {
 	struct ks_info info;
 	char **names;
@@ -73,7 +83,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, ti
 		return ret;
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
-		fn(f, names[k], &info, ks_info(c, names[k], &info), sealed);
+		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
 		if (info.export_mtime > *newest)
 			*newest = info.export_mtime;
 		free(info.versions);
@@ -83,9 +93,36 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, size_t *sealed, ti
 	return 0;
 }
 
-static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, size_t *sealed)
+static void backup_words(FILE *f, const struct ks_info *i)
 {
-	*sealed += !err && i->current;
+	char at[32], changed[32];
+
+	if (!i->fresh)
+		return;
+	iso_time(i->backup.backup_at, at);
+	iso_time(i->backup.changed_at, changed);
+	switch (fresh_state_of(&i->backup)) {
+	case FRESH_BACKED_UP:
+		fprintf(f, "; backed up %s by %s (uid %u)", at, i->backup.backup_comm,
+			(unsigned)i->backup.backup_uid);
+		break;
+	case FRESH_CHANGED:
+		fprintf(f, "; changed since last backup (changed %s, last backup %s by %s)", changed,
+			at, i->backup.backup_comm);
+		break;
+	case FRESH_NEVER:
+		fprintf(f, "; never backed up (changed %s)", changed);
+		break;
+	}
+	if (i->backup.seal_error)
+		fprintf(f, "; SEALING FAILED: %s", strerror(-i->backup.seal_error));
+}
+
+static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
+{
+	t->sealed += !err && i->current;
+	if (!err && i->fresh)
+		t->state[fresh_state_of(&i->backup)]++;
 	if (err == -EPERM) {
 		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->why);
 		return;
@@ -101,6 +138,7 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 		for (size_t k = 0; k < i->nversions; k++)
 			fprintf(f, " %u", i->versions[k]);
 	}
+	backup_words(f, i);
 	fputc('\n', f);
 }
 
@@ -117,7 +155,8 @@ static int finish(FILE *f, char **text, int ret)
 
 int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
-	size_t total = 0, sealed = 0, workers, pending, n, i;
+	size_t total = 0, workers, pending, n, i;
+	struct tally t = { 0 };
 	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
 	char hint[KEYSET_HINT_MAX + 1];
 	FILE *f;
@@ -139,18 +178,22 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
 	*mtime = 0;
-	ret = each_keyset(c, f, &total, &sealed, mtime, status_line);
+	ret = each_keyset(c, f, &total, &t, mtime, status_line);
 	sealcache_progress(c->sc, &workers, &pending);
-	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", sealed, total, pending,
+	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", t.sealed, total, pending,
 		workers);
+	if (c->fresh)
+		fprintf(f, "backups: %zu/%zu backed up, %zu changed since last backup, %zu never "
+			"backed up\n", t.state[FRESH_BACKED_UP], total, t.state[FRESH_CHANGED],
+			t.state[FRESH_NEVER]);
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);
 	return finish(f, text, ret);
 }
 
-static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err, size_t *sealed)
+static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
 {
-	(void)sealed;
+	(void)t;
 	if (err == -EPERM) {
 		fprintf(f, "  %s: NOT EXPORTED, no backup here: %s\n\n", name, i->why);
 		return;
@@ -166,7 +209,8 @@ static void readme_line(FILE *f, const char *name, const struct ks_info *i, int 
 
 int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
-	size_t total = 0, sealed = 0;
+	struct tally t = { 0 };
+	size_t total = 0;
 	FILE *f;
 	int ret;
 
@@ -185,7 +229,7 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	 * queued (not when it completes), so it changes only with them;
 	 * its own time is the newest of them, stable across restarts. */
 	*mtime = 0;
-	ret = each_keyset(c, f, &total, &sealed, mtime, readme_line);
+	ret = each_keyset(c, f, &total, &t, mtime, readme_line);
 	fprintf(f,
 		"Restore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
 		"the store arrives as an inactive version):\n\n"

@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyfs/armor.h"
@@ -201,10 +202,20 @@ static int seal_one(struct sealcache *sc, const char *name)
 	return ret > 0 ? 0 : ret;
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 int seal_entry(struct sealcache *sc, struct entry *e)
 {
+	struct timespec t0;
 	int ret, tries = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do
 		ret = seal_one(sc, e->name);
 	while (ret == -EAGAIN && ++tries < 3);
@@ -214,6 +225,8 @@ int seal_entry(struct sealcache *sc, struct entry *e)
 	pthread_mutex_unlock(&sc->lock);
 	if (ret && ret != -ENOKEY && ret != -ENOENT)
 		log_msg(LOG_ERR, "sealing keyset \"%s\" failed: %s", e->name, strerror(-ret));
+	if (sc->fresh)
+		fresh_seal_done(sc->fresh, e->name, ret, seconds_since(&t0));
 	if (!ret && sc->changed_fn)
 		sc->changed_fn(sc->changed_arg, e->name);
 	return ret;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,11 @@ void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const ch
 {
 	sc->changed_fn = fn;
 	sc->changed_arg = arg;
+}
+
+void sealcache_set_fresh(struct sealcache *sc, struct fresh *f)
+{
+	sc->fresh = f;
 }
 
 void sealcache_free(struct sealcache *sc)
@@ -338,10 +344,27 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	return ret;
 }
 
+/* What the backup records know of a sealing key: a hash of the password
+ * id and the work factor (either makes other bytes), never the id. */
+static uint64_t key_hash(const uint8_t *pwid, int logn)
+{
+	uint8_t in[VERIFIER_ID_LEN + sizeof(logn)];
+	uint64_t h;
+
+	if (!pwid)
+		return 0;
+	memcpy(in, pwid, VERIFIER_ID_LEN);
+	memcpy(in + VERIFIER_ID_LEN, &logn, sizeof(logn));
+	crypto_generichash((uint8_t *)&h, sizeof(h), in, sizeof(in), NULL, 0);
+	return h ? h : 1; /* 0 means "no key" */
+}
+
 static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a)
 {
+	time_t seal_time = 0;
 	struct entry *e;
-	uint64_t stamp;
+	uint64_t stamp, key;
+	bool locked;
 	int ret;
 
 	e = entry_lock(sc, name, &stamp, &ret);
@@ -360,6 +383,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 		a->size = e->len;
 		a->mtime = e->sealed_at;
 		a->sealed = true;
+		seal_time = e->sealed_at;
 	} else {
 		a->size = e->pred_size;
 		a->sealed = pwid_for(sc, e) != NULL;
@@ -367,7 +391,11 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 		if (a->sealed)
 			enqueue(sc, e); /* changed in the store: reseal */
 	}
+	locked = !pwid_for(sc, e);
+	key = key_hash(pwid_for(sc, e), sc->cfg->work_factor);
 	pthread_mutex_unlock(&sc->lock);
+	if (sc->fresh)
+		fresh_observe(sc->fresh, name, stamp, key, seal_time, locked);
 	return 0;
 }
 
@@ -496,6 +524,13 @@ ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off)
 		size = s->len - (size_t)off;
 	n = pread(s->fd, buf, size, s->off + off);
 	return n < 0 ? -errno : n;
+}
+
+void sealcache_read_to_end(struct sealcache *sc, const char *name, const struct seal *s,
+			   pid_t pid, uid_t uid)
+{
+	if (sc->fresh)
+		fresh_read_to_end(sc->fresh, name, s->sealed_at, pid, uid);
 }
 
 void seal_put(struct seal *s)

@@ -20,6 +20,7 @@
 #include <pthread.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/fresh.h"
 #include "keyfs/pool.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/sealkey.h"
@@ -76,6 +77,7 @@ struct sealcache {
 	void *ask_arg;
 	void (*changed_fn)(void *arg, const char *keyset); /* attribute observer */
 	void *changed_arg;
+	struct fresh *fresh;		/* backup records; NULL: none kept */
 };
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */

@@ -11,7 +11,8 @@
 
 static int make_subdirs(int fd)
 {
-	static const char *const dirs[] = { STATE_META, STATE_VERSIONS, STATE_TMP, STATE_CACHE };
+	static const char *const dirs[] = { STATE_META, STATE_VERSIONS, STATE_TMP, STATE_CACHE,
+						 STATE_FRESH };
 	size_t i;
 
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)

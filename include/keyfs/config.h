@@ -35,6 +35,8 @@ struct config {
 	char agent[PATH_MAX];		/* keyfs-agent socket, "" for none */
 	char password_file[PATH_MAX];	/* "" for none */
 	char password_credential[256];	/* systemd credential name, "" for none */
+	char metrics_file[PATH_MAX];	/* Prometheus textfile to keep, "" for none */
+	bool metrics_per_keyset;	/* per-keyset series in the metrics */
 };
 
 /* How a key's value is read and checked. */

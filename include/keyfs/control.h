@@ -8,6 +8,7 @@
 
 #include "keyfs/command.h"
 #include "keyfs/config.h"
+#include "keyfs/fresh.h"
 #include "keyfs/import.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
@@ -33,6 +34,7 @@ struct ctl {
 	struct store *st;
 	const struct state *state;	/* hints and marks (meta.h) */
 	struct sealcache *sc;	/* read by the reports only; NULL where none exists */
+	struct fresh *fresh;	/* backup records, for the reports; NULL: none */
 	struct importer *im;
 	struct ctl_observer obs;
 };
@@ -53,5 +55,11 @@ int ctl_command(struct ctl *c, char *buf, size_t len);
  * newest seal they describe (0 if none). */
 int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime);
 int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime);
+
+/* The metrics (Prometheus text format, version 0.0.4) as malloc()ed text:
+ * backup freshness, totals by state, locking, seal times, import
+ * outcomes; per keyset unless metrics.per_keyset is no. *mtime is 0 (it
+ * tells the present). -ENOTSUP without a seal cache or backup records. */
+int ctl_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime);
 
 #endif

@@ -23,6 +23,8 @@ struct keyfs {
 	struct store st;
 	struct vault *v;
 	struct sealcache *sc;
+	struct fresh *fresh;	/* backup records */
+	struct metricsfile *mf;	/* metrics.file's writer; NULL: none */
 	struct importer *im;
 	struct sources *src;	/* password file, credential, agent */
 	struct stage *stage;	/* files written into import/ and verify/ */

@@ -55,6 +55,27 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 /* activate <keyset> <version>, logged and recorded like an import. */
 int import_activate(struct importer *im, const char *name, unsigned version);
 
+/* Outcomes counted since start, for the metrics. */
+enum import_outcome {
+	IMPORT_OK,		/* restored, unchanged, or a good copy */
+	IMPORT_NO_PASSWORD,	/* -ENOKEY */
+	IMPORT_REJECTED,	/* -EKEYREJECTED */
+	IMPORT_INVALID,		/* -EINVAL */
+	IMPORT_DAMAGED,		/* -EBADMSG */
+	IMPORT_TOO_LARGE,	/* -EFBIG */
+	IMPORT_STORE_ERROR,	/* -EIO, and anything else */
+	IMPORT_OUTCOMES,
+};
+
+/* "ok", "no_password", ...: the metrics' outcome label. */
+const char *import_outcome_name(enum import_outcome o);
+
+/* counts[0] for import/, counts[1] for verify/. */
+void import_counts(struct importer *im, uint64_t counts[2][IMPORT_OUTCOMES]);
+
+/* Told (with no lock held) after each file imported or verified. */
+void import_set_listener(struct importer *im, void (*fn)(void *arg), void *arg);
+
 /* The last results, newest first, one line each. */
 void import_report(struct importer *im, FILE *f);
 

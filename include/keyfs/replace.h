@@ -5,10 +5,14 @@
 #ifndef KEYFS_REPLACE_H
 #define KEYFS_REPLACE_H
 
+#include <sys/types.h>
 #include <sys/uio.h>
 
 /* path is relative to dfd; the new file is mode 0600. */
 int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt);
+/* The same with another mode (for files other users read, such as the
+ * metrics textfile), set whatever the umask. */
+int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt);
 
 /* fsync of the directory dfd/dir: makes renames in it durable. */
 int dir_fsync(int dfd, const char *dir);

@@ -24,6 +24,7 @@
 
 #include "keyfs/bundle.h"
 #include "keyfs/config.h"
+#include "keyfs/fresh.h"
 #include "keyfs/secret.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
@@ -60,6 +61,11 @@ void sealcache_set_provider(struct sealcache *sc, void (*ask)(void *arg, const c
  * have (the key changed): the filesystem drops what the kernel caches. */
 void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const char *keyset),
 			    void *arg);
+/* Keep backup records in f (fresh.h): what each export is, how its
+ * seals went, and which exports were read to the end. Before
+ * sealcache_start(); f outlives the seal cache. */
+void sealcache_set_fresh(struct sealcache *sc, struct fresh *f);
+
 /* Starts the background workers (after any fork: threads do not survive). */
 int sealcache_start(struct sealcache *sc);
 void sealcache_free(struct sealcache *sc);
@@ -89,6 +95,10 @@ int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t 
  * queue). -ENOKEY without a backup password. Release with seal_put(). */
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out);
 ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off);
+/* A read of s, open as export/<name>.pem, returned its last byte to pid
+ * running as uid: a backup of those bytes (a partial read is none). */
+void sealcache_read_to_end(struct sealcache *sc, const char *name, const struct seal *s,
+			   pid_t pid, uid_t uid);
 void seal_put(struct seal *s);
 
 /* The fingerprint of the keyset (bundle_fingerprint()), read once per

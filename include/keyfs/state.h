@@ -1,6 +1,6 @@
 /* keyfs' own state directory, apart from the keys: the seal cache, the
- * password verifiers, metadata (hints, marks), inactive versions and
- * temporaries. One per mounted store; STORE/.keyfs for the directory
+ * password verifiers, metadata (hints, marks), inactive versions,
+ * backup records (fresh.h) and temporaries. One per mounted store; STORE/.keyfs for the directory
  * store unless state.dir names another.
  *
  * It is reached only through one descriptor, opened without following a
@@ -17,6 +17,7 @@
 #define STATE_VERSIONS "versions"
 #define STATE_TMP "tmp"
 #define STATE_CACHE "cache"
+#define STATE_FRESH "fresh"
 
 struct state {
 	int fd;			/* -1 when closed */

@@ -40,7 +40,7 @@ def age_encrypt(src, dst, password, armor=True):
 
 
 # Derived state that sealing rewrites in the background: never keys.
-DERIVED = (".keyfs/cache/", ".keyfs/verifier")
+DERIVED = (".keyfs/cache/", ".keyfs/verifier", ".keyfs/fresh/")
 
 
 def tree_digest(path):

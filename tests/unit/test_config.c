@@ -387,7 +387,7 @@ static void test_table_rows(void)
 		if (k->type == CONFIG_CHOICE)
 			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
 	}
-	TAP_EQ_INT(n, 14, "14 keys in the table");
+	TAP_EQ_INT(n, 16, "16 keys in the table");
 	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
 }
 
@@ -496,6 +496,9 @@ static void test_table_types(void)
 		{ "password.credential", "x", "a/b", NULL },
 		{ "password.credential", "y", "", NULL },
 		{ "mount.allow_other", "1", "on", "must be yes or no" },
+		{ "metrics.file", "/var/lib/node_exporter/keyfs.prom", "keyfs.prom",
+		  "must be an absolute path of at most 4095 bytes" },
+		{ "metrics.per_keyset", "no", "off", "must be yes or no" },
 	};
 	const struct config_key *k;
 	char err[512], want[512];

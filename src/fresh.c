@@ -1,0 +1,346 @@
+/* Backup freshness records (see fresh.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyfs/dirwalk.h"
+#include "keyfs/fresh.h"
+#include "keyfs/keyset.h"
+#include "keyfs/log.h"
+#include "keyfs/replace.h"
+
+#define BUCKETS 4096
+#define RECORD_MAX 256
+
+struct rec {
+	struct rec *next;
+	char name[KEYSET_NAME_MAX + 1];
+	bool seen;		/* stamp and key below are known */
+	uint64_t stamp, key;
+	struct fresh_info i;
+};
+
+/* Seal times: from a work factor of 10 (tests, milliseconds) to 22
+ * (minutes) on slow machines. */
+static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+
+struct fresh {
+	int dfd;			/* <state>/fresh */
+	pthread_mutex_t lock;		/* the table and the histogram */
+	pthread_mutex_t io;		/* one writer of record files at a time */
+	struct rec *buckets[BUCKETS];
+	struct histogram seals;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static size_t bucket_of(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h % BUCKETS;
+}
+
+/* Caller holds f->lock. */
+static struct rec *rec_get(struct fresh *f, const char *name, bool create)
+{
+	struct rec **b = &f->buckets[bucket_of(name)], *r;
+
+	for (r = *b; r; r = r->next)
+		if (!strcmp(r->name, name))
+			return r;
+	if (!create || !(r = calloc(1, sizeof(*r))))
+		return NULL;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	strcpy(r->i.backup_comm, "?");
+	r->next = *b;
+	*b = r;
+	return r;
+}
+
+/* A process name as status and metrics may show it: printable ASCII. */
+static void clean_comm(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
+static int parse(struct rec *r, const char *text)
+{
+	long long changed, sealed, at, bsealed;
+	unsigned uid;
+	int n = 0;
+
+	if (sscanf(text, "keyfs-fresh 1 %" SCNx64 " %" SCNx64 " %lld %lld %lld %lld %u %n",
+		   &r->stamp, &r->key, &changed, &sealed, &at, &bsealed, &uid, &n) < 7 || !n)
+		return -EINVAL;
+	snprintf(r->i.backup_comm, sizeof(r->i.backup_comm), "%.*s",
+		 (int)strcspn(text + n, "\n"), text + n);
+	clean_comm(r->i.backup_comm);
+	if (!r->i.backup_comm[0])
+		strcpy(r->i.backup_comm, "?");
+	r->seen = true;
+	r->i.changed_at = (time_t)changed;
+	r->i.sealed_at = (time_t)sealed;
+	r->i.backup_at = (time_t)at;
+	r->i.backup_sealed = (time_t)bsealed;
+	r->i.backup_uid = (uid_t)uid;
+	return 0;
+}
+
+static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct fresh *f = arg;
+	char text[RECORD_MAX];
+	struct rec tmp = { 0 }, *r;
+	ssize_t n;
+	int fd;
+
+	(void)st;
+	if (file_replace_is_temp(name)) {
+		unlinkat(dirfd, name, 0); /* left by a crash */
+		return 0;
+	}
+	if (!keyset_name_valid(name))
+		return 0;
+	fd = file_open_regular(dirfd, name, NULL, NULL);
+	if (fd < 0)
+		return 0;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	if (parse(&tmp, text)) {
+		log_msg(LOG_WARNING, "backup record of \"%s\" is damaged: it counts as never backed up",
+			name);
+		return 0;
+	}
+	r = rec_get(f, name, true);
+	if (r) {
+		tmp.next = r->next;
+		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+		*r = tmp;
+	}
+	return 0;
+}
+
+int fresh_new(struct fresh **out, const struct state *s)
+{
+	struct fresh *f;
+	int ret;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->io, NULL);
+	histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
+	f->dfd = openat(s->fd, STATE_FRESH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (f->dfd < 0) {
+		ret = -errno;
+		fresh_free(f);
+		return ret;
+	}
+	dir_each(f->dfd, ".", load_one, f);
+	*out = f;
+	return 0;
+}
+
+void fresh_free(struct fresh *f)
+{
+	struct rec *r, *next;
+	size_t i;
+
+	if (!f)
+		return;
+	for (i = 0; i < BUCKETS; i++)
+		for (r = f->buckets[i]; r; r = next) {
+			next = r->next;
+			free(r);
+		}
+	if (f->dfd >= 0)
+		close(f->dfd);
+	pthread_mutex_destroy(&f->io);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg)
+{
+	f->fn = fn;
+	f->arg = arg;
+}
+
+/* Writes the record of name as it is now. f->io orders writers, so the
+ * last file written holds the newest record. */
+static void save(struct fresh *f, const char *name)
+{
+	char text[RECORD_MAX];
+	struct rec *r, copy;
+	int len, ret;
+
+	pthread_mutex_lock(&f->io);
+	pthread_mutex_lock(&f->lock);
+	r = rec_get(f, name, false);
+	if (r)
+		copy = *r;
+	pthread_mutex_unlock(&f->lock);
+	if (!r)
+		goto out;
+	len = snprintf(text, sizeof(text), "keyfs-fresh 1 %016" PRIx64 " %016" PRIx64
+		       " %lld %lld %lld %lld %u %s\n", copy.stamp, copy.key,
+		       (long long)copy.i.changed_at, (long long)copy.i.sealed_at,
+		       (long long)copy.i.backup_at, (long long)copy.i.backup_sealed,
+		       (unsigned)copy.i.backup_uid, copy.i.backup_comm);
+	ret = file_replace(f->dfd, name, &(struct iovec){ text, (size_t)len }, 1);
+	if (ret)
+		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", name, strerror(-ret));
+out:
+	pthread_mutex_unlock(&f->io);
+}
+
+static void tell(struct fresh *f)
+{
+	if (f->fn)
+		f->fn(f->arg);
+}
+
+void fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
+		   time_t sealed_at, bool locked)
+{
+	bool dirty = false, news;
+	struct rec *r;
+
+	pthread_mutex_lock(&f->lock);
+	r = rec_get(f, name, true);
+	if (!r) {
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	news = r->i.locked != locked;
+	r->i.locked = locked;
+	/* A key seen for the first time (after a locked start) is no change:
+	 * only another key than the one recorded is. */
+	if (!r->seen || r->stamp != stamp || (key && r->key && r->key != key)) {
+		/* never seen: as old as its seal, if it has one */
+		if (!r->seen)
+			r->i.changed_at = sealed_at ? sealed_at : time(NULL);
+		else if (!sealed_at || sealed_at != r->i.sealed_at)
+			r->i.changed_at = time(NULL);
+		r->seen = true;
+		r->stamp = stamp;
+		dirty = true;
+	}
+	if (key && r->key != key) {
+		r->key = key;
+		dirty = true;
+	}
+	if (r->i.sealed_at != sealed_at) {
+		r->i.sealed_at = sealed_at;
+		dirty = true;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (dirty)
+		save(f, name);
+	if (dirty || news)
+		tell(f);
+}
+
+/* The name of pid's program, for telling which backup tool read it. */
+static void comm_of(pid_t pid, char comm[static FRESH_COMM_MAX])
+{
+	char path[64];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, comm, FRESH_COMM_MAX - 1);
+		close(fd);
+	}
+	comm[n > 0 ? n : 0] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	clean_comm(comm);
+	if (!comm[0])
+		strcpy(comm, "?");
+}
+
+void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_t pid, uid_t uid)
+{
+	char comm[FRESH_COMM_MAX];
+	struct rec *r;
+
+	comm_of(pid, comm);
+	pthread_mutex_lock(&f->lock);
+	r = rec_get(f, name, true);
+	if (r) {
+		r->i.backup_at = time(NULL);
+		r->i.backup_sealed = sealed_at;
+		r->i.backup_uid = uid;
+		memcpy(r->i.backup_comm, comm, sizeof(comm));
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (!r)
+		return;
+	save(f, name);
+	tell(f);
+}
+
+void fresh_seal_done(struct fresh *f, const char *name, int err, double seconds)
+{
+	struct rec *r;
+
+	if (err == -ENOKEY || err == -ENOENT)
+		err = 0;
+	pthread_mutex_lock(&f->lock);
+	r = rec_get(f, name, true);
+	if (r)
+		r->i.seal_error = err;
+	if (!err)
+		histogram_observe(&f->seals, seconds);
+	pthread_mutex_unlock(&f->lock);
+	tell(f);
+}
+
+int fresh_get(struct fresh *f, const char *name, struct fresh_info *i)
+{
+	struct rec *r;
+
+	pthread_mutex_lock(&f->lock);
+	r = rec_get(f, name, false);
+	if (r)
+		*i = r->i;
+	pthread_mutex_unlock(&f->lock);
+	return r ? 0 : -ENOENT;
+}
+
+enum fresh_state fresh_state_of(const struct fresh_info *i)
+{
+	if (!i->backup_at)
+		return FRESH_NEVER;
+	return i->sealed_at && i->backup_sealed == i->sealed_at ? FRESH_BACKED_UP : FRESH_CHANGED;
+}
+
+const char *fresh_state_name(enum fresh_state s)
+{
+	static const char *const names[] = {
+		[FRESH_NEVER] = "never", [FRESH_CHANGED] = "changed", [FRESH_BACKED_UP] = "backed_up",
+	};
+
+	return names[s];
+}
+
+void fresh_seal_durations(struct fresh *f, struct histogram *h)
+{
+	pthread_mutex_lock(&f->lock);
+	*h = f->seals;
+	pthread_mutex_unlock(&f->lock);
+}

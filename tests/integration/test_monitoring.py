@@ -1,0 +1,270 @@
+"""Backup freshness: which exports were read to the end, keyfsctl check
+(monitoring-plugins exit codes), keyfsctl metrics and metrics.file."""
+import os
+import re
+import shutil
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import PASSWORD, Mount, run
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+
+
+def keyfsctl(build, *args):
+    return run([os.path.join(build, "keyfsctl"), *args], check=False)
+
+
+def check(build, mount, *args):
+    res = keyfsctl(build, "-m", mount.path, "check", *args)
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1, res.stdout + res.stderr
+    assert re.match(r"^KEYFS (OK|WARNING|CRITICAL|UNKNOWN) - ", lines[0]), lines[0]
+    return res.returncode, lines[0]
+
+
+def metrics(build, mount):
+    res = keyfsctl(build, "-m", mount.path, "metrics")
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def sample(text, name, **labels):
+    """The value of one sample, or None."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    head = f"{name}{{{want}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(head):
+            return float(line[len(head):])
+    return None
+
+
+def status_line(mount, keyset):
+    for line in mount.status().splitlines():
+        if re.match(rf"^  {keyset} ", line):
+            return line
+    raise AssertionError(mount.status())
+
+
+def wait_for(cond, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    return cond()
+
+
+def promtool():
+    tool = shutil.which("promtool")
+    if not tool:
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    return tool
+
+
+def test_cp_is_a_backup_head_is_not(mount, build, tmp_path):
+    mount.unlock()
+    web = os.path.join(mount.export, "web.pem")
+    assert "never backed up" in status_line(mount, "web")
+    run(["sh", "-c", f"head -c 100 {web} > {tmp_path}/part"])
+    assert os.path.getsize(tmp_path / "part") == 100
+    assert "never backed up" in status_line(mount, "web"), "a partial read counted"
+    run(["cp", web, str(tmp_path)])
+    line = status_line(mount, "web")
+    assert re.search(r"backed up \d{4}-\d\d-\d\dT[\d:]+Z by cp \(uid 0\)", line), line
+    assert "never backed up" in status_line(mount, "db")
+    assert "backups: 1/2 backed up, 0 changed since last backup, 1 never backed up" in mount.status()
+    text = metrics(build, mount)
+    assert sample(text, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
+    assert sample(text, "keyfs_keyset_backup_state", keyset="db", state="never") == 1
+    assert abs(sample(text, "keyfs_keyset_backup_timestamp_seconds", keyset="web") - time.time()) < 60
+    assert sample(text, "keyfs_keyset_backup_timestamp_seconds", keyset="db") == 0
+    assert sample(text, "keyfs_keysets", state="backed_up") == 1
+    assert sample(text, "keyfs_keysets", state="never") == 1
+    assert sample(text, "keyfs_locked") == 0
+
+
+def test_change_warns_and_a_restart_keeps_the_times(mount, build, store, tmp_path):
+    mount.unlock()
+    run(["cp", os.path.join(mount.export, "web.pem"), os.path.join(mount.export, "db.pem"),
+         str(tmp_path)])
+    code, line = check(build, mount, "--warn", "0s", "--never", "crit")
+    assert code == OK, line
+    assert "2 backed up" in line and "| keysets=2 backed_up=2" in line
+
+    with open(os.path.join(store, "web", "extra.key"), "w") as f:
+        f.write("new key material\n")
+    code, line = check(build, mount, "--warn", "0s")
+    assert code == WARNING, line
+    assert "web" in line.split("|")[0] and "db" not in line.split("|")[0], line
+    assert "changed since last backup" in status_line(mount, "web")
+    code, line = check(build, mount, "--warn", "1h", "--crit", "2h")
+    assert code == OK, line
+
+    before = metrics(build, mount)
+    times = {(n, ks): sample(before, n, keyset=ks)
+             for n in ("keyfs_keyset_changed_timestamp_seconds",
+                       "keyfs_keyset_backup_timestamp_seconds")
+             for ks in ("web", "db")}
+    assert all(v and v > 0 for v in times.values()), times
+    mount.stop()
+    time.sleep(1.1)  # a time taken anew would differ
+    mount.start()
+    mount.unlock()
+    after = metrics(build, mount)
+    for (n, ks), v in times.items():
+        assert sample(after, n, keyset=ks) == v, (n, ks, before, after)
+    assert "changed since last backup" in status_line(mount, "web")
+    assert "backed up" in status_line(mount, "db")
+    code, line = check(build, mount, "--warn", "0s")
+    assert code == WARNING and "web" in line, line
+
+
+def test_new_password_means_not_yet_backed_up(mount, build, tmp_path):
+    mount.unlock()
+    run(["cp", os.path.join(mount.export, "web.pem"), str(tmp_path)])
+    assert "backed up" in status_line(mount, "web")
+    assert mount.control("password Another-Horse-8") == 0
+    assert "changed since last backup" in status_line(mount, "web")
+    run(["cp", os.path.join(mount.export, "web.pem"), str(tmp_path)])
+    assert re.search(r"; backed up .* by cp", status_line(mount, "web"))
+
+
+def test_every_exit_code_of_check(mount, build, store, tmp_path):
+    # UNKNOWN: not a keyfs mount, no such path, a bad option
+    res = keyfsctl(build, "-m", "/proc", "check")
+    assert res.returncode == UNKNOWN and res.stdout.startswith("KEYFS UNKNOWN - "), res.stdout
+    res = keyfsctl(build, "-m", str(tmp_path / "nowhere"), "check")
+    assert res.returncode == UNKNOWN, res.stdout
+    res = keyfsctl(build, "-m", mount.path, "check", "--warn", "soon")
+    assert res.returncode == UNKNOWN, res.stdout
+    # CRITICAL: a directory keyfs is not mounted on
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = keyfsctl(build, "-m", str(empty), "check")
+    assert res.returncode == CRITICAL and "not mounted" in res.stdout, res.stdout
+
+    # never backed up: as --never says
+    # locked: never backed up and no password to seal with, unless ignored
+    code, line = check(build, mount, "--never", "warn")
+    assert code == CRITICAL and "locked" in line, line
+    assert check(build, mount, "--never", "ok")[0] == OK
+    mount.unlock()
+    assert check(build, mount, "--never", "ok")[0] == OK
+    code, line = check(build, mount, "--never", "warn")
+    assert code == WARNING and "web" in line and "db" in line, line
+    assert check(build, mount, "--never", "crit")[0] == CRITICAL
+    run(["cp", os.path.join(mount.export, "web.pem"), os.path.join(mount.export, "db.pem"),
+         str(tmp_path)])
+    assert check(build, mount, "--never", "crit", "--warn", "0s")[0] == OK
+    # CRITICAL past --crit
+    with open(os.path.join(store, "db", "more.key"), "w") as f:
+        f.write("x\n")
+    code, line = check(build, mount, "--warn", "0s", "--crit", "0s")
+    assert code == CRITICAL and "db" in line, line
+    # CRITICAL: locked (no password) with changes pending
+    assert mount.control("forget") == 0
+    code, line = check(build, mount, "--warn", "1d", "--crit", "2d")
+    assert code == CRITICAL and "locked" in line, line
+
+
+def test_sealing_failure_is_critical(mount, build, store):
+    mount.stop()
+    # a directory where the sealed file must go: the rename fails
+    os.makedirs(os.path.join(store, ".keyfs", "cache", "web", "in-the-way"))
+    mount.start()
+    mount.unlock()
+    code, line = wait_for(lambda: (r := check(build, mount, "--never", "ok"))[0] == CRITICAL and r)
+    assert code == CRITICAL and "sealing failed" in line and "web" in line, line
+    assert "SEALING FAILED" in status_line(mount, "web")
+
+
+def test_metrics_file(keyfs_bin, build, tmp_path, store):
+    tool = promtool()
+    outdir = tmp_path / "textfile"
+    outdir.mkdir()
+    prom = outdir / "keyfs.prom"
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    m.start(opts=f"work_factor=10,metrics_file={prom}")
+    try:
+        assert wait_for(lambda: prom.exists()), "metrics file not written"
+        assert stat.S_IMODE(os.stat(prom).st_mode) == 0o644
+        m.unlock()
+        assert wait_for(lambda: sample(prom.read_text(), "keyfs_locked") == 0)
+
+        seen, stop = [], threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                with open(prom) as f:
+                    seen.append(f.read())
+
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            for i in range(6):
+                run(["cp", os.path.join(m.export, "web.pem"), str(tmp_path)])
+                with open(os.path.join(store, "db", f"k{i}.key"), "w") as f:
+                    f.write(f"{i}\n")
+                os.stat(os.path.join(m.export, "db.pem"))
+                time.sleep(0.4)
+        finally:
+            stop.set()
+            t.join()
+        assert len(set(seen)) > 1, "the file never changed"
+        for text in seen:  # never a part of a file
+            assert text.endswith("\n") and text.startswith("# HELP keyfs_keysets "), text[-200:]
+            assert 'keyfs_imports_total{kind="verify",outcome="store_error"}' in text.splitlines()[-1]
+
+        time.sleep(2.5)  # settled: the file and keyfsctl metrics agree
+        text = prom.read_text()
+        assert text == metrics(build, m)
+        res = run([tool, "check", "metrics"], input=text, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert sample(text, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
+        assert sample(text, "keyfs_keyset_backup_state", keyset="db", state="never") == 1
+        assert sample(text, "keyfs_seal_duration_seconds_count") >= 2
+        assert sample(text, "keyfs_imports_total", kind="import", outcome="ok") == 0
+
+        # no secret: neither the password nor any key byte
+        assert PASSWORD not in text
+        for ks in ("web", "db"):
+            for name in os.listdir(os.path.join(store, ks)):
+                with open(os.path.join(store, ks, name), "rb") as f:
+                    data = f.read()
+                for chunk in (data[i:i + 16] for i in range(0, len(data) - 15, 16)):
+                    assert chunk not in text.encode(), (ks, name)
+                assert data.hex()[:32] not in text
+        assert PASSWORD not in m.status()
+    finally:
+        m.kill()
+    # stopped cleanly above by kill: the file stays for the collector
+    assert prom.exists()
+
+
+def test_totals_only(keyfs_bin, build, tmp_path, store):
+    """metrics.per_keyset = no: no series per keyset, and check still
+    decides (label escaping is tests/unit/test_metrics.c's: keyset names
+    here cannot hold a quote or a backslash)."""
+    tool = promtool()
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        conf = tmp_path / "keyfs.ini"
+        conf.write_text("[metrics]\nper_keyset = no\n")
+        m.start("-c", str(conf))
+        m.unlock()
+        text = metrics(build, m)
+        assert "keyset=" not in text, text
+        assert sample(text, "keyfs_keysets", state="never") >= 2
+        res = run([tool, "check", "metrics"], input=text, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        code, line = check(build, m, "--never", "warn")
+        assert code == WARNING and "never backed up" in line, line
+        m.stop()
+    finally:
+        m.kill()
