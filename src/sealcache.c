@@ -448,13 +448,6 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 	s->off = (off_t)h.off;
 	s->len = h.len;
 	s->sealed_at = h.sealed_at;
-	/* The page cache may keep what it holds only if these are the very
-	 * bytes the previous open served. */
-	s->unchanged = e->served_stamp == stamp && e->served_at == s->sealed_at &&
-		       !memcmp(e->served_pwid, pwid, VERIFIER_ID_LEN);
-	e->served_stamp = stamp;
-	e->served_at = s->sealed_at;
-	memcpy(e->served_pwid, pwid, VERIFIER_ID_LEN);
 	*out = s;
 	return 0;
 }

@@ -55,10 +55,6 @@ struct entry {
 	time_t due_at;			/* when that became due: the next seal's time */
 	bool sealing;
 	bool own_pw;			/* keyset has a password of its own */
-	/* the seal the last open served */
-	uint64_t served_stamp;
-	time_t served_at;
-	uint8_t served_pwid[VERIFIER_ID_LEN];
 };
 
 struct sealcache {

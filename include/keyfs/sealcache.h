@@ -35,7 +35,6 @@ struct seal {
 	off_t off;		/* where the armored file starts in it */
 	size_t len;
 	time_t sealed_at;
-	bool unchanged;		/* the same bytes as the previous open served */
 };
 
 struct export_attr {

@@ -7,6 +7,8 @@ static int tap_n, tap_failed;
 
 bool tap_ok(bool ok, const char *fmt, ...)
 {
+	char line[4096];
+	const char *p;
 	va_list ap;
 
 	tap_n++;
@@ -14,8 +16,14 @@ bool tap_ok(bool ok, const char *fmt, ...)
 		tap_failed++;
 	printf("%sok %d - ", ok ? "" : "not ", tap_n);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* one line per test: a description with a line end would break TAP */
+	for (p = line; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			printf("\\x%02x", (unsigned char)*p);
+		else
+			putchar(*p);
 	putchar('\n');
 	fflush(stdout);
 	return ok;
