@@ -29,6 +29,24 @@ struct plan {
 	bool try_cached;	/* a cached seal under this key, content unknown */
 };
 
+static void record(struct sealcache *sc, const struct sealfile *h)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, h->name);
+	if (e) {
+		e->cached = true;
+		e->stamp = h->stamp;
+		memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
+		e->logn = h->logn;
+		strcpy(e->cfpr, h->content);
+		e->sealed_at = h->sealed_at;
+		e->len = h->len;
+	}
+	pthread_mutex_unlock(&sc->lock);
+}
+
 int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const char *content)
 {
 	struct sealfile h;
@@ -47,17 +65,22 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 		ret = sealfile_rewrite(sc->cfd, name, fd, &h);
 	}
 	close(fd);
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e && e->cached && e->sealed_at == h.sealed_at) {
-		e->stamp = stamp;
-		strcpy(e->cfpr, content);
+	if (!ret) {
+		record(sc, &h); /* what is on disk now, whatever the entry thought */
+		log_msg(LOG_INFO, "keyset \"%s\": same content as its cached seal, kept", name);
+		return 0;
 	}
-	pthread_mutex_unlock(&sc->lock);
-	log_msg(LOG_INFO, "keyset \"%s\": same content as its cached seal, kept", name);
-	return 0;
+	if (ret == -ESTALE) {
+		/* the file holds something else: seal anew next time */
+		pthread_mutex_lock(&sc->lock);
+		e = entry_get(sc, name);
+		if (e) {
+			e->cached = false;
+			e->cfpr[0] = '\0';
+		}
+		pthread_mutex_unlock(&sc->lock);
+	}
+	return ret;
 }
 
 /* 1 if the seal is current already, 2 if the cached seal holds the
@@ -78,8 +101,9 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		ret = -ENOKEY;
 	} else if (entry_current(sc, e, p->h.stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
-	} else if (e->cached && e->stamp != p->h.stamp && !strcmp(e->cfpr, p->h.content)) {
-		ret = 2; /* the cached seal holds this very content */
+	} else if (e->cached && e->stamp != p->h.stamp && !strcmp(e->cfpr, p->h.content) &&
+		   e->logn == sc->cfg->work_factor && !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
+		ret = 2; /* the cached seal holds this very content, under this key */
 	} else {
 		snprintf(p->h.name, sizeof(p->h.name), "%s", name);
 		memcpy(p->h.pwid, id, VERIFIER_ID_LEN);
@@ -150,24 +174,6 @@ static int seal_under(struct sealcache *sc, const struct plan *p, const struct k
 	age_recipient_clear(&r);
 	vault_read_end(sc->v);
 	return ret;
-}
-
-static void record(struct sealcache *sc, const struct sealfile *h)
-{
-	struct entry *e;
-
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, h->name);
-	if (e) {
-		e->cached = true;
-		e->stamp = h->stamp;
-		memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
-		e->logn = h->logn;
-		strcpy(e->cfpr, h->content);
-		e->sealed_at = h->sealed_at;
-		e->len = h->len;
-	}
-	pthread_mutex_unlock(&sc->lock);
 }
 
 /* Seals one keyset into the cache unless its seal is current. -EAGAIN if

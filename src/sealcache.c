@@ -310,10 +310,19 @@ static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 		e->pred_mtime = keyset_mtime(&ks);
 		memcpy(e->fpr, fpr, sizeof(fpr));
 	}
-	same = e && e->cached && e->stamp != stamp && !strcmp(e->cfpr, cid);
-	pthread_mutex_unlock(&sc->lock);
+	/* Kept under the sealing mark, so no seal of the same keyset can
+	 * land between reading the cache file and rewriting it. */
+	same = e && e->cached && !e->sealing && e->stamp != stamp && !strcmp(e->cfpr, cid);
 	if (same)
+		e->sealing = true;
+	pthread_mutex_unlock(&sc->lock);
+	if (same) {
 		seal_adopt(sc, name, stamp, cid);
+		pthread_mutex_lock(&sc->lock);
+		e->sealing = false;
+		pthread_cond_broadcast(&sc->changed);
+		pthread_mutex_unlock(&sc->lock);
+	}
 	ret = e ? 0 : -ENOMEM;
 out:
 	keyset_clear(&ks);
@@ -442,7 +451,9 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);
+		/* a new seal, with a new time: the old one's was served */
 		e->cached = false;
+		e->due_at = 0;
 		return 1;
 	}
 	s->off = (off_t)h.off;
@@ -502,6 +513,8 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 	do {
 		if (!vault_has_for(sc->v, name))
 			return -ENOKEY;
+		if (time(NULL) >= deadline)
+			return -ETIMEDOUT;
 		ret = open_once(sc, name, deadline, out);
 	} while (ret == 1);
 	return ret;

@@ -90,8 +90,9 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
 		e->due_logn = sc->cfg->work_factor;
 		e->due_at = time(NULL);
-		/* never the time of the seal it replaces */
-		if (e->cached && e->due_at <= e->sealed_at)
+		/* never the time of a seal served before: a floor even when
+		 * that seal is gone from the cache */
+		if (e->due_at <= e->sealed_at)
 			e->due_at = e->sealed_at + 1;
 	}
 	return e->due_at;

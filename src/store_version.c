@@ -199,12 +199,14 @@ static int put_version(struct dir_store *d, const struct keyset *ks, struct stor
 	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", ks->name);
 	for (i = 0; i < n; i++) {
 		snprintf(dst, sizeof(dst), "%s/%u", dir, v[i]);
-		ret = same_as(d->sfd, dst, ks, &same);
-		if (ret || same) {
-			res->outcome = STORE_KNOWN;
-			res->version = v[i];
-			goto out;
-		}
+		/* a version that cannot be read is no match, and no reason to
+		 * refuse every later restore of the keyset */
+		if (same_as(d->sfd, dst, ks, &same) || !same)
+			continue;
+		res->outcome = STORE_KNOWN;
+		res->version = v[i];
+		ret = 0;
+		goto out;
 	}
 	next = n ? v[n - 1] + 1 : 1;
 	if (mkdirat(d->sfd, dir, 0700) && errno != EEXIST) {

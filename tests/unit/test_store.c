@@ -590,6 +590,33 @@ static void test_activate_not_dir(struct store *s)
 	TAP_EQ_INT(ret, -ENOTDIR, "activate over a file: -ENOTDIR, no crash");
 }
 
+/* A stored version that cannot be read is no match, and no reason to
+ * refuse later restores of its keyset. */
+static void test_unreadable_version(struct store *s)
+{
+	struct keyset ks = { 0 };
+	struct store_put put;
+	int ret;
+
+	snprintf(ks.name, sizeof(ks.name), "vers");
+	keyset_add(&ks, "k", 0600, 1, (const uint8_t *)"v1", 2);
+	s->ops->put(s->priv, &ks, &put);
+	keyset_clear(&ks);
+	snprintf(ks.name, sizeof(ks.name), "vers");
+	keyset_add(&ks, "k", 0600, 1, (const uint8_t *)"v2", 2);
+	ret = s->ops->put(s->priv, &ks, &put);
+	tap_ok(ret == 0 && put.outcome == STORE_VERSIONED && put.version == 1, "version 1 stored");
+	keyset_clear(&ks);
+	mkdir_rel(".keyfs/versions/vers/1/sub"); /* no longer a keyset */
+	snprintf(ks.name, sizeof(ks.name), "vers");
+	keyset_add(&ks, "k", 0600, 1, (const uint8_t *)"v3", 2);
+	ret = s->ops->put(s->priv, &ks, &put);
+	tap_ok(ret == 0 && put.outcome == STORE_VERSIONED && put.version == 2,
+	       "an unreadable version 1 does not block version 2 (ret %d, outcome %d)", ret,
+	       (int)put.outcome);
+	keyset_clear(&ks);
+}
+
 int main(void)
 {
 	struct store s = { 0 };
@@ -619,6 +646,7 @@ int main(void)
 		test_refusals(&s);
 		test_bounds(&s);
 		test_activate_not_dir(&s);
+		test_unreadable_version(&s);
 		test_meta();
 		store_close(&s);
 		state_close(&state);
