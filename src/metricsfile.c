@@ -35,6 +35,7 @@ int metricsfile_new(struct metricsfile **out, const char *path,
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
 	struct metricsfile *mf;
+	pthread_condattr_t ca;
 	int ret;
 
 	if (!slash || !slash[1] || strlen(slash + 1) > NAME_MAX)
@@ -53,7 +54,11 @@ int metricsfile_new(struct metricsfile **out, const char *path,
 	mf->render = render;
 	mf->arg = arg;
 	pthread_mutex_init(&mf->lock, NULL);
-	pthread_cond_init(&mf->wake, NULL);
+	/* A clock set back must not hold off the rescan for as long. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&mf->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = mf;
 	return 0;
 }
@@ -97,7 +102,7 @@ static void *run(void *arg)
 		write_once(mf);
 		/* at most one write a second, however often poked */
 		sleep(1);
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += METRICSFILE_RESCAN - 1;
 		pthread_mutex_lock(&mf->lock);
 		while (!mf->poked && !mf->stop)
@@ -130,17 +135,23 @@ void metricsfile_poke(struct metricsfile *mf)
 	pthread_mutex_unlock(&mf->lock);
 }
 
+void metricsfile_stop(struct metricsfile *mf)
+{
+	if (!mf || !mf->running)
+		return;
+	pthread_mutex_lock(&mf->lock);
+	mf->stop = true;
+	pthread_cond_signal(&mf->wake);
+	pthread_mutex_unlock(&mf->lock);
+	pthread_join(mf->thread, NULL);
+	mf->running = false;
+}
+
 void metricsfile_free(struct metricsfile *mf)
 {
 	if (!mf)
 		return;
-	if (mf->running) {
-		pthread_mutex_lock(&mf->lock);
-		mf->stop = true;
-		pthread_cond_signal(&mf->wake);
-		pthread_mutex_unlock(&mf->lock);
-		pthread_join(mf->thread, NULL);
-	}
+	metricsfile_stop(mf);
 	close(mf->dfd);
 	free(mf->last);
 	pthread_cond_destroy(&mf->wake);

@@ -50,7 +50,9 @@ struct fresh;
 int fresh_new(struct fresh **f, const struct state *s);
 void fresh_free(struct fresh *f);
 
-/* Told (without any lock held) after anything recorded changed. */
+/* Told (without any lock held) after anything recorded changed. fn and
+ * arg are read without a lock: set them before any thread that calls
+ * into f starts, and never after. */
 void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg);
 
 /* The current export of name: its version stamp, its sealing key (0: no

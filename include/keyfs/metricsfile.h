@@ -22,7 +22,12 @@ int metricsfile_new(struct metricsfile **mf, const char *path,
 int metricsfile_start(struct metricsfile *mf);
 /* Something the metrics show changed. Never blocks; mf may be NULL. */
 void metricsfile_poke(struct metricsfile *mf);
-/* Stops the thread (after the write in progress) and frees mf. */
+/* Stops the thread (after the write in progress) and joins it. mf stays
+ * valid: pokes after this are harmless no-ops, so threads that may still
+ * poke (seal workers, sources) can be stopped afterwards. mf may be NULL. */
+void metricsfile_stop(struct metricsfile *mf);
+/* Stops the thread if it still runs and frees mf; call it once nothing
+ * can poke any more. mf may be NULL. */
 void metricsfile_free(struct metricsfile *mf);
 
 #endif
