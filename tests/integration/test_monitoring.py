@@ -74,6 +74,10 @@ def test_cp_is_a_backup_head_is_not(mount, build, tmp_path):
     run(["sh", "-c", f"head -c 100 {web} > {tmp_path}/part"])
     assert os.path.getsize(tmp_path / "part") == 100
     assert "never backed up" in status_line(mount, "web"), "a partial read counted"
+    db = os.path.join(mount.export, "db.pem")
+    run(["sh", "-c", f"tail -c 1 {db} > {tmp_path}/last"])
+    assert os.path.getsize(tmp_path / "last") == 1
+    assert "never backed up" in status_line(mount, "db"), "a read of the last byte counted"
     run(["cp", web, str(tmp_path)])
     line = status_line(mount, "web")
     assert re.search(r"backed up \d{4}-\d\d-\d\dT[\d:]+Z by cp \(uid 0\)", line), line
