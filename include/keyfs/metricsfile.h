@@ -4,13 +4,19 @@
  * rename), so node_exporter's textfile collector never reads part of
  * it. The text is written only when it differs from what the file
  * holds. It also renders every METRICSFILE_RESCAN seconds unasked: a
- * keyset changed in the store is noticed only when someone looks. */
+ * keyset changed in the store is noticed only when someone looks.
+ *
+ * The file ends with one gauge more than the rendered text,
+ * METRICSFILE_RENDERED, the time it was written; it is written again at
+ * each rescan even if nothing else changed, so a file older than about
+ * METRICSFILE_RESCAN seconds is one of a daemon that stopped. */
 #ifndef KEYFS_METRICSFILE_H
 #define KEYFS_METRICSFILE_H
 
 #include <stddef.h>
 
 #define METRICSFILE_RESCAN 60
+#define METRICSFILE_RENDERED "keyfs_metrics_rendered_timestamp_seconds"
 
 struct metricsfile;
 

@@ -223,11 +223,15 @@ def test_metrics_file(keyfs_bin, build, tmp_path, store):
         assert len(set(seen)) > 1, "the file never changed"
         for text in seen:  # never a part of a file
             assert text.endswith("\n") and text.startswith("# HELP keyfs_keysets "), text[-200:]
-            assert 'keyfs_imports_total{kind="verify",outcome="store_error"}' in text.splitlines()[-1]
+            lines = text.splitlines()
+            assert lines[-1].startswith("keyfs_metrics_rendered_timestamp_seconds "), lines[-1]
+            assert 'keyfs_imports_total{kind="verify",outcome="store_error"}' in lines[-4]
 
         time.sleep(2.5)  # settled: the file and keyfsctl metrics agree
         text = prom.read_text()
-        assert text == metrics(build, m)
+        assert abs(sample(text, "keyfs_metrics_rendered_timestamp_seconds") - time.time()) < 60
+        # the file's rendered time (its last 3 lines) is the one line more
+        assert "".join(text.splitlines(True)[:-3]) == metrics(build, m)
         res = run([tool, "check", "metrics"], input=text, check=False)
         assert res.returncode == 0, res.stdout + res.stderr
         assert sample(text, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
