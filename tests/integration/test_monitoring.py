@@ -147,6 +147,8 @@ def test_every_exit_code_of_check(mount, build, store, tmp_path):
     assert res.returncode == UNKNOWN, res.stdout
     res = keyfsctl(build, "-m", mount.path, "check", "--warn", "soon")
     assert res.returncode == UNKNOWN, res.stdout
+    res = keyfsctl(build, "--no-such-option", "-m", mount.path, "check")
+    assert res.returncode == UNKNOWN and res.stdout.startswith("KEYFS UNKNOWN - "), res.stdout
     # CRITICAL: a directory keyfs is not mounted on
     empty = tmp_path / "empty"
     empty.mkdir()
