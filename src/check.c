@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,6 +76,7 @@ struct facts {
 	double locked[2];
 	double seal_failed, locked_all;
 	bool per_keyset;		/* per-keyset series were there */
+	bool totals;			/* keyfs_keysets was there */
 	struct names warn, crit, failed;
 	long oldest_age;		/* of any change not backed up that counts; -1: none */
 };
@@ -193,9 +194,11 @@ static void read_line(struct facts *fa, struct keyset_times *kt, const struct ch
 	}
 	snprintf(name, sizeof(name), "%s", line);
 	s = label(labels, "state", st, sizeof(st)) ? state_index(st) : -1;
-	if (!strcmp(name, "keyfs_keysets") && s >= 0)
+	if (!strcmp(name, "keyfs_keysets") && s >= 0) {
 		fa->keysets[s] = v;
-	else if (!strcmp(name, "keyfs_keysets_oldest_change_timestamp_seconds") && s >= 0 && s < 2)
+		fa->totals = true;
+	} else
+	if (!strcmp(name, "keyfs_keysets_oldest_change_timestamp_seconds") && s >= 0 && s < 2)
 		fa->oldest[s] = v;
 	else if (!strcmp(name, "keyfs_keysets_locked") && s >= 0 && s < 2)
 		fa->locked[s] = v;
@@ -274,6 +277,11 @@ enum check_status check_eval(const char *metrics, const struct check_opts *o, ti
 	free(copy);
 	free(kt.names);
 	free(kt.changed);
+	/* empty or someone else's text: no keyfs metrics to call OK */
+	if (!fa.totals) {
+		snprintf(out, size, "KEYFS UNKNOWN - no keyfs_keysets series in the metrics\n");
+		return CHECK_UNKNOWN;
+	}
 	names_end(&fa.crit);
 	names_end(&fa.warn);
 	names_end(&fa.failed);
@@ -326,6 +334,7 @@ static enum check_status read_metrics(const char *mount, char **text, char *why,
 	int fd;
 
 	*text = NULL;
+	*why = '\0';
 	if (statfs(mount, &sf)) {
 		snprintf(why, size, "%s: %s", mount, strerror(errno));
 		return errno == ENOTCONN || errno == ECONNABORTED || errno == EIO ? CHECK_CRITICAL
@@ -358,9 +367,11 @@ static enum check_status read_metrics(const char *mount, char **text, char *why,
 	if (f && n < 0)
 		snprintf(why, size, "reading %s: %s", path, strerror(errno));
 	close(fd);
-	if (!f || fclose(f) || n < 0) {
-		if (!f)
-			snprintf(why, size, "out of memory");
+	if (!f)
+		snprintf(why, size, "out of memory");
+	else if (fclose(f) && n >= 0)
+		snprintf(why, size, "reading %s: %s", path, strerror(errno));
+	if (!f || n < 0 || *why) {
 		free(*text);
 		*text = NULL;
 		return CHECK_CRITICAL;
@@ -368,16 +379,68 @@ static enum check_status read_metrics(const char *mount, char **text, char *why,
 	return CHECK_OK;
 }
 
-static int timeout_secs = TIMEOUT_DEFAULT;
+/* read_metrics in a thread of its own. A keyfs that does not answer
+ * leaves the reader waiting in a FUSE request, which only a fatal signal
+ * ends (SIGALRM with a handler would not): the main thread waits for it
+ * only so long, then answers for it and exits, which ends the reader. */
+struct reader {
+	const char *mount;
+	char *text;
+	char why[4200];
+	enum check_status status;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool done;			/* protected by lock */
+};
 
-/* A keyfs that does not answer hangs the read: the plugin answers for it. */
-static void on_alarm(int sig)
+static void *reader_run(void *arg)
 {
-	static const char msg[] = "KEYFS CRITICAL - keyfs did not answer in time\n";
+	struct reader *r = arg;
 
-	(void)sig;
-	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
-	_exit(CHECK_CRITICAL);
+	r->status = read_metrics(r->mount, &r->text, r->why, sizeof(r->why));
+	pthread_mutex_lock(&r->lock);
+	r->done = true;
+	pthread_cond_signal(&r->done_cond);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static enum check_status read_metrics_within(const char *mount, int secs, char **text,
+					     char *why, size_t size)
+{
+	static struct reader r; /* outlives us if the reader hangs */
+	pthread_condattr_t ca;
+	struct timespec until;
+	pthread_t t;
+	bool done;
+
+	r.mount = mount;
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r.done_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, reader_run, &r)) {
+		snprintf(why, size, "cannot start a thread");
+		return CHECK_UNKNOWN;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += secs;
+	pthread_mutex_lock(&r.lock);
+	while (!r.done)
+		if (pthread_cond_timedwait(&r.done_cond, &r.lock, &until) == ETIMEDOUT)
+			break;
+	done = r.done;
+	pthread_mutex_unlock(&r.lock);
+	if (!done) {
+		printf("KEYFS CRITICAL - keyfs did not answer within %d s\n", secs);
+		fflush(stdout);
+		_exit(CHECK_CRITICAL);
+	}
+	pthread_join(t, NULL);
+	*text = r.text;
+	snprintf(why, size, "%s", r.why);
+	return r.status;
 }
 
 static void check_usage(FILE *f)
@@ -423,6 +486,7 @@ int check_main(const char *mount, int argc, char **argv)
 	struct check_opts o = { 86400, 7 * 86400, CHECK_WARNING };
 	enum check_status s;
 	char why[4200], out[2048], *text;
+	int timeout_secs = TIMEOUT_DEFAULT;
 	long t;
 	int c;
 
@@ -458,10 +522,7 @@ int check_main(const char *mount, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected operand");
-	signal(SIGALRM, on_alarm);
-	alarm((unsigned)timeout_secs);
-	s = read_metrics(mount, &text, why, sizeof(why));
-	alarm(0);
+	s = read_metrics_within(mount, timeout_secs, &text, why, sizeof(why));
 	if (s != CHECK_OK) {
 		printf("KEYFS %s - %s\n", status_words[s], why);
 		return s;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
@@ -21,6 +22,7 @@ struct rec {
 	struct rec *next;
 	char name[KEYSET_NAME_MAX + 1];
 	bool seen;		/* stamp and key below are known */
+	bool dirty;		/* its file is behind; protected by f->lock */
 	uint64_t stamp, key;
 	struct fresh_info i;
 };
@@ -32,11 +34,16 @@ static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 struct fresh {
 	int dfd;			/* <state>/fresh */
 	pthread_mutex_t lock;		/* the table and the histogram */
-	pthread_mutex_t io;		/* one writer of record files at a time */
 	struct rec *buckets[BUCKETS];
 	struct histogram seals;
-	void (*fn)(void *arg);
+	void (*fn)(void *arg);		/* set before threads start: read unlocked */
 	void *arg;
+	/* The writer thread: record files are written (and fsynced) by it,
+	 * never in a FUSE request, which would wait on the disk. */
+	pthread_t writer;
+	bool running;
+	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
+	bool pending, stop;		/* protected by lock */
 };
 
 static size_t bucket_of(const char *name)
@@ -131,8 +138,11 @@ static int load_one(int dirfd, const char *name, const struct stat *st, void *ar
 	return 0;
 }
 
+static void *writer_run(void *arg);
+
 int fresh_new(struct fresh **out, const struct state *s)
 {
+	pthread_condattr_t ca;
 	struct fresh *f;
 	int ret;
 
@@ -140,7 +150,10 @@ int fresh_new(struct fresh **out, const struct state *s)
 	if (!f)
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_mutex_init(&f->io, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
 	f->dfd = openat(s->fd, STATE_FRESH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (f->dfd < 0) {
@@ -149,6 +162,12 @@ int fresh_new(struct fresh **out, const struct state *s)
 		return ret;
 	}
 	dir_each(f->dfd, ".", load_one, f);
+	ret = -pthread_create(&f->writer, NULL, writer_run, f);
+	if (ret) {
+		fresh_free(f);
+		return ret;
+	}
+	f->running = true;
 	*out = f;
 	return 0;
 }
@@ -160,6 +179,14 @@ void fresh_free(struct fresh *f)
 
 	if (!f)
 		return;
+	if (f->running) {
+		/* the writer writes what is still dirty before it ends */
+		pthread_mutex_lock(&f->lock);
+		f->stop = true;
+		pthread_cond_signal(&f->wake);
+		pthread_mutex_unlock(&f->lock);
+		pthread_join(f->writer, NULL);
+	}
 	for (i = 0; i < BUCKETS; i++)
 		for (r = f->buckets[i]; r; r = next) {
 			next = r->next;
@@ -167,7 +194,7 @@ void fresh_free(struct fresh *f)
 		}
 	if (f->dfd >= 0)
 		close(f->dfd);
-	pthread_mutex_destroy(&f->io);
+	pthread_cond_destroy(&f->wake);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -178,32 +205,91 @@ void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg)
 	f->arg = arg;
 }
 
-/* Writes the record of name as it is now. f->io orders writers, so the
- * last file written holds the newest record. */
-static void save(struct fresh *f, const char *name)
+/* The record of r changed: the writer will write it. Caller holds
+ * f->lock. */
+static void mark_dirty(struct fresh *f, struct rec *r)
+{
+	r->dirty = true;
+	f->pending = true;
+	pthread_cond_signal(&f->wake);
+}
+
+static void write_rec(struct fresh *f, const struct rec *r)
 {
 	char text[RECORD_MAX];
-	struct rec *r, copy;
 	int len, ret;
 
-	pthread_mutex_lock(&f->io);
-	pthread_mutex_lock(&f->lock);
-	r = rec_get(f, name, false);
-	if (r)
-		copy = *r;
-	pthread_mutex_unlock(&f->lock);
-	if (!r)
-		goto out;
 	len = snprintf(text, sizeof(text), "keyfs-fresh 1 %016" PRIx64 " %016" PRIx64
-		       " %lld %lld %lld %lld %u %s\n", copy.stamp, copy.key,
-		       (long long)copy.i.changed_at, (long long)copy.i.sealed_at,
-		       (long long)copy.i.backup_at, (long long)copy.i.backup_sealed,
-		       (unsigned)copy.i.backup_uid, copy.i.backup_comm);
-	ret = file_replace(f->dfd, name, &(struct iovec){ text, (size_t)len }, 1);
+		       " %lld %lld %lld %lld %u %s\n", r->stamp, r->key,
+		       (long long)r->i.changed_at, (long long)r->i.sealed_at,
+		       (long long)r->i.backup_at, (long long)r->i.backup_sealed,
+		       (unsigned)r->i.backup_uid, r->i.backup_comm);
+	ret = file_replace(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
 	if (ret)
-		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", name, strerror(-ret));
+		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", r->name,
+			strerror(-ret));
+}
+
+/* Writes every dirty record as it is now: copies taken under f->lock,
+ * files written without it. Only the writer thread writes, so the last
+ * file written holds the newest record. */
+static void flush(struct fresh *f)
+{
+	struct rec *copies = NULL, *r;
+	size_t n = 0, cap = 0, i;
+
+	pthread_mutex_lock(&f->lock);
+	f->pending = false;
+	for (i = 0; i < BUCKETS; i++)
+		for (r = f->buckets[i]; r; r = r->next) {
+			if (!r->dirty)
+				continue;
+			if (n == cap) {
+				size_t c = cap ? 2 * cap : 16;
+				struct rec *a = realloc(copies, c * sizeof(*copies));
+
+				if (!a) {
+					f->pending = true; /* the rest next time */
+					goto out;
+				}
+				copies = a;
+				cap = c;
+			}
+			copies[n++] = *r;
+			r->dirty = false;
+		}
 out:
-	pthread_mutex_unlock(&f->io);
+	pthread_mutex_unlock(&f->lock);
+	for (i = 0; i < n; i++)
+		write_rec(f, &copies[i]);
+	free(copies);
+}
+
+static void *writer_run(void *arg)
+{
+	struct fresh *f = arg;
+	struct timespec until;
+	bool stop;
+
+	for (;;) {
+		pthread_mutex_lock(&f->lock);
+		while (!f->pending && !f->stop)
+			pthread_cond_wait(&f->wake, &f->lock);
+		stop = f->stop;
+		pthread_mutex_unlock(&f->lock);
+		flush(f);
+		if (stop)
+			break;
+		/* at most one round of writes a second, unless stopping */
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += 1;
+		pthread_mutex_lock(&f->lock);
+		while (!f->stop)
+			if (pthread_cond_timedwait(&f->wake, &f->lock, &until) == ETIMEDOUT)
+				break;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return NULL;
 }
 
 static void tell(struct fresh *f)
@@ -246,9 +332,9 @@ void fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t k
 		r->i.sealed_at = sealed_at;
 		dirty = true;
 	}
-	pthread_mutex_unlock(&f->lock);
 	if (dirty)
-		save(f, name);
+		mark_dirty(f, r);
+	pthread_mutex_unlock(&f->lock);
 	if (dirty || news)
 		tell(f);
 }
@@ -286,24 +372,24 @@ void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_
 		r->i.backup_sealed = sealed_at;
 		r->i.backup_uid = uid;
 		memcpy(r->i.backup_comm, comm, sizeof(comm));
+		mark_dirty(f, r);
 	}
 	pthread_mutex_unlock(&f->lock);
-	if (!r)
-		return;
-	save(f, name);
-	tell(f);
+	if (r)
+		tell(f);
 }
 
 void fresh_seal_done(struct fresh *f, const char *name, int err, double seconds)
 {
+	/* locked or gone: no failure, yet no seal whose time counts */
+	int shown = err == -ENOKEY || err == -ENOENT ? 0 : err;
 	struct rec *r;
 
-	if (err == -ENOKEY || err == -ENOENT)
-		err = 0;
 	pthread_mutex_lock(&f->lock);
-	r = rec_get(f, name, true);
+	/* a keyset that is gone gets no record made for it */
+	r = rec_get(f, name, err != -ENOENT);
 	if (r)
-		r->i.seal_error = err;
+		r->i.seal_error = shown;
 	if (!err)
 		histogram_observe(&f->seals, seconds);
 	pthread_mutex_unlock(&f->lock);

@@ -281,9 +281,23 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		const struct fuse_context *c = fuse_get_context();
 		ssize_t n;
 
+		size_t done, end;
+		bool whole = false;
+
 		s = (struct seal *)fi->fh;
 		n = seal_read(s, buf, size, off);
-		if (n > 0 && (size_t)off + (size_t)n >= s->len)
+		/* A read extends what was read from the start only if it
+		 * begins within it; the one that makes it whole is the backup. */
+		end = n > 0 ? (size_t)off + (size_t)n : 0;
+		done = __atomic_load_n(&s->done, __ATOMIC_RELAXED);
+		while ((size_t)off <= done && end > done) {
+			if (__atomic_compare_exchange_n(&s->done, &done, end, false, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED)) {
+				whole = end >= s->len;
+				break;
+			}
+		}
+		if (whole)
 			sealcache_read_to_end(kfs()->sc, name, s, c->pid, c->uid);
 		return (int)n;
 	}

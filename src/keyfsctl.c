@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,6 +527,7 @@ int main(int argc, char *argv[])
 	};
 	struct ctl_opts o = { .mount = DEFAULT_MOUNT };
 	const char *verb;
+	bool bad = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+m:a:hV", longopts, NULL)) != -1) {
@@ -549,9 +551,19 @@ int main(int argc, char *argv[])
 			printf("keyfsctl %s\n", KEYFS_VERSION);
 			return EX_OK;
 		default:
-			usage(stderr);
-			return EX_USAGEERR;
+			/* parse on: the command decides the exit status */
+			bad = true;
+			break;
 		}
+	}
+	if (bad) {
+		usage(stderr);
+		/* a monitoring plugin's usage error is UNKNOWN, not CRITICAL */
+		if (optind < argc && !strcmp(argv[optind], "check")) {
+			printf("KEYFS UNKNOWN - bad option\n");
+			return CHECK_UNKNOWN;
+		}
+		return EX_USAGEERR;
 	}
 	if (optind >= argc) {
 		usage(stderr);

@@ -238,22 +238,29 @@ static int metrics_render(void *arg, char **text, size_t *len)
 }
 
 /* metrics.file: a missing directory is the administrator's to fix, and
- * no reason to keep the keys from being served. */
-static int metrics_start(struct keyfs *k)
+ * no reason to keep the keys from being served. Made, and the listeners
+ * set, before any thread that could tell them starts: the listeners are
+ * read without a lock. */
+static void metrics_new(struct keyfs *k)
 {
 	int ret;
 
 	if (!*k->cfg.metrics_file)
-		return 0;
+		return;
 	ret = metricsfile_new(&k->mf, k->cfg.metrics_file, metrics_render, &k->ctl);
 	if (ret) {
 		log_msg(LOG_ERR, "metrics file %s: %s; not written", k->cfg.metrics_file,
 			strerror(-ret));
-		return 0;
+		return;
 	}
 	fresh_set_listener(k->fresh, metrics_poke, k);
 	import_set_listener(k->im, metrics_poke, k);
-	return metricsfile_start(k->mf);
+}
+
+/* The thread renders from k->ctl: started once that is set. */
+static int metrics_start(struct keyfs *k)
+{
+	return k->mf ? metricsfile_start(k->mf) : 0;
 }
 
 /* After fuse_daemonize(): threads and locked memory do not survive its
@@ -283,6 +290,8 @@ static int keyfs_start(struct keyfs *k)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
 				process_staged, k->im);
 	if (!ret)
+		metrics_new(k);
+	if (!ret)
 		ret = sealcache_start(k->sc);
 	if (!ret)
 		ret = sources_start(k->src);
@@ -298,12 +307,16 @@ static int keyfs_start(struct keyfs *k)
 
 static void keyfs_close(struct keyfs *k)
 {
-	metricsfile_free(k->mf); /* renders from everything below */
+	/* The thread renders from everything below: stopped first. Seal
+	 * workers and the sources thread may poke until they are joined, so
+	 * mf itself goes last. */
+	metricsfile_stop(k->mf);
 	stage_free(k->stage);
 	import_free(k->im);
 	sources_free(k->src);
 	sealcache_free(k->sc);
 	fresh_free(k->fresh);
+	metricsfile_free(k->mf);
 	vault_free(k->v); /* wipes every password */
 	store_close(&k->st);
 	state_close(&k->state);

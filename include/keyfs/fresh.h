@@ -13,7 +13,10 @@
  *
  * Records persist across restarts, one file per keyset under
  * <state>/fresh, replaced atomically; the seal outcome and the seal
- * duration histogram are the running daemon's only. */
+ * duration histogram are the running daemon's only. The files are
+ * written by a thread of fresh's own, at most once a second, never in
+ * the caller (a FUSE request would wait on fsync): a crash loses up to
+ * about a second of recorded times; fresh_free() writes the rest. */
 #ifndef KEYFS_FRESH_H
 #define KEYFS_FRESH_H
 
@@ -46,11 +49,14 @@ struct fresh_info {
 
 struct fresh;
 
-/* Loads every record under <state>/fresh. */
+/* Loads every record under <state>/fresh and starts the writer thread:
+ * call it after any fork (fuse_daemonize). */
 int fresh_new(struct fresh **f, const struct state *s);
 void fresh_free(struct fresh *f);
 
-/* Told (without any lock held) after anything recorded changed. */
+/* Told (without any lock held) after anything recorded changed. fn and
+ * arg are read without a lock: set them before any thread that calls
+ * into f starts, and never after. */
 void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg);
 
 /* The current export of name: its version stamp, its sealing key (0: no

@@ -35,6 +35,10 @@ struct seal {
 	off_t off;		/* where the armored file starts in it */
 	size_t len;
 	time_t sealed_at;
+	/* Bytes read without a gap from the start of this open file; only
+	 * reaching len this way is a read to the end (tail -c 1 is none).
+	 * Reads of one open file may run at once: atomic builtins only. */
+	size_t done;
 };
 
 struct export_attr {

@@ -74,6 +74,10 @@ def test_cp_is_a_backup_head_is_not(mount, build, tmp_path):
     run(["sh", "-c", f"head -c 100 {web} > {tmp_path}/part"])
     assert os.path.getsize(tmp_path / "part") == 100
     assert "never backed up" in status_line(mount, "web"), "a partial read counted"
+    db = os.path.join(mount.export, "db.pem")
+    run(["sh", "-c", f"tail -c 1 {db} > {tmp_path}/last"])
+    assert os.path.getsize(tmp_path / "last") == 1
+    assert "never backed up" in status_line(mount, "db"), "a read of the last byte counted"
     run(["cp", web, str(tmp_path)])
     line = status_line(mount, "web")
     assert re.search(r"backed up \d{4}-\d\d-\d\dT[\d:]+Z by cp \(uid 0\)", line), line
@@ -143,6 +147,8 @@ def test_every_exit_code_of_check(mount, build, store, tmp_path):
     assert res.returncode == UNKNOWN, res.stdout
     res = keyfsctl(build, "-m", mount.path, "check", "--warn", "soon")
     assert res.returncode == UNKNOWN, res.stdout
+    res = keyfsctl(build, "--no-such-option", "-m", mount.path, "check")
+    assert res.returncode == UNKNOWN and res.stdout.startswith("KEYFS UNKNOWN - "), res.stdout
     # CRITICAL: a directory keyfs is not mounted on
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -219,11 +225,15 @@ def test_metrics_file(keyfs_bin, build, tmp_path, store):
         assert len(set(seen)) > 1, "the file never changed"
         for text in seen:  # never a part of a file
             assert text.endswith("\n") and text.startswith("# HELP keyfs_keysets "), text[-200:]
-            assert 'keyfs_imports_total{kind="verify",outcome="store_error"}' in text.splitlines()[-1]
+            lines = text.splitlines()
+            assert lines[-1].startswith("keyfs_metrics_rendered_timestamp_seconds "), lines[-1]
+            assert 'keyfs_imports_total{kind="verify",outcome="store_error"}' in lines[-4]
 
         time.sleep(2.5)  # settled: the file and keyfsctl metrics agree
         text = prom.read_text()
-        assert text == metrics(build, m)
+        assert abs(sample(text, "keyfs_metrics_rendered_timestamp_seconds") - time.time()) < 60
+        # the file's rendered time (its last 3 lines) is the one line more
+        assert "".join(text.splitlines(True)[:-3]) == metrics(build, m)
         res = run([tool, "check", "metrics"], input=text, check=False)
         assert res.returncode == 0, res.stdout + res.stderr
         assert sample(text, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
