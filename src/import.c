@@ -1,3 +1,6 @@
+/* Import and verify: unseal a staged backup, check its keyset and (import)
+ * restore it without ever destroying keys; outcomes logged and kept for
+ * the status report (see import.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>

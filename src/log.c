@@ -1,3 +1,5 @@
+/* Logging: one log_msg() with syslog levels, to stderr in the foreground
+ * and syslog otherwise, every control byte escaped. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* Replacing a small file atomically: temporary, fsync, rename, directory
+ * fsync (see replace.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -1,3 +1,5 @@
+/* Passwords: the vault in guarded memory, its locking and origins, and
+ * the password policy (see secret.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>

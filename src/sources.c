@@ -1,3 +1,5 @@
+/* Password sources besides .control: a password file, a systemd
+ * credential and keyfs-agent (see sources.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

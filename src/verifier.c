@@ -1,3 +1,5 @@
+/* The password verifier: one scrypt with its own salt that names a
+ * password by a random id (see verifier.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
