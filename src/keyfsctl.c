@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "keyfs/agent_proto.h"
@@ -19,6 +18,7 @@
 #include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/keyset.h"
+#include "keyfs/prompt.h"
 #include "keyfs/secret.h"
 
 #define DEFAULT_MOUNT "/mnt/keys"
@@ -95,61 +95,6 @@ static void usage(FILE *f)
 	fprintf(f, "  agent remove NAME | agent list\n\n"
 		   "exit status: 0 ok, 1 error, 2 usage, 3 wrong password, 4 no password,\n"
 		   "5 bad or damaged file. The mount point defaults to " DEFAULT_MOUNT ".\n");
-}
-
-/* Reads one line into guarded memory without echo (terminal) or from
- * stdin; *len is its length. -ENODATA at the end of input before
- * anything, -EMSGSIZE for a line that does not fit, else open(2)'s or
- * read(2)'s error. */
-static int read_secret(const char *prompt, bool from_stdin, char *buf, size_t size, size_t *len)
-{
-	struct termios old, quiet;
-	bool tty = false;
-	size_t n = 0;
-	ssize_t got;
-	int fd, ret = 0;
-	char c;
-
-	fd = from_stdin ? STDIN_FILENO : open("/dev/tty", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		fprintf(stderr, "keyfsctl: no terminal to ask for a password (use --stdin)\n");
-		return ret;
-	}
-	if (!from_stdin && !tcgetattr(fd, &old)) {
-		tty = true;
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(fd, TCSANOW, &quiet);
-		(void)!write(fd, prompt, strlen(prompt));
-	}
-	/* byte by byte: nothing beyond the line is consumed or buffered */
-	while ((got = read(fd, &c, 1)) == 1 && c != '\n') {
-		if (n + 1 >= size) {
-			n = size; /* too long: refused below */
-			continue;
-		}
-		buf[n++] = c;
-	}
-	if (got < 0)
-		ret = -errno;
-	if (tty) {
-		tcsetattr(fd, TCSANOW, &old);
-		(void)!write(fd, "\n", 1);
-	}
-	if (!from_stdin)
-		close(fd);
-	sodium_memzero(&c, sizeof(c)); /* the last byte read, at EOF */
-	if (!ret && got == 0 && n == 0)
-		ret = -ENODATA;
-	if (!ret && n >= size)
-		ret = -EMSGSIZE;
-	if (ret)
-		return ret;
-	if (n && buf[n - 1] == '\r')
-		n--;
-	*len = n;
-	return 0;
 }
 
 /* One command, one write(2): the errno of the write is the answer. */
@@ -259,7 +204,7 @@ static int cmd_password(const struct ctl_opts *o)
 	if (!o->from_stdin)
 		fprintf(stderr, "A lost backup password cannot be recovered: every backup made with\n"
 				"it is lost with it. Keep it where you keep other recovery secrets.\n");
-	ret = read_secret("New backup password: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n);
+	ret = prompt_secret("New backup password: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n);
 	if (ret) {
 		fprintf(stderr, "keyfsctl: no password read (at most %d bytes)\n", SECRET_PW_MAX);
 		goto out;
@@ -270,7 +215,7 @@ static int cmd_password(const struct ctl_opts *o)
 		goto out;
 	}
 	if (!o->from_stdin) {
-		ret = read_secret("Repeat the password: ", false, again, SECRET_PW_MAX + 2, &m);
+		ret = prompt_secret("Repeat the password: ", false, again, SECRET_PW_MAX + 2, &m);
 		if (ret || m != n || sodium_memcmp(pw, again, n)) {
 			fprintf(stderr, "keyfsctl: the passwords do not match; nothing changed\n");
 			ret = -E_REFUSED;
@@ -300,7 +245,7 @@ static int cmd_unlock(const struct ctl_opts *o)
 	pw = sodium_malloc(SECRET_PW_MAX + 2);
 	if (!pw)
 		return -ENOMEM;
-	ret = read_secret("Password to try on import: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n);
+	ret = prompt_secret("Password to try on import: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n);
 	if (ret)
 		ret = -E_REFUSED; /* nothing read, nothing sent */
 	else
@@ -422,7 +367,7 @@ static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
 			goto out;
 		}
 		/* nothing read (or an empty line): nothing sent */
-		if (read_secret("Passphrase for the agent: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n) || !n)
+		if (prompt_secret("Passphrase for the agent: ", o->from_stdin, pw, SECRET_PW_MAX + 2, &n) || !n)
 			goto out;
 		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
 		f[1] = (struct agent_field){ (const uint8_t *)pw, n };
