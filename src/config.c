@@ -27,11 +27,12 @@
 	.offset = offsetof(struct config, m) +                                         \
 		  0 * sizeof(char[sizeof(((struct config *)0)->m) == sizeof(t) ? 1 : -1]), \
 	.size = sizeof(t)
-/* A char array field: its size bounds the text. */
-#define FIELD_TEXT(m)                                                                  \
-	.offset = offsetof(struct config, m) +                                         \
-		  0 * sizeof(char[sizeof(((struct config *)0)->m[0]) == 1 ? 1 : -1]),  \
-	.size = sizeof(((struct config *)0)->m)
+/* A char array field of struct s: its size bounds the text. */
+#define FIELD_TEXT_OF(s, m)                                                            \
+	.offset = offsetof(struct s, m) +                                              \
+		  0 * sizeof(char[sizeof(((struct s *)0)->m[0]) == 1 ? 1 : -1]),       \
+	.size = sizeof(((struct s *)0)->m)
+#define FIELD_TEXT(m) FIELD_TEXT_OF(config, m)
 
 /* Indexed by enum policy_kind: the stored index is the enum value. */
 static const char *const policies[] = {
@@ -55,6 +56,8 @@ const struct config_key config_keys[] = {
 	{ "seal.memory", NULL, CONFIG_SIZE, 1LL << 20, 1LL << 40, .def = "1073741824",
 	  FIELD_AS(seal_memory, size_t),
 	  .help = "memory all background sealing workers may use together, in bytes" },
+	{ "seal.recipients", "recipients", CONFIG_PATH, FIELD_TEXT(recipients),
+	  .help = "seal exports to the public keys in this file (age -R format) instead of a password" },
 	{ "password.policy", NULL, CONFIG_CHOICE, .choices = policies, .def = "complex",
 	  FIELD_AS(policy, int),
 	  .help = "complex: upper case, lower case, digit and symbol; length: length only" },
@@ -67,6 +70,11 @@ const struct config_key config_keys[] = {
 	  .help = "a systemd credential holding the backup password" },
 	{ "password.agent", "agent", CONFIG_PATH, FIELD_TEXT(agent),
 	  .help = "a keyfs-agent socket, asked when a password is needed" },
+	{ "identity.file", "identity_file", CONFIG_PATH, FIELD_TEXT(identity_file),
+	  .help = "identities (age or OpenSSH Ed25519 keys) opening imports, read at start and on SIGHUP" },
+	{ "identity.credential", "identity_credential", CONFIG_NAME,
+	  FIELD_TEXT(identity_credential),
+	  .help = "a systemd credential holding identities opening imports" },
 	{ "import.max_size", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "1048576",
 	  FIELD_AS(import_max_size, size_t),
 	  .help = "largest file accepted into import/ or verify/, in bytes" },
@@ -83,6 +91,12 @@ const struct config_key config_keys[] = {
 	  .help = "a Prometheus textfile (node_exporter) kept up to date, replaced atomically" },
 	{ "metrics.per_keyset", NULL, CONFIG_BOOL, .def = "yes", FIELD_AS(metrics_per_keyset, bool),
 	  .help = "per-keyset series in the metrics (no: totals only, for very many keysets)" },
+	{ .name = NULL },
+};
+
+const struct config_key keyset_keys[] = {
+	{ "keyset.recipients", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, recipients),
+	  .help = "seal this keyset to the public keys in this file (age -R format)" },
 	{ .name = NULL },
 };
 
@@ -199,9 +213,9 @@ static int parse_value(const struct config_key *k, const char *value, long long 
 
 /* Stores a checked value; the rows' field widths are checked at build
  * time (FIELD_AS), and memcpy keeps enum fields free of aliasing games. */
-static void store_value(struct config *c, const struct config_key *k, const char *value, long long n)
+static void store_value(void *base, const struct config_key *k, const char *value, long long n)
 {
-	char *field = (char *)c + k->offset;
+	char *field = (char *)base + k->offset;
 	size_t z = (size_t)n;
 	bool b = n != 0;
 	int i = (int)n;
@@ -227,12 +241,79 @@ static void store_value(struct config *c, const struct config_key *k, const char
 	}
 }
 
+static const struct config_key *keyset_key_find(const char *key)
+{
+	const struct config_key *k;
+
+	for (k = keyset_keys; k->name; k++)
+		if (!strcmp(k->name + strlen("keyset."), key))
+			return k;
+	return NULL;
+}
+
+/* The section of keyset name, added if new. */
+static struct config_keyset *keyset_section(struct config *c, const char *name)
+{
+	struct config_keyset *ks;
+
+	ks = (struct config_keyset *)config_keyset(c, name);
+	if (ks || c->nkeysets == CONFIG_KEYSETS_MAX)
+		return ks;
+	ks = realloc(c->keysets, (c->nkeysets + 1) * sizeof(*ks));
+	if (!ks)
+		return NULL;
+	c->keysets = ks;
+	ks += c->nkeysets++;
+	memset(ks, 0, sizeof(*ks));
+	strcpy(ks->name, name);
+	return ks;
+}
+
+/* "keyset NAME.key": the name may hold dots, the key does not. */
+static int keyset_set(struct config *c, const char *key, const char *value, const char **why)
+{
+	const char *dot = strrchr(key, '.'), *name = key + strlen("keyset ");
+	char kname[KEYSET_NAME_MAX + 1];
+	const struct config_key *k;
+	struct config_keyset *ks;
+	long long n = 0;
+
+	k = dot ? keyset_key_find(dot + 1) : NULL;
+	if (!k) {
+		*why = "unknown key";
+		return -ENOENT;
+	}
+	if (dot > name && (size_t)(dot - name) < sizeof(kname)) {
+		memcpy(kname, name, (size_t)(dot - name));
+		kname[dot - name] = '\0';
+	} else {
+		kname[0] = '\0';
+	}
+	if (!keyset_name_valid(kname)) {
+		*why = "not a keyset name ([A-Za-z0-9._-], up to 64, not starting with \".\")";
+		return -EINVAL;
+	}
+	if (parse_value(k, value, &n)) {
+		*why = refusal(k);
+		return -EINVAL;
+	}
+	ks = keyset_section(c, kname);
+	if (!ks) {
+		*why = c->nkeysets == CONFIG_KEYSETS_MAX ? "too many [keyset] sections" : "out of memory";
+		return -ENOMEM;
+	}
+	store_value(ks, k, value, n);
+	return 0;
+}
+
 int config_set(struct config *c, const char *key, const char *value, const char **why)
 {
 	const struct config_key *k = config_key_find(key);
 	long long n = 0;
 
 	*why = NULL;
+	if (!k && !strncmp(key, "keyset ", strlen("keyset ")))
+		return keyset_set(c, key, value, why);
 	if (!k) {
 		*why = "unknown key";
 		return -ENOENT;
@@ -243,6 +324,23 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 	}
 	store_value(c, k, value, n);
 	return 0;
+}
+
+void config_free(struct config *c)
+{
+	free(c->keysets);
+	c->keysets = NULL;
+	c->nkeysets = 0;
+}
+
+const struct config_keyset *config_keyset(const struct config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nkeysets; i++)
+		if (!strcmp(c->keysets[i].name, name))
+			return &c->keysets[i];
+	return NULL;
 }
 
 void config_defaults(struct config *c)
@@ -372,6 +470,10 @@ int config_check(const struct config *c, const char **why)
 {
 	if (*c->password_file && *c->password_credential) {
 		*why = "password.file and password.credential exclude each other";
+		return -EINVAL;
+	}
+	if (*c->identity_file && *c->identity_credential) {
+		*why = "identity.file and identity.credential exclude each other";
 		return -EINVAL;
 	}
 	if (c->import_max_size > c->import_max_total) {

@@ -56,6 +56,9 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("password_file=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("password_credential=", KEY_KEYFS_OPT),
 	FUSE_OPT_KEY("metrics_file=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("recipients=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("identity_file=", KEY_KEYFS_OPT),
+	FUSE_OPT_KEY("identity_credential=", KEY_KEYFS_OPT),
 	FUSE_OPT_END
 };
 
@@ -71,6 +74,8 @@ static void usage(FILE *f)
 		"  -o work_factor=N scrypt work factor for sealing, 10..22 (default 18)\n"
 		"  -o allow_other   let other users in (file modes still apply)\n"
 		"  -o metrics_file=PATH  keep a Prometheus textfile of backup freshness\n"
+		"  -o recipients=FILE    seal to the public keys in FILE (age -R format)\n"
+		"  -o identity_file=FILE identities that open imports (age, ssh-ed25519)\n"
 		"  -V, --version    print the version\n\n"
 		"Passwords are never taken from the command line: write\n"
 		"\"password ...\" to MOUNTPOINT/.control, or use keyfsctl.\n");
@@ -420,6 +425,7 @@ out:
 	free(cl.mountpoint);
 	free(cl.source);
 	free(cl.config);
+	config_free(&k.cfg);
 	fuse_opt_free_args(&args);
 	return ret;
 }

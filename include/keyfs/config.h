@@ -13,7 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "keyfs/keyset.h"
+
 #define CONFIG_DEFAULT_STORE "/var/lib/keyfs"
+#define CONFIG_KEYSETS_MAX 4096	/* [keyset NAME] sections */
 
 enum policy_kind {
 	POLICY_COMPLEX, /* length plus upper, lower, digit and symbol */
@@ -37,6 +40,17 @@ struct config {
 	char password_credential[256];	/* systemd credential name, "" for none */
 	char metrics_file[PATH_MAX];	/* Prometheus textfile to keep, "" for none */
 	bool metrics_per_keyset;	/* per-keyset series in the metrics */
+	char recipients[PATH_MAX];	/* age -R file sealing exports, "" for none */
+	char identity_file[PATH_MAX];	/* identities for import/verify, "" for none */
+	char identity_credential[256];	/* systemd credential of identities, "" for none */
+	struct config_keyset *keysets;	/* [keyset NAME] sections, in file order */
+	size_t nkeysets;
+};
+
+/* A [keyset NAME] section: settings of one keyset (keyset_keys[]). */
+struct config_keyset {
+	char name[KEYSET_NAME_MAX + 1];
+	char recipients[PATH_MAX];	/* its own seal.recipients, "" for none */
 };
 
 /* How a key's value is read and checked. */
@@ -65,6 +79,9 @@ struct config_key {
 
 /* Every key, in the order of the example file; ends with a NULL name. */
 extern const struct config_key config_keys[];
+/* The keys of a [keyset NAME] section, as "keyset.KEY" (the section
+ * named without its keyset); offsets into struct config_keyset. */
+extern const struct config_key keyset_keys[];
 
 /* The row of a key, by "section.key" or by its -o alias; NULL if none. */
 const struct config_key *config_key_find(const char *name);
@@ -73,11 +90,19 @@ const struct config_key *config_key_find(const char *name);
 void config_defaults(struct config *c);
 
 /* Set one key, named "section.key" as in the INI file or by its -o alias
- * ("store", "work_factor"). -ENOENT for an unknown key, -EINVAL for a bad
+ * ("store", "work_factor"), or a keyset's as "keyset NAME.key" (its
+ * section, "[keyset NAME]", with the key). -ENOENT for an unknown key, -EINVAL for a bad
  * value, and *c is then unchanged; *why says what is wrong, never quoting
  * the value (it may be a mistyped secret). *why stays valid until the
  * next config_set() in the same thread. */
 int config_set(struct config *c, const char *key, const char *value, const char **why);
+
+/* Frees the [keyset] sections; *c is then as config_defaults() left it
+ * but for the keys set. */
+void config_free(struct config *c);
+
+/* The [keyset NAME] section of name, or NULL. */
+const struct config_keyset *config_keyset(const struct config *c, const char *name);
 
 /* Parse an INI buffer; on error writes "name:line: message" into err. */
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t errlen);

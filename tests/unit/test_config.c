@@ -387,7 +387,7 @@ static void test_table_rows(void)
 		if (k->type == CONFIG_CHOICE)
 			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
 	}
-	TAP_EQ_INT(n, 16, "16 keys in the table");
+	TAP_EQ_INT(n, 19, "19 keys in the table");
 	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
 }
 
@@ -499,6 +499,12 @@ static void test_table_types(void)
 		{ "metrics.file", "/var/lib/node_exporter/keyfs.prom", "keyfs.prom",
 		  "must be an absolute path of at most 4095 bytes" },
 		{ "metrics.per_keyset", "no", "off", "must be yes or no" },
+		{ "seal.recipients", "/etc/keyfs/recipients.txt", "recipients.txt",
+		  "must be an absolute path of at most 4095 bytes" },
+		{ "identity.file", "/etc/keyfs/identity.txt", "identity.txt",
+		  "must be an absolute path of at most 4095 bytes" },
+		{ "identity.credential", "keyfs.identity", "a/b",
+		  "must be a plain name of at most 255 bytes (no \"/\", not \".\" or \"..\"), as in LoadCredential=" },
 	};
 	const struct config_key *k;
 	char err[512], want[512];
@@ -602,6 +608,45 @@ out:
 	free(ini);
 }
 
+/* [keyset NAME] sections: keys of their own, one section per name, and
+ * names and keys checked like any other. */
+static void test_keyset_sections(void)
+{
+	static const char text[] = "[seal]\nrecipients = /etc/keyfs/all.txt\n"
+				   "[keyset sm]\nrecipients = /etc/keyfs/sm.txt\n"
+				   "[keyset web.example.org]\nrecipients = /etc/keyfs/web.txt\n"
+				   "[keyset sm]\nrecipients = /etc/keyfs/sm2.txt\n";
+	const struct config_keyset *ks;
+	char err[256];
+	struct config c;
+
+	config_defaults(&c);
+	TAP_EQ_INT(config_parse(&c, "test.ini", text, err, sizeof(err)), 0, "keyset sections parse (%s)",
+		   err);
+	TAP_EQ_INT(c.nkeysets, 2, "one section per keyset name");
+	ks = config_keyset(&c, "sm");
+	tap_ok(ks && !strcmp(ks->recipients, "/etc/keyfs/sm2.txt"), "the last value of a key counts");
+	ks = config_keyset(&c, "web.example.org");
+	tap_ok(ks && !strcmp(ks->recipients, "/etc/keyfs/web.txt"), "a name with dots");
+	tap_ok(!strcmp(c.recipients, "/etc/keyfs/all.txt"), "seal.recipients beside them");
+	tap_ok(config_keyset(&c, "other") == NULL, "no section, no settings");
+	config_free(&c);
+	TAP_EQ_INT(c.nkeysets, 0, "config_free() drops them");
+
+	config_defaults(&c);
+	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset sm]\nbogus = 1\n", err, sizeof(err)), -EINVAL,
+		   "an unknown keyset key is refused");
+	tap_ok(!strcmp(err, "test.ini:2: keyset sm.bogus: unknown key"), "... as %s", err);
+	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset .hidden]\nrecipients = /r\n", err, sizeof(err)),
+		   -EINVAL, "an invalid keyset name is refused");
+	tap_ok(strstr(err, "test.ini:2: keyset .hidden.recipients: not a keyset name") == err, "... as %s", err);
+	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset sm]\nrecipients = r.txt\n", err, sizeof(err)),
+		   -EINVAL, "a relative recipients path is refused");
+	tap_ok(!strcmp(err, "test.ini:2: keyset sm.recipients: must be an absolute path of at most 4095 bytes"),
+	       "... as %s", err);
+	config_free(&c);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -619,5 +664,6 @@ int main(void)
 	test_table_types();
 	test_table_unknown();
 	test_table_documented();
+	test_keyset_sections();
 	return tap_done();
 }
