@@ -104,10 +104,48 @@ static char *display_of(const char *s, size_t len)
 	return d;
 }
 
-/* One line into r and its display string; *reason on a refusal. */
-static int recipient_line(struct age_recipient *r, char **display,
-			  const char *line, size_t len, const char **reason)
+/* The key of a recipient line: its first nfields fields joined by one
+ * space (a comment and extra blanks dropped), so that one key has one
+ * string whatever its line looks like. */
+static char *key_of(const char *line, size_t len, int nfields)
 {
+	const char *p = line, *end = line + len;
+	char *k, *q;
+
+	k = malloc(len + 1);
+	if (!k)
+		return NULL;
+	q = k;
+	while (nfields-- > 0) {
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (q > k)
+			*q++ = ' ';
+		while (p < end && *p != ' ' && *p != '\t')
+			*q++ = *p++;
+	}
+	*q = '\0';
+	return k;
+}
+
+/* r's display and key strings; -ENOMEM. */
+static int strings_of(struct age_recipient_list *l, const char *line, size_t len,
+		      const char *shown, size_t shown_len, int nfields)
+{
+	l->display[l->n] = display_of(shown, shown_len);
+	l->key[l->n] = key_of(line, len, nfields);
+	if (l->display[l->n] && l->key[l->n])
+		return 0;
+	free(l->display[l->n]);
+	free(l->key[l->n]);
+	return -ENOMEM;
+}
+
+/* Line into l's next recipient and its strings; *reason on a refusal. */
+static int recipient_line(struct age_recipient_list *l, const char *line, size_t len,
+			  const char **reason)
+{
+	struct age_recipient *r = &l->r[l->n];
 	struct age_str comment;
 	size_t h;
 	int ret;
@@ -125,11 +163,7 @@ static int recipient_line(struct age_recipient *r, char **display,
 		}
 		ret = age_x25519_recipient(r, line, len);
 		*reason = "malformed age1 recipient";
-		if (ret == 0) {
-			*display = display_of(line, len);
-			ret = *display ? 0 : -ENOMEM;
-		}
-		return ret;
+		return ret ? ret : strings_of(l, line, len, line, len, 1);
 	}
 	/* "ssh-ed25519" itself, not a longer type such as a certificate's. */
 	if (starts(line, len, SSH_PREFIX) &&
@@ -137,11 +171,7 @@ static int recipient_line(struct age_recipient *r, char **display,
 	     line[strlen(SSH_PREFIX)] == '\t')) {
 		ret = age_ssh_recipient(r, line, len, &comment);
 		*reason = "malformed ssh-ed25519 key";
-		if (ret == 0) {
-			*display = display_of(comment.p, comment.len);
-			ret = *display ? 0 : -ENOMEM;
-		}
-		return ret;
+		return ret ? ret : strings_of(l, line, len, comment.p, comment.len, 2);
 	}
 	if (starts(line, len, "ssh-rsa"))
 		*reason = "ssh-rsa keys are not supported: use an ssh-ed25519 "
@@ -164,9 +194,11 @@ void age_recipient_list_free(struct age_recipient_list *l)
 	for (i = 0; i < l->n; i++) {
 		age_recipient_clear(&l->r[i]);
 		free(l->display[i]);
+		free(l->key[i]);
 	}
 	free(l->r);
 	free(l->display);
+	free(l->key);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -184,6 +216,10 @@ static int grow_recipients(struct age_recipient_list *l)
 	if (!d)
 		return -ENOMEM;
 	l->display = d;
+	d = realloc(l->key, (l->n + 1) * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	l->key = d;
 	return 0;
 }
 
@@ -206,9 +242,7 @@ int age_keys_recipients(struct age_recipient_list *l, const char *text,
 			break;
 		memset(&l->r[l->n], 0, sizeof(l->r[l->n]));
 		ret = memchr(line, '\0', n) ? -EINVAL :
-					      recipient_line(&l->r[l->n],
-							     &l->display[l->n],
-							     line, n, &reason);
+					      recipient_line(l, line, n, &reason);
 		if (ret == 0)
 			l->n++;
 		else

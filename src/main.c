@@ -185,6 +185,34 @@ static int process_staged(void *arg, bool verify_only, const uint8_t *data, size
 	return import_file(arg, verify_only, data, len);
 }
 
+/* The recipients files, read whole: a line keyfs cannot seal to stops
+ * the start (or a reload) rather than leaving a key out. */
+static int recipients_read(struct keyfs *k, struct recipients **r)
+{
+	char err[512];
+	int ret;
+
+	ret = recipients_load(&k->cfg, r, err, sizeof(err));
+	if (ret)
+		log_msg(LOG_ERR, "%s", err);
+	return ret;
+}
+
+/* Reads the recipients again; a file that is now refused keeps the
+ * recipients sealing as they were. */
+__attribute__((unused)) static int recipients_reload(struct keyfs *k)
+{
+	struct recipients *r;
+	int ret;
+
+	ret = recipients_read(k, &r);
+	if (ret)
+		log_msg(LOG_ERR, "recipients not reloaded: exports stay sealed as they were");
+	else
+		sealcache_set_recipients(k->sc, r);
+	return ret;
+}
+
 /* Before the mount: what can fail for a reason the administrator must
  * see on the terminal (a missing store, an unsafe password file). */
 static int keyfs_open(struct keyfs *k)
@@ -208,7 +236,8 @@ static int keyfs_open(struct keyfs *k)
 	k->uid = getuid();
 	k->gid = getgid();
 	k->started = time(NULL);
-	return sources_check(&k->cfg);
+	ret = recipients_read(k, &k->rcp);
+	return ret ? ret : sources_check(&k->cfg);
 }
 
 /* .control's observer: a changed password or hint makes exports stale,
@@ -280,8 +309,11 @@ static int keyfs_start(struct keyfs *k)
 		ret = fresh_new(&k->fresh, &k->state);
 	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, &k->state, k->v, &k->cfg);
-	if (!ret)
+	if (!ret) {
 		sealcache_set_fresh(k->sc, k->fresh);
+		sealcache_set_recipients(k->sc, k->rcp);
+		k->rcp = NULL;
+	}
 	if (!ret)
 		ret = sources_new(&k->src, &k->cfg, k->v, k->sc);
 	if (!ret)
@@ -325,6 +357,7 @@ static void keyfs_close(struct keyfs *k)
 	vault_free(k->v); /* wipes every password */
 	store_close(&k->st);
 	state_close(&k->state);
+	recipients_put(k->rcp); /* if the start stopped before the seal cache took it */
 }
 
 static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)

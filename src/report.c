@@ -35,11 +35,12 @@ struct ks_info {
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
 	char why[256];		/* why it cannot be exported */
+	char sealer[1024];	/* what seals it (sealcache_sealer()) */
 	bool fresh;		/* backup below is known */
 	struct fresh_info backup;
 };
 
-static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
+static int ks_info(struct ctl *c, const char *name, bool keys, struct ks_info *i)
 {
 	struct export_attr a;
 	time_t sealed_at;
@@ -53,6 +54,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	if (ret)
 		return ret;
 	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
+	sealcache_sealer(c->sc, name, keys, i->sealer, sizeof(i->sealer));
 	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
 	iso_time(sealed_at, i->sealed);
 	i->sealed_at = sealed_at;
@@ -70,6 +72,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 /* *newest: the newest export time, which is what README.txt's text
  * changes with. */
 static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t, time_t *newest,
+		       bool keys,
 		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err,
 				  struct tally *t))
 {
@@ -83,7 +86,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t, t
 		return ret;
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
-		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
+		fn(f, names[k], &info, ks_info(c, names[k], keys, &info), t);
 		if (info.export_mtime > *newest)
 			*newest = info.export_mtime;
 		free(info.versions);
@@ -131,8 +134,8 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
 		return;
 	}
-	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s  active", name,
-		i->current ? "sealed" : "not sealed", i->sealed, i->fpr);
+	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s  by %s  active", name,
+		i->current ? "sealed" : "not sealed", i->sealed, i->fpr, i->sealer);
 	if (i->nversions) {
 		fprintf(f, "; inactive versions:");
 		for (size_t k = 0; k < i->nversions; k++)
@@ -175,10 +178,11 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		fprintf(f, " %s", names[i]);
 	fprintf(f, "\nunlock passwords: %zu\n", vault_unlock_count(c->v));
 	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
+	fprintf(f, "recipients: %s\n", *c->cfg->recipients ? c->cfg->recipients : "(none)");
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
 	*mtime = 0;
-	ret = each_keyset(c, f, &total, &t, mtime, status_line);
+	ret = each_keyset(c, f, &total, &t, mtime, false, status_line);
 	sealcache_progress(c->sc, &workers, &pending);
 	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", t.sealed, total, pending,
 		workers);
@@ -202,8 +206,9 @@ static void readme_line(FILE *f, const char *name, const struct ks_info *i, int 
 		fprintf(f, "  %s.pem: cannot be read from the store (%s)\n\n", name, strerror(-err));
 		return;
 	}
-	fprintf(f, "  %s.pem\n    fingerprint: %s\n    sealed at:   %s\n    hint:        %s\n\n",
-		name, i->fpr, i->export_mtime ? i->export_time : "not yet (no password)",
+	fprintf(f, "  %s.pem\n    fingerprint: %s\n    sealed at:   %s\n    sealed by:   %s\n"
+		"    hint:        %s\n\n", name, i->fpr,
+		i->export_mtime ? i->export_time : "not yet (no password)", i->sealer,
 		*i->hint ? i->hint : "(none)");
 }
 
@@ -220,23 +225,27 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fprintf(f,
 		"keyfs key backups\n"
 		"=================\n\n"
-		"Each <keyset>.pem here is a password-sealed backup of one keyset: a\n"
-		"standard age v1 file (scrypt passphrase, work factor %d) holding a tar\n"
-		"archive of the key files and KEYSET.ini. The password cannot be\n"
-		"recovered if lost; the hint below is all that is kept of it.\n\n"
+		"Each <keyset>.pem here is a sealed backup of one keyset: a standard\n"
+		"age v1 file holding a tar archive of the key files and KEYSET.ini,\n"
+		"sealed either by a password (scrypt, work factor %d) or to public\n"
+		"keys (\"sealed by\" below names them; any one of them opens it). A\n"
+		"password cannot be recovered if lost; the hint below is all that is\n"
+		"kept of it.\n\n"
 		"Keysets\n-------\n\n", c->cfg->work_factor);
 	/* It tells the exports' times, which are fixed when a seal is
 	 * queued (not when it completes), so it changes only with them;
 	 * its own time is the newest of them, stable across restarts. */
 	*mtime = 0;
-	ret = each_keyset(c, f, &total, &t, mtime, readme_line);
+	ret = each_keyset(c, f, &total, &t, mtime, true, readme_line);
 	fprintf(f,
 		"Restore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
 		"the store arrives as an inactive version):\n\n"
 		"  cp sm.pem MNT/verify/     # check the copy first; close() reports the outcome\n"
 		"  cp sm.pem MNT/import/     # restore\n\n"
-		"Restore without keyfs (stock age and tar; age asks for the password):\n\n"
-		"  age -d -o sm.tar sm.pem && tar -xf sm.tar\n\n"
+		"Restore without keyfs (stock age and tar; age asks for the password,\n"
+		"or give it the identity of one of the public keys with -i):\n\n"
+		"  age -d -o sm.tar sm.pem && tar -xf sm.tar\n"
+		"  age -d -i key.txt -o sm.tar sm.pem     # or -i ~/.ssh/id_ed25519\n\n"
 		"This writes the directory sm/ with the key files and sm/KEYSET.ini;\n"
 		"compare sm/KEYSET.ini's fingerprint with the one above.\n");
 	return finish(f, text, ret);

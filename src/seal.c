@@ -27,6 +27,8 @@ struct plan {
 	struct sealfile h;	/* the seal to make */
 	uint64_t gen;		/* vault generation its key id is for */
 	bool try_cached;	/* a cached seal under this key, content unknown */
+	struct recipients *rcp;	/* a reference held while rs is used */
+	const struct recipset *rs; /* the recipients it seals to; NULL: a password */
 };
 
 static void record(struct sealcache *sc, const struct sealfile *h)
@@ -102,15 +104,18 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 	} else if (entry_current(sc, e, p->h.stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
 	} else if (e->cached && e->stamp != p->h.stamp && !strcmp(e->cfpr, p->h.content) &&
-		   e->logn == sc->cfg->work_factor && !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
+		   e->logn == logn_for(sc, e) && !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
 		ret = 2; /* the cached seal holds this very content, under this key */
 	} else {
 		snprintf(p->h.name, sizeof(p->h.name), "%s", name);
 		memcpy(p->h.pwid, id, VERIFIER_ID_LEN);
-		p->h.logn = sc->cfg->work_factor;
+		p->h.logn = logn_for(sc, e);
 		p->h.sealed_at = due_time(sc, e, p->h.stamp);
 		p->gen = sc->ids.gen;
-		p->try_cached = e->cached && !e->cfpr[0] && e->logn == p->h.logn &&
+		p->rs = rset_for(sc, e);
+		p->rcp = p->rs ? recipients_ref(sc->rcp) : NULL;
+		/* a seal to recipients cannot be opened here to look inside */
+		p->try_cached = !p->rs && e->cached && !e->cfpr[0] && e->logn == p->h.logn &&
 				!memcmp(e->pwid, id, VERIFIER_ID_LEN);
 	}
 	pthread_mutex_unlock(&sc->lock);
@@ -149,10 +154,11 @@ out:
 	return !strcmp(cid, content);
 }
 
-/* Seals ks under the keyset's password if it is still the one the plan's
- * id names (the vault generation has not moved): else -EAGAIN. 2 if the
- * cached seal turned out to hold this content already. The vault read
- * lock is held for the scrypt and nothing else is taken meanwhile. */
+/* Seals ks to the plan's recipients, or under the keyset's password if
+ * it is still the one the plan's id names (the vault generation has not
+ * moved): else -EAGAIN. 2 if the cached seal turned out to hold this
+ * content already. The vault read lock is held for the scrypt and
+ * nothing else is taken meanwhile. */
 static int seal_under(struct sealcache *sc, const struct plan *p, const struct keyset *ks,
 		      char **pem, size_t *len)
 {
@@ -162,6 +168,8 @@ static int seal_under(struct sealcache *sc, const struct plan *p, const struct k
 	uint64_t gen;
 	int ret;
 
+	if (p->rs)
+		return export_seal(ks, &(struct export_key){ p->rs->l.r, p->rs->l.n }, pem, len);
 	ret = vault_read_for(sc->v, p->h.name, &pass, &gen);
 	if (ret)
 		return ret;
@@ -205,6 +213,7 @@ static int seal_one(struct sealcache *sc, const char *name)
 	}
 	free(pem);
 	keyset_clear(&ks);
+	recipients_put(p.rcp);
 	return ret > 0 ? 0 : ret;
 }
 

@@ -122,6 +122,7 @@ void sealcache_free(struct sealcache *sc)
 	if (!sc)
 		return;
 	pool_free(sc->pool); /* before the entries it works on */
+	recipients_put(sc->rcp);
 	for (i = 0; i < BUCKETS; i++) {
 		for (e = sc->buckets[i]; e; e = next) {
 			next = e->next;
@@ -266,16 +267,84 @@ out:
 	return ret;
 }
 
+/* ---- recipients ---- */
+
+void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
+{
+	struct recipients *old;
+	bool started;
+
+	pthread_mutex_lock(&sc->lock);
+	old = sc->rcp;
+	sc->rcp = r;
+	started = sc->pool != NULL;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+	recipients_put(old); /* seals under way keep their own reference */
+	if (started) /* else sealcache_start() queues what is stale */
+		sealcache_queue_stale(sc);
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, NULL);
+}
+
+/* Caller holds sc->lock. */
+static void describe(const struct sealcache *sc, const struct entry *e, bool keys, char *buf,
+		     size_t size)
+{
+	const struct recipset *rs = rset_for(sc, e);
+	size_t n, i;
+
+	if (!rs) {
+		snprintf(buf, size, "%s", e->own_pw ? "its own password" : "the backup password");
+		return;
+	}
+	n = (size_t)snprintf(buf, size, "recipients in %s%s", rs->file, keys ? ":" : "");
+	for (i = 0; keys && i < rs->l.n && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s %s%s", i ? "," : "",
+				      strncmp(rs->l.key[i], "ssh-", 4) ? "" : "ssh-ed25519 ",
+				      rs->l.display[i]);
+}
+
+void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e)
+		describe(sc, e, keys, buf, size);
+	else
+		snprintf(buf, size, "unknown (out of memory)");
+	pthread_mutex_unlock(&sc->lock);
+}
+
 /* ---- what the filesystem asks ---- */
 
-/* The exact size of ks's export under the passphrase: the scrypt stanza
- * has the same size whatever the passphrase, so none is needed. */
-static int predict_size(struct sealcache *sc, const struct keyset *ks, size_t *size)
+/* The key the size of e's export is predicted for: its recipients' id,
+ * zero for a password. Caller holds sc->lock. */
+static void pred_key(const struct sealcache *sc, const struct entry *e,
+		     uint8_t key[static VERIFIER_ID_LEN])
+{
+	const struct recipset *rs = rset_for(sc, e);
+
+	if (rs)
+		memcpy(key, rs->id, VERIFIER_ID_LEN);
+	else
+		memset(key, 0, VERIFIER_ID_LEN);
+}
+
+/* The exact size of ks's export to rs, or under the passphrase (rs
+ * NULL): the scrypt stanza has the same size whatever the passphrase, so
+ * none is needed. */
+static int predict_size(struct sealcache *sc, const struct recipset *rs, const struct keyset *ks,
+			size_t *size)
 {
 	static const struct age_pass any = { "-", 1 };
 	struct age_recipient r = { 0 };
 	int ret;
 
+	if (rs)
+		return export_size(ks, &(struct export_key){ rs->l.r, rs->l.n }, size);
 	ret = age_scrypt_recipient(&r, &any, sc->cfg->work_factor);
 	if (!ret)
 		ret = export_size(ks, &(struct export_key){ &r, 1 }, size);
@@ -283,21 +352,44 @@ static int predict_size(struct sealcache *sc, const struct keyset *ks, size_t *s
 	return ret;
 }
 
-/* Reads the keyset once per version (stamp) for what takes no crypto to
- * know: the export's exact size, the keyset's time, its fingerprint; and
- * keeps a cached seal of the same content as the seal of this version. */
+/* What name's export is sealed with now: *rcp holds a reference for rs. */
+static int sealing_key(struct sealcache *sc, const char *name, struct recipients **rcp,
+		       const struct recipset **rs, uint8_t key[static VERIFIER_ID_LEN])
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e) {
+		*rs = rset_for(sc, e);
+		*rcp = *rs ? recipients_ref(sc->rcp) : NULL;
+		pred_key(sc, e, key);
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return e ? 0 : -ENOMEM;
+}
+
+/* Reads the keyset once per version (stamp) and key for what takes no
+ * crypto to know: the export's exact size, the keyset's time, its
+ * fingerprint; and keeps a cached seal of the same content as the seal
+ * of this version. */
 static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 {
 	char fpr[2 * BUNDLE_FPR_LEN + 1], cid[65];
+	uint8_t key[VERIFIER_ID_LEN];
+	struct recipients *rcp = NULL;
+	const struct recipset *rs;
 	struct keyset ks = { 0 };
 	struct entry *e;
 	bool same;
 	size_t size;
 	int ret;
 
-	ret = read_keyset(sc, name, &ks, false);
+	ret = sealing_key(sc, name, &rcp, &rs, key);
 	if (!ret)
-		ret = predict_size(sc, &ks, &size);
+		ret = read_keyset(sc, name, &ks, false);
+	if (!ret)
+		ret = predict_size(sc, rs, &ks, &size);
 	if (ret)
 		goto out;
 	bundle_fingerprint(&ks, fpr);
@@ -307,6 +399,7 @@ static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	if (e) {
 		e->pred_stamp = stamp;
 		e->pred_size = size;
+		memcpy(e->pred_key, key, VERIFIER_ID_LEN);
 		e->pred_mtime = keyset_mtime(&ks);
 		memcpy(e->fpr, fpr, sizeof(fpr));
 	}
@@ -326,7 +419,18 @@ static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	ret = e ? 0 : -ENOMEM;
 out:
 	keyset_clear(&ks);
+	recipients_put(rcp);
 	return ret;
+}
+
+/* Whether e's predicted attributes are for version stamp and the key
+ * that seals it now. Caller holds sc->lock. */
+static bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+{
+	uint8_t key[VERIFIER_ID_LEN];
+
+	pred_key(sc, e, key);
+	return e->pred_stamp == stamp && !memcmp(e->pred_key, key, VERIFIER_ID_LEN);
 }
 
 int sealcache_fingerprint(struct sealcache *sc, const char *name,
@@ -338,7 +442,7 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	bool known;
 
 	while ((e = entry_lock(sc, name, &stamp, &ret))) {
-		known = e->pred_stamp == stamp;
+		known = pred_current(sc, e, stamp);
 		if (known)
 			memcpy(hex, e->fpr, sizeof(e->fpr));
 		pthread_mutex_unlock(&sc->lock);
@@ -377,7 +481,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	int ret;
 
 	e = entry_lock(sc, name, &stamp, &ret);
-	if (e && e->pred_stamp != stamp) {
+	if (e && !pred_current(sc, e, stamp)) {
 		pthread_mutex_unlock(&sc->lock);
 		ret = learn_version(sc, name, stamp);
 		if (ret)
@@ -386,7 +490,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (!e)
 		return ret;
-	if (e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor &&
+	if (e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) &&
 	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
@@ -401,7 +505,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 			enqueue(sc, e); /* changed in the store: reseal */
 	}
 	locked = !pwid_for(sc, e);
-	key = key_hash(pwid_for(sc, e), sc->cfg->work_factor);
+	key = key_hash(pwid_for(sc, e), logn_for(sc, e));
 	pthread_mutex_unlock(&sc->lock);
 	if (sc->fresh)
 		fresh_observe(sc->fresh, name, stamp, key, seal_time, locked);
@@ -447,7 +551,7 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 	s->fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
 	/* The header of the file actually opened decides, not the entry. */
 	if (s->fd < 0 || sealfile_read(s->fd, &h) || strcmp(h.name, e->name) || h.stamp != stamp ||
-	    h.logn != sc->cfg->work_factor || memcmp(h.pwid, pwid, VERIFIER_ID_LEN)) {
+	    h.logn != logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN)) {
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);
@@ -481,7 +585,7 @@ static int open_once(struct sealcache *sc, const char *name, time_t deadline, st
 	e = entry_lock(sc, name, &stamp, &ret);
 	if (!e)
 		return ret;
-	if (sc->ids.gen != gen || e->sealing) {
+	if ((sc->ids.gen != gen && !rset_for(sc, e)) || e->sealing) {
 		/* the verifier or another thread is at work: wait */
 		ret = wait_changed(sc, deadline);
 		ret = ret ? ret : 1;
@@ -503,15 +607,29 @@ static int open_once(struct sealcache *sc, const char *name, time_t deadline, st
 	return ret;
 }
 
+/* Whether name is sealed to recipients: no password is asked for. */
+static bool by_recipients(struct sealcache *sc, const char *name)
+{
+	struct entry *e;
+	bool yes;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	yes = e && rset_for(sc, e);
+	pthread_mutex_unlock(&sc->lock);
+	return yes;
+}
+
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 {
 	time_t deadline = time(NULL) + OPEN_WAIT_SECONDS;
+	bool pw = !by_recipients(sc, name);
 	int ret;
 
-	if (sc->ask)
+	if (pw && sc->ask)
 		sc->ask(sc->ask_arg, name); /* a password provider, e.g. the agent */
 	do {
-		if (!vault_has_for(sc->v, name))
+		if (pw && !vault_has_for(sc->v, name))
 			return -ENOKEY;
 		if (time(NULL) >= deadline)
 			return -ETIMEDOUT;

@@ -22,6 +22,7 @@
 #include "keyfs/bundle.h"
 #include "keyfs/fresh.h"
 #include "keyfs/pool.h"
+#include "keyfs/recipients.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/sealkey.h"
 #include "keyfs/verifier.h"
@@ -47,6 +48,7 @@ struct entry {
 	/* attributes of a version not sealed yet */
 	uint64_t pred_stamp;
 	size_t pred_size;
+	uint8_t pred_key[VERIFIER_ID_LEN];	/* recipients it is for; zero: a password */
 	time_t pred_mtime;		/* the keyset's own time */
 	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* its fingerprint */
 	uint64_t due_stamp;		/* version and key the next seal is for */
@@ -68,6 +70,7 @@ struct sealcache {
 	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
 	struct entry *buckets[BUCKETS];
 	struct sealkey_ids ids;		/* ids.gen: vault generation they are for */
+	struct recipients *rcp;		/* public keys sealing; NULL: none */
 	struct pool *pool;
 	void (*ask)(void *arg, const char *keyset);	/* password provider */
 	void *ask_arg;
@@ -81,7 +84,13 @@ struct entry *entry_get(struct sealcache *sc, const char *name);
 /* Stamps name (without the lock), then returns its entry with sc->lock
  * held; NULL (and no lock) with *err set on failure. */
 struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err);
+/* What seals e: its recipients (NULL if a password does), the id of
+ * that key (NULL if it is a password not given yet), and its work factor
+ * (0 for recipients). A keyset's own setting comes before the global
+ * one, and at one level recipients before a password. */
+const struct recipset *rset_for(const struct sealcache *sc, const struct entry *e);
 const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e);
+int logn_for(const struct sealcache *sc, const struct entry *e);
 bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
 time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
 /* Records that name cannot be exported (err) or can again (0): logged

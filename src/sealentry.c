@@ -59,16 +59,34 @@ struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp
 	return e;
 }
 
+const struct recipset *rset_for(const struct sealcache *sc, const struct entry *e)
+{
+	const struct recipset *rs;
+	bool own;
+
+	rs = recipients_for(sc->rcp, e->name, &own);
+	if (rs && !own && (e->own_pw || sealkey_has_own(&sc->ids, e->name)))
+		return NULL; /* its own password beats the global recipients */
+	return rs;
+}
+
 const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
 {
-	return sealkey_id(&sc->ids, e->name, e->own_pw);
+	const struct recipset *rs = rset_for(sc, e);
+
+	return rs ? rs->id : sealkey_id(&sc->ids, e->name, e->own_pw);
+}
+
+int logn_for(const struct sealcache *sc, const struct entry *e)
+{
+	return rset_for(sc, e) ? 0 : sc->cfg->work_factor;
 }
 
 bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
 {
 	const uint8_t *id = pwid_for(sc, e);
 
-	return e->cached && e->stamp == stamp && e->logn == sc->cfg->work_factor && id &&
+	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) && id &&
 	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
 }
 
@@ -85,10 +103,10 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 	/* A reseal at another work factor has the same size: only a new
 	 * time tells rsync's quick check that the bytes changed. */
 	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) ||
-	    e->due_logn != sc->cfg->work_factor || !e->due_at) {
+	    e->due_logn != logn_for(sc, e) || !e->due_at) {
 		e->due_stamp = stamp;
 		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
-		e->due_logn = sc->cfg->work_factor;
+		e->due_logn = logn_for(sc, e);
 		e->due_at = time(NULL);
 		/* never the time of a seal served before: a floor even when
 		 * that seal is gone from the cache */

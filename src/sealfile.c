@@ -41,7 +41,7 @@ static int parse(const char *line, struct sealfile *h)
 
 	if (sscanf(line, MAGIC2 " %65s %llx %63s %d %llu %llu %65s", name, &st, idhex, &logn, &at,
 		   &ln, content) >= 6) {
-		if (!keyset_name_valid(name) || logn < 1 || logn > 64 ||
+		if (!keyset_name_valid(name) || logn < 0 || logn > 64 ||
 		    (strcmp(content, "-") && strlen(content) != 64))
 			return -EINVAL;
 		strcpy(h->content, strcmp(content, "-") ? content : "");
@@ -50,7 +50,7 @@ static int parse(const char *line, struct sealfile *h)
 	} else if (sscanf(line, MAGIC1 " %llx %63s %llu %llu", &st, idhex, &at, &ln) == 4) {
 		h->name[0] = '\0';
 		h->content[0] = '\0';
-		h->logn = 0; /* from the age header */
+		h->logn = -1; /* from the age header */
 	} else {
 		return -EINVAL;
 	}
@@ -111,7 +111,7 @@ int sealfile_read(int fd, struct sealfile *h)
 	h->off = (size_t)(nl - buf) + 1;
 	if (fstat(fd, &st) || (size_t)st.st_size != h->off + h->len)
 		return -EINVAL;
-	if (!h->logn) {
+	if (h->logn < 0) {
 		ret = pem_logn(fd, h->off);
 		if (ret < 0)
 			return ret;

@@ -30,10 +30,13 @@
 
 /* The recipients of a file, in its order, and for each a string to show
  * (in status, a README): the "age1..." string itself, or the SSH key's
- * comment ("ssh-ed25519 key" when it has none). */
+ * comment ("ssh-ed25519 key" when it has none); and its key as one
+ * string, the same however the line was spaced or commented:
+ * "age1..." or "ssh-ed25519 AAAA...". */
 struct age_recipient_list {
 	struct age_recipient *r; /* n of them: age_seal_to(.., l.r, l.n, ..) */
 	char **display; /* n NUL-terminated strings */
+	char **key; /* n NUL-terminated strings */
 	size_t n;
 };
 

@@ -28,6 +28,7 @@ struct keyfs {
 	struct importer *im;
 	struct sources *src;	/* password file, credential, agent */
 	struct stage *stage;	/* files written into import/ and verify/ */
+	struct recipients *rcp;	/* read before the mount, until the seal cache takes it */
 	struct ctl ctl;
 	uid_t uid;		/* the mounting user: owns the tree */
 	gid_t gid;

@@ -25,6 +25,7 @@
 #include "keyfs/bundle.h"
 #include "keyfs/config.h"
 #include "keyfs/fresh.h"
+#include "keyfs/recipients.h"
 #include "keyfs/secret.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
@@ -68,6 +69,16 @@ void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const ch
  * seals went, and which exports were read to the end. Before
  * sealcache_start(); f outlives the seal cache. */
 void sealcache_set_fresh(struct sealcache *sc, struct fresh *f);
+
+/* Seal to the recipients of r (recipients.h; NULL: none) from now on,
+ * taking over the caller's reference: every keyset whose key changes is
+ * queued for sealing, the others keep their seals. */
+void sealcache_set_recipients(struct sealcache *sc, struct recipients *r);
+
+/* Words saying what seals name: "the backup password", "its own
+ * password", or "recipients in FILE", followed with keys by ": age1...,
+ * ssh-ed25519 COMMENT" (each recipient; public). */
+void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size);
 
 /* Starts the background workers (after any fork: threads do not survive). */
 int sealcache_start(struct sealcache *sc);

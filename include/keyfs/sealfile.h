@@ -2,7 +2,8 @@
  * file:
  *   "keyfs-seal 2 <keyset> <stamp hex> <password id hex> <logN> <sealed-at> <length> <content>\n"
  * The header binds the bytes to the keyset they seal and the work factor
- * they were sealed at, so a file copied under another keyset's name, or
+ * they were sealed at (0 for a seal to public recipients, which has no
+ * scrypt; <password id> is then the recipients' id, sealkey.h), so a file copied under another keyset's name, or
  * sealed before the work factor changed, is never served as current.
  * <content> (export_content_id(), or "-" if not known) names what the
  * bytes seal, so a keyset whose files were rewritten with the same
@@ -30,7 +31,7 @@ struct sealfile {
 	char name[KEYSET_NAME_MAX + 1];	/* keyset sealed; "" in a first-format file */
 	uint64_t stamp;			/* keyset version sealed */
 	uint8_t pwid[VERIFIER_ID_LEN];	/* password it was sealed under */
-	int logn;			/* scrypt work factor it was sealed at */
+	int logn;			/* scrypt work factor it was sealed at; 0: recipients */
 	char content[65];		/* export_content_id(); "" if not known */
 	time_t sealed_at;
 	size_t len;			/* armored bytes */

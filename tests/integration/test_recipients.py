@@ -1,0 +1,270 @@
+"""Exports sealed to public keys (seal.recipients): opened with stock age
+and real keys from age-keygen and ssh-keygen, sealed with no password on
+the server, kept byte-identical while the recipients stay, and resealed
+exactly where they change."""
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import PASSWORD, Mount, age_decrypt, run
+
+KEYSETS = ("db", "web")
+
+
+def age_keygen(path):
+    """A new age identity file; returns its public key."""
+    run(["age-keygen", "-o", path])
+    with open(path) as f:
+        return re.search(r"^# public key: (age1\S+)$", f.read(), re.M).group(1)
+
+
+def ssh_keygen(path, comment):
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path])
+    with open(path + ".pub") as f:
+        return f.read().strip()
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """Two administrators: one with an age key, one with an ssh key."""
+    d = tmp_path / "keys"
+    d.mkdir()
+    age_pub = age_keygen(str(d / "alice.txt"))
+    ssh_pub = ssh_keygen(str(d / "bob"), "bob@laptop")
+    return {"dir": d, "age": str(d / "alice.txt"), "age_pub": age_pub,
+            "ssh": str(d / "bob"), "ssh_pub": ssh_pub}
+
+
+def start_fails(keyfs_bin, tmp_path, opts):
+    """keyfs refuses to start: its exit and what it said on the terminal."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    res = run([keyfs_bin, "-f", "-o", opts, str(mnt)], check=False, timeout=20)
+    assert res.returncode != 0
+    assert not os.path.ismount(str(mnt))
+    return res.stderr
+
+
+def write_recipients(path, *lines):
+    with open(path, "w") as f:
+        f.write("# keyfs backup recipients\n\n" + "\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+
+
+def wait_sealed(m, n, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        status = m.status()
+        if f"sealed {n}/{n} (0 queued" in status:
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+
+
+def open_with(identity, pem, out):
+    """Stock age with an identity file: no terminal needed."""
+    res = run(["age", "-d", "-i", identity, "-o", out, pem], check=False)
+    return res.returncode, res.stderr
+
+
+def members(tar):
+    return sorted(run(["tar", "-tf", tar]).stdout.split())
+
+
+def export_state(m, ks):
+    p = os.path.join(m.export, f"{ks}.pem")
+    st = os.stat(p)
+    with open(p, "rb") as f:
+        return (hashlib.sha256(f.read()).hexdigest(), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def test_sealed_to_age_and_ssh_keys_open_with_stock_age(keyfs_bin, tmp_path, store, keys):
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"], keys["ssh_pub"])
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        m.start(opts=f"work_factor=10,recipients={rcpt}")
+        # No password given: sealing starts at mount and nothing is ENOKEY.
+        status = wait_sealed(m, 2)
+        assert "password: not set" in status, status
+        assert f"recipients: {rcpt}" in status, status
+        for ks in KEYSETS:
+            assert re.search(rf"^  {ks} +sealed .* by recipients in {re.escape(rcpt)}  active",
+                             status, re.M), status
+            pem = str(tmp_path / f"{ks}.pem")
+            run(["cp", os.path.join(m.export, f"{ks}.pem"), pem])
+            with open(pem, "rb") as f:
+                body = f.read()
+            assert b"-----BEGIN AGE ENCRYPTED FILE-----" in body
+            # Each administrator's key opens it alone.
+            for ident in (keys["age"], keys["ssh"]):
+                out = str(tmp_path / f"{ks}.tar")
+                rc, err = open_with(ident, pem, out)
+                assert rc == 0, err
+                names = members(out)
+                assert f"{ks}/KEYSET.ini" in names
+                os.unlink(out)
+            # A password opens nothing: there is no scrypt stanza.
+            res = age_decrypt(pem, str(tmp_path / "x.tar"), PASSWORD)
+            assert res.returncode != 0
+        with open(os.path.join(m.export, "README.txt")) as f:
+            readme = f.read()
+        assert f"sealed by:   recipients in {rcpt}: {keys['age_pub']}, ssh-ed25519 bob@laptop" \
+            in readme, readme
+        assert "age -d -i" in readme
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_wrong_key_does_not_open(keyfs_bin, tmp_path, store, keys):
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"])
+    other = str(tmp_path / "other.txt")
+    age_keygen(other)
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        m.start(opts=f"work_factor=10,recipients={rcpt}")
+        wait_sealed(m, 2)
+        pem = os.path.join(m.export, "db.pem")
+        rc, err = open_with(other, pem, str(tmp_path / "db.tar"))
+        assert rc != 0 and "no identity matched" in err, err
+        rc, err = open_with(keys["ssh"], pem, str(tmp_path / "db.tar"))
+        assert rc != 0, err
+        m.stop()
+    finally:
+        m.kill()
+
+
+@pytest.mark.parametrize("line,why", [
+    ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 rsa@host", "ssh-rsa keys are not supported"),
+    ("age1pq1" + "q" * 60, "post-quantum age1pq recipients are not supported"),
+    ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t",
+     "age plugin recipients are not supported"),
+    ("age1notarecipient", "malformed age1 recipient"),
+])
+def test_unsupported_line_stops_the_start(keyfs_bin, tmp_path, store, keys, line, why):
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"], line)
+    err = start_fails(keyfs_bin, tmp_path, f"store={store},recipients={rcpt}")
+    # "# ..." and the empty line come first: the line is the 4th.
+    assert f"{rcpt}:4: {why}" in err, err
+
+
+def test_recipients_file_others_may_write_is_refused(keyfs_bin, tmp_path, store, keys):
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"])
+    os.chmod(rcpt, 0o666)
+    err = start_fails(keyfs_bin, tmp_path, f"store={store},recipients={rcpt}")
+    assert f"{rcpt}: refused: whoever can write it chooses who opens every backup" in err, err
+
+
+def test_byte_identical_across_restart_and_sighup(keyfs_bin, tmp_path, store, keys):
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"], keys["ssh_pub"])
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    opts = f"work_factor=10,recipients={rcpt}"
+    try:
+        m.start(opts=opts)
+        wait_sealed(m, 2)
+        before = {ks: export_state(m, ks) for ks in KEYSETS}
+        m.stop()
+        m.start(opts=opts)
+        assert {ks: export_state(m, ks) for ks in KEYSETS} == before
+        # The same keys in another order, with other comments and spacing:
+        # the same recipients, so nothing is sealed again.
+        write_recipients(rcpt, "  " + keys["ssh_pub"].rsplit(" ", 1)[0] + "  other-comment",
+                         "# alice", keys["age_pub"])
+        m.proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        wait_sealed(m, 2)
+        assert {ks: export_state(m, ks) for ks in KEYSETS} == before
+        assert "sealed keyset" not in m.logtext().split("mounted")[-1]
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_changed_recipients_reseal_exactly_the_keysets_they_cover(keyfs_bin, tmp_path, store,
+                                                                   keys):
+    everyone = str(tmp_path / "recipients.txt")
+    dbonly = str(tmp_path / "db-recipients.txt")
+    write_recipients(everyone, keys["age_pub"])
+    write_recipients(dbonly, keys["ssh_pub"])
+    conf = str(tmp_path / "keyfs.ini")
+    with open(conf, "w") as f:
+        f.write(f"[seal]\nrecipients = {everyone}\n\n[keyset db]\nrecipients = {dbonly}\n")
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        m.start("-c", conf)
+        status = wait_sealed(m, 2)
+        assert re.search(rf"^  db +sealed .* by recipients in {re.escape(dbonly)}  active",
+                         status, re.M), status
+        # db is sealed to its own recipients alone.
+        assert open_with(keys["ssh"], os.path.join(m.export, "db.pem"),
+                         str(tmp_path / "o.tar"))[0] == 0
+        assert open_with(keys["age"], os.path.join(m.export, "db.pem"),
+                         str(tmp_path / "o.tar"))[0] != 0
+        before = {ks: export_state(m, ks) for ks in KEYSETS}
+        # A new administrator joins the team that opens everything but db.
+        carol = str(tmp_path / "keys" / "carol.txt")
+        write_recipients(everyone, keys["age_pub"], age_keygen(carol))
+        m.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while export_state(m, "web")[0] == before["web"][0]:
+            assert time.monotonic() < deadline, m.logtext()
+            time.sleep(0.05)
+        wait_sealed(m, 2)
+        after = {ks: export_state(m, ks) for ks in KEYSETS}
+        assert after["db"] == before["db"]
+        assert after["web"][3] > before["web"][3], "a reseal has a new time for rsync"
+        for ident in (keys["age"], carol):
+            assert open_with(ident, os.path.join(m.export, "web.pem"),
+                             str(tmp_path / "o.tar"))[0] == 0
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_own_password_beats_global_recipients(keyfs_bin, tmp_path, store, keys):
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"])
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        m.start(opts=f"work_factor=10,recipients={rcpt}")
+        wait_sealed(m, 2)
+        assert m.control(f"password --keyset web {PASSWORD}") == 0
+        status = wait_sealed(m, 2)
+        assert re.search(r"^  web +sealed .* by its own password  active", status, re.M), status
+        assert re.search(r"^  db +sealed .* by recipients in ", status, re.M), status
+        web = str(tmp_path / "web.pem")
+        run(["cp", os.path.join(m.export, "web.pem"), web])
+        assert age_decrypt(web, str(tmp_path / "web.tar"), PASSWORD).returncode == 0
+        assert open_with(keys["age"], web, str(tmp_path / "w.tar"))[0] != 0
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_rsync_and_cp_of_recipient_exports(keyfs_bin, tmp_path, store, keys):
+    """A backup job with no password anywhere: the second rsync sends nothing."""
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["ssh_pub"])
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    dst = str(tmp_path / "backup")
+    try:
+        m.start(opts=f"work_factor=10,recipients={rcpt}")
+        run(["rsync", "-a", m.export + "/", dst + "/"])
+        res = run(["rsync", "-a", "--itemize-changes", m.export + "/", dst + "/"])
+        assert res.stdout.strip() == "", res.stdout
+        for ks in KEYSETS:
+            assert open_with(keys["ssh"], os.path.join(dst, f"{ks}.pem"),
+                             str(tmp_path / f"{ks}.tar"))[0] == 0
+        m.stop()
+    finally:
+        m.kill()
