@@ -224,7 +224,7 @@ static void write_rec(struct fresh *f, const struct rec *r)
 		       (long long)r->i.changed_at, (long long)r->i.sealed_at,
 		       (long long)r->i.backup_at, (long long)r->i.backup_sealed,
 		       (unsigned)r->i.backup_uid, r->i.backup_comm);
-	ret = file_replace(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
+	ret = file_replace_unsynced(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
 	if (ret)
 		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", r->name,
 			strerror(-ret));
@@ -232,7 +232,9 @@ static void write_rec(struct fresh *f, const struct rec *r)
 
 /* Writes every dirty record as it is now: copies taken under f->lock,
  * files written without it. Only the writer thread writes, so the last
- * file written holds the newest record. */
+ * file written holds the newest record. A round's files are made durable
+ * with one syncfs(), not two fsyncs each: a record torn by a crash is
+ * read as none, and the keyset counts as not backed up. */
 static void flush(struct fresh *f)
 {
 	struct rec *copies = NULL, *r;
@@ -262,6 +264,8 @@ out:
 	pthread_mutex_unlock(&f->lock);
 	for (i = 0; i < n; i++)
 		write_rec(f, &copies[i]);
+	if (n && syncfs(f->dfd))
+		log_msg(LOG_WARNING, "saving backup records: syncfs: %m");
 	free(copies);
 }
 

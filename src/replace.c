@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,7 +39,8 @@ int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
 	return file_replace_mode(dfd, path, 0600, iov, iovcnt);
 }
 
-int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt)
+static int replace(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt,
+		   bool sync)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -55,7 +57,7 @@ int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec
 	ret = fchmod(fd, mode) ? -errno : 0;
 	if (!ret)
 		ret = write_all(fd, iov, iovcnt);
-	if (!ret && fsync(fd))
+	if (!ret && sync && fsync(fd))
 		ret = -errno;
 	if (close(fd) && !ret)
 		ret = -errno;
@@ -66,7 +68,17 @@ int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec
 		unlinkat(dfd, tmp, 0);
 		return ret;
 	}
-	return dir_fsync(dfd, dir);
+	return sync ? dir_fsync(dfd, dir) : 0;
+}
+
+int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt)
+{
+	return replace(dfd, path, mode, iov, iovcnt, true);
+}
+
+int file_replace_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt)
+{
+	return replace(dfd, path, 0600, iov, iovcnt, false);
 }
 
 int file_replace_is_temp(const char *name)

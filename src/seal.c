@@ -49,6 +49,33 @@ static void record(struct sealcache *sc, const struct sealfile *h)
 	pthread_mutex_unlock(&sc->lock);
 }
 
+void seal_sync(struct sealcache *sc)
+{
+	size_t n;
+
+	pthread_mutex_lock(&sc->lock);
+	n = sc->unsynced;
+	sc->unsynced = 0;
+	pthread_mutex_unlock(&sc->lock);
+	if (n && syncfs(sc->cfd))
+		log_msg(LOG_ERR, "seal cache: syncfs: %m");
+}
+
+/* Cache files are written without an fsync each (sealfile.h): one
+ * syncfs() makes a batch durable, once no other seal is queued or every
+ * SYNC_BATCH files, so a thousand seals cost one flush, not two
+ * thousand. */
+static void written(struct sealcache *sc)
+{
+	bool now;
+
+	pthread_mutex_lock(&sc->lock);
+	now = ++sc->unsynced >= SYNC_BATCH || !sc->pool || !pool_pending(sc->pool);
+	pthread_mutex_unlock(&sc->lock);
+	if (now)
+		seal_sync(sc);
+}
+
 int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const char *content)
 {
 	struct sealfile h;
@@ -68,6 +95,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	}
 	close(fd);
 	if (!ret) {
+		written(sc);
 		record(sc, &h); /* what is on disk now, whatever the entry thought */
 		log_msg(LOG_INFO, "keyset \"%s\": same content as its cached seal, kept", name);
 		return 0;
@@ -208,6 +236,7 @@ static int seal_one(struct sealcache *sc, const char *name)
 	else if (!ret)
 		ret = sealfile_write(sc->cfd, name, &p.h, pem);
 	if (!ret && pem) {
+		written(sc);
 		record(sc, &p.h);
 		log_msg(LOG_INFO, "sealed keyset \"%s\"", name);
 	}

@@ -122,6 +122,8 @@ void sealcache_free(struct sealcache *sc)
 	if (!sc)
 		return;
 	pool_free(sc->pool); /* before the entries it works on */
+	if (sc->cfd >= 0)
+		seal_sync(sc);
 	recipients_put(sc->rcp);
 	for (i = 0; i < BUCKETS; i++) {
 		for (e = sc->buckets[i]; e; e = next) {
@@ -551,7 +553,8 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 	s->fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
 	/* The header of the file actually opened decides, not the entry. */
 	if (s->fd < 0 || sealfile_read(s->fd, &h) || strcmp(h.name, e->name) || h.stamp != stamp ||
-	    h.logn != logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN)) {
+	    h.logn != logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN) ||
+	    sealfile_check(s->fd, &h)) {
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);

@@ -29,6 +29,8 @@
 
 #define BUCKETS 4096
 #define OPEN_WAIT_SECONDS 60
+/* Cache files written between two syncfs() at most. */
+#define SYNC_BATCH 1024
 
 struct entry {
 	struct entry *next;		/* hash chain */
@@ -77,6 +79,7 @@ struct sealcache {
 	void (*changed_fn)(void *arg, const char *keyset); /* attribute observer */
 	void *changed_arg;
 	struct fresh *fresh;		/* backup records; NULL: none kept */
+	size_t unsynced;		/* cache files written since the last syncfs() */
 };
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
@@ -109,5 +112,7 @@ int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool 
 int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const char *content);
 /* Seals e, which the caller marked sealing; clears the mark after. */
 int seal_entry(struct sealcache *sc, struct entry *e);
+/* Makes the cache files written so far durable (one syncfs()), if any. */
+void seal_sync(struct sealcache *sc);
 
 #endif

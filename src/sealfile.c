@@ -15,7 +15,7 @@
 
 #define MAGIC1 "keyfs-seal 1"
 #define MAGIC2 "keyfs-seal 2"
-#define HEADER_MAX 320
+#define HEADER_MAX 384
 /* The armor's first two lines hold "age-encryption.org/v1" and the
  * scrypt stanza with its work factor. */
 #define PEEK_B64 128
@@ -37,19 +37,22 @@ static int parse(const char *line, struct sealfile *h)
 	unsigned long long st, at, ln;
 	int logn;
 
-	char content[66] = "-";
+	char content[66] = "-", sum[2 * SEALFILE_SUM_LEN + 2] = "";
 
-	if (sscanf(line, MAGIC2 " %65s %llx %63s %d %llu %llu %65s", name, &st, idhex, &logn, &at,
-		   &ln, content) >= 6) {
+	if (sscanf(line, MAGIC2 " %65s %llx %63s %d %llu %llu %65s %33s", name, &st, idhex, &logn,
+		   &at, &ln, content, sum) >= 6) {
 		if (!keyset_name_valid(name) || logn < 0 || logn > 64 ||
-		    (strcmp(content, "-") && strlen(content) != 64))
+		    (strcmp(content, "-") && strlen(content) != 64) ||
+		    (*sum && strlen(sum) != 2 * SEALFILE_SUM_LEN))
 			return -EINVAL;
+		strcpy(h->sum, sum);
 		strcpy(h->content, strcmp(content, "-") ? content : "");
 		memcpy(h->name, name, strlen(name) + 1); /* valid: at most KEYSET_NAME_MAX */
 		h->logn = logn;
 	} else if (sscanf(line, MAGIC1 " %llx %63s %llu %llu", &st, idhex, &at, &ln) == 4) {
 		h->name[0] = '\0';
 		h->content[0] = '\0';
+		h->sum[0] = '\0';
 		h->logn = -1; /* from the age header */
 	} else {
 		return -EINVAL;
@@ -120,20 +123,49 @@ int sealfile_read(int fd, struct sealfile *h)
 	return 0;
 }
 
+static void sum_of(const char *pem, size_t len, char hex[static 2 * SEALFILE_SUM_LEN + 1])
+{
+	uint8_t sum[SEALFILE_SUM_LEN];
+
+	crypto_generichash(sum, sizeof(sum), (const uint8_t *)pem, len, NULL, 0);
+	sodium_bin2hex(hex, 2 * SEALFILE_SUM_LEN + 1, sum, sizeof(sum));
+}
+
 int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pem)
 {
 	char hdr[HEADER_MAX], idhex[2 * VERIFIER_ID_LEN + 1];
 	int n;
 
 	sodium_bin2hex(idhex, sizeof(idhex), h->pwid, VERIFIER_ID_LEN);
-	n = snprintf(hdr, sizeof(hdr), MAGIC2 " %s %016llx %s %d %llu %zu %s\n", h->name,
+	sum_of(pem, h->len, h->sum);
+	n = snprintf(hdr, sizeof(hdr), MAGIC2 " %s %016llx %s %d %llu %zu %s %s\n", h->name,
 		     (unsigned long long)h->stamp, idhex, h->logn, (unsigned long long)h->sealed_at,
-		     h->len, h->content[0] ? h->content : "-");
+		     h->len, h->content[0] ? h->content : "-", h->sum);
 	if (n < 0 || n >= (int)sizeof(hdr))
 		return -EINVAL;
 	h->off = (size_t)n;
-	return file_replace(dfd, name, (struct iovec[]){ { hdr, (size_t)n }, { (void *)pem, h->len } },
-			    2);
+	return file_replace_unsynced(dfd, name,
+				     (struct iovec[]){ { hdr, (size_t)n }, { (void *)pem, h->len } }, 2);
+}
+
+int sealfile_check(int fd, const struct sealfile *h)
+{
+	char *pem, hex[2 * SEALFILE_SUM_LEN + 1];
+	int ret = 0;
+
+	if (!*h->sum)
+		return 0; /* written with fsync, before sums */
+	pem = malloc(h->len ? h->len : 1);
+	if (!pem)
+		return -ENOMEM;
+	if (pread(fd, pem, h->len, (off_t)h->off) != (ssize_t)h->len)
+		ret = -EINVAL;
+	if (!ret) {
+		sum_of(pem, h->len, hex);
+		ret = strcmp(hex, h->sum) ? -EINVAL : 0;
+	}
+	free(pem);
+	return ret;
 }
 
 int sealfile_rewrite(int dfd, const char *name, int fd, struct sealfile *h)

@@ -14,6 +14,12 @@ int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
  * metrics textfile), set whatever the umask. */
 int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt);
 
+/* The same (mode 0600) without either fsync, for files written many at
+ * a time whose readers check them whole (the seal cache): the caller
+ * makes a batch durable with one syncfs(). A crash before it may leave
+ * the old file, the new one, or one its reader refuses as torn. */
+int file_replace_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt);
+
 /* fsync of the directory dfd/dir: makes renames in it durable. */
 int dir_fsync(int dfd, const char *dir);
 

@@ -1,6 +1,6 @@
 /* One file of the seal cache: a one-line header, then the armored age
  * file:
- *   "keyfs-seal 2 <keyset> <stamp hex> <password id hex> <logN> <sealed-at> <length> <content>\n"
+ *   "keyfs-seal 2 <keyset> <stamp hex> <password id hex> <logN> <sealed-at> <length> <content> <sum>\n"
  * The header binds the bytes to the keyset they seal and the work factor
  * they were sealed at (0 for a seal to public recipients, which has no
  * scrypt; <password id> is then the recipients' id, sealkey.h), so a file copied under another keyset's name, or
@@ -14,9 +14,12 @@
  * comes from the age header inside, the content is not known, and
  * sealfile_rewrite() writes them in the new format with the very same
  * armored bytes.
- * Written to a temporary name, fsynced and renamed into place, so a crash
- * leaves the old file or the new one; a file whose size disagrees with
- * its header is never served. */
+ * <sum> (BLAKE2b-128 of the armored bytes; absent in files written
+ * before it) lets a reader check the bytes whole.
+ * Written to a temporary name and renamed into place without an fsync
+ * each (the seal cache syncs its files a batch at a time), so a crash
+ * leaves the old file, the new one, or one that is never served: its
+ * size disagrees with its header, or its bytes with their sum. */
 #ifndef KEYFS_SEALFILE_H
 #define KEYFS_SEALFILE_H
 
@@ -27,6 +30,8 @@
 #include "keyfs/keyset.h"
 #include "keyfs/verifier.h"
 
+#define SEALFILE_SUM_LEN 16
+
 struct sealfile {
 	char name[KEYSET_NAME_MAX + 1];	/* keyset sealed; "" in a first-format file */
 	uint64_t stamp;			/* keyset version sealed */
@@ -36,6 +41,7 @@ struct sealfile {
 	time_t sealed_at;
 	size_t len;			/* armored bytes */
 	size_t off;			/* where they start in the file */
+	char sum[2 * SEALFILE_SUM_LEN + 1]; /* hex; "" in older files */
 };
 
 /* Reads and checks the header of an open cache file: -EINVAL if it is
@@ -45,6 +51,10 @@ int sealfile_read(int fd, struct sealfile *h);
 /* Writes dfd/name atomically from h (name, stamp, pwid, logn, sealed_at,
  * len) and pem; sets h->off. */
 int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pem);
+
+/* Checks the armored bytes of the open cache file fd against h's sum:
+ * -EINVAL if they differ (a file torn by a crash). */
+int sealfile_check(int fd, const struct sealfile *h);
 
 /* Rewrites the header of the cache file open as fd (read as h, then
  * changed by the caller: name, stamp, content) in the current format,
