@@ -90,7 +90,7 @@ static void count_hints(void *arg)
 static struct config cfg;
 static struct store st = { .ops = &mem_ops };
 static struct ctl ctl = { .cfg = &cfg, .st = &st, .state = &state,
-			  .obs = { count_secrets, count_hints, NULL } };
+			  .obs = { count_secrets, count_hints, NULL, NULL } };
 
 /* Replaces log.c: every message is still formatted (so a bad format
  * argument shows up under the sanitizers) but dropped, which keeps the
