@@ -393,6 +393,10 @@ static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
 		ret = agent_reply(sock, "remove", agent_call(sock, AGENT_REMOVE, f, 1, buf, &m, 2000), &m);
 	} else if (argc == 2 && !strcmp(argv[0], "add-identity")) {
 		ret = add_identity(o, sock, buf, argv[1]);
+	} else if (argc == 2 && !strcmp(argv[0], "add") &&
+		   agent_name_is_identity((const uint8_t *)argv[1], strlen(argv[1]))) {
+		fprintf(stderr, "keyfsctl: names starting \"" AGENT_IDENTITY_PREFIX "\" hold identities: "
+			"use agent add-identity\n");
 	} else if (argc == 2 && !strcmp(argv[0], "add")) {
 		pw = sodium_malloc(SECRET_PW_MAX + 2);
 		if (!pw) {
