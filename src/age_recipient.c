@@ -29,6 +29,14 @@ void age_identity_clear(struct age_identity *id)
 	memset(id, 0, sizeof(*id));
 }
 
+int age_identity_recipient(const struct age_identity *id, char *out,
+			   size_t cap)
+{
+	if (!id->ops || !id->ops->recipient)
+		return -ENOTSUP;
+	return id->ops->recipient(id, out, cap);
+}
+
 const struct age_type *age_type_find(const struct age_stanza *s)
 {
 	size_t i;

@@ -363,9 +363,28 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 	return ret;
 }
 
+/* "ssh-ed25519 SHA256:...": the fingerprint ssh-keygen -l shows, the
+ * unpadded base64 of SHA-256 of the key's wire encoding. */
+static int recipient(const struct age_identity *id, char *out, size_t cap)
+{
+	static const char pre[] = SSH_TYPE " SHA256:";
+	const struct ssh_identity *si = id->priv;
+	uint8_t h[crypto_hash_sha256_BYTES];
+	const int v = sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+
+	if (cap < sizeof(pre) - 1 + sodium_base64_ENCODED_LEN(sizeof(h), v))
+		return -ENOSPC;
+	crypto_hash_sha256(h, si->pub.wire, sizeof(si->pub.wire));
+	memcpy(out, pre, sizeof(pre) - 1);
+	sodium_bin2base64(out + sizeof(pre) - 1, cap - (sizeof(pre) - 1), h,
+			  sizeof(h), v);
+	return 0;
+}
+
 static const struct age_identity_ops identity_ops = {
 	.unwrap = unwrap,
 	.destroy = sodium_free,
+	.recipient = recipient,
 };
 
 /* The base64 between the armor lines of an OpenSSH private key file:

@@ -216,9 +216,20 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 	return ret;
 }
 
+/* "age1...": the public key computed when the identity was made. */
+static int recipient(const struct age_identity *id, char *out, size_t cap)
+{
+	const struct x25519_identity *xi = id->priv;
+	long n;
+
+	n = bech32_encode(out, cap, RECIPIENT_HRP, xi->pk, sizeof(xi->pk));
+	return n < 0 ? (int)n : 0;
+}
+
 static const struct age_identity_ops identity_ops = {
 	.unwrap = unwrap,
 	.destroy = sodium_free,
+	.recipient = recipient,
 };
 
 int age_x25519_identity(struct age_identity *id, const char *s, size_t len)

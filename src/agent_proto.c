@@ -98,6 +98,13 @@ bool agent_name_valid(const uint8_t *p, size_t len)
 	return true;
 }
 
+bool agent_name_is_identity(const uint8_t *p, size_t len)
+{
+	const size_t n = strlen(AGENT_IDENTITY_PREFIX);
+
+	return len > n && !memcmp(p, AGENT_IDENTITY_PREFIX, n);
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;

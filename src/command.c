@@ -23,7 +23,7 @@ const struct command command_table[] = {
 	  .refusal = "unlock password refused: empty, too long or with control characters" },
 	{ "forget", CMD_FORGET, CMD_ARGS_NONE, .keyset_option = true,
 	  .synopsis = "forget [--keyset KEYSET]",
-	  .help = "wipe every password, or one keyset's own" },
+	  .help = "wipe every password and identity, or one keyset's own password" },
 	{ "hint", CMD_HINT, CMD_ARGS_TEXT, .keyset_option = true,
 	  .synopsis = "hint [--keyset KEYSET] [TEXT]",
 	  .help = "set the password hint, or one keyset's",
@@ -32,6 +32,13 @@ const struct command command_table[] = {
 	{ "activate", CMD_ACTIVATE, CMD_ARGS_VERSION,
 	  .synopsis = "activate KEYSET VERSION",
 	  .help = "make an inactive version of a keyset active" },
+	{ "identity", CMD_IDENTITY, CMD_ARGS_KEYFILE, .secret = true,
+	  .synopsis = "identity IDENTITY-FILE-TEXT",
+	  .help = "add the identities of an identity file to try on import",
+	  .refusal = "identity refused: empty, or not the text of an identity file" },
+	{ "reload", CMD_RELOAD, CMD_ARGS_NONE,
+	  .synopsis = "reload",
+	  .help = "read the password and identity sources again (as SIGHUP)" },
 	{ .verb = NULL },
 };
 
@@ -100,6 +107,23 @@ static bool keyset_version(struct command_call *call)
 	       keyset_name_valid(call->name) && call->version;
 }
 
+/* Text lines: printable characters and tabs, each line ending in LF or
+ * CRLF (the last may have no end). */
+static bool keyfile_text(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+			continue;
+		if (s[i] != '\n' && s[i] != '\t' && !printable(s + i, 1))
+			return false;
+	}
+	return true;
+}
+
 static bool args_fit(struct command_call *call)
 {
 	switch (call->cmd->args) {
@@ -113,6 +137,8 @@ static bool args_fit(struct command_call *call)
 		return call->arglen <= KEYSET_HINT_MAX && printable(call->arg, call->arglen);
 	case CMD_ARGS_VERSION:
 		return keyset_version(call);
+	case CMD_ARGS_KEYFILE:
+		return keyfile_text(call->arg, call->arglen);
 	}
 	return false;
 }

@@ -10,6 +10,7 @@
 
 #include "keyfs/command.h"
 #include "keyfs/control.h"
+#include "keyfs/keyring.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 
@@ -84,7 +85,9 @@ static int cmd_forget(struct ctl *c, const struct command_call *call)
 			"sealed under the backup password", call->keyset);
 	} else {
 		vault_forget(c->v);
-		log_msg(LOG_NOTICE, "control: every password forgotten");
+		if (c->kr)
+			keyring_forget(c->kr);
+		log_msg(LOG_NOTICE, "control: every password and identity forgotten");
 	}
 	return secrets_changed(c);
 }
@@ -125,6 +128,45 @@ static int cmd_activate(struct ctl *c, const struct command_call *call)
 	return import_activate(c->im, call->name, call->version);
 }
 
+/* The identities of an identity file, to try on import. The log names
+ * the recipients they open (public), never the text. */
+static int cmd_identity(struct ctl *c, const struct command_call *call)
+{
+	struct age_identity_list l;
+	char why[160];
+	size_t n;
+	int ret;
+
+	if (!c->kr)
+		return -ENOTSUP;
+	ret = age_keys_identities(&l, call->arg, call->arglen, why, sizeof(why));
+	if (ret == AGE_SSH_ENCRYPTED || ret == -EINVAL) {
+		log_msg(LOG_WARNING, "control: identity refused: %s", why);
+		return -EINVAL;
+	}
+	if (ret)
+		return ret;
+	n = l.n;
+	ret = keyring_add(c->kr, KEYRING_CONTROL, &l, 1);
+	if (ret == -ENOSPC)
+		log_msg(LOG_WARNING, "control: identity refused: more than %d identities held",
+			KEYRING_MAX);
+	if (ret < 0)
+		return ret;
+	log_msg(LOG_NOTICE, "control: %zu identit%s given for import (%zu held)", n,
+		n == 1 ? "y" : "ies", keyring_count(c->kr));
+	return 0;
+}
+
+static int cmd_reload(struct ctl *c, const struct command_call *call)
+{
+	(void)call;
+	if (!c->obs.reload)
+		return -ENOTSUP;
+	log_msg(LOG_NOTICE, "control: reload: reading the password and identity sources again");
+	return c->obs.reload(c->obs.arg);
+}
+
 /* Indexed by enum command_id: every row of command_table has its handler. */
 static int (*const handlers[])(struct ctl *c, const struct command_call *call) = {
 	[CMD_PASSWORD] = cmd_password,
@@ -132,6 +174,8 @@ static int (*const handlers[])(struct ctl *c, const struct command_call *call) =
 	[CMD_FORGET] = cmd_forget,
 	[CMD_HINT] = cmd_hint,
 	[CMD_ACTIVATE] = cmd_activate,
+	[CMD_IDENTITY] = cmd_identity,
+	[CMD_RELOAD] = cmd_reload,
 };
 
 /* The reason goes to the log, the writer gets EINVAL. A command that takes

@@ -10,9 +10,11 @@
 #include <time.h>
 
 #include "keyfs/age.h"
+#include "keyfs/age_recipient.h"
 #include "keyfs/armor.h"
 #include "keyfs/bundle.h"
 #include "keyfs/import.h"
+#include "keyfs/keyring.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 
@@ -24,6 +26,7 @@ struct importer {
 	struct store *st;
 	const struct state *state;
 	struct vault *v;
+	struct keyring *kr;	/* NULL: passwords alone */
 	void (*ask)(void *arg, const char *keyset);	/* password provider */
 	void *ask_arg;
 	int max_logn;				/* set before the first import */
@@ -68,6 +71,11 @@ void import_set_provider(struct importer *im, void (*ask)(void *arg, const char 
 {
 	im->ask = ask;
 	im->ask_arg = arg;
+}
+
+void import_set_keyring(struct importer *im, struct keyring *kr)
+{
+	im->kr = kr;
 }
 
 void import_set_listener(struct importer *im, void (*fn)(void *arg), void *arg)
@@ -133,9 +141,10 @@ static const char *in_words(int err)
 {
 	switch (err) {
 	case -ENOKEY:
-		return "no password is available (set one, or add one with unlock)";
+		return "no password or identity is available (set a password, or add one with "
+		       "unlock or identity)";
 	case -EKEYREJECTED:
-		return "no available password opens it, or its work factor is over the limit";
+		return "no password or identity held opens it, or its work factor is over the limit";
 	case -EINVAL:
 		return "not a valid keyfs backup (not age, bad armor, or a bad or unsafe tar)";
 	case -EBADMSG:
@@ -184,19 +193,46 @@ void import_report(struct importer *im, FILE *f)
 	pthread_mutex_unlock(&im->lock);
 }
 
-/* The scrypt part, one file at a time across the daemon. The unseal
- * lock is taken before the vault's read lock, never inside it, so a
- * password change waits for at most the one running unsealing. */
+/* The passwords as scrypt identities, which refuse before any work a
+ * stanza above the limit. *made says how many were made, to clear. */
+static int scrypt_identities(struct importer *im, const struct age_pass *pass, size_t n,
+			     struct age_identity *id, size_t *made)
+{
+	int ret;
+
+	for (*made = 0; *made < n; (*made)++) {
+		ret = age_scrypt_identity(&id[*made], &pass[*made], im->max_logn);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The key work, one file at a time across the daemon: the keyring's
+ * identities, then the passwords. The unseal lock is taken before the
+ * vault's and the keyring's read locks, never inside them, so a change of
+ * either waits for at most the one running unsealing. */
 static int open_sealed(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt,
 		       size_t *ptlen)
 {
+	struct age_identity id[KEYRING_MAX + VAULT_PASS_MAX] = { 0 };
 	struct age_pass pass[VAULT_PASS_MAX];
-	size_t n;
+	size_t n, nid = 0, made = 0, i;
 	int ret;
 
 	pthread_mutex_lock(&im->unseal_lock);
 	n = vault_read_all(im->v, pass, VAULT_PASS_MAX, NULL);
-	ret = n ? age_unseal(data, len, pass, n, pt, ptlen, NULL) : -ENOKEY;
+	if (im->kr)
+		nid = keyring_read(im->kr, id, KEYRING_MAX);
+	ret = scrypt_identities(im, pass, n, id + nid, &made);
+	if (!ret && !nid && !n)
+		ret = -ENOKEY; /* nothing held at all */
+	else if (!ret)
+		ret = age_unseal_with(data, len, id, nid + n, pt, ptlen, NULL);
+	for (i = 0; i < made; i++)
+		age_identity_clear(&id[nid + i]);
+	if (im->kr)
+		keyring_read_end(im->kr);
 	vault_read_end(im->v);
 	pthread_mutex_unlock(&im->unseal_lock);
 	return ret;
@@ -226,12 +262,19 @@ static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t 
 	 * asking for any password: a 1 KiB file claiming logN 22 would
 	 * otherwise cost 4 GiB and seconds of scrypt per password held. */
 	ret = age_peek_logn(data, len);
-	if (ret < 0)
+	/* -EKEYREJECTED: no scrypt stanza within age's cap, so nothing a
+	 * password opens, but maybe an identity (the scrypt identities
+	 * refuse an over-cap stanza themselves, before any work). */
+	if (ret < 0 && ret != -EKEYREJECTED)
 		goto out;
-	*logn = ret;
-	if (ret <= im->max_logn && im->ask)
+	*logn = ret > 0 ? ret : 0;
+	if (*logn > im->max_logn) {
+		ret = -EKEYREJECTED;
+		goto out;
+	}
+	if (im->ask)
 		im->ask(im->ask_arg, NULL); /* a password provider, e.g. the agent */
-	ret = ret > im->max_logn ? -EKEYREJECTED : open_sealed(im, data, len, pt, ptlen);
+	ret = open_sealed(im, data, len, pt, ptlen);
 out:
 	free(bin);
 	return ret;

@@ -1,5 +1,6 @@
 /* keyfs-agent: holds passphrases in locked memory and hands them to keyfs
- * over a Unix socket (protocol in keyfs/agent_proto.h).
+ * over a Unix socket (protocol in keyfs/agent_proto.h), and identity files
+ * (names "identity:...") which keyfs opens imports with.
  *
  * Single-threaded on purpose: one poll loop serves one client at a time,
  * each within CLIENT_TIMEOUT_MS, so no lock guards the passphrases and a
@@ -240,30 +241,35 @@ static int do_get(struct agent *a, const struct agent_msg *m)
 	struct agent_field f[SLOTS];
 	struct slot *first, *s;
 	size_t n = 0, fit;
-	bool own;
+	bool own, ids;
 
 	if (m->nfields != 2 || (!field_is(purpose, "seal") && !field_is(purpose, "own") &&
-				!field_is(purpose, "unseal")))
-		return reply_msg(a, AGENT_EINVAL, "get takes a purpose (seal, own, unseal) and a keyset");
+				!field_is(purpose, "unseal") && !field_is(purpose, "identities")))
+		return reply_msg(a, AGENT_EINVAL,
+				 "get takes a purpose (seal, own, unseal, identities) and a keyset");
 	own = field_is(purpose, "own");
 	if ((keyset->len || own) && (keyset->len > AGENT_NAME_MAX - pre ||
 				     !agent_name_valid(keyset->p, keyset->len)))
 		return reply_msg(a, AGENT_EINVAL, "invalid keyset name");
 	/* "own" tells a keyset's passphrase from the backup one, which
 	 * "seal" answers alike */
-	first = own ? own_slot(a, keyset) : seal_slot(a, keyset);
+	ids = field_is(purpose, "identities");
+	first = ids ? NULL : own ? own_slot(a, keyset) : seal_slot(a, keyset);
 	if (first)
 		f[n++] = (struct agent_field){ first->secret, first->secret_len };
-	if (field_is(purpose, "unseal"))
+	/* an identity file is never tried as a passphrase, nor the reverse */
+	if (ids || field_is(purpose, "unseal"))
 		for (s = a->pool->slot; s < a->pool->slot + SLOTS; s++)
-			if (s->name_len && s != first)
+			if (s->name_len && s != first &&
+			    agent_name_is_identity(s->name, s->name_len) == ids)
 				f[n++] = (struct agent_field){ s->secret, s->secret_len };
 	if (!n)
-		return reply_msg(a, AGENT_ENOENT, "no passphrase held for this purpose");
+		return reply_msg(a, AGENT_ENOENT, "nothing held for this purpose");
 	fit = fitting(f, n);
 	if (fit < n)
-		log_msg(LOG_WARNING, "unseal: %zu of %zu passphrases fit in one reply", fit, n);
-	log_msg(LOG_DEBUG, "get %.*s: %zu passphrase(s)", (int)purpose->len,
+		log_msg(LOG_WARNING, "%.*s: %zu of %zu secrets fit in one reply", (int)purpose->len,
+			(const char *)purpose->p, fit, n);
+	log_msg(LOG_DEBUG, "get %.*s: %zu secret(s)", (int)purpose->len,
 		(const char *)purpose->p, fit);
 	return reply(a, AGENT_OK, f, fit);
 }

@@ -17,6 +17,7 @@
 #include "keyfs/check.h"
 #include "keyfs/command.h"
 #include "keyfs/config.h"
+#include "keyfs/idfile.h"
 #include "keyfs/keyset.h"
 #include "keyfs/prompt.h"
 #include "keyfs/secret.h"
@@ -68,6 +69,7 @@ static void command_synopsis(const struct command *cmd, char *buf, size_t size)
 		[CMD_ARGS_SECRET] = "",
 		[CMD_ARGS_TEXT] = " TEXT",
 		[CMD_ARGS_VERSION] = " KEYSET VERSION",
+		[CMD_ARGS_KEYFILE] = " add FILE",
 	};
 
 	snprintf(buf, size, "%s%s%s%s%s", cmd->verb, cmd->secret ? " [--stdin]" : "",
@@ -92,6 +94,7 @@ static void usage(FILE *f)
 	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
 	usage_line(f, "import FILE", "restore a backup");
 	usage_line(f, "agent add NAME [--stdin]", "give keyfs-agent a passphrase");
+	usage_line(f, "agent add-identity [--stdin] FILE", "give keyfs-agent an identity file");
 	fprintf(f, "  agent remove NAME | agent list\n\n"
 		   "exit status: 0 ok, 1 error, 2 usage, 3 wrong password, 4 no password,\n"
 		   "5 bad or damaged file. The mount point defaults to " DEFAULT_MOUNT ".\n");
@@ -304,9 +307,10 @@ out:
 	if (!err)
 		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
 	else if (err == -EKEYREJECTED)
-		fprintf(stderr, "%s: no password keyfs holds opens it\n", file);
+		fprintf(stderr, "%s: no password or identity keyfs holds opens it\n", file);
 	else if (err == -ENOKEY)
-		fprintf(stderr, "%s: keyfs has no password at all (keyfsctl password or unlock)\n", file);
+		fprintf(stderr, "%s: keyfs has no password or identity at all (keyfsctl password, "
+			"unlock or identity add)\n", file);
 	else if (err == -EBADMSG)
 		fprintf(stderr, "%s: damaged or truncated copy\n", file);
 	else if (err == -EINVAL)
@@ -340,6 +344,33 @@ static int agent_reply(const char *sock, const char *what, int ret, const struct
 	return -EACCES;
 }
 
+/* identity add FILE, and agent add-identity FILE (sock and buf set): the
+ * file checked, and opened with its passphrase if encrypted, first. */
+static int add_identity(const struct ctl_opts *o, const char *sock, uint8_t *buf, const char *file)
+{
+	char name[AGENT_NAME_MAX + 1] = "", *text;
+	struct agent_field f[2];
+	struct agent_msg m;
+	size_t len;
+	int ret;
+
+	ret = idfile_load(file, o->from_stdin, &text, &len);
+	if (ret)
+		return ret;
+	if (!sock)
+		ret = report("identity", send_command(o, CMD_IDENTITY, text, len, NULL));
+	else
+		ret = report(file, idfile_agent_name(text, len, name, sizeof(name)));
+	f[0] = (struct agent_field){ (const uint8_t *)name, strlen(name) };
+	f[1] = (struct agent_field){ (const uint8_t *)text, len };
+	if (!ret && sock)
+		ret = agent_reply(sock, "add-identity", agent_call(sock, AGENT_ADD, f, 2, buf, &m, 2000), &m);
+	if (!ret && sock)
+		printf("%s\n", name);
+	sodium_free(text);
+	return ret;
+}
+
 static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
 {
 	char path[4096], *pw = NULL;
@@ -360,6 +391,12 @@ static int cmd_agent(const struct ctl_opts *o, int argc, char **argv)
 	} else if (argc == 2 && !strcmp(argv[0], "remove")) {
 		f[0] = (struct agent_field){ (const uint8_t *)argv[1], strlen(argv[1]) };
 		ret = agent_reply(sock, "remove", agent_call(sock, AGENT_REMOVE, f, 1, buf, &m, 2000), &m);
+	} else if (argc == 2 && !strcmp(argv[0], "add-identity")) {
+		ret = add_identity(o, sock, buf, argv[1]);
+	} else if (argc == 2 && !strcmp(argv[0], "add") &&
+		   agent_name_is_identity((const uint8_t *)argv[1], strlen(argv[1]))) {
+		fprintf(stderr, "keyfsctl: names starting \"" AGENT_IDENTITY_PREFIX "\" hold identities: "
+			"use agent add-identity\n");
 	} else if (argc == 2 && !strcmp(argv[0], "add")) {
 		pw = sodium_malloc(SECRET_PW_MAX + 2);
 		if (!pw) {
@@ -391,6 +428,7 @@ static int run_command(const struct ctl_opts *o, const struct command *cmd, int 
 		[CMD_ARGS_SECRET] = 0,
 		[CMD_ARGS_TEXT] = 1,
 		[CMD_ARGS_VERSION] = 2,
+		[CMD_ARGS_KEYFILE] = 2,
 	};
 	struct ctl_opts ho = *o;
 	char args[COMMAND_MAX + 1];
@@ -415,6 +453,14 @@ static int run_command(const struct ctl_opts *o, const struct command *cmd, int 
 		if (n < 0 || (size_t)n >= sizeof(args))
 			n = sizeof(args); /* too long: refused by build() */
 		return report("activate", send_command(o, CMD_ACTIVATE, args, (size_t)n, NULL));
+	case CMD_IDENTITY:
+		if (strcmp(argv[1], "add")) {
+			usage(stderr);
+			return -E_REFUSED;
+		}
+		return add_identity(o, NULL, NULL, argv[2]);
+	case CMD_RELOAD:
+		return report("reload", send_command(o, CMD_RELOAD, NULL, 0, NULL));
 	}
 	return -E_REFUSED;
 }

@@ -259,6 +259,17 @@ static void ctl_hints_changed(void *arg)
 	metricsfile_poke(k->mf);
 }
 
+/* SIGHUP and "reload": read again what keyfs was given from outside. */
+static int keyfs_reload(struct keyfs *k)
+{
+	return sources_reload(k->src);
+}
+
+static int reload_hook(void *arg)
+{
+	return keyfs_reload(arg);
+}
+
 static void metrics_poke(void *arg)
 {
 	metricsfile_poke(((struct keyfs *)arg)->mf);
@@ -306,6 +317,8 @@ static int keyfs_start(struct keyfs *k)
 
 	ret = vault_new(&k->v);
 	if (!ret)
+		ret = keyring_new(&k->kr);
+	if (!ret)
 		ret = fresh_new(&k->fresh, &k->state);
 	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, &k->state, k->v, &k->cfg);
@@ -315,10 +328,13 @@ static int keyfs_start(struct keyfs *k)
 		k->rcp = NULL;
 	}
 	if (!ret)
-		ret = sources_new(&k->src, &k->cfg, k->v, k->sc);
+		ret = sources_new(&k->src, &k->cfg, k->v, k->kr, k->sc);
+	if (!ret)
+		sources_set_hup(k->src, reload_hook, k);
 	if (!ret)
 		ret = import_new(&k->im, &k->st, &k->state, k->v);
 	if (!ret) {
+		import_set_keyring(k->im, k->kr);
 		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
 		import_set_provider(k->im, sources_provider, k->src);
 		sealcache_set_observer(k->sc, fs_changed, k);
@@ -333,8 +349,8 @@ static int keyfs_start(struct keyfs *k)
 	if (!ret)
 		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
-			       .sc = k->sc, .fresh = k->fresh, .im = k->im,
-			       .obs = { ctl_secrets_changed, ctl_hints_changed, k } };
+			       .sc = k->sc, .fresh = k->fresh, .im = k->im, .kr = k->kr,
+			       .obs = { ctl_secrets_changed, ctl_hints_changed, k, reload_hook } };
 	if (!ret)
 		ret = metrics_start(k);
 	if (ret)
@@ -355,6 +371,7 @@ static void keyfs_close(struct keyfs *k)
 	fresh_free(k->fresh);
 	metricsfile_free(k->mf);
 	vault_free(k->v); /* wipes every password */
+	keyring_free(k->kr); /* and every identity */
 	store_close(&k->st);
 	state_close(&k->state);
 	recipients_put(k->rcp); /* if the start stopped before the seal cache took it */

@@ -177,6 +177,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	for (i = 0; i < n; i++)
 		fprintf(f, " %s", names[i]);
 	fprintf(f, "\nunlock passwords: %zu\n", vault_unlock_count(c->v));
+	keyring_report(c->kr, f);
 	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
 	fprintf(f, "recipients: %s\n", *c->cfg->recipients ? c->cfg->recipients : "(none)");
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);

@@ -16,14 +16,19 @@
 #include "keyfs/sources.h"
 
 #define AGENT_POLL_SECONDS 30
+#define IDENTITY_FILE_MAX 65536	/* an Ed25519 key file is about 400 bytes */
 
 struct sources {
 	const struct config *cfg;
 	struct vault *v;
 	struct sealcache *sc;
+	struct keyring *kr;	/* NULL: identities are not read */
+	int (*hup)(void *arg);	/* SIGHUP's work; set before the thread starts */
+	void *hup_arg;
 	pthread_mutex_t lock;	/* serializes changes of the vault made here */
 	int agent_err;		/* the agent's last error, logged once; protected by lock */
 	bool told_no_own;	/* the agent knows no "own": logged; protected by lock */
+	bool told_no_ids;	/* nor "identities"; protected by lock */
 	bool stop;		/* protected by lock */
 	bool started;
 	pthread_t thread;
@@ -35,51 +40,70 @@ static void password_changed(struct sources *s)
 		sealcache_password_changed(s->sc);
 }
 
+/* $CREDENTIALS_DIRECTORY/name into buf; "" (logged) without the
+ * directory. */
+static const char *credential_path(const char *what, const char *name, char *buf, size_t size)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	if (!dir || !*dir) {
+		log_msg(LOG_ERR, "%s credential \"%s\": $CREDENTIALS_DIRECTORY is not set", what, name);
+		return "";
+	}
+	snprintf(buf, size, "%s/%s", dir, name);
+	return buf;
+}
+
 /* The file or credential path, or NULL if neither is configured. */
 static const char *secret_path(const struct config *c, char *buf, size_t size)
 {
-	const char *dir;
-
 	if (*c->password_file)
 		return c->password_file;
 	if (!*c->password_credential)
 		return NULL;
-	dir = getenv("CREDENTIALS_DIRECTORY");
-	if (!dir || !*dir) {
-		log_msg(LOG_ERR, "password credential \"%s\": $CREDENTIALS_DIRECTORY is not set",
-			c->password_credential);
-		return "";
+	return credential_path("password", c->password_credential, buf, size);
+}
+
+/* Opens a file of secrets, what in the log ("password file"): refused
+ * unless a regular file that only its owner may read, and that owner
+ * keyfs' uid or root. Returns the descriptor or -errno. */
+static int open_private(const char *path, const char *what)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		log_msg(LOG_ERR, "%s %s: %m", what, path);
+		return ret;
 	}
-	snprintf(buf, size, "%s/%s", dir, c->password_credential);
-	return buf;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		log_msg(LOG_ERR, "%s %s: refused: group or others may read it (chmod 600)", what, path);
+		close(fd);
+		return -EACCES;
+	}
+	/* Its owner can change it, and so choose the password that seals
+	 * every backup, or the keys that open imports: only keyfs' own user
+	 * or root may. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		log_msg(LOG_ERR, "%s %s: refused: owned by uid %u, not by keyfs' uid %u or root (chown)",
+			what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+		close(fd);
+		return -EACCES;
+	}
+	return fd;
 }
 
 /* Reads the first line of path into guarded memory. */
 static int read_secret(const char *path, char *pw, size_t *len)
 {
-	struct stat st;
 	ssize_t n;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		log_msg(LOG_ERR, "password file %s: %m", path);
-		return ret;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-		log_msg(LOG_ERR, "password file %s: refused: group or others may read it (chmod 600)", path);
-		ret = -EACCES;
-		goto out;
-	}
-	/* Its owner can change it, and so choose the password that seals
-	 * every backup: only keyfs' own user or root may. */
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		log_msg(LOG_ERR, "password file %s: refused: owned by uid %u, not by keyfs' uid %u or root (chown)",
-			path, (unsigned)st.st_uid, (unsigned)geteuid());
-		ret = -EACCES;
-		goto out;
-	}
+	fd = open_private(path, "password file");
+	if (fd < 0)
+		return fd;
 	n = read(fd, pw, SECRET_PW_MAX + 2);
 	if (n < 0) {
 		ret = -errno;
@@ -95,7 +119,7 @@ out:
 	return ret;
 }
 
-int sources_reload(struct sources *s)
+static int reload_password(struct sources *s)
 {
 	char buf[4096], *pw;
 	const char *path, *why;
@@ -126,6 +150,101 @@ int sources_reload(struct sources *s)
 	log_msg(LOG_NOTICE, "backup password read from %s", path);
 	password_changed(s);
 	return 0;
+}
+
+/* Parses an identity file held in guarded memory; a refusal is logged
+ * as "FILE:LINE: why". */
+static int parse_identities(const char *path, const char *text, size_t len,
+			    struct age_identity_list *l)
+{
+	static const char line[] = "line ";
+	char why[160];
+	int ret;
+
+	ret = age_keys_identities(l, text, len, why, sizeof(why));
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret) {
+		log_msg(LOG_ERR, "%s:%s", path,
+			strncmp(why, line, sizeof(line) - 1) ? why : why + sizeof(line) - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads and parses the identity file at path. */
+static int read_identities(const char *path, struct age_identity_list *l)
+{
+	size_t len = 0;
+	ssize_t n = 1;
+	char *text;
+	int fd, ret = 0;
+
+	fd = open_private(path, "identity file");
+	if (fd < 0)
+		return fd;
+	text = sodium_malloc(IDENTITY_FILE_MAX + 1);
+	if (!text) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (n > 0 && len <= IDENTITY_FILE_MAX) {
+		n = read(fd, text + len, IDENTITY_FILE_MAX + 1 - len);
+		len += n > 0 ? (size_t)n : 0;
+	}
+	if (n < 0)
+		ret = -errno;
+	else if (len > IDENTITY_FILE_MAX)
+		log_msg(LOG_ERR, "identity file %s: refused: larger than %d bytes", path,
+			IDENTITY_FILE_MAX);
+	ret = ret ? ret : len > IDENTITY_FILE_MAX ? -EFBIG : parse_identities(path, text, len, l);
+	sodium_free(text);
+out:
+	close(fd);
+	return ret;
+}
+
+/* One identity source, the file (o KEYRING_FILE) or the credential: what
+ * it holds replaces what it held. A source that fails keeps its old
+ * identities, as a password file that fails keeps its password. */
+static int reload_identity_source(struct sources *s, enum keyring_origin o, const char *path)
+{
+	struct age_identity_list l;
+	int ret;
+
+	if (!*path)
+		return -EINVAL;
+	ret = read_identities(path, &l);
+	if (ret)
+		return ret;
+	ret = keyring_replace(s->kr, o, &l, 1);
+	if (ret > 0)
+		log_msg(LOG_NOTICE, "identities read from %s (%zu held)", path, keyring_count(s->kr));
+	return ret < 0 ? ret : 0;
+}
+
+static int reload_identities(struct sources *s)
+{
+	const struct config *c = s->cfg;
+	char buf[4096];
+	int ret = 0, ret2 = 0;
+
+	if (!s->kr)
+		return 0;
+	if (*c->identity_file)
+		ret = reload_identity_source(s, KEYRING_FILE, c->identity_file);
+	if (*c->identity_credential)
+		ret2 = reload_identity_source(s, KEYRING_CREDENTIAL,
+					      credential_path("identity", c->identity_credential,
+							      buf, sizeof(buf)));
+	return ret ? ret : ret2;
+}
+
+int sources_reload(struct sources *s)
+{
+	int ret = reload_password(s), ret2 = reload_identities(s);
+
+	return ret ? ret : ret2;
 }
 
 /* One GET from the agent; the reply buffer holds secrets. 0 with at
@@ -160,8 +279,11 @@ static int agent_get(struct sources *s, const char *purpose, const char *keyset,
 static void agent_gone(struct sources *s, int err)
 {
 	vault_forget_from(s->v, VAULT_AGENT);
+	if (s->kr)
+		keyring_forget_from(s->kr, KEYRING_AGENT);
 	if (s->agent_err != err)
-		log_msg(LOG_NOTICE, "agent: %s; the passwords it gave are forgotten, those given to keyfs stay",
+		log_msg(LOG_NOTICE, "agent: %s; the passwords it gave are forgotten, and its identities; "
+			"those given to keyfs stay",
 			strerror(-err));
 }
 
@@ -216,6 +338,33 @@ static void agent_unseal(struct sources *s, uint8_t *buf)
 		vault_add_unlock_from(s->v, VAULT_AGENT, keep[i].p, keep[i].len);
 }
 
+/* The identities the agent holds open imports while it answers with
+ * them; keyfsctl checked each before the agent took it. */
+static void agent_identities(struct sources *s, uint8_t *buf)
+{
+	struct age_identity_list l[AGENT_FIELDS_MAX];
+	struct agent_msg m;
+	char why[160];
+	size_t i, n = 0;
+	int ret;
+
+	ret = agent_get(s, "identities", "", buf, &m);
+	if (ret == -EPROTO && !s->told_no_ids)
+		log_msg(LOG_WARNING, "agent: it does not give identities (an older keyfs-agent?)");
+	s->told_no_ids |= ret == -EPROTO;
+	if (ret && ret != -ENOKEY)
+		return;
+	for (i = 0; !ret && i < m.nfields; i++) {
+		if (!age_keys_identities(&l[n], (const char *)m.f[i].p, m.f[i].len, why, sizeof(why)))
+			n++;
+		else
+			log_msg(LOG_WARNING, "agent: identity %zu refused: %s", i + 1, why);
+	}
+	if (keyring_replace(s->kr, KEYRING_AGENT, l, n) > 0)
+		log_msg(LOG_INFO, "agent: its identities changed (%zu held in all)",
+			keyring_count(s->kr));
+}
+
 void sources_ask_agent(struct sources *s, const char *keyset)
 {
 	uint64_t gen;
@@ -238,6 +387,8 @@ void sources_ask_agent(struct sources *s, const char *keyset)
 		if (keyset)
 			agent_keyset(s, keyset, buf);
 		agent_unseal(s, buf);
+		if (s->kr)
+			agent_identities(s, buf);
 	}
 	s->agent_err = ret;
 	changed = vault_generation(s->v) != gen;
@@ -252,7 +403,8 @@ void sources_provider(void *arg, const char *keyset)
 	sources_ask_agent(arg, keyset);
 }
 
-int sources_new(struct sources **out, const struct config *c, struct vault *v, struct sealcache *sc)
+int sources_new(struct sources **out, const struct config *c, struct vault *v, struct keyring *kr,
+		struct sealcache *sc)
 {
 	struct sources *s;
 	int ret;
@@ -262,6 +414,7 @@ int sources_new(struct sources **out, const struct config *c, struct vault *v, s
 		return -ENOMEM;
 	s->cfg = c;
 	s->v = v;
+	s->kr = kr;
 	s->sc = sc;
 	if (sc)
 		sealcache_set_provider(sc, sources_provider, s);
@@ -277,18 +430,27 @@ int sources_new(struct sources **out, const struct config *c, struct vault *v, s
 
 int sources_check(const struct config *c)
 {
+	struct keyring *kr = NULL;
 	struct sources *s;
 	struct vault *v;
 	int ret;
 
 	ret = vault_new(&v);
-	if (ret)
-		return ret;
-	ret = sources_new(&s, c, v, NULL);
+	if (!ret)
+		ret = keyring_new(&kr);
+	if (!ret)
+		ret = sources_new(&s, c, v, kr, NULL);
 	if (!ret)
 		sources_free(s);
-	vault_free(v); /* wipes what was read */
+	keyring_free(kr); /* wipes what was read */
+	vault_free(v);
 	return ret;
+}
+
+void sources_set_hup(struct sources *s, int (*fn)(void *arg), void *arg)
+{
+	s->hup = fn;
+	s->hup_arg = arg;
 }
 
 static void *sources_thread(void *arg)
@@ -312,8 +474,11 @@ static void *sources_thread(void *arg)
 			ticks = 1;
 		}
 		if (sigtimedwait(&hup, NULL, &second) == SIGHUP) {
-			log_msg(LOG_NOTICE, "SIGHUP: reading the password sources again");
-			sources_reload(s);
+			log_msg(LOG_NOTICE, "SIGHUP: reading the password and identity sources again");
+			if (s->hup)
+				s->hup(s->hup_arg);
+			else
+				sources_reload(s);
 			ticks = AGENT_POLL_SECONDS;
 		}
 	}

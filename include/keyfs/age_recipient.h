@@ -62,6 +62,10 @@ struct age_identity_ops {
 	int (*unwrap)(const struct age_identity *id, const struct age_stanza *s,
 		      uint8_t file_key[static AGE_FILE_KEY_LEN]);
 	void (*destroy)(void *priv);
+	/* The public recipient this identity opens, as text (NULL for a
+	 * type without one, scrypt): see age_identity_recipient(). */
+	int (*recipient)(const struct age_identity *id, char *out,
+			 size_t cap);
 };
 struct age_identity {
 	const struct age_identity_ops *ops;
@@ -71,6 +75,15 @@ struct age_identity {
 /* Destroy what a constructor made; safe on a zeroed struct. */
 void age_recipient_clear(struct age_recipient *r);
 void age_identity_clear(struct age_identity *id);
+
+/* The recipient an identity opens, as a NUL-terminated string to show
+ * (status, logs): public, never the secret. "age1..." for X25519, and
+ * "ssh-ed25519 SHA256:<fingerprint>" (as ssh-keygen -l prints it) for an
+ * SSH key. -ENOTSUP for a type without a public recipient (scrypt),
+ * -ENOSPC if cap bytes do not hold it. */
+#define AGE_IDENTITY_RECIPIENT_MAX 80
+int age_identity_recipient(const struct age_identity *id, char *out,
+			   size_t cap);
 
 /* The registered type of a stanza, or NULL for a type keyfs does not know
  * (such stanzas are left to identities, which say "not mine"). */

@@ -12,15 +12,22 @@
  *   AGENT_ADD    name secret       hold a passphrase under a name
  *   AGENT_REMOVE name              wipe and forget it
  *   AGENT_LIST   -                 reply: the names, never the values
- *   AGENT_GET    purpose keyset    purpose "seal", "own" or "unseal"; keyset may
- *                                  be "" (not for "own")
+ *   AGENT_GET    purpose keyset    purpose "seal", "own", "unseal" or
+ *                                  "identities"; keyset may be "" (not for
+ *                                  "own"; always for "identities")
  *
  * Replies: code AGENT_OK with fields, or an error code with one field, a
  * message in words. GET for "seal" answers the passphrase named
  * "backup:<keyset>" if held, else "backup"; for "own" the one named
  * "backup:<keyset>" alone (so a client can tell a keyset's own passphrase
  * from the backup one); for "unseal" every passphrase held, the "seal"
- * one first (as many as fit in one frame). Names are
+ * one first (as many as fit in one frame); for "identities" every
+ * identity held (same limit).
+ *
+ * Identities: a name starting "identity:" (AGENT_IDENTITY_PREFIX) holds
+ * the text of an age identity file, which the client checked; it is
+ * never answered as a passphrase, and "identities" answers nothing else.
+ * Names are
  * [A-Za-z0-9._:-]{1,80}; a keyset, when not "", must make a valid name
  * after "backup:". ADD of a held name replaces it; the secret is 1..1024
  * bytes. Nothing held for a GET or REMOVE is AGENT_ENOENT.
@@ -77,6 +84,10 @@ int agent_encode(uint8_t *buf, uint8_t code, const struct agent_field *f, size_t
 
 /* Names: [A-Za-z0-9._:-]{1,80}. */
 bool agent_name_valid(const uint8_t *p, size_t len);
+
+#define AGENT_IDENTITY_PREFIX "identity:"
+/* True for a name that holds an identity file, not a passphrase. */
+bool agent_name_is_identity(const uint8_t *p, size_t len);
 
 /* Frame I/O on a connected socket, blocking or not, with a deadline in
  * milliseconds for the whole frame; 0 or -ETIMEDOUT, -EPIPE (the peer

@@ -25,6 +25,8 @@ enum command_id {
 	CMD_FORGET,
 	CMD_HINT,
 	CMD_ACTIVATE,
+	CMD_IDENTITY,
+	CMD_RELOAD,
 };
 
 /* What a command takes after its verb (and after --keyset K). */
@@ -34,6 +36,11 @@ enum command_args {
 	CMD_ARGS_SECRET,	/* 1..SECRET_PW_MAX bytes, no control characters */
 	CMD_ARGS_TEXT,		/* 0..KEYSET_HINT_MAX bytes, no control characters */
 	CMD_ARGS_VERSION,	/* KEYSET VERSION: a keyset name, a version from 1 */
+	CMD_ARGS_KEYFILE,	/* an identity file's text, as it is: lines of
+				 * printable characters (and tabs), LF or CRLF;
+				 * not empty; bounded by COMMAND_MAX like any
+				 * command. The daemon's age_keys_identities()
+				 * judges the keys. */
 };
 
 struct command {

@@ -10,6 +10,7 @@
 #include "keyfs/config.h"
 #include "keyfs/fresh.h"
 #include "keyfs/import.h"
+#include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
@@ -26,6 +27,10 @@ struct ctl_observer {
 	/* A hint changed: hints are sealed into exports, so they are stale. */
 	void (*hints_changed)(void *arg);
 	void *arg;
+	/* "reload": read the password and identity sources again, as
+	 * SIGHUP does; its error is the writer's. Last, so that initializers
+	 * of the fields above stay valid; NULL refuses "reload" (ENOTSUP). */
+	int (*reload)(void *arg);
 };
 
 struct ctl {
@@ -36,6 +41,7 @@ struct ctl {
 	struct sealcache *sc;	/* read by the reports only; NULL where none exists */
 	struct fresh *fresh;	/* backup records, for the reports; NULL: none */
 	struct importer *im;
+	struct keyring *kr;	/* identities; NULL: "identity" is refused */
 	struct ctl_observer obs;
 };
 
@@ -43,10 +49,11 @@ struct ctl {
  * seal cache exists, as in tests).
  *
  * Run one command (command.h: "password <pw>", "unlock <pw>", "forget",
- * "hint [text]", "activate <keyset> <version>"), one per write; a single
+ * "hint [text]", "activate <keyset> <version>", "identity <text>",
+ * "reload"), one per write; a single
  * trailing newline is ignored. buf holds a secret for some commands: the
  * caller keeps it in guarded memory and wipes it; ctl_command() copies
- * no secret out of it but into the vault. Refusals are -EINVAL with the
+ * no secret out of it but into the vault or the keyring. Refusals are -EINVAL with the
  * reason logged; other errors (the store's, the observer's) come back
  * unchanged. */
 int ctl_command(struct ctl *c, char *buf, size_t len);

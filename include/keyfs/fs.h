@@ -11,6 +11,7 @@
 #include "keyfs/config.h"
 #include "keyfs/control.h"
 #include "keyfs/import.h"
+#include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
 #include "keyfs/sources.h"
@@ -22,6 +23,7 @@ struct keyfs {
 	struct state state;	/* keyfs' own: cache, verifiers, metadata */
 	struct store st;
 	struct vault *v;
+	struct keyring *kr;	/* identities for import and verify */
 	struct sealcache *sc;
 	struct fresh *fresh;	/* backup records */
 	struct metricsfile *mf;	/* metrics.file's writer; NULL: none */

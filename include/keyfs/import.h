@@ -1,10 +1,15 @@
 /* Import and verify: unseal a backup, check its keyset, and (import)
  * restore it into the keystore without ever destroying keys.
  *
+ * A file is opened with every password the vault holds (a passphrase-
+ * sealed file) and every identity of the keyring (a file sealed to
+ * public keys: X25519 or ssh-ed25519), in one age_unseal_with().
+ *
  * Outcomes, as negative errno (DESIGN.md section 3):
- *   -ENOKEY        no password available at all
- *   -EKEYREJECTED  no available password opens it, or its scrypt work
- *                  factor is above the limit (refused before any scrypt)
+ *   -ENOKEY        nothing held at all: no password and no identity
+ *   -EKEYREJECTED  nothing held opens it (a wrong password or identity),
+ *                  or its scrypt work factor is above the limit (refused
+ *                  before any scrypt)
  *   -EINVAL        not an age file, bad armor, bad or unsafe tar
  *   -EBADMSG       header MAC or payload authentication failed, truncated
  *   -EFBIG         larger than the import limit (reported by the stage)
@@ -31,6 +36,8 @@
 
 struct importer;
 
+struct keyring;
+
 /* The work factor limit starts at AGE_LOGN_DEFAULT (the default of both
  * seal.work_factor and import.max_work_factor). */
 int import_new(struct importer **im, struct store *st, const struct state *state,
@@ -41,6 +48,11 @@ void import_free(struct importer *im);
  * registered by sources.c). */
 void import_set_provider(struct importer *im, void (*ask)(void *arg, const char *keyset),
 			 void *arg);
+
+/* The identities to open files with, besides the vault's passwords
+ * (keyring.h); none without this call. Call before the first
+ * import_file(). */
+void import_set_keyring(struct importer *im, struct keyring *kr);
 
 /* The highest scrypt work factor (logN, AGE_LOGN_MIN..AGE_LOGN_MAX) a file
  * may claim: config_import_max_work_factor(). Call before the first

@@ -1,5 +1,7 @@
-/* Password sources besides .control: a password file or a systemd
- * credential (read at start and on SIGHUP), and keyfs-agent (asked from
+/* Password and identity sources besides .control: a password file or a
+ * systemd credential, an identity file (identity.file) and an identity
+ * credential (identity.credential), read at start and on SIGHUP or
+ * "reload"; and keyfs-agent (asked from
  * the open of an export and the flush of an import or verify file, with
  * SOURCES_AGENT_TIMEOUT_MS per request, and every half minute from this
  * module's own thread; never from lookup, getattr or readdir).
@@ -9,11 +11,19 @@
  * Only the agent's "backup:<keyset>" becomes a keyset's own password. A
  * password from the agent is forgotten as soon as the agent no longer
  * answers with it, or no longer answers at all: the agent is where it
- * lives. An agent running as neither keyfs' uid nor root is not asked. */
+ * lives. An agent running as neither keyfs' uid nor root is not asked.
+ *
+ * Identities follow the same rules in the keyring (keyring.h): the file's
+ * and the credential's are given to keyfs, each replacing what it gave
+ * before when read again; the agent's ("identities") are held while it
+ * answers with them. Files of secrets (password or identities) are
+ * refused unless only their owner, keyfs' uid or root, may read them; a
+ * bad identity file is logged as "FILE:LINE: why". */
 #ifndef KEYFS_SOURCES_H
 #define KEYFS_SOURCES_H
 
 #include "keyfs/config.h"
+#include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
 
@@ -26,9 +36,11 @@ struct sources;
  * background. */
 int sources_check(const struct config *c);
 
-/* Reads the file or credential once; -EACCES / -EINVAL (logged) if it is
- * unsafe or refused, which stops the daemon from starting. */
-int sources_new(struct sources **s, const struct config *c, struct vault *v, struct sealcache *sc);
+/* Reads the files and credentials once; -EACCES / -EINVAL (logged) if one
+ * is unsafe or refused, which stops the daemon from starting. kr NULL:
+ * no identities are read or asked for. */
+int sources_new(struct sources **s, const struct config *c, struct vault *v, struct keyring *kr,
+		struct sealcache *sc);
 /* Starts the thread that takes SIGHUP and polls the agent. SIGHUP must
  * be blocked in every thread before any is created (see main). */
 int sources_start(struct sources *s);
@@ -42,7 +54,13 @@ void sources_ask_agent(struct sources *s, const char *keyset);
  * (registered by sources_new()) and of the importer. */
 void sources_provider(void *s, const char *keyset);
 
-/* Reads the password file or credential into the vault. */
+/* Reads the password file or credential into the vault, and the
+ * identity file and credential into the keyring. The first error is
+ * returned; a source that fails keeps what it gave before. */
 int sources_reload(struct sources *s);
+
+/* What SIGHUP runs, instead of sources_reload() (which fn may call among
+ * other work). Call before sources_start(). */
+void sources_set_hup(struct sources *s, int (*fn)(void *arg), void *arg);
 
 #endif

@@ -9,7 +9,8 @@
  *
  * Beyond not crashing: an accepted "password X" leaves X as the backup
  * password, "password --keyset K X" gives K a password, "hint T" stores
- * T, "forget" leaves no backup password, "forget --keyset K" leaves K
+ * T, "identity F" holds an identity, "forget" leaves no backup password
+ * and no identity, "forget --keyset K" leaves K
  * without a password of its own, and "activate" is never
  * accepted as there is no version to activate. The observer hears of
  * exactly the accepted password, forget and hint commands; and
@@ -28,6 +29,7 @@
 #include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/control.h"
+#include "keyfs/keyring.h"
 #include "keyfs/log.h"
 #include "keyfs/dirwalk.h"
 #include "keyfs/meta.h"
@@ -90,7 +92,7 @@ static void count_hints(void *arg)
 static struct config cfg;
 static struct store st = { .ops = &mem_ops };
 static struct ctl ctl = { .cfg = &cfg, .st = &st, .state = &state,
-			  .obs = { count_secrets, count_hints, NULL } };
+			  .obs = { count_secrets, count_hints, NULL, NULL } };
 
 /* Replaces log.c: every message is still formatted (so a bad format
  * argument shows up under the sanitizers) but dropped, which keeps the
@@ -113,7 +115,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	static char dir[] = "/tmp/keyfs-fuzz-control.XXXXXX";
 
 	if (sodium_init() < 0 || !mkdtemp(dir) || state_open(&state, dir) ||
-	    vault_new(&ctl.v) != 0 || import_new(&ctl.im, &st, &state, ctl.v) != 0)
+	    vault_new(&ctl.v) != 0 || import_new(&ctl.im, &st, &state, ctl.v) != 0 ||
+	    keyring_new(&ctl.kr) != 0)
 		abort();
 	config_defaults(&cfg);
 	return 0;
@@ -213,10 +216,13 @@ static void check_effect(const char *w, size_t len)
 	if ((arg = arg_of(w, len, "forget", &n)) && keyset_of(&arg, &n, k)) {
 		if (has_own(k))
 			abort();
-	} else if (len >= 6 && !memcmp(w, "forget", 6) && vault_has_password(ctl.v)) {
-		abort();
+	} else if (len >= 6 && !memcmp(w, "forget", 6) &&
+		   (vault_has_password(ctl.v) || keyring_count(ctl.kr))) {
+		abort(); /* every password and identity is wiped */
 	}
 	if (len >= 8 && !memcmp(w, "activate", 8))
+		abort();
+	if (arg_of(w, len, "identity", &n) && !keyring_count(ctl.kr))
 		abort();
 }
 
@@ -261,6 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t left = size;
 
 	vault_forget(ctl.v);
+	keyring_forget(ctl.kr);
 	dir_each(state.fd, STATE_META, unlink_one, NULL);
 	while ((nul = memchr(p, '\0', left))) {
 		run_write(p, (size_t)(nul - p));

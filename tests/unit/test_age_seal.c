@@ -176,9 +176,10 @@ static int broken_unwrap(const struct age_identity *id,
 static const struct age_recipient_ops test_recipient_ops = {
 	&test_type, test_stanza_size, test_wrap, NULL,
 };
-static const struct age_identity_ops test_identity_ops = { test_unwrap, NULL };
+static const struct age_identity_ops test_identity_ops = { test_unwrap, NULL,
+							   NULL };
 static const struct age_identity_ops broken_identity_ops = { broken_unwrap,
-							     NULL };
+							     NULL, NULL };
 
 static struct test_key alice = { "alice", { 1 }, 0 };
 static struct test_key bob = { "bob", { 2 }, 0 };

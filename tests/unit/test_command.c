@@ -14,9 +14,14 @@
 
 #include "keyfs/command.h"
 #include "keyfs/control.h"
+#include "keyfs/keyring.h"
 #include "keyfs/secret.h"
 #include "keyfs/store.h"
 #include "tap.h"
+
+/* age.key of tests/vectors/keys, and its public key. */
+#define AGE_KEY "AGE-SECRET-KEY-1DLDCGM8W4SSFLXJ0Z9AK33NW0J2DTPEFLR4YT7VGZDHWSH8V0VDSY4CLHV"
+#define AGE_PUB "age1ws0c709qz5lexlgvzwg0c2eafdwcm48cf7nf8lrz3gu0khkhnvtq7ec7uf"
 
 /* ---- an in-memory store: metadata always stored, no versions ---- */
 
@@ -69,6 +74,17 @@ static int daemon_run(struct ctl *c, const char *cmd, size_t len)
 	return ret;
 }
 
+/* Whether text is an identity file age_keys_identities() takes. */
+static bool keys(const char *text, size_t len)
+{
+	struct age_identity_list l;
+
+	if (age_keys_identities(&l, text, len, NULL, 0))
+		return false;
+	age_identity_list_free(&l);
+	return true;
+}
+
 /* The daemon and the parser agree on cmd: a refusal by the parser is
  * -EINVAL from the daemon with the parser's reason in its log. A command
  * the parser takes is not refused by the daemon (activate reaches the
@@ -92,6 +108,9 @@ static void agree(struct ctl *c, const char *cmd, size_t len, bool want_ok)
 	} else if (call.cmd->id == CMD_PASSWORD && policy_check(c->cfg, call.arg, call.arglen, &policy)) {
 		tap_ok(ran == -EINVAL && strstr(logbuf, "control: password refused: "),
 		       "... and the daemon refuses it as the policy does: %s (ret %d)", policy, ran);
+	} else if (call.cmd->id == CMD_IDENTITY && !keys(call.arg, call.arglen)) {
+		tap_ok(ran == -EINVAL && strstr(logbuf, "control: identity refused: line "),
+		       "... and the daemon refuses the keys, saying where (ret %d)", ran);
 	} else {
 		tap_ok(ran != -EINVAL, "... so does the daemon (ret %d)", ran);
 	}
@@ -105,17 +124,17 @@ static void agree_str(struct ctl *c, const char *cmd, bool want_ok)
 static void test_table(void)
 {
 	static const char *const with_keyset[] = { "password", "hint", "forget" };
-	static const char *const with_secret[] = { "password", "unlock" };
+	static const char *const with_secret[] = { "password", "unlock", "identity" };
 	const struct command *k, *j;
-	bool ids[5] = { false };
+	bool ids[7] = { false };
 	char verbs[128];
 	size_t i, n;
 
 	for (k = command_table; k->verb; k++) {
 		tap_ok(command_find(k->verb) == k, "%s is found by its verb", k->verb);
-		tap_ok((unsigned)k->id < 5 && !ids[k->id], "%s has an id of its own", k->verb);
+		tap_ok((unsigned)k->id < 7 && !ids[k->id], "%s has an id of its own", k->verb);
 		tap_ok(&command_table[k->id] == k, "%s is the row of its id", k->verb);
-		if ((unsigned)k->id < 5)
+		if ((unsigned)k->id < 7)
 			ids[k->id] = true;
 		n = strlen(k->verb);
 		tap_ok(!strncmp(k->synopsis, k->verb, n) && (!k->synopsis[n] || k->synopsis[n] == ' '),
@@ -128,17 +147,18 @@ static void test_table(void)
 		for (i = 0, n = 0; i < 3; i++)
 			n += !strcmp(k->verb, with_keyset[i]);
 		tap_ok(k->keyset_option == (n == 1), "%s %s --keyset", k->verb, n ? "takes" : "does not take");
-		for (i = 0, n = 0; i < 2; i++)
+		for (i = 0, n = 0; i < 3; i++)
 			n += !strcmp(k->verb, with_secret[i]);
 		tap_ok(k->secret == (n == 1), "%s %s a secret", k->verb, n ? "carries" : "carries no");
 	}
-	TAP_EQ_INT(k - command_table, 5, "five commands");
-	tap_ok(ids[CMD_PASSWORD] && ids[CMD_UNLOCK] && ids[CMD_FORGET] && ids[CMD_HINT] && ids[CMD_ACTIVATE],
-	       "every command id has a row");
+	TAP_EQ_INT(k - command_table, 7, "seven commands");
+	tap_ok(ids[CMD_PASSWORD] && ids[CMD_UNLOCK] && ids[CMD_FORGET] && ids[CMD_HINT] && ids[CMD_ACTIVATE] &&
+	       ids[CMD_IDENTITY] && ids[CMD_RELOAD], "every command id has a row");
 	tap_ok(!command_find("status") && !command_find("") && !command_find("Password"),
 	       "no row for status, \"\" or Password");
 	command_verbs(verbs, sizeof(verbs));
-	tap_ok(!strcmp(verbs, "password, unlock, forget, hint, activate"), "the verbs in order (%s)", verbs);
+	tap_ok(!strcmp(verbs, "password, unlock, forget, hint, activate, identity, reload"),
+	       "the verbs in order (%s)", verbs);
 }
 
 static void test_parse(void)
@@ -208,16 +228,18 @@ static void test_agreement_formatted(struct ctl *c)
 		"k1234567890123456789012345678901234567890123456789012345678901234" };	/* 65 */
 	static const struct {
 		const char *arg;
-		bool ok[5];	/* the parser's verdict for password, unlock, forget, hint, activate */
+		bool ok[7];	/* the parser's verdict for password, unlock, forget, hint,
+				 * activate, identity, reload */
 	} args[] = {
-		{ "Abcdefg1!", { true, true, false, true, false } },
-		{ "Zyxw vut9?", { true, true, false, true, false } },
-		{ "weak", { true, true, false, true, false } },
-		{ "", { true, false, true, true, false } },
-		{ "web 1", { true, true, false, true, true } },
-		{ "web 0", { true, true, false, true, false } },
-		{ "a\tb", { true, false, false, false, false } },
-		{ "a\x7f" "b", { true, false, false, false, false } },
+		{ "Abcdefg1!", { true, true, false, true, false, true, true } },
+		{ "Zyxw vut9?", { true, true, false, true, false, true, true } },
+		{ "weak", { true, true, false, true, false, true, true } },
+		{ "", { true, false, true, true, false, false, true } },
+		{ "web 1", { true, true, false, true, true, true, true } },
+		{ "web 0", { true, true, false, true, false, true, true } },
+		{ "a\tb", { true, false, false, false, false, true, true } },
+		{ "a\x7f" "b", { true, false, false, false, false, false, true } },
+		{ AGE_KEY, { true, true, false, true, false, true, true } },
 	};
 	const struct command *k;
 	char buf[COMMAND_MAX + 2];
@@ -298,12 +320,61 @@ static void test_agreement_raw(struct ctl *c)
 	agree(c, "hint a\0b", 8, false);
 }
 
+/* identity: the text of an identity file, lines and all; the keys held
+ * and forgotten, the text never logged. */
+static void test_identity(struct ctl *c)
+{
+	static const char file[] = "# created: 2026-11-28T20:10:15Z\r\n# public key: " AGE_PUB "\r\n"
+				   AGE_KEY "\r\n";
+	const char *v = getenv("VECTORS");
+	struct command_call call;
+	char buf[COMMAND_MAX + 2], locked[2048] = "", path[4096];
+	FILE *f;
+	int n;
+
+	TAP_EQ_INT(command_parse("identity " AGE_KEY "\n", strlen(AGE_KEY) + 10, &call), 0, "identity KEY");
+	tap_ok(call.arglen == strlen(AGE_KEY) && call.cmd->secret, "... the key, a secret");
+	n = command_format(buf, sizeof(buf), command_find("identity"), NULL, file, strlen(file));
+	TAP_EQ_INT(command_parse(buf, (size_t)n, &call), 0, "a whole file, CRLF lines");
+	TAP_EQ_INT(call.arglen, strlen(file), "... all of it");
+	TAP_EQ_INT(command_parse("identity a\rb", 12, &call), -EINVAL, "a lone CR");
+	TAP_EQ_INT(command_parse("identity a\0b", 12, &call), -EINVAL, "a NUL");
+	TAP_EQ_INT(command_parse("identity", 8, &call), -EINVAL, "no text");
+	TAP_EQ_INT(call.error, CMD_ERR_ARGS, "... bad arguments");
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf, "identity ", 9);
+	TAP_EQ_INT(command_parse(buf, COMMAND_MAX, &call), -EINVAL, "COMMAND_MAX bytes: too long");
+
+	keyring_forget(c->kr);
+	n = command_format(buf, sizeof(buf), command_find("identity"), NULL, file, strlen(file));
+	TAP_EQ_INT(daemon_run(c, buf, (size_t)n), 0, "the daemon takes the file");
+	TAP_EQ_INT(keyring_count(c->kr), 1, "... and holds its identity");
+	tap_ok(!strstr(logbuf, "AGE-SECRET-KEY") && !strstr(logbuf, "DLDCGM8W"), "the key is not logged");
+	/* ssh-keygen -N hunter2's key, from tests/vectors/keys */
+	snprintf(path, sizeof(path), "%s/../keys/id_ed25519_locked", v ? v : ".");
+	f = fopen(path, "r");
+	tap_ok(f && fread(locked, 1, sizeof(locked) - 1, f) > 0, "read %s", path);
+	if (f)
+		fclose(f);
+	n = command_format(buf, sizeof(buf), command_find("identity"), NULL, locked, strlen(locked));
+	TAP_EQ_INT(daemon_run(c, buf, (size_t)n), -EINVAL, "a passphrase-protected OpenSSH key: -EINVAL");
+	tap_ok(strstr(logbuf, "control: identity refused: line 1: passphrase-protected OpenSSH keys"),
+	       "... saying why (%s)", logbuf);
+	TAP_EQ_INT(keyring_count(c->kr), 1, "... and nothing changed");
+	TAP_EQ_INT(daemon_run(c, "forget --keyset web", 19), 0, "forget --keyset");
+	TAP_EQ_INT(keyring_count(c->kr), 1, "... keeps the identities");
+	TAP_EQ_INT(daemon_run(c, "forget", 6), 0, "forget");
+	TAP_EQ_INT(keyring_count(c->kr), 0, "... wipes them");
+	TAP_EQ_INT(daemon_run(c, "reload", 6), -ENOTSUP, "reload without a hook: -ENOTSUP");
+}
+
 /* The unknown-command line names every verb of the table, never the
  * command (it may be a password). */
 static void test_unknown_words(struct ctl *c)
 {
 	daemon_run(c, "Abcdefg1!\n", 10);
-	tap_ok(strstr(logbuf, "control: unknown command (commands: password, unlock, forget, hint, activate)") &&
+	tap_ok(strstr(logbuf, "control: unknown command (commands: password, unlock, forget, hint, activate, "
+			      "identity, reload)") &&
 	       !strstr(logbuf, "Abcdefg1!"), "unknown: the verbs, not the text (%s)", logbuf);
 }
 
@@ -328,8 +399,8 @@ int main(void)
 	if (!tap_ok(mkdtemp(dir) && !state_open(&state, dir), "a state directory"))
 		return tap_done();
 	c.state = &state;
-	if (!tap_ok(vault_new(&c.v) == 0 && import_new(&c.im, &st, &state, c.v) == 0,
-		    "vault and importer"))
+	if (!tap_ok(vault_new(&c.v) == 0 && import_new(&c.im, &st, &state, c.v) == 0 &&
+		    keyring_new(&c.kr) == 0, "vault, importer and keyring"))
 		return tap_done();
 	test_table();
 	test_parse();
@@ -337,7 +408,9 @@ int main(void)
 	test_agreement_formatted(&c);
 	test_agreement_raw(&c);
 	test_unknown_words(&c);
+	test_identity(&c);
 	import_free(c.im);
+	keyring_free(c.kr);
 	vault_free(c.v);
 	state_close(&state);
 	tap_ok(!system("rm -rf /tmp/keyfs-test-command.*"), "state directory removed");

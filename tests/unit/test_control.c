@@ -321,7 +321,7 @@ static void test_observer(struct ctl *c)
 {
 	struct seen s = { 0 };
 
-	c->obs = (struct ctl_observer){ seen_secrets, seen_hints, &s };
+	c->obs = (struct ctl_observer){ seen_secrets, seen_hints, &s, NULL };
 	TAP_EQ_INT(run(c, "password Abcdefg1!\n"), 0, "password, observed");
 	tap_ok(s.secrets == 1 && s.hints == 0, "secrets_changed once (%d, %d)", s.secrets, s.hints);
 	TAP_EQ_INT(run(c, "password weak\n"), -EINVAL, "a refused password");

@@ -42,7 +42,7 @@ static int load(struct config *c, struct vault *v, struct sealcache *sc)
 	struct sources *s;
 	int ret;
 
-	ret = sources_new(&s, c, v, sc);
+	ret = sources_new(&s, c, v, NULL, sc);
 	if (!ret)
 		sources_free(s);
 	return ret;
