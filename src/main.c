@@ -200,7 +200,7 @@ static int recipients_read(struct keyfs *k, struct recipients **r)
 
 /* Reads the recipients again; a file that is now refused keeps the
  * recipients sealing as they were. */
-__attribute__((unused)) static int recipients_reload(struct keyfs *k)
+static int recipients_reload(struct keyfs *k)
 {
 	struct recipients *r;
 	int ret;
@@ -259,10 +259,13 @@ static void ctl_hints_changed(void *arg)
 	metricsfile_poke(k->mf);
 }
 
-/* SIGHUP and "reload": read again what keyfs was given from outside. */
+/* SIGHUP and "reload": read again what keyfs was given from outside
+ * (passwords, identities, recipients). */
 static int keyfs_reload(struct keyfs *k)
 {
-	return sources_reload(k->src);
+	int ret = sources_reload(k->src), rret = recipients_reload(k);
+
+	return ret ? ret : rret;
 }
 
 static int reload_hook(void *arg)

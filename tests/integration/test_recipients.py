@@ -214,7 +214,7 @@ def test_changed_recipients_reseal_exactly_the_keysets_they_cover(keyfs_bin, tmp
         # A new administrator joins the team that opens everything but db.
         carol = str(tmp_path / "keys" / "carol.txt")
         write_recipients(everyone, keys["age_pub"], age_keygen(carol))
-        m.proc.send_signal(signal.SIGHUP)
+        assert m.control("reload") == 0
         deadline = time.monotonic() + 10
         while export_state(m, "web")[0] == before["web"][0]:
             assert time.monotonic() < deadline, m.logtext()
@@ -226,6 +226,13 @@ def test_changed_recipients_reseal_exactly_the_keysets_they_cover(keyfs_bin, tmp
         for ident in (keys["age"], carol):
             assert open_with(ident, os.path.join(m.export, "web.pem"),
                              str(tmp_path / "o.tar"))[0] == 0
+        # A file now refused keeps the recipients sealing as they were.
+        write_recipients(everyone, keys["age_pub"], "ssh-rsa AAAAB3NzaC1yc2E rsa@host")
+        assert m.control("reload") != 0
+        assert f"{everyone}:4: ssh-rsa keys are not supported" in m.logtext()
+        assert "recipients not reloaded" in m.logtext()
+        time.sleep(0.5)
+        assert {ks: export_state(m, ks) for ks in KEYSETS} == after
         m.stop()
     finally:
         m.kill()
@@ -265,6 +272,36 @@ def test_rsync_and_cp_of_recipient_exports(keyfs_bin, tmp_path, store, keys):
         for ks in KEYSETS:
             assert open_with(keys["ssh"], os.path.join(dst, f"{ks}.pem"),
                              str(tmp_path / f"{ks}.tar"))[0] == 0
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_own_export_restores_with_an_identity(build, keyfs_bin, tmp_path, store, keys):
+    """The round trip an administrator runs: back up with no password on the
+    server, then verify and restore the copy with the identity alone."""
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"], keys["ssh_pub"])
+    ctl = os.path.join(build, "keyfsctl")
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        m.start(opts=f"work_factor=10,recipients={rcpt}")
+        copy = str(tmp_path / "db.pem")
+        run(["cp", os.path.join(m.export, "db.pem"), copy])
+        verify = os.path.join(m.path, "verify", "db.pem")
+        res = run(["cp", copy, verify], check=False)
+        assert res.returncode != 0 and "Required key not available" in res.stderr, res.stderr
+        run([ctl, "-m", m.path, "identity", "add", keys["ssh"]])
+        run(["cp", copy, verify])
+        # The key in the store is lost; the copy brings it back.
+        with open(os.path.join(store, "db", "master.key"), "rb") as f:
+            key = f.read()
+        os.unlink(os.path.join(store, "db", "master.key"))
+        os.unlink(os.path.join(store, "db", "key-id.txt"))
+        os.rmdir(os.path.join(store, "db"))
+        run(["cp", copy, os.path.join(m.path, "import", "db.pem")])
+        with open(os.path.join(store, "db", "master.key"), "rb") as f:
+            assert f.read() == key
         m.stop()
     finally:
         m.kill()
