@@ -2,6 +2,7 @@
 and real keys from age-keygen and ssh-keygen, sealed with no password on
 the server, kept byte-identical while the recipients stay, and resealed
 exactly where they change."""
+import contextlib
 import hashlib
 import os
 import re
@@ -56,6 +57,20 @@ def write_recipients(path, *lines):
     os.chmod(path, 0o644)
 
 
+@contextlib.contextmanager
+def mounted(keyfs_bin, tmp_path, store, *lines):
+    """keyfs sealing to a recipients file of these lines; stopped cleanly."""
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, *lines)
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    try:
+        m.start(opts=f"work_factor=10,recipients={rcpt}")
+        yield m, rcpt
+        m.stop()
+    finally:
+        m.kill()
+
+
 def wait_sealed(m, n, timeout=20):
     deadline = time.monotonic() + timeout
     while True:
@@ -84,11 +99,7 @@ def export_state(m, ks):
 
 
 def test_sealed_to_age_and_ssh_keys_open_with_stock_age(keyfs_bin, tmp_path, store, keys):
-    rcpt = str(tmp_path / "recipients.txt")
-    write_recipients(rcpt, keys["age_pub"], keys["ssh_pub"])
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    try:
-        m.start(opts=f"work_factor=10,recipients={rcpt}")
+    with mounted(keyfs_bin, tmp_path, store, keys["age_pub"], keys["ssh_pub"]) as (m, rcpt):
         # No password given: sealing starts at mount and nothing is ENOKEY.
         status = wait_sealed(m, 2)
         assert "password: not set" in status, status
@@ -117,28 +128,18 @@ def test_sealed_to_age_and_ssh_keys_open_with_stock_age(keyfs_bin, tmp_path, sto
         assert f"sealed by:   recipients in {rcpt}: {keys['age_pub']}, ssh-ed25519 bob@laptop" \
             in readme, readme
         assert "age -d -i" in readme
-        m.stop()
-    finally:
-        m.kill()
 
 
 def test_wrong_key_does_not_open(keyfs_bin, tmp_path, store, keys):
-    rcpt = str(tmp_path / "recipients.txt")
-    write_recipients(rcpt, keys["age_pub"])
     other = str(tmp_path / "other.txt")
     age_keygen(other)
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    try:
-        m.start(opts=f"work_factor=10,recipients={rcpt}")
+    with mounted(keyfs_bin, tmp_path, store, keys["age_pub"]) as (m, rcpt):
         wait_sealed(m, 2)
         pem = os.path.join(m.export, "db.pem")
         rc, err = open_with(other, pem, str(tmp_path / "db.tar"))
         assert rc != 0 and "no identity matched" in err, err
         rc, err = open_with(keys["ssh"], pem, str(tmp_path / "db.tar"))
         assert rc != 0, err
-        m.stop()
-    finally:
-        m.kill()
 
 
 @pytest.mark.parametrize("line,why", [
@@ -239,11 +240,7 @@ def test_changed_recipients_reseal_exactly_the_keysets_they_cover(keyfs_bin, tmp
 
 
 def test_own_password_beats_global_recipients(keyfs_bin, tmp_path, store, keys):
-    rcpt = str(tmp_path / "recipients.txt")
-    write_recipients(rcpt, keys["age_pub"])
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    try:
-        m.start(opts=f"work_factor=10,recipients={rcpt}")
+    with mounted(keyfs_bin, tmp_path, store, keys["age_pub"]) as (m, rcpt):
         wait_sealed(m, 2)
         assert m.control(f"password --keyset web {PASSWORD}") == 0
         status = wait_sealed(m, 2)
@@ -253,39 +250,25 @@ def test_own_password_beats_global_recipients(keyfs_bin, tmp_path, store, keys):
         run(["cp", os.path.join(m.export, "web.pem"), web])
         assert age_decrypt(web, str(tmp_path / "web.tar"), PASSWORD).returncode == 0
         assert open_with(keys["age"], web, str(tmp_path / "w.tar"))[0] != 0
-        m.stop()
-    finally:
-        m.kill()
 
 
 def test_rsync_and_cp_of_recipient_exports(keyfs_bin, tmp_path, store, keys):
     """A backup job with no password anywhere: the second rsync sends nothing."""
-    rcpt = str(tmp_path / "recipients.txt")
-    write_recipients(rcpt, keys["ssh_pub"])
-    m = Mount(keyfs_bin, str(tmp_path), store)
     dst = str(tmp_path / "backup")
-    try:
-        m.start(opts=f"work_factor=10,recipients={rcpt}")
+    with mounted(keyfs_bin, tmp_path, store, keys["ssh_pub"]) as (m, rcpt):
         run(["rsync", "-a", m.export + "/", dst + "/"])
         res = run(["rsync", "-a", "--itemize-changes", m.export + "/", dst + "/"])
         assert res.stdout.strip() == "", res.stdout
         for ks in KEYSETS:
             assert open_with(keys["ssh"], os.path.join(dst, f"{ks}.pem"),
                              str(tmp_path / f"{ks}.tar"))[0] == 0
-        m.stop()
-    finally:
-        m.kill()
 
 
 def test_own_export_restores_with_an_identity(build, keyfs_bin, tmp_path, store, keys):
     """The round trip an administrator runs: back up with no password on the
     server, then verify and restore the copy with the identity alone."""
-    rcpt = str(tmp_path / "recipients.txt")
-    write_recipients(rcpt, keys["age_pub"], keys["ssh_pub"])
     ctl = os.path.join(build, "keyfsctl")
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    try:
-        m.start(opts=f"work_factor=10,recipients={rcpt}")
+    with mounted(keyfs_bin, tmp_path, store, keys["age_pub"], keys["ssh_pub"]) as (m, rcpt):
         copy = str(tmp_path / "db.pem")
         run(["cp", os.path.join(m.export, "db.pem"), copy])
         verify = os.path.join(m.path, "verify", "db.pem")
@@ -302,6 +285,3 @@ def test_own_export_restores_with_an_identity(build, keyfs_bin, tmp_path, store,
         run(["cp", copy, os.path.join(m.path, "import", "db.pem")])
         with open(os.path.join(store, "db", "master.key"), "rb") as f:
             assert f.read() == key
-        m.stop()
-    finally:
-        m.kill()
