@@ -2,7 +2,7 @@
  * the header format, the STREAM payload and the recipient types; and the
  * passphrase API keyfs exports with, on top of them.
  *
- * The file key lives in sodium_malloc() memory, which sodium_free() wipes
+ * The file key lives in guarded memory (secmem.h), which secmem_free() wipes
  * on every path out. */
 #include <errno.h>
 #include <stdint.h>
@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "keyfs/age.h"
+#include "keyfs/secmem.h"
 #include "keyfs/age_header.h"
 #include "keyfs/age_recipient.h"
 #include "keyfs/age_stream.h"
@@ -80,7 +81,7 @@ int age_seal_to(const uint8_t *pt, size_t len, const struct age_recipient *r,
 	size = age_sealed_size_for(r, n, len);
 	buf = malloc(size);
 	s = calloc(n, sizeof(*s));
-	fk = sodium_malloc(AGE_FILE_KEY_LEN);
+	fk = secmem_alloc(AGE_FILE_KEY_LEN);
 	if (!buf || !s || !fk) {
 		ret = -ENOMEM;
 		goto out;
@@ -104,7 +105,7 @@ out:
 		age_stanza_clear(&s[i]);
 	free(s);
 	free(buf);
-	sodium_free(fk);
+	secmem_free(fk);
 	return ret;
 }
 
@@ -175,7 +176,7 @@ static int unseal(const uint8_t *in, size_t len, const uint8_t *key,
 	ret = read_header(in, len, &h);
 	if (ret < 0)
 		return ret;
-	fk = sodium_malloc(AGE_FILE_KEY_LEN);
+	fk = secmem_alloc(AGE_FILE_KEY_LEN);
 	if (!fk) {
 		ret = -ENOMEM;
 		goto out;
@@ -191,7 +192,7 @@ static int unseal(const uint8_t *in, size_t len, const uint8_t *key,
 		goto out;
 	ret = age_stream_open(fk, in + h.payload, len - h.payload, pt, ptlen);
 out:
-	sodium_free(fk);
+	secmem_free(fk);
 	age_header_free(&h);
 	return ret;
 }

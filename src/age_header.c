@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "keyfs/secmem.h"
 #include "keyfs/age_header.h"
 #include "keyfs/age_hkdf.h"
 
@@ -92,7 +93,7 @@ static int header_mac(const uint8_t key[AGE_FILE_KEY_LEN], const uint8_t *hdr,
 	struct {
 		uint8_t key[AGE_HKDF_LEN];
 		crypto_auth_hmacsha256_state st;
-	} *s = sodium_malloc(sizeof(*s));
+	} *s = secmem_alloc(sizeof(*s));
 	int ret;
 
 	if (!s)
@@ -105,7 +106,7 @@ static int header_mac(const uint8_t key[AGE_FILE_KEY_LEN], const uint8_t *hdr,
 	crypto_auth_hmacsha256_update(&s->st, hdr, len);
 	crypto_auth_hmacsha256_final(&s->st, mac);
 out:
-	sodium_free(s);
+	secmem_free(s);
 	return ret;
 }
 

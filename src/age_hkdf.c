@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "keyfs/secmem.h"
 #include "keyfs/age_hkdf.h"
 
 _Static_assert(AGE_HKDF_LEN == crypto_auth_hmacsha256_BYTES, "hmac size");
@@ -58,12 +59,12 @@ static void expand(struct hkdf_scratch *s, uint8_t *out, size_t outlen,
 int age_hkdf_extract(uint8_t prk[static AGE_HKDF_LEN], const uint8_t *salt,
 		     size_t saltlen, const uint8_t *ikm, size_t ikmlen)
 {
-	struct hkdf_scratch *s = sodium_malloc(sizeof(*s));
+	struct hkdf_scratch *s = secmem_alloc(sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
 	extract(s, prk, salt, saltlen, ikm, ikmlen);
-	sodium_free(s);
+	secmem_free(s);
 	return 0;
 }
 
@@ -76,11 +77,11 @@ int age_hkdf_expand(uint8_t *out, size_t outlen,
 	/* The block counter is one byte. */
 	if (outlen > AGE_HKDF_MAX)
 		return -EINVAL;
-	s = sodium_malloc(sizeof(*s));
+	s = secmem_alloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	expand(s, out, outlen, prk, info, infolen);
-	sodium_free(s);
+	secmem_free(s);
 	return 0;
 }
 
@@ -92,11 +93,11 @@ int age_hkdf(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen,
 
 	if (outlen > AGE_HKDF_MAX)
 		return -EINVAL;
-	s = sodium_malloc(sizeof(*s));
+	s = secmem_alloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	extract(s, s->prk, salt, saltlen, ikm, ikmlen);
 	expand(s, out, outlen, s->prk, info, infolen);
-	sodium_free(s);
+	secmem_free(s);
 	return 0;
 }

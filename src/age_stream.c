@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "keyfs/secmem.h"
 #include "keyfs/age_hkdf.h"
 #include "keyfs/age_stream.h"
 
@@ -47,14 +48,14 @@ static int payload_key(const uint8_t key[AGE_FILE_KEY_LEN],
 {
 	int ret;
 
-	*pk = sodium_malloc(AGE_HKDF_LEN);
+	*pk = secmem_alloc(AGE_HKDF_LEN);
 	if (!*pk)
 		return -ENOMEM;
 	ret = age_hkdf(*pk, AGE_HKDF_LEN, nonce, AGE_NONCE_LEN, key,
 		       AGE_FILE_KEY_LEN, (const uint8_t *)PAYLOAD_LABEL,
 		       strlen(PAYLOAD_LABEL));
 	if (ret < 0) {
-		sodium_free(*pk);
+		secmem_free(*pk);
 		*pk = NULL;
 	}
 	return ret;
@@ -80,7 +81,7 @@ int age_stream_seal(const uint8_t key[static AGE_FILE_KEY_LEN],
 							  0, NULL, nonce, pk);
 		out += n + AGE_TAG_LEN;
 	}
-	sodium_free(pk);
+	secmem_free(pk);
 	return 0;
 }
 
@@ -140,6 +141,6 @@ int age_stream_open(const uint8_t key[static AGE_FILE_KEY_LEN],
 	buf = NULL;
 out:
 	sodium_free(buf); /* on failure, wipes what was already opened */
-	sodium_free(pk);
+	secmem_free(pk);
 	return ret;
 }

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "keyfs/secmem.h"
 #include "keyfs/age_hkdf.h"
 #include "keyfs/age_recipient.h"
 #include "keyfs/bech32.h"
@@ -111,7 +112,7 @@ static int wrap(const struct age_recipient *r,
 	int ret;
 
 	m = malloc(sizeof(*m));
-	x = sodium_malloc(sizeof(*x));
+	x = secmem_alloc(sizeof(*x));
 	if (!m || !x) {
 		ret = -ENOMEM;
 		goto out;
@@ -140,7 +141,7 @@ static int wrap(const struct age_recipient *r,
 	m = NULL;
 out:
 	free(m);
-	sodium_free(x);
+	secmem_free(x);
 	return ret;
 }
 
@@ -200,7 +201,7 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 	ret = parse_stanza(s, share);
 	if (ret < 0)
 		return ret;
-	x = sodium_malloc(sizeof(*x));
+	x = secmem_alloc(sizeof(*x));
 	if (!x)
 		return -ENOMEM;
 	/* The spec: an all-zero shared secret (a low-order share) makes
@@ -212,7 +213,7 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 	if (ret == 0)
 		ret = age_unwrap_file_key(file_key, s->body, s->bodylen,
 					  x->key);
-	sodium_free(x);
+	secmem_free(x);
 	return ret;
 }
 
