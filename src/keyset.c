@@ -266,6 +266,39 @@ bool keyset_equal(const struct keyset *a, const struct keyset *b)
 	return true;
 }
 
+static int copy_member(struct keyset *dst, const struct keyset_member *m)
+{
+	const struct keyset_meta meta = {
+		.type = m->type, .mode = m->mode, .mtime = m->mtime, .owned = m->owned,
+		.uid = m->uid, .gid = m->gid, .user = m->user, .group = m->group, .link = m->link,
+	};
+	struct keyset_member *c;
+	size_t i;
+	int ret;
+
+	ret = keyset_add_member(dst, m->name, &meta, m->data, m->len, &c);
+	for (i = 0; ret == 0 && i < m->nxattr; i++)
+		ret = keyset_add_xattr(c, m->xattr[i].name, m->xattr[i].value, m->xattr[i].len);
+	return ret;
+}
+
+int keyset_copy(struct keyset *dst, const struct keyset *src)
+{
+	size_t i;
+	int ret = 0;
+
+	keyset_clear(dst);
+	memcpy(dst->name, src->name, sizeof(dst->name));
+	memcpy(dst->hint, src->hint, sizeof(dst->hint));
+	for (i = 0; ret == 0 && i < src->n; i++)
+		ret = copy_member(dst, &src->m[i]);
+	if (ret)
+		keyset_clear(dst);
+	else
+		keyset_sort(dst);
+	return ret;
+}
+
 static void member_free(struct keyset_member *m)
 {
 	size_t i;

@@ -131,6 +131,9 @@ time_t keyset_mtime(const struct keyset *ks);
  * gid, where both recorded one) and contents. The keyset names, mtimes,
  * owner names and hints are not compared. Both must be sorted. */
 bool keyset_equal(const struct keyset *a, const struct keyset *b);
+/* dst (cleared first) becomes a deep copy of src, members sorted; left
+ * empty on error. */
+int keyset_copy(struct keyset *dst, const struct keyset *src);
 /* Wipes and frees members; leaves *ks empty and reusable. */
 void keyset_clear(struct keyset *ks);
 
