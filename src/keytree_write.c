@@ -176,7 +176,8 @@ static int finish_dir(int dfd, const struct keyset_member *m)
 	fd = openat(dfd, m->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fsync(fd) || fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times))
+	/* fsync last: the entries renamed into it, its mode and its time */
+	if (fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times) || fsync(fd))
 		ret = -errno;
 	close(fd);
 	return ret;
