@@ -16,23 +16,64 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "bundle_priv.h"
 
-#define TAR_BLOCK 512
-/* Largest mtime a ustar header holds: 11 octal digits. */
-#define USTAR_TIME_MAX ((time_t)077777777777)
-/* KEYSET.ini is metadata, a few hundred bytes; bound what we read. */
-#define INI_MAX 4096
-#define PATH_LEN (KEYSET_NAME_MAX + 1 + KEYSET_MEMBER_NAME_MAX + 1)
+#define PATH_LEN (KEYSET_NAME_MAX + 1 + KEYSET_PATH_MAX + 2)
 
 _Static_assert(sizeof(KEYSET_INI) <= KEYSET_MEMBER_NAME_MAX + 1,
 	       "KEYSET.ini must fit a member path");
 
+static void hash_u64(crypto_generichash_state *st, uint64_t v)
+{
+	uint8_t le[8];
+	size_t j;
+
+	for (j = 0; j < sizeof(le); j++)
+		le[j] = (uint8_t)(v >> (8 * j));
+	crypto_generichash_update(st, le, sizeof(le));
+}
+
+static void hash_bytes(crypto_generichash_state *st, const void *p, size_t len)
+{
+	hash_u64(st, len);
+	if (len > 0)
+		crypto_generichash_update(st, p, len);
+}
+
+/* A regular file with no xattrs, owned by 0:0 or by nobody recorded:
+ * what every member of a format 1 keyset was. */
+static bool member_plain(const struct keyset_member *m)
+{
+	return m->type == KEYSET_FILE && m->nxattr == 0 &&
+	       (!m->owned || (m->uid == 0 && m->gid == 0));
+}
+
+/* What format 2 added, after a "+" that no mode field can start with. */
+static void hash_extended(crypto_generichash_state *st, const struct keyset_member *m)
+{
+	static const char type[] = { [KEYSET_FILE] = 'f', [KEYSET_DIR] = 'd', [KEYSET_LINK] = 'l' };
+	bool owned = m->owned && (m->uid != 0 || m->gid != 0);
+	size_t i;
+
+	crypto_generichash_update(st, (const uint8_t *)"+", 2);
+	crypto_generichash_update(st, (const uint8_t *)&type[m->type], 1);
+	hash_u64(st, owned);
+	hash_u64(st, owned ? m->uid : 0);
+	hash_u64(st, owned ? m->gid : 0);
+	hash_bytes(st, m->link, m->link ? strlen(m->link) : 0);
+	hash_u64(st, m->nxattr);
+	for (i = 0; i < m->nxattr; i++) {
+		hash_bytes(st, m->xattr[i].name, strlen(m->xattr[i].name));
+		hash_bytes(st, m->xattr[i].value, m->xattr[i].len);
+	}
+}
+
 void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_LEN + 1])
 {
 	crypto_generichash_state st;
-	uint8_t fpr[BUNDLE_FPR_LEN], le[8];
+	uint8_t fpr[BUNDLE_FPR_LEN];
 	char mode[5];
-	size_t i, j;
+	size_t i;
 
 	crypto_generichash_init(&st, NULL, 0, sizeof(fpr));
 	for (i = 0; i < ks->n; i++) {
@@ -40,22 +81,18 @@ void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_
 
 		/* The NULs make the encoding unambiguous between fields. */
 		crypto_generichash_update(&st, (const uint8_t *)m->name, strlen(m->name) + 1);
-		snprintf(mode, sizeof(mode), "%04o", (unsigned int)(m->mode & KEYSET_MODE_MASK));
+		if (!member_plain(m))
+			hash_extended(&st, m);
+		snprintf(mode, sizeof(mode), "%04o", (unsigned int)(m->mode & 07777 & KEYSET_MODE_MASK));
 		crypto_generichash_update(&st, (const uint8_t *)mode, sizeof(mode));
-		for (j = 0; j < sizeof(le); j++)
-			le[j] = (uint8_t)((uint64_t)m->len >> (8 * j));
-		crypto_generichash_update(&st, le, sizeof(le));
-		if (m->len > 0)
-			crypto_generichash_update(&st, m->data, m->len);
+		hash_bytes(&st, m->data, m->len);
 	}
 	crypto_generichash_final(&st, fpr, sizeof(fpr));
 	sodium_bin2hex(hex, 2 * BUNDLE_FPR_LEN + 1, fpr, sizeof(fpr));
 	sodium_memzero(&st, sizeof(st));
 }
 
-/* Hints end up in KEYSET.ini lines, README.txt and logs: no control
- * characters, so a hint cannot add a line or a terminal escape. */
-static bool hint_valid(const char *h, size_t n)
+bool bundle_hint_valid(const char *h, size_t n)
 {
 	size_t i;
 
@@ -73,6 +110,16 @@ static bool time_valid(time_t t)
 	return t >= 0 && t <= USTAR_TIME_MAX;
 }
 
+static bool member_valid(const struct keyset_member *m)
+{
+	if (!keyset_member_name_valid(m->name) || !time_valid(m->mtime) ||
+	    (m->data == NULL && m->len > 0))
+		return false;
+	if (m->type == KEYSET_LINK)
+		return m->len == 0 && keyset_link_valid(m->name, m->link);
+	return m->link == NULL && (m->type == KEYSET_FILE || m->len == 0);
+}
+
 /* Everything bundle_pack() relies on, checked before libarchive runs. */
 static int pack_check(const struct keyset *ks)
 {
@@ -80,18 +127,29 @@ static int pack_check(const struct keyset *ks)
 	size_t i;
 
 	if (!keyset_name_valid(ks->name) || hint_len == sizeof(ks->hint) ||
-	    !hint_valid(ks->hint, hint_len) || ks->n > KEYSET_MEMBERS_MAX)
+	    !bundle_hint_valid(ks->hint, hint_len) || ks->n > KEYSET_MEMBERS_MAX)
 		return -EINVAL;
 	for (i = 0; i < ks->n; i++) {
 		const struct keyset_member *m = &ks->m[i];
 
 		/* Sorted and unique, so the same keyset gives the same bytes. */
-		if (!keyset_member_name_valid(m->name) || !time_valid(m->mtime) ||
-		    (m->data == NULL && m->len > 0) ||
-		    (i > 0 && strcmp(ks->m[i - 1].name, m->name) >= 0))
+		if (!member_valid(m) || (i > 0 && strcmp(ks->m[i - 1].name, m->name) >= 0))
 			return -EINVAL;
 	}
-	return 0;
+	return keyset_check_tree(ks);
+}
+
+/* A keyset format 1 could hold is written as format 1 wrote it, byte
+ * for byte: an unchanged flat keyset keeps an unchanged tar. */
+static int keyset_format(const struct keyset *ks)
+{
+	size_t i;
+
+	for (i = 0; i < ks->n; i++) {
+		if (!member_plain(&ks->m[i]))
+			return KEYSET_FORMAT;
+	}
+	return 1;
 }
 
 static int format_ini(const struct keyset *ks, char *buf, size_t size)
@@ -109,7 +167,7 @@ static int format_ini(const struct keyset *ks, char *buf, size_t size)
 	n = snprintf(buf, size,
 		     "[keyset]\nname = %s\nformat = %d\ncreated = %s\n"
 		     "fingerprint = %s\n%s%s%s",
-		     ks->name, KEYSET_FORMAT, created, hex,
+		     ks->name, keyset_format(ks), created, hex,
 		     hint ? "hint = " : "", ks->hint, hint ? "\n" : "");
 	if (n < 0 || (size_t)n >= size)
 		return -EINVAL;
@@ -138,26 +196,57 @@ static la_ssize_t sink_write(struct archive *a, void *priv, const void *p, size_
 	return (la_ssize_t)n;
 }
 
-static int write_entry(struct archive *a, struct archive_entry *e, const char *path,
-		       mode_t type, mode_t perm, time_t mtime,
-		       const void *data, size_t len)
+/* The header fields of one entry; only these are set, so that no
+ * atime, ctime or other pax records vary between runs. */
+static void entry_owner(struct archive_entry *e, const struct keyset_member *m)
 {
-	/* Only these fields are set: no atime, ctime or pax records. */
+	/* Without a recorded owner, root's as format 1 wrote. */
+	archive_entry_set_uid(e, m && m->owned ? m->uid : 0);
+	archive_entry_set_gid(e, m && m->owned ? m->gid : 0);
+	archive_entry_set_uname(e, !m || !m->owned ? "root" : m->user[0] ? m->user : NULL);
+	archive_entry_set_gname(e, !m || !m->owned ? "root" : m->group[0] ? m->group : NULL);
+}
+
+static int entry_begin(struct archive_entry *e, const char *path, mode_t type, mode_t perm,
+		       time_t mtime, size_t len)
+{
 	archive_entry_clear(e);
 	archive_entry_set_pathname(e, path);
 	archive_entry_set_filetype(e, type);
 	archive_entry_set_perm(e, perm & 07777);
-	archive_entry_set_uid(e, 0);
-	archive_entry_set_gid(e, 0);
-	archive_entry_set_uname(e, "root");
-	archive_entry_set_gname(e, "root");
 	archive_entry_set_mtime(e, mtime, 0);
 	archive_entry_set_size(e, (la_int64_t)len);
+	return 0;
+}
+
+static int entry_write(struct archive *a, struct archive_entry *e, const void *data, size_t len)
+{
 	if (archive_write_header(a, e) != ARCHIVE_OK)
 		return -EIO;
 	if (len > 0 && archive_write_data(a, data, len) != (la_ssize_t)len)
 		return -EIO;
 	return 0;
+}
+
+static int write_member(struct archive *a, struct archive_entry *e, const char *top,
+			const struct keyset_member *m)
+{
+	static const mode_t type[] = {
+		[KEYSET_FILE] = AE_IFREG, [KEYSET_DIR] = AE_IFDIR, [KEYSET_LINK] = AE_IFLNK,
+	};
+	char path[PATH_LEN];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/%s%s", top, m->name, m->type == KEYSET_DIR ? "/" : "");
+	entry_begin(e, path, type[m->type], m->mode, m->mtime, m->len);
+	entry_owner(e, m);
+	if (m->link)
+		archive_entry_set_symlink(e, m->link);
+	/* Written in name order: the pax header is the same every time. */
+	for (i = 0; i < m->nxattr; i++)
+		archive_entry_xattr_add_entry(e, m->xattr[i].name, m->xattr[i].value,
+					      m->xattr[i].len);
+	return entry_write(a, e, m->data, m->len);
 }
 
 static int write_members(struct archive *a, struct archive_entry *e,
@@ -169,17 +258,16 @@ static int write_members(struct archive *a, struct archive_entry *e,
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/", ks->name);
-	ret = write_entry(a, e, path, AE_IFDIR, 0700, t, NULL, 0);
-	for (i = 0; ret == 0 && i < ks->n; i++) {
-		const struct keyset_member *m = &ks->m[i];
-
-		snprintf(path, sizeof(path), "%s/%s", ks->name, m->name);
-		ret = write_entry(a, e, path, AE_IFREG, m->mode, m->mtime,
-				  m->data, m->len);
-	}
+	entry_begin(e, path, AE_IFDIR, 0700, t, 0);
+	entry_owner(e, NULL);
+	ret = entry_write(a, e, NULL, 0);
+	for (i = 0; ret == 0 && i < ks->n; i++)
+		ret = write_member(a, e, ks->name, &ks->m[i]);
 	if (ret == 0) {
 		snprintf(path, sizeof(path), "%s/%s", ks->name, KEYSET_INI);
-		ret = write_entry(a, e, path, AE_IFREG, 0600, t, ini, ini_len);
+		entry_begin(e, path, AE_IFREG, 0600, t, ini_len);
+		entry_owner(e, NULL);
+		ret = entry_write(a, e, ini, ini_len);
 	}
 	return ret;
 }
@@ -198,7 +286,12 @@ static int write_tar(const struct keyset *ks, struct sink *s)
 	if (n < 0)
 		goto out;
 	ret = -EIO;
-	if (archive_write_set_format_ustar(a) != ARCHIVE_OK ||
+	/* pax, restricted: a plain ustar header for an entry that needs no
+	 * more (a format 1 keyset's bytes are unchanged), pax records only
+	 * for long paths or links, big ids and xattrs, and those as GNU tar
+	 * reads them (SCHILY.xattr) and nothing else. */
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK ||
 	    archive_write_open(a, s, NULL, sink_write, NULL) != ARCHIVE_OK)
 		goto out;
@@ -249,254 +342,3 @@ out:
 	return 0;
 }
 
-/* State of one bundle_unpack() run. */
-struct unpack {
-	struct keyset *ks;
-	size_t max_member;
-	bool have_dir;	/* saw the "<top>/" entry */
-	bool have_ini;
-};
-
-/* Top directory of a path, checked as a keyset name; *rest is what
- * follows the first '/', or NULL. An absolute path has an empty top and
- * "." or ".." fail the alphabet, so both are refused here. */
-static int split_path(const char *path, char top[static KEYSET_NAME_MAX + 1],
-		      const char **rest)
-{
-	const char *slash;
-	size_t n;
-
-	if (path == NULL)
-		return -EINVAL;
-	slash = strchr(path, '/');
-	n = slash != NULL ? (size_t)(slash - path) : strlen(path);
-	if (n == 0 || n > KEYSET_NAME_MAX)
-		return -EINVAL;
-	memcpy(top, path, n);
-	top[n] = '\0';
-	if (!keyset_name_valid(top))
-		return -EINVAL;
-	*rest = slash != NULL ? slash + 1 : NULL;
-	return 0;
-}
-
-/* Reads exactly len bytes of the current entry; short means truncated. */
-static int read_exact(struct archive *a, void *buf, size_t len)
-{
-	size_t off = 0;
-	la_ssize_t r;
-
-	while (off < len) {
-		r = archive_read_data(a, (uint8_t *)buf + off, len - off);
-		if (r <= 0)
-			return -EINVAL;
-		off += (size_t)r;
-	}
-	return 0;
-}
-
-/* Declared size of a regular entry, refused above max. */
-static int entry_size(struct archive_entry *e, size_t max, size_t *len)
-{
-	la_int64_t size = archive_entry_size(e);
-
-	if (!archive_entry_size_is_set(e) || size < 0 || (uint64_t)size > max)
-		return -EINVAL;
-	*len = (size_t)size;
-	return 0;
-}
-
-/* Strict KEYSET.ini reading: only lines "name = <top>" and
- * "hint = <text>" as bundle_pack() writes them matter; the rest
- * (format, created, fingerprint) is informative. */
-static int ini_line(const char *line, size_t n, const char *top, char *hint,
-		    bool *have_hint)
-{
-	static const char name_key[] = "name = ", hint_key[] = "hint = ";
-	const size_t klen = sizeof(name_key) - 1;
-
-	if (n >= klen && memcmp(line, name_key, klen) == 0) {
-		if (n - klen != strlen(top) || memcmp(line + klen, top, n - klen) != 0)
-			return -EINVAL;
-	} else if (n >= klen && memcmp(line, hint_key, klen) == 0) {
-		if (*have_hint || n - klen > KEYSET_HINT_MAX ||
-		    !hint_valid(line + klen, n - klen))
-			return -EINVAL;
-		memcpy(hint, line + klen, n - klen);
-		hint[n - klen] = '\0';
-		*have_hint = true;
-	}
-	return 0;
-}
-
-static int parse_ini(const char *buf, size_t len, const char *top,
-		     char hint[static KEYSET_HINT_MAX + 1])
-{
-	bool have_hint = false;
-	const char *p = buf, *end = buf + len, *nl;
-	int ret = 0;
-
-	while (ret == 0 && p < end) {
-		nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL)
-			nl = end;
-		ret = ini_line(p, (size_t)(nl - p), top, hint, &have_hint);
-		p = nl + 1;
-	}
-	return ret;
-}
-
-static int read_ini(struct unpack *u, struct archive *a, struct archive_entry *e)
-{
-	char buf[INI_MAX];
-	size_t len;
-	int ret;
-
-	if (u->have_ini)
-		return -EINVAL;
-	u->have_ini = true;
-	ret = entry_size(e, sizeof(buf), &len);
-	if (ret == 0)
-		ret = read_exact(a, buf, len);
-	if (ret == 0)
-		ret = parse_ini(buf, len, u->ks->name, u->ks->hint);
-	return ret;
-}
-
-/* pax and GNU tars hold times a ustar header cannot (before 1970, after
- * 2242). A member time is metadata, not key material: clamping it keeps
- * such a backup restorable and what is restored exportable again, where
- * refusing would make a good copy of the keys useless. */
-static time_t clamp_time(time_t t)
-{
-	return t < 0 ? 0 : t > USTAR_TIME_MAX ? USTAR_TIME_MAX : t;
-}
-
-static int read_member(struct unpack *u, struct archive *a,
-		       struct archive_entry *e, const char *name)
-{
-	uint8_t *data = NULL;
-	size_t len;
-	int ret;
-
-	ret = keyset_member_name_valid(name) ? 0 : -EINVAL;
-	if (ret == 0)
-		ret = entry_size(e, u->max_member, &len);
-	if (ret < 0)
-		goto out;
-	/* The size is bounded by max_member before anything is allocated. */
-	if (len > 0) {
-		ret = -ENOMEM;
-		data = sodium_malloc(len);
-		if (data == NULL)
-			goto out;
-		ret = read_exact(a, data, len);
-		if (ret < 0)
-			goto out;
-	}
-	ret = keyset_add(u->ks, name, archive_entry_perm(e), clamp_time(archive_entry_mtime(e)),
-			 data, len);
-	/* Duplicates and too many members are malformed archives. */
-	if (ret == -EEXIST || ret == -E2BIG)
-		ret = -EINVAL;
-out:
-	sodium_free(data);
-	return ret;
-}
-
-/* Only regular files and the top directory: links, devices, fifos,
- * sockets and sparse files are refused. */
-static bool entry_kind_ok(struct archive_entry *e, mode_t want)
-{
-	return archive_entry_filetype(e) == want &&
-	       archive_entry_hardlink(e) == NULL &&
-	       archive_entry_symlink(e) == NULL &&
-	       archive_entry_sparse_count(e) == 0;
-}
-
-static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e)
-{
-	char top[KEYSET_NAME_MAX + 1];
-	const char *rest;
-	int ret;
-
-	ret = split_path(archive_entry_pathname(e), top, &rest);
-	if (ret < 0)
-		return ret;
-	/* The first entry names the keyset; every later one must agree. */
-	if (u->ks->name[0] == '\0')
-		memcpy(u->ks->name, top, sizeof(top));
-	else if (strcmp(u->ks->name, top) != 0)
-		return -EINVAL;
-
-	/* "k/" or "k": the top directory itself, once. */
-	if (rest == NULL || rest[0] == '\0') {
-		if (u->have_dir || !entry_kind_ok(e, AE_IFDIR))
-			return -EINVAL;
-		u->have_dir = true;
-		return 0;
-	}
-	/* "k/x/..." or a directory "k/x": nesting is not a keyset. */
-	if (strchr(rest, '/') != NULL || !entry_kind_ok(e, AE_IFREG))
-		return -EINVAL;
-	if (strcmp(rest, KEYSET_INI) == 0)
-		return read_ini(u, a, e);
-	return read_member(u, a, e, rest);
-}
-
-/* libarchive reports a clean EOF when the input simply stops at a
- * header boundary, so a tar cut there would pass. Insist on the two
- * zero blocks every tar writer puts at the end. After ARCHIVE_EOF the
- * header position is where that end marker starts. */
-static int check_end(struct archive *a, const uint8_t *tar, size_t len)
-{
-	static const uint8_t zero[2 * TAR_BLOCK];
-	la_int64_t pos = archive_read_header_position(a);
-
-	if (pos < 0 || (uint64_t)pos > len || len - (size_t)pos < sizeof(zero) ||
-	    memcmp(tar + pos, zero, sizeof(zero)) != 0)
-		return -EINVAL;
-	return 0;
-}
-
-static int read_tar(struct unpack *u, struct archive *a, const uint8_t *tar, size_t len)
-{
-	struct archive_entry *e;
-	int r = ARCHIVE_FATAL, ret = 0;
-
-	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_none(a) != ARCHIVE_OK ||
-	    archive_read_open_memory(a, tar, len) != ARCHIVE_OK)
-		return -EINVAL;
-	/* Anything but a clean header, warnings included, is refused. */
-	while (ret == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
-		ret = unpack_entry(u, a, e);
-	if (ret < 0)
-		return ret;
-	if (r != ARCHIVE_EOF || u->ks->name[0] == '\0')
-		return -EINVAL;
-	return check_end(a, tar, len);
-}
-
-int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks)
-{
-	struct unpack u = { .ks = ks, .max_member = max_member };
-	struct archive *a = NULL;
-	int ret;
-
-	ret = -EINVAL;
-	if (tar == NULL || len == 0)
-		goto out;
-	ret = -ENOMEM;
-	a = archive_read_new();
-	if (a == NULL)
-		goto out;
-	ret = read_tar(&u, a, tar, len);
-	if (ret == 0)
-		keyset_sort(ks);
-out:
-	archive_read_free(a);
-	if (ret < 0)
-		keyset_clear(ks);
-	return ret;
-}

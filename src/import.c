@@ -346,6 +346,12 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		goto out;
 	}
 	ret = store_put(im->st, &ks, &put);
+	if (ret == -EPERM) {
+		/* refused before anything was written: say what to do */
+		record(im, LOG_ERR, "import \"%s\" failed: its files belong to another user; "
+		       "only keyfs running as root can restore them", ks.name);
+		goto out;
+	}
 	if (ret) {
 		record(im, LOG_ERR, "import \"%s\" failed: writing the keystore: %s", ks.name, strerror(-ret));
 		ret = -EIO;

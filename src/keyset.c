@@ -1,4 +1,5 @@
-/* A keyset in memory: names, modes, times, and key bytes in guarded memory. */
+/* A keyset in memory: member paths, types, owners, modes, times, link
+ * targets and extended attributes, and key bytes in guarded memory. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,39 +7,6 @@
 #include <sodium.h>
 
 #include "keyfs/keyset.h"
-
-static bool name_char_ok(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-/* One alphabet for both kinds of names: it keeps ".", "..", "/",
- * newlines and non-ASCII bytes out of paths, tar headers and logs. */
-static bool name_valid(const char *name, size_t max)
-{
-	size_t i;
-
-	if (name == NULL || name[0] == '\0' || name[0] == '.')
-		return false;
-	for (i = 0; name[i] != '\0'; i++) {
-		if (i == max || !name_char_ok(name[i]))
-			return false;
-	}
-	return true;
-}
-
-bool keyset_name_valid(const char *name)
-{
-	return name_valid(name, KEYSET_NAME_MAX);
-}
-
-bool keyset_member_name_valid(const char *name)
-{
-	/* KEYSET.ini lives beside the members in the tar. */
-	return name_valid(name, KEYSET_MEMBER_NAME_MAX) &&
-	       strcmp(name, KEYSET_INI) != 0;
-}
 
 static bool has_member(const struct keyset *ks, const char *name)
 {
@@ -51,39 +19,138 @@ static bool has_member(const struct keyset *ks, const char *name)
 	return false;
 }
 
-int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
-	       const uint8_t *data, size_t len)
+static bool owner_name_ok(const char *s)
+{
+	return s == NULL || strnlen(s, KEYSET_OWNER_MAX + 1) <= KEYSET_OWNER_MAX;
+}
+
+static int meta_check(const char *name, const struct keyset_meta *meta,
+		      const uint8_t *data, size_t len)
+{
+	if (!keyset_member_name_valid(name) || (data == NULL && len > 0) ||
+	    !owner_name_ok(meta->user) || !owner_name_ok(meta->group))
+		return -EINVAL;
+	switch (meta->type) {
+	case KEYSET_FILE:
+		return meta->link == NULL ? 0 : -EINVAL;
+	case KEYSET_DIR:
+		return meta->link == NULL && len == 0 ? 0 : -EINVAL;
+	case KEYSET_LINK:
+		return len == 0 && keyset_link_valid(name, meta->link) ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+static void set_owner(struct keyset_member *m, const struct keyset_meta *meta)
+{
+	m->owned = meta->owned;
+	if (!meta->owned)
+		return;
+	m->uid = meta->uid;
+	m->gid = meta->gid;
+	if (meta->user)
+		memcpy(m->user, meta->user, strlen(meta->user) + 1);
+	if (meta->group)
+		memcpy(m->group, meta->group, strlen(meta->group) + 1);
+}
+
+int keyset_add_member(struct keyset *ks, const char *name, const struct keyset_meta *meta,
+		      const uint8_t *data, size_t len, struct keyset_member **out)
 {
 	struct keyset_member *m;
 	uint8_t *copy = NULL;
+	char *link = NULL;
+	int ret;
 
-	if (!keyset_member_name_valid(name) || (data == NULL && len > 0))
-		return -EINVAL;
+	ret = meta_check(name, meta, data, len);
+	if (ret)
+		return ret;
 	if (ks->n >= KEYSET_MEMBERS_MAX)
 		return -E2BIG;
 	if (has_member(ks, name))
 		return -EEXIST;
+	ret = -ENOMEM;
 	/* sodium_malloc(0) is not allowed: an empty member has no buffer. */
-	if (len > 0) {
-		copy = sodium_malloc(len);
-		if (copy == NULL)
-			return -ENOMEM;
-		memcpy(copy, data, len);
-	}
+	if (len > 0 && (copy = sodium_malloc(len)) == NULL)
+		goto err;
+	if (meta->link && (link = strdup(meta->link)) == NULL)
+		goto err;
 	/* The array holds names and pointers only, so plain realloc is fine. */
 	m = realloc(ks->m, (ks->n + 1) * sizeof(*m));
-	if (m == NULL) {
-		sodium_free(copy);
-		return -ENOMEM;
-	}
+	if (m == NULL)
+		goto err;
+	if (len > 0)
+		memcpy(copy, data, len);
 	ks->m = m;
 	m = &ks->m[ks->n++];
 	memset(m, 0, sizeof(*m));
 	memcpy(m->name, name, strlen(name) + 1);
-	m->mode = mode & KEYSET_MODE_MASK;
-	m->mtime = mtime;
+	m->type = meta->type;
+	m->mode = meta->type == KEYSET_LINK ? 0777 : meta->mode & KEYSET_MODE_MASK;
+	m->mtime = meta->mtime;
+	set_owner(m, meta);
+	m->link = link;
 	m->data = copy;
 	m->len = len;
+	if (out)
+		*out = m;
+	return 0;
+err:
+	sodium_free(copy);
+	free(link);
+	return ret;
+}
+
+int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
+	       const uint8_t *data, size_t len)
+{
+	const struct keyset_meta meta = {
+		.type = KEYSET_FILE, .mode = mode, .mtime = mtime,
+	};
+
+	return keyset_add_member(ks, name, &meta, data, len, NULL);
+}
+
+static size_t xattr_pos(const struct keyset_member *m, const char *name, bool *found)
+{
+	size_t i;
+	int c = 1;
+
+	for (i = 0; i < m->nxattr && (c = strcmp(m->xattr[i].name, name)) < 0; i++)
+		;
+	*found = i < m->nxattr && c == 0;
+	return i;
+}
+
+int keyset_add_xattr(struct keyset_member *m, const char *name, const void *value, size_t len)
+{
+	struct keyset_xattr *x, add = { NULL, NULL, len };
+	bool found;
+	size_t i;
+
+	if (!keyset_xattr_kept(name) || len > KEYSET_XATTR_SIZE_MAX || (value == NULL && len > 0))
+		return -EINVAL;
+	i = xattr_pos(m, name, &found);
+	if (found)
+		return -EEXIST;
+	if (m->nxattr >= KEYSET_XATTRS_MAX)
+		return -E2BIG;
+	add.name = strdup(name);
+	add.value = len ? malloc(len) : NULL;
+	x = realloc(m->xattr, (m->nxattr + 1) * sizeof(*x));
+	if (!add.name || (len && !add.value) || !x) {
+		free(add.name);
+		free(add.value);
+		if (x)
+			m->xattr = x;
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(add.value, value, len);
+	m->xattr = x;
+	memmove(&x[i + 1], &x[i], (m->nxattr - i) * sizeof(*x));
+	x[i] = add;
+	m->nxattr++;
 	return 0;
 }
 
@@ -100,6 +167,45 @@ void keyset_sort(struct keyset *ks)
 		qsort(ks->m, ks->n, sizeof(*ks->m), member_cmp);
 }
 
+static const struct keyset_member *find(const struct keyset *ks, const char *name, size_t n)
+{
+	size_t lo = 0, hi = ks->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strncmp(ks->m[mid].name, name, n);
+		if (c == 0 && ks->m[mid].name[n] != '\0')
+			c = 1;
+		if (c == 0)
+			return &ks->m[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int keyset_check_tree(const struct keyset *ks)
+{
+	const struct keyset_member *dir;
+	const char *slash;
+	size_t i;
+
+	for (i = 0; i < ks->n; i++) {
+		slash = strrchr(ks->m[i].name, '/');
+		if (!slash)
+			continue;
+		/* Writers create a member inside its directory without ever
+		 * following a link: the directory must be one of ours. */
+		dir = find(ks, ks->m[i].name, (size_t)(slash - ks->m[i].name));
+		if (!dir || dir->type != KEYSET_DIR)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 time_t keyset_mtime(const struct keyset *ks)
 {
 	time_t t = 0;
@@ -112,11 +218,34 @@ time_t keyset_mtime(const struct keyset *ks)
 	return t;
 }
 
+static bool xattrs_equal(const struct keyset_member *x, const struct keyset_member *y)
+{
+	size_t i;
+
+	if (x->nxattr != y->nxattr)
+		return false;
+	for (i = 0; i < x->nxattr; i++) {
+		const struct keyset_xattr *a = &x->xattr[i], *b = &y->xattr[i];
+
+		if (strcmp(a->name, b->name) || a->len != b->len ||
+		    (a->len && memcmp(a->value, b->value, a->len)))
+			return false;
+	}
+	return true;
+}
+
 static bool member_equal(const struct keyset_member *x,
 			 const struct keyset_member *y)
 {
-	if (strcmp(x->name, y->name) != 0 ||
+	if (strcmp(x->name, y->name) != 0 || x->type != y->type ||
 	    (x->mode & KEYSET_MODE_MASK) != (y->mode & KEYSET_MODE_MASK) || x->len != y->len)
+		return false;
+	/* An archive without owners takes whatever the keystore has. */
+	if (x->owned && y->owned && (x->uid != y->uid || x->gid != y->gid))
+		return false;
+	if ((x->link || y->link) && (!x->link || !y->link || strcmp(x->link, y->link)))
+		return false;
+	if (!xattrs_equal(x, y))
 		return false;
 	/* Lengths are equal and not secret; the contents are. */
 	return x->len == 0 || sodium_memcmp(x->data, y->data, x->len) == 0;
@@ -137,13 +266,61 @@ bool keyset_equal(const struct keyset *a, const struct keyset *b)
 	return true;
 }
 
-void keyset_clear(struct keyset *ks)
+static int copy_member(struct keyset *dst, const struct keyset_member *m)
+{
+	const struct keyset_meta meta = {
+		.type = m->type, .mode = m->mode, .mtime = m->mtime, .owned = m->owned,
+		.uid = m->uid, .gid = m->gid, .user = m->user, .group = m->group, .link = m->link,
+	};
+	struct keyset_member *c;
+	size_t i;
+	int ret;
+
+	ret = keyset_add_member(dst, m->name, &meta, m->data, m->len, &c);
+	for (i = 0; ret == 0 && i < m->nxattr; i++)
+		ret = keyset_add_xattr(c, m->xattr[i].name, m->xattr[i].value, m->xattr[i].len);
+	return ret;
+}
+
+int keyset_copy(struct keyset *dst, const struct keyset *src)
+{
+	size_t i;
+	int ret = 0;
+
+	keyset_clear(dst);
+	memcpy(dst->name, src->name, sizeof(dst->name));
+	memcpy(dst->hint, src->hint, sizeof(dst->hint));
+	for (i = 0; ret == 0 && i < src->n; i++)
+		ret = copy_member(dst, &src->m[i]);
+	if (ret)
+		keyset_clear(dst);
+	else
+		keyset_sort(dst);
+	return ret;
+}
+
+static void member_free(struct keyset_member *m)
 {
 	size_t i;
 
 	/* sodium_free() wipes the guarded pages before unmapping them. */
+	sodium_free(m->data);
+	free(m->link);
+	for (i = 0; i < m->nxattr; i++) {
+		free(m->xattr[i].name);
+		if (m->xattr[i].len)
+			sodium_memzero(m->xattr[i].value, m->xattr[i].len);
+		free(m->xattr[i].value);
+	}
+	free(m->xattr);
+}
+
+void keyset_clear(struct keyset *ks)
+{
+	size_t i;
+
 	for (i = 0; i < ks->n; i++)
-		sodium_free(ks->m[i].data);
+		member_free(&ks->m[i]);
 	free(ks->m);
 	memset(ks, 0, sizeof(*ks));
 }

@@ -1,7 +1,8 @@
 /* Writing the directory keystore: restore and activation.
  *
  * Nothing is ever deleted. A keyset is written complete into
- * .keyfs/tmp/, each file fsynced, then renamed into place in one step
+ * .keyfs/tmp/ (keytree_write(): nested directories, links, owners,
+ * xattrs), each file fsynced, then renamed into place in one step
  * (the active <dir>/<keyset>/ or .keyfs/versions/<keyset>/<N>/), and the
  * parent fsynced. Activation swaps the two directories with one
  * RENAME_EXCHANGE, so a crash leaves either the old or the new keys
@@ -17,48 +18,17 @@
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
+#include "keyfs/keytree.h"
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
 #include "store_dir.h"
 
 
-static int write_member(int dfd, const struct keyset_member *m)
-{
-	struct timespec times[2] = { { m->mtime, 0 }, { m->mtime, 0 } };
-	int fd, ret = 0;
-
-	fd = openat(dfd, m->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (m->len && write(fd, m->data, m->len) != (ssize_t)m->len)
-		ret = errno ? -errno : -EIO;
-	if (!ret && (fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times) || fsync(fd)))
-		ret = -errno;
-	if (close(fd) && !ret)
-		ret = -errno;
-	return ret;
-}
-
-static int unlink_one(int dirfd, const char *name, const struct stat *st, void *arg)
-{
-	(void)st;
-	(void)arg;
-	unlinkat(dirfd, name, 0);
-	return 0;
-}
-
-/* Removes a directory of flat files: a keyset written only in part. */
-static void remove_tree(int dfd, const char *path)
-{
-	dir_each(dfd, path, unlink_one, NULL);
-	unlinkat(dfd, path, AT_REMOVEDIR);
-}
-
 static int remove_one(int dirfd, const char *name, const struct stat *st, void *arg)
 {
 	(void)st;
 	(void)arg;
-	remove_tree(dirfd, name);
+	keytree_remove(dirfd, name);
 	return 0;
 }
 
@@ -73,8 +43,11 @@ static int write_tmp(struct dir_store *d, const struct keyset *ks, char tmp[stat
 {
 	uint32_t r = randombytes_random();
 	int fd = -1, ret;
-	size_t i;
 
+	/* Nothing is written for a keyset this process cannot restore. */
+	ret = keytree_owner_check(ks);
+	if (ret)
+		return ret;
 	snprintf(tmp, PATH_MAX, TMP_DIR "/%s.%08x", ks->name, r);
 	if (mkdirat(d->sfd, tmp, 0700))
 		return -errno;
@@ -83,17 +56,12 @@ static int write_tmp(struct dir_store *d, const struct keyset *ks, char tmp[stat
 		ret = -errno;
 		goto out;
 	}
-	for (i = 0; i < ks->n; i++) {
-		ret = write_member(fd, &ks->m[i]);
-		if (ret)
-			goto out;
-	}
-	ret = fsync(fd) ? -errno : 0;
+	ret = keytree_write(fd, ks);
 out:
 	if (fd >= 0)
 		close(fd);
 	if (ret)
-		remove_tree(d->sfd, tmp);
+		keytree_remove(d->sfd, tmp);
 	return ret;
 }
 
@@ -179,7 +147,7 @@ static int commit_tmp(struct dir_store *d, const char *tmp, int dfd, const char 
 
 	if (renameat(d->sfd, tmp, dfd, dst)) {
 		ret = -errno;
-		remove_tree(d->sfd, tmp);
+		keytree_remove(d->sfd, tmp);
 		return ret;
 	}
 	return dir_fsync(dfd, parent);

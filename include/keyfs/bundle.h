@@ -1,10 +1,16 @@
 /* Keyset <-> tar archive (the plaintext of an export), via libarchive.
  *
- * The tar is deterministic: "<name>/" (0700) then each member as
- * "<name>/<member>" in name order, then "<name>/KEYSET.ini" (0600); owner
- * 0:0 (uname/gname "root"), modes kept (within KEYSET_MODE_MASK), each
- * member its own mtime, the directory and KEYSET.ini the keyset's newest
- * member mtime, ustar format with no padding beyond the two end blocks.
+ * The tar is deterministic: "<name>/" (0700, 0:0 root) then each member
+ * as "<name>/<path>" in path order (directories as "<path>/", symlinks
+ * with their target as is), then "<name>/KEYSET.ini" (0600, 0:0 root).
+ * Members keep their numeric owner and its names (0:0 "root" when none
+ * was recorded), modes (within KEYSET_MODE_MASK), mtimes and extended
+ * attributes; the top directory and KEYSET.ini take the keyset's newest
+ * member mtime. The format is pax as libarchive writes it restricted: a
+ * ustar header alone for an entry that needs no more, so a flat keyset
+ * of root's files gives the bytes format 1 gave; a pax header for long
+ * paths or links, ids ustar cannot hold, and xattrs (SCHILY.xattr.*,
+ * what GNU tar --xattrs reads). No padding beyond the two end blocks.
  * The same keyset always gives the same bytes. */
 #ifndef KEYFS_BUNDLE_H
 #define KEYFS_BUNDLE_H
@@ -13,27 +19,42 @@
 
 #define BUNDLE_FPR_LEN 32 /* BLAKE2b-256 */
 
-/* Fingerprint: BLAKE2b-256 over, for each member in name order,
- * name, NUL, mode (& KEYSET_MODE_MASK) as 4 octal digits, NUL, length as 8-byte little-endian,
- * contents. KEYSET.ini is not part of it. hex is 64 chars + NUL. */
+/* Fingerprint: BLAKE2b-256 over, for each member in path order,
+ * path, NUL, [extension], mode (& KEYSET_MODE_MASK) as 4 octal digits,
+ * NUL, length as 8-byte little-endian, contents. The extension is there
+ * for any member but a regular file without xattrs owned by 0:0 (or by
+ * nobody recorded), so a format 1 keyset keeps its fingerprint: "+",
+ * NUL, a type letter (f, d, l), then as 8-byte little-endian numbers
+ * (each string and value length-prefixed): owner recorded (0/1), uid,
+ * gid, link target, xattr count, each xattr name and value. Owner names
+ * and mtimes are not covered (a restore sets numeric ids). KEYSET.ini is
+ * not part of it. hex is 64 chars + NUL. */
 void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_LEN + 1]);
 
 /* Build the tar. *tar is sodium_malloc()ed (it holds keys): sodium_free().
  * -EINVAL if the keyset cannot be written faithfully: an invalid name,
- * members not sorted and unique, an mtime outside 0..8^11-1 (ustar), or
- * a hint with a control character. */
+ * members not sorted and unique, a member whose directory is not a
+ * directory member, a link leaving the keyset, an mtime outside
+ * 0..8^11-1, or a hint with a control character. */
 int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len);
 
 /* Size bundle_pack() would produce, without keeping the bytes. */
 int bundle_size(const struct keyset *ks, size_t *len);
 
 /* Read any tar libarchive reads (GNU, pax, ustar): exactly one top
- * directory (named after a valid keyset) holding regular files only.
- * Refuses (-EINVAL) absolute paths, "..", links, devices, nested
- * directories, duplicate names, invalid names, more than
- * KEYSET_MEMBERS_MAX members, a member over max_member bytes.
+ * directory (named after a valid keyset) holding regular files,
+ * directories and symlinks. Refuses (-EINVAL), before anything is kept:
+ * absolute paths, "." or ".." components, invalid names, paths deeper
+ * than KEYSET_DEPTH_MAX, hard links, devices, FIFOs, sockets, sparse
+ * files, a symlink whose target leaves the keyset (lexically, from its
+ * directory), a member whose directory is not a directory entry of the
+ * archive, duplicate paths, more than KEYSET_MEMBERS_MAX members, a
+ * member over max_member bytes, xattrs over the keyset bounds. Xattrs
+ * outside user.* and security.* are not kept.
  * KEYSET.ini, if present, is not a member: its "hint = " line is taken
- * into ks->hint; a "name = " line naming another keyset is refused.
+ * into ks->hint; a "name = " line naming another keyset is refused; a
+ * "format = 1" line says the owners in the archive were not recorded
+ * (members get owned = false). Without KEYSET.ini owners are kept.
  * The two zero blocks that end a tar must be present, so a tar cut at an
  * entry boundary is refused too. Member modes are kept & KEYSET_MODE_MASK
  * (what the keystore applies: no group or other write, no setuid, setgid

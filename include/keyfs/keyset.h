@@ -1,5 +1,7 @@
-/* A keyset in memory: a name and a flat list of key files.
- * Member data is key material and lives in sodium_malloc() memory. */
+/* A keyset in memory: a name and a tree of members (regular files,
+ * directories and symbolic links) with their owners, modes, times and
+ * extended attributes. Member data is key material and lives in
+ * sodium_malloc() memory. */
 #ifndef KEYFS_KEYSET_H
 #define KEYFS_KEYSET_H
 
@@ -10,23 +12,75 @@
 #include <time.h>
 
 #define KEYSET_NAME_MAX 64
+/* One path component of a member, and a whole member path. */
 #define KEYSET_MEMBER_NAME_MAX 64
-#define KEYSET_MEMBERS_MAX 256
+#define KEYSET_PATH_MAX 255
+/* Directories below the keyset's own: a/b/.../file. */
+#define KEYSET_DEPTH_MAX 16
+#define KEYSET_MEMBERS_MAX 1024
+#define KEYSET_LINK_MAX 255
+#define KEYSET_OWNER_MAX 32
+/* Extended attributes kept per member, and the size of one value
+ * (the kernel's own limit, XATTR_SIZE_MAX). */
+#define KEYSET_XATTRS_MAX 32
+#define KEYSET_XATTR_NAME_MAX 255
+#define KEYSET_XATTR_SIZE_MAX 65536
 #define KEYSET_HINT_MAX 256
 #define KEYSET_INI "KEYSET.ini"
-#define KEYSET_FORMAT 1
+/* 1: flat keysets, owner always written as 0:0 and meaningless; still
+ * written for a keyset that format 1 can hold (regular files owned by
+ * 0:0, no xattrs), so its tar stays byte-identical.
+ * 2: members as they are, owners recorded. */
+#define KEYSET_FORMAT 2
 /* The permission bits a keyset member can have: what the keystore applies
  * when it writes a key (owner's, never group or other write, no setuid,
  * setgid or sticky bit). Kept in memory, compared and fingerprinted as
  * applied, so that a restored keyset equals its backup and re-importing
- * the same backup changes nothing. */
+ * the same backup changes nothing. Symbolic links are always 0777. */
 #define KEYSET_MODE_MASK 0755
 
-struct keyset_member {
-	char name[KEYSET_MEMBER_NAME_MAX + 1];
-	mode_t mode;	/* permission bits, within KEYSET_MODE_MASK */
+enum keyset_type {
+	KEYSET_FILE,
+	KEYSET_DIR,
+	KEYSET_LINK,
+};
+
+struct keyset_xattr {
+	char *name;		/* "user.x" or "security.x" */
+	uint8_t *value;		/* malloc()ed, NULL when len == 0 */
+	size_t len;
+};
+
+/* What a member is, besides its path and bytes. */
+struct keyset_meta {
+	enum keyset_type type;
+	mode_t mode;
 	time_t mtime;
-	uint8_t *data;	/* sodium_malloc()ed; NULL when len == 0 */
+	bool owned;		/* uid, gid and names recorded (else: the keystore's) */
+	uid_t uid;
+	gid_t gid;
+	const char *user;	/* names, informative only; NULL or "" if unknown */
+	const char *group;
+	const char *link;	/* KEYSET_LINK: the target, kept as is */
+};
+
+struct keyset_member {
+	char name[KEYSET_PATH_MAX + 1];	/* relative path "a/b/c" */
+	enum keyset_type type;
+	mode_t mode;	/* permission bits, within KEYSET_MODE_MASK; 0777 for links */
+	time_t mtime;
+	/* Numeric owner, what a restore sets; the names go into tar headers
+	 * for other machines' tar. An archive that did not record owners
+	 * (format 1) has owned false: the keystore's owner applies. */
+	bool owned;
+	uid_t uid;
+	gid_t gid;
+	char user[KEYSET_OWNER_MAX + 1];
+	char group[KEYSET_OWNER_MAX + 1];
+	char *link;	/* KEYSET_LINK: malloc()ed target, else NULL */
+	struct keyset_xattr *xattr;	/* sorted by name */
+	size_t nxattr;
+	uint8_t *data;	/* KEYSET_FILE: sodium_malloc()ed; NULL when len == 0 */
 	size_t len;
 };
 
@@ -39,21 +93,47 @@ struct keyset {
 
 /* [A-Za-z0-9._-]{1,64}, not starting with '.': keyset names. */
 bool keyset_name_valid(const char *name);
-/* Member names: same alphabet and length; KEYSET.ini is reserved. */
+/* Member paths: components of the same alphabet and length joined by
+ * '/', at most KEYSET_DEPTH_MAX directories deep and KEYSET_PATH_MAX
+ * long; KEYSET.ini at the top is reserved. */
 bool keyset_member_name_valid(const char *name);
+/* Does a symlink at member path name with this target stay inside the
+ * keyset? Resolved lexically against the member's directory: relative,
+ * never above the keyset's top, no empty target. */
+bool keyset_link_valid(const char *name, const char *target);
+/* Does the extended attribute name belong to a namespace keysets keep
+ * (user.*, security.*)? */
+bool keyset_xattr_kept(const char *name);
 
-/* Append a member (copies data into guarded memory; mode & KEYSET_MODE_MASK kept).
- * Keeps no order; call keyset_sort() when done. -EEXIST on a duplicate
- * name, -EINVAL on an invalid one, -E2BIG past KEYSET_MEMBERS_MAX. */
+/* Append a regular file with no owner recorded (the keystore's applies;
+ * copies data into guarded memory; mode & KEYSET_MODE_MASK kept). Keeps no order; call keyset_sort() when done.
+ * -EEXIST on a duplicate name, -EINVAL on an invalid one, -E2BIG past
+ * KEYSET_MEMBERS_MAX. */
 int keyset_add(struct keyset *ks, const char *name, mode_t mode, time_t mtime,
 	       const uint8_t *data, size_t len);
+/* The same for any member; *out (optional) points at the new member
+ * until the next add. -EINVAL also for data on a non-file, a link
+ * target leaving the keyset, or an owner name that is too long. */
+int keyset_add_member(struct keyset *ks, const char *name, const struct keyset_meta *meta,
+		      const uint8_t *data, size_t len, struct keyset_member **out);
+/* Adds an extended attribute to m (kept sorted). -EINVAL for a name
+ * outside the kept namespaces or a value over KEYSET_XATTR_SIZE_MAX,
+ * -EEXIST for a duplicate, -E2BIG past KEYSET_XATTRS_MAX. */
+int keyset_add_xattr(struct keyset_member *m, const char *name, const void *value, size_t len);
 void keyset_sort(struct keyset *ks);
+/* Checks what sorting cannot: every member's directory is a directory
+ * member of the keyset (no file or link on the way to another member). */
+int keyset_check_tree(const struct keyset *ks);
 /* Newest member mtime (0 for an empty keyset): the version's time. */
 time_t keyset_mtime(const struct keyset *ks);
-/* True if both hold the same member names, modes (& KEYSET_MODE_MASK)
- * and contents. The
- * keyset names, mtimes and hints are not compared. Both must be sorted. */
+/* True if both hold the same member names, types, modes (&
+ * KEYSET_MODE_MASK), link targets, extended attributes, owners (uid and
+ * gid, where both recorded one) and contents. The keyset names, mtimes,
+ * owner names and hints are not compared. Both must be sorted. */
 bool keyset_equal(const struct keyset *a, const struct keyset *b);
+/* dst (cleared first) becomes a deep copy of src, members sorted; left
+ * empty on error. */
+int keyset_copy(struct keyset *dst, const struct keyset *src);
 /* Wipes and frees members; leaves *ks empty and reusable. */
 void keyset_clear(struct keyset *ks);
 

@@ -10,13 +10,13 @@
 #include <time.h>
 
 #include "keyfs/keyset.h"
+#include "keyfs/keytree.h"
 #include "keyfs/state.h"
 
-#define STORE_MEMBER_MAX (1 << 20)
-/* Bounds of one keyset, so that a writer of a keyset directory cannot
- * make sealing or a stat exhaust the daemon. */
-#define STORE_KEYSET_MAX (16 << 20)
-#define STORE_ENTRIES_MAX 1024
+/* Bounds of one keyset (see keytree.h): a file, all files, entries. */
+#define STORE_MEMBER_MAX KEYTREE_FILE_MAX
+#define STORE_KEYSET_MAX KEYTREE_TOTAL_MAX
+#define STORE_ENTRIES_MAX KEYTREE_ENTRIES_MAX
 
 enum store_put_outcome {
 	STORE_CREATED,		/* keyset was absent: restored and active */

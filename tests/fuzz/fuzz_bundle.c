@@ -1,7 +1,9 @@
 /* libFuzzer target: the tar reader behind every import. Whatever it
- * accepts, bundle_pack() must either refuse (a value ustar cannot hold) or
- * write a tar that reads back as the same keyset: name, hint, and each
- * member's name, mode, mtime and bytes. */
+ * accepts, bundle_pack() must either refuse (a value it cannot write
+ * faithfully) or write a tar that reads back as the same keyset: name,
+ * hint, and each member's path, type, mode, owner, link target, xattrs,
+ * mtime and bytes; and every accepted member path, link and directory
+ * must stay inside the keyset. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,27 @@ static void check_same(const struct keyset *a, const struct keyset *b)
 	if (strcmp(a->name, b->name) || strcmp(a->hint, b->hint) || !keyset_equal(a, b))
 		abort();
 	for (i = 0; i < a->n; i++)
-		if (a->m[i].mtime != b->m[i].mtime)
+		if (a->m[i].mtime != b->m[i].mtime || a->m[i].type != b->m[i].type ||
+		    (a->m[i].owned && (a->m[i].uid != b->m[i].uid || a->m[i].gid != b->m[i].gid)))
 			abort();
+}
+
+/* What bundle_unpack() promises about what it accepted. */
+static void check_safe(const struct keyset *ks)
+{
+	size_t i;
+
+	if (keyset_check_tree(ks) != 0)
+		abort();
+	for (i = 0; i < ks->n; i++) {
+		const struct keyset_member *m = &ks->m[i];
+
+		if (!keyset_member_name_valid(m->name) ||
+		    (m->type == KEYSET_LINK) != (m->link != NULL) ||
+		    (m->link && !keyset_link_valid(m->name, m->link)) ||
+		    (m->type != KEYSET_FILE && m->len != 0))
+			abort();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
+	check_safe(&ks);
 	if (bundle_pack(&ks, &tar, &len) == 0) {
 		if (bundle_unpack(tar, len, MAX_MEMBER, &again) != 0)
 			abort();

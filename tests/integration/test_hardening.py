@@ -405,10 +405,20 @@ def _bomb_members():
         dirent(t, "bomb")
         reg(t, "bomb/k\udcff\udcfe.key")  # raw bytes ff fe in the header
 
-    def nested(t):
-        for d in ("bomb", "bomb/d", "bomb/d/e"):
-            dirent(t, d)
-        reg(t, "bomb/d/e/k.key")
+    def symlink_out(t):
+        dirent(t, "bomb")
+        link = tarfile.TarInfo("bomb/d/shadow.key")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../etc/shadow"
+        dirent(t, "bomb/d")
+        t.addfile(link)
+
+    def through_symlink(t):
+        # nested directories are keys now; one reached through a link is not
+        dirent(t, "bomb")
+        link = tarfile.TarInfo("bomb/d")
+        link.type, link.linkname = tarfile.SYMTYPE, "."
+        t.addfile(link)
+        reg(t, "bomb/d/k.key")
 
     def hardlink(t):
         dirent(t, "bomb")
@@ -419,7 +429,8 @@ def _bomb_members():
 
     return {"many-members": tar(many), "huge-declared-size": huge(),
             "newline-name": tar(newline), "non-utf8-name": tar(non_utf8),
-            "nested-dirs": tar(nested), "hard-link": tar(hardlink)}
+            "symlink-out": tar(symlink_out), "through-symlink": tar(through_symlink),
+            "hard-link": tar(hardlink)}
 
 
 BOMBS = sorted(_bomb_members())

@@ -30,15 +30,10 @@ struct mem_store {
 
 static int copy(struct keyset *dst, const struct keyset *src)
 {
-	size_t i;
-	int ret = 0;
+	int ret = keyset_copy(dst, src);
 
-	keyset_clear(dst);
-	memcpy(dst->name, src->name, sizeof(dst->name));
-	for (i = 0; !ret && i < src->n; i++)
-		ret = keyset_add(dst, src->m[i].name, src->m[i].mode, src->m[i].mtime, src->m[i].data,
-				 src->m[i].len);
-	keyset_sort(dst);
+	/* A store keeps keys, not hints, as the directory store reads them. */
+	dst->hint[0] = '\0';
 	return ret;
 }
 

@@ -1,6 +1,7 @@
-/* Unit tests for keyset.c and bundle.c: keyset rules, deterministic
- * packing, the fingerprint, and every refusal rule of bundle_unpack()
- * on tars crafted here with libarchive's writer. */
+/* Unit tests for keyset.c and bundle.c with flat keysets (format 1):
+ * keyset rules, deterministic packing, the fingerprint, and every
+ * refusal rule of bundle_unpack() on tars crafted here with libarchive's
+ * writer. test_bundle_tree.c has directories, links, owners, xattrs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,12 +352,30 @@ static void test_refusals(void)
 	REFUSE("k/../x", DIR_K, { "k/../x", AE_IFREG, "x", NULL, -1 });
 	REFUSE("k/..", DIR_K, { "k/..", AE_IFREG, "x", NULL, -1 });
 	REFUSE("./k/a", { "./k/a", AE_IFREG, "x", NULL, -1 });
-	REFUSE("symlink", DIR_K, FILE_A, { "k/l", AE_IFLNK, NULL, "a", 0 });
+	REFUSE("symlink up and out", DIR_K, FILE_A, { "k/l", AE_IFLNK, NULL, "../x", 0 });
+	REFUSE("symlink to an absolute path", DIR_K, { "k/l", AE_IFLNK, NULL, "/etc/shadow", 0 });
+	REFUSE("symlink out from a subdirectory", DIR_K, { "k/d/", AE_IFDIR, NULL, NULL, 0 },
+	       { "k/d/l", AE_IFLNK, NULL, "../../x", 0 });
+	REFUSE("symlink out through its own dir", DIR_K, { "k/d/", AE_IFDIR, NULL, NULL, 0 },
+	       { "k/d/l", AE_IFLNK, NULL, "../d/../../k", 0 });
+	REFUSE("empty symlink", DIR_K, { "k/l", AE_IFLNK, NULL, "", 0 });
+	REFUSE("file under a symlink", DIR_K, { "k/l", AE_IFLNK, NULL, ".", 0 },
+	       { "k/l/a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("file under a file", DIR_K, FILE_A, { "k/a/b", AE_IFREG, "x", NULL, -1 });
+	REFUSE("block device", DIR_K, { "k/sda", AE_IFBLK, NULL, NULL, 0 });
+	REFUSE("directory twice", DIR_K, { "k/d/", AE_IFDIR, NULL, NULL, 0 },
+	       { "k/d", AE_IFDIR, NULL, NULL, 0 });
+	REFUSE("directory and file of one name", DIR_K, { "k/d/", AE_IFDIR, NULL, NULL, 0 },
+	       { "k/d", AE_IFREG, "x", NULL, -1 });
+	REFUSE("k/d/./a", DIR_K, { "k/d/", AE_IFDIR, NULL, NULL, 0 },
+	       { "k/d/./a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("k/d//a", DIR_K, { "k/d/", AE_IFDIR, NULL, NULL, 0 },
+	       { "k/d//a", AE_IFREG, "x", NULL, -1 });
+	REFUSE("file with a trailing slash", DIR_K, { "k/a/", AE_IFREG, "x", NULL, -1 });
 	REFUSE("hardlink", DIR_K, FILE_A, { "k/h", AE_IFREG, NULL, "k/a", 0 });
 	REFUSE("char device", DIR_K, { "k/tty", AE_IFCHR, NULL, NULL, 0 });
 	REFUSE("fifo", DIR_K, { "k/fifo", AE_IFIFO, NULL, NULL, 0 });
-	REFUSE("nested dir", DIR_K, { "k/sub/", AE_IFDIR, NULL, NULL, 0 });
-	REFUSE("nested file", DIR_K, { "k/sub/f", AE_IFREG, "x", NULL, -1 });
+	REFUSE("nested file without its directory", DIR_K, { "k/sub/f", AE_IFREG, "x", NULL, -1 });
 	REFUSE("two top dirs", DIR_K, FILE_A, { "j/", AE_IFDIR, NULL, NULL, 0 });
 	REFUSE("top dir twice", DIR_K, FILE_A, DIR_K);
 	REFUSE("file outside top dir", DIR_K, FILE_A, { "a", AE_IFREG, "x", NULL, -1 });

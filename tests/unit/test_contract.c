@@ -112,6 +112,83 @@ static void check_restore(const struct backend *b, struct store *s)
 	TAP_EQ_INT(store_activate(s, "k", 9, &last), -ENOENT, "%s: activate a missing version", b->name);
 }
 
+/* A key tree: directories, a symlink into them, an xattr, an owner. */
+static void make_tree(struct keyset *ks, const char *target, uid_t uid)
+{
+	struct keyset_meta dir = { .type = KEYSET_DIR, .mode = 0755, .mtime = 1700000000,
+				   .owned = true, .uid = uid, .gid = 0 };
+	struct keyset_meta file = dir, link = dir;
+	struct keyset_member *m = NULL;
+
+	memset(ks, 0, sizeof(*ks));
+	snprintf(ks->name, sizeof(ks->name), "tree");
+	file.type = KEYSET_FILE;
+	file.mode = 0400;
+	link.type = KEYSET_LINK;
+	link.link = target;
+	keyset_add_member(ks, "archive", &dir, NULL, 0, NULL);
+	keyset_add_member(ks, "archive/example.org", &dir, NULL, 0, NULL);
+	keyset_add_member(ks, "archive/example.org/cert1.pem", &file, (const uint8_t *)"c1", 2, NULL);
+	keyset_add_member(ks, "archive/example.org/cert2.pem", &file, (const uint8_t *)"c2", 2, &m);
+	if (m)
+		keyset_add_xattr(m, "user.purpose", "test", 4);
+	dir.mode = 0500;
+	keyset_add_member(ks, "live", &dir, NULL, 0, NULL);
+	keyset_add_member(ks, "live/example.org", &dir, NULL, 0, NULL);
+	keyset_add_member(ks, "live/example.org/cert.pem", &link, NULL, 0, NULL);
+	keyset_sort(ks);
+}
+
+static bool holds_tree(struct store *s, const char *target, uid_t uid)
+{
+	struct keyset want, got = { 0 };
+	bool same;
+
+	make_tree(&want, target, uid);
+	same = !s->ops->read(s->priv, "tree", &got) && keyset_equal(&want, &got) &&
+	       got.n == 7 && got.m[6].type == KEYSET_LINK && got.m[3].nxattr == 1 &&
+	       got.m[0].owned && got.m[0].uid == uid;
+	keyset_clear(&want);
+	keyset_clear(&got);
+	return same;
+}
+
+static int put_tree(struct store *s, const char *target, uid_t uid, struct store_put *res)
+{
+	struct keyset ks;
+	int ret;
+
+	make_tree(&ks, target, uid);
+	ret = store_put(s, &ks, res);
+	keyset_clear(&ks);
+	return ret;
+}
+
+static void check_tree(const struct backend *b, struct store *s)
+{
+	static const char one[] = "../../archive/example.org/cert1.pem";
+	static const char two[] = "../../archive/example.org/cert2.pem";
+	/* another owner where this process may give one */
+	uid_t uid = geteuid() == 0 ? 1234 : geteuid();
+	struct store_put res;
+	unsigned last;
+
+	tap_ok(!put_tree(s, one, uid, &res) && res.outcome == STORE_CREATED,
+	       "%s: a tree restored", b->name);
+	tap_ok(holds_tree(s, one, uid), "%s: ... reads back with types, owner, xattr", b->name);
+	tap_ok(!put_tree(s, one, uid, &res) && res.outcome == STORE_UNCHANGED,
+	       "%s: the same tree -> unchanged", b->name);
+	tap_ok(!put_tree(s, two, uid, &res) && res.outcome == STORE_VERSIONED,
+	       "%s: another link target -> a version", b->name);
+	tap_ok(holds_tree(s, one, uid), "%s: ... the active tree untouched", b->name);
+	tap_ok(!store_activate(s, "tree", res.version, &last), "%s: activate it", b->name);
+	tap_ok(holds_tree(s, two, uid), "%s: ... the new link is active", b->name);
+	if (geteuid() == 0) {
+		tap_ok(!put_tree(s, one, 0, &res) && res.outcome == STORE_VERSIONED,
+		       "%s: another owner -> a version", b->name);
+	}
+}
+
 static void check_changes(const struct backend *b, struct store *s, const char *path)
 {
 	uint64_t a, c;
@@ -131,12 +208,13 @@ static void run(const struct backend *b, const char *path, const struct state *s
 	if (!tap_ok(!b->open(path, state, &s), "%s: open", b->name))
 		return;
 	check_restore(b, &s);
+	check_tree(b, &s);
 	check_changes(b, &s, path);
 	if (b->crash) {
 		b->crash(path, state);
 		store_close(&s);
 		tap_ok(!b->open(path, state, &s), "%s: reopen after a crash", b->name);
-		tap_ok(!s.ops->list(s.priv, &names, &n) && n == 1, "%s: leftovers are not keysets",
+		tap_ok(!s.ops->list(s.priv, &names, &n) && n == 2, "%s: leftovers are not keysets",
 		       b->name);
 		store_names_free(names, n);
 		tap_ok(faccessat(state->fd, STATE_TMP "/k.deadbeef", F_OK, 0) != 0,
@@ -150,6 +228,11 @@ static void dir_crash(const char *path, const struct state *state)
 	(void)path;
 	mkdirat(state->fd, STATE_TMP "/k.deadbeef", 0700);
 	close(openat(state->fd, STATE_TMP "/k.deadbeef/key", O_WRONLY | O_CREAT, 0600));
+	/* a tree half written: a directory already made read-only */
+	mkdirat(state->fd, STATE_TMP "/k.deadbeef/live", 0700);
+	close(openat(state->fd, STATE_TMP "/k.deadbeef/live/.cert.pem.keyfs-new",
+		     O_WRONLY | O_CREAT, 0600));
+	fchmodat(state->fd, STATE_TMP "/k.deadbeef/live", 0500, 0);
 }
 
 static void dir_edit(struct store *s, const char *path, const char *name)

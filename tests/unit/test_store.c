@@ -305,17 +305,35 @@ static void test_refusals(struct store *s)
 	uint64_t st;
 	int fd, ret;
 
-	mkdir_rel("withlink");
-	write_rel("withlink/real", "r", 1, 0600, 0);
-	path_of(p, sizeof(p), "withlink/lnk");
-	if (symlink("real", p))
+	mkdir_rel("linkout");
+	path_of(p, sizeof(p), "linkout/lnk");
+	if (symlink("../alpha/k", p))
 		tap_ok(false, "symlink: %m");
-	expect_bad_keyset(s, "withlink", "a symlink member");
+	expect_refused(s, "linkout", -EINVAL, "leaving the keyset", "a symlink out of the keyset");
 
-	mkdir_rel("withdir");
-	write_rel("withdir/real", "r", 1, 0600, 0);
-	mkdir_rel("withdir/sub");
-	expect_bad_keyset(s, "withdir", "a subdirectory");
+	mkdir_rel("linkabs");
+	mkdir_rel("linkabs/d");
+	path_of(p, sizeof(p), "linkabs/d/lnk");
+	if (symlink("/etc/passwd", p))
+		tap_ok(false, "symlink: %m");
+	expect_refused(s, "linkabs", -EINVAL, "leaving the keyset", "an absolute symlink");
+
+	mkdir_rel("deep");
+	{
+		char rel[256] = "deep";
+		int i;
+
+		for (i = 0; i <= KEYSET_DEPTH_MAX + 1; i++) {
+			strcat(rel, "/d");
+			mkdir_rel(rel);
+		}
+	}
+	expect_refused(s, "deep", -EINVAL, "deeper than", "directories too deep");
+
+	mkdir_rel("nestedbad");
+	mkdir_rel("nestedbad/sub");
+	write_rel("nestedbad/sub/bad name", "x", 1, 0600, 0);
+	expect_refused(s, "nestedbad", -EINVAL, "sub/bad name", "a bad name in a subdirectory");
 
 	mkdir_rel("withfifo");
 	path_of(p, sizeof(p), "withfifo/fifo");
@@ -346,7 +364,7 @@ static void test_refusals(struct store *s)
 		tap_ok(false, "ftruncate: %m");
 	if (fd >= 0)
 		close(fd);
-	expect_refused(s, "big", -EFBIG, "larger than 1 MiB", "a member over STORE_MEMBER_MAX");
+	expect_refused(s, "big", -EFBIG, "larger than 20 MiB", "a member over STORE_MEMBER_MAX");
 
 	/* Names that are not keysets. */
 	ret = s->ops->read(s->priv, "nosuch", &ks);
@@ -482,7 +500,7 @@ static void test_bounds(struct store *s)
 		snprintf(rel, sizeof(rel), "many/k%03d", i);
 		write_rel(rel, "k", 1, 0600, 0);
 	}
-	expect_refused(s, "many", -E2BIG, "more than 256 key files", "257 members");
+	expect_refused(s, "many", -E2BIG, "more than 1024 members", "1025 members");
 
 	mkdir_rel("dots");
 	write_rel("dots/key", "k", 1, 0600, 0);

@@ -1,0 +1,338 @@
+/* Walking a key tree on disk and reading it into a keyset (keytree.h):
+ * every check that decides whether a directory is a keyset at all. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyfs/dirwalk.h"
+#include "keyfs/keytree.h"
+
+static int refuse(struct keytree_walk *w, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int refuse(struct keytree_walk *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (w->why && w->why[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(w->why, w->why_size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* What a walk says of a file that is not a key. */
+static const char *not_a_key(mode_t mode)
+{
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "not a file, directory or symlink";
+}
+
+static int check_link(struct keytree_walk *w, const struct keytree_entry *e, char *target)
+{
+	ssize_t n;
+
+	if (e->st->st_size > KEYSET_LINK_MAX)
+		return refuse(w, -EINVAL, "member \"%s\": a symlink target over %d bytes", e->path,
+			      KEYSET_LINK_MAX);
+	n = readlinkat(e->dirfd, e->name, target, KEYSET_LINK_MAX + 1);
+	if (n < 0)
+		return errno == EINVAL ? -EAGAIN : -errno; /* replaced since the stat */
+	if (n > KEYSET_LINK_MAX || n != e->st->st_size)
+		return -EAGAIN;
+	target[n] = '\0';
+	/* Stored as is and recreated as is: it must not point out. */
+	if (!keyset_link_valid(e->path, target))
+		return refuse(w, -EINVAL, "member \"%s\": a symlink leaving the keyset", e->path);
+	return 0;
+}
+
+static int check_file(struct keytree_walk *w, const struct keytree_entry *e)
+{
+	if (e->st->st_nlink != 1)
+		return refuse(w, -EINVAL, "member \"%s\": hard-linked (a key file has one link)",
+			      e->path);
+	if (e->st->st_size > KEYTREE_FILE_MAX)
+		return refuse(w, -EFBIG, "member \"%s\": larger than %d MiB", e->path,
+			      KEYTREE_FILE_MAX >> 20);
+	w->bytes += (uint64_t)e->st->st_size;
+	if (w->bytes > KEYTREE_TOTAL_MAX)
+		return refuse(w, -EFBIG, "key files larger than %d MiB in all",
+			      KEYTREE_TOTAL_MAX >> 20);
+	return 0;
+}
+
+/* Only well-named regular files, directories and symlinks inside the
+ * keyset are keys, within bounds that keep sealing cheap: anything else
+ * would be silently missing from a backup or exhaust the daemon, so it
+ * fails the keyset, and says why. */
+static int check_entry(struct keytree_walk *w, const struct keytree_entry *e, char *target)
+{
+	mode_t mode = e->st->st_mode;
+
+	if (!keyset_member_name_valid(e->path))
+		return refuse(w, -EINVAL, "member \"%s\": a name outside [A-Za-z0-9._-]{1,64}, "
+			      "or deeper than %d directories", e->path, KEYSET_DEPTH_MAX);
+	if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode))
+		return refuse(w, -EINVAL, "member \"%s\": %s, not a key", e->path, not_a_key(mode));
+	if (++w->members > KEYSET_MEMBERS_MAX)
+		return refuse(w, -E2BIG, "more than %d members", KEYSET_MEMBERS_MAX);
+	if (S_ISLNK(mode))
+		return check_link(w, e, target);
+	return S_ISREG(mode) ? check_file(w, e) : 0;
+}
+
+static int walk_dir(int dfd, const char *sub, struct keytree_walk *w);
+
+static int walk_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct keytree_walk *w = arg;
+	struct keytree_entry e = { dirfd, name, w->path, st, NULL };
+	char target[KEYSET_LINK_MAX + 2];
+	size_t len = strlen(w->path);
+	int ret;
+
+	if (++w->entries > KEYTREE_ENTRIES_MAX)
+		return refuse(w, -E2BIG, "more than %d directory entries (dot files included)",
+			      KEYTREE_ENTRIES_MAX);
+	if (name[0] == '.')
+		return 0; /* editors' and keyfs' temporary files are not keys */
+	if (snprintf(w->path + len, sizeof(w->path) - len, "%s%s", len ? "/" : "", name) >=
+	    (int)(sizeof(w->path) - len))
+		return refuse(w, -EINVAL, "member \"%.64s/%.64s\": a path over %d bytes", w->path,
+			      name, KEYSET_PATH_MAX);
+	ret = check_entry(w, &e, target);
+	if (ret == 0 && S_ISLNK(st->st_mode))
+		e.link = target;
+	if (ret == 0)
+		ret = w->fn(&e, w->arg);
+	if (ret == 0 && S_ISDIR(st->st_mode))
+		ret = walk_dir(dirfd, name, w);
+	w->path[len] = '\0';
+	return ret;
+}
+
+static int walk_dir(int dfd, const char *sub, struct keytree_walk *w)
+{
+	int ret;
+
+	/* keyset_member_name_valid() bounds the depth before we get here. */
+	w->depth++;
+	ret = dir_each(dfd, sub, walk_one, w);
+	w->depth--;
+	/* A directory swapped for a link or file since its stat. */
+	return ret == -ELOOP || ret == -ENOTDIR ? -EAGAIN : ret;
+}
+
+int keytree_walk(int kfd, struct keytree_walk *w)
+{
+	w->entries = w->members = 0;
+	w->bytes = 0;
+	w->depth = 0;
+	w->path[0] = '\0';
+	if (w->why && w->why_size)
+		w->why[0] = '\0';
+	return walk_dir(kfd, ".", w);
+}
+
+/* Reading: state of one keytree_read() pass. */
+struct reader {
+	struct keyset *ks;
+	struct keytree_walk *w;
+	uint8_t *xbuf;		/* one xattr value at a time */
+	/* The last names looked up: members mostly share one owner. */
+	uid_t uid;
+	gid_t gid;
+	char user[KEYSET_OWNER_MAX + 1];
+	char group[KEYSET_OWNER_MAX + 1];
+	bool have_user, have_group;
+};
+
+static void owner_names(struct reader *r, const struct stat *st)
+{
+	char buf[4096];
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+
+	if (!r->have_user || r->uid != st->st_uid) {
+		r->uid = st->st_uid;
+		r->have_user = true;
+		getpwuid_r(st->st_uid, &pw, buf, sizeof(buf), &pwp);
+		snprintf(r->user, sizeof(r->user), "%s",
+			 pwp && strlen(pwp->pw_name) <= KEYSET_OWNER_MAX ? pwp->pw_name : "");
+	}
+	if (!r->have_group || r->gid != st->st_gid) {
+		r->gid = st->st_gid;
+		r->have_group = true;
+		getgrgid_r(st->st_gid, &gr, buf, sizeof(buf), &grp);
+		snprintf(r->group, sizeof(r->group), "%s",
+			 grp && strlen(grp->gr_name) <= KEYSET_OWNER_MAX ? grp->gr_name : "");
+	}
+}
+
+static int read_xattr(struct reader *r, int fd, const char *path, const char *name,
+		      struct keyset_member *m)
+{
+	ssize_t n;
+	int ret;
+
+	n = fgetxattr(fd, name, r->xbuf, KEYSET_XATTR_SIZE_MAX);
+	if (n < 0)
+		return errno == ENODATA ? -EAGAIN : -errno;
+	ret = keyset_add_xattr(m, name, r->xbuf, (size_t)n);
+	if (ret == -E2BIG)
+		return refuse(r->w, ret, "member \"%s\": more than %d extended attributes", path,
+			      KEYSET_XATTRS_MAX);
+	return ret;
+}
+
+/* The user.* and security.* xattrs of an open file or directory. */
+static int read_xattrs(struct reader *r, int fd, const char *path, struct keyset_member *m)
+{
+	char names[4096];
+	ssize_t n;
+	size_t off;
+	int ret = 0;
+
+	n = flistxattr(fd, names, sizeof(names));
+	if (n < 0 && (errno == ENOTSUP || errno == ENODATA))
+		return 0; /* a filesystem without xattrs */
+	if (n < 0)
+		return errno == ERANGE ?
+		       refuse(r->w, -E2BIG, "member \"%s\": too many extended attributes", path) :
+		       -errno;
+	for (off = 0; ret == 0 && off < (size_t)n; off += strlen(names + off) + 1) {
+		if (keyset_xattr_kept(names + off))
+			ret = read_xattr(r, fd, path, names + off, m);
+	}
+	return ret;
+}
+
+/* Reads a file's bytes into guarded memory: exactly st_size, or -EAGAIN
+ * if it changed while read. */
+static int read_data(int fd, const struct stat *st, uint8_t **data)
+{
+	size_t len = 0, size = (size_t)st->st_size;
+	uint8_t *buf;
+	ssize_t n = 0;
+
+	*data = NULL;
+	if (size == 0)
+		return 0;
+	buf = sodium_malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	/* Read one byte more than stat said, to notice a file that grew. */
+	while (len <= size && (n = read(fd, buf + len, size + 1 - len)) > 0)
+		len += (size_t)n;
+	if (n < 0 || len != size) {
+		sodium_free(buf);
+		return n < 0 ? -errno : -EAGAIN;
+	}
+	*data = buf;
+	return 0;
+}
+
+/* Opens a file or directory the walk saw, checking it is still the same. */
+static int open_seen(const struct keytree_entry *e, struct stat *got)
+{
+	int fd;
+
+	if (S_ISREG(e->st->st_mode)) {
+		fd = file_open_regular(e->dirfd, e->name, e->st, got);
+		return fd == -EINVAL ? -EAGAIN : fd; /* it changed since the walk */
+	}
+	fd = openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENOTDIR || errno == ENOENT ? -EAGAIN : -errno;
+	if (fstat(fd, got) || got->st_ino != e->st->st_ino || got->st_dev != e->st->st_dev) {
+		close(fd);
+		return -EAGAIN;
+	}
+	return fd;
+}
+
+static void entry_meta(struct reader *r, const struct keytree_entry *e, const struct stat *st,
+		       struct keyset_meta *meta)
+{
+	owner_names(r, st);
+	meta->type = S_ISDIR(st->st_mode) ? KEYSET_DIR : S_ISLNK(st->st_mode) ? KEYSET_LINK :
+		     KEYSET_FILE;
+	meta->mode = st->st_mode & 07777;
+	meta->mtime = st->st_mtime;
+	meta->owned = true;
+	meta->uid = st->st_uid;
+	meta->gid = st->st_gid;
+	meta->user = r->user;
+	meta->group = r->group;
+	meta->link = e->link;
+}
+
+static int read_entry(const struct keytree_entry *e, void *arg)
+{
+	struct reader *r = arg;
+	struct keyset_meta meta;
+	struct keyset_member *m;
+	uint8_t *data = NULL;
+	struct stat got = *e->st;
+	int fd = -1, ret = 0;
+
+	/* A link is its target text; files and directories are opened. */
+	if (!S_ISLNK(e->st->st_mode)) {
+		fd = ret = open_seen(e, &got);
+		if (ret < 0)
+			goto out;
+		ret = S_ISREG(got.st_mode) ? read_data(fd, &got, &data) : 0;
+		if (ret < 0)
+			goto out;
+	}
+	entry_meta(r, e, &got, &meta);
+	ret = keyset_add_member(r->ks, e->path, &meta, data,
+				S_ISREG(got.st_mode) ? (size_t)got.st_size : 0, &m);
+	if (ret == 0 && fd >= 0)
+		ret = read_xattrs(r, fd, e->path, m);
+out:
+	sodium_free(data);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t why_size)
+{
+	struct keytree_walk w = { .fn = read_entry, .why = why, .why_size = why_size };
+	struct reader r = { .ks = ks, .w = &w };
+	int ret, tries = 0;
+
+	r.xbuf = malloc(KEYSET_XATTR_SIZE_MAX);
+	if (!r.xbuf)
+		return -ENOMEM;
+	w.arg = &r;
+	do {
+		keyset_clear(ks);
+		snprintf(ks->name, sizeof(ks->name), "%s", name);
+		ret = keytree_walk(kfd, &w);
+	} while (ret == -EAGAIN && ++tries < 5);
+	free(r.xbuf);
+	if (ret == 0) {
+		keyset_sort(ks);
+		ret = keyset_check_tree(ks);
+	}
+	if (ret)
+		keyset_clear(ks);
+	return ret;
+}

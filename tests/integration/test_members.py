@@ -1,0 +1,158 @@
+"""Members as they are: a directory-store keyset holding a certbot-shaped
+tree (live/ symlinks into archive/), a 0400 file, a file with a user.*
+xattr, a file of another owner and a LUKS2 header backup goes out through
+export/ to stock age + GNU tar, and back in through import/, with owners,
+modes, types, link targets, contents and xattrs unchanged. A keyset with a
+socket in it is reported, and the rest of export/ copies cleanly."""
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import PASSWORD, Mount, age_decrypt, run
+
+# Big enough for the LUKS2 header backup's export (16 MiB armored).
+CONF = "[import]\nmax_size = 33554432\nmax_total = 67108864\n"
+
+
+def luks_header(tmp, dst):
+    """A real LUKS2 header backup (16 MiB), made fast with pbkdf2."""
+    if not shutil.which("cryptsetup"):
+        pytest.skip("cryptsetup is not installed (apt-get install cryptsetup-bin)")
+    img, key = os.path.join(tmp, "luks.img"), os.path.join(tmp, "luks.key")
+    with open(img, "wb") as f:
+        f.truncate(32 << 20)
+    with open(key, "w") as f:
+        f.write("not-a-real-key")
+    run(["cryptsetup", "luksFormat", "--type", "luks2", "--pbkdf", "pbkdf2",
+         "--pbkdf-force-iterations", "1000", "-q", "--key-file", key, img])
+    run(["cryptsetup", "luksHeaderBackup", img, "--header-backup-file", dst])
+
+
+def make_tree(tmp, root):
+    """The keyset of these tests, as an administrator would have it."""
+    os.makedirs(os.path.join(root, "archive", "example.org"))
+    os.makedirs(os.path.join(root, "live", "example.org"))
+    os.makedirs(os.path.join(root, "renewal"))
+    for n in ("cert1.pem", "privkey1.pem"):
+        with open(os.path.join(root, "archive", "example.org", n), "w") as f:
+            f.write(f"-----BEGIN {n}-----\n")
+    os.chmod(os.path.join(root, "archive", "example.org", "privkey1.pem"), 0o600)
+    for n in ("cert", "privkey"):
+        os.symlink(f"../../archive/example.org/{n}1.pem",
+                   os.path.join(root, "live", "example.org", f"{n}.pem"))
+    with open(os.path.join(root, "renewal", "example.org.conf"), "w") as f:
+        f.write("archive_dir = /etc/letsencrypt/archive/example.org\n")
+    with open(os.path.join(root, "readonly.key"), "w") as f:
+        f.write("read only\n")
+    os.chmod(os.path.join(root, "readonly.key"), 0o400)
+    with open(os.path.join(root, "labelled.key"), "w") as f:
+        f.write("labelled\n")
+    run(["setfattr", "-n", "user.purpose", "-v", "backup test",
+         os.path.join(root, "labelled.key")])
+    with open(os.path.join(root, "theirs.key"), "w") as f:
+        f.write("another owner's\n")
+    os.chown(os.path.join(root, "theirs.key"), 1234, 5678)
+    os.chmod(os.path.join(root, "archive"), 0o700)
+    luks_header(tmp, os.path.join(root, "luks-header.img"))
+
+
+def describe(root):
+    """Owner, group, mode, type and link target of every entry; sha256 of
+    every file; every xattr: what a restore must get right."""
+    listing = run(["find", root, "-mindepth", "1", "-printf", r"%P %U %G %m %y %l\n"]).stdout
+    sums = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            if not os.path.islink(p):
+                with open(p, "rb") as fh:
+                    sums[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
+    xattrs = run(["getfattr", "-h", "-d", "-m", "-", "-R", "."], cwd=root).stdout
+    return sorted(listing.splitlines()), sums, xattrs
+
+
+def untar(tar, dst):
+    os.makedirs(dst)
+    run(["tar", "-x", "--same-owner", "--xattrs", "--xattrs-include=*", "-f", tar, "-C", dst])
+
+
+@pytest.fixture
+def tree_mount(keyfs_bin, tmp_path):
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    make_tree(str(tmp_path), os.path.join(store, "tree"))
+    conf = tmp_path / "keyfs.ini"
+    conf.write_text(CONF)
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    m.conf = str(conf)
+    m.start("-c", m.conf)
+    try:
+        yield m
+        m.stop()
+    finally:
+        m.kill()
+
+
+def read_export(m, name):
+    with open(os.path.join(m.export, name), "rb") as f:
+        return f.read()
+
+
+def test_tree_round_trips_through_age_tar_and_import(tree_mount, tmp_path):
+    m = tree_mount
+    src = os.path.join(m.store, "tree")
+    want = describe(src)
+    assert "live/example.org/cert.pem 0 0 777 l ../../archive/example.org/cert1.pem" in want[0]
+    assert "theirs.key 1234 5678 644 f " in want[0] and "user.purpose" in want[2]
+    m.unlock()
+    pem = tmp_path / "tree.pem"
+    pem.write_bytes(read_export(m, "tree.pem"))
+    res = age_decrypt(pem, tmp_path / "tree.tar", PASSWORD)
+    assert res.returncode == 0, res.stdout
+    out = str(tmp_path / "out")
+    untar(str(tmp_path / "tree.tar"), out)
+    os.unlink(os.path.join(out, "tree", "KEYSET.ini"))
+    assert describe(os.path.join(out, "tree")) == want
+
+    # Restore into an emptied store: the same tree comes back.
+    shutil.rmtree(src)
+    shutil.copyfile(pem, os.path.join(m.path, "import", "tree.pem"))
+    assert os.path.isdir(src)
+    assert describe(src) == want
+    assert "tree" in m.status()
+
+
+def test_unchanged_tree_exports_the_same_bytes(tree_mount):
+    m = tree_mount
+    m.unlock()
+    first = read_export(m, "tree.pem")
+    assert read_export(m, "tree.pem") == first
+    m.stop()
+    m.start("-c", m.conf)
+    m.unlock()
+    assert read_export(m, "tree.pem") == first
+
+
+def test_keyset_with_a_socket_is_reported_and_rsync_succeeds(tree_mount, tmp_path):
+    m = tree_mount
+    sock_dir = os.path.join(m.store, "sock")
+    os.makedirs(sock_dir)
+    with open(os.path.join(sock_dir, "key"), "w") as f:
+        f.write("k\n")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(os.path.join(sock_dir, "agent.sock"))
+    try:
+        m.unlock()
+        status = m.status()
+        assert "sock" in status and "socket" in status, status
+        dst = tmp_path / "dst"
+        res = run(["rsync", "-a", m.export + "/", str(dst) + "/"], check=False)
+        assert res.returncode == 0, res.stderr
+        assert "tree.pem" in os.listdir(dst)
+        assert "sock.pem" not in os.listdir(dst)
+    finally:
+        s.close()
