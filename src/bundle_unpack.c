@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/secmem.h"
 #include "bundle_priv.h"
 
 /* State of one bundle_unpack() run. */
@@ -217,7 +218,7 @@ static int read_member(struct unpack *u, struct archive *a, struct archive_entry
 	/* The size is bounded by max_member before anything is allocated. */
 	if (len > 0) {
 		ret = -ENOMEM;
-		data = sodium_malloc(len);
+		data = secmem_alloc(len);
 		if (data == NULL)
 			goto out;
 		ret = read_exact(a, data, len);
@@ -231,7 +232,7 @@ static int read_member(struct unpack *u, struct archive *a, struct archive_entry
 	if (ret == 0)
 		ret = read_xattrs(e, m);
 out:
-	sodium_free(data);
+	secmem_free(data);
 	return ret;
 }
 

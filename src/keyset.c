@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "keyfs/keyset.h"
+#include "keyfs/secmem.h"
 
 static bool has_member(const struct keyset *ks, const char *name)
 {
@@ -70,8 +71,8 @@ int keyset_add_member(struct keyset *ks, const char *name, const struct keyset_m
 	if (has_member(ks, name))
 		return -EEXIST;
 	ret = -ENOMEM;
-	/* sodium_malloc(0) is not allowed: an empty member has no buffer. */
-	if (len > 0 && (copy = sodium_malloc(len)) == NULL)
+	/* an empty member has no buffer */
+	if (len > 0 && (copy = secmem_alloc(len)) == NULL)
 		goto err;
 	if (meta->link && (link = strdup(meta->link)) == NULL)
 		goto err;
@@ -96,7 +97,7 @@ int keyset_add_member(struct keyset *ks, const char *name, const struct keyset_m
 		*out = m;
 	return 0;
 err:
-	sodium_free(copy);
+	secmem_free(copy);
 	free(link);
 	return ret;
 }
@@ -303,8 +304,7 @@ static void member_free(struct keyset_member *m)
 {
 	size_t i;
 
-	/* sodium_free() wipes the guarded pages before unmapping them. */
-	sodium_free(m->data);
+	secmem_free(m->data); /* wipes it */
 	free(m->link);
 	for (i = 0; i < m->nxattr; i++) {
 		free(m->xattr[i].name);

@@ -15,6 +15,7 @@
 
 #include "keyfs/dirwalk.h"
 #include "keyfs/keytree.h"
+#include "keyfs/secmem.h"
 
 static int refuse(struct keytree_walk *w, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -233,14 +234,14 @@ static int read_data(int fd, const struct stat *st, uint8_t **data)
 	*data = NULL;
 	if (size == 0)
 		return 0;
-	buf = sodium_malloc(size + 1);
+	buf = secmem_alloc(size + 1);
 	if (!buf)
 		return -ENOMEM;
 	/* Read one byte more than stat said, to notice a file that grew. */
 	while (len <= size && (n = read(fd, buf + len, size + 1 - len)) > 0)
 		len += (size_t)n;
 	if (n < 0 || len != size) {
-		sodium_free(buf);
+		secmem_free(buf);
 		return n < 0 ? -errno : -EAGAIN;
 	}
 	*data = buf;
@@ -306,7 +307,7 @@ static int read_entry(const struct keytree_entry *e, void *arg)
 	if (ret == 0 && fd >= 0)
 		ret = read_xattrs(r, fd, e->path, m);
 out:
-	sodium_free(data);
+	secmem_free(data);
 	if (fd >= 0)
 		close(fd);
 	return ret;

@@ -1,7 +1,7 @@
 /* A keyset in memory: a name and a tree of members (regular files,
  * directories and symbolic links) with their owners, modes, times and
  * extended attributes. Member data is key material and lives in
- * sodium_malloc() memory. */
+ * guarded memory (secmem.h). */
 #ifndef KEYFS_KEYSET_H
 #define KEYFS_KEYSET_H
 
@@ -80,7 +80,7 @@ struct keyset_member {
 	char *link;	/* KEYSET_LINK: malloc()ed target, else NULL */
 	struct keyset_xattr *xattr;	/* sorted by name */
 	size_t nxattr;
-	uint8_t *data;	/* KEYSET_FILE: sodium_malloc()ed; NULL when len == 0 */
+	uint8_t *data;	/* KEYSET_FILE: secmem_alloc()ed; NULL when len == 0 */
 	size_t len;
 };
 
