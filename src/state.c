@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "keyfs/log.h"
+#include "keyfs/meta.h"
 #include "keyfs/state.h"
 
 static int make_subdirs(int fd)
@@ -27,6 +28,7 @@ int state_open(struct state *s, const char *path)
 	int ret;
 
 	s->fd = -1;
+	s->meta = NULL;
 	if (snprintf(s->path, sizeof(s->path), "%s", path) >= (int)sizeof(s->path))
 		return -ENAMETOOLONG;
 	if (mkdir(path, 0700) && errno != EEXIST)
@@ -46,6 +48,8 @@ int state_open(struct state *s, const char *path)
 	}
 	if (!ret)
 		ret = make_subdirs(s->fd);
+	if (!ret)
+		ret = meta_load(s);
 	if (ret)
 		state_close(s);
 	return ret;
@@ -53,6 +57,7 @@ int state_open(struct state *s, const char *path)
 
 void state_close(struct state *s)
 {
+	meta_unload(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

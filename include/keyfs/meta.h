@@ -1,7 +1,11 @@
 /* keyfs' small metadata in the state directory: password hints and the
  * marks of keysets that have a password of their own. Each value is one
  * file under <state>/meta, replaced atomically. The names of the keys
- * are spelled here and nowhere else. */
+ * are spelled here and nowhere else.
+ *
+ * The values are read once, when the state directory is opened, and kept
+ * in memory with every change written through: a hint is part of every
+ * export's version, asked on each lookup, and only keyfs writes them. */
 #ifndef KEYFS_META_H
 #define KEYFS_META_H
 
@@ -11,6 +15,11 @@
 #include "keyfs/state.h"
 
 #define META_VALUE_MAX 4096
+
+/* Reads every value of s into memory (state_open() does); meta_unload()
+ * drops them. Without it, each call reads the files. */
+int meta_load(struct state *s);
+void meta_unload(struct state *s);
 
 /* A value by key; -ENOENT if unset. An empty value removes the key. */
 int meta_get(const struct state *s, const char *key, char *buf, size_t size);

@@ -19,9 +19,12 @@
 #define STATE_CACHE "cache"
 #define STATE_FRESH "fresh"
 
+struct meta_cache;
+
 struct state {
 	int fd;			/* -1 when closed */
 	char path[PATH_MAX];
+	struct meta_cache *meta; /* meta.h's values in memory; NULL: read the files */
 };
 
 /* Creates path (0700) if absent, opens and checks it, and makes the

@@ -327,11 +327,15 @@ def test_keyset_bounds_reported_not_broken(mount, tmp_path):
 # Finding 16: a stored hint with a line end made every export fail (EIO)
 # with nothing in the log.
 def test_stored_hint_with_control_characters(mount, tmp_path):
+    # hints stored by hand (an editor's line end, a control character),
+    # read when keyfs starts
+    mount.stop()
     meta = os.path.join(mount.store, ".keyfs", "meta")
     with open(os.path.join(meta, "hint"), "w") as f:
         f.write("the usual one\n")
     with open(os.path.join(meta, "hint.db"), "w") as f:
         f.write("bad\x1bhint")
+    mount.start()
     mount.unlock()
     for k in ("web", "db"):
         shutil.copyfile(os.path.join(mount.export, f"{k}.pem"), tmp_path / f"{k}.pem")
