@@ -193,3 +193,13 @@ const struct recipset *recipients_for(const struct recipients *r, const char *ke
 		}
 	return r->global < r->nsets ? &r->sets[r->global] : NULL;
 }
+
+size_t recipients_count(const struct recipients *r)
+{
+	return r ? r->nsets : 0;
+}
+
+const struct recipset *recipients_at(const struct recipients *r, size_t i)
+{
+	return &r->sets[i];
+}

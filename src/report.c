@@ -180,6 +180,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	keyring_report(c->kr, f);
 	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
 	fprintf(f, "recipients: %s\n", *c->cfg->recipients ? c->cfg->recipients : "(none)");
+	sealcache_recipients_report(c->sc, f);
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
 	*mtime = 0;

@@ -289,22 +289,50 @@ void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
 		sc->changed_fn(sc->changed_arg, NULL);
 }
 
+/* "FILE: age1..., ssh-ed25519 COMMENT" (keys) or "FILE". */
+static void describe_set(const struct recipset *rs, bool keys, char *buf, size_t size)
+{
+	size_t n, i;
+
+	n = (size_t)snprintf(buf, size, "%s%s", rs->file, keys ? ":" : "");
+	for (i = 0; keys && i < rs->l.n && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s %s%s", i ? "," : "",
+				      strncmp(rs->l.key[i], "ssh-", 4) ? "" : "ssh-ed25519 ",
+				      rs->l.display[i]);
+}
+
 /* Caller holds sc->lock. */
 static void describe(const struct sealcache *sc, const struct entry *e, bool keys, char *buf,
 		     size_t size)
 {
 	const struct recipset *rs = rset_for(sc, e);
-	size_t n, i;
+	int n;
 
 	if (!rs) {
 		snprintf(buf, size, "%s", e->own_pw ? "its own password" : "the backup password");
 		return;
 	}
-	n = (size_t)snprintf(buf, size, "recipients in %s%s", rs->file, keys ? ":" : "");
-	for (i = 0; keys && i < rs->l.n && n < size; i++)
-		n += (size_t)snprintf(buf + n, size - n, "%s %s%s", i ? "," : "",
-				      strncmp(rs->l.key[i], "ssh-", 4) ? "" : "ssh-ed25519 ",
-				      rs->l.display[i]);
+	n = snprintf(buf, size, "recipients in ");
+	if (n > 0 && (size_t)n < size)
+		describe_set(rs, keys, buf + n, size - (size_t)n);
+}
+
+void sealcache_recipients_report(struct sealcache *sc, FILE *f)
+{
+	struct recipients *r;
+	char line[2048];
+	size_t i, n;
+
+	pthread_mutex_lock(&sc->lock);
+	r = recipients_ref(sc->rcp);
+	pthread_mutex_unlock(&sc->lock);
+	n = recipients_count(r);
+	fprintf(f, "recipients files: %zu\n", n);
+	for (i = 0; i < n; i++) {
+		describe_set(recipients_at(r, i), true, line, sizeof(line));
+		fprintf(f, "  %s\n", line);
+	}
+	recipients_put(r);
 }
 
 void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size)

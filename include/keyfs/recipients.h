@@ -40,6 +40,11 @@ struct recipients *recipients_ref(struct recipients *r);
 /* Drops a reference; the last frees the snapshot. NULL is fine. */
 void recipients_put(struct recipients *r);
 
+/* The files of r, in the order the configuration names them: i from 0
+ * to recipients_count() - 1. */
+size_t recipients_count(const struct recipients *r);
+const struct recipset *recipients_at(const struct recipients *r, size_t i);
+
 /* The recipients of keyset: its own, else seal.recipients (NULL: none).
  * *own, if not NULL, tells which. */
 const struct recipset *recipients_for(const struct recipients *r, const char *keyset, bool *own);

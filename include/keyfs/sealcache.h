@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -79,6 +80,10 @@ void sealcache_set_recipients(struct sealcache *sc, struct recipients *r);
  * password", or "recipients in FILE", followed with keys by ": age1...,
  * ssh-ed25519 COMMENT" (each recipient; public). */
 void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size);
+
+/* Lists each recipients file sealing now with its recipients, for the
+ * status report. */
+void sealcache_recipients_report(struct sealcache *sc, FILE *f);
 
 /* Starts the background workers (after any fork: threads do not survive). */
 int sealcache_start(struct sealcache *sc);

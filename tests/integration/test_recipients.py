@@ -103,6 +103,9 @@ def test_sealed_to_age_and_ssh_keys_open_with_stock_age(keyfs_bin, tmp_path, sto
         status = wait_sealed(m, 2)
         assert "password: not set" in status, status
         assert f"recipients: {rcpt}" in status, status
+        # each file once, with the keys a restorer fetches from the safe
+        assert f"recipients files: 1\n  {rcpt}: {keys['age_pub']}, ssh-ed25519 bob@laptop\n" \
+            in status, status
         for ks in KEYSETS:
             assert re.search(rf"^  {ks} +sealed .* by recipients in {re.escape(rcpt)}  active",
                              status, re.M), status
