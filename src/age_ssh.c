@@ -20,6 +20,7 @@
 
 #include "keyfs/age_hkdf.h"
 #include "keyfs/age_recipient.h"
+#include "keyfs/secmem.h"
 
 #define SSH_TYPE "ssh-ed25519"
 #define SSH_LABEL "age-encryption.org/v1/ssh-ed25519"
@@ -156,7 +157,7 @@ static int wrap(const struct age_recipient *r,
 	int ret;
 
 	m = malloc(sizeof(*m));
-	x = sodium_malloc(sizeof(*x));
+	x = secmem_alloc(sizeof(*x));
 	if (!m || !x) {
 		ret = -ENOMEM;
 		goto out;
@@ -184,7 +185,7 @@ static int wrap(const struct age_recipient *r,
 	m = NULL;
 out:
 	free(m);
-	sodium_free(x);
+	secmem_free(x);
 	return ret;
 }
 
@@ -347,7 +348,7 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 		return ret;
 	if (sodium_memcmp(tag, si->pub.tag, SSH_TAG_LEN) != 0)
 		return AGE_NOT_MINE;
-	x = sodium_malloc(sizeof(*x));
+	x = secmem_alloc(sizeof(*x));
 	if (!x)
 		return -ENOMEM;
 	/* As for X25519: a low-order share makes the file invalid. */
@@ -359,7 +360,7 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 	if (ret == 0)
 		ret = age_unwrap_file_key(file_key, s->body, s->bodylen,
 					  x->key);
-	sodium_free(x);
+	secmem_free(x);
 	return ret;
 }
 
