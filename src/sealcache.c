@@ -117,7 +117,7 @@ void sealcache_set_fresh(struct sealcache *sc, struct fresh *f)
 void sealcache_free(struct sealcache *sc)
 {
 	struct entry *e, *next;
-	size_t i;
+	size_t pos = 0;
 
 	if (!sc)
 		return;
@@ -125,13 +125,12 @@ void sealcache_free(struct sealcache *sc)
 	if (sc->cfd >= 0)
 		seal_sync(sc);
 	recipients_put(sc->rcp);
-	for (i = 0; i < BUCKETS; i++) {
-		for (e = sc->buckets[i]; e; e = next) {
-			next = e->next;
-			free(e->why);
-			free(e);
-		}
+	for (e = entry_next(sc, &pos, NULL); e; e = next) {
+		next = entry_next(sc, &pos, e);
+		free(e->why);
+		free(e);
 	}
+	htab_free(&sc->entries);
 	if (sc->cfd >= 0)
 		close(sc->cfd);
 	pthread_cond_destroy(&sc->changed);
@@ -234,12 +233,11 @@ void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
 static void recheck_own(struct sealcache *sc)
 {
 	struct entry *e;
-	size_t i;
+	size_t pos = 0;
 
-	for (i = 0; i < BUCKETS; i++)
-		for (e = sc->buckets[i]; e; e = e->next)
-			if (e->own_pw)
-				e->own_pw = meta_own_password(sc->state, e->name);
+	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+		if (e->own_pw)
+			e->own_pw = meta_own_password(sc->state, e->name);
 }
 
 int sealcache_password_changed(struct sealcache *sc)
