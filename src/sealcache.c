@@ -534,6 +534,15 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 	return 0;
 }
 
+void sealcache_keyset_changed(struct sealcache *sc, const char *name)
+{
+	struct export_attr a;
+
+	sealcache_attr(sc, name, &a); /* its error is in status and the log */
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, name);
+}
+
 /* Opens the cache file if it holds the seal of stamp under the current
  * key. Caller holds sc->lock; 1 if not (yet) current. */
 static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)

@@ -101,6 +101,10 @@ uint64_t sealcache_ino(const char *name);
  * an entry that fails. Never waits for sealing or a password. */
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a);
 
+/* The keyset changed in the store, appeared or went away: learns its new
+ * version (queueing its seal) and tells the observer. */
+void sealcache_keyset_changed(struct sealcache *sc, const char *name);
+
 /* Why the keyset cannot be exported, as last found by sealcache_attr():
  * the error (0 if it can) and words for the status report. */
 int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size);
