@@ -287,15 +287,13 @@ void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
 		sc->changed_fn(sc->changed_arg, NULL);
 }
 
-/* Caller holds sc->lock. */
-static void describe(const struct sealcache *sc, const struct entry *e, bool keys, char *buf,
-		     size_t size)
+/* Words for what seals: rs, else a password (the keyset's own if own). */
+static void describe(const struct recipset *rs, bool own, bool keys, char *buf, size_t size)
 {
-	const struct recipset *rs = rset_for(sc, e);
 	size_t n, i;
 
 	if (!rs) {
-		snprintf(buf, size, "%s", e->own_pw ? "its own password" : "the backup password");
+		snprintf(buf, size, "%s", own ? "its own password" : "the backup password");
 		return;
 	}
 	n = (size_t)snprintf(buf, size, "recipients in %s%s", rs->file, keys ? ":" : "");
@@ -305,6 +303,13 @@ static void describe(const struct sealcache *sc, const struct entry *e, bool key
 				      rs->l.display[i]);
 }
 
+void sealcache_default_sealer(struct sealcache *sc, bool keys, char *buf, size_t size)
+{
+	pthread_mutex_lock(&sc->lock);
+	describe(recipients_for(sc->rcp, "", NULL), false, keys, buf, size);
+	pthread_mutex_unlock(&sc->lock);
+}
+
 void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size)
 {
 	struct entry *e;
@@ -312,7 +317,7 @@ void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *b
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	if (e)
-		describe(sc, e, keys, buf, size);
+		describe(rset_for(sc, e), e->own_pw, keys, buf, size);
 	else
 		snprintf(buf, size, "unknown (out of memory)");
 	pthread_mutex_unlock(&sc->lock);
@@ -472,6 +477,17 @@ static uint64_t key_hash(const uint8_t *pwid, int logn)
 	return h ? h : 1; /* 0 means "no key" */
 }
 
+/* Whether e's cached seal is of version stamp and made with the key
+ * that seals e now, or the one a returning password will find. Caller
+ * holds sc->lock. */
+static bool seal_fits(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+{
+	const uint8_t *id = pwid_for(sc, e);
+
+	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) &&
+	       (!id || !memcmp(e->pwid, id, VERIFIER_ID_LEN));
+}
+
 static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a)
 {
 	time_t seal_time = 0;
@@ -481,7 +497,9 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	int ret;
 
 	e = entry_lock(sc, name, &stamp, &ret);
-	if (e && !pred_current(sc, e, stamp)) {
+	/* A cached seal of this version answers without reading the
+	 * keyset: a mount over a full cache lists without reading any. */
+	if (e && !seal_fits(sc, e, stamp) && !pred_current(sc, e, stamp)) {
 		pthread_mutex_unlock(&sc->lock);
 		ret = learn_version(sc, name, stamp);
 		if (ret)
@@ -490,8 +508,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (!e)
 		return ret;
-	if (e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) &&
-	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
+	if (seal_fits(sc, e, stamp)) {
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
 		a->mtime = e->sealed_at;
@@ -673,6 +690,44 @@ void seal_put(struct seal *s)
 		return;
 	close(s->fd);
 	free(s);
+}
+
+void sealcache_each_problem(struct sealcache *sc,
+			    void (*fn)(void *arg, const char *name, const char *why), void *arg)
+{
+	struct entry *e;
+	size_t pos = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+		if (e->bad)
+			fn(arg, e->name, e->why ? e->why : strerror(-e->bad));
+	pthread_mutex_unlock(&sc->lock);
+}
+
+int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r)
+{
+	struct export_attr a;
+	struct entry *e;
+	uint64_t stamp;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	ret = sealcache_attr(sc, name, &a); /* notes any problem; memory only if known */
+	if (ret == -ENOENT && sealcache_problem(sc, name, r->why, sizeof(r->why)))
+		return -EPERM;
+	if (ret)
+		return ret;
+	e = entry_lock(sc, name, &stamp, &ret);
+	if (!e)
+		return ret;
+	r->current = e->cached && entry_current(sc, e, stamp);
+	r->sealed_at = e->cached ? e->sealed_at : 0;
+	if (e->fpr[0] && e->pred_stamp == stamp)
+		memcpy(r->fpr, e->fpr, sizeof(r->fpr));
+	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
+	pthread_mutex_unlock(&sc->lock);
+	return 0;
 }
 
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)

@@ -124,6 +124,27 @@ void seal_put(struct seal *s);
 int sealcache_fingerprint(struct sealcache *sc, const char *name,
 			  char hex[static 2 * BUNDLE_FPR_LEN + 1]);
 
+/* What the status report says of one export, from memory where the
+ * keyset's version is known (no keystore read). */
+struct export_report {
+	bool current;		/* the cached seal is of this version and key */
+	time_t sealed_at;	/* the cached seal's time; 0: none */
+	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* "" if this version was not read */
+	char sealer[1024];	/* sealcache_sealer() without keys */
+	char why[256];		/* -EPERM: why it cannot be exported */
+};
+/* 0, -EPERM if the keyset cannot be exported (why says why), or the
+ * error that reading it gave. */
+int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r);
+
+/* fn(arg, name, why) for each keyset known not to be exportable, in no
+ * order, under the seal cache's lock: fn must not call it. */
+void sealcache_each_problem(struct sealcache *sc,
+			    void (*fn)(void *arg, const char *name, const char *why), void *arg);
+
+/* What seals a keyset without a key of its own (sealcache_sealer()). */
+void sealcache_default_sealer(struct sealcache *sc, bool keys, char *buf, size_t size);
+
 /* Whether the cached seal is current (keyset and password unchanged) and
  * when it was made; sealed_at is 0 if there is none. */
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at);
