@@ -15,6 +15,8 @@
 #include "fs_priv.h"
 #include "keyfs/log.h"
 
+#define CACHE_SECONDS 60
+
 /* Open-file state for the read-only text files (status, README.txt). */
 struct text {
 	char *buf;
@@ -69,8 +71,12 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	(void)conn;
 	cfg->use_ino = 1;	/* stable inode numbers: backup tools key on them */
-	cfg->entry_timeout = 1;
-	cfg->attr_timeout = 1;
+	/* Every change of an export's attributes is told to the kernel
+	 * (fs_changed(): seals, key changes, the store watcher), so it may
+	 * keep them: `ls -l` and rsync of many keysets then stat from its
+	 * cache. The timeout only bounds a change nobody told. */
+	cfg->entry_timeout = CACHE_SECONDS;
+	cfg->attr_timeout = CACHE_SECONDS;
 	cfg->negative_timeout = 0;
 	return kfs();
 }

@@ -18,8 +18,10 @@
 #include "storewatch_priv.h"
 
 #define ROOT_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
+/* Directories are opened O_NOFOLLOW and watched through /proc/self/fd,
+ * a link to follow: no IN_DONT_FOLLOW. */
 #define KEYSET_MASK (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | \
-		     IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
+		     IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_ONLYDIR)
 /* Rescans take at most a tenth of the time, at least this far apart. */
 #define RESCAN_MIN_MS 5000
 
