@@ -3,6 +3,8 @@
  *                its cached seal, its next seal and its problems
  *   seal.c       sealing one keyset into the cache (export.h does the
  *                crypto; this file the plan, the vault and the file)
+ *   sealversion.c what a keyset version is, learnt without sealing
+ *   sealinfo.c   what the reports ask: sealers, problems, export states
  *   sealcache.c  the public calls: attributes, opens, password changes,
  *                the queue of stale keysets for the worker pool
  * sealcache.c calls the other two; they call neither sealcache.c nor
@@ -107,6 +109,15 @@ int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 /* Without the lock: the keyset with the hint to seal into it; say: log a
  * stored hint that cannot be used. */
 int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
+
+/* ---- sealversion.c ---- */
+/* Reads the keyset once for version stamp (without the lock): the
+ * export's exact size, its time and fingerprint; keeps a cached seal of
+ * the same content as this version's. */
+int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
+/* Whether e's predicted attributes are for stamp and the current key.
+ * Caller holds sc->lock. */
+bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
 
 /* ---- seal.c; without the lock ---- */
 /* Keeps the cached seal of name, which holds content, as the seal of
