@@ -11,15 +11,15 @@
 
 #include "keyfs/dirwalk.h"
 #include "keyfs/fresh.h"
+#include "keyfs/htab.h"
 #include "keyfs/keyset.h"
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
 
-#define BUCKETS 4096
 #define RECORD_MAX 256
 
 struct rec {
-	struct rec *next;
+	struct hnode h;		/* in f->recs */
 	char name[KEYSET_NAME_MAX + 1];
 	bool seen;		/* stamp and key below are known */
 	bool dirty;		/* its file is behind; protected by f->lock */
@@ -34,7 +34,7 @@ static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 struct fresh {
 	int dfd;			/* <state>/fresh */
 	pthread_mutex_t lock;		/* the table and the histogram */
-	struct rec *buckets[BUCKETS];
+	struct htab recs;		/* struct rec by name */
 	struct histogram seals;
 	void (*fn)(void *arg);		/* set before threads start: read unlocked */
 	void *arg;
@@ -46,29 +46,27 @@ struct fresh {
 	bool pending, stop;		/* protected by lock */
 };
 
-static size_t bucket_of(const char *name)
+static bool same_name(const struct hnode *h, const void *name)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (; *name; name++)
-		h = (h ^ (uint8_t)*name) * 16777619u;
-	return h % BUCKETS;
+	return !strcmp(((const struct rec *)h)->name, name);
 }
 
 /* Caller holds f->lock. */
 static struct rec *rec_get(struct fresh *f, const char *name, bool create)
 {
-	struct rec **b = &f->buckets[bucket_of(name)], *r;
+	uint64_t h = htab_hash(name);
+	struct rec *r;
 
-	for (r = *b; r; r = r->next)
-		if (!strcmp(r->name, name))
-			return r;
-	if (!create || !(r = calloc(1, sizeof(*r))))
-		return NULL;
+	r = (struct rec *)htab_find(&f->recs, h, same_name, name);
+	if (r || !create || !(r = calloc(1, sizeof(*r))))
+		return r;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	strcpy(r->i.backup_comm, "?");
-	r->next = *b;
-	*b = r;
+	r->h.hash = h;
+	if (htab_add(&f->recs, &r->h)) {
+		free(r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -131,7 +129,7 @@ static int load_one(int dirfd, const char *name, const struct stat *st, void *ar
 	}
 	r = rec_get(f, name, true);
 	if (r) {
-		tmp.next = r->next;
+		tmp.h = r->h;
 		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
 		*r = tmp;
 	}
@@ -175,7 +173,7 @@ int fresh_new(struct fresh **out, const struct state *s)
 void fresh_free(struct fresh *f)
 {
 	struct rec *r, *next;
-	size_t i;
+	size_t pos = 0;
 
 	if (!f)
 		return;
@@ -187,11 +185,11 @@ void fresh_free(struct fresh *f)
 		pthread_mutex_unlock(&f->lock);
 		pthread_join(f->writer, NULL);
 	}
-	for (i = 0; i < BUCKETS; i++)
-		for (r = f->buckets[i]; r; r = next) {
-			next = r->next;
-			free(r);
-		}
+	for (r = (struct rec *)htab_next(&f->recs, &pos, NULL); r; r = next) {
+		next = (struct rec *)htab_next(&f->recs, &pos, &r->h);
+		free(r);
+	}
+	htab_free(&f->recs);
 	if (f->dfd >= 0)
 		close(f->dfd);
 	pthread_cond_destroy(&f->wake);
@@ -238,27 +236,27 @@ static void write_rec(struct fresh *f, const struct rec *r)
 static void flush(struct fresh *f)
 {
 	struct rec *copies = NULL, *r;
-	size_t n = 0, cap = 0, i;
+	size_t n = 0, cap = 0, i, pos = 0;
 
 	pthread_mutex_lock(&f->lock);
 	f->pending = false;
-	for (i = 0; i < BUCKETS; i++)
-		for (r = f->buckets[i]; r; r = r->next) {
-			if (!r->dirty)
-				continue;
-			if (n == cap) {
-				size_t c = cap ? 2 * cap : 16;
-				struct rec *a = realloc(copies, c * sizeof(*copies));
+	for (r = (struct rec *)htab_next(&f->recs, &pos, NULL); r;
+	     r = (struct rec *)htab_next(&f->recs, &pos, &r->h)) {
+		if (!r->dirty)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 16;
+			struct rec *a = realloc(copies, c * sizeof(*copies));
 
-				if (!a) {
-					f->pending = true; /* the rest next time */
-					goto out;
-				}
-				copies = a;
-				cap = c;
+			if (!a) {
+				f->pending = true; /* the rest next time */
+				goto out;
 			}
-			copies[n++] = *r;
-			r->dirty = false;
+			copies = a;
+			cap = c;
+		}
+		copies[n++] = *r;
+		r->dirty = false;
 		}
 out:
 	pthread_mutex_unlock(&f->lock);

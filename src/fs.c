@@ -15,6 +15,8 @@
 #include "fs_priv.h"
 #include "keyfs/log.h"
 
+#define CACHE_SECONDS 60
+
 /* Open-file state for the read-only text files (status, README.txt). */
 struct text {
 	char *buf;
@@ -55,12 +57,26 @@ void fs_changed(void *arg, const char *keyset)
 	store_names_free(names, n);
 }
 
+/* The attributes of an export not open. */
+static void export_stat(struct keyfs *k, struct stat *st, const struct export_attr *a)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_uid = k->uid;
+	st->st_gid = k->gid;
+	st->st_blksize = 4096;
+	fill_file(k, st, a->ino, 0400, a->size, a->mtime);
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	(void)conn;
 	cfg->use_ino = 1;	/* stable inode numbers: backup tools key on them */
-	cfg->entry_timeout = 1;
-	cfg->attr_timeout = 1;
+	/* Every change of an export's attributes is told to the kernel
+	 * (fs_changed(): seals, key changes, the store watcher), so it may
+	 * keep them: `ls -l` and rsync of many keysets then stat from its
+	 * cache. The timeout only bounds a change nobody told. */
+	cfg->entry_timeout = CACHE_SECONDS;
+	cfg->attr_timeout = CACHE_SECONDS;
 	cfg->negative_timeout = 0;
 	return kfs();
 }
@@ -119,7 +135,7 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		ret = sealcache_attr(k->sc, name, &a);
 		if (ret)
 			return ret == -ENOENT ? ret : -EIO;
-		fill_file(k, st, a.ino, 0400, a.size, a.mtime);
+		export_stat(k, st, &a);
 		return 0;
 	case N_STAGED:
 		return getattr_staged(k, path, st);
@@ -140,14 +156,43 @@ static void fill_name(void *arg, const char *name)
 	f->fill(f->buf, name, NULL, 0, 0);
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+/* export/: README.txt and every keyset that can be exported. With
+ * READDIRPLUS the attributes go along, so `ls -l` and rsync stat from the
+ * kernel's cache instead of one lookup per keyset. */
+static int list_exports(struct keyfs *k, void *buf, fuse_fill_dir_t fill,
+			enum fuse_readdir_flags flags)
 {
-	char name[KEYSET_NAME_MAX + 1], file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)];
-	struct keyfs *k = kfs();
+	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)];
+	bool plus = flags & FUSE_READDIR_PLUS;
+	struct export_attr a;
+	struct stat st;
 	char **names;
 	size_t n, i;
 	int ret;
+
+	fill(buf, "README.txt", NULL, 0, 0);
+	ret = k->st.ops->list(k->st.priv, &names, &n);
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++) {
+		/* a keyset that cannot be exported is in status, not here */
+		if (sealcache_attr(k->sc, names[i], &a))
+			continue;
+		snprintf(file, sizeof(file), "%s" PEM_SUFFIX, names[i]);
+		if (plus)
+			export_stat(k, &st, &a);
+		if (fill(buf, file, plus ? &st : NULL, 0, plus ? FUSE_FILL_DIR_PLUS : 0))
+			break;
+	}
+	store_names_free(names, n);
+	return 0;
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	char name[KEYSET_NAME_MAX + 1];
+	struct keyfs *k = kfs();
 
 	(void)off;
 	(void)fi;
@@ -163,21 +208,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		fill(buf, "verify", NULL, 0, 0);
 		return 0;
 	case N_EXPORT:
-		fill(buf, "README.txt", NULL, 0, 0);
-		ret = k->st.ops->list(k->st.priv, &names, &n);
-		if (ret)
-			return ret;
-		for (i = 0; i < n; i++) {
-			struct export_attr a;
-
-			/* a keyset that cannot be exported is in status, not here */
-			if (sealcache_attr(k->sc, names[i], &a) == -ENOENT)
-				continue;
-			snprintf(file, sizeof(file), "%s" PEM_SUFFIX, names[i]);
-			fill(buf, file, NULL, 0, 0);
-		}
-		store_names_free(names, n);
-		return 0;
+		return list_exports(k, buf, fill, flags);
 	case N_IMPORT:
 	case N_VERIFY:
 		return stage_list(k->stage, classify(path, name) == N_VERIFY, fill_name,

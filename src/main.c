@@ -229,6 +229,8 @@ static int keyfs_open(struct keyfs *k)
 		ret = state_open(&k->state, state);
 	if (!ret)
 		ret = store_open(config_backend(&k->cfg), k->cfg.store, &k->state, &k->st);
+	if (!ret) /* lookups answer from memory; inotify tells what changed */
+		ret = storewatch_wrap(&k->st, &k->watch);
 	if (ret) {
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
 		return ret;
@@ -311,6 +313,12 @@ static int metrics_start(struct keyfs *k)
 	return k->mf ? metricsfile_start(k->mf) : 0;
 }
 
+/* The store watcher saw a keyset change, appear or go. */
+static void store_changed(void *sc, const char *keyset)
+{
+	sealcache_keyset_changed(sc, keyset);
+}
+
 /* After fuse_daemonize(): threads and locked memory do not survive its
  * fork, so everything holding either is made here, before the loop
  * serves the first request. */
@@ -341,6 +349,8 @@ static int keyfs_start(struct keyfs *k)
 		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
 		import_set_provider(k->im, sources_provider, k->src);
 		sealcache_set_observer(k->sc, fs_changed, k);
+		if (k->watch)
+			storewatch_set_listener(k->watch, store_changed, k->sc);
 	}
 	if (!ret)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,
@@ -349,6 +359,8 @@ static int keyfs_start(struct keyfs *k)
 		metrics_new(k);
 	if (!ret)
 		ret = sealcache_start(k->sc);
+	if (!ret && k->watch)
+		ret = storewatch_start(k->watch);
 	if (!ret)
 		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
@@ -370,6 +382,7 @@ static void keyfs_close(struct keyfs *k)
 	stage_free(k->stage);
 	import_free(k->im);
 	sources_free(k->src);
+	storewatch_stop(k->watch); /* it tells the seal cache */
 	sealcache_free(k->sc);
 	fresh_free(k->fresh);
 	metricsfile_free(k->mf);

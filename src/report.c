@@ -2,6 +2,8 @@
  * beside the exports. Neither carries a secret: keyset names,
  * fingerprints, times and hints only. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,54 +27,33 @@ struct tally {
 };
 
 struct ks_info {
-	char fpr[2 * BUNDLE_FPR_LEN + 1];
-	char hint[KEYSET_HINT_MAX + 1];
+	struct export_report r;
 	char sealed[32];
-	time_t sealed_at;
-	char export_time[32];	/* the export's mtime: sealed or due to be */
-	time_t export_mtime;
-	bool current;
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
-	char why[256];		/* why it cannot be exported */
-	char sealer[1024];	/* what seals it (sealcache_sealer()) */
 	bool fresh;		/* backup below is known */
 	struct fresh_info backup;
 };
 
-static int ks_info(struct ctl *c, const char *name, bool keys, struct ks_info *i)
+/* From memory: the seal cache, the store watcher and the backup records
+ * know every keyset seen; a status read touches no keyset. */
+static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 {
-	struct export_attr a;
-	time_t sealed_at;
 	int ret;
 
-	ret = sealcache_attr(c->sc, name, &a);
-	if (ret == -ENOENT && sealcache_problem(c->sc, name, i->why, sizeof(i->why)))
-		return -EPERM; /* cannot be exported: i->why says why */
-	if (!ret)
-		ret = sealcache_fingerprint(c->sc, name, i->fpr);
+	ret = sealcache_report(c->sc, name, &i->r);
 	if (ret)
 		return ret;
-	sealcache_hint(c->sc, name, i->hint, sizeof(i->hint));
-	sealcache_sealer(c->sc, name, keys, i->sealer, sizeof(i->sealer));
-	ret = sealcache_state(c->sc, name, &i->current, &sealed_at);
-	iso_time(sealed_at, i->sealed);
-	i->sealed_at = sealed_at;
-	i->export_mtime = !ret && a.sealed ? a.mtime : 0;
-	iso_time(i->export_mtime, i->export_time);
-	if (!ret)
-		ret = store_versions(c->st, name, &i->versions, &i->nversions);
-	/* after sealcache_attr(), which told the records what the export is */
+	iso_time(i->r.sealed_at, i->sealed);
+	ret = store_versions(c->st, name, &i->versions, &i->nversions);
+	/* after sealcache_report(), which told the records what the export is */
 	i->fresh = !ret && c->fresh && !fresh_get(c->fresh, name, &i->backup);
 	return ret;
 }
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
  * such rather than hiding the rest. */
-/* *newest: the newest export time, which is what README.txt's text
- * changes with. */
-static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t, time_t *newest,
-		       bool keys,
+static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 		       void (*fn)(FILE *f, const char *name, const struct ks_info *i, int err,
 				  struct tally *t))
 {
@@ -86,9 +67,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t, t
 		return ret;
 	for (k = 0; k < n; k++) {
 		memset(&info, 0, sizeof(info));
-		fn(f, names[k], &info, ks_info(c, names[k], keys, &info), t);
-		if (info.export_mtime > *newest)
-			*newest = info.export_mtime;
+		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
 		free(info.versions);
 	}
 	store_names_free(names, n);
@@ -123,11 +102,11 @@ static void backup_words(FILE *f, const struct ks_info *i)
 
 static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
 {
-	t->sealed += !err && i->current;
+	t->sealed += !err && i->r.current;
 	if (!err && i->fresh)
 		t->state[fresh_state_of(&i->backup)]++;
 	if (err == -EPERM) {
-		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->why);
+		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->r.why);
 		return;
 	}
 	if (err) {
@@ -135,7 +114,8 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 		return;
 	}
 	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s  by %s  active", name,
-		i->current ? "sealed" : "not sealed", i->sealed, i->fpr, i->sealer);
+		i->r.current ? "sealed" : "not sealed", i->sealed,
+		*i->r.fpr ? i->r.fpr : "(not read yet)", i->r.sealer);
 	if (i->nversions) {
 		fprintf(f, "; inactive versions:");
 		for (size_t k = 0; k < i->nversions; k++)
@@ -184,7 +164,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
 	*mtime = 0;
-	ret = each_keyset(c, f, &total, &t, mtime, false, status_line);
+	ret = each_keyset(c, f, &total, &t, status_line);
 	sealcache_progress(c->sc, &workers, &pending);
 	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", t.sealed, total, pending,
 		workers);
@@ -197,50 +177,110 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	return finish(f, text, ret);
 }
 
-static void readme_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
+/* The keysets that cannot be exported, "name\twhy" each, to sort. */
+struct problems {
+	char **lines;
+	size_t n;
+};
+
+static void add_problem(void *arg, const char *name, const char *why)
 {
-	(void)t;
-	if (err == -EPERM) {
-		fprintf(f, "  %s: NOT EXPORTED, no backup here: %s\n\n", name, i->why);
+	struct problems *p = arg;
+	char **grown;
+
+	grown = realloc(p->lines, (p->n + 1) * sizeof(*p->lines));
+	if (!grown)
 		return;
+	p->lines = grown;
+	if (asprintf(&p->lines[p->n], "%s\t%s", name, why) >= 0)
+		p->n++;
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists what has no backup here (a keyset gone meanwhile is not). */
+static void readme_problems(struct ctl *c, FILE *f)
+{
+	struct problems p = { NULL, 0 };
+	uint64_t stamp;
+	char *tab;
+	size_t k;
+
+	sealcache_each_problem(c->sc, add_problem, &p);
+	if (p.n)
+		qsort(p.lines, p.n, sizeof(*p.lines), cmp_lines);
+	for (k = 0; k < p.n; k++) {
+		tab = strchr(p.lines[k], '\t');
+		*tab = '\0';
+		if (c->st->ops->stamp(c->st->priv, p.lines[k], &stamp) != -ENOENT)
+			fprintf(f, "  %s: NOT EXPORTED, no backup here: %s\n", p.lines[k], tab + 1);
+		free(p.lines[k]);
 	}
-	if (err) {
-		fprintf(f, "  %s.pem: cannot be read from the store (%s)\n\n", name, strerror(-err));
-		return;
+	free(p.lines);
+}
+
+/* README.txt's time: when its text last changed in this daemon's life.
+ * Its text does not depend on any one keyset's export. */
+static pthread_mutex_t readme_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t readme_hash;
+static time_t readme_time;
+
+static time_t readme_mtime(const char *text, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+	time_t t;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)text[i]) * 1099511628211ULL;
+	pthread_mutex_lock(&readme_lock);
+	if (h != readme_hash || !readme_time) {
+		t = time(NULL);
+		/* never the time of another text */
+		readme_time = t > readme_time ? t : readme_time + 1;
+		readme_hash = h;
 	}
-	fprintf(f, "  %s.pem\n    fingerprint: %s\n    sealed at:   %s\n    sealed by:   %s\n"
-		"    hint:        %s\n\n", name, i->fpr,
-		i->export_mtime ? i->export_time : "not yet (no password)", i->sealer,
-		*i->hint ? i->hint : "(none)");
+	t = readme_time;
+	pthread_mutex_unlock(&readme_lock);
+	return t;
 }
 
 int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
-	struct tally t = { 0 };
-	size_t total = 0;
+	char hint[KEYSET_HINT_MAX + 1], sealer[4096];
 	FILE *f;
 	int ret;
 
 	f = open_memstream(text, len);
 	if (!f)
 		return -ENOMEM;
+	meta_hint_for(c->state, NULL, hint, sizeof(hint));
+	sealcache_default_sealer(c->sc, true, sealer, sizeof(sealer));
+	/* Per-keyset facts (fingerprint, seal time, hint) travel in each
+	 * export's KEYSET.ini: listed here, they made this file grow with
+	 * the keysets and change with any of them, so that every backup
+	 * sent it again. */
 	fprintf(f,
 		"keyfs key backups\n"
 		"=================\n\n"
 		"Each <keyset>.pem here is a sealed backup of one keyset: a standard\n"
-		"age v1 file holding a tar archive of the key files and KEYSET.ini,\n"
-		"sealed either by a password (scrypt, work factor %d) or to public\n"
-		"keys (\"sealed by\" below names them; any one of them opens it). A\n"
-		"password cannot be recovered if lost; the hint below is all that is\n"
-		"kept of it.\n\n"
-		"Keysets\n-------\n\n", c->cfg->work_factor);
-	/* It tells the exports' times, which are fixed when a seal is
-	 * queued (not when it completes), so it changes only with them;
-	 * its own time is the newest of them, stable across restarts. */
-	*mtime = 0;
-	ret = each_keyset(c, f, &total, &t, mtime, true, readme_line);
+		"age v1 file holding a tar archive of the key files and KEYSET.ini\n"
+		"(its name, fingerprint, and password hint), sealed either by a\n"
+		"password (scrypt, work factor %d) or to public keys (any one of\n"
+		"them opens it). A password cannot be recovered if lost; the hint is\n"
+		"all that is kept of it.\n\n"
+		"    sealed by:   %s\n"
+		"    hint:        %s\n\n"
+		"A keyset with a password or recipients of its own says so in the\n"
+		"status report (cat MNT/.control).\n\n", c->cfg->work_factor, sealer,
+		*hint ? hint : "(none)");
+	fprintf(f, "Keysets without a backup here\n-----------------------------\n\n");
+	readme_problems(c, f);
 	fprintf(f,
-		"Restore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
+		"\nRestore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
 		"the store arrives as an inactive version):\n\n"
 		"  cp sm.pem MNT/verify/     # check the copy first; close() reports the outcome\n"
 		"  cp sm.pem MNT/import/     # restore\n\n"
@@ -249,6 +289,9 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		"  age -d -o sm.tar sm.pem && tar -xf sm.tar\n"
 		"  age -d -i key.txt -o sm.tar sm.pem     # or -i ~/.ssh/id_ed25519\n\n"
 		"This writes the directory sm/ with the key files and sm/KEYSET.ini;\n"
-		"compare sm/KEYSET.ini's fingerprint with the one above.\n");
-	return finish(f, text, ret);
+		"compare its fingerprint with the one keyfs' status report gives.\n");
+	ret = finish(f, text, 0);
+	if (!ret)
+		*mtime = readme_mtime(*text, *len);
+	return ret;
 }

@@ -117,7 +117,7 @@ void sealcache_set_fresh(struct sealcache *sc, struct fresh *f)
 void sealcache_free(struct sealcache *sc)
 {
 	struct entry *e, *next;
-	size_t i;
+	size_t pos = 0;
 
 	if (!sc)
 		return;
@@ -125,13 +125,12 @@ void sealcache_free(struct sealcache *sc)
 	if (sc->cfd >= 0)
 		seal_sync(sc);
 	recipients_put(sc->rcp);
-	for (i = 0; i < BUCKETS; i++) {
-		for (e = sc->buckets[i]; e; e = next) {
-			next = e->next;
-			free(e->why);
-			free(e);
-		}
+	for (e = entry_next(sc, &pos, NULL); e; e = next) {
+		next = entry_next(sc, &pos, e);
+		free(e->why);
+		free(e);
 	}
+	htab_free(&sc->entries);
 	if (sc->cfd >= 0)
 		close(sc->cfd);
 	pthread_cond_destroy(&sc->changed);
@@ -234,12 +233,11 @@ void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
 static void recheck_own(struct sealcache *sc)
 {
 	struct entry *e;
-	size_t i;
+	size_t pos = 0;
 
-	for (i = 0; i < BUCKETS; i++)
-		for (e = sc->buckets[i]; e; e = e->next)
-			if (e->own_pw)
-				e->own_pw = meta_own_password(sc->state, e->name);
+	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+		if (e->own_pw)
+			e->own_pw = meta_own_password(sc->state, e->name);
 }
 
 int sealcache_password_changed(struct sealcache *sc)
@@ -289,203 +287,7 @@ void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
 		sc->changed_fn(sc->changed_arg, NULL);
 }
 
-/* "FILE: age1..., ssh-ed25519 COMMENT" (keys) or "FILE". */
-static void describe_set(const struct recipset *rs, bool keys, char *buf, size_t size)
-{
-	size_t n, i;
-
-	n = (size_t)snprintf(buf, size, "%s%s", rs->file, keys ? ":" : "");
-	for (i = 0; keys && i < rs->l.n && n < size; i++)
-		n += (size_t)snprintf(buf + n, size - n, "%s %s%s", i ? "," : "",
-				      strncmp(rs->l.key[i], "ssh-", 4) ? "" : "ssh-ed25519 ",
-				      rs->l.display[i]);
-}
-
-/* Caller holds sc->lock. */
-static void describe(const struct sealcache *sc, const struct entry *e, bool keys, char *buf,
-		     size_t size)
-{
-	const struct recipset *rs = rset_for(sc, e);
-	int n;
-
-	if (!rs) {
-		snprintf(buf, size, "%s", e->own_pw ? "its own password" : "the backup password");
-		return;
-	}
-	n = snprintf(buf, size, "recipients in ");
-	if (n > 0 && (size_t)n < size)
-		describe_set(rs, keys, buf + n, size - (size_t)n);
-}
-
-void sealcache_recipients_report(struct sealcache *sc, FILE *f)
-{
-	struct recipients *r;
-	char line[2048];
-	size_t i, n;
-
-	pthread_mutex_lock(&sc->lock);
-	r = recipients_ref(sc->rcp);
-	pthread_mutex_unlock(&sc->lock);
-	n = recipients_count(r);
-	fprintf(f, "recipients files: %zu\n", n);
-	for (i = 0; i < n; i++) {
-		describe_set(recipients_at(r, i), true, line, sizeof(line));
-		fprintf(f, "  %s\n", line);
-	}
-	recipients_put(r);
-}
-
-void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size)
-{
-	struct entry *e;
-
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e)
-		describe(sc, e, keys, buf, size);
-	else
-		snprintf(buf, size, "unknown (out of memory)");
-	pthread_mutex_unlock(&sc->lock);
-}
-
 /* ---- what the filesystem asks ---- */
-
-/* The key the size of e's export is predicted for: its recipients' id,
- * zero for a password. Caller holds sc->lock. */
-static void pred_key(const struct sealcache *sc, const struct entry *e,
-		     uint8_t key[static VERIFIER_ID_LEN])
-{
-	const struct recipset *rs = rset_for(sc, e);
-
-	if (rs)
-		memcpy(key, rs->id, VERIFIER_ID_LEN);
-	else
-		memset(key, 0, VERIFIER_ID_LEN);
-}
-
-/* The exact size of ks's export to rs, or under the passphrase (rs
- * NULL): the scrypt stanza has the same size whatever the passphrase, so
- * none is needed. */
-static int predict_size(struct sealcache *sc, const struct recipset *rs, const struct keyset *ks,
-			size_t *size)
-{
-	static const struct age_pass any = { "-", 1 };
-	struct age_recipient r = { 0 };
-	int ret;
-
-	if (rs)
-		return export_size(ks, &(struct export_key){ rs->l.r, rs->l.n }, size);
-	ret = age_scrypt_recipient(&r, &any, sc->cfg->work_factor);
-	if (!ret)
-		ret = export_size(ks, &(struct export_key){ &r, 1 }, size);
-	age_recipient_clear(&r);
-	return ret;
-}
-
-/* What name's export is sealed with now: *rcp holds a reference for rs. */
-static int sealing_key(struct sealcache *sc, const char *name, struct recipients **rcp,
-		       const struct recipset **rs, uint8_t key[static VERIFIER_ID_LEN])
-{
-	struct entry *e;
-
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e) {
-		*rs = rset_for(sc, e);
-		*rcp = *rs ? recipients_ref(sc->rcp) : NULL;
-		pred_key(sc, e, key);
-	}
-	pthread_mutex_unlock(&sc->lock);
-	return e ? 0 : -ENOMEM;
-}
-
-/* Reads the keyset once per version (stamp) and key for what takes no
- * crypto to know: the export's exact size, the keyset's time, its
- * fingerprint; and keeps a cached seal of the same content as the seal
- * of this version. */
-static int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
-{
-	char fpr[2 * BUNDLE_FPR_LEN + 1], cid[65];
-	uint8_t key[VERIFIER_ID_LEN];
-	struct recipients *rcp = NULL;
-	const struct recipset *rs;
-	struct keyset ks = { 0 };
-	struct entry *e;
-	bool same;
-	size_t size;
-	int ret;
-
-	ret = sealing_key(sc, name, &rcp, &rs, key);
-	if (!ret)
-		ret = read_keyset(sc, name, &ks, false);
-	if (!ret)
-		ret = predict_size(sc, rs, &ks, &size);
-	if (ret)
-		goto out;
-	bundle_fingerprint(&ks, fpr);
-	export_content_id(&ks, cid);
-	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	if (e) {
-		e->pred_stamp = stamp;
-		e->pred_size = size;
-		memcpy(e->pred_key, key, VERIFIER_ID_LEN);
-		e->pred_mtime = keyset_mtime(&ks);
-		memcpy(e->fpr, fpr, sizeof(fpr));
-	}
-	/* Kept under the sealing mark, so no seal of the same keyset can
-	 * land between reading the cache file and rewriting it. */
-	same = e && e->cached && !e->sealing && e->stamp != stamp && !strcmp(e->cfpr, cid);
-	if (same)
-		e->sealing = true;
-	pthread_mutex_unlock(&sc->lock);
-	if (same) {
-		seal_adopt(sc, name, stamp, cid);
-		pthread_mutex_lock(&sc->lock);
-		e->sealing = false;
-		pthread_cond_broadcast(&sc->changed);
-		pthread_mutex_unlock(&sc->lock);
-	}
-	ret = e ? 0 : -ENOMEM;
-out:
-	keyset_clear(&ks);
-	recipients_put(rcp);
-	return ret;
-}
-
-/* Whether e's predicted attributes are for version stamp and the key
- * that seals it now. Caller holds sc->lock. */
-static bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
-{
-	uint8_t key[VERIFIER_ID_LEN];
-
-	pred_key(sc, e, key);
-	return e->pred_stamp == stamp && !memcmp(e->pred_key, key, VERIFIER_ID_LEN);
-}
-
-int sealcache_fingerprint(struct sealcache *sc, const char *name,
-			  char hex[static 2 * BUNDLE_FPR_LEN + 1])
-{
-	struct entry *e;
-	uint64_t stamp;
-	int ret, tries = 0;
-	bool known;
-
-	while ((e = entry_lock(sc, name, &stamp, &ret))) {
-		known = pred_current(sc, e, stamp);
-		if (known)
-			memcpy(hex, e->fpr, sizeof(e->fpr));
-		pthread_mutex_unlock(&sc->lock);
-		if (known)
-			return 0;
-		if (++tries > 3)
-			return -EAGAIN; /* the keyset keeps changing under us */
-		ret = learn_version(sc, name, stamp);
-		if (ret)
-			return ret;
-	}
-	return ret;
-}
 
 /* What the backup records know of a sealing key: a hash of the password
  * id and the work factor (either makes other bytes), never the id. */
@@ -502,6 +304,17 @@ static uint64_t key_hash(const uint8_t *pwid, int logn)
 	return h ? h : 1; /* 0 means "no key" */
 }
 
+/* Whether e's cached seal is of version stamp and made with the key
+ * that seals e now, or the one a returning password will find. Caller
+ * holds sc->lock. */
+static bool seal_fits(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+{
+	const uint8_t *id = pwid_for(sc, e);
+
+	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) &&
+	       (!id || !memcmp(e->pwid, id, VERIFIER_ID_LEN));
+}
+
 static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a)
 {
 	time_t seal_time = 0;
@@ -511,7 +324,9 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	int ret;
 
 	e = entry_lock(sc, name, &stamp, &ret);
-	if (e && !pred_current(sc, e, stamp)) {
+	/* A cached seal of this version answers without reading the
+	 * keyset: a mount over a full cache lists without reading any. */
+	if (e && !seal_fits(sc, e, stamp) && !pred_current(sc, e, stamp)) {
 		pthread_mutex_unlock(&sc->lock);
 		ret = learn_version(sc, name, stamp);
 		if (ret)
@@ -520,8 +335,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (!e)
 		return ret;
-	if (e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) &&
-	    (!pwid_for(sc, e) || !memcmp(e->pwid, pwid_for(sc, e), VERIFIER_ID_LEN))) {
+	if (seal_fits(sc, e, stamp)) {
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
 		a->mtime = e->sealed_at;
@@ -562,6 +376,15 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 		return -ENOENT; /* reported in status, never an entry that fails */
 	a->ino = sealcache_ino(name);
 	return 0;
+}
+
+void sealcache_keyset_changed(struct sealcache *sc, const char *name)
+{
+	struct export_attr a;
+
+	sealcache_attr(sc, name, &a); /* its error is in status and the log */
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, name);
 }
 
 /* Opens the cache file if it holds the seal of stamp under the current
@@ -694,23 +517,4 @@ void seal_put(struct seal *s)
 		return;
 	close(s->fd);
 	free(s);
-}
-
-int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)
-{
-	struct entry *e;
-	uint64_t stamp;
-	int ret;
-
-	*current = false;
-	*sealed_at = 0;
-	e = entry_lock(sc, name, &stamp, &ret);
-	if (!e)
-		return ret;
-	if (e->cached) {
-		*current = entry_current(sc, e, stamp);
-		*sealed_at = e->sealed_at;
-	}
-	pthread_mutex_unlock(&sc->lock);
-	return 0;
 }

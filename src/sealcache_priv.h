@@ -3,6 +3,8 @@
  *                its cached seal, its next seal and its problems
  *   seal.c       sealing one keyset into the cache (export.h does the
  *                crypto; this file the plan, the vault and the file)
+ *   sealversion.c what a keyset version is, learnt without sealing
+ *   sealinfo.c   what the reports ask: sealers, problems, export states
  *   sealcache.c  the public calls: attributes, opens, password changes,
  *                the queue of stale keysets for the worker pool
  * sealcache.c calls the other two; they call neither sealcache.c nor
@@ -21,21 +23,20 @@
 
 #include "keyfs/bundle.h"
 #include "keyfs/fresh.h"
+#include "keyfs/htab.h"
 #include "keyfs/pool.h"
 #include "keyfs/recipients.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/sealkey.h"
 #include "keyfs/verifier.h"
 
-#define BUCKETS 4096
 #define OPEN_WAIT_SECONDS 60
 /* Cache files written between two syncfs() at most. */
 #define SYNC_BATCH 1024
 
 struct entry {
-	struct entry *next;		/* hash chain */
+	struct hnode h;			/* in sc->entries */
 	struct pool_item item;		/* in the sealing queue */
-	char name[KEYSET_NAME_MAX + 1];
 	/* the cached seal on disk */
 	bool cached;
 	uint64_t stamp;
@@ -59,6 +60,7 @@ struct entry {
 	time_t due_at;			/* when that became due: the next seal's time */
 	bool sealing;
 	bool own_pw;			/* keyset has a password of its own */
+	char name[];
 };
 
 struct sealcache {
@@ -70,7 +72,7 @@ struct sealcache {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* a seal finished or the key ids moved */
 	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
-	struct entry *buckets[BUCKETS];
+	struct htab entries;		/* struct entry by name */
 	struct sealkey_ids ids;		/* ids.gen: vault generation they are for */
 	struct recipients *rcp;		/* public keys sealing; NULL: none */
 	struct pool *pool;
@@ -84,6 +86,8 @@ struct sealcache {
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
 struct entry *entry_get(struct sealcache *sc, const char *name);
+/* Iterates over every entry: start with *pos = 0 and e NULL. */
+struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
 /* Stamps name (without the lock), then returns its entry with sc->lock
  * held; NULL (and no lock) with *err set on failure. */
 struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err);
@@ -105,6 +109,15 @@ int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 /* Without the lock: the keyset with the hint to seal into it; say: log a
  * stored hint that cannot be used. */
 int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
+
+/* ---- sealversion.c ---- */
+/* Reads the keyset once for version stamp (without the lock): the
+ * export's exact size, its time and fingerprint; keeps a cached seal of
+ * the same content as this version's. */
+int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
+/* Whether e's predicted attributes are for stamp and the current key.
+ * Caller holds sc->lock. */
+bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
 
 /* ---- seal.c; without the lock ---- */
 /* Keeps the cached seal of name, which holds content, as the seal of

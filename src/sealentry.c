@@ -26,21 +26,37 @@ uint64_t sealcache_ino(const char *name)
 	return hash_name(name) | (1ULL << 63);
 }
 
+static bool same_name(const struct hnode *n, const void *name)
+{
+	return !strcmp(((const struct entry *)n)->name, name);
+}
+
 struct entry *entry_get(struct sealcache *sc, const char *name)
 {
-	struct entry **b = &sc->buckets[hash_name(name) % BUCKETS], *e;
+	uint64_t h = htab_hash(name);
+	size_t len = strlen(name);
+	struct entry *e;
 
-	for (e = *b; e; e = e->next)
-		if (!strcmp(e->name, name))
-			return e;
-	e = calloc(1, sizeof(*e));
+	e = (struct entry *)htab_find(&sc->entries, h, same_name, name);
+	if (e)
+		return e;
+	/* the name sized to fit: there may be a hundred thousand entries */
+	e = calloc(1, sizeof(*e) + len + 1);
 	if (!e)
 		return NULL;
-	snprintf(e->name, sizeof(e->name), "%s", name);
+	memcpy(e->name, name, len + 1);
 	e->own_pw = meta_own_password(sc->state, name);
-	e->next = *b;
-	*b = e;
+	e->h.hash = h;
+	if (htab_add(&sc->entries, &e->h)) {
+		free(e);
+		return NULL;
+	}
 	return e;
+}
+
+struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
+{
+	return (struct entry *)htab_next(&sc->entries, pos, e ? &e->h : NULL);
 }
 
 struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)

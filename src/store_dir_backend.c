@@ -19,6 +19,12 @@ static void dir_destroy(void *priv)
 	free(d);
 }
 
+/* For the store watcher (storewatch.h): <dir>/<keyset>/ is the layout. */
+static int dir_tree_fd(void *priv)
+{
+	return ((struct dir_store *)priv)->dfd;
+}
+
 static const struct store_ops dir_ops = {
 	.list = dir_list,
 	.stamp = dir_stamp,
@@ -27,6 +33,7 @@ static const struct store_ops dir_ops = {
 	.put = dir_put,
 	.versions = dir_versions,
 	.activate = dir_activate,
+	.tree_fd = dir_tree_fd,
 	.destroy = dir_destroy,
 };
 

@@ -17,11 +17,13 @@
 #include "keyfs/sources.h"
 #include "keyfs/stage.h"
 #include "keyfs/store.h"
+#include "keyfs/storewatch.h"
 
 struct keyfs {
 	struct config cfg;
 	struct state state;	/* keyfs' own: cache, verifiers, metadata */
 	struct store st;
+	struct storewatch *watch; /* over st; NULL: the backend has none */
 	struct vault *v;
 	struct keyring *kr;	/* identities for import and verify */
 	struct sealcache *sc;

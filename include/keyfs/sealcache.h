@@ -106,6 +106,10 @@ uint64_t sealcache_ino(const char *name);
  * an entry that fails. Never waits for sealing or a password. */
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a);
 
+/* The keyset changed in the store, appeared or went away: learns its new
+ * version (queueing its seal) and tells the observer. */
+void sealcache_keyset_changed(struct sealcache *sc, const char *name);
+
 /* Why the keyset cannot be exported, as last found by sealcache_attr():
  * the error (0 if it can) and words for the status report. */
 int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size);
@@ -124,6 +128,27 @@ void seal_put(struct seal *s);
  * keyset version. */
 int sealcache_fingerprint(struct sealcache *sc, const char *name,
 			  char hex[static 2 * BUNDLE_FPR_LEN + 1]);
+
+/* What the status report says of one export, from memory where the
+ * keyset's version is known (no keystore read). */
+struct export_report {
+	bool current;		/* the cached seal is of this version and key */
+	time_t sealed_at;	/* the cached seal's time; 0: none */
+	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* "" if this version was not read */
+	char sealer[1024];	/* sealcache_sealer() without keys */
+	char why[256];		/* -EPERM: why it cannot be exported */
+};
+/* 0, -EPERM if the keyset cannot be exported (why says why), or the
+ * error that reading it gave. */
+int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r);
+
+/* fn(arg, name, why) for each keyset known not to be exportable, in no
+ * order, under the seal cache's lock: fn must not call it. */
+void sealcache_each_problem(struct sealcache *sc,
+			    void (*fn)(void *arg, const char *name, const char *why), void *arg);
+
+/* What seals a keyset without a key of its own (sealcache_sealer()). */
+void sealcache_default_sealer(struct sealcache *sc, bool keys, char *buf, size_t size);
 
 /* Whether the cached seal is current (keyset and password unchanged) and
  * when it was made; sealed_at is 0 if there is none. */

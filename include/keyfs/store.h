@@ -55,6 +55,10 @@ struct store_ops {
 	/* Make a version active; the replaced keys are kept as version
 	 * *kept (0 if there were none). */
 	int (*activate)(void *priv, const char *name, unsigned version, unsigned *kept);
+	/* Optional: the directory whose subdirectories are the keysets
+	 * (<dir>/<keyset>/, members below), for a change watcher
+	 * (storewatch.h); the backend keeps it open. NULL: not such a tree. */
+	int (*tree_fd)(void *priv);
 	void (*destroy)(void *priv);
 };
 

@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""Scale bench: N keysets listed, stat'ed and rsync'ed through keyfs, each
+figure printed next to a plain directory of N files and, where libfuse's
+passthrough example can be built (libfuse3-dev's examples), the same
+directory through it, measured in the same run.
+
+usage: bench/scale-bench.py [BUILD_DIR] [N ...]     (root: /dev/fuse)
+default: build/release 10000 100000. Exports are sealed to a public key
+(age-keygen), so sealing N keysets takes seconds, not scrypt minutes."""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EX = "/usr/share/doc/libfuse3-dev/examples"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def timed(cmd, runs=1):
+    t = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=dict(os.environ, LC_ALL="C"))
+        t.append(time.monotonic() - t0)
+    return statistics.median(t)
+
+
+def build_passthrough(out):
+    if not os.path.exists(os.path.join(EX, "passthrough.c")):
+        return None
+    res = subprocess.run(["sh", "-c", f"cc -O2 -o {out} {EX}/passthrough.c -I{EX} "
+                          "$(pkg-config fuse3 --cflags --libs)"], capture_output=True)
+    return out if res.returncode == 0 else None
+
+
+def wait_mount(path, proc, limit=60):
+    t0 = time.monotonic()
+    while not os.path.ismount(path):
+        if proc.poll() is not None:
+            raise SystemExit(f"daemon exited {proc.returncode}")
+        if time.monotonic() - t0 > limit:
+            raise SystemExit("no mount")
+        time.sleep(0.002)
+    return time.monotonic() - t0
+
+
+def unmount(path, proc):
+    for _ in range(200):
+        if subprocess.run(["fusermount3", "-u", path], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def make_store(store, plain, n):
+    os.makedirs(store)
+    os.makedirs(plain)
+    for i in range(n):
+        d = os.path.join(store, f"k{i:06d}")
+        os.mkdir(d, 0o700)
+        with open(os.path.join(d, "key"), "wb") as f:
+            f.write(os.urandom(32))
+        with open(os.path.join(plain, f"k{i:06d}.pem"), "wb") as f:
+            f.write(os.urandom(700))
+
+
+def rsync_stats(src, dst):
+    out = sh(["rsync", "-a", "--stats", src + "/", dst + "/"]).stdout
+    files = sizes = None
+    for line in out.splitlines():
+        if line.startswith("Number of regular files transferred:"):
+            files = int(line.split(":")[1].replace(",", ""))
+        if line.startswith("Total transferred file size:"):
+            sizes = int(line.split(":")[1].split()[0].replace(",", ""))
+    return files, sizes
+
+
+def keyfs_mount(binary, store, mnt, rcpt):
+    proc = subprocess.Popen([binary, "-f", "-o", f"store={store},recipients={rcpt}", mnt],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, wait_mount(mnt, proc)
+
+
+def wait_sealed(store, n, limit=900):
+    cache = os.path.join(store, ".keyfs", "cache")
+    t0 = time.monotonic()
+    while len(os.listdir(cache)) < n:
+        if time.monotonic() - t0 > limit:
+            raise SystemExit("sealing did not finish")
+        time.sleep(0.5)
+
+
+def bench(build, n, tmp, passthrough):
+    store, plain = os.path.join(tmp, "store"), os.path.join(tmp, "plain")
+    mnt, pmnt = os.path.join(tmp, "mnt"), os.path.join(tmp, "pmnt")
+    os.makedirs(mnt)
+    os.makedirs(pmnt)
+    make_store(store, plain, n)
+    rcpt = os.path.join(tmp, "id.txt")
+    sh(["age-keygen", "-o", rcpt])
+    pub = sh(["age-keygen", "-y", rcpt]).stdout
+    with open(os.path.join(tmp, "rcpt.txt"), "w") as f:
+        f.write(pub)
+    rcpt = os.path.join(tmp, "rcpt.txt")
+    binary = os.path.join(build, "keyfs")
+    r = {}
+    # seal everything once, then measure a mount over a full cache
+    proc, _ = keyfs_mount(binary, store, mnt, rcpt)
+    sh(["ls", "-l", os.path.join(mnt, "export")])
+    wait_sealed(store, n)
+    unmount(mnt, proc)
+    proc, r["mount"] = keyfs_mount(binary, store, mnt, rcpt)
+    time.sleep(2)
+    r["rss_idle"] = rss_mib(proc.pid)
+    exp = os.path.join(mnt, "export")
+    pproc = None
+    if passthrough:
+        pproc = subprocess.Popen([passthrough, "-f", pmnt], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_mount(pmnt, pproc)
+    pexp = os.path.join(pmnt, plain.lstrip("/")) if pproc else None
+    sets = [("keyfs", exp), ("plain", plain)] + ([("passthrough", pexp)] if pexp else [])
+    for name, d in sets:
+        r[f"ls -l 1st/{name}"] = timed(["ls", "-l", d])
+        r[f"ls -l 2nd/{name}"] = timed(["ls", "-l", d])
+    r["rss_ls"] = rss_mib(proc.pid)
+    for name, d in sets:
+        r[f"ls/{name}"] = timed(["ls", d], runs=3)
+        r[f"stat/{name}"] = timed(["stat", os.path.join(d, "k000042.pem")], runs=21)
+    for name, d in sets:
+        dst = os.path.join(tmp, f"dst-{name}")
+        sh(["rsync", "-a", d + "/", dst + "/"])
+        r[f"rsync 2nd/{name}"] = timed(["rsync", "-a", d + "/", dst + "/"])
+    for what in ("README.txt",):
+        r["readme"] = timed(["cat", os.path.join(exp, what)], runs=3)
+        r["readme_size"] = os.path.getsize(os.path.join(exp, what))
+    r["status"] = timed(["cat", os.path.join(mnt, ".control")], runs=3)
+    # one keyset changes: seen within a second, the only file rsync sends
+    pem = os.path.join(exp, "k000007.pem")
+    before = os.stat(pem)
+    with open(os.path.join(store, "k000007", "key"), "ab") as f:
+        f.write(b"more")
+    t0 = time.monotonic()
+    while os.stat(pem).st_mtime == before.st_mtime and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    r["change seen"] = time.monotonic() - t0
+    r["rsync after change"] = rsync_stats(exp, os.path.join(tmp, "dst-keyfs"))
+    if pproc:
+        unmount(pmnt, pproc)
+    unmount(mnt, proc)
+    return r
+
+
+def show(n, r, have_pt):
+    def row(label, key, limit=None):
+        k, p = r[f"{key}/keyfs"], r[f"{key}/plain"]
+        pt = f"{r[f'{key}/passthrough']:.3f}" if have_pt else "n/a"
+        ratio = k / p if p else 0
+        goal = f"  (goal <= {limit}x)" if limit else ""
+        print(f"  {label:28} {k:8.3f} {p:8.3f} {pt:>11} {ratio:6.1f}x{goal}")
+    print(f"\n{n} keysets                      keyfs    plain  passthrough  keyfs/plain")
+    row("ls -l export/, first", "ls -l 1st", 3)
+    row("ls -l export/, second", "ls -l 2nd", 3)
+    row("ls export/", "ls", 1.5)
+    row("stat one export", "stat", 1.5)
+    row("second rsync -a", "rsync 2nd", 3)
+    print(f"  {'mount until ready':28} {r['mount']:8.3f} s  (goal < 1 s)")
+    print(f"  {'status read':28} {r['status']:8.3f} s  (goal < 0.2 s)")
+    print(f"  {'README.txt read':28} {r['readme']:8.3f} s  size {r['readme_size']} bytes")
+    print(f"  {'RSS idle / after ls -l':28} {r['rss_idle']:6.1f} / {r['rss_ls']:.1f} MiB  "
+          "(goal 48 / 96)")
+    print(f"  {'change seen after':28} {r['change seen']:8.3f} s  (goal < 1 s)")
+    files, size = r["rsync after change"]
+    print(f"  {'rsync after one change':28} {files} file(s), {size} bytes of file data")
+
+
+def main():
+    args = sys.argv[1:]
+    build = args.pop(0) if args and not args[0].isdigit() else os.path.join(ROOT, "build/release")
+    sizes = [int(a) for a in args] or [10000, 100000]
+    for n in sizes:
+        tmp = tempfile.mkdtemp(prefix="keyfs-scale-")
+        try:
+            pt = build_passthrough(os.path.join(tmp, "passthrough"))
+            if not pt:
+                print("libfuse's passthrough example could not be built: plain directory only")
+            r = bench(build, n, tmp, pt)
+            show(n, r, pt is not None)
+        finally:
+            subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")], capture_output=True)
+            subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "pmnt")], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

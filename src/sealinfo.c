@@ -1,0 +1,129 @@
+/* What the seal cache tells the reports: what seals a keyset, why one
+ * cannot be exported, and the state of each export, from memory (see
+ * sealcache.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sealcache_priv.h"
+
+/* "FILE: age1..., ssh-ed25519 COMMENT" (keys) or "FILE". */
+static void describe_set(const struct recipset *rs, bool keys, char *buf, size_t size)
+{
+	size_t n, i;
+
+	n = (size_t)snprintf(buf, size, "%s%s", rs->file, keys ? ":" : "");
+	for (i = 0; keys && i < rs->l.n && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s %s%s", i ? "," : "",
+				      strncmp(rs->l.key[i], "ssh-", 4) ? "" : "ssh-ed25519 ",
+				      rs->l.display[i]);
+}
+
+/* Words for what seals: rs, else a password (the keyset's own if own). */
+static void describe(const struct recipset *rs, bool own, bool keys, char *buf, size_t size)
+{
+	int n;
+
+	if (!rs) {
+		snprintf(buf, size, "%s", own ? "its own password" : "the backup password");
+		return;
+	}
+	n = snprintf(buf, size, "recipients in ");
+	if (n > 0 && (size_t)n < size)
+		describe_set(rs, keys, buf + n, size - (size_t)n);
+}
+
+void sealcache_recipients_report(struct sealcache *sc, FILE *f)
+{
+	struct recipients *r;
+	char line[2048];
+	size_t i, n;
+
+	pthread_mutex_lock(&sc->lock);
+	r = recipients_ref(sc->rcp);
+	pthread_mutex_unlock(&sc->lock);
+	n = recipients_count(r);
+	fprintf(f, "recipients files: %zu\n", n);
+	for (i = 0; i < n; i++) {
+		describe_set(recipients_at(r, i), true, line, sizeof(line));
+		fprintf(f, "  %s\n", line);
+	}
+	recipients_put(r);
+}
+
+void sealcache_default_sealer(struct sealcache *sc, bool keys, char *buf, size_t size)
+{
+	pthread_mutex_lock(&sc->lock);
+	describe(recipients_for(sc->rcp, "", NULL), false, keys, buf, size);
+	pthread_mutex_unlock(&sc->lock);
+}
+
+void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *buf, size_t size)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e)
+		describe(rset_for(sc, e), e->own_pw, keys, buf, size);
+	else
+		snprintf(buf, size, "unknown (out of memory)");
+	pthread_mutex_unlock(&sc->lock);
+}
+
+void sealcache_each_problem(struct sealcache *sc,
+			    void (*fn)(void *arg, const char *name, const char *why), void *arg)
+{
+	struct entry *e;
+	size_t pos = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+		if (e->bad)
+			fn(arg, e->name, e->why ? e->why : strerror(-e->bad));
+	pthread_mutex_unlock(&sc->lock);
+}
+
+int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r)
+{
+	struct export_attr a;
+	struct entry *e;
+	uint64_t stamp;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	ret = sealcache_attr(sc, name, &a); /* notes any problem; memory only if known */
+	if (ret == -ENOENT && sealcache_problem(sc, name, r->why, sizeof(r->why)))
+		return -EPERM;
+	if (ret)
+		return ret;
+	e = entry_lock(sc, name, &stamp, &ret);
+	if (!e)
+		return ret;
+	r->current = e->cached && entry_current(sc, e, stamp);
+	r->sealed_at = e->cached ? e->sealed_at : 0;
+	if (e->fpr[0] && e->pred_stamp == stamp)
+		memcpy(r->fpr, e->fpr, sizeof(r->fpr));
+	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
+	pthread_mutex_unlock(&sc->lock);
+	return 0;
+}
+
+int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)
+{
+	struct entry *e;
+	uint64_t stamp;
+	int ret;
+
+	*current = false;
+	*sealed_at = 0;
+	e = entry_lock(sc, name, &stamp, &ret);
+	if (!e)
+		return ret;
+	if (e->cached) {
+		*current = entry_current(sc, e, stamp);
+		*sealed_at = e->sealed_at;
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return 0;
+}

@@ -1,0 +1,343 @@
+/* The store watcher's store operations: the keyset list, stamps and
+ * version lists from memory while nothing changed (see storewatch.h; the
+ * thread that learns of changes is storewatch_thread.c). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "keyfs/bundle.h"
+#include "keyfs/log.h"
+#include "storewatch_priv.h"
+
+/* ---- the node table ---- */
+
+static bool same_name(const struct hnode *h, const void *name)
+{
+	return !strcmp(((const struct wnode *)h)->name, name);
+}
+
+struct wnode *wnode_find(struct storewatch *w, const char *name)
+{
+	return (struct wnode *)htab_find(&w->nodes, htab_hash(name), same_name, name);
+}
+
+struct wnode *wnode_add(struct storewatch *w, const char *name)
+{
+	size_t len = strlen(name);
+	struct wnode *n;
+
+	n = calloc(1, sizeof(*n) + len + 1);
+	if (!n)
+		return NULL;
+	memcpy(n->name, name, len + 1);
+	n->h.hash = htab_hash(name);
+	if (htab_add(&w->nodes, &n->h)) {
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+void wnode_free(struct wnode *n)
+{
+	free(n->versions);
+	free(n);
+}
+
+void wnode_touch(struct wnode *n)
+{
+	n->gen++;
+	n->valid = false;
+	n->pending = true;
+}
+
+/* ---- list ---- */
+
+static int copy_names(char *const *src, size_t n, char ***out)
+{
+	char **names;
+	size_t i;
+
+	names = calloc(n ? n : 1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		names[i] = strdup(src[i]);
+		if (!names[i]) {
+			store_names_free(names, i);
+			return -ENOMEM;
+		}
+	}
+	*out = names;
+	return 0;
+}
+
+static int w_list(void *priv, char ***names, size_t *n)
+{
+	struct storewatch *w = priv;
+	int ret = 1;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->list_valid) {
+		ret = copy_names(w->names, w->n, names);
+		*n = ret ? 0 : w->n;
+	}
+	pthread_mutex_unlock(&w->lock);
+	/* not listed yet, or changed: the thread lists again */
+	return ret == 1 ? w->inner.ops->list(w->inner.priv, names, n) : ret;
+}
+
+/* ---- stamp ---- */
+
+/* A walk that sees the very stamp of before although an event came:
+ * the content may have been rewritten within one timestamp tick with
+ * the same size. The content decides. */
+static int content_stamp(struct storewatch *w, const char *name, uint64_t base, uint64_t *stamp)
+{
+	char hex[2 * BUNDLE_FPR_LEN + 1];
+	struct keyset ks = { 0 };
+	uint64_t h;
+	int ret;
+
+	ret = w->inner.ops->read(w->inner.priv, name, &ks);
+	if (!ret) {
+		bundle_fingerprint(&ks, hex);
+		h = htab_hash(hex);
+		*stamp = base ^ (h ? h : 1);
+	}
+	keyset_clear(&ks);
+	return ret;
+}
+
+struct snap {
+	bool known;
+	uint64_t gen, base_gen, base, stamp;
+	bool have_base;
+};
+
+/* Walks name's stamp; what was known before (s) tells whether an event
+ * came since and whether the walk alone says anything new. */
+static int walk_stamp(struct storewatch *w, const char *name, const struct snap *s,
+		      uint64_t *base, uint64_t *stamp)
+{
+	int ret;
+
+	ret = w->inner.ops->stamp(w->inner.priv, name, base);
+	if (ret)
+		return ret;
+	*stamp = *base;
+	if (s->have_base && *base == s->base) {
+		if (s->gen != s->base_gen)
+			return content_stamp(w, name, *base, stamp);
+		*stamp = s->stamp; /* nothing new: keep it */
+	}
+	return 0;
+}
+
+static int w_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	struct storewatch *w = priv;
+	struct snap s = { 0 };
+	struct wnode *n;
+	uint64_t base = 0;
+	int ret;
+
+	pthread_mutex_lock(&w->lock);
+	n = wnode_find(w, name);
+	if (n && n->valid) {
+		*stamp = n->stamp;
+		ret = n->err;
+		pthread_mutex_unlock(&w->lock);
+		return ret;
+	}
+	if (!n && w->list_valid) {
+		pthread_mutex_unlock(&w->lock);
+		return -ENOENT; /* not a keyset */
+	}
+	if (n)
+		s = (struct snap){ true, n->gen, n->base_gen, n->base, n->stamp, n->have_base };
+	pthread_mutex_unlock(&w->lock);
+	ret = walk_stamp(w, name, &s, &base, stamp);
+	pthread_mutex_lock(&w->lock);
+	n = wnode_find(w, name);
+	/* kept only if no event came during the walk, and one would come */
+	if (n && s.known && n->gen == s.gen && (n->watched || w->polling)) {
+		n->base_gen = s.gen;
+		n->have_base = !ret;
+		n->base = base;
+		n->stamp = *stamp;
+		n->err = ret;
+		n->valid = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return ret;
+}
+
+/* ---- versions, and the operations that change them ---- */
+
+static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
+{
+	struct storewatch *w = priv;
+	struct wnode *n;
+	int ret = 1;
+
+	pthread_mutex_lock(&w->lock);
+	n = wnode_find(w, name);
+	if (n && n->vvalid) {
+		*nv = n->nversions;
+		*v = malloc((*nv ? *nv : 1) * sizeof(**v));
+		ret = *v ? 0 : -ENOMEM;
+		if (*v && *nv)
+			memcpy(*v, n->versions, *nv * sizeof(**v));
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (ret != 1)
+		return ret;
+	ret = store_versions(&w->inner, name, v, nv);
+	pthread_mutex_lock(&w->lock);
+	n = wnode_find(w, name);
+	/* versions change only through keyfs itself: put and activate */
+	if (!ret && n && !n->vvalid && (n->versions = malloc((*nv ? *nv : 1) * sizeof(**v)))) {
+		memcpy(n->versions, *v, *nv * sizeof(**v));
+		n->nversions = *nv;
+		n->vvalid = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return ret;
+}
+
+static void forget_versions(struct storewatch *w, const char *name)
+{
+	struct wnode *n;
+
+	pthread_mutex_lock(&w->lock);
+	n = wnode_find(w, name);
+	if (n) {
+		free(n->versions);
+		n->versions = NULL;
+		n->vvalid = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int w_put(void *priv, const struct keyset *ks, struct store_put *res)
+{
+	struct storewatch *w = priv;
+	int ret;
+
+	ret = store_put(&w->inner, ks, res);
+	forget_versions(w, ks->name);
+	return ret;
+}
+
+static int w_activate(void *priv, const char *name, unsigned version, unsigned *kept)
+{
+	struct storewatch *w = priv;
+	int ret;
+
+	ret = store_activate(&w->inner, name, version, kept);
+	forget_versions(w, name);
+	return ret;
+}
+
+/* ---- what passes through ---- */
+
+static int w_why(void *priv, const char *name, char *buf, size_t size)
+{
+	struct storewatch *w = priv;
+
+	return w->inner.ops->why(w->inner.priv, name, buf, size);
+}
+
+static int w_read(void *priv, const char *name, struct keyset *ks)
+{
+	struct storewatch *w = priv;
+
+	return w->inner.ops->read(w->inner.priv, name, ks);
+}
+
+static void w_destroy(void *priv)
+{
+	struct storewatch *w = priv;
+	struct hnode *h, *next;
+	size_t pos = 0;
+
+	storewatch_stop(w);
+	for (h = htab_next(&w->nodes, &pos, NULL); h; h = next) {
+		next = htab_next(&w->nodes, &pos, h);
+		wnode_free((struct wnode *)h);
+	}
+	htab_free(&w->nodes);
+	store_names_free(w->names, w->n);
+	close(w->efd);
+	pthread_mutex_destroy(&w->lock);
+	store_close(&w->inner);
+	free(w);
+}
+
+static const struct store_ops watch_ops = {
+	.list = w_list,
+	.stamp = w_stamp,
+	.why = w_why,
+	.read = w_read,
+	.put = w_put,
+	.versions = w_versions,
+	.activate = w_activate,
+	.destroy = w_destroy,
+};
+
+int storewatch_wrap(struct store *s, struct storewatch **out)
+{
+	struct storewatch *w;
+
+	*out = NULL;
+	if (!s->ops->tree_fd)
+		return 0;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->efd < 0) {
+		free(w);
+		return -errno;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	w->inner = *s;
+	w->root = s->ops->tree_fd(s->priv);
+	w->ifd = -1;
+	w->root_wd = -1;
+	s->ops = &watch_ops;
+	s->priv = w;
+	*out = w;
+	return 0;
+}
+
+void storewatch_set_listener(struct storewatch *w, void (*fn)(void *arg, const char *keyset),
+			     void *arg)
+{
+	w->fn = fn;
+	w->arg = arg;
+}
+
+int storewatch_start(struct storewatch *w)
+{
+	int ret;
+
+	ret = -pthread_create(&w->thread, NULL, storewatch_main, w);
+	w->running = !ret;
+	return ret;
+}
+
+void storewatch_stop(struct storewatch *w)
+{
+	uint64_t one = 1;
+
+	if (!w || !w->running)
+		return;
+	if (write(w->efd, &one, sizeof(one)) != sizeof(one))
+		log_msg(LOG_WARNING, "store watcher: cannot stop its thread: %m");
+	pthread_join(w->thread, NULL);
+	w->running = false;
+}

@@ -1,0 +1,77 @@
+/* Internals shared by the store watcher's files: storewatch.c (the
+ * store operations answered from memory) and storewatch_thread.c (the
+ * inotify thread and rescans).
+ *
+ * Locking: w->lock protects the node table, the name list and every
+ * node field; the watch table (wd -> node) belongs to the thread alone. */
+#ifndef KEYFS_STOREWATCH_PRIV_H
+#define KEYFS_STOREWATCH_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keyfs/htab.h"
+#include "keyfs/storewatch.h"
+
+struct wnode;
+
+/* One watched directory of a keyset; thread only. */
+struct wdir {
+	struct hnode h;		/* in w->wds, hash = wd */
+	int wd;
+	struct wnode *n;
+	struct wdir *sib;	/* n's other directories */
+	char rel[];		/* below the keyset's top; "" for the top */
+};
+
+/* One keyset of the list. */
+struct wnode {
+	struct hnode h;		/* in w->nodes */
+	uint64_t gen;		/* events seen for it */
+	uint64_t base_gen;	/* gen when base was walked */
+	uint64_t base;		/* the inner store's stamp, last walked */
+	uint64_t stamp;		/* what stamp() answers while valid */
+	int err;		/* ... or this error */
+	bool valid;		/* answer without a walk */
+	bool have_base;
+	bool watched;		/* every directory of it is watched */
+	bool pending;		/* the listener is to be told */
+	bool seen;		/* still listed (during a relist) */
+	bool vvalid;		/* versions below are current */
+	unsigned *versions;
+	size_t nversions;
+	struct wdir *dirs;	/* thread only */
+	char name[];
+};
+
+struct storewatch {
+	struct store inner;
+	int root;			/* inner's tree_fd */
+	pthread_mutex_t lock;
+	struct htab nodes;		/* struct wnode by name */
+	char **names;			/* sorted, when list_valid */
+	size_t n;
+	bool list_valid;
+	bool polling;			/* rescans, not events, keep the cache */
+	struct htab wds;		/* struct wdir by wd; thread only */
+	int ifd;			/* inotify; -1: none */
+	int root_wd;
+	int efd;			/* eventfd: stop the thread */
+	pthread_t thread;
+	bool running;
+	void (*fn)(void *arg, const char *keyset);
+	void *arg;
+};
+
+/* ---- storewatch.c; caller holds w->lock ---- */
+struct wnode *wnode_find(struct storewatch *w, const char *name);
+struct wnode *wnode_add(struct storewatch *w, const char *name);
+void wnode_free(struct wnode *n);
+/* Marks n changed by an event: walked again on the next stamp(). */
+void wnode_touch(struct wnode *n);
+
+/* ---- storewatch_thread.c ---- */
+void *storewatch_main(void *arg);
+
+#endif

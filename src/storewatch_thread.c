@@ -1,0 +1,461 @@
+/* The store watcher's thread: inotify watches on the store directory and
+ * on every directory of every keyset, and rescans where events do not
+ * come (see storewatch.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keyfs/log.h"
+#include "storewatch_priv.h"
+
+#define ROOT_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
+/* Directories are opened O_NOFOLLOW and watched through /proc/self/fd,
+ * a link to follow: no IN_DONT_FOLLOW. */
+#define KEYSET_MASK (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | \
+		     IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_ONLYDIR)
+/* Rescans take at most a tenth of the time, at least this far apart. */
+#define RESCAN_MIN_MS 5000
+
+/* ---- watches (thread only) ---- */
+
+static bool same_wd(const struct hnode *h, const void *wd)
+{
+	return ((const struct wdir *)h)->wd == *(const int *)wd;
+}
+
+static struct wdir *wdir_find(struct storewatch *w, int wd)
+{
+	return (struct wdir *)htab_find(&w->wds, (uint64_t)wd, same_wd, &wd);
+}
+
+static void wdir_drop(struct storewatch *w, struct wdir *d)
+{
+	struct wdir **p;
+
+	for (p = &d->n->dirs; *p; p = &(*p)->sib) {
+		if (*p == d) {
+			*p = d->sib;
+			break;
+		}
+	}
+	htab_del(&w->wds, &d->h);
+	free(d);
+}
+
+/* Watches the directory dfd (rel below keyset n's top); -errno. */
+static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char *rel)
+{
+	char path[64];
+	struct wdir *d;
+	int wd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
+	wd = inotify_add_watch(w->ifd, path, KEYSET_MASK);
+	if (wd < 0)
+		return -errno;
+	if (wdir_find(w, wd))
+		return 0; /* the same directory, seen twice */
+	d = calloc(1, sizeof(*d) + strlen(rel) + 1);
+	if (!d)
+		return -ENOMEM;
+	strcpy(d->rel, rel);
+	d->wd = wd;
+	d->n = n;
+	d->h.hash = (uint64_t)wd;
+	if (htab_add(&w->wds, &d->h)) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->sib = n->dirs;
+	n->dirs = d;
+	return 0;
+}
+
+static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char *rel, int depth);
+
+/* The subdirectories of dir; d_type saves a stat per member. */
+static int watch_below(struct storewatch *w, DIR *dir, struct wnode *n, const char *rel, int depth)
+{
+	char sub[PATH_MAX];
+	struct dirent *de;
+	int fd, ret = 0;
+
+	while (!ret && (de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* not a directory, or gone: nothing to watch */
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		ret = watch_tree(w, fd, n, sub, depth + 1);
+		close(fd);
+	}
+	return ret;
+}
+
+/* Watches dfd and every directory below it; a tree deeper than any
+ * keyset may be is not followed further (it cannot be exported anyway). */
+static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char *rel, int depth)
+{
+	DIR *dir;
+	int fd, ret;
+
+	ret = watch_one(w, dfd, n, rel);
+	if (ret || depth > KEYSET_DEPTH_MAX)
+		return ret;
+	fd = dup(dfd);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	ret = watch_below(w, dir, n, rel, depth);
+	closedir(dir);
+	return ret;
+}
+
+/* Without events nothing keeps the cache right but rescans. */
+static void start_polling(struct storewatch *w, const char *why)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->polling)
+		log_msg(LOG_WARNING, "store watcher: %s; looking for changes by rescanning", why);
+	w->polling = true;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Watches keyset n's directory rel (its top if ""), and what is below. */
+static void watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
+{
+	char path[PATH_MAX];
+	int fd, ret;
+
+	if (w->ifd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s%s%s", n->name, *rel ? "/" : "", rel);
+	fd = openat(w->root, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return; /* gone: the store directory's event tells */
+	ret = watch_tree(w, fd, n, rel, 0);
+	close(fd);
+	if (ret == -ENOSPC)
+		start_polling(w, "no inotify watches left (fs.inotify.max_user_watches)");
+	if (!*rel) {
+		pthread_mutex_lock(&w->lock);
+		n->watched = !ret;
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* ---- the list ---- */
+
+/* Lists the store again: new keysets get nodes and watches, gone ones
+ * lose theirs; both are told. */
+static void relist(struct storewatch *w)
+{
+	struct wnode *n, **fresh = NULL;
+	struct hnode *h, *next;
+	size_t k, nf = 0, pos = 0;
+	char **names;
+	size_t count;
+
+	if (w->inner.ops->list(w->inner.priv, &names, &count))
+		return; /* the next event or rescan tries again */
+	fresh = calloc(count ? count : 1, sizeof(*fresh));
+	pthread_mutex_lock(&w->lock);
+	for (h = htab_next(&w->nodes, &pos, NULL); h; h = htab_next(&w->nodes, &pos, h))
+		((struct wnode *)h)->seen = false;
+	for (k = 0; k < count; k++) {
+		n = wnode_find(w, names[k]);
+		if (!n && (n = wnode_add(w, names[k]))) {
+			n->pending = w->list_valid; /* the first list is no change */
+			if (fresh)
+				fresh[nf++] = n;
+		}
+		if (n)
+			n->seen = true;
+	}
+	store_names_free(w->names, w->n);
+	w->names = names;
+	w->n = count;
+	w->list_valid = fresh != NULL; /* else watches are missing: list again */
+	pthread_mutex_unlock(&w->lock);
+	/* Gone ones: only this thread frees nodes, so no lock is needed
+	 * to walk the table, only to change it. */
+	pos = 0;
+	for (h = htab_next(&w->nodes, &pos, NULL); h; h = next) {
+		next = htab_next(&w->nodes, &pos, h);
+		n = (struct wnode *)h;
+		if (n->seen)
+			continue;
+		while (n->dirs) {
+			inotify_rm_watch(w->ifd, n->dirs->wd);
+			wdir_drop(w, n->dirs);
+		}
+		pthread_mutex_lock(&w->lock);
+		htab_del(&w->nodes, h);
+		pthread_mutex_unlock(&w->lock);
+		if (w->fn) /* after: a stamp asked from it finds no keyset */
+			w->fn(w->arg, n->name);
+		wnode_free(n);
+	}
+	for (k = 0; k < nf; k++)
+		watch_keyset(w, fresh[k], "");
+	free(fresh);
+}
+
+/* ---- telling the listener ---- */
+
+/* Tells the listener each pending keyset, outside the lock (it asks for
+ * stamps). */
+static void tell(struct storewatch *w)
+{
+	struct hnode *h;
+	char **names = NULL, **grown;
+	size_t n = 0, k, pos = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (h = htab_next(&w->nodes, &pos, NULL); h; h = htab_next(&w->nodes, &pos, h)) {
+		struct wnode *node = (struct wnode *)h;
+
+		if (!node->pending)
+			continue;
+		grown = realloc(names, (n + 1) * sizeof(*names));
+		if (!grown || !(grown[n] = strdup(node->name))) {
+			names = grown ? grown : names;
+			break; /* stays pending: the next round tells it */
+		}
+		names = grown;
+		n++;
+		node->pending = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (k = 0; k < n && w->fn; k++)
+		w->fn(w->arg, names[k]);
+	store_names_free(names, n);
+}
+
+/* ---- rescans ---- */
+
+/* Walks every keyset and keeps the stamps that changed (the listener is
+ * told); the cache stays valid in between only while polling. After a
+ * queue overflow, the watches are renewed too (new directories whose
+ * events were lost). */
+static void rescan(struct storewatch *w, bool rewatch)
+{
+	struct wnode *n;
+	uint64_t base, gen;
+	size_t k, count;
+	char **names;
+	int ret;
+
+	relist(w);
+	pthread_mutex_lock(&w->lock);
+	ret = w->list_valid ? 0 : -EAGAIN;
+	names = NULL;
+	count = 0;
+	if (!ret && !(names = calloc(w->n ? w->n : 1, sizeof(*names))))
+		ret = -ENOMEM;
+	for (k = 0; !ret && k < w->n && (names[k] = strdup(w->names[k])); k++)
+		count++;
+	pthread_mutex_unlock(&w->lock);
+	for (k = 0; k < count; k++) {
+		pthread_mutex_lock(&w->lock);
+		n = wnode_find(w, names[k]);
+		gen = n ? n->gen : 0;
+		pthread_mutex_unlock(&w->lock);
+		if (!n)
+			continue;
+		if (rewatch)
+			watch_keyset(w, n, "");
+		ret = w->inner.ops->stamp(w->inner.priv, names[k], &base);
+		pthread_mutex_lock(&w->lock);
+		if (n->gen == gen && (ret != n->err || !n->have_base || (!ret && base != n->base))) {
+			n->base_gen = gen;
+			n->base = n->stamp = base;
+			n->have_base = !ret;
+			n->err = ret;
+			n->pending = true;
+		}
+		n->valid = n->gen == gen && (n->have_base || n->err) && (w->polling || n->watched);
+		pthread_mutex_unlock(&w->lock);
+	}
+	store_names_free(names, count);
+}
+
+/* ---- events ---- */
+
+/* One event: its keyset is marked changed; *relist if the store
+ * directory's entries changed, *overflow if events were lost. */
+static void on_event(struct storewatch *w, const struct inotify_event *ev, bool *list,
+		     bool *overflow)
+{
+	char rel[PATH_MAX];
+	struct wdir *d;
+	struct wnode *n = NULL;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		*overflow = true;
+		return;
+	}
+	if (ev->wd == w->root_wd) {
+		if (!ev->len || !keyset_name_valid(ev->name))
+			return; /* keyfs' own state directory, stray files */
+		*list = true;
+		pthread_mutex_lock(&w->lock);
+		n = wnode_find(w, ev->name);
+		if (n)
+			wnode_touch(n);
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	d = wdir_find(w, ev->wd);
+	if (!d)
+		return;
+	if (ev->mask & IN_IGNORED) {
+		wdir_drop(w, d);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	wnode_touch(d->n);
+	pthread_mutex_unlock(&w->lock);
+	if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->len) {
+		snprintf(rel, sizeof(rel), "%s%s%s", d->rel, *d->rel ? "/" : "", ev->name);
+		watch_keyset(w, d->n, rel);
+	}
+}
+
+/* Reads what the kernel queued; false when the thread is to stop. */
+static void read_events(struct storewatch *w, bool *list, bool *overflow)
+{
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	ssize_t len;
+	char *p;
+
+	while ((len = read(w->ifd, buf, sizeof(buf))) > 0) {
+		for (p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			on_event(w, ev, list, overflow);
+		}
+	}
+}
+
+/* Filesystems whose changes made elsewhere send no inotify events. */
+static bool remote(int fd)
+{
+	static const long magic[] = {
+		0x6969,		/* NFS */
+		0xFF534D42,	/* CIFS */
+		0xFE534D42,	/* SMB2 */
+		0x517B,		/* SMB */
+		0x65735546,	/* FUSE */
+		0x00C36400,	/* Ceph */
+		0x01021997,	/* 9p */
+		0x47504653,	/* GPFS */
+		0x0BD00BD0,	/* Lustre */
+	};
+	struct statfs sf;
+	size_t i;
+
+	if (fstatfs(fd, &sf))
+		return false;
+	for (i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
+		if ((long)(uint32_t)sf.f_type == magic[i])
+			return true;
+	return false;
+}
+
+static void watch_root(struct storewatch *w)
+{
+	char path[64];
+
+	if (remote(w->root))
+		start_polling(w, "the store is on a network filesystem");
+	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ifd < 0) {
+		start_polling(w, "inotify is not available");
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->root);
+	w->root_wd = inotify_add_watch(w->ifd, path, ROOT_MASK);
+	if (w->root_wd < 0) {
+		start_polling(w, "the store directory cannot be watched");
+		close(w->ifd);
+		w->ifd = -1;
+	}
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void unwatch_all(struct storewatch *w)
+{
+	struct hnode *h, *next;
+	size_t pos = 0;
+
+	for (h = htab_next(&w->wds, &pos, NULL); h; h = next) {
+		next = htab_next(&w->wds, &pos, h);
+		free(h);
+	}
+	htab_free(&w->wds);
+	if (w->ifd >= 0)
+		close(w->ifd);
+	w->ifd = -1;
+}
+
+void *storewatch_main(void *arg)
+{
+	struct storewatch *w = arg;
+	int64_t next_scan, took;
+	struct pollfd p[2];
+	bool list, overflow;
+	int timeout;
+
+	watch_root(w);
+	took = now_ms();
+	relist(w);
+	next_scan = now_ms() + RESCAN_MIN_MS;
+	p[0] = (struct pollfd){ .fd = w->efd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = w->ifd, .events = POLLIN };
+	for (;;) {
+		timeout = w->polling ? (int)(next_scan > now_ms() ? next_scan - now_ms() : 0) : -1;
+		if (poll(p, w->ifd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		list = overflow = false;
+		if (w->ifd >= 0 && p[1].revents)
+			read_events(w, &list, &overflow);
+		if (overflow)
+			log_msg(LOG_NOTICE, "store watcher: events were lost; rescanning the store");
+		if (overflow || (w->polling && now_ms() >= next_scan)) {
+			took = now_ms();
+			rescan(w, overflow);
+			took = now_ms() - took;
+			next_scan = now_ms() + (took * 10 > RESCAN_MIN_MS ? took * 10 : RESCAN_MIN_MS);
+		} else if (list) {
+			relist(w);
+		}
+		tell(w);
+	}
+	unwatch_all(w);
+	return NULL;
+}

@@ -1,0 +1,103 @@
+"""Many keysets, and changes the store watcher must see: 20 000 keysets
+list, rsync twice (the second sends nothing), and one keyset changed on
+disk is re-exported within 2 s and is all the next rsync sends; a member
+rewritten with its size and mtime kept still gives a new export.
+
+The 20 000-keyset test runs once, with the first build of KEYFS_BUILDS
+(like test_package, it takes no build fixture): it is about the daemon's
+data structures, not about memory errors a second build would find."""
+import os
+import re
+import time
+
+import pytest
+
+from conftest import BUILDS, Mount, run
+
+MANY = 20000
+
+
+def rsync(src, dst):
+    res = run(["rsync", "-a", "--stats", src + "/", dst + "/"])
+    files = re.search(r"^Number of regular files transferred: ([\d,]+)$", res.stdout, re.M)
+    size = re.search(r"^Total transferred file size: ([\d,]+)", res.stdout, re.M)
+    names = run(["rsync", "-a", "-n", "-i", src + "/", dst + "/"]).stdout
+    return int(files.group(1).replace(",", "")), int(size.group(1).replace(",", "")), names
+
+
+def recipients(tmp_path):
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = str(tmp_path / "recipients.txt")
+    with open(pub, "w") as f:
+        f.write(run(["age-keygen", "-y", key]).stdout)
+    return pub
+
+
+def make_keysets(store, n):
+    for i in range(n):
+        d = os.path.join(store, f"t{i:05d}")
+        os.mkdir(d, 0o700)
+        with open(os.path.join(d, "key"), "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
+            fh.write(os.urandom(32))
+
+
+def wait_for(pred, timeout, step=0.02):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def changed(path, before):
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+
+
+def test_twenty_thousand_keysets(tmp_path, store):
+    make_keysets(store, MANY)
+    m = Mount(os.path.join(BUILDS[0], "keyfs"), str(tmp_path), store)
+    try:
+        # sealed to a public key: no scrypt per keyset
+        m.start(opts=f"recipients={recipients(tmp_path)}")
+        listed = run(["ls", "-l", m.export]).stdout.splitlines()
+        assert len(listed) == 1 + MANY + 3  # total line; README.txt, web, db
+        dst = str(tmp_path / "copy")
+        files, _, _ = rsync(m.export, dst)
+        assert files == MANY + 3
+        files, size, names = rsync(m.export, dst)
+        assert (files, size) == (0, 0), names
+        pem = os.path.join(m.export, "t01234.pem")
+        before = os.stat(pem)
+        with open(os.path.join(store, "t01234", "key"), "ab") as f:
+            f.write(b"rotated")
+        assert wait_for(lambda: changed(pem, before), 2), "not re-exported within 2 s"
+        files, _, names = rsync(m.export, dst)
+        assert files == 1, names
+        assert os.path.exists(os.path.join(dst, "t01234.pem"))
+        m.stop()
+    finally:
+        m.kill()
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda b: os.path.basename(b.rstrip("/")))
+def test_same_size_and_mtime_rewrite_is_seen(build, tmp_path, store):
+    key = os.path.join(store, "db", "master.key")
+    m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
+    try:
+        m.start(opts=f"recipients={recipients(tmp_path)}")
+        pem = os.path.join(m.export, "db.pem")
+        first = open(pem, "rb").read()
+        st = os.stat(key)
+        data = open(key, "rb").read()
+        with open(key, "r+b") as f:
+            f.write(bytes(b ^ 0x5A for b in data[:8]) + data[8:])
+        # the old size and mtime back, as a careless copy tool leaves them
+        os.utime(key, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(key).st_size == st.st_size
+        assert wait_for(lambda: open(pem, "rb").read() != first, 5), "rewrite not seen"
+        m.stop()
+    finally:
+        m.kill()
