@@ -248,6 +248,27 @@ static time_t readme_mtime(const char *text, size_t len)
 	return t;
 }
 
+/* The keysets sealed otherwise than the rest: those with recipients of
+ * their own in the configuration, and those with a password of their
+ * own. Bounded by the configuration and the vault, never by the number
+ * of keysets. */
+static void readme_own_sealers(struct ctl *c, FILE *f)
+{
+	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1], sealer[4096];
+	size_t i, n;
+
+	for (i = 0; i < c->cfg->nkeysets; i++) {
+		if (!*c->cfg->keysets[i].recipients)
+			continue;
+		sealcache_sealer(c->sc, c->cfg->keysets[i].name, true, sealer, sizeof(sealer));
+		fprintf(f, "    %s.pem: %s\n", c->cfg->keysets[i].name, sealer);
+	}
+	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
+	for (i = 0; i < n; i++)
+		if (!config_keyset(c->cfg, names[i]) || !*config_keyset(c->cfg, names[i])->recipients)
+			fprintf(f, "    %s.pem: its own password\n", names[i]);
+}
+
 int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	char hint[KEYSET_HINT_MAX + 1], sealer[4096];
@@ -274,9 +295,10 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		"all that is kept of it.\n\n"
 		"    sealed by:   %s\n"
 		"    hint:        %s\n\n"
-		"A keyset with a password or recipients of its own says so in the\n"
-		"status report (cat MNT/.control).\n\n", c->cfg->work_factor, sealer,
+		"but these, sealed by their own:\n\n", c->cfg->work_factor, sealer,
 		*hint ? hint : "(none)");
+	readme_own_sealers(c, f);
+	fputc('\n', f);
 	fprintf(f, "Keysets without a backup here\n-----------------------------\n\n");
 	readme_problems(c, f);
 	fprintf(f,

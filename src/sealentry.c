@@ -165,11 +165,18 @@ int note_problem(struct sealcache *sc, const char *name, int err, const char *wh
 		buf[0] = '\0';
 	if (err && !why)
 		why = *buf ? buf : problem_words(err);
+	/* Again under the lock: another thread may have told the same news
+	 * meanwhile, and it is logged once. */
 	pthread_mutex_lock(&sc->lock);
-	e->bad = err;
-	free(e->why);
-	e->why = err ? strdup(why) : NULL;
+	news = e->bad != err;
+	if (news) {
+		e->bad = err;
+		free(e->why);
+		e->why = err ? strdup(why) : NULL;
+	}
 	pthread_mutex_unlock(&sc->lock);
+	if (!news)
+		return err;
 	if (err)
 		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
 	else

@@ -208,6 +208,10 @@ def test_changed_recipients_reseal_exactly_the_keysets_they_cover(keyfs_bin, tmp
         status = wait_sealed(m, 2)
         assert re.search(rf"^  db +sealed .* by recipients in {re.escape(dbonly)}  active",
                          status, re.M), status
+        with open(os.path.join(m.export, "README.txt")) as f:
+            readme = f.read()
+        assert f"sealed by:   recipients in {everyone}: {keys['age_pub']}\n" in readme, readme
+        assert f"    db.pem: recipients in {dbonly}: ssh-ed25519 bob@laptop\n" in readme, readme
         # db is sealed to its own recipients alone.
         assert open_with(keys["ssh"], os.path.join(m.export, "db.pem"),
                          str(tmp_path / "o.tar"))[0] == 0
