@@ -44,14 +44,67 @@ static int push_name(char ***names, size_t *n, const char *name)
 	return 0;
 }
 
+/* The name listed for a directory whose escaped name is too long: an
+ * escaped prefix, "%2F" and a hash of the whole name. A real directory
+ * name never holds a '/', so the name cannot clash with one, and
+ * dir_real_name() knows it for what it is. */
+static void long_name(const char *raw, char out[static KEYSET_NAME_MAX + 1])
+{
+	char prefix[14];
+	uint8_t h[8];
+	size_t i;
+
+	snprintf(prefix, sizeof(prefix), "%s", raw);
+	keyset_name_escape(prefix, out); /* 13 bytes escape to at most 39 */
+	crypto_generichash(h, sizeof(h), (const uint8_t *)raw, strlen(raw), NULL, 0);
+	strcat(out, "%2F");
+	for (i = 0; i < sizeof(h); i++)
+		sprintf(out + strlen(out), "%02x", h[i]);
+}
+
+/* Every directory is listed: under its escaped name, or, if that is too
+ * long, under a long_name() whose stamp fails and whose why says so.
+ * Hidden entries are keyfs' state (.keyfs) and temporaries. */
 static int list_one(int dirfd, const char *name, const struct stat *st, void *arg)
 {
+	char esc[KEYSET_NAME_MAX + 1];
 	struct name_list *l = arg;
 
 	(void)dirfd;
-	if (!keyset_name_valid(name) || !S_ISDIR(st->st_mode))
+	if (name[0] == '.' || !S_ISDIR(st->st_mode))
 		return 0;
-	return push_name(&l->names, &l->n, name);
+	if (keyset_name_escape(name, esc))
+		long_name(name, esc);
+	return push_name(&l->names, &l->n, esc);
+}
+
+int dir_real_name(const char *name, char raw[static NAME_MAX + 1])
+{
+	if (!keyset_name_valid(name) || keyset_name_unescape(name, raw, NAME_MAX + 1))
+		return -ENOENT;
+	return strchr(raw, '/') ? -ENAMETOOLONG : 0;
+}
+
+struct long_search {
+	const char *name;
+	char *why;
+	size_t size;
+};
+
+static int why_long(int dirfd, const char *raw, const struct stat *st, void *arg)
+{
+	char esc[KEYSET_NAME_MAX + 1];
+	struct long_search *ls = arg;
+
+	(void)dirfd;
+	if (raw[0] == '.' || !S_ISDIR(st->st_mode) || !keyset_name_escape(raw, esc))
+		return 0;
+	long_name(raw, esc);
+	if (strcmp(esc, ls->name))
+		return 0;
+	snprintf(ls->why, ls->size, "directory \"%s\": its name, escaped, is longer than %d "
+		 "bytes (rename it to back it up)", raw, KEYSET_NAME_MAX);
+	return 1;
 }
 
 int dir_list(void *priv, char ***names, size_t *n)
@@ -75,11 +128,13 @@ int dir_list(void *priv, char ***names, size_t *n)
 
 static int open_keyset(struct dir_store *d, const char *name)
 {
+	char raw[NAME_MAX + 1];
 	int fd;
 
-	if (!keyset_name_valid(name))
-		return -ENOENT;
-	fd = openat(d->dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = dir_real_name(name, raw);
+	if (fd)
+		return fd;
+	fd = openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -138,6 +193,11 @@ int dir_why(void *priv, const char *name, char *why, size_t size)
 
 	*why = '\0';
 	kfd = open_keyset(priv, name);
+	if (kfd == -ENAMETOOLONG) {
+		struct long_search ls = { name, why, size };
+
+		dir_each(((struct dir_store *)priv)->dfd, ".", why_long, &ls);
+	}
 	if (kfd < 0)
 		return kfd;
 	ret = keytree_walk(kfd, &w);
