@@ -138,57 +138,23 @@ static int open_keyset(struct dir_store *d, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-static int stamp_member(const struct keytree_entry *e, void *arg)
-{
-	const struct stat *st = e->st;
-	uint64_t *acc = arg;
-	uint8_t h[8];
-	crypto_generichash_state s;
-
-	/* Order-independent: XOR of per-member hashes. The ctime moves on
-	 * chown, chmod and xattr changes too. */
-	crypto_generichash_init(&s, NULL, 0, sizeof(h));
-	crypto_generichash_update(&s, (const uint8_t *)e->path, strlen(e->path) + 1);
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_ino, sizeof(st->st_ino));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_size, sizeof(st->st_size));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_mode, sizeof(st->st_mode));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_mtim, sizeof(st->st_mtim));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_ctim, sizeof(st->st_ctim));
-	crypto_generichash_final(&s, h, sizeof(h));
-	for (size_t i = 0; i < sizeof(h); i++)
-		acc[0] ^= (uint64_t)h[i] << (8 * i);
-	acc[1]++;
-	return 0;
-}
-
-static int walk_keyset(void *priv, const char *name, struct keytree_walk *w)
+int dir_stamp(void *priv, const char *name, uint64_t *stamp)
 {
 	int kfd, ret;
 
+	*stamp = 0;
 	kfd = open_keyset(priv, name);
 	if (kfd < 0)
 		return kfd;
-	ret = keytree_walk(kfd, w);
+	ret = keytree_stamp(kfd, NULL, stamp, NULL, 0);
 	close(kfd);
-	return ret;
-}
-
-int dir_stamp(void *priv, const char *name, uint64_t *stamp)
-{
-	uint64_t acc[2] = { 0, 0 };
-	struct keytree_walk w = { .fn = stamp_member, .arg = acc };
-	int ret;
-
-	ret = walk_keyset(priv, name, &w);
-	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
 	return ret;
 }
 
 int dir_why(void *priv, const char *name, char *why, size_t size)
 {
-	uint64_t acc[2] = { 0, 0 };
-	struct keytree_walk w = { .fn = stamp_member, .arg = acc, .why = why, .why_size = size };
 	struct keyset ks = { 0 };
+	uint64_t stamp;
 	int kfd, ret;
 
 	*why = '\0';
@@ -200,7 +166,7 @@ int dir_why(void *priv, const char *name, char *why, size_t size)
 	}
 	if (kfd < 0)
 		return kfd;
-	ret = keytree_walk(kfd, &w);
+	ret = keytree_stamp(kfd, NULL, &stamp, why, size);
 	/* What only reading finds (xattrs, a file changing all the time). */
 	if (ret == 0)
 		ret = keytree_read(kfd, name, &ks, why, size);

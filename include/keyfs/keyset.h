@@ -134,6 +134,12 @@ void keyset_sort(struct keyset *ks);
 /* Checks what sorting cannot: every member's directory is a directory
  * member of the keyset (no file or link on the way to another member). */
 int keyset_check_tree(const struct keyset *ks);
+/* The member named name, or NULL (ks sorted). */
+const struct keyset_member *keyset_find(const struct keyset *ks, const char *name);
+/* Drops the directories holding no file or link (order kept): a live
+ * keyset's walk enters directories that may hold members, and only those
+ * holding one are needed in the backup. */
+void keyset_prune_dirs(struct keyset *ks);
 /* Newest member mtime (0 for an empty keyset): the version's time. */
 time_t keyset_mtime(const struct keyset *ks);
 /* True if both hold the same member names, types, modes (&

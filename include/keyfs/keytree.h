@@ -10,6 +10,7 @@
 #ifndef KEYFS_KEYTREE_H
 #define KEYFS_KEYTREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -22,6 +23,17 @@
 #define KEYTREE_FILE_MAX (20 << 20)
 #define KEYTREE_TOTAL_MAX (64 << 20)
 #define KEYTREE_ENTRIES_MAX 4096
+
+/* Which entries of a tree are members, for a tree that holds more than
+ * keys (a live keyset's /etc/ssh): asked before an entry is checked, so
+ * a socket beside the keys is no concern of the keyset's. */
+struct keytree_select {
+	/* Is path a member? For a directory: may it hold members (it is
+	 * entered, and kept if it does). */
+	bool (*want)(const char *path, bool dir, void *arg);
+	void *arg;
+	uint64_t file_max;	/* largest file; 0: KEYTREE_FILE_MAX */
+};
 
 /* One member the walk found and checked. */
 struct keytree_entry {
@@ -36,6 +48,7 @@ struct keytree_walk {
 	/* Called once per member, a directory before what it holds. */
 	int (*fn)(const struct keytree_entry *e, void *arg);
 	void *arg;
+	const struct keytree_select *sel;	/* optional: every entry when NULL */
 	char *why;		/* optional: what is wrong, in words */
 	size_t why_size;
 	/* the walk's own state */
@@ -59,6 +72,17 @@ int keytree_walk(int kfd, struct keytree_walk *w);
  * security.* xattrs. -EAGAIN if it kept changing while read. why
  * (optional) as for keytree_walk(). */
 int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t why_size);
+
+/* The same for the members sel selects; directories that hold none are
+ * left out. */
+int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel,
+		     struct keyset *ks, char *why, size_t why_size);
+
+/* A cheap version stamp of the tree (sel optional): changes whenever a
+ * member is added, removed, replaced or changed (names, inodes, sizes,
+ * modes, mtimes and ctimes; no contents read). why as for keytree_walk(). */
+int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,
+		  size_t why_size);
 
 /* Writes ks into the empty directory dfd: directories with their modes
  * (set once their contents are written), files through a temporary name

@@ -366,7 +366,7 @@ static void test_refusals(struct store *s)
 		tap_ok(false, "ftruncate: %m");
 	if (fd >= 0)
 		close(fd);
-	expect_refused(s, "big", -EFBIG, "larger than 20 MiB", "a member over STORE_MEMBER_MAX");
+	expect_refused(s, "big", -EFBIG, "larger than 20971520 bytes", "a member over STORE_MEMBER_MAX");
 
 	/* Names that are not keysets. */
 	ret = s->ops->read(s->priv, "nosuch", &ks);
