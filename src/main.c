@@ -22,6 +22,7 @@
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
 #include "keyfs/metricsfile.h"
+#include "keyfs/store_live.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CONFIG 3
@@ -229,6 +230,11 @@ static int keyfs_open(struct keyfs *k)
 		ret = state_open(&k->state, state);
 	if (!ret)
 		ret = store_open(config_backend(&k->cfg), k->cfg.store, &k->state, &k->st);
+	if (!ret) {
+		ret = store_live_open(&k->st, &k->cfg, &k->state);
+		if (ret)
+			store_close(&k->st);
+	}
 	if (ret) {
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
 		return ret;

@@ -19,30 +19,10 @@
 #include "keyfs/store.h"
 #include "store_dir.h"
 
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 struct name_list {
 	char **names;
 	size_t n;
 };
-
-static int push_name(char ***names, size_t *n, const char *name)
-{
-	char **grown;
-
-	grown = realloc(*names, (*n + 1) * sizeof(**names));
-	if (!grown)
-		return -ENOMEM;
-	*names = grown;
-	grown[*n] = strdup(name);
-	if (!grown[*n])
-		return -ENOMEM;
-	(*n)++;
-	return 0;
-}
 
 /* The name listed for a directory whose escaped name is too long: an
  * escaped prefix, "%2F" and a hash of the whole name. A real directory
@@ -75,7 +55,7 @@ static int list_one(int dirfd, const char *name, const struct stat *st, void *ar
 		return 0;
 	if (keyset_name_escape(name, esc))
 		long_name(name, esc);
-	return push_name(&l->names, &l->n, esc);
+	return store_names_add(&l->names, &l->n, esc);
 }
 
 int dir_real_name(const char *name, char raw[static NAME_MAX + 1])
@@ -119,8 +99,7 @@ int dir_list(void *priv, char ***names, size_t *n)
 		l.names = NULL;
 		l.n = 0;
 	}
-	if (l.n)
-		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+	store_names_sort(l.names, l.n);
 	*names = l.names;
 	*n = l.n;
 	return ret;

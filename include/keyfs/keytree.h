@@ -94,6 +94,23 @@ int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, ch
  * fails the write, leaving the caller to remove dfd's contents. */
 int keytree_write(int dfd, const struct keyset *ks);
 
+/* Installing in place, a member at a time (install.h). A file or link
+ * is written under a temporary name in its directory (".NAME.keyfs-new",
+ * which walks skip) with owner, mode, xattrs and time, fsynced; commit
+ * renames it over NAME; drop removes it. Directories are made 0700 with
+ * owner and xattrs (keytree_dir_make()), and get their mode and time,
+ * and are fsynced, by keytree_dir_finish() once their members are in. */
+int keytree_member_write_tmp(int dfd, const struct keyset_member *m);
+int keytree_member_commit(int dfd, const struct keyset_member *m);
+void keytree_member_drop_tmp(int dfd, const struct keyset_member *m);
+int keytree_dir_make(int dfd, const struct keyset_member *m);
+int keytree_dir_finish(int dfd, const struct keyset_member *m);
+/* Is name such a temporary? */
+bool keytree_is_tmp(const char *name);
+/* Opens the directory a member path lives in, one component at a time,
+ * never through a link; *base is the member's own name in it. */
+int keytree_open_parent(int dfd, const char *path, const char **base);
+
 /* Can this process give every recorded owner of ks? 0 or -EPERM. */
 int keytree_owner_check(const struct keyset *ks);
 
