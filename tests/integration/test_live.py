@@ -7,14 +7,12 @@ import errno
 import io
 import os
 import shutil
-import socket
-import subprocess
 import tarfile
 
 import pytest
 
 from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, run
-from test_members import describe, luks_header, untar
+from test_members import describe, luks_header, mounted_with, socket_reported, untar
 
 CONF = "[import]\nmax_size = 33554432\nmax_total = 67108864\nmax_work_factor = 18\n"
 
@@ -85,16 +83,7 @@ def live(keyfs_bin, tmp_path):
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\necho \"activated $1\" >> {tmp_path}/hook.log\necho hook-output\n")
     hook.chmod(0o755)
-    conf = tmp_path / "keyfs.ini"
-    conf.write_text(live_conf(root, hook))
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    m.conf, m.root = str(conf), root
-    m.start("-c", m.conf)
-    try:
-        yield m
-        m.stop()
-    finally:
-        m.kill()
+    yield from mounted_with(keyfs_bin, tmp_path, store, live_conf(root, hook), root=root)
 
 
 PATHS = {"ssh": "etc/ssh", "tls": "etc/letsencrypt", "wg": "etc/wireguard", "luks": "luks"}
@@ -238,19 +227,8 @@ def test_hostile_archives_change_nothing(live, tmp_path, bad):
 
 
 def test_live_keyset_with_a_socket_is_reported_and_rsync_succeeds(live, tmp_path):
-    m = live
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(os.path.join(m.root, "etc", "wireguard", "agent.conf"))
-    try:
-        m.unlock()
-        status = m.status()
-        assert "wg" in status and "socket" in status, status
-        dst = tmp_path / "dst"
-        res = run(["rsync", "-a", m.export + "/", str(dst) + "/"], check=False)
-        assert res.returncode == 0, res.stderr
-        assert "ssh.pem" in os.listdir(dst) and "wg.pem" not in os.listdir(dst)
-    finally:
-        s.close()
+    sock = os.path.join(live.root, "etc", "wireguard", "agent.conf")
+    socket_reported(live, tmp_path, sock, "wg", "ssh")
 
 
 def test_name_clash_with_the_store_is_a_config_error(keyfs_bin, tmp_path):
