@@ -14,6 +14,7 @@
 
 #include "keyfs/age.h"
 #include "keyfs/config.h"
+#include "keyfs/keytree.h"
 
 #define CONFIG_FILE_MAX (64 * 1024)
 
@@ -97,6 +98,17 @@ const struct config_key config_keys[] = {
 const struct config_key keyset_keys[] = {
 	{ "keyset.recipients", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, recipients),
 	  .help = "seal this keyset to the public keys in this file (age -R format)" },
+	{ "keyset.path", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, path),
+	  .help = "a live keyset: the key files where they are, below this directory" },
+	{ "keyset.include", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, include),
+	  .help = "its members: globs relative to path, space-separated (** crosses directories)" },
+	{ "keyset.exclude", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, exclude),
+	  .help = "globs of files below path that are not members, though included" },
+	{ "keyset.on_activate", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, on_activate),
+	  .help = "a command run after an activation installed keys (no shell)" },
+	{ "keyset.max_file_size", NULL, CONFIG_SIZE, 1, KEYTREE_FILE_MAX,
+	  .offset = offsetof(struct config_keyset, max_file_size), .size = sizeof(size_t),
+	  .help = "largest member file, in bytes (default 20 MiB, a LUKS2 header backup fits)" },
 	{ .name = NULL },
 };
 
@@ -479,6 +491,20 @@ int config_check(const struct config *c, const char **why)
 	if (c->import_max_size > c->import_max_total) {
 		*why = "import.max_size is larger than import.max_total";
 		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->nkeysets; i++) {
+		const struct config_keyset *ks = &c->keysets[i];
+
+		if (!*ks->path && (*ks->include || *ks->exclude || *ks->on_activate ||
+				   ks->max_file_size)) {
+			*why = "a [keyset] section with include, exclude, on_activate or max_file_size "
+			       "needs a path";
+			return -EINVAL;
+		}
+		if (*ks->path && !*ks->include) {
+			*why = "a [keyset] section with a path needs include";
+			return -EINVAL;
+		}
 	}
 	if (config_import_max_work_factor(c) < c->work_factor) {
 		*why = "import.max_work_factor is below seal.work_factor: keyfs could not "

@@ -352,6 +352,13 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		       "only keyfs running as root can restore them", ks.name);
 		goto out;
 	}
+	if (ret == -EINVAL || ret == -EFBIG) {
+		/* a live keyset's archive with a member it does not select */
+		record(im, LOG_ERR, "import \"%s\" refused before anything was written: %s",
+		       ks.name, ret == -EINVAL ? "a member is not one of the keyset's files "
+		       "(include/exclude, or a link leaving it)" : "a member over max_file_size");
+		goto out;
+	}
 	if (ret) {
 		record(im, LOG_ERR, "import \"%s\" failed: writing the keystore: %s", ks.name, strerror(-ret));
 		ret = -EIO;

@@ -315,6 +315,38 @@ static void member_free(struct keyset_member *m)
 	free(m->xattr);
 }
 
+const struct keyset_member *keyset_find(const struct keyset *ks, const char *name)
+{
+	return find(ks, name, strlen(name));
+}
+
+/* Does any file or link of ks lie below directory member d? */
+static bool holds_keys(const struct keyset *ks, const char *d)
+{
+	size_t i, n = strlen(d);
+
+	for (i = 0; i < ks->n; i++) {
+		if (ks->m[i].type != KEYSET_DIR && !strncmp(ks->m[i].name, d, n) &&
+		    ks->m[i].name[n] == '/')
+			return true;
+	}
+	return false;
+}
+
+void keyset_prune_dirs(struct keyset *ks)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < ks->n; i++) {
+		if (ks->m[i].type == KEYSET_DIR && !holds_keys(ks, ks->m[i].name)) {
+			member_free(&ks->m[i]);
+			continue;
+		}
+		ks->m[kept++] = ks->m[i];
+	}
+	ks->n = kept;
+}
+
 void keyset_clear(struct keyset *ks)
 {
 	size_t i;

@@ -1,5 +1,6 @@
 /* Names in a keyset: keyset names, member paths, symlink targets and
  * the extended attribute namespaces a keyset keeps. */
+#include <errno.h>
 #include <string.h>
 
 #include "keyfs/keyset.h"
@@ -25,10 +26,81 @@ static bool component_valid(const char *name, size_t n, size_t max)
 	return true;
 }
 
+/* Does byte c at offset at of a name need escaping? Outside the
+ * alphabet, or a leading '.' (a hidden file, "." or ".."). */
+static bool escaped_byte(unsigned char c, size_t at)
+{
+	return !name_char_ok((char)c) || (at == 0 && c == '.');
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Decodes an escaped name into out (size bytes, at least the name's
+ * length + 1): -EINVAL unless every escape is canonical ("%" and two
+ * upper-case hex digits of a byte that needs one, never NUL) and every
+ * other byte is in the alphabet. Escaping out again gives the name back. */
+int keyset_name_unescape(const char *name, char *out, size_t size)
+{
+	size_t i = 0, o = 0;
+	int hi, lo;
+
+	if (name == NULL || name[0] == '\0')
+		return -EINVAL;
+	while (name[i]) {
+		if (o + 1 >= size)
+			return -ENAMETOOLONG;
+		if (name[i] != '%') {
+			if (escaped_byte((unsigned char)name[i], o))
+				return -EINVAL;
+			out[o++] = name[i++];
+			continue;
+		}
+		hi = hex_value(name[i + 1]);
+		lo = hi < 0 ? -1 : hex_value(name[i + 2]);
+		if (lo < 0 || (hi | lo) == 0 || !escaped_byte((unsigned char)(hi << 4 | lo), o))
+			return -EINVAL;
+		out[o++] = (char)(hi << 4 | lo);
+		i += 3;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int keyset_name_escape(const char *raw, char out[static KEYSET_NAME_MAX + 1])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, o = 0;
+	unsigned char c;
+
+	if (raw == NULL || raw[0] == '\0')
+		return -EINVAL;
+	for (i = 0; raw[i]; i++) {
+		c = (unsigned char)raw[i];
+		if (o + (escaped_byte(c, i) ? 3 : 1) > KEYSET_NAME_MAX)
+			return -ENAMETOOLONG;
+		if (!escaped_byte(c, i)) {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '%';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 bool keyset_name_valid(const char *name)
 {
-	return name != NULL && component_valid(name, strnlen(name, KEYSET_NAME_MAX + 1),
-					       KEYSET_NAME_MAX);
+	char raw[KEYSET_NAME_MAX + 1];
+
+	return name != NULL && strnlen(name, KEYSET_NAME_MAX + 1) <= KEYSET_NAME_MAX &&
+	       keyset_name_unescape(name, raw, sizeof(raw)) == 0;
 }
 
 bool keyset_member_name_valid(const char *name)

@@ -64,12 +64,14 @@ static int check_link(struct keytree_walk *w, const struct keytree_entry *e, cha
 
 static int check_file(struct keytree_walk *w, const struct keytree_entry *e)
 {
+	uint64_t max = w->sel && w->sel->file_max ? w->sel->file_max : KEYTREE_FILE_MAX;
+
 	if (e->st->st_nlink != 1)
 		return refuse(w, -EINVAL, "member \"%s\": hard-linked (a key file has one link)",
 			      e->path);
-	if (e->st->st_size > KEYTREE_FILE_MAX)
-		return refuse(w, -EFBIG, "member \"%s\": larger than %d MiB", e->path,
-			      KEYTREE_FILE_MAX >> 20);
+	if ((uint64_t)e->st->st_size > max)
+		return refuse(w, -EFBIG, "member \"%s\": larger than %llu bytes", e->path,
+			      (unsigned long long)max);
 	w->bytes += (uint64_t)e->st->st_size;
 	if (w->bytes > KEYTREE_TOTAL_MAX)
 		return refuse(w, -EFBIG, "key files larger than %d MiB in all",
@@ -116,6 +118,10 @@ static int walk_one(int dirfd, const char *name, const struct stat *st, void *ar
 	    (int)(sizeof(w->path) - len))
 		return refuse(w, -EINVAL, "member \"%.64s/%.64s\": a path over %d bytes", w->path,
 			      name, KEYSET_PATH_MAX);
+	if (w->sel && !w->sel->want(w->path, S_ISDIR(st->st_mode), w->sel->arg)) {
+		w->path[len] = '\0';
+		return 0; /* not a member: none of the keyset's business */
+	}
 	ret = check_entry(w, &e, target);
 	if (ret == 0 && S_ISLNK(st->st_mode))
 		e.link = target;
@@ -315,7 +321,13 @@ out:
 
 int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t why_size)
 {
-	struct keytree_walk w = { .fn = read_entry, .why = why, .why_size = why_size };
+	return keytree_read_sel(kfd, name, NULL, ks, why, why_size);
+}
+
+int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel,
+		     struct keyset *ks, char *why, size_t why_size)
+{
+	struct keytree_walk w = { .fn = read_entry, .sel = sel, .why = why, .why_size = why_size };
 	struct reader r = { .ks = ks, .w = &w };
 	int ret, tries = 0;
 
@@ -331,9 +343,47 @@ int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t
 	free(r.xbuf);
 	if (ret == 0) {
 		keyset_sort(ks);
+		if (sel)
+			keyset_prune_dirs(ks);
 		ret = keyset_check_tree(ks);
 	}
 	if (ret)
 		keyset_clear(ks);
+	return ret;
+}
+
+static int stamp_member(const struct keytree_entry *e, void *arg)
+{
+	const struct stat *st = e->st;
+	uint64_t *acc = arg;
+	uint8_t h[8];
+	crypto_generichash_state s;
+
+	/* Order-independent: XOR of per-member hashes. The ctime moves on
+	 * chown, chmod and xattr changes too. */
+	crypto_generichash_init(&s, NULL, 0, sizeof(h));
+	crypto_generichash_update(&s, (const uint8_t *)e->path, strlen(e->path) + 1);
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_ino, sizeof(st->st_ino));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_size, sizeof(st->st_size));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_mode, sizeof(st->st_mode));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_mtim, sizeof(st->st_mtim));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_ctim, sizeof(st->st_ctim));
+	crypto_generichash_final(&s, h, sizeof(h));
+	for (size_t i = 0; i < sizeof(h); i++)
+		acc[0] ^= (uint64_t)h[i] << (8 * i);
+	acc[1]++;
+	return 0;
+}
+
+int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,
+		  size_t why_size)
+{
+	uint64_t acc[2] = { 0, 0 };
+	struct keytree_walk w = { .fn = stamp_member, .arg = acc, .sel = sel, .why = why,
+				  .why_size = why_size };
+	int ret;
+
+	ret = keytree_walk(kfd, &w);
+	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
 	return ret;
 }

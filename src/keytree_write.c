@@ -52,9 +52,7 @@ int keytree_owner_check(const struct keyset *ks)
 	return 0;
 }
 
-/* Opens the directory a member lives in, one component at a time and
- * never through a link; *base is the member's own name in it. */
-static int open_parent(int dfd, const char *path, const char **base)
+int keytree_open_parent(int dfd, const char *path, const char **base)
 {
 	char comp[KEYSET_MEMBER_NAME_MAX + 1];
 	const char *p = path, *slash;
@@ -146,29 +144,106 @@ static int write_dir(int pfd, const char *tmp, const struct keyset_member *m)
 	return ret;
 }
 
+/* Files and links; directories are made by keytree_dir_make(). */
+int keytree_member_write_tmp(int dfd, const struct keyset_member *m)
+{
+	char tmp[KEYSET_PATH_MAX + sizeof(TMP_FMT)];
+	const char *base;
+	int pfd, ret;
+
+	pfd = keytree_open_parent(dfd, m->name, &base);
+	if (pfd < 0)
+		return pfd;
+	snprintf(tmp, sizeof(tmp), TMP_FMT, base);
+	unlinkat(pfd, tmp, 0); /* a crash's leftover */
+	ret = m->type == KEYSET_LINK ? write_link(pfd, tmp, m) : write_file(pfd, tmp, m);
+	if (ret)
+		unlinkat(pfd, tmp, 0);
+	close(pfd);
+	return ret;
+}
+
+/* Never a hard link into place: rename, atomic over an old file. */
+int keytree_member_commit(int dfd, const struct keyset_member *m)
+{
+	char tmp[KEYSET_PATH_MAX + sizeof(TMP_FMT)];
+	const char *base;
+	int pfd, ret = 0;
+
+	pfd = keytree_open_parent(dfd, m->name, &base);
+	if (pfd < 0)
+		return pfd;
+	snprintf(tmp, sizeof(tmp), TMP_FMT, base);
+	if (renameat(pfd, tmp, pfd, base))
+		ret = -errno;
+	close(pfd);
+	return ret;
+}
+
+void keytree_member_drop_tmp(int dfd, const struct keyset_member *m)
+{
+	char tmp[KEYSET_PATH_MAX + sizeof(TMP_FMT)];
+	const char *base;
+	int pfd;
+
+	pfd = keytree_open_parent(dfd, m->name, &base);
+	if (pfd < 0)
+		return;
+	snprintf(tmp, sizeof(tmp), TMP_FMT, base);
+	unlinkat(pfd, tmp, 0);
+	close(pfd);
+}
+
+bool keytree_is_tmp(const char *name)
+{
+	size_t n = strlen(name), suffix = strlen(".keyfs-new");
+
+	return n > suffix + 1 && name[0] == '.' && !strcmp(name + n - suffix, ".keyfs-new");
+}
+
+int keytree_dir_make(int dfd, const struct keyset_member *m)
+{
+	const char *base;
+	int pfd, ret;
+
+	pfd = keytree_open_parent(dfd, m->name, &base);
+	if (pfd < 0)
+		return pfd;
+	ret = write_dir(pfd, base, m);
+	close(pfd);
+	return ret;
+}
+
 static int write_member(int dfd, const struct keyset_member *m)
 {
 	char tmp[KEYSET_PATH_MAX + sizeof(TMP_FMT)];
 	const char *base;
 	int pfd, ret;
 
-	pfd = open_parent(dfd, m->name, &base);
+	if (m->type != KEYSET_DIR) {
+		ret = keytree_member_write_tmp(dfd, m);
+		if (ret == 0)
+			ret = keytree_member_commit(dfd, m);
+		if (ret)
+			keytree_member_drop_tmp(dfd, m);
+		return ret;
+	}
+	pfd = keytree_open_parent(dfd, m->name, &base);
 	if (pfd < 0)
 		return pfd;
 	snprintf(tmp, sizeof(tmp), TMP_FMT, base);
-	ret = m->type == KEYSET_DIR ? write_dir(pfd, tmp, m) :
-	      m->type == KEYSET_LINK ? write_link(pfd, tmp, m) : write_file(pfd, tmp, m);
-	/* Never a hard link into place: rename, which fails on an existing
-	 * directory and replaces nothing here (the directory is fresh). */
+	/* rename fails on an existing directory and replaces nothing here
+	 * (the directory is fresh) */
+	ret = write_dir(pfd, tmp, m);
 	if (ret == 0 && renameat(pfd, tmp, pfd, base))
 		ret = -errno;
 	if (ret)
-		unlinkat(pfd, tmp, m->type == KEYSET_DIR ? AT_REMOVEDIR : 0);
+		unlinkat(pfd, tmp, AT_REMOVEDIR);
 	close(pfd);
 	return ret;
 }
 
-static int finish_dir(int dfd, const struct keyset_member *m)
+int keytree_dir_finish(int dfd, const struct keyset_member *m)
 {
 	struct timespec times[2] = { { m->mtime, 0 }, { m->mtime, 0 } };
 	int fd, ret = 0;
@@ -177,7 +252,8 @@ static int finish_dir(int dfd, const struct keyset_member *m)
 	if (fd < 0)
 		return -errno;
 	/* fsync last: the entries renamed into it, its mode and its time */
-	if (fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times) || fsync(fd))
+	ret = set_attrs(fd, m);
+	if (!ret && (fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times) || fsync(fd)))
 		ret = -errno;
 	close(fd);
 	return ret;
@@ -198,7 +274,7 @@ int keytree_write(int dfd, const struct keyset *ks)
 	 * in, and a 0500 directory is made so only after them. */
 	for (i = ks->n; ret == 0 && i-- > 0;) {
 		if (ks->m[i].type == KEYSET_DIR)
-			ret = finish_dir(dfd, &ks->m[i]);
+			ret = keytree_dir_finish(dfd, &ks->m[i]);
 	}
 	return ret ? ret : dir_fsync(dfd, ".");
 }

@@ -22,6 +22,7 @@
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
 #include "keyfs/metricsfile.h"
+#include "keyfs/store_live.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CONFIG 3
@@ -229,8 +230,18 @@ static int keyfs_open(struct keyfs *k)
 		ret = state_open(&k->state, state);
 	if (!ret)
 		ret = store_open(config_backend(&k->cfg), k->cfg.store, &k->state, &k->st);
-	if (!ret) /* lookups answer from memory; inotify tells what changed */
+	/* Lookups of the directory store answer from memory, inotify telling
+	 * what changed; live keysets, wrapped around it, are read where they
+	 * live. */
+	if (!ret)
 		ret = storewatch_wrap(&k->st, &k->watch);
+	if (!ret) {
+		ret = store_live_open(&k->st, &k->cfg, &k->state);
+		if (ret) {
+			store_close(&k->st); /* the watcher with it */
+			k->watch = NULL;
+		}
+	}
 	if (ret) {
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
 		return ret;

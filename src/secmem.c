@@ -100,9 +100,12 @@ void *secmem_alloc(size_t n)
 	struct block *b = a ? carve(a, n) : NULL;
 
 	if (!b) {
-		if (n > SIZE_MAX - HDR)
+		if (n > SIZE_MAX - HDR - 16)
 			return NULL;
-		b = sodium_malloc(HDR + n);
+		/* sodium_malloc() ends the block at a guard page: a size
+		 * rounded to the header's alignment keeps the header aligned */
+		b = sodium_malloc((HDR + n + _Alignof(struct block) - 1) &
+				  ~(_Alignof(struct block) - 1));
 		if (!b)
 			return NULL;
 		*b = (struct block){ NULL, n };

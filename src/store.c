@@ -15,6 +15,32 @@ void store_names_free(char **names, size_t n)
 	free(names);
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void store_names_sort(char **names, size_t n)
+{
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_names);
+}
+
+int store_names_add(char ***names, size_t *n, const char *name)
+{
+	char **grown;
+
+	grown = realloc(*names, (*n + 1) * sizeof(**names));
+	if (!grown)
+		return -ENOMEM;
+	*names = grown;
+	grown[*n] = strdup(name);
+	if (!grown[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 int store_put(struct store *s, const struct keyset *ks, struct store_put *res)
 {
 	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;

@@ -19,39 +19,72 @@
 #include "keyfs/store.h"
 #include "store_dir.h"
 
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 struct name_list {
 	char **names;
 	size_t n;
 };
 
-static int push_name(char ***names, size_t *n, const char *name)
+/* The name listed for a directory whose escaped name is too long: an
+ * escaped prefix, "%2F" and a hash of the whole name. A real directory
+ * name never holds a '/', so the name cannot clash with one, and
+ * dir_real_name() knows it for what it is. */
+static void long_name(const char *raw, char out[static KEYSET_NAME_MAX + 1])
 {
-	char **grown;
+	char prefix[14];
+	uint8_t h[8];
+	size_t i;
 
-	grown = realloc(*names, (*n + 1) * sizeof(**names));
-	if (!grown)
-		return -ENOMEM;
-	*names = grown;
-	grown[*n] = strdup(name);
-	if (!grown[*n])
-		return -ENOMEM;
-	(*n)++;
-	return 0;
+	snprintf(prefix, sizeof(prefix), "%s", raw);
+	keyset_name_escape(prefix, out); /* 13 bytes escape to at most 39 */
+	crypto_generichash(h, sizeof(h), (const uint8_t *)raw, strlen(raw), NULL, 0);
+	strcat(out, "%2F");
+	for (i = 0; i < sizeof(h); i++)
+		sprintf(out + strlen(out), "%02x", h[i]);
 }
 
+/* Every directory is listed: under its escaped name, or, if that is too
+ * long, under a long_name() whose stamp fails and whose why says so.
+ * Hidden entries are keyfs' state (.keyfs) and temporaries. */
 static int list_one(int dirfd, const char *name, const struct stat *st, void *arg)
 {
+	char esc[KEYSET_NAME_MAX + 1];
 	struct name_list *l = arg;
 
 	(void)dirfd;
-	if (!keyset_name_valid(name) || !S_ISDIR(st->st_mode))
+	if (name[0] == '.' || !S_ISDIR(st->st_mode))
 		return 0;
-	return push_name(&l->names, &l->n, name);
+	if (keyset_name_escape(name, esc))
+		long_name(name, esc);
+	return store_names_add(&l->names, &l->n, esc);
+}
+
+int dir_real_name(const char *name, char raw[static NAME_MAX + 1])
+{
+	if (!keyset_name_valid(name) || keyset_name_unescape(name, raw, NAME_MAX + 1))
+		return -ENOENT;
+	return strchr(raw, '/') ? -ENAMETOOLONG : 0;
+}
+
+struct long_search {
+	const char *name;
+	char *why;
+	size_t size;
+};
+
+static int why_long(int dirfd, const char *raw, const struct stat *st, void *arg)
+{
+	char esc[KEYSET_NAME_MAX + 1];
+	struct long_search *ls = arg;
+
+	(void)dirfd;
+	if (raw[0] == '.' || !S_ISDIR(st->st_mode) || !keyset_name_escape(raw, esc))
+		return 0;
+	long_name(raw, esc);
+	if (strcmp(esc, ls->name))
+		return 0;
+	snprintf(ls->why, ls->size, "directory \"%s\": its name, escaped, is longer than %d "
+		 "bytes (rename it to back it up)", raw, KEYSET_NAME_MAX);
+	return 1;
 }
 
 int dir_list(void *priv, char ***names, size_t *n)
@@ -66,8 +99,7 @@ int dir_list(void *priv, char ***names, size_t *n)
 		l.names = NULL;
 		l.n = 0;
 	}
-	if (l.n)
-		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+	store_names_sort(l.names, l.n);
 	*names = l.names;
 	*n = l.n;
 	return ret;
@@ -75,72 +107,45 @@ int dir_list(void *priv, char ***names, size_t *n)
 
 static int open_keyset(struct dir_store *d, const char *name)
 {
+	char raw[NAME_MAX + 1];
 	int fd;
 
-	if (!keyset_name_valid(name))
-		return -ENOENT;
-	fd = openat(d->dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = dir_real_name(name, raw);
+	if (fd)
+		return fd;
+	fd = openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
-}
-
-static int stamp_member(const struct keytree_entry *e, void *arg)
-{
-	const struct stat *st = e->st;
-	uint64_t *acc = arg;
-	uint8_t h[8];
-	crypto_generichash_state s;
-
-	/* Order-independent: XOR of per-member hashes. The ctime moves on
-	 * chown, chmod and xattr changes too. */
-	crypto_generichash_init(&s, NULL, 0, sizeof(h));
-	crypto_generichash_update(&s, (const uint8_t *)e->path, strlen(e->path) + 1);
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_ino, sizeof(st->st_ino));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_size, sizeof(st->st_size));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_mode, sizeof(st->st_mode));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_mtim, sizeof(st->st_mtim));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_ctim, sizeof(st->st_ctim));
-	crypto_generichash_final(&s, h, sizeof(h));
-	for (size_t i = 0; i < sizeof(h); i++)
-		acc[0] ^= (uint64_t)h[i] << (8 * i);
-	acc[1]++;
-	return 0;
-}
-
-static int walk_keyset(void *priv, const char *name, struct keytree_walk *w)
-{
-	int kfd, ret;
-
-	kfd = open_keyset(priv, name);
-	if (kfd < 0)
-		return kfd;
-	ret = keytree_walk(kfd, w);
-	close(kfd);
-	return ret;
 }
 
 int dir_stamp(void *priv, const char *name, uint64_t *stamp)
 {
-	uint64_t acc[2] = { 0, 0 };
-	struct keytree_walk w = { .fn = stamp_member, .arg = acc };
-	int ret;
+	int kfd, ret;
 
-	ret = walk_keyset(priv, name, &w);
-	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
+	*stamp = 0;
+	kfd = open_keyset(priv, name);
+	if (kfd < 0)
+		return kfd;
+	ret = keytree_stamp(kfd, NULL, stamp, NULL, 0);
+	close(kfd);
 	return ret;
 }
 
 int dir_why(void *priv, const char *name, char *why, size_t size)
 {
-	uint64_t acc[2] = { 0, 0 };
-	struct keytree_walk w = { .fn = stamp_member, .arg = acc, .why = why, .why_size = size };
 	struct keyset ks = { 0 };
+	uint64_t stamp;
 	int kfd, ret;
 
 	*why = '\0';
 	kfd = open_keyset(priv, name);
+	if (kfd == -ENAMETOOLONG) {
+		struct long_search ls = { name, why, size };
+
+		dir_each(((struct dir_store *)priv)->dfd, ".", why_long, &ls);
+	}
 	if (kfd < 0)
 		return kfd;
-	ret = keytree_walk(kfd, &w);
+	ret = keytree_stamp(kfd, NULL, &stamp, why, size);
 	/* What only reading finds (xattrs, a file changing all the time). */
 	if (ret == 0)
 		ret = keytree_read(kfd, name, &ks, why, size);

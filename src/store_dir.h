@@ -22,6 +22,11 @@ struct dir_store {
 /* Reads the keyset in directory kfd (members sorted). */
 int dir_read_fd(int kfd, const char *name, struct keyset *ks);
 
+/* The store directory's name of keyset name (escaped, keyset.h):
+ * -ENOENT for an invalid name, -ENAMETOOLONG for the name standing for
+ * a directory whose escaped name is too long. */
+int dir_real_name(const char *name, char raw[static NAME_MAX + 1]);
+
 int dir_list(void *priv, char ***names, size_t *n);
 int dir_stamp(void *priv, const char *name, uint64_t *stamp);
 int dir_why(void *priv, const char *name, char *why, size_t size);

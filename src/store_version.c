@@ -21,176 +21,21 @@
 #include "keyfs/keytree.h"
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
+#include "keyfs/versions.h"
 #include "store_dir.h"
-
-
-static int remove_one(int dirfd, const char *name, const struct stat *st, void *arg)
-{
-	(void)st;
-	(void)arg;
-	keytree_remove(dirfd, name);
-	return 0;
-}
 
 void dir_clean_tmp(struct dir_store *d)
 {
-	dir_each(d->sfd, TMP_DIR, remove_one, NULL);
-}
-
-/* Writes ks complete into a fresh directory under TMP_DIR; tmp receives
- * its path relative to the store. */
-static int write_tmp(struct dir_store *d, const struct keyset *ks, char tmp[static PATH_MAX])
-{
-	uint32_t r = randombytes_random();
-	int fd = -1, ret;
-
-	/* Nothing is written for a keyset this process cannot restore. */
-	ret = keytree_owner_check(ks);
-	if (ret)
-		return ret;
-	snprintf(tmp, PATH_MAX, TMP_DIR "/%s.%08x", ks->name, r);
-	if (mkdirat(d->sfd, tmp, 0700))
-		return -errno;
-	fd = openat(d->sfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ret = keytree_write(fd, ks);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (ret)
-		keytree_remove(d->sfd, tmp);
-	return ret;
-}
-
-static int cmp_unsigned(const void *a, const void *b)
-{
-	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-struct version_list {
-	unsigned *v;
-	size_t n;
-};
-
-static int version_one(int dirfd, const char *name, const struct stat *st, void *arg)
-{
-	struct version_list *l = arg;
-	unsigned long num;
-	unsigned *grown;
-	char *end;
-
-	(void)dirfd;
-	num = strtoul(name, &end, 10);
-	if (*end || name[0] < '1' || name[0] > '9' || num > 999999 || !S_ISDIR(st->st_mode))
-		return 0;
-	grown = realloc(l->v, (l->n + 1) * sizeof(*l->v));
-	if (!grown)
-		return -ENOMEM;
-	l->v = grown;
-	l->v[l->n++] = (unsigned)num;
-	return 0;
+	versions_clean_tmp(d->sfd);
 }
 
 int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
 {
 	struct dir_store *d = priv;
-	struct version_list l = { NULL, 0 };
-	char path[PATH_MAX];
-	int ret;
 
 	*v = NULL;
 	*n = 0;
-	if (!keyset_name_valid(name))
-		return -ENOENT;
-	snprintf(path, sizeof(path), VERSIONS_DIR "/%s", name);
-	ret = dir_each(d->sfd, path, version_one, &l);
-	if (ret == -ENOENT)
-		ret = 0; /* no versions yet */
-	if (ret) {
-		free(l.v);
-		return ret;
-	}
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), cmp_unsigned);
-	*v = l.v;
-	*n = l.n;
-	return 0;
-}
-
-/* Is ks equal to the keys in directory dfd/path? */
-static int same_as(int dfd, const char *path, const struct keyset *ks, bool *same)
-{
-	struct keyset cur = { 0 };
-	int fd, ret;
-
-	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ret = dir_read_fd(fd, ks->name, &cur);
-	close(fd);
-	if (!ret)
-		*same = keyset_equal(&cur, ks);
-	keyset_clear(&cur);
-	return ret;
-}
-
-/* Places the written tmp directory at dfd/dst (which must not exist). */
-static int commit_tmp(struct dir_store *d, const char *tmp, int dfd, const char *dst,
-		      const char *parent)
-{
-	int ret;
-
-	if (renameat(d->sfd, tmp, dfd, dst)) {
-		ret = -errno;
-		keytree_remove(d->sfd, tmp);
-		return ret;
-	}
-	return dir_fsync(dfd, parent);
-}
-
-static int put_version(struct dir_store *d, const struct keyset *ks, struct store_put *res)
-{
-	char tmp[PATH_MAX], dir[128], dst[PATH_MAX];
-	unsigned *v, next;
-	size_t n, i;
-	bool same;
-	int ret;
-
-	ret = dir_versions(d, ks->name, &v, &n);
-	if (ret)
-		return ret;
-	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", ks->name);
-	for (i = 0; i < n; i++) {
-		snprintf(dst, sizeof(dst), "%s/%u", dir, v[i]);
-		/* a version that cannot be read is no match, and no reason to
-		 * refuse every later restore of the keyset */
-		if (same_as(d->sfd, dst, ks, &same) || !same)
-			continue;
-		res->outcome = STORE_KNOWN;
-		res->version = v[i];
-		ret = 0;
-		goto out;
-	}
-	next = n ? v[n - 1] + 1 : 1;
-	if (mkdirat(d->sfd, dir, 0700) && errno != EEXIST) {
-		ret = -errno;
-		goto out;
-	}
-	ret = write_tmp(d, ks, tmp);
-	if (ret)
-		goto out;
-	snprintf(dst, sizeof(dst), "%s/%u", dir, next);
-	ret = commit_tmp(d, tmp, d->sfd, dst, dir);
-	res->outcome = STORE_VERSIONED;
-	res->version = next;
-out:
-	free(v);
-	return ret;
+	return versions_list(d->sfd, name, v, n);
 }
 
 static int put_locked(struct dir_store *d, const struct keyset *ks, struct store_put *res);
@@ -210,17 +55,18 @@ int dir_put(void *priv, const struct keyset *ks, struct store_put *res)
 
 static int put_locked(struct dir_store *d, const struct keyset *ks, struct store_put *res)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], raw[NAME_MAX + 1];
 	bool same = false;
 	int ret;
 
-	if (!keyset_name_valid(ks->name))
+	ret = dir_real_name(ks->name, raw);
+	if (ret)
 		return -EINVAL;
-	ret = same_as(d->dfd, ks->name, ks, &same);
+	ret = versions_same(d->dfd, raw, ks, &same);
 	if (ret == -ENOENT) {
-		ret = write_tmp(d, ks, tmp);
+		ret = versions_write_tmp(d->sfd, ks, tmp);
 		if (!ret)
-			ret = commit_tmp(d, tmp, d->dfd, ks->name, ".");
+			ret = versions_commit_tmp(d->sfd, tmp, d->dfd, raw, ".");
 		res->outcome = STORE_CREATED;
 		res->version = 0;
 		return ret;
@@ -232,7 +78,7 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 		res->version = 0;
 		return 0;
 	}
-	return put_version(d, ks, res);
+	return versions_put(d->sfd, ks, res);
 }
 
 static int activate_locked(struct dir_store *d, const char *name, unsigned version, unsigned *kept);
@@ -250,14 +96,14 @@ int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept)
 
 static int activate_locked(struct dir_store *d, const char *name, unsigned version, unsigned *kept)
 {
-	char dir[128], src[PATH_MAX], dst[PATH_MAX];
+	char dir[128], src[PATH_MAX], dst[PATH_MAX], raw[NAME_MAX + 1];
 	struct stat st;
 	unsigned *v;
 	size_t n;
 	int ret;
 
 	*kept = 0;
-	if (!keyset_name_valid(name))
+	if (dir_real_name(name, raw))
 		return -ENOENT;
 	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", name);
 	snprintf(src, sizeof(src), "%s/%u", dir, version);
@@ -265,13 +111,13 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 		return -ENOENT;
 	/* Only a directory of keys is swapped out and kept as a version; a
 	 * file or link in its place is not a keyset to keep. */
-	if (!fstatat(d->dfd, name, &st, AT_SYMLINK_NOFOLLOW) && !S_ISDIR(st.st_mode))
+	if (!fstatat(d->dfd, raw, &st, AT_SYMLINK_NOFOLLOW) && !S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (renameat2(d->sfd, src, d->dfd, name, RENAME_EXCHANGE)) {
+	if (renameat2(d->sfd, src, d->dfd, raw, RENAME_EXCHANGE)) {
 		if (errno != ENOENT)
 			return -errno;
 		/* no active keys: the version simply moves in */
-		if (renameat(d->sfd, src, d->dfd, name))
+		if (renameat(d->sfd, src, d->dfd, raw))
 			return -errno;
 		ret = dir_fsync(d->dfd, ".");
 		return ret ? ret : dir_fsync(d->sfd, dir);

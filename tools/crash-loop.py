@@ -64,8 +64,9 @@ def content_of(path):
 
 
 class Daemon:
-    def __init__(self, binary, store, mnt, log):
+    def __init__(self, binary, store, mnt, log, extra=()):
         self.binary, self.store, self.mnt, self.log = binary, store, mnt, log
+        self.extra = list(extra)  # more keyfs arguments, such as -c FILE
         self.proc = None
 
     def mounted_count(self):
@@ -78,7 +79,8 @@ class Daemon:
         before = self.mounted_count()
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "-f", "-o", f"store={self.store},work_factor=10", self.mnt],
+            [self.binary, "-f", "-o", f"store={self.store},work_factor=10", *self.extra,
+             self.mnt],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.monotonic() + 20

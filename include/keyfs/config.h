@@ -51,6 +51,14 @@ struct config {
 struct config_keyset {
 	char name[KEYSET_NAME_MAX + 1];
 	char recipients[PATH_MAX];	/* its own seal.recipients, "" for none */
+	/* A live keyset (store_live.h): the files below path that match a
+	 * pattern of include and none of exclude; "" for a keyset of the
+	 * store. */
+	char path[PATH_MAX];
+	char include[1024];		/* globs, space-separated */
+	char exclude[1024];
+	char on_activate[1024];		/* argv, space-separated; "" for none */
+	size_t max_file_size;		/* 0: KEYTREE_FILE_MAX */
 };
 
 /* How a key's value is read and checked. */

@@ -91,8 +91,18 @@ struct keyset {
 	size_t n;
 };
 
-/* [A-Za-z0-9._-]{1,64}, not starting with '.': keyset names. */
+/* Keyset names: up to 64 bytes of [A-Za-z0-9._-] and escapes, "%" and
+ * two upper-case hex digits, of every other byte and of a leading '.'
+ * ("odd name" is "odd%20name", "\xc3\xa9" is "%C3%A9"). Only the canonical
+ * escaping is valid, so a name has one spelling; code above the
+ * keystore sees only such names, safe in paths, tar headers and logs. */
 bool keyset_name_valid(const char *name);
+/* raw (a directory name: any bytes but '/' and NUL) escaped into out:
+ * -ENAMETOOLONG past KEYSET_NAME_MAX, -EINVAL for "". */
+int keyset_name_escape(const char *raw, char out[static KEYSET_NAME_MAX + 1]);
+/* A valid name back to its bytes (out of size bytes); -EINVAL for an
+ * invalid name, -ENAMETOOLONG if out is too small. */
+int keyset_name_unescape(const char *name, char *out, size_t size);
 /* Member paths: components of the same alphabet and length joined by
  * '/', at most KEYSET_DEPTH_MAX directories deep and KEYSET_PATH_MAX
  * long; KEYSET.ini at the top is reserved. */
@@ -124,6 +134,12 @@ void keyset_sort(struct keyset *ks);
 /* Checks what sorting cannot: every member's directory is a directory
  * member of the keyset (no file or link on the way to another member). */
 int keyset_check_tree(const struct keyset *ks);
+/* The member named name, or NULL (ks sorted). */
+const struct keyset_member *keyset_find(const struct keyset *ks, const char *name);
+/* Drops the directories holding no file or link (order kept): a live
+ * keyset's walk enters directories that may hold members, and only those
+ * holding one are needed in the backup. */
+void keyset_prune_dirs(struct keyset *ks);
 /* Newest member mtime (0 for an empty keyset): the version's time. */
 time_t keyset_mtime(const struct keyset *ks);
 /* True if both hold the same member names, types, modes (&

@@ -10,6 +10,7 @@
 #ifndef KEYFS_KEYTREE_H
 #define KEYFS_KEYTREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -22,6 +23,17 @@
 #define KEYTREE_FILE_MAX (20 << 20)
 #define KEYTREE_TOTAL_MAX (64 << 20)
 #define KEYTREE_ENTRIES_MAX 4096
+
+/* Which entries of a tree are members, for a tree that holds more than
+ * keys (a live keyset's /etc/ssh): asked before an entry is checked, so
+ * a socket beside the keys is no concern of the keyset's. */
+struct keytree_select {
+	/* Is path a member? For a directory: may it hold members (it is
+	 * entered, and kept if it does). */
+	bool (*want)(const char *path, bool dir, void *arg);
+	void *arg;
+	uint64_t file_max;	/* largest file; 0: KEYTREE_FILE_MAX */
+};
 
 /* One member the walk found and checked. */
 struct keytree_entry {
@@ -36,6 +48,7 @@ struct keytree_walk {
 	/* Called once per member, a directory before what it holds. */
 	int (*fn)(const struct keytree_entry *e, void *arg);
 	void *arg;
+	const struct keytree_select *sel;	/* optional: every entry when NULL */
 	char *why;		/* optional: what is wrong, in words */
 	size_t why_size;
 	/* the walk's own state */
@@ -60,6 +73,17 @@ int keytree_walk(int kfd, struct keytree_walk *w);
  * (optional) as for keytree_walk(). */
 int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t why_size);
 
+/* The same for the members sel selects; directories that hold none are
+ * left out. */
+int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel,
+		     struct keyset *ks, char *why, size_t why_size);
+
+/* A cheap version stamp of the tree (sel optional): changes whenever a
+ * member is added, removed, replaced or changed (names, inodes, sizes,
+ * modes, mtimes and ctimes; no contents read). why as for keytree_walk(). */
+int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,
+		  size_t why_size);
+
 /* Writes ks into the empty directory dfd: directories with their modes
  * (set once their contents are written), files through a temporary name
  * (write, owner, mode, xattrs, times, fsync, rename), symlinks through
@@ -69,6 +93,23 @@ int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t
  * refuses (no such LSM, not permitted) is left out; any other failure
  * fails the write, leaving the caller to remove dfd's contents. */
 int keytree_write(int dfd, const struct keyset *ks);
+
+/* Installing in place, a member at a time (install.h). A file or link
+ * is written under a temporary name in its directory (".NAME.keyfs-new",
+ * which walks skip) with owner, mode, xattrs and time, fsynced; commit
+ * renames it over NAME; drop removes it. Directories are made 0700 with
+ * owner and xattrs (keytree_dir_make()), and get their mode and time,
+ * and are fsynced, by keytree_dir_finish() once their members are in. */
+int keytree_member_write_tmp(int dfd, const struct keyset_member *m);
+int keytree_member_commit(int dfd, const struct keyset_member *m);
+void keytree_member_drop_tmp(int dfd, const struct keyset_member *m);
+int keytree_dir_make(int dfd, const struct keyset_member *m);
+int keytree_dir_finish(int dfd, const struct keyset_member *m);
+/* Is name such a temporary? */
+bool keytree_is_tmp(const char *name);
+/* Opens the directory a member path lives in, one component at a time,
+ * never through a link; *base is the member's own name in it. */
+int keytree_open_parent(int dfd, const char *path, const char **base);
 
 /* Can this process give every recorded owner of ks? 0 or -EPERM. */
 int keytree_owner_check(const struct keyset *ks);

@@ -82,6 +82,9 @@ bool store_backend_known(const char *backend);
 store_open_fn store_dir_open;
 
 void store_names_free(char **names, size_t n);
+/* Appends a copy of name (for list()); sorts a list. */
+int store_names_add(char ***names, size_t *n, const char *name);
+void store_names_sort(char **names, size_t n);
 
 /* The optional operations, answered by the core when absent: a backend
  * that cannot restore refuses with -EROFS, one without versions has

@@ -85,10 +85,18 @@ def tree_mount(keyfs_bin, tmp_path):
     store = str(tmp_path / "store")
     os.makedirs(store)
     make_tree(str(tmp_path), os.path.join(store, "tree"))
+    yield from mounted_with(keyfs_bin, tmp_path, store, CONF)
+
+
+def mounted_with(keyfs_bin, tmp_path, store, text, **attrs):
+    """A fixture's body: keyfs started with text as its config file (m.conf),
+    attrs set on the Mount; stopped cleanly after the test."""
     conf = tmp_path / "keyfs.ini"
-    conf.write_text(CONF)
+    conf.write_text(text)
     m = Mount(keyfs_bin, str(tmp_path), store)
     m.conf = str(conf)
+    for k, v in attrs.items():
+        setattr(m, k, v)
     m.start("-c", m.conf)
     try:
         yield m
@@ -137,22 +145,28 @@ def test_unchanged_tree_exports_the_same_bytes(tree_mount):
     assert read_export(m, "tree.pem") == first
 
 
+def socket_reported(m, tmp_path, sock, bad, good):
+    """With a socket at sock, keyset bad is reported and left out of
+    export/, and rsync -a copies the rest (good) without an error."""
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sock)
+    try:
+        m.unlock()
+        status = m.status()
+        assert bad in status and "socket" in status, status
+        dst = tmp_path / "dst"
+        res = run(["rsync", "-a", m.export + "/", str(dst) + "/"], check=False)
+        assert res.returncode == 0, res.stderr
+        assert f"{good}.pem" in os.listdir(dst)
+        assert f"{bad}.pem" not in os.listdir(dst)
+    finally:
+        s.close()
+
+
 def test_keyset_with_a_socket_is_reported_and_rsync_succeeds(tree_mount, tmp_path):
     m = tree_mount
     sock_dir = os.path.join(m.store, "sock")
     os.makedirs(sock_dir)
     with open(os.path.join(sock_dir, "key"), "w") as f:
         f.write("k\n")
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(os.path.join(sock_dir, "agent.sock"))
-    try:
-        m.unlock()
-        status = m.status()
-        assert "sock" in status and "socket" in status, status
-        dst = tmp_path / "dst"
-        res = run(["rsync", "-a", m.export + "/", str(dst) + "/"], check=False)
-        assert res.returncode == 0, res.stderr
-        assert "tree.pem" in os.listdir(dst)
-        assert "sock.pem" not in os.listdir(dst)
-    finally:
-        s.close()
+    socket_reported(m, tmp_path, os.path.join(sock_dir, "agent.sock"), "sock", "tree")

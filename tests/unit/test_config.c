@@ -603,6 +603,16 @@ static void test_table_documented(void)
 		tap_ok(body && (!end || body < end), "conf/keyfs.ini shows %s%s", k->name,
 		       k->def ? "" : " (commented out: no default)");
 	}
+	/* The keys of [keyset NAME] sections, in their section and the example. */
+	body = strstr(man, ".SH SECTIONS [keyset NAME]\n");
+	end = body ? strstr(body + 1, "\n.SH ") : NULL;
+	for (k = keyset_keys; k->name; k++) {
+		snprintf(want, sizeof(want), "\n.BI %s \"", k->name + strlen("keyset."));
+		tap_ok(body && strstr(body, want) && (!end || strstr(body, want) < end),
+		       "keyfs.ini(5) documents %s", k->name);
+		snprintf(want, sizeof(want), ";   %s = ", k->name + strlen("keyset."));
+		tap_ok(strstr(ini, want) != NULL, "conf/keyfs.ini shows %s", k->name);
+	}
 out:
 	free(man);
 	free(ini);
@@ -617,6 +627,7 @@ static void test_keyset_sections(void)
 				   "[keyset web.example.org]\nrecipients = /etc/keyfs/web.txt\n"
 				   "[keyset sm]\nrecipients = /etc/keyfs/sm2.txt\n";
 	const struct config_keyset *ks;
+	const char *why;
 	char err[256];
 	struct config c;
 
@@ -632,6 +643,24 @@ static void test_keyset_sections(void)
 	tap_ok(config_keyset(&c, "other") == NULL, "no section, no settings");
 	config_free(&c);
 	TAP_EQ_INT(c.nkeysets, 0, "config_free() drops them");
+
+	config_defaults(&c);
+	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset ssh]\npath = /etc/ssh\ninclude = ssh_host_* a/**\n"
+				"on_activate = /bin/true\nmax_file_size = 1024\n", err, sizeof(err)), 0,
+		   "a live keyset parses (%s)", err);
+	ks = config_keyset(&c, "ssh");
+	tap_ok(ks && !strcmp(ks->path, "/etc/ssh") && !strcmp(ks->include, "ssh_host_* a/**") &&
+	       !strcmp(ks->on_activate, "/bin/true") && ks->max_file_size == 1024, "... with its keys");
+	TAP_EQ_INT(config_check(&c, &why), 0, "... and checks");
+	config_free(&c);
+	config_defaults(&c);
+	config_parse(&c, "test.ini", "[keyset ssh]\npath = /etc/ssh\n", err, sizeof(err));
+	TAP_EQ_INT(config_check(&c, &why), -EINVAL, "a path without include is refused");
+	config_free(&c);
+	config_defaults(&c);
+	config_parse(&c, "test.ini", "[keyset ssh]\ninclude = *\n", err, sizeof(err));
+	TAP_EQ_INT(config_check(&c, &why), -EINVAL, "include without a path is refused");
+	config_free(&c);
 
 	config_defaults(&c);
 	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset sm]\nbogus = 1\n", err, sizeof(err)), -EINVAL,

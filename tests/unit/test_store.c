@@ -105,8 +105,9 @@ static int stamp(struct store *s, const char *name, uint64_t *out)
  *   alpha/k                 0400
  *   beta/{id,id.pub,empty}  0600, 0644, 0640
  *   gamma/                  (empty keyset)
- * and things list() must skip: .hidden/, "bad name"/, a regular file,
- * a symlink to a keyset. */
+ *   "bad name"/             (escaped: bad%20name)
+ * and things list() must skip: .hidden/, a regular file, a symlink to a
+ * keyset. */
 static void populate(void)
 {
 	char p[PATH_MAX];
@@ -134,9 +135,10 @@ static void test_list(struct store *s)
 
 	ret = s->ops->list(s->priv, &names, &n);
 	TAP_EQ_INT(ret, 0, "list");
-	TAP_EQ_INT(n, 3, "list finds the three keysets");
-	tap_ok(n == 3 && !strcmp(names[0], "alpha") && !strcmp(names[1], "beta") &&
-	       !strcmp(names[2], "gamma"), "list is sorted: alpha beta gamma");
+	TAP_EQ_INT(n, 4, "list finds the four keysets");
+	tap_ok(n == 4 && !strcmp(names[0], "alpha") && !strcmp(names[1], "bad%20name") &&
+	       !strcmp(names[2], "beta") && !strcmp(names[3], "gamma"),
+	       "list is sorted: alpha bad%%20name beta gamma");
 	for (i = 0; i < n; i++)
 		tap_ok(strcmp(names[i], ".hidden") && strcmp(names[i], "bad name") &&
 		       strcmp(names[i], "notadir") && strcmp(names[i], "link") &&
@@ -364,7 +366,7 @@ static void test_refusals(struct store *s)
 		tap_ok(false, "ftruncate: %m");
 	if (fd >= 0)
 		close(fd);
-	expect_refused(s, "big", -EFBIG, "larger than 20 MiB", "a member over STORE_MEMBER_MAX");
+	expect_refused(s, "big", -EFBIG, "larger than 20971520 bytes", "a member over STORE_MEMBER_MAX");
 
 	/* Names that are not keysets. */
 	ret = s->ops->read(s->priv, "nosuch", &ks);
@@ -635,6 +637,45 @@ static void test_unreadable_version(struct store *s)
 	keyset_clear(&ks);
 }
 
+/* Directory names outside the keyset alphabet are keysets under their
+ * escaped names; one too long to escape is listed and says why. */
+static void test_odd_names(struct store *s)
+{
+	char longname[40 * 2 + 1] = "", why[256], **names = NULL;
+	struct keyset ks = { 0 };
+	struct store_put put;
+	uint64_t st;
+	size_t n = 0, i, found = 0;
+	int ret;
+
+	for (i = 0; i < 40; i++)
+		strcat(longname, "\xc3\xa9");
+	mkdir_rel("caf\xc3\xa9");
+	write_rel("caf\xc3\xa9/k", "k", 1, 0600, T0);
+	mkdir_rel(longname);
+	ret = s->ops->read(s->priv, "caf%C3%A9", &ks);
+	tap_ok(ret == 0 && ks.n == 1 && !strcmp(ks.name, "caf%C3%A9"), "caf%%C3%%A9 reads caf\\xc3\\xa9/");
+	TAP_EQ_INT(s->ops->read(s->priv, "caf\xc3\xa9", &ks), -ENOENT, "a raw name is no keyset name");
+	snprintf(ks.name, sizeof(ks.name), "odd%%20name");
+	TAP_EQ_INT(store_put(s, &ks, &put), 0, "put odd%%20name");
+	TAP_EQ_INT(access(strcat(strcpy(why, root), "/odd name/k"), F_OK), 0, "restored into \"odd name\"/");
+	keyset_clear(&ks);
+	ret = s->ops->list(s->priv, &names, &n);
+	for (i = 0; ret == 0 && i < n; i++) {
+		if (!strstr(names[i], "%2F"))
+			continue;
+		found++;
+		TAP_EQ_INT(stamp(s, names[i], &st), -ENAMETOOLONG, "a too long name's stamp fails");
+		TAP_EQ_INT(s->ops->why(s->priv, names[i], why, sizeof(why)), -ENAMETOOLONG, "why fails the same");
+		tap_ok(strstr(why, "longer than 64") != NULL, "why says the name is too long: %s", why);
+	}
+	TAP_EQ_INT(found, 1, "the too long name is listed, not skipped");
+	store_names_free(names, n);
+	tap_ok(keyset_name_valid("%2Ex") && !keyset_name_valid("a%2Ex") && !keyset_name_valid("%41") &&
+	       !keyset_name_valid("%c3") && !keyset_name_valid("%00") && !keyset_name_valid("%2"),
+	       "only canonical escapes are valid");
+}
+
 int main(void)
 {
 	struct store s = { 0 };
@@ -666,6 +707,7 @@ int main(void)
 		test_activate_not_dir(&s);
 		test_unreadable_version(&s);
 		test_meta();
+		test_odd_names(&s);
 		store_close(&s);
 		state_close(&state);
 		tap_ok(s.ops == NULL, "store_close clears the store");

@@ -1,0 +1,32 @@
+/* Live keysets: [keyset NAME] sections with a path, whose members are
+ * the files below path that match include and not exclude, where the
+ * services read them (config.h). A layer over the keystore's backend:
+ * the seal cache and the FUSE layer see one store listing both kinds.
+ *
+ * Restores never destroy keys: a backup of a live keyset whose files are
+ * all absent is installed at once; one that differs becomes an inactive
+ * version in keyfs' state; activate installs a version in place
+ * (install.h) and keeps the replaced files as a version. An install is
+ * journalled in the state directory first, so one a crash interrupted
+ * is finished at the next start, and temporaries a crash left are
+ * removed then. After an install the keyset's on_activate runs (hook.h). */
+#ifndef KEYFS_STORE_LIVE_H
+#define KEYFS_STORE_LIVE_H
+
+#include <stddef.h>
+
+#include "keyfs/config.h"
+#include "keyfs/state.h"
+#include "keyfs/store.h"
+
+/* Wraps the open store s in the live keysets of cfg (none: s is left as
+ * it is). -EEXIST, logged, if a live keyset's name is also a keyset of
+ * s: a configuration error. On error s is left as it was. */
+int store_live_open(struct store *s, const struct config *cfg, const struct state *state);
+
+/* The on_activate results of the live keysets, one line each
+ * ("on_activate ssh: exited 0 at ...: output"), for the status report;
+ * "" if s has no live keysets with a command. */
+void store_live_status(const struct store *s, char *buf, size_t size);
+
+#endif
