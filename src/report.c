@@ -11,6 +11,7 @@
 #include "keyfs/bundle.h"
 #include "keyfs/control.h"
 #include "keyfs/meta.h"
+#include "keyfs/store_live.h"
 
 static void iso_time(time_t t, char buf[static 32])
 {
@@ -141,7 +142,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	size_t total = 0, workers, pending, n, i;
 	struct tally t = { 0 };
 	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1];
-	char hint[KEYSET_HINT_MAX + 1];
+	char hint[KEYSET_HINT_MAX + 1], hooks[8192];
 	FILE *f;
 	int ret;
 
@@ -172,6 +173,8 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		fprintf(f, "backups: %zu/%zu backed up, %zu changed since last backup, %zu never "
 			"backed up\n", t.state[FRESH_BACKED_UP], total, t.state[FRESH_CHANGED],
 			t.state[FRESH_NEVER]);
+	store_live_status(c->st, hooks, sizeof(hooks));
+	fputs(hooks, f); /* "on_activate K: exited 0 at ...: output", per live keyset */
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);
 	return finish(f, text, ret);

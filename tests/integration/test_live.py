@@ -6,6 +6,7 @@ change nothing; store keysets with odd names go out and come back."""
 import errno
 import io
 import os
+import re
 import shutil
 import tarfile
 
@@ -178,6 +179,8 @@ def test_modified_host_key_arrives_inactive_and_activate_installs_it(live, tmp_p
     log = m.logtext()
     assert "replaced keys are kept as version 2" in log, log
     assert "on_activate exited 0" in log and "hook-output" in log, log
+    status = m.status()
+    assert re.search(r"^on_activate ssh: exited 0 at \S+Z: .*hook-output", status, re.M), status
     # The replaced key is kept: activating it brings it back.
     assert m.control("activate ssh 2") == 0
     assert members(m, "ssh") == new
