@@ -52,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (strncmp(err, "fuzz.ini:", 9) != 0) {
 		abort();
 	}
+	config_free(&c);
 	free(text);
 	return 0;
 }
