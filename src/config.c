@@ -76,7 +76,7 @@ const struct config_key config_keys[] = {
 	{ "identity.credential", "identity_credential", CONFIG_NAME,
 	  FIELD_TEXT(identity_credential),
 	  .help = "a systemd credential holding identities opening imports" },
-	{ "import.max_size", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "1048576",
+	{ "import.max_size", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "33554432",
 	  FIELD_AS(import_max_size, size_t),
 	  .help = "largest file accepted into import/ or verify/, in bytes" },
 	{ "import.max_total", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "67108864",

@@ -153,6 +153,16 @@ bool keyset_link_valid(const char *name, const char *target)
 	return true;
 }
 
+/* Printable ASCII without spaces: what pax and GNU tar carry as the
+ * same name both ways (other bytes are escaped or re-encoded). */
+static bool xattr_name_plain(const char *name)
+{
+	for (; *name; name++)
+		if (*name <= ' ' || *name > '~')
+			return false;
+	return true;
+}
+
 bool keyset_xattr_kept(const char *name)
 {
 	/* user.* holds what administrators set; security.* the labels a
@@ -161,5 +171,6 @@ bool keyset_xattr_kept(const char *name)
 	return name != NULL &&
 	       ((strncmp(name, "user.", 5) == 0 && name[5] != '\0') ||
 		(strncmp(name, "security.", 9) == 0 && name[9] != '\0')) &&
-	       strnlen(name, KEYSET_XATTR_NAME_MAX + 1) <= KEYSET_XATTR_NAME_MAX;
+	       strnlen(name, KEYSET_XATTR_NAME_MAX + 1) <= KEYSET_XATTR_NAME_MAX &&
+	       xattr_name_plain(name);
 }

@@ -112,7 +112,7 @@ bool keyset_member_name_valid(const char *name);
  * never above the keyset's top, no empty target. */
 bool keyset_link_valid(const char *name, const char *target);
 /* Does the extended attribute name belong to a namespace keysets keep
- * (user.*, security.*)? */
+ * (user.*, security.*), in printable ASCII (what a tar carries unchanged)? */
 bool keyset_xattr_kept(const char *name);
 
 /* Append a regular file with no owner recorded (the keystore's applies;

@@ -357,8 +357,8 @@ def test_100mb_write_is_efbig_without_memory(mount, tmp_path, store):
                f"of={os.path.join(mount.path, 'import', 'x')}"], check=False)
     assert res.returncode != 0 and "File too large" in res.stderr, res.stderr
     assert alive(mount)
-    # the first 1 MiB block fits the limit exactly; the second crossed it
-    assert os.stat(os.path.join(mount.path, "import", "x")).st_size == 1 << 20
+    # the first 32 1 MiB blocks fit the limit exactly; the next crossed it
+    assert os.stat(os.path.join(mount.path, "import", "x")).st_size == 32 << 20
     hwm = rss_kb(mount.proc.pid, "VmHWM")  # the peak, not a sample
     assert hwm < 100 * 1024, f"peak RSS {hwm} kB after a 100 MB write"
     os.unlink(os.path.join(mount.path, "import", "x"))
@@ -386,7 +386,7 @@ def _bomb_members():
 
     def many(t):
         dirent(t, "bomb")
-        for i in range(1200):  # empty members: 512 bytes each, under the 1 MiB limit
+        for i in range(1200):  # empty members: 512 bytes each, under the import limit
             reg(t, f"bomb/k{i:04d}", b"")
 
     def huge():

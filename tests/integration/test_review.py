@@ -448,7 +448,9 @@ def test_export_never_larger_than_import_limit(keyfs_bin, tmp_path, store):
     with open(os.path.join(store, "db", "big.bin"), "wb") as f:
         f.write(os.urandom(800 * 1024))
     before = tree_digest(store)
-    m = Mount(keyfs_bin, str(tmp_path), store).start()
+    conf = tmp_path / "keyfs.ini"
+    conf.write_text("[import]\nmax_size = 1048576\n")
+    m = Mount(keyfs_bin, str(tmp_path), store).start("-c", str(conf))
     try:
         m.unlock()
         assert "db.pem" not in os.listdir(m.export)

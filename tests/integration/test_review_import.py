@@ -295,10 +295,19 @@ def test_member_times_a_tar_cannot_hold_are_clamped_and_export_again(mount18, tm
 
 # ------------------------------------------------ 21: EFBIG at close
 
-def test_oversize_file_fails_with_efbig_at_close(mount18, tmp_path, store):
-    """An armored backup just over the 1 MiB limit: the write past the
+def test_oversize_file_fails_with_efbig_at_close(keyfs_bin, tmp_path, store):
+    """An armored backup just over a 1 MiB limit: the write past the
     limit and close(2) both fail with EFBIG, never EBADMSG."""
-    m = mount18
+    m = start(keyfs_bin, tmp_path, store,
+              f"[import]\nmax_work_factor = {AGE_CLI_LOGN}\nmax_size = 1048576\n")
+    try:
+        oversize_efbig(m, tmp_path, store)
+        m.stop()
+    finally:
+        m.kill()
+
+
+def oversize_efbig(m, tmp_path, store):
     m.unlock()
     pem = sealed(tmp_path, "bigks", [("big.key", 0o600, 1700000000, os.urandom(800_000))])
     assert pem.stat().st_size > 1 << 20

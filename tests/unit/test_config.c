@@ -30,7 +30,7 @@ static void test_defaults(void)
 	TAP_EQ_INT(c.work_factor, 18, "default work_factor 18");
 	TAP_EQ_INT(c.policy, POLICY_COMPLEX, "default policy complex");
 	TAP_EQ_INT(c.min_length, 8, "default min_length 8");
-	TAP_EQ_INT(c.import_max_size, 1 << 20, "default import max_size 1 MiB");
+	TAP_EQ_INT(c.import_max_size, 32 << 20, "default import max_size 32 MiB");
 	TAP_EQ_INT(c.import_max_total, 64 << 20, "default import max_total 64 MiB");
 	TAP_EQ_INT(config_import_max_work_factor(&c), 18,
 		   "default import.max_work_factor: the default work_factor");
