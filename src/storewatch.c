@@ -200,7 +200,8 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 	n = wnode_find(w, name);
 	/* versions change only through keyfs itself: put and activate */
 	if (!ret && n && !n->vvalid && (n->versions = malloc((*nv ? *nv : 1) * sizeof(**v)))) {
-		memcpy(n->versions, *v, *nv * sizeof(**v));
+		if (*nv) /* none: *v may be NULL */
+			memcpy(n->versions, *v, *nv * sizeof(**v));
 		n->nversions = *nv;
 		n->vvalid = true;
 	}

@@ -236,7 +236,7 @@ def test_conflict_makes_inactive_version_then_activate_swaps(mount, tmp_path, st
 def test_oversize_import_is_efbig(mount, tmp_path, store):
     mount.unlock()
     big = tmp_path / "big.pem"
-    big.write_bytes(b"x" * (2 << 20))
+    big.write_bytes(b"x" * (33 << 20))  # past import.max_size, 32 MiB by default
     before = tree_digest(store)
     rc, err = copy_in(big, os.path.join(mount.path, "import"))
     assert rc != 0 and "File too large" in err
