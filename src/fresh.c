@@ -44,31 +44,11 @@ struct fresh {
 	bool running;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
 	bool pending, stop;		/* protected by lock */
+	/* Every record file is in recs: until then a record is read from
+	 * its file when first asked for, while the writer thread reads the
+	 * rest, so the mount does not wait for a hundred thousand files. */
+	bool loaded;			/* protected by lock */
 };
-
-static bool same_name(const struct hnode *h, const void *name)
-{
-	return !strcmp(((const struct rec *)h)->name, name);
-}
-
-/* Caller holds f->lock. */
-static struct rec *rec_get(struct fresh *f, const char *name, bool create)
-{
-	uint64_t h = htab_hash(name);
-	struct rec *r;
-
-	r = (struct rec *)htab_find(&f->recs, h, same_name, name);
-	if (r || !create || !(r = calloc(1, sizeof(*r))))
-		return r;
-	snprintf(r->name, sizeof(r->name), "%s", name);
-	strcpy(r->i.backup_comm, "?");
-	r->h.hash = h;
-	if (htab_add(&f->recs, &r->h)) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
 
 /* A process name as status and metrics may show it: printable ASCII. */
 static void clean_comm(char *s)
@@ -101,38 +81,84 @@ static int parse(struct rec *r, const char *text)
 	return 0;
 }
 
-static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
+static struct rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
-	struct fresh *f = arg;
+	struct rec *r;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	strcpy(r->i.backup_comm, "?");
+	r->h.hash = h;
+	if (htab_add(&f->recs, &r->h)) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Reads name's record file into the table. Caller holds f->lock. */
+static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
+{
 	char text[RECORD_MAX];
 	struct rec tmp = { 0 }, *r;
 	ssize_t n;
 	int fd;
 
-	(void)st;
-	if (file_replace_is_temp(name)) {
-		unlinkat(dirfd, name, 0); /* left by a crash */
-		return 0;
-	}
-	if (!keyset_name_valid(name))
-		return 0;
-	fd = file_open_regular(dirfd, name, NULL, NULL);
+	fd = file_open_regular(f->dfd, name, NULL, NULL);
 	if (fd < 0)
-		return 0;
+		return NULL;
 	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	text[n > 0 ? n : 0] = '\0';
 	if (parse(&tmp, text)) {
 		log_msg(LOG_WARNING, "backup record of \"%s\" is damaged: it counts as never backed up",
 			name);
-		return 0;
+		return NULL;
 	}
-	r = rec_get(f, name, true);
+	r = rec_add(f, name, h);
 	if (r) {
 		tmp.h = r->h;
 		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
 		*r = tmp;
 	}
+	return r;
+}
+
+static bool same_name(const struct hnode *h, const void *name)
+{
+	return !strcmp(((const struct rec *)h)->name, name);
+}
+
+/* Caller holds f->lock. */
+static struct rec *rec_get(struct fresh *f, const char *name, bool create)
+{
+	uint64_t h = htab_hash(name);
+	struct rec *r;
+
+	r = (struct rec *)htab_find(&f->recs, h, same_name, name);
+	if (!r && !f->loaded && keyset_name_valid(name))
+		r = load_rec(f, name, h);
+	if (!r && create)
+		r = rec_add(f, name, h);
+	return r;
+}
+
+static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct fresh *f = arg;
+
+	(void)st;
+	if (file_replace_is_temp(name)) {
+		unlinkat(dirfd, name, 0); /* left by a crash; only this thread writes */
+		return 0;
+	}
+	if (!keyset_name_valid(name))
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	rec_get(f, name, false); /* read now unless asked for already */
+	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
 
@@ -159,7 +185,6 @@ int fresh_new(struct fresh **out, const struct state *s)
 		fresh_free(f);
 		return ret;
 	}
-	dir_each(f->dfd, ".", load_one, f);
 	ret = -pthread_create(&f->writer, NULL, writer_run, f);
 	if (ret) {
 		fresh_free(f);
@@ -273,6 +298,10 @@ static void *writer_run(void *arg)
 	struct timespec until;
 	bool stop;
 
+	dir_each(f->dfd, ".", load_one, f);
+	pthread_mutex_lock(&f->lock);
+	f->loaded = true;
+	pthread_mutex_unlock(&f->lock);
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
 		while (!f->pending && !f->stop)

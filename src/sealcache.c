@@ -2,6 +2,7 @@
  * (attributes, opens), password changes, and the queue of stale keysets
  * for the worker pool (see sealcache.h; the entry table and the sealing
  * of one keyset are in sealentry.c and seal.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,48 +23,28 @@
 
 /* ---- cache files at start ---- */
 
-/* Reads one cache header. A file of the first format is rewritten in the
- * current one, its sealed bytes untouched; a file that names another
- * keyset is never served for this one. */
-static void load_cached(struct sealcache *sc, const char *name)
+/* Removes the temporary files a crash left. Names only, no stat and no
+ * header read: the headers are read when a keyset is first asked for,
+ * so a mount over a hundred thousand cached keysets is ready at once.
+ * Runs before any seal can write a temporary file of its own. */
+static void sweep_temps(int cfd)
 {
-	struct sealfile h;
-	struct entry *e;
-	int fd, ret;
+	struct dirent *d;
+	DIR *dir;
+	int fd;
 
-	fd = file_open_regular(sc->cfd, name, NULL, NULL);
+	fd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	ret = sealfile_read(fd, &h);
-	if (!ret && !h.name[0]) {
-		snprintf(h.name, sizeof(h.name), "%s", name);
-		if (sealfile_rewrite(sc->cfd, name, fd, &h))
-			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed", name);
-	} else if (!ret && strcmp(h.name, name)) {
-		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served", name,
-			h.name);
-		ret = -EINVAL;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
 	}
-	if (!ret && (e = entry_get(sc, name))) {
-		e->cached = true;
-		e->stamp = h.stamp;
-		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
-		e->logn = h.logn;
-		strcpy(e->cfpr, h.content);
-		e->sealed_at = h.sealed_at;
-		e->len = h.len;
-	}
-	close(fd);
-}
-
-static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
-{
-	(void)st;
-	if (keyset_name_valid(name))
-		load_cached(arg, name);
-	else if (file_replace_is_temp(name))
-		unlinkat(dirfd, name, 0); /* left by a crash */
-	return 0;
+	while ((d = readdir(dir)))
+		if (file_replace_is_temp(d->d_name))
+			unlinkat(cfd, d->d_name, 0);
+	closedir(dir);
 }
 
 /* ---- life cycle ---- */
@@ -90,7 +71,7 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 		sealcache_free(sc);
 		return ret;
 	}
-	dir_each(sc->cfd, ".", load_one, sc);
+	sweep_temps(sc->cfd);
 	*out = sc;
 	return 0;
 }
@@ -121,6 +102,12 @@ void sealcache_free(struct sealcache *sc)
 
 	if (!sc)
 		return;
+	if (sc->scan_running) {
+		pthread_mutex_lock(&sc->lock);
+		sc->stopping = true;
+		pthread_mutex_unlock(&sc->lock);
+		pthread_join(sc->scan, NULL);
+	}
 	pool_free(sc->pool); /* before the entries it works on */
 	if (sc->cfd >= 0)
 		seal_sync(sc);
@@ -177,6 +164,12 @@ static size_t worker_count(const struct config *c)
 	return n ? n : 1;
 }
 
+static void *first_scan(void *arg)
+{
+	sealcache_queue_stale(arg);
+	return NULL;
+}
+
 int sealcache_start(struct sealcache *sc)
 {
 	struct pool *p;
@@ -190,9 +183,12 @@ int sealcache_start(struct sealcache *sc)
 	pthread_mutex_unlock(&sc->lock);
 	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", pool_workers(p),
 		sc->cfg->work_factor);
-	/* a password from a file or credential may be waiting already */
-	sealcache_queue_stale(sc);
-	return 0;
+	/* A password from a file or credential may be waiting already: the
+	 * stale keysets are looked for in the background, as this walks
+	 * every keyset the store watcher has not seen yet. */
+	ret = -pthread_create(&sc->scan, NULL, first_scan, sc);
+	sc->scan_running = !ret;
+	return ret;
 }
 
 void sealcache_queue_stale(struct sealcache *sc)
@@ -210,6 +206,10 @@ void sealcache_queue_stale(struct sealcache *sc)
 		if (!e) {
 			note_problem(sc, names[i], ret, NULL);
 			continue;
+		}
+		if (sc->stopping) {
+			pthread_mutex_unlock(&sc->lock);
+			break;
 		}
 		if (!e->bad && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
 			due_time(sc, e, stamp);

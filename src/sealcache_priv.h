@@ -82,6 +82,10 @@ struct sealcache {
 	void *changed_arg;
 	struct fresh *fresh;		/* backup records; NULL: none kept */
 	size_t unsynced;		/* cache files written since the last syncfs() */
+	/* The first look for stale keysets runs beside the mount, not before */
+	pthread_t scan;
+	bool scan_running;
+	bool stopping;			/* protected by lock: the scan ends early */
 };
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keyfs/log.h"
+#include "keyfs/dirwalk.h"
 #include "keyfs/meta.h"
+#include "keyfs/sealfile.h"
 #include "sealcache_priv.h"
 
 static uint64_t hash_name(const char *name)
@@ -24,6 +27,41 @@ uint64_t sealcache_ino(const char *name)
 {
 	/* High bit set: never collides with the fixed nodes 1..6. */
 	return hash_name(name) | (1ULL << 63);
+}
+
+/* Reads the header of name's cache file into e, when e is made: the
+ * first time the keyset is asked for. A file of the first format is
+ * rewritten in the current one, its sealed bytes untouched; a file that
+ * names another keyset is never served for this one. */
+static void load_cached(struct sealcache *sc, struct entry *e)
+{
+	struct sealfile h;
+	int fd, ret;
+
+	fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
+	if (fd < 0)
+		return;
+	ret = sealfile_read(fd, &h);
+	if (!ret && !h.name[0]) {
+		snprintf(h.name, sizeof(h.name), "%s", e->name);
+		if (sealfile_rewrite(sc->cfd, e->name, fd, &h))
+			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
+				e->name);
+	} else if (!ret && strcmp(h.name, e->name)) {
+		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served",
+			e->name, h.name);
+		ret = -EINVAL;
+	}
+	if (!ret) {
+		e->cached = true;
+		e->stamp = h.stamp;
+		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
+		e->logn = h.logn;
+		strcpy(e->cfpr, h.content);
+		e->sealed_at = h.sealed_at;
+		e->len = h.len;
+	}
+	close(fd);
 }
 
 static bool same_name(const struct hnode *n, const void *name)
@@ -47,6 +85,8 @@ struct entry *entry_get(struct sealcache *sc, const char *name)
 	memcpy(e->name, name, len + 1);
 	e->own_pw = meta_own_password(sc->state, name);
 	e->h.hash = h;
+	if (keyset_name_valid(name))
+		load_cached(sc, e);
 	if (htab_add(&sc->entries, &e->h)) {
 		free(e);
 		return NULL;
