@@ -290,8 +290,9 @@ void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
 /* ---- what the filesystem asks ---- */
 
 /* What the backup records know of a sealing key: a hash of the password
- * id and the work factor (either makes other bytes), never the id. */
-static uint64_t key_hash(const uint8_t *pwid, int logn)
+ * id and the work factor (either makes other bytes), never the id.
+ * Caller holds sc->lock. */
+static uint64_t key_hash(struct sealcache *sc, const uint8_t *pwid, int logn)
 {
 	uint8_t in[VERIFIER_ID_LEN + sizeof(logn)];
 	uint64_t h;
@@ -300,8 +301,14 @@ static uint64_t key_hash(const uint8_t *pwid, int logn)
 		return 0;
 	memcpy(in, pwid, VERIFIER_ID_LEN);
 	memcpy(in + VERIFIER_ID_LEN, &logn, sizeof(logn));
+	/* the same key for nearly every keyset: hashed once */
+	if (sc->kh && !memcmp(sc->kh_in, in, sizeof(in)))
+		return sc->kh;
 	crypto_generichash((uint8_t *)&h, sizeof(h), in, sizeof(in), NULL, 0);
-	return h ? h : 1; /* 0 means "no key" */
+	h = h ? h : 1; /* 0 means "no key" */
+	memcpy(sc->kh_in, in, sizeof(in));
+	sc->kh = h;
+	return h;
 }
 
 /* Whether e's cached seal is of version stamp and made with the key
@@ -315,9 +322,33 @@ static bool seal_fits(const struct sealcache *sc, const struct entry *e, uint64_
 	       (!id || !memcmp(e->pwid, id, VERIFIER_ID_LEN));
 }
 
-static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a)
+/* e's attributes for version stamp, and the report's facts when r is
+ * given, under one hold of sc->lock. Caller holds it; returns the seal
+ * time the backup records are told. */
+static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
+			  struct export_attr *a, struct export_report *r)
 {
-	time_t seal_time = 0;
+	if (r)
+		entry_report(sc, e, stamp, r);
+	if (seal_fits(sc, e, stamp)) {
+		/* current, or the seal a returning password will find */
+		a->size = e->len;
+		a->mtime = e->sealed_at;
+		a->sealed = true;
+		return e->sealed_at;
+	}
+	a->size = e->pred_size;
+	a->sealed = pwid_for(sc, e) != NULL;
+	a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
+	if (a->sealed)
+		enqueue(sc, e); /* changed in the store: reseal */
+	return 0;
+}
+
+static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a,
+		   struct export_report *r, int *bad)
+{
+	time_t seal_time;
 	struct entry *e;
 	uint64_t stamp, key;
 	bool locked;
@@ -335,33 +366,25 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (!e)
 		return ret;
-	if (seal_fits(sc, e, stamp)) {
-		/* current, or the seal a returning password will find */
-		a->size = e->len;
-		a->mtime = e->sealed_at;
-		a->sealed = true;
-		seal_time = e->sealed_at;
-	} else {
-		a->size = e->pred_size;
-		a->sealed = pwid_for(sc, e) != NULL;
-		a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
-		if (a->sealed)
-			enqueue(sc, e); /* changed in the store: reseal */
-	}
+	seal_time = attr_locked(sc, e, stamp, a, r);
+	*bad = e->bad;
 	locked = !pwid_for(sc, e);
-	key = key_hash(pwid_for(sc, e), logn_for(sc, e));
+	key = key_hash(sc, pwid_for(sc, e), logn_for(sc, e));
 	pthread_mutex_unlock(&sc->lock);
-	if (sc->fresh)
-		fresh_observe(sc->fresh, name, stamp, key, seal_time, locked);
+	/* the record read in the same call: a status lists every keyset */
+	if (sc->fresh && !fresh_observe(sc->fresh, name, stamp, key, seal_time, locked,
+					r ? &r->backup : NULL) && r)
+		r->fresh = true;
 	return 0;
 }
 
-int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
+		struct export_report *r)
 {
 	char why[160] = "";
-	int ret;
+	int ret, bad = 0;
 
-	ret = attr_of(sc, name, a);
+	ret = attr_of(sc, name, a, r, &bad);
 	if (ret == -ENOMEM || ret == -EAGAIN)
 		return ret; /* passing trouble, not the keyset's */
 	/* Never export what this configuration could not import again. */
@@ -371,11 +394,17 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 			 sc->cfg->import_max_size);
 		ret = -EFBIG;
 	}
-	note_problem(sc, name, ret, *why ? why : NULL);
+	if (ret || bad) /* an exportable keyset that was so has no news */
+		note_problem(sc, name, ret, *why ? why : NULL);
 	if (ret)
 		return -ENOENT; /* reported in status, never an entry that fails */
 	a->ino = sealcache_ino(name);
 	return 0;
+}
+
+int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+{
+	return attr_report(sc, name, a, NULL);
 }
 
 void sealcache_keyset_changed(struct sealcache *sc, const char *name)

@@ -86,6 +86,8 @@ struct sealcache {
 	pthread_t scan;
 	bool scan_running;
 	bool stopping;			/* protected by lock: the scan ends early */
+	uint8_t kh_in[VERIFIER_ID_LEN + sizeof(int)]; /* the last key hashed ... */
+	uint64_t kh;			/* ... and its hash; 0: none yet */
 };
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
@@ -122,6 +124,16 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
 /* Whether e's predicted attributes are for stamp and the current key.
  * Caller holds sc->lock. */
 bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+
+/* ---- sealcache.c; without the lock ---- */
+/* sealcache_attr(), and the report's facts when r is given. */
+int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
+		struct export_report *r);
+
+/* ---- sealinfo.c ---- */
+/* Fills r from e for version stamp (all but why). Caller holds sc->lock. */
+void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
+		  struct export_report *r);
 
 /* ---- seal.c; without the lock ---- */
 /* Keeps the cached seal of name, which holds content, as the seal of

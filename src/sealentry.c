@@ -3,6 +3,7 @@
  * cached seal, its next seal and why it cannot be exported (locking in
  * sealcache_priv.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,22 @@ void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t si
 	meta_hint_for(sc->state, name, buf, size);
 }
 
+static uint64_t empty_hash;
+
+static void hash_empty(void)
+{
+	empty_hash = hash_name("");
+}
+
+/* Most keysets have no hint: its hash is taken once. */
+static uint64_t no_hint_hash(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, hash_empty);
+	return empty_hash;
+}
+
 /* The version of an export: the keyset's files plus the hint sealed with
  * them, since the hint is part of the plaintext. */
 int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
@@ -256,7 +273,7 @@ int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	if (ret)
 		return ret;
 	meta_hint_for(sc->state, name, hint, sizeof(hint));
-	*stamp = files ^ hash_name(hint);
+	*stamp = files ^ (*hint ? hash_name(hint) : no_hint_hash());
 	return 0;
 }
 

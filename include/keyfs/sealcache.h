@@ -137,6 +137,8 @@ struct export_report {
 	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* "" if this version was not read */
 	char sealer[1024];	/* sealcache_sealer() without keys */
 	char why[256];		/* -EPERM: why it cannot be exported */
+	bool fresh;		/* backup below is known */
+	struct fresh_info backup;
 };
 /* 0, -EPERM if the keyset cannot be exported (why says why), or the
  * error that reading it gave. */
