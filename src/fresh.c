@@ -19,11 +19,20 @@
 
 #define RECORD_MAX 256
 
+/* One per keyset, a hundred thousand on a large store: the name sized
+ * to fit. Kept until fresh_free(), so a name may be used unlocked. */
 struct rec {
 	struct hnode h;		/* in f->recs */
-	char name[KEYSET_NAME_MAX + 1];
 	bool seen;		/* stamp and key below are known */
 	bool dirty;		/* its file is behind; protected by f->lock */
+	uint64_t stamp, key;
+	struct fresh_info i;
+	char name[];
+};
+
+/* What the writer writes of a record, copied under f->lock. */
+struct rec_copy {
+	const char *name;
 	uint64_t stamp, key;
 	struct fresh_info i;
 };
@@ -84,12 +93,13 @@ static int parse(struct rec *r, const char *text)
 
 static struct rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
+	size_t len = strlen(name);
 	struct rec *r;
 
-	r = calloc(1, sizeof(*r));
+	r = calloc(1, sizeof(*r) + len + 1);
 	if (!r)
 		return NULL;
-	snprintf(r->name, sizeof(r->name), "%s", name);
+	memcpy(r->name, name, len + 1);
 	strcpy(r->i.backup_comm, "?");
 	r->h.hash = h;
 	if (htab_add(&f->recs, &r->h)) {
@@ -120,9 +130,10 @@ static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 	}
 	r = rec_add(f, name, h);
 	if (r) {
-		tmp.h = r->h;
-		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
-		*r = tmp;
+		r->seen = tmp.seen;
+		r->stamp = tmp.stamp;
+		r->key = tmp.key;
+		r->i = tmp.i;
 	}
 	return r;
 }
@@ -266,7 +277,7 @@ static void mark_dirty(struct fresh *f, struct rec *r)
 	pthread_cond_signal(&f->wake);
 }
 
-static void write_rec(struct fresh *f, const struct rec *r)
+static void write_rec(struct fresh *f, const struct rec_copy *r)
 {
 	char text[RECORD_MAX];
 	int len, ret;
@@ -289,7 +300,8 @@ static void write_rec(struct fresh *f, const struct rec *r)
  * read as none, and the keyset counts as not backed up. */
 static void flush(struct fresh *f)
 {
-	struct rec *copies = NULL, *r;
+	struct rec_copy *copies = NULL;
+	struct rec *r;
 	size_t n = 0, cap = 0, i, pos = 0;
 
 	pthread_mutex_lock(&f->lock);
@@ -300,7 +312,7 @@ static void flush(struct fresh *f)
 			continue;
 		if (n == cap) {
 			size_t c = cap ? 2 * cap : 16;
-			struct rec *a = realloc(copies, c * sizeof(*copies));
+			struct rec_copy *a = realloc(copies, c * sizeof(*copies));
 
 			if (!a) {
 				f->pending = true; /* the rest next time */
@@ -309,9 +321,9 @@ static void flush(struct fresh *f)
 			copies = a;
 			cap = c;
 		}
-		copies[n++] = *r;
+		copies[n++] = (struct rec_copy){ r->name, r->stamp, r->key, r->i };
 		r->dirty = false;
-		}
+	}
 out:
 	pthread_mutex_unlock(&f->lock);
 	for (i = 0; i < n; i++)

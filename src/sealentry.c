@@ -54,15 +54,32 @@ static void load_cached(struct sealcache *sc, struct entry *e)
 		ret = -EINVAL;
 	}
 	if (!ret) {
+		_Static_assert(sizeof(h.content) == 2 * CONTENT_ID_LEN + 1, "content id size");
 		e->cached = true;
 		e->stamp = h.stamp;
 		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
 		e->logn = h.logn;
-		strcpy(e->cfpr, h.content);
+		e->has_cfpr = digest_set(e->cfpr, h.content);
 		e->sealed_at = h.sealed_at;
 		e->len = h.len;
 	}
 	close(fd);
+}
+
+bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
+{
+	size_t n;
+
+	return strlen(hex) == 2 * CONTENT_ID_LEN &&
+	       !sodium_hex2bin(bin, CONTENT_ID_LEN, hex, 2 * CONTENT_ID_LEN, NULL, &n, NULL) &&
+	       n == CONTENT_ID_LEN;
+}
+
+bool digest_is(const uint8_t bin[static CONTENT_ID_LEN], bool has, const char *hex)
+{
+	uint8_t other[CONTENT_ID_LEN];
+
+	return has && digest_set(other, hex) && !memcmp(bin, other, CONTENT_ID_LEN);
 }
 
 static bool same_name(const struct hnode *n, const void *name)
