@@ -62,8 +62,6 @@ struct ks_info {
 	char sealed[32];
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
-	bool fresh;		/* backup below is known */
-	struct fresh_info backup;
 };
 
 /* From memory: the seal cache, the store watcher and the backup records
@@ -77,10 +75,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	if (ret)
 		return ret;
 	iso_time(i->r.sealed_at, i->sealed);
-	ret = store_versions(c->st, name, &i->versions, &i->nversions);
-	i->fresh = !ret && i->r.fresh;
-	i->backup = i->r.backup;
-	return ret;
+	return store_versions(c->st, name, &i->versions, &i->nversions);
 }
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
@@ -98,7 +93,9 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 	if (ret)
 		return ret;
 	for (k = 0; k < n; k++) {
-		memset(&info, 0, sizeof(info));
+		/* what is read unset; the report's text fields are set by it */
+		info.versions = NULL;
+		info.nversions = 0;
 		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
 		free(info.versions);
 	}
@@ -127,18 +124,18 @@ static void backup_words(FILE *f, const struct ks_info *i)
 {
 	char at[32], changed[32];
 
-	if (!i->fresh)
+	if (!i->r.fresh)
 		return;
-	iso_time(i->backup.backup_at, at);
-	iso_time(i->backup.changed_at, changed);
-	switch (fresh_state_of(&i->backup)) {
+	iso_time(i->r.backup.backup_at, at);
+	iso_time(i->r.backup.changed_at, changed);
+	switch (fresh_state_of(&i->r.backup)) {
 	case FRESH_BACKED_UP:
-		fprintf(f, "; backed up %s by %s (uid %u)", at, i->backup.backup_comm,
-			(unsigned)i->backup.backup_uid);
+		fprintf(f, "; backed up %s by %s (uid %u)", at, i->r.backup.backup_comm,
+			(unsigned)i->r.backup.backup_uid);
 		break;
 	case FRESH_CHANGED:
 		fprintf(f, "; changed since last backup (changed %s, last backup %s by %s)", changed,
-			at, i->backup.backup_comm);
+			at, i->r.backup.backup_comm);
 		break;
 	case FRESH_NEVER:
 		put(f, "; never backed up (changed ");
@@ -146,15 +143,15 @@ static void backup_words(FILE *f, const struct ks_info *i)
 		put(f, ")");
 		break;
 	}
-	if (i->backup.seal_error)
-		fprintf(f, "; SEALING FAILED: %s", strerror(-i->backup.seal_error));
+	if (i->r.backup.seal_error)
+		fprintf(f, "; SEALING FAILED: %s", strerror(-i->r.backup.seal_error));
 }
 
 static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
 {
 	t->sealed += !err && i->r.current;
-	if (!err && i->fresh)
-		t->state[fresh_state_of(&i->backup)]++;
+	if (!err && i->r.fresh)
+		t->state[fresh_state_of(&i->r.backup)]++;
 	if (err == -EPERM) {
 		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->r.why);
 		return;

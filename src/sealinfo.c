@@ -100,7 +100,12 @@ int sealcache_report(struct sealcache *sc, const char *name, struct export_repor
 	struct export_attr a;
 	int ret;
 
-	memset(r, 0, sizeof(*r));
+	/* Not the whole of *r: a status asks this for each of a hundred
+	 * thousand keysets, and its text fields are long. */
+	r->current = false;
+	r->sealed_at = 0;
+	r->fpr[0] = r->sealer[0] = r->why[0] = '\0';
+	r->fresh = false;
 	/* notes any problem; memory only if known */
 	ret = attr_report(sc, name, &a, r);
 	if (ret == -ENOENT && sealcache_problem(sc, name, r->why, sizeof(r->why)))

@@ -177,6 +177,18 @@ static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 
 /* ---- versions, and the operations that change them ---- */
 
+/* Keeps v in n; none kept for a keyset without versions, most of them. */
+static void keep_versions(struct wnode *n, const unsigned *v, size_t nv)
+{
+	n->versions = nv ? malloc(nv * sizeof(*v)) : NULL;
+	if (nv && !n->versions)
+		return; /* asked of the store again next time */
+	if (nv)
+		memcpy(n->versions, v, nv * sizeof(*v));
+	n->nversions = nv;
+	n->vvalid = true;
+}
+
 static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 {
 	struct storewatch *w = priv;
@@ -186,10 +198,11 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 	pthread_mutex_lock(&w->lock);
 	n = wnode_find(w, name);
 	if (n && n->vvalid) {
+		/* most keysets have none: no allocation for them */
 		*nv = n->nversions;
-		*v = malloc((*nv ? *nv : 1) * sizeof(**v));
-		ret = *v ? 0 : -ENOMEM;
-		if (*v && *nv)
+		*v = *nv ? malloc(*nv * sizeof(**v)) : NULL;
+		ret = *v || !*nv ? 0 : -ENOMEM;
+		if (*v)
 			memcpy(*v, n->versions, *nv * sizeof(**v));
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -199,11 +212,8 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 	pthread_mutex_lock(&w->lock);
 	n = wnode_find(w, name);
 	/* versions change only through keyfs itself: put and activate */
-	if (!ret && n && !n->vvalid && (n->versions = malloc((*nv ? *nv : 1) * sizeof(**v)))) {
-		memcpy(n->versions, *v, *nv * sizeof(**v));
-		n->nversions = *nv;
-		n->vvalid = true;
-	}
+	if (!ret && n && !n->vvalid)
+		keep_versions(n, *v, *nv);
 	pthread_mutex_unlock(&w->lock);
 	return ret;
 }
