@@ -49,8 +49,9 @@ struct fresh_info {
 
 struct fresh;
 
-/* Loads every record under <state>/fresh and starts the writer thread:
- * call it after any fork (fuse_daemonize). */
+/* Starts the writer thread, which first loads every record under
+ * <state>/fresh; a record asked for before that is read from its file
+ * then. Call it after any fork (fuse_daemonize). */
 int fresh_new(struct fresh **f, const struct state *s);
 void fresh_free(struct fresh *f);
 
