@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,19 +94,12 @@ static int parse(struct rec *r, const char *text)
 
 static struct rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
-	size_t len = strlen(name);
 	struct rec *r;
 
-	r = calloc(1, sizeof(*r) + len + 1);
-	if (!r)
-		return NULL;
-	memcpy(r->name, name, len + 1);
-	strcpy(r->i.backup_comm, "?");
-	r->h.hash = h;
-	if (htab_add(&f->recs, &r->h)) {
-		free(r);
-		return NULL;
-	}
+	_Static_assert(offsetof(struct rec, h) == 0, "htab_add_named() returns the hnode");
+	r = htab_add_named(&f->recs, sizeof(*r), offsetof(struct rec, name), name, h);
+	if (r)
+		strcpy(r->i.backup_comm, "?");
 	return r;
 }
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,25 +91,18 @@ static bool same_name(const struct hnode *n, const void *name)
 struct entry *entry_get(struct sealcache *sc, const char *name)
 {
 	uint64_t h = htab_hash(name);
-	size_t len = strlen(name);
 	struct entry *e;
 
 	e = (struct entry *)htab_find(&sc->entries, h, same_name, name);
 	if (e)
 		return e;
-	/* the name sized to fit: there may be a hundred thousand entries */
-	e = calloc(1, sizeof(*e) + len + 1);
+	_Static_assert(offsetof(struct entry, h) == 0, "htab_add_named() returns the hnode");
+	e = htab_add_named(&sc->entries, sizeof(*e), offsetof(struct entry, name), name, h);
 	if (!e)
 		return NULL;
-	memcpy(e->name, name, len + 1);
 	e->own_pw = meta_own_password(sc->state, name);
-	e->h.hash = h;
 	if (keyset_name_valid(name))
 		load_cached(sc, e);
-	if (htab_add(&sc->entries, &e->h)) {
-		free(e);
-		return NULL;
-	}
 	return e;
 }
 

@@ -2,6 +2,7 @@
  * version lists from memory while nothing changed (see storewatch.h; the
  * thread that learns of changes is storewatch_thread.c). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,19 +26,9 @@ struct wnode *wnode_find(struct storewatch *w, const char *name)
 
 struct wnode *wnode_add(struct storewatch *w, const char *name)
 {
-	size_t len = strlen(name);
-	struct wnode *n;
-
-	n = calloc(1, sizeof(*n) + len + 1);
-	if (!n)
-		return NULL;
-	memcpy(n->name, name, len + 1);
-	n->h.hash = htab_hash(name);
-	if (htab_add(&w->nodes, &n->h)) {
-		free(n);
-		return NULL;
-	}
-	return n;
+	_Static_assert(offsetof(struct wnode, h) == 0, "htab_add_named() returns the hnode");
+	return htab_add_named(&w->nodes, sizeof(struct wnode), offsetof(struct wnode, name), name,
+			      htab_hash(name));
 }
 
 void wnode_free(struct wnode *n)
