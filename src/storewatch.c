@@ -223,6 +223,19 @@ static void forget_versions(struct storewatch *w, const char *name)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* A keyset just put is listed at once, not when the thread has read its
+ * event: a restore's close() returns before that, and the restorer lists
+ * export/ next. The store answers the list until the thread relisted. */
+static void note_put(struct storewatch *w, const char *name)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!wnode_find(w, name)) {
+		w->list_valid = false;
+		w->puts++;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 static int w_put(void *priv, const struct keyset *ks, struct store_put *res)
 {
 	struct storewatch *w = priv;
@@ -230,6 +243,8 @@ static int w_put(void *priv, const struct keyset *ks, struct store_put *res)
 
 	ret = store_put(&w->inner, ks, res);
 	forget_versions(w, ks->name);
+	if (!ret)
+		note_put(w, ks->name);
 	return ret;
 }
 
