@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,24 @@
 #include "keyfs/keyset.h"
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
+#include "keyfs/store.h"
 
 #define RECORD_MAX 256
 
+/* One per keyset, a hundred thousand on a large store: the name sized
+ * to fit. Kept until fresh_free(), so a name may be used unlocked. */
 struct rec {
 	struct hnode h;		/* in f->recs */
-	char name[KEYSET_NAME_MAX + 1];
 	bool seen;		/* stamp and key below are known */
 	bool dirty;		/* its file is behind; protected by f->lock */
+	uint64_t stamp, key;
+	struct fresh_info i;
+	char name[];
+};
+
+/* What the writer writes of a record, copied under f->lock. */
+struct rec_copy {
+	const char *name;
 	uint64_t stamp, key;
 	struct fresh_info i;
 };
@@ -44,31 +55,11 @@ struct fresh {
 	bool running;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
 	bool pending, stop;		/* protected by lock */
+	/* Every record file is in recs: until then a record is read from
+	 * its file when first asked for, while the writer thread reads the
+	 * rest, so the mount does not wait for a hundred thousand files. */
+	bool loaded;			/* protected by lock */
 };
-
-static bool same_name(const struct hnode *h, const void *name)
-{
-	return !strcmp(((const struct rec *)h)->name, name);
-}
-
-/* Caller holds f->lock. */
-static struct rec *rec_get(struct fresh *f, const char *name, bool create)
-{
-	uint64_t h = htab_hash(name);
-	struct rec *r;
-
-	r = (struct rec *)htab_find(&f->recs, h, same_name, name);
-	if (r || !create || !(r = calloc(1, sizeof(*r))))
-		return r;
-	snprintf(r->name, sizeof(r->name), "%s", name);
-	strcpy(r->i.backup_comm, "?");
-	r->h.hash = h;
-	if (htab_add(&f->recs, &r->h)) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
 
 /* A process name as status and metrics may show it: printable ASCII. */
 static void clean_comm(char *s)
@@ -101,39 +92,108 @@ static int parse(struct rec *r, const char *text)
 	return 0;
 }
 
-static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
+static struct rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
-	struct fresh *f = arg;
+	struct rec *r;
+
+	_Static_assert(offsetof(struct rec, h) == 0, "htab_add_named() returns the hnode");
+	r = htab_add_named(&f->recs, sizeof(*r), offsetof(struct rec, name), name, h);
+	if (r)
+		strcpy(r->i.backup_comm, "?");
+	return r;
+}
+
+/* Reads name's record file into the table. Caller holds f->lock. */
+static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
+{
 	char text[RECORD_MAX];
 	struct rec tmp = { 0 }, *r;
 	ssize_t n;
 	int fd;
 
-	(void)st;
-	if (file_replace_is_temp(name)) {
-		unlinkat(dirfd, name, 0); /* left by a crash */
-		return 0;
-	}
-	if (!keyset_name_valid(name))
-		return 0;
-	fd = file_open_regular(dirfd, name, NULL, NULL);
+	fd = file_open_regular(f->dfd, name, NULL, NULL);
 	if (fd < 0)
-		return 0;
+		return NULL;
 	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	text[n > 0 ? n : 0] = '\0';
 	if (parse(&tmp, text)) {
 		log_msg(LOG_WARNING, "backup record of \"%s\" is damaged: it counts as never backed up",
 			name);
-		return 0;
+		return NULL;
 	}
-	r = rec_get(f, name, true);
+	r = rec_add(f, name, h);
 	if (r) {
-		tmp.h = r->h;
-		snprintf(tmp.name, sizeof(tmp.name), "%s", name);
-		*r = tmp;
+		r->seen = tmp.seen;
+		r->stamp = tmp.stamp;
+		r->key = tmp.key;
+		r->i = tmp.i;
 	}
+	return r;
+}
+
+static bool same_name(const struct hnode *h, const void *name)
+{
+	return !strcmp(((const struct rec *)h)->name, name);
+}
+
+/* Caller holds f->lock. */
+static struct rec *rec_get(struct fresh *f, const char *name, bool create)
+{
+	uint64_t h = htab_hash(name);
+	struct rec *r;
+
+	r = (struct rec *)htab_find(&f->recs, h, same_name, name);
+	if (!r && !f->loaded && keyset_name_valid(name))
+		r = load_rec(f, name, h);
+	if (!r && create)
+		r = rec_add(f, name, h);
+	return r;
+}
+
+struct found {
+	char **names;
+	size_t n;
+};
+
+static int find_one(int dirfd, const char *name, const struct stat *st, void *arg)
+{
+	struct found *l = arg;
+
+	(void)st;
+	if (file_replace_is_temp(name))
+		unlinkat(dirfd, name, 0); /* left by a crash; only this thread writes */
+	else if (keyset_name_valid(name))
+		store_names_add(&l->names, &l->n, name);
 	return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads every record file not asked for already. In name order, as the
+ * reports walk the keysets: records made one after the other lie close
+ * together, and a status of a hundred thousand keysets misses the
+ * processor's cache far less. */
+static void load_all(struct fresh *f)
+{
+	struct found l = { NULL, 0 };
+	size_t i;
+
+	dir_each(f->dfd, ".", find_one, &l);
+	if (l.n)
+		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+	for (i = 0; i < l.n; i++) {
+		pthread_mutex_lock(&f->lock);
+		rec_get(f, l.names[i], false);
+		pthread_mutex_unlock(&f->lock);
+	}
+	store_names_free(l.names, l.n);
+	pthread_mutex_lock(&f->lock);
+	f->loaded = true;
+	pthread_mutex_unlock(&f->lock);
 }
 
 static void *writer_run(void *arg);
@@ -159,7 +219,6 @@ int fresh_new(struct fresh **out, const struct state *s)
 		fresh_free(f);
 		return ret;
 	}
-	dir_each(f->dfd, ".", load_one, f);
 	ret = -pthread_create(&f->writer, NULL, writer_run, f);
 	if (ret) {
 		fresh_free(f);
@@ -212,7 +271,7 @@ static void mark_dirty(struct fresh *f, struct rec *r)
 	pthread_cond_signal(&f->wake);
 }
 
-static void write_rec(struct fresh *f, const struct rec *r)
+static void write_rec(struct fresh *f, const struct rec_copy *r)
 {
 	char text[RECORD_MAX];
 	int len, ret;
@@ -235,7 +294,8 @@ static void write_rec(struct fresh *f, const struct rec *r)
  * read as none, and the keyset counts as not backed up. */
 static void flush(struct fresh *f)
 {
-	struct rec *copies = NULL, *r;
+	struct rec_copy *copies = NULL;
+	struct rec *r;
 	size_t n = 0, cap = 0, i, pos = 0;
 
 	pthread_mutex_lock(&f->lock);
@@ -246,7 +306,7 @@ static void flush(struct fresh *f)
 			continue;
 		if (n == cap) {
 			size_t c = cap ? 2 * cap : 16;
-			struct rec *a = realloc(copies, c * sizeof(*copies));
+			struct rec_copy *a = realloc(copies, c * sizeof(*copies));
 
 			if (!a) {
 				f->pending = true; /* the rest next time */
@@ -255,9 +315,9 @@ static void flush(struct fresh *f)
 			copies = a;
 			cap = c;
 		}
-		copies[n++] = *r;
+		copies[n++] = (struct rec_copy){ r->name, r->stamp, r->key, r->i };
 		r->dirty = false;
-		}
+	}
 out:
 	pthread_mutex_unlock(&f->lock);
 	for (i = 0; i < n; i++)
@@ -273,6 +333,7 @@ static void *writer_run(void *arg)
 	struct timespec until;
 	bool stop;
 
+	load_all(f);
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
 		while (!f->pending && !f->stop)
@@ -300,8 +361,8 @@ static void tell(struct fresh *f)
 		f->fn(f->arg);
 }
 
-void fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
-		   time_t sealed_at, bool locked)
+int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
+		  time_t sealed_at, bool locked, struct fresh_info *out)
 {
 	bool dirty = false, news;
 	struct rec *r;
@@ -310,7 +371,7 @@ void fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t k
 	r = rec_get(f, name, true);
 	if (!r) {
 		pthread_mutex_unlock(&f->lock);
-		return;
+		return -ENOMEM;
 	}
 	news = r->i.locked != locked;
 	r->i.locked = locked;
@@ -336,9 +397,12 @@ void fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t k
 	}
 	if (dirty)
 		mark_dirty(f, r);
+	if (out)
+		*out = r->i;
 	pthread_mutex_unlock(&f->lock);
 	if (dirty || news)
 		tell(f);
+	return 0;
 }
 
 /* The name of pid's program, for telling which backup tool read it. */

@@ -156,35 +156,77 @@ static void fill_name(void *arg, const char *name)
 	f->fill(f->buf, name, NULL, 0, 0);
 }
 
-/* export/: README.txt and every keyset that can be exported. With
- * READDIRPLUS the attributes go along, so `ls -l` and rsync stat from the
- * kernel's cache instead of one lookup per keyset. */
-static int list_exports(struct keyfs *k, void *buf, fuse_fill_dir_t fill,
-			enum fuse_readdir_flags flags)
+/* export/'s keysets, listed at opendir: readdir answers from the list
+ * by offset. Without offsets libfuse's high-level layer buffers the
+ * whole listing and walks it from its start for every READDIRPLUS
+ * request, a cost quadratic in the number of keysets. */
+struct listing {
+	char **names;
+	size_t n;
+};
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
+	char name[KEYSET_NAME_MAX + 1];
+	struct keyfs *k = kfs();
+	struct listing *l;
+	int ret;
+
+	fi->fh = 0;
+	if (classify(path, name) != N_EXPORT)
+		return 0;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	ret = k->st.ops->list(k->st.priv, &l->names, &l->n);
+	if (ret) {
+		free(l);
+		return ret;
+	}
+	fi->fh = (uintptr_t)l;
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+
+	(void)path;
+	if (l) {
+		store_names_free(l->names, l->n);
+		free(l);
+	}
+	return 0;
+}
+
+/* export/ from offset off: ".", "..", README.txt, then every keyset that
+ * can be exported; entry j is told with offset j + 1, where the next
+ * request resumes. With READDIRPLUS the attributes go along, so `ls -l`
+ * and rsync stat from the kernel's cache instead of one lookup per
+ * keyset. */
+static int list_exports(struct keyfs *k, const struct listing *l, off_t off, void *buf,
+			fuse_fill_dir_t fill, enum fuse_readdir_flags flags)
+{
+	static const char *const fixed[] = { ".", "..", "README.txt" };
 	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)];
 	bool plus = flags & FUSE_READDIR_PLUS;
 	struct export_attr a;
 	struct stat st;
-	char **names;
-	size_t n, i;
-	int ret;
+	size_t i;
 
-	fill(buf, "README.txt", NULL, 0, 0);
-	ret = k->st.ops->list(k->st.priv, &names, &n);
-	if (ret)
-		return ret;
-	for (i = 0; i < n; i++) {
+	for (; off >= 0 && off < 3; off++)
+		if (fill(buf, fixed[off], NULL, off + 1, 0))
+			return 0;
+	for (i = (size_t)off - 3; off >= 3 && i < l->n; i++) {
 		/* a keyset that cannot be exported is in status, not here */
-		if (sealcache_attr(k->sc, names[i], &a))
+		if (sealcache_attr(k->sc, l->names[i], &a))
 			continue;
-		snprintf(file, sizeof(file), "%s" PEM_SUFFIX, names[i]);
+		snprintf(file, sizeof(file), "%s" PEM_SUFFIX, l->names[i]);
 		if (plus)
 			export_stat(k, &st, &a);
-		if (fill(buf, file, plus ? &st : NULL, 0, plus ? FUSE_FILL_DIR_PLUS : 0))
+		if (fill(buf, file, plus ? &st : NULL, (off_t)i + 4, plus ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
-	store_names_free(names, n);
 	return 0;
 }
 
@@ -194,9 +236,9 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	char name[KEYSET_NAME_MAX + 1];
 	struct keyfs *k = kfs();
 
-	(void)off;
-	(void)fi;
-	(void)flags;
+	if (fi && fi->fh)
+		return list_exports(k, (const struct listing *)(uintptr_t)fi->fh, off, buf, fill,
+				    flags);
 	fill(buf, ".", NULL, 0, 0);
 	fill(buf, "..", NULL, 0, 0);
 	switch (classify(path, name)) {
@@ -207,8 +249,6 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		fill(buf, "import", NULL, 0, 0);
 		fill(buf, "verify", NULL, 0, 0);
 		return 0;
-	case N_EXPORT:
-		return list_exports(k, buf, fill, flags);
 	case N_IMPORT:
 	case N_VERIFY:
 		return stage_list(k->stage, classify(path, name) == N_VERIFY, fill_name,
@@ -430,7 +470,9 @@ static int fs_poll(const char *path, struct fuse_file_info *fi, struct fuse_poll
 const struct fuse_operations keyfs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
 	.open = fs_open,
 	.read = fs_read,
 	.write = fs_write,

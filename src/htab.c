@@ -1,6 +1,7 @@
 /* A growing chained hash table (see htab.h). */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "keyfs/htab.h"
 
@@ -63,6 +64,24 @@ int htab_add(struct htab *t, struct hnode *n)
 	*b = n;
 	t->n++;
 	return 0;
+}
+
+void *htab_add_named(struct htab *t, size_t size, size_t name_off, const char *name,
+		     uint64_t hash)
+{
+	size_t len = strlen(name);
+	struct hnode *n;
+
+	n = calloc(1, size + len + 1);
+	if (!n)
+		return NULL;
+	memcpy((char *)n + name_off, name, len + 1);
+	n->hash = hash;
+	if (htab_add(t, n)) {
+		free(n);
+		return NULL;
+	}
+	return n;
 }
 
 void htab_del(struct htab *t, struct hnode *n)

@@ -6,6 +6,7 @@
  * exits 0 and main owns the point where secrets are wiped. */
 #include <errno.h>
 #include <fuse.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -168,6 +169,18 @@ static void clear_stale_mount(const char *mountpoint)
 
 /* No core dumps and no ptrace attach: memory holds passwords and keys.
  * Without them keyfs does not start. */
+/* The memory a large store costs stays bounded: a status of a hundred
+ * thousand keysets is a 20 MiB text, and glibc, after freeing one such
+ * block, would raise its mmap threshold and keep the next ones in the
+ * heap, one heap per thread that made them. A fixed threshold returns
+ * large blocks at once; two arenas keep the FUSE and worker threads'
+ * small blocks from scattering over a dozen heaps. */
+static void malloc_tune(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_ARENA_MAX, 2);
+}
+
 static int harden(void)
 {
 	int ret = harden_process();
@@ -456,6 +469,7 @@ int main(int argc, char *argv[])
 	sigset_t hup;
 	size_t i;
 
+	malloc_tune();
 	if (harden()) {
 		ret = EXIT_FAILURE;
 		goto out;

@@ -13,12 +13,42 @@
 #include "keyfs/meta.h"
 #include "keyfs/store_live.h"
 
+static void digits(char *p, int v, int n)
+{
+	while (n--) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/* "%Y-%m-%dT%H:%M:%SZ" by hand (the civil date of a day count, as in
+ * H. Hinnant's "chrono-compatible low-level date algorithms"): a status
+ * formats two times for each of a hundred thousand keysets, and
+ * gmtime_r() takes a global lock and strftime() weighs. */
 static void iso_time(time_t t, char buf[static 32])
 {
-	struct tm tm;
+	long long days, era, doe, yoe, doy, mp, y;
+	int secs;
 
-	if (!t || !gmtime_r(&t, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+	if (t <= 0 || t >= 253402300800LL) { /* before 1970 or after 9999 */
 		strcpy(buf, "never");
+		return;
+	}
+	days = t / 86400 + 719468;
+	secs = (int)(t % 86400);
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	y = yoe + era * 400 + (mp >= 10);
+	memcpy(buf, "0000-00-00T00:00:00Z", 21);
+	digits(buf, (int)y, 4);
+	digits(buf + 5, (int)(mp < 10 ? mp + 3 : mp - 9), 2);
+	digits(buf + 8, (int)(doy - (153 * mp + 2) / 5 + 1), 2);
+	digits(buf + 11, secs / 3600, 2);
+	digits(buf + 14, secs / 60 % 60, 2);
+	digits(buf + 17, secs % 60, 2);
 }
 
 /* What the summary lines count. */
@@ -32,11 +62,10 @@ struct ks_info {
 	char sealed[32];
 	unsigned *versions;	/* inactive version numbers */
 	size_t nversions;
-	bool fresh;		/* backup below is known */
-	struct fresh_info backup;
 };
 
 /* From memory: the seal cache, the store watcher and the backup records
+ * (read by sealcache_report(), after it told them what the export is)
  * know every keyset seen; a status read touches no keyset. */
 static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 {
@@ -46,10 +75,7 @@ static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
 	if (ret)
 		return ret;
 	iso_time(i->r.sealed_at, i->sealed);
-	ret = store_versions(c->st, name, &i->versions, &i->nversions);
-	/* after sealcache_report(), which told the records what the export is */
-	i->fresh = !ret && c->fresh && !fresh_get(c->fresh, name, &i->backup);
-	return ret;
+	return store_versions(c->st, name, &i->versions, &i->nversions);
 }
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
@@ -67,7 +93,9 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 	if (ret)
 		return ret;
 	for (k = 0; k < n; k++) {
-		memset(&info, 0, sizeof(info));
+		/* what is read unset; the report's text fields are set by it */
+		info.versions = NULL;
+		info.nversions = 0;
 		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
 		free(info.versions);
 	}
@@ -76,36 +104,54 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 	return 0;
 }
 
+/* Pieces of a status line, written without printf's parsing: a status
+ * has a line per keyset. */
+static void put(FILE *f, const char *s)
+{
+	fputs_unlocked(s, f);
+}
+
+static void put_padded(FILE *f, const char *s, size_t width)
+{
+	size_t n = strlen(s);
+
+	fwrite_unlocked(s, 1, n, f);
+	for (; n < width; n++)
+		fputc_unlocked(' ', f);
+}
+
 static void backup_words(FILE *f, const struct ks_info *i)
 {
 	char at[32], changed[32];
 
-	if (!i->fresh)
+	if (!i->r.fresh)
 		return;
-	iso_time(i->backup.backup_at, at);
-	iso_time(i->backup.changed_at, changed);
-	switch (fresh_state_of(&i->backup)) {
+	iso_time(i->r.backup.backup_at, at);
+	iso_time(i->r.backup.changed_at, changed);
+	switch (fresh_state_of(&i->r.backup)) {
 	case FRESH_BACKED_UP:
-		fprintf(f, "; backed up %s by %s (uid %u)", at, i->backup.backup_comm,
-			(unsigned)i->backup.backup_uid);
+		fprintf(f, "; backed up %s by %s (uid %u)", at, i->r.backup.backup_comm,
+			(unsigned)i->r.backup.backup_uid);
 		break;
 	case FRESH_CHANGED:
 		fprintf(f, "; changed since last backup (changed %s, last backup %s by %s)", changed,
-			at, i->backup.backup_comm);
+			at, i->r.backup.backup_comm);
 		break;
 	case FRESH_NEVER:
-		fprintf(f, "; never backed up (changed %s)", changed);
+		put(f, "; never backed up (changed ");
+		put(f, changed);
+		put(f, ")");
 		break;
 	}
-	if (i->backup.seal_error)
-		fprintf(f, "; SEALING FAILED: %s", strerror(-i->backup.seal_error));
+	if (i->r.backup.seal_error)
+		fprintf(f, "; SEALING FAILED: %s", strerror(-i->r.backup.seal_error));
 }
 
 static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
 {
 	t->sealed += !err && i->r.current;
-	if (!err && i->fresh)
-		t->state[fresh_state_of(&i->backup)]++;
+	if (!err && i->r.fresh)
+		t->state[fresh_state_of(&i->r.backup)]++;
 	if (err == -EPERM) {
 		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->r.why);
 		return;
@@ -114,16 +160,26 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
 		return;
 	}
-	fprintf(f, "  %-20s %s (sealed %s)  fingerprint %.16s  by %s  active", name,
-		i->r.current ? "sealed" : "not sealed", i->sealed,
-		*i->r.fpr ? i->r.fpr : "(not read yet)", i->r.sealer);
+	/* "  %-20s %s (sealed %s)  fingerprint %.16s  by %s  active" */
+	put(f, "  ");
+	put_padded(f, name, 20);
+	put(f, i->r.current ? " sealed (sealed " : " not sealed (sealed ");
+	put(f, i->sealed);
+	put(f, ")  fingerprint ");
+	if (*i->r.fpr)
+		fwrite_unlocked(i->r.fpr, 1, strnlen(i->r.fpr, 16), f);
+	else
+		put(f, "(not read yet)");
+	put(f, "  by ");
+	put(f, i->r.sealer);
+	put(f, "  active");
 	if (i->nversions) {
 		fprintf(f, "; inactive versions:");
 		for (size_t k = 0; k < i->nversions; k++)
 			fprintf(f, " %u", i->versions[k]);
 	}
 	backup_words(f, i);
-	fputc('\n', f);
+	fputc_unlocked('\n', f);
 }
 
 /* len was filled in by open_memstream() and is final after fclose(). */

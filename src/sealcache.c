@@ -2,6 +2,7 @@
  * (attributes, opens), password changes, and the queue of stale keysets
  * for the worker pool (see sealcache.h; the entry table and the sealing
  * of one keyset are in sealentry.c and seal.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,48 +23,28 @@
 
 /* ---- cache files at start ---- */
 
-/* Reads one cache header. A file of the first format is rewritten in the
- * current one, its sealed bytes untouched; a file that names another
- * keyset is never served for this one. */
-static void load_cached(struct sealcache *sc, const char *name)
+/* Removes the temporary files a crash left. Names only, no stat and no
+ * header read: the headers are read when a keyset is first asked for,
+ * so a mount over a hundred thousand cached keysets is ready at once.
+ * Runs before any seal can write a temporary file of its own. */
+static void sweep_temps(int cfd)
 {
-	struct sealfile h;
-	struct entry *e;
-	int fd, ret;
+	struct dirent *d;
+	DIR *dir;
+	int fd;
 
-	fd = file_open_regular(sc->cfd, name, NULL, NULL);
+	fd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	ret = sealfile_read(fd, &h);
-	if (!ret && !h.name[0]) {
-		snprintf(h.name, sizeof(h.name), "%s", name);
-		if (sealfile_rewrite(sc->cfd, name, fd, &h))
-			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed", name);
-	} else if (!ret && strcmp(h.name, name)) {
-		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served", name,
-			h.name);
-		ret = -EINVAL;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
 	}
-	if (!ret && (e = entry_get(sc, name))) {
-		e->cached = true;
-		e->stamp = h.stamp;
-		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
-		e->logn = h.logn;
-		strcpy(e->cfpr, h.content);
-		e->sealed_at = h.sealed_at;
-		e->len = h.len;
-	}
-	close(fd);
-}
-
-static int load_one(int dirfd, const char *name, const struct stat *st, void *arg)
-{
-	(void)st;
-	if (keyset_name_valid(name))
-		load_cached(arg, name);
-	else if (file_replace_is_temp(name))
-		unlinkat(dirfd, name, 0); /* left by a crash */
-	return 0;
+	while ((d = readdir(dir)))
+		if (file_replace_is_temp(d->d_name))
+			unlinkat(cfd, d->d_name, 0);
+	closedir(dir);
 }
 
 /* ---- life cycle ---- */
@@ -90,7 +71,7 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 		sealcache_free(sc);
 		return ret;
 	}
-	dir_each(sc->cfd, ".", load_one, sc);
+	sweep_temps(sc->cfd);
 	*out = sc;
 	return 0;
 }
@@ -121,6 +102,12 @@ void sealcache_free(struct sealcache *sc)
 
 	if (!sc)
 		return;
+	if (sc->scan_running) {
+		pthread_mutex_lock(&sc->lock);
+		sc->stopping = true;
+		pthread_mutex_unlock(&sc->lock);
+		pthread_join(sc->scan, NULL);
+	}
 	pool_free(sc->pool); /* before the entries it works on */
 	if (sc->cfd >= 0)
 		seal_sync(sc);
@@ -177,6 +164,12 @@ static size_t worker_count(const struct config *c)
 	return n ? n : 1;
 }
 
+static void *first_scan(void *arg)
+{
+	sealcache_queue_stale(arg);
+	return NULL;
+}
+
 int sealcache_start(struct sealcache *sc)
 {
 	struct pool *p;
@@ -190,9 +183,12 @@ int sealcache_start(struct sealcache *sc)
 	pthread_mutex_unlock(&sc->lock);
 	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", pool_workers(p),
 		sc->cfg->work_factor);
-	/* a password from a file or credential may be waiting already */
-	sealcache_queue_stale(sc);
-	return 0;
+	/* A password from a file or credential may be waiting already: the
+	 * stale keysets are looked for in the background, as this walks
+	 * every keyset the store watcher has not seen yet. */
+	ret = -pthread_create(&sc->scan, NULL, first_scan, sc);
+	sc->scan_running = !ret;
+	return ret;
 }
 
 void sealcache_queue_stale(struct sealcache *sc)
@@ -210,6 +206,10 @@ void sealcache_queue_stale(struct sealcache *sc)
 		if (!e) {
 			note_problem(sc, names[i], ret, NULL);
 			continue;
+		}
+		if (sc->stopping) {
+			pthread_mutex_unlock(&sc->lock);
+			break;
 		}
 		if (!e->bad && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
 			due_time(sc, e, stamp);
@@ -290,8 +290,9 @@ void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
 /* ---- what the filesystem asks ---- */
 
 /* What the backup records know of a sealing key: a hash of the password
- * id and the work factor (either makes other bytes), never the id. */
-static uint64_t key_hash(const uint8_t *pwid, int logn)
+ * id and the work factor (either makes other bytes), never the id.
+ * Caller holds sc->lock. */
+static uint64_t key_hash(struct sealcache *sc, const uint8_t *pwid, int logn)
 {
 	uint8_t in[VERIFIER_ID_LEN + sizeof(logn)];
 	uint64_t h;
@@ -300,8 +301,14 @@ static uint64_t key_hash(const uint8_t *pwid, int logn)
 		return 0;
 	memcpy(in, pwid, VERIFIER_ID_LEN);
 	memcpy(in + VERIFIER_ID_LEN, &logn, sizeof(logn));
+	/* the same key for nearly every keyset: hashed once */
+	if (sc->kh && !memcmp(sc->kh_in, in, sizeof(in)))
+		return sc->kh;
 	crypto_generichash((uint8_t *)&h, sizeof(h), in, sizeof(in), NULL, 0);
-	return h ? h : 1; /* 0 means "no key" */
+	h = h ? h : 1; /* 0 means "no key" */
+	memcpy(sc->kh_in, in, sizeof(in));
+	sc->kh = h;
+	return h;
 }
 
 /* Whether e's cached seal is of version stamp and made with the key
@@ -315,9 +322,33 @@ static bool seal_fits(const struct sealcache *sc, const struct entry *e, uint64_
 	       (!id || !memcmp(e->pwid, id, VERIFIER_ID_LEN));
 }
 
-static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a)
+/* e's attributes for version stamp, and the report's facts when r is
+ * given, under one hold of sc->lock. Caller holds it; returns the seal
+ * time the backup records are told. */
+static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
+			  struct export_attr *a, struct export_report *r)
 {
-	time_t seal_time = 0;
+	if (r)
+		entry_report(sc, e, stamp, r);
+	if (seal_fits(sc, e, stamp)) {
+		/* current, or the seal a returning password will find */
+		a->size = e->len;
+		a->mtime = e->sealed_at;
+		a->sealed = true;
+		return e->sealed_at;
+	}
+	a->size = e->pred_size;
+	a->sealed = pwid_for(sc, e) != NULL;
+	a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
+	if (a->sealed)
+		enqueue(sc, e); /* changed in the store: reseal */
+	return 0;
+}
+
+static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a,
+		   struct export_report *r, int *bad)
+{
+	time_t seal_time;
 	struct entry *e;
 	uint64_t stamp, key;
 	bool locked;
@@ -335,33 +366,25 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	}
 	if (!e)
 		return ret;
-	if (seal_fits(sc, e, stamp)) {
-		/* current, or the seal a returning password will find */
-		a->size = e->len;
-		a->mtime = e->sealed_at;
-		a->sealed = true;
-		seal_time = e->sealed_at;
-	} else {
-		a->size = e->pred_size;
-		a->sealed = pwid_for(sc, e) != NULL;
-		a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
-		if (a->sealed)
-			enqueue(sc, e); /* changed in the store: reseal */
-	}
+	seal_time = attr_locked(sc, e, stamp, a, r);
+	*bad = e->bad;
 	locked = !pwid_for(sc, e);
-	key = key_hash(pwid_for(sc, e), logn_for(sc, e));
+	key = key_hash(sc, pwid_for(sc, e), logn_for(sc, e));
 	pthread_mutex_unlock(&sc->lock);
-	if (sc->fresh)
-		fresh_observe(sc->fresh, name, stamp, key, seal_time, locked);
+	/* the record read in the same call: a status lists every keyset */
+	if (sc->fresh && !fresh_observe(sc->fresh, name, stamp, key, seal_time, locked,
+					r ? &r->backup : NULL) && r)
+		r->fresh = true;
 	return 0;
 }
 
-int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
+		struct export_report *r)
 {
 	char why[160] = "";
-	int ret;
+	int ret, bad = 0;
 
-	ret = attr_of(sc, name, a);
+	ret = attr_of(sc, name, a, r, &bad);
 	if (ret == -ENOMEM || ret == -EAGAIN)
 		return ret; /* passing trouble, not the keyset's */
 	/* Never export what this configuration could not import again. */
@@ -371,11 +394,17 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
 			 sc->cfg->import_max_size);
 		ret = -EFBIG;
 	}
-	note_problem(sc, name, ret, *why ? why : NULL);
+	if (ret || bad) /* an exportable keyset that was so has no news */
+		note_problem(sc, name, ret, *why ? why : NULL);
 	if (ret)
 		return -ENOENT; /* reported in status, never an entry that fails */
 	a->ino = sealcache_ino(name);
 	return 0;
+}
+
+int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
+{
+	return attr_report(sc, name, a, NULL);
 }
 
 void sealcache_keyset_changed(struct sealcache *sc, const char *name)

@@ -33,18 +33,23 @@
 #define OPEN_WAIT_SECONDS 60
 /* Cache files written between two syncfs() at most. */
 #define SYNC_BATCH 1024
+/* export_content_id() and bundle_fingerprint() in binary */
+#define CONTENT_ID_LEN 32
+_Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as digests");
 
+/* An entry is kept for every keyset seen, a hundred thousand of them on
+ * a large store: digests in binary, flags together, the name sized to
+ * fit. */
 struct entry {
 	struct hnode h;			/* in sc->entries */
 	struct pool_item item;		/* in the sealing queue */
 	/* the cached seal on disk */
-	bool cached;
 	uint64_t stamp;
 	uint8_t pwid[VERIFIER_ID_LEN];
-	int logn;			/* work factor it was sealed at */
-	char cfpr[2 * BUNDLE_FPR_LEN + 1]; /* content it seals; "" if unknown */
+	uint8_t cfpr[CONTENT_ID_LEN];	/* content it seals, if has_cfpr */
 	time_t sealed_at;
 	size_t len;
+	int logn;			/* work factor it was sealed at */
 	/* why the keyset cannot be exported (0: it can); logged once */
 	int bad;
 	char *why;
@@ -53,11 +58,14 @@ struct entry {
 	size_t pred_size;
 	uint8_t pred_key[VERIFIER_ID_LEN];	/* recipients it is for; zero: a password */
 	time_t pred_mtime;		/* the keyset's own time */
-	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* its fingerprint */
+	uint8_t fpr[BUNDLE_FPR_LEN];	/* its fingerprint, if has_fpr */
 	uint64_t due_stamp;		/* version and key the next seal is for */
 	uint8_t due_pwid[VERIFIER_ID_LEN];
-	int due_logn;
 	time_t due_at;			/* when that became due: the next seal's time */
+	int due_logn;
+	bool cached;
+	bool has_cfpr;
+	bool has_fpr;
 	bool sealing;
 	bool own_pw;			/* keyset has a password of its own */
 	char name[];
@@ -82,10 +90,21 @@ struct sealcache {
 	void *changed_arg;
 	struct fresh *fresh;		/* backup records; NULL: none kept */
 	size_t unsynced;		/* cache files written since the last syncfs() */
+	/* The first look for stale keysets runs beside the mount, not before */
+	pthread_t scan;
+	bool scan_running;
+	bool stopping;			/* protected by lock: the scan ends early */
+	uint8_t kh_in[VERIFIER_ID_LEN + sizeof(int)]; /* the last key hashed ... */
+	uint64_t kh;			/* ... and its hash; 0: none yet */
 };
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
 struct entry *entry_get(struct sealcache *sc, const char *name);
+/* Keeps a 64-digit hex digest in binary: false (and nothing kept) if hex
+ * is no such digest ("" for an unknown content). */
+bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
+/* Whether the kept digest (has: one is kept) is hex. */
+bool digest_is(const uint8_t bin[static CONTENT_ID_LEN], bool has, const char *hex);
 /* Iterates over every entry: start with *pos = 0 and e NULL. */
 struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
 /* Stamps name (without the lock), then returns its entry with sc->lock
@@ -118,6 +137,16 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
 /* Whether e's predicted attributes are for stamp and the current key.
  * Caller holds sc->lock. */
 bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+
+/* ---- sealcache.c; without the lock ---- */
+/* sealcache_attr(), and the report's facts when r is given. */
+int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
+		struct export_report *r);
+
+/* ---- sealinfo.c ---- */
+/* Fills r from e for version stamp (all but why). Caller holds sc->lock. */
+void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
+		  struct export_report *r);
 
 /* ---- seal.c; without the lock ---- */
 /* Keeps the cached seal of name, which holds content, as the seal of

@@ -3,13 +3,18 @@
  * cached seal, its next seal and why it cannot be exported (locking in
  * sealcache_priv.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keyfs/log.h"
+#include "keyfs/dirwalk.h"
 #include "keyfs/meta.h"
+#include "keyfs/sealfile.h"
 #include "sealcache_priv.h"
 
 static uint64_t hash_name(const char *name)
@@ -26,6 +31,58 @@ uint64_t sealcache_ino(const char *name)
 	return hash_name(name) | (1ULL << 63);
 }
 
+/* Reads the header of name's cache file into e, when e is made: the
+ * first time the keyset is asked for. A file of the first format is
+ * rewritten in the current one, its sealed bytes untouched; a file that
+ * names another keyset is never served for this one. */
+static void load_cached(struct sealcache *sc, struct entry *e)
+{
+	struct sealfile h;
+	int fd, ret;
+
+	fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
+	if (fd < 0)
+		return;
+	ret = sealfile_read(fd, &h);
+	if (!ret && !h.name[0]) {
+		snprintf(h.name, sizeof(h.name), "%s", e->name);
+		if (sealfile_rewrite(sc->cfd, e->name, fd, &h))
+			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
+				e->name);
+	} else if (!ret && strcmp(h.name, e->name)) {
+		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served",
+			e->name, h.name);
+		ret = -EINVAL;
+	}
+	if (!ret) {
+		_Static_assert(sizeof(h.content) == 2 * CONTENT_ID_LEN + 1, "content id size");
+		e->cached = true;
+		e->stamp = h.stamp;
+		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
+		e->logn = h.logn;
+		e->has_cfpr = digest_set(e->cfpr, h.content);
+		e->sealed_at = h.sealed_at;
+		e->len = h.len;
+	}
+	close(fd);
+}
+
+bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
+{
+	size_t n;
+
+	return strlen(hex) == 2 * CONTENT_ID_LEN &&
+	       !sodium_hex2bin(bin, CONTENT_ID_LEN, hex, 2 * CONTENT_ID_LEN, NULL, &n, NULL) &&
+	       n == CONTENT_ID_LEN;
+}
+
+bool digest_is(const uint8_t bin[static CONTENT_ID_LEN], bool has, const char *hex)
+{
+	uint8_t other[CONTENT_ID_LEN];
+
+	return has && digest_set(other, hex) && !memcmp(bin, other, CONTENT_ID_LEN);
+}
+
 static bool same_name(const struct hnode *n, const void *name)
 {
 	return !strcmp(((const struct entry *)n)->name, name);
@@ -34,23 +91,18 @@ static bool same_name(const struct hnode *n, const void *name)
 struct entry *entry_get(struct sealcache *sc, const char *name)
 {
 	uint64_t h = htab_hash(name);
-	size_t len = strlen(name);
 	struct entry *e;
 
 	e = (struct entry *)htab_find(&sc->entries, h, same_name, name);
 	if (e)
 		return e;
-	/* the name sized to fit: there may be a hundred thousand entries */
-	e = calloc(1, sizeof(*e) + len + 1);
+	_Static_assert(offsetof(struct entry, h) == 0, "htab_add_named() returns the hnode");
+	e = htab_add_named(&sc->entries, sizeof(*e), offsetof(struct entry, name), name, h);
 	if (!e)
 		return NULL;
-	memcpy(e->name, name, len + 1);
 	e->own_pw = meta_own_password(sc->state, name);
-	e->h.hash = h;
-	if (htab_add(&sc->entries, &e->h)) {
-		free(e);
-		return NULL;
-	}
+	if (keyset_name_valid(name))
+		load_cached(sc, e);
 	return e;
 }
 
@@ -204,6 +256,22 @@ void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t si
 	meta_hint_for(sc->state, name, buf, size);
 }
 
+static uint64_t empty_hash;
+
+static void hash_empty(void)
+{
+	empty_hash = hash_name("");
+}
+
+/* Most keysets have no hint: its hash is taken once. */
+static uint64_t no_hint_hash(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, hash_empty);
+	return empty_hash;
+}
+
 /* The version of an export: the keyset's files plus the hint sealed with
  * them, since the hint is part of the plaintext. */
 int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
@@ -216,7 +284,7 @@ int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	if (ret)
 		return ret;
 	meta_hint_for(sc->state, name, hint, sizeof(hint));
-	*stamp = files ^ hash_name(hint);
+	*stamp = files ^ (*hint ? hash_name(hint) : no_hint_hash());
 	return 0;
 }
 

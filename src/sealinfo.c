@@ -3,6 +3,7 @@
  * sealcache.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "sealcache_priv.h"
@@ -84,29 +85,32 @@ void sealcache_each_problem(struct sealcache *sc,
 	pthread_mutex_unlock(&sc->lock);
 }
 
+void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
+		  struct export_report *r)
+{
+	r->current = e->cached && entry_current(sc, e, stamp);
+	r->sealed_at = e->cached ? e->sealed_at : 0;
+	if (e->has_fpr && e->pred_stamp == stamp)
+		sodium_bin2hex(r->fpr, sizeof(r->fpr), e->fpr, BUNDLE_FPR_LEN);
+	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
+}
+
 int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r)
 {
 	struct export_attr a;
-	struct entry *e;
-	uint64_t stamp;
 	int ret;
 
-	memset(r, 0, sizeof(*r));
-	ret = sealcache_attr(sc, name, &a); /* notes any problem; memory only if known */
+	/* Not the whole of *r: a status asks this for each of a hundred
+	 * thousand keysets, and its text fields are long. */
+	r->current = false;
+	r->sealed_at = 0;
+	r->fpr[0] = r->sealer[0] = r->why[0] = '\0';
+	r->fresh = false;
+	/* notes any problem; memory only if known */
+	ret = attr_report(sc, name, &a, r);
 	if (ret == -ENOENT && sealcache_problem(sc, name, r->why, sizeof(r->why)))
 		return -EPERM;
-	if (ret)
-		return ret;
-	e = entry_lock(sc, name, &stamp, &ret);
-	if (!e)
-		return ret;
-	r->current = e->cached && entry_current(sc, e, stamp);
-	r->sealed_at = e->cached ? e->sealed_at : 0;
-	if (e->fpr[0] && e->pred_stamp == stamp)
-		memcpy(r->fpr, e->fpr, sizeof(r->fpr));
-	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
-	pthread_mutex_unlock(&sc->lock);
-	return 0;
+	return ret;
 }
 
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)

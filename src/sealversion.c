@@ -2,6 +2,7 @@
  * the export's exact size, the keyset's time and fingerprint, read once
  * per version and key (see sealcache_priv.h). */
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "keyfs/export.h"
@@ -88,11 +89,11 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 		e->pred_size = size;
 		memcpy(e->pred_key, key, VERIFIER_ID_LEN);
 		e->pred_mtime = keyset_mtime(&ks);
-		memcpy(e->fpr, fpr, sizeof(fpr));
+		e->has_fpr = digest_set(e->fpr, fpr);
 	}
 	/* Kept under the sealing mark, so no seal of the same keyset can
 	 * land between reading the cache file and rewriting it. */
-	same = e && e->cached && !e->sealing && e->stamp != stamp && !strcmp(e->cfpr, cid);
+	same = e && e->cached && !e->sealing && e->stamp != stamp && digest_is(e->cfpr, e->has_cfpr, cid);
 	if (same)
 		e->sealing = true;
 	pthread_mutex_unlock(&sc->lock);
@@ -129,9 +130,9 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	bool known;
 
 	while ((e = entry_lock(sc, name, &stamp, &ret))) {
-		known = pred_current(sc, e, stamp);
+		known = pred_current(sc, e, stamp) && e->has_fpr;
 		if (known)
-			memcpy(hex, e->fpr, sizeof(e->fpr));
+			sodium_bin2hex(hex, 2 * BUNDLE_FPR_LEN + 1, e->fpr, BUNDLE_FPR_LEN);
 		pthread_mutex_unlock(&sc->lock);
 		if (known)
 			return 0;

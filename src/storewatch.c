@@ -2,6 +2,7 @@
  * version lists from memory while nothing changed (see storewatch.h; the
  * thread that learns of changes is storewatch_thread.c). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,19 +26,9 @@ struct wnode *wnode_find(struct storewatch *w, const char *name)
 
 struct wnode *wnode_add(struct storewatch *w, const char *name)
 {
-	size_t len = strlen(name);
-	struct wnode *n;
-
-	n = calloc(1, sizeof(*n) + len + 1);
-	if (!n)
-		return NULL;
-	memcpy(n->name, name, len + 1);
-	n->h.hash = htab_hash(name);
-	if (htab_add(&w->nodes, &n->h)) {
-		free(n);
-		return NULL;
-	}
-	return n;
+	_Static_assert(offsetof(struct wnode, h) == 0, "htab_add_named() returns the hnode");
+	return htab_add_named(&w->nodes, sizeof(struct wnode), offsetof(struct wnode, name), name,
+			      htab_hash(name));
 }
 
 void wnode_free(struct wnode *n)
@@ -177,6 +168,18 @@ static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 
 /* ---- versions, and the operations that change them ---- */
 
+/* Keeps v in n; none kept for a keyset without versions, most of them. */
+static void keep_versions(struct wnode *n, const unsigned *v, size_t nv)
+{
+	n->versions = nv ? malloc(nv * sizeof(*v)) : NULL;
+	if (nv && !n->versions)
+		return; /* asked of the store again next time */
+	if (nv)
+		memcpy(n->versions, v, nv * sizeof(*v));
+	n->nversions = nv;
+	n->vvalid = true;
+}
+
 static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 {
 	struct storewatch *w = priv;
@@ -186,10 +189,11 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 	pthread_mutex_lock(&w->lock);
 	n = wnode_find(w, name);
 	if (n && n->vvalid) {
+		/* most keysets have none: no allocation for them */
 		*nv = n->nversions;
-		*v = malloc((*nv ? *nv : 1) * sizeof(**v));
-		ret = *v ? 0 : -ENOMEM;
-		if (*v && *nv)
+		*v = *nv ? malloc(*nv * sizeof(**v)) : NULL;
+		ret = *v || !*nv ? 0 : -ENOMEM;
+		if (*v)
 			memcpy(*v, n->versions, *nv * sizeof(**v));
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -199,12 +203,8 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 	pthread_mutex_lock(&w->lock);
 	n = wnode_find(w, name);
 	/* versions change only through keyfs itself: put and activate */
-	if (!ret && n && !n->vvalid && (n->versions = malloc((*nv ? *nv : 1) * sizeof(**v)))) {
-		if (*nv) /* none: *v may be NULL */
-			memcpy(n->versions, *v, *nv * sizeof(**v));
-		n->nversions = *nv;
-		n->vvalid = true;
-	}
+	if (!ret && n && !n->vvalid)
+		keep_versions(n, *v, *nv);
 	pthread_mutex_unlock(&w->lock);
 	return ret;
 }
@@ -223,6 +223,19 @@ static void forget_versions(struct storewatch *w, const char *name)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* A keyset just put is listed at once, not when the thread has read its
+ * event: a restore's close() returns before that, and the restorer lists
+ * export/ next. The store answers the list until the thread relisted. */
+static void note_put(struct storewatch *w, const char *name)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!wnode_find(w, name)) {
+		w->list_valid = false;
+		w->puts++;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 static int w_put(void *priv, const struct keyset *ks, struct store_put *res)
 {
 	struct storewatch *w = priv;
@@ -230,6 +243,8 @@ static int w_put(void *priv, const struct keyset *ks, struct store_put *res)
 
 	ret = store_put(&w->inner, ks, res);
 	forget_versions(w, ks->name);
+	if (!ret)
+		note_put(w, ks->name);
 	return ret;
 }
 

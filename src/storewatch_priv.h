@@ -53,6 +53,7 @@ struct storewatch {
 	char **names;			/* sorted, when list_valid */
 	size_t n;
 	bool list_valid;
+	uint64_t puts;			/* new keysets put through the watcher */
 	bool polling;			/* rescans, not events, keep the cache */
 	struct htab wds;		/* struct wdir by wd; thread only */
 	int ifd;			/* inotify; -1: none */

@@ -162,17 +162,23 @@ static void watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
 /* ---- the list ---- */
 
 /* Lists the store again: new keysets get nodes and watches, gone ones
- * lose theirs; both are told. */
-static void relist(struct storewatch *w)
+ * lose theirs; both are told. False if the list is not to be trusted:
+ * a keyset was put meanwhile, maybe after the store was read. */
+static bool relist_once(struct storewatch *w)
 {
 	struct wnode *n, **fresh = NULL;
 	struct hnode *h, *next;
 	size_t k, nf = 0, pos = 0;
+	uint64_t puts;
 	char **names;
 	size_t count;
+	bool same;
 
+	pthread_mutex_lock(&w->lock);
+	puts = w->puts;
+	pthread_mutex_unlock(&w->lock);
 	if (w->inner.ops->list(w->inner.priv, &names, &count))
-		return; /* the next event or rescan tries again */
+		return true; /* the next event or rescan tries again */
 	fresh = calloc(count ? count : 1, sizeof(*fresh));
 	pthread_mutex_lock(&w->lock);
 	for (h = htab_next(&w->nodes, &pos, NULL); h; h = htab_next(&w->nodes, &pos, h))
@@ -190,7 +196,9 @@ static void relist(struct storewatch *w)
 	store_names_free(w->names, w->n);
 	w->names = names;
 	w->n = count;
-	w->list_valid = fresh != NULL; /* else watches are missing: list again */
+	/* else watches are missing, or a keyset put meanwhile: list again */
+	same = puts == w->puts;
+	w->list_valid = fresh != NULL && same;
 	pthread_mutex_unlock(&w->lock);
 	/* Gone ones: only this thread frees nodes, so no lock is needed
 	 * to walk the table, only to change it. */
@@ -214,6 +222,17 @@ static void relist(struct storewatch *w)
 	for (k = 0; k < nf; k++)
 		watch_keyset(w, fresh[k], "");
 	free(fresh);
+	return same;
+}
+
+/* The event of a keyset put may have been read with the one that made
+ * this relist: a few more tries, not one event more to wait for. */
+static void relist(struct storewatch *w)
+{
+	int tries = 3;
+
+	while (!relist_once(w) && --tries)
+		;
 }
 
 /* ---- telling the listener ---- */

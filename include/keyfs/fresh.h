@@ -49,8 +49,9 @@ struct fresh_info {
 
 struct fresh;
 
-/* Loads every record under <state>/fresh and starts the writer thread:
- * call it after any fork (fuse_daemonize). */
+/* Starts the writer thread, which first loads every record under
+ * <state>/fresh; a record asked for before that is read from its file
+ * then. Call it after any fork (fuse_daemonize). */
 int fresh_new(struct fresh **f, const struct state *s);
 void fresh_free(struct fresh *f);
 
@@ -63,9 +64,10 @@ void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg);
  * key now, keep the last one), the seal time of its bytes (0: not sealed
  * yet) and whether it is locked. A new stamp or key sets changed_at to
  * now, unless the bytes stay the very ones sealed before (the same
- * content under a new stamp keeps its seal). */
-void fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
-		   time_t sealed_at, bool locked);
+ * content under a new stamp keeps its seal). The record as it is then
+ * goes to *out, if given: 0, or -ENOMEM if none could be kept. */
+int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
+		  time_t sealed_at, bool locked, struct fresh_info *out);
 
 /* An export sealed at sealed_at was read to its last byte by pid as uid. */
 void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_t pid, uid_t uid);

@@ -31,6 +31,12 @@ struct hnode *htab_find(const struct htab *t, uint64_t hash,
 /* Adds n (n->hash set by the caller). -ENOMEM only if the table has no
  * bucket at all; when growing fails it keeps its buckets, longer chains. */
 int htab_add(struct htab *t, struct hnode *n);
+/* Allocates a zeroed node of size bytes that starts with its struct
+ * hnode and ends with its name (a flexible array at name_off, sized to
+ * fit: a table may hold a hundred thousand names), and adds it with
+ * hash. free() it once deleted. NULL if out of memory. */
+void *htab_add_named(struct htab *t, size_t size, size_t name_off, const char *name,
+		     uint64_t hash);
 void htab_del(struct htab *t, struct hnode *n);
 /* Iteration: start with *pos = 0 and prev NULL; returns NULL at the end.
  * The table must not change meanwhile. */

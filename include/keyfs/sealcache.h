@@ -85,7 +85,10 @@ void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *b
  * status report. */
 void sealcache_recipients_report(struct sealcache *sc, FILE *f);
 
-/* Starts the background workers (after any fork: threads do not survive). */
+/* Starts the background workers (after any fork: threads do not
+ * survive), and a thread that queues the stale keysets found. A cache
+ * file's header is read when its keyset is first asked for, so neither
+ * this nor sealcache_new() reads every cache file. */
 int sealcache_start(struct sealcache *sc);
 void sealcache_free(struct sealcache *sc);
 
@@ -137,6 +140,8 @@ struct export_report {
 	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* "" if this version was not read */
 	char sealer[1024];	/* sealcache_sealer() without keys */
 	char why[256];		/* -EPERM: why it cannot be exported */
+	bool fresh;		/* backup below is known */
+	struct fresh_info backup;
 };
 /* 0, -EPERM if the keyset cannot be exported (why says why), or the
  * error that reading it gave. */

@@ -64,6 +64,10 @@ def test_twenty_thousand_keysets(tmp_path, store):
         m.start(opts=f"recipients={recipients(tmp_path)}")
         listed = run(["ls", "-l", m.export]).stdout.splitlines()
         assert len(listed) == 1 + MANY + 3  # total line; README.txt, web, db
+        # listed by offset across many READDIRPLUS requests: each name once
+        names = os.listdir(m.export)
+        assert len(names) == len(set(names)) == MANY + 3
+        assert {f"t{i:05d}.pem" for i in range(0, MANY, 997)} <= set(names)
         dst = str(tmp_path / "copy")
         files, _, _ = rsync(m.export, dst)
         assert files == MANY + 3
