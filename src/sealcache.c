@@ -378,8 +378,9 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	return 0;
 }
 
-int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
-		struct export_report *r)
+/* sealcache_attr(), and the report's facts when r is given. */
+static int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
+		       struct export_report *r)
 {
 	char why[160] = "";
 	int ret, bad = 0;
@@ -400,6 +401,24 @@ int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
 		return -ENOENT; /* reported in status, never an entry that fails */
 	a->ino = sealcache_ino(name);
 	return 0;
+}
+
+int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r)
+{
+	struct export_attr a;
+	int ret;
+
+	/* Not the whole of *r: a status asks this for each of a hundred
+	 * thousand keysets, and its text fields are long. */
+	r->current = false;
+	r->sealed_at = 0;
+	r->fpr[0] = r->sealer[0] = r->why[0] = '\0';
+	r->fresh = false;
+	/* notes any problem; memory only if known */
+	ret = attr_report(sc, name, &a, r);
+	if (ret == -ENOENT && sealcache_problem(sc, name, r->why, sizeof(r->why)))
+		return -EPERM;
+	return ret;
 }
 
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)

@@ -138,11 +138,6 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
  * Caller holds sc->lock. */
 bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
 
-/* ---- sealcache.c; without the lock ---- */
-/* sealcache_attr(), and the report's facts when r is given. */
-int attr_report(struct sealcache *sc, const char *name, struct export_attr *a,
-		struct export_report *r);
-
 /* ---- sealinfo.c ---- */
 /* Fills r from e for version stamp (all but why). Caller holds sc->lock. */
 void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,

@@ -95,24 +95,6 @@ void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t st
 	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
 }
 
-int sealcache_report(struct sealcache *sc, const char *name, struct export_report *r)
-{
-	struct export_attr a;
-	int ret;
-
-	/* Not the whole of *r: a status asks this for each of a hundred
-	 * thousand keysets, and its text fields are long. */
-	r->current = false;
-	r->sealed_at = 0;
-	r->fpr[0] = r->sealer[0] = r->why[0] = '\0';
-	r->fresh = false;
-	/* notes any problem; memory only if known */
-	ret = attr_report(sc, name, &a, r);
-	if (ret == -ENOENT && sealcache_problem(sc, name, r->why, sizeof(r->why)))
-		return -EPERM;
-	return ret;
-}
-
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)
 {
 	struct entry *e;
