@@ -20,7 +20,7 @@ struct recipients {
 	int refs;		/* atomic builtins */
 	struct recipset *sets;	/* one per file, in the order first named */
 	size_t nsets;
-	size_t global;		/* index of seal.recipients; nsets if none */
+	size_t global;		/* index of seal.recipients; SIZE_MAX if none */
 	struct own *own;	/* keysets with their own file */
 	size_t nown;
 };
@@ -124,8 +124,6 @@ static int load(struct recipients *r, const struct config *c, char *err, size_t 
 		strcpy(r->own[r->nown].name, k->name);
 		ret = set_of(r, k->recipients, &r->own[r->nown++].set, err, errlen);
 	}
-	if (r->global == SIZE_MAX)
-		r->global = r->nsets;
 	return ret;
 }
 
