@@ -1,7 +1,7 @@
 /* Keyset <-> tar archive, KEYSET.ini and the keyset fingerprint.
  *
  * Packing runs libarchive twice over the same input: once to count the
- * bytes, once into an exact sodium_malloc() buffer. Blocking is off
+ * bytes, once into an exact buffer of guarded memory. Blocking is off
  * (bytes per block 0), so libarchive hands every write straight to our
  * callback and keeps no copy of key bytes in its own heap buffers; the
  * output is headers, data padded to 512 bytes, and the two zero blocks
@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/secmem.h"
 #include "bundle_priv.h"
 
 #define PATH_LEN (KEYSET_NAME_MAX + 1 + KEYSET_PATH_MAX + 2)
@@ -326,7 +327,7 @@ int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
 	if (ret < 0)
 		goto out;
 	ret = -ENOMEM;
-	s.buf = sodium_malloc(s.cap);
+	s.buf = secmem_alloc(s.cap);
 	if (s.buf == NULL)
 		goto out;
 	ret = write_tar(ks, &s);
@@ -334,7 +335,7 @@ int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
 		ret = -EIO;
 out:
 	if (ret < 0) {
-		sodium_free(s.buf);
+		secmem_free(s.buf);
 		return ret;
 	}
 	*tar = s.buf;

@@ -8,6 +8,7 @@
 #include "keyfs/armor.h"
 #include "keyfs/bundle.h"
 #include "keyfs/export.h"
+#include "keyfs/secmem.h"
 
 int export_size(const struct keyset *ks, const struct export_key *key, size_t *size)
 {
@@ -51,6 +52,6 @@ int export_seal(const struct keyset *ks, const struct export_key *key, char **pe
 		ret = armor_encode(bin, bin_len, pem, len);
 	free(bin);
 	if (tar)
-		sodium_free(tar);
+		secmem_free(tar);
 	return ret;
 }

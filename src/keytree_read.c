@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -169,25 +171,98 @@ struct reader {
 	bool have_user, have_group;
 };
 
-static void owner_names(struct reader *r, const struct stat *st)
+/* Owner names, looked up again after NAME_TTL seconds: getpwuid_r()
+ * opens and parses /etc/passwd (or asks NSS) on every call, which cost
+ * a store of small keysets more than sealing them. A renamed user shows
+ * in the next seal after that. */
+#define NAME_SLOTS 8
+#define NAME_TTL 10
+
+struct name_slot {
+	bool used;
+	unsigned id;
+	time_t at;
+	char name[KEYSET_OWNER_MAX + 1];
+};
+
+static struct name_slot user_slots[NAME_SLOTS], group_slots[NAME_SLOTS];
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static time_t now_s(void)
 {
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec;
+}
+
+static bool cached_name(struct name_slot *slots, unsigned id, time_t now, char *name)
+{
+	bool hit = false;
+	int i;
+
+	pthread_mutex_lock(&names_lock);
+	for (i = 0; i < NAME_SLOTS && !hit; i++)
+		if (slots[i].used && slots[i].id == id && now - slots[i].at < NAME_TTL) {
+			strcpy(name, slots[i].name);
+			hit = true;
+		}
+	pthread_mutex_unlock(&names_lock);
+	return hit;
+}
+
+/* Into the slot of id if there is one, else the oldest. */
+static void keep_name(struct name_slot *slots, unsigned id, time_t now, const char *name)
+{
+	struct name_slot *s = &slots[0];
+	int i;
+
+	pthread_mutex_lock(&names_lock);
+	for (i = 0; i < NAME_SLOTS; i++) {
+		if (slots[i].used && slots[i].id == id) {
+			s = &slots[i];
+			break;
+		}
+		if (!slots[i].used || slots[i].at < s->at)
+			s = &slots[i];
+	}
+	*s = (struct name_slot){ true, id, now, "" };
+	strcpy(s->name, name);
+	pthread_mutex_unlock(&names_lock);
+}
+
+/* The name of user (or group) id, "" if it has none or a longer one. */
+static void owner_name(bool group, unsigned id, char name[KEYSET_OWNER_MAX + 1])
+{
+	struct name_slot *slots = group ? group_slots : user_slots;
+	time_t now = now_s();
 	char buf[4096];
 	struct passwd pw, *pwp = NULL;
 	struct group gr, *grp = NULL;
+	const char *found = NULL;
 
+	if (cached_name(slots, id, now, name))
+		return;
+	if (group && !getgrgid_r(id, &gr, buf, sizeof(buf), &grp) && grp)
+		found = grp->gr_name;
+	else if (!group && !getpwuid_r(id, &pw, buf, sizeof(buf), &pwp) && pwp)
+		found = pwp->pw_name;
+	snprintf(name, KEYSET_OWNER_MAX + 1, "%s",
+		 found && strlen(found) <= KEYSET_OWNER_MAX ? found : "");
+	keep_name(slots, id, now, name);
+}
+
+static void owner_names(struct reader *r, const struct stat *st)
+{
 	if (!r->have_user || r->uid != st->st_uid) {
 		r->uid = st->st_uid;
 		r->have_user = true;
-		getpwuid_r(st->st_uid, &pw, buf, sizeof(buf), &pwp);
-		snprintf(r->user, sizeof(r->user), "%s",
-			 pwp && strlen(pwp->pw_name) <= KEYSET_OWNER_MAX ? pwp->pw_name : "");
+		owner_name(false, st->st_uid, r->user);
 	}
 	if (!r->have_group || r->gid != st->st_gid) {
 		r->gid = st->st_gid;
 		r->have_group = true;
-		getgrgid_r(st->st_gid, &gr, buf, sizeof(buf), &grp);
-		snprintf(r->group, sizeof(r->group), "%s",
-			 grp && strlen(grp->gr_name) <= KEYSET_OWNER_MAX ? grp->gr_name : "");
+		owner_name(true, st->st_gid, r->group);
 	}
 }
 

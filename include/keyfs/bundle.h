@@ -31,7 +31,7 @@
  * not part of it. hex is 64 chars + NUL. */
 void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_LEN + 1]);
 
-/* Build the tar. *tar is sodium_malloc()ed (it holds keys): sodium_free().
+/* Build the tar. *tar is in guarded memory (it holds keys): secmem_free().
  * -EINVAL if the keyset cannot be written faithfully: an invalid name,
  * members not sorted and unique, a member whose directory is not a
  * directory member, a link leaving the keyset, an mtime outside

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/secmem.h"
 
 /* as import does with the default import.max_size */
 #define MAX_MEMBER (1u << 20)
@@ -65,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		check_same(&ks, &again);
 		keyset_clear(&again);
-		sodium_free(tar);
+		secmem_free(tar);
 	}
 	keyset_clear(&ks);
 	return 0;

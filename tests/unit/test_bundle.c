@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/secmem.h"
 #include "keyfs/keyset.h"
 #include "tap.h"
 
@@ -254,7 +255,7 @@ static void test_pack_round_trip(void)
 		 fpr, ks.hint);
 	find_ini(tar, len, ini, sizeof(ini));
 	tap_ok(strcmp(ini, want) == 0, "KEYSET.ini content");
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&back);
 
 	ks.hint[0] = '\0';
@@ -263,7 +264,7 @@ static void test_pack_round_trip(void)
 	tap_ok(strstr(ini, "hint") == NULL, "no hint line when no hint");
 	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack without hint");
 	tap_ok(back.hint[0] == '\0', "empty hint back");
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&back);
 
 	snprintf(ks.hint, sizeof(ks.hint), "two\nlines");
@@ -284,7 +285,7 @@ static void test_pack_round_trip(void)
 	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), 0, "pack empty keyset");
 	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack empty keyset");
 	tap_ok(back.n == 0 && strcmp(back.name, "k") == 0, "empty keyset round trip");
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&back);
 }
 
@@ -305,9 +306,9 @@ static void test_determinism(void)
 	bundle_pack(&rev, &t3, &l3);
 	tap_ok(l1 == l2 && memcmp(t1, t2, l1) == 0, "same keyset, same bytes");
 	tap_ok(l1 == l3 && memcmp(t1, t3, l1) == 0, "insertion order does not matter");
-	sodium_free(t1);
-	sodium_free(t2);
-	sodium_free(t3);
+	secmem_free(t1);
+	secmem_free(t2);
+	secmem_free(t3);
 	keyset_clear(&ks);
 	keyset_clear(&rev);
 }
@@ -328,7 +329,7 @@ static void test_truncation(void)
 	TAP_EQ_INT(bad, 0, "every truncation refused (%zu cuts)", len);
 	tar[600] ^= 1; /* inside the first member's header checksum area */
 	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), -EINVAL, "corrupt header refused");
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&ks);
 
 	randombytes_buf(garbage, sizeof(garbage));
@@ -550,7 +551,7 @@ static void test_times(void)
 			   c[i].desc);
 		tap_ok(keyset_equal(&ks, &again) && again.m[0].mtime == c[i].want,
 		       "%s: same keyset and time back", c[i].desc);
-		sodium_free(out);
+		secmem_free(out);
 		keyset_clear(&again);
 		keyset_clear(&ks);
 		free(tar);

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/secmem.h"
 #include "keyfs/keyset.h"
 #include "tap.h"
 
@@ -98,8 +99,8 @@ static void test_round_trip(void)
 	m = find(&back, "theirs.key");
 	tap_ok(m && m->owned && m->uid == 1234 && m->gid == 5678 && !strcmp(m->user, "alice") &&
 	       m->group[0] == '\0', "numeric owner and the names there were");
-	sodium_free(tar);
-	sodium_free(again);
+	secmem_free(tar);
+	secmem_free(again);
 	keyset_clear(&back);
 	keyset_clear(&ks);
 }
@@ -167,7 +168,7 @@ static void test_format1_owners(void)
 	tap_ok(contains(tar, len, "format = 1\n"), "written as format 1");
 	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack it");
 	tap_ok(back.n == 1 && !back.m[0].owned, "the owner is the keystore's, not 0:0");
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&back);
 	keyset_clear(&flat);
 }

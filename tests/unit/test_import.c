@@ -16,6 +16,7 @@
 
 #include "keyfs/age.h"
 #include "keyfs/bundle.h"
+#include "keyfs/secmem.h"
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
 #include "keyfs/secret.h"
@@ -49,7 +50,7 @@ static int backup(int logn, uint8_t **out, size_t *outlen)
 		ret = bundle_pack(&ks, &tar, &len);
 	if (!ret)
 		ret = age_seal(tar, len, &pass, logn, out, outlen);
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&ks);
 	return ret;
 }
@@ -155,7 +156,7 @@ static int sealed_to(const char *name, const char *text, uint8_t **out, size_t *
 		ret = age_seal_to(tar, len, r.r, r.n, out, outlen);
 		age_recipient_list_free(&r);
 	}
-	sodium_free(tar);
+	secmem_free(tar);
 	keyset_clear(&ks);
 	return ret;
 }
