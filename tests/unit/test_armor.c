@@ -59,6 +59,29 @@ static void test_round_trip(size_t len)
 	free(in);
 }
 
+/* The encoder agrees with libsodium's, byte for byte, at every length
+ * a line can end on. */
+static void test_known(void)
+{
+	uint8_t in[100];
+	char want[200], *out = NULL;
+	size_t n, outlen, bad = 0;
+
+	TAP_EQ_INT(armor_encode((const uint8_t *)"hello", 5, &out, &outlen), 0, "encode hello");
+	tap_ok(out && !strcmp(out + strlen(BEGIN) + 1, "aGVsbG8=\n" END "\n"), "hello is aGVsbG8=");
+	free(out);
+	randombytes_buf(in, sizeof(in));
+	for (n = 0; n <= 48; n++) {
+		sodium_bin2base64(want, sizeof(want), in, n, sodium_base64_VARIANT_ORIGINAL);
+		out = NULL;
+		if (armor_encode(in, n, &out, &outlen) || (n && strncmp(out + strlen(BEGIN) + 1, want,
+									 strlen(want))))
+			bad++;
+		free(out);
+	}
+	TAP_EQ_INT(bad, 0, "0 to 48 bytes encode as sodium_bin2base64() does");
+}
+
 static int decode_str(const char *s)
 {
 	uint8_t *out = NULL;
@@ -150,6 +173,7 @@ int main(void)
 		   "armor_size(0) is the two marker lines");
 	TAP_EQ_INT(armor_size(48), armor_size(0) + 65, "one full line");
 	TAP_EQ_INT(armor_size(49), armor_size(0) + 65 + 5, "one more quad");
+	test_known();
 	test_accepts();
 	test_rejects();
 	return tap_done();
