@@ -180,6 +180,7 @@ struct sink {
 	uint8_t *buf;
 	size_t cap;
 	size_t len;
+	bool full;	/* the tar did not fit in cap */
 };
 
 static la_ssize_t sink_write(struct archive *a, void *priv, const void *p, size_t n)
@@ -188,7 +189,8 @@ static la_ssize_t sink_write(struct archive *a, void *priv, const void *p, size_
 
 	if (s->buf != NULL) {
 		if (n > s->cap - s->len) {
-			archive_set_error(a, ENOSPC, "tar grew between passes");
+			s->full = true;
+			archive_set_error(a, ENOSPC, "the tar does not fit");
 			return -1;
 		}
 		memcpy(s->buf + s->len, p, n);
@@ -318,28 +320,67 @@ int bundle_size(const struct keyset *ks, size_t *len)
 	return ret;
 }
 
-int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
+static size_t blocks(size_t n)
 {
-	struct sink s = { 0 };
+	return (n + 511) / 512 * 512;
+}
+
+/* More than the tar of ks takes: a header and a pax header with room
+ * for every record of each entry (names, link, xattrs, twice over), its
+ * data, KEYSET.ini and the end. Big enough that one pass writes it. */
+static size_t tar_bound(const struct keyset *ks)
+{
+	size_t i, j, n = 8 * 512 + blocks(INI_MAX);
+
+	for (i = 0; i < ks->n; i++) {
+		const struct keyset_member *m = &ks->m[i];
+		size_t rec = 512 + 2 * (sizeof(ks->name) + strlen(m->name) +
+					(m->link ? strlen(m->link) : 0) + 2 * KEYSET_OWNER_MAX);
+
+		for (j = 0; j < m->nxattr; j++)
+			rec += 64 + 2 * (strlen(m->xattr[j].name) + m->xattr[j].len);
+		n += 2 * 512 + blocks(rec) + blocks(m->len);
+	}
+	return n;
+}
+
+/* Into a buffer of cap bytes; 1 if the tar does not fit. */
+static int pack_into(const struct keyset *ks, size_t cap, struct sink *s)
+{
 	int ret;
 
-	ret = bundle_size(ks, &s.cap);
-	if (ret < 0)
-		goto out;
-	ret = -ENOMEM;
-	s.buf = secmem_alloc(s.cap);
-	if (s.buf == NULL)
-		goto out;
-	ret = write_tar(ks, &s);
-	if (ret == 0 && s.len != s.cap)
-		ret = -EIO;
-out:
+	*s = (struct sink){ .buf = secmem_alloc(cap), .cap = cap };
+	if (!s->buf)
+		return -ENOMEM;
+	ret = write_tar(ks, s);
 	if (ret < 0) {
-		secmem_free(s.buf);
-		return ret;
+		secmem_free(s->buf);
+		s->buf = NULL;
 	}
+	return ret < 0 && s->full ? 1 : ret;
+}
+
+/* One pass into a buffer sized by tar_bound(); should the bound ever
+ * fall short, a counting pass sizes it exactly. */
+int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
+{
+	struct sink s;
+	size_t exact;
+	int ret;
+
+	ret = pack_check(ks);
+	if (ret == 0)
+		ret = pack_into(ks, tar_bound(ks), &s);
+	if (ret == 1) {
+		ret = bundle_size(ks, &exact);
+		if (ret == 0)
+			ret = pack_into(ks, exact, &s);
+		if (ret == 1)
+			ret = -EIO; /* the tar grew between passes */
+	}
+	if (ret < 0)
+		return ret;
 	*tar = s.buf;
 	*len = s.len;
 	return 0;
 }
-
