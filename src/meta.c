@@ -13,14 +13,15 @@
 #include "keyfs/meta.h"
 #include "keyfs/replace.h"
 
+/* A key names a file of its own in the meta directory. */
+static bool key_valid(const char *key)
+{
+	return *key && *key != '.' && !strchr(key, '/');
+}
+
 static int meta_path(const char *key, char *path, size_t size)
 {
-	const char *p;
-
-	for (p = key; *p; p++)
-		if (*p == '/' || (p == key && *p == '.'))
-			return -EINVAL;
-	if (!*key || snprintf(path, size, STATE_META "/%s", key) >= (int)size)
+	if (!key_valid(key) || snprintf(path, size, STATE_META "/%s", key) >= (int)size)
 		return -EINVAL;
 	return 0;
 }
@@ -146,6 +147,8 @@ void meta_unload(struct state *s)
 
 /* ---- the files ---- */
 
+/* A status asks for a hundred thousand hints: from memory, the key is
+ * only checked, not made into a path. */
 int meta_get(const struct state *s, const char *key, char *buf, size_t size)
 {
 	char path[PATH_MAX];
@@ -153,9 +156,12 @@ int meta_get(const struct state *s, const char *key, char *buf, size_t size)
 	size_t i;
 	int ret;
 
-	ret = meta_path(key, path, sizeof(path));
-	if (ret || !s->meta)
+	if (!s->meta) {
+		ret = meta_path(key, path, sizeof(path));
 		return ret ? ret : read_value(s, path, buf, size);
+	}
+	if (!key_valid(key))
+		return -EINVAL;
 	pthread_mutex_lock(&s->meta->lock);
 	i = find(s->meta, key, &found);
 	if (found)
@@ -202,7 +208,13 @@ int meta_set(const struct state *s, const char *key, const char *value)
 
 static void hint_key(const char *keyset, char key[static KEYSET_NAME_MAX + 8])
 {
-	snprintf(key, KEYSET_NAME_MAX + 8, "%s%s", keyset ? "hint." : "hint", keyset ? keyset : "");
+	if (!keyset) {
+		strcpy(key, "hint");
+		return;
+	}
+	memcpy(key, "hint.", 5);
+	memcpy(key + 5, keyset, strnlen(keyset, KEYSET_NAME_MAX));
+	key[5 + strnlen(keyset, KEYSET_NAME_MAX)] = '\0';
 }
 
 int meta_hint(const struct state *s, const char *keyset, char *buf, size_t size)
