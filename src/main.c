@@ -167,8 +167,6 @@ static void clear_stale_mount(const char *mountpoint)
 		log_msg(LOG_ERR, "%s: stale mount, and detaching it failed: %m", mountpoint);
 }
 
-/* No core dumps and no ptrace attach: memory holds passwords and keys.
- * Without them keyfs does not start. */
 /* The memory a large store costs stays bounded: a status of a hundred
  * thousand keysets is a 20 MiB text, and glibc, after freeing one such
  * block, would raise its mmap threshold and keep the next ones in the
@@ -181,6 +179,8 @@ static void malloc_tune(void)
 	mallopt(M_ARENA_MAX, 2);
 }
 
+/* No core dumps and no ptrace attach: memory holds passwords and keys.
+ * Without them keyfs does not start. */
 static int harden(void)
 {
 	int ret = harden_process();

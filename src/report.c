@@ -12,6 +12,7 @@
 #include "keyfs/control.h"
 #include "keyfs/meta.h"
 #include "keyfs/store_live.h"
+#include "keyfs/textbuf.h"
 
 static void digits(char *p, int v, int n)
 {
@@ -182,7 +183,7 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 	fputc_unlocked('\n', f);
 }
 
-/* len was filled in by open_memstream() and is final after fclose(). */
+/* len was filled in by text_open() and is final after fclose(). */
 static int finish(FILE *f, char **text, int ret)
 {
 	if (fclose(f) || ret) {
@@ -202,7 +203,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	FILE *f;
 	int ret;
 
-	f = open_memstream(text, len);
+	f = text_open(text, len);
 	if (!f)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));
@@ -334,7 +335,7 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	FILE *f;
 	int ret;
 
-	f = open_memstream(text, len);
+	f = text_open(text, len);
 	if (!f)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));

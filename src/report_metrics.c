@@ -11,6 +11,7 @@
 #include "keyfs/control.h"
 #include "keyfs/fresh.h"
 #include "keyfs/metrics.h"
+#include "keyfs/textbuf.h"
 
 /* Backup states of the metrics: fresh.h's, and keysets that cannot be
  * exported (or read) at all, which no backup holds either. */
@@ -183,7 +184,7 @@ int ctl_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	if (ret)
 		return ret;
 	rows = calloc(n ? n : 1, sizeof(*rows));
-	f = rows ? open_memstream(text, len) : NULL;
+	f = rows ? text_open(text, len) : NULL;
 	if (!f) {
 		ret = -ENOMEM;
 		goto out;
