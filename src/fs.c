@@ -208,7 +208,7 @@ static int list_exports(struct keyfs *k, const struct listing *l, off_t off, voi
 			fuse_fill_dir_t fill, enum fuse_readdir_flags flags)
 {
 	static const char *const fixed[] = { ".", "..", "README.txt" };
-	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)];
+	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)], why[8];
 	bool plus = flags & FUSE_READDIR_PLUS;
 	struct export_attr a;
 	struct stat st;
@@ -218,8 +218,11 @@ static int list_exports(struct keyfs *k, const struct listing *l, off_t off, voi
 		if (fill(buf, fixed[off], NULL, off + 1, 0))
 			return 0;
 	for (i = (size_t)off - 3; off >= 3 && i < l->n; i++) {
-		/* a keyset that cannot be exported is in status, not here */
-		if (sealcache_attr(k->sc, l->names[i], &a))
+		/* A keyset that cannot be exported is in status, not here.
+		 * Names alone (`ls`, find) need no attributes: its known
+		 * problem says, which the store watcher keeps current. */
+		if (plus ? sealcache_attr(k->sc, l->names[i], &a) :
+			   sealcache_problem(k->sc, l->names[i], why, sizeof(why)))
 			continue;
 		snprintf(file, sizeof(file), "%s" PEM_SUFFIX, l->names[i]);
 		if (plus)
