@@ -15,7 +15,7 @@ import pytest
 from conftest import PASSWORD, Mount, age_decrypt, run, tree_digest
 
 OTHER = "Other-Horse-8!"
-STRESS_SECONDS = 10  # the hangs these guard against came within 2 s
+STRESS_SECONDS = 6  # the hangs these guard against came within 2 s
 
 
 def can_open(path):
