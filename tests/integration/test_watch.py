@@ -1,0 +1,100 @@
+"""The store watcher's fallbacks: when the kernel drops events (its queue
+overflowed) the store is rescanned and no change is lost; when no inotify
+watch can be had (as on NFS, or past fs.inotify.max_user_watches) changes
+are found by periodic rescans. Both limits are sysctls of the whole
+machine: each test lowers one only while it runs."""
+import contextlib
+import os
+import signal
+import time
+
+from conftest import Mount, run
+
+
+@contextlib.contextmanager
+def inotify_limit(name, value):
+    path = f"/proc/sys/fs/inotify/{name}"
+    with open(path) as f:
+        old = f.read().strip()
+    with open(path, "w") as f:
+        f.write(str(value))
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(old)
+
+
+def recipients(tmp_path):
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = str(tmp_path / "recipients.txt")
+    with open(pub, "w") as f:
+        f.write(run(["age-keygen", "-y", key]).stdout)
+    return pub
+
+
+def wait_for(pred, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def rewrite(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_lost_events_are_rescanned(build, tmp_path, store):
+    m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
+    try:
+        # the queue's size is fixed when keyfs makes its inotify instance
+        with inotify_limit("max_queued_events", 16):
+            m.start(opts=f"recipients={recipients(tmp_path)}")
+            db = os.path.join(m.export, "db.pem")
+            first = read(db)
+            # Stopped, keyfs reads no events: what is done meanwhile is
+            # more than the queue holds, and the change to db is among
+            # the events the kernel drops.
+            m.proc.send_signal(signal.SIGSTOP)
+            try:
+                for i in range(100):
+                    rewrite(os.path.join(store, "web", f".scratch{i}"), b"x")
+                    os.unlink(os.path.join(store, "web", f".scratch{i}"))
+                rewrite(os.path.join(store, "db", "master.key"), os.urandom(32))
+            finally:
+                m.proc.send_signal(signal.SIGCONT)
+            assert wait_for(lambda: read(db) != first, 5), "the change was lost with the events"
+        assert "events were lost; rescanning the store" in m.logtext()
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_without_watches_changes_are_found_by_rescans(build, tmp_path, store):
+    m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
+    try:
+        # no watch to be had: keyfs must say so and rescan instead
+        with inotify_limit("max_user_watches", 1):
+            m.start(opts=f"recipients={recipients(tmp_path)}")
+            assert "looking for changes by rescanning" in m.logtext()
+            db = os.path.join(m.export, "db.pem")
+            first = read(db)
+            rewrite(os.path.join(store, "db", "master.key"), os.urandom(32))
+            # rescans come at least every 5 s on a store this small
+            assert wait_for(lambda: read(db) != first, 12), "no rescan found the change"
+            # a keyset added is found the same way
+            os.mkdir(os.path.join(store, "new"), 0o700)
+            rewrite(os.path.join(store, "new", "k.key"), b"new key\n")
+            assert wait_for(lambda: os.path.exists(os.path.join(m.export, "new.pem")), 12)
+        m.stop()
+    finally:
+        m.kill()
