@@ -1,7 +1,8 @@
 /* Replacing a small file so that a crash leaves the old or the new one:
- * written to ".<name>.tmp" beside it, fsynced, renamed over it, and the
- * directory fsynced. Used for metadata, seal cache files and the
- * password verifier. */
+ * written to an unnamed O_TMPFILE in its directory (or, where the
+ * filesystem has none, to ".<name>.tmp" beside it), fsynced, linked in
+ * or renamed over the old one, and the directory fsynced. Used for
+ * metadata, seal cache files and the password verifier. */
 #ifndef KEYFS_REPLACE_H
 #define KEYFS_REPLACE_H
 
