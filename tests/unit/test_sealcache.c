@@ -2,16 +2,20 @@
  * sealing, the same bytes on every open and across a restart (the
  * verifier), a changed keyset resealed, the same content kept, a raised
  * work factor resealed with a new time, and a keyset too large to import
- * again left out with its reason. */
+ * again left out with its reason. With backup records: the same content
+ * under a new stamp after a restart keeps the changed time, although
+ * the record never saw the seal before the stop. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "keyfs/config.h"
+#include "keyfs/fresh.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/state.h"
 #include "store_mem.h"
@@ -123,6 +127,77 @@ static void test_cycle(void)
 	free(one);
 }
 
+/* Until time() is past t: a changed time taken anew then differs. */
+static void tick_past(time_t t)
+{
+	while (time(NULL) <= t)
+		usleep(20 * 1000);
+}
+
+static struct sealcache *start_fresh(struct fresh **f)
+{
+	struct sealcache *sc;
+
+	if (fresh_new(f, &state))
+		return NULL;
+	sc = start();
+	if (sc)
+		sealcache_set_fresh(sc, *f);
+	return sc;
+}
+
+static void stop_fresh(struct sealcache *sc, struct fresh *f)
+{
+	sealcache_free(sc);
+	fresh_free(f); /* writes the records */
+}
+
+static void test_fresh_restart(void)
+{
+	struct fresh_info i0, i;
+	struct export_attr a;
+	struct sealcache *sc;
+	struct fresh *f;
+	size_t len;
+	time_t at;
+	char *one;
+	int err;
+
+	vault_forget(v);
+	set_keys("f", "the f key");
+	sc = start_fresh(&f);
+	if (!tap_ok(sc != NULL, "a seal cache with backup records"))
+		return;
+	TAP_EQ_INT(sealcache_attr(sc, "f", &a), 0, "attributes of f, locked");
+	TAP_EQ_INT(fresh_get(f, "f", &i0), 0, "... a record of f");
+	tap_ok(i0.changed_at > 0 && !i0.sealed_at, "... changed, not sealed");
+	vault_set(v, PW, strlen(PW));
+	TAP_EQ_INT(sealcache_password_changed(sc), 0, "a password");
+	/* sealed without any attributes asked for after: the record is
+	 * still "not sealed" when the daemon stops */
+	one = open_all(sc, "f", &len, &at, &err);
+	tap_ok(one != NULL, "f sealed");
+	free(one);
+	stop_fresh(sc, f);
+
+	/* The same content under a new stamp: files rewritten while keyfs
+	 * was stopped. Its seal is kept and the change is none. */
+	tick_past(i0.changed_at);
+	set_keys("f", "the f key");
+	vault_forget(v);
+	sc = start_fresh(&f);
+	if (!tap_ok(sc != NULL, "restarted"))
+		return;
+	TAP_EQ_INT(sealcache_attr(sc, "f", &a), 0, "attributes of f, locked, a new stamp");
+	tap_ok(a.mtime == at, "... the kept seal's time");
+	TAP_EQ_INT(fresh_get(f, "f", &i), 0, "... its record");
+	tap_ok(i.changed_at == i0.changed_at && i.sealed_at == at,
+	       "... changed when it was, sealed when it was (%lld, %lld; %lld, %lld)",
+	       (long long)i0.changed_at, (long long)i.changed_at, (long long)at,
+	       (long long)i.sealed_at);
+	stop_fresh(sc, f);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/keyfs-test-sealcache.XXXXXX", cmd[64];
@@ -136,6 +211,7 @@ int main(void)
 	cfg.work_factor = 10;
 	set_keys("a", "the same key");
 	test_cycle();
+	test_fresh_restart();
 	vault_free(v);
 	store_close(&st);
 	state_close(&state);
