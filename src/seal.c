@@ -134,6 +134,8 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	id = e ? pwid_for(sc, e) : NULL;
+	if (e)
+		e->anew = false; /* a try again after -EAGAIN plans anew */
 	if (!e) {
 		ret = -ENOMEM;
 	} else if (!id) {
@@ -154,6 +156,9 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		/* a seal to recipients cannot be opened here to look inside */
 		p->try_cached = !p->rs && e->cached && !e->has_cfpr && e->logn == p->h.logn &&
 				!memcmp(e->pwid, id, VERIFIER_ID_LEN);
+		/* scrypt, maybe: attributes waiting for this seal stop */
+		e->anew = true;
+		pthread_cond_broadcast(&sc->changed);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return ret;
@@ -274,6 +279,7 @@ int seal_entry(struct sealcache *sc, struct entry *e)
 	while (ret == -EAGAIN && ++tries < 3);
 	pthread_mutex_lock(&sc->lock);
 	e->sealing = false;
+	e->anew = false;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
 	if (ret && ret != -ENOKEY && ret != -ENOENT)
