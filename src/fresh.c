@@ -405,6 +405,22 @@ int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t ke
 	return 0;
 }
 
+void fresh_same_content(struct fresh *f, const char *name, uint64_t old, uint64_t stamp)
+{
+	struct rec *r;
+
+	pthread_mutex_lock(&f->lock);
+	/* Only a record at old: one at another version has seen something
+	 * else since, and fresh_observe() decides about it. Its key and
+	 * times stay as they are; the next observation updates them. */
+	r = rec_get(f, name, false);
+	if (r && r->seen && r->stamp == old && old != stamp) {
+		r->stamp = stamp;
+		mark_dirty(f, r);
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
 /* The name of pid's program, for telling which backup tool read it. */
 static void comm_of(pid_t pid, char comm[static FRESH_COMM_MAX])
 {

@@ -80,6 +80,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 {
 	struct sealfile h;
 	struct entry *e;
+	uint64_t old = 0;
 	int fd, ret;
 
 	fd = file_open_regular(sc->cfd, name, NULL, NULL);
@@ -89,6 +90,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	if (!ret && (strcmp(h.name, name) || (h.content[0] && strcmp(h.content, content))))
 		ret = -ESTALE;
 	if (!ret) {
+		old = h.stamp;
 		h.stamp = stamp;
 		strcpy(h.content, content);
 		ret = sealfile_rewrite(sc->cfd, name, fd, &h);
@@ -96,6 +98,13 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	close(fd);
 	if (!ret) {
 		written(sc);
+		/* Before the entry shows the kept seal: whoever then asks for
+		 * the attributes tells the backup records a version they hold
+		 * already, not a change. Its record may still be at the old
+		 * version although the seal was made after the record was
+		 * last told (a stop came first). */
+		if (sc->fresh)
+			fresh_same_content(sc->fresh, name, old, stamp);
 		record(sc, &h); /* what is on disk now, whatever the entry thought */
 		log_msg(LOG_INFO, "keyset \"%s\": same content as its cached seal, kept", name);
 		return 0;
@@ -125,6 +134,8 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	id = e ? pwid_for(sc, e) : NULL;
+	if (e)
+		e->anew = false; /* a try again after -EAGAIN plans anew */
 	if (!e) {
 		ret = -ENOMEM;
 	} else if (!id) {
@@ -145,6 +156,9 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		/* a seal to recipients cannot be opened here to look inside */
 		p->try_cached = !p->rs && e->cached && !e->has_cfpr && e->logn == p->h.logn &&
 				!memcmp(e->pwid, id, VERIFIER_ID_LEN);
+		/* scrypt, maybe: attributes waiting for this seal stop */
+		e->anew = true;
+		pthread_cond_broadcast(&sc->changed);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return ret;
@@ -265,6 +279,7 @@ int seal_entry(struct sealcache *sc, struct entry *e)
 	while (ret == -EAGAIN && ++tries < 3);
 	pthread_mutex_lock(&sc->lock);
 	e->sealing = false;
+	e->anew = false;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
 	if (ret && ret != -ENOKEY && ret != -ENOENT)

@@ -67,6 +67,8 @@ struct entry {
 	bool has_cfpr;
 	bool has_fpr;
 	bool sealing;
+	bool anew;			/* the seal under way makes new bytes (its plan
+					 * says so): no attribute waits for it */
 	bool own_pw;			/* keyset has a password of its own */
 	char name[];
 };

@@ -57,6 +57,14 @@ static int sealing_key(struct sealcache *sc, const char *name, struct recipients
 	return e ? 0 : -ENOMEM;
 }
 
+/* Whether e's cached seal holds content cid, the content of version
+ * stamp, under another stamp: kept as this version's seal, its header
+ * restamped. Caller holds sc->lock. */
+static bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
+{
+	return e->cached && e->stamp != stamp && digest_is(e->cfpr, e->has_cfpr, cid);
+}
+
 /* Reads the keyset once per version (stamp) and key for what takes no
  * crypto to know: the export's exact size, the keyset's time, its
  * fingerprint; and keeps a cached seal of the same content as the seal
@@ -91,9 +99,17 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 		e->pred_mtime = keyset_mtime(&ks);
 		e->has_fpr = digest_set(e->fpr, fpr);
 	}
+	/* A seal under way that has not planned yet, or keeps the cached
+	 * seal, is waited for: the caller reports the attributes next, and
+	 * told "not sealed" meanwhile the backup records would take this
+	 * version for a change and its time for the changed time. It reads
+	 * and rewrites one small file, no scrypt; a seal that makes new
+	 * bytes says so when it plans, and is not waited for. */
+	while (e && e->sealing && !e->anew && keeps_seal(e, stamp, cid))
+		pthread_cond_wait(&sc->changed, &sc->lock);
 	/* Kept under the sealing mark, so no seal of the same keyset can
 	 * land between reading the cache file and rewriting it. */
-	same = e && e->cached && !e->sealing && e->stamp != stamp && digest_is(e->cfpr, e->has_cfpr, cid);
+	same = e && !e->sealing && keeps_seal(e, stamp, cid);
 	if (same)
 		e->sealing = true;
 	pthread_mutex_unlock(&sc->lock);

@@ -6,11 +6,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "keyfs/bundle.h"
 #include "keyfs/log.h"
 #include "storewatch_priv.h"
+
+/* Whether changes wait that the node table does not show yet: events
+ * the kernel queued, ones the thread read and is applying, or a store
+ * directory event whose relist is to come. A change made before a call
+ * is in one of them or applied (the kernel queues its event before the
+ * writer's call returns), so a call that finds none pending may answer
+ * from memory what a walk would say. Caller holds w->lock, which the
+ * thread takes to start reading: the queue cannot move into the thread
+ * unseen while it is held. */
+static bool events_pending(struct storewatch *w)
+{
+	int queued = 0;
+
+	if (w->reading || w->relist_due)
+		return true;
+	if (w->qfd < 0)
+		return false; /* no events: rescans keep the table */
+	/* cannot tell: as if some waited */
+	return ioctl(w->qfd, FIONREAD, &queued) || queued > 0;
+}
 
 /* ---- list ---- */
 
@@ -39,12 +60,13 @@ static int w_list(void *priv, char ***names, size_t *n)
 	int ret = 1;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->list_valid) {
+	if (w->list_valid && !events_pending(w)) {
 		ret = copy_names(w->names, w->n, names);
 		*n = ret ? 0 : w->n;
 	}
 	pthread_mutex_unlock(&w->lock);
-	/* not listed yet, or changed: the thread lists again */
+	/* not listed yet, or changed: the thread lists again; until then
+	 * the store answers */
 	return ret == 1 ? w->inner.ops->list(w->inner.priv, names, n) : ret;
 }
 
@@ -101,17 +123,20 @@ static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 	struct snap s = { 0 };
 	struct wnode *n;
 	uint64_t base = 0;
+	bool pending;
 	int ret;
 
 	pthread_mutex_lock(&w->lock);
+	/* a file just written: its event may not be applied yet */
+	pending = events_pending(w);
 	n = wnode_find(w, name);
-	if (n && n->valid) {
+	if (n && n->valid && !pending) {
 		*stamp = n->stamp;
 		ret = n->err;
 		pthread_mutex_unlock(&w->lock);
 		return ret;
 	}
-	if (!n && w->list_valid) {
+	if (!n && w->list_valid && !pending) {
 		pthread_mutex_unlock(&w->lock);
 		return -ENOENT; /* not a keyset */
 	}
@@ -121,8 +146,13 @@ static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 	ret = walk_stamp(w, name, &s, &base, stamp);
 	pthread_mutex_lock(&w->lock);
 	n = wnode_find(w, name);
-	/* kept only if no event came during the walk, and one would come */
-	if (n && s.known && n->gen == s.gen && (n->watched || w->polling)) {
+	/* Kept only if no event came during the walk, and one would come.
+	 * Nor while events wait: they may be of changes this walk saw
+	 * already, and applied after it they would make the next walk fold
+	 * the content into the stamp, a version no walk after a restart
+	 * finds again, for files that did not change. */
+	if (n && s.known && n->gen == s.gen && (n->watched || w->polling) &&
+	    !events_pending(w)) {
 		n->base_gen = s.gen;
 		n->have_base = !ret;
 		n->base = base;
@@ -291,6 +321,7 @@ int storewatch_wrap(struct store *s, struct storewatch **out)
 	w->inner = *s;
 	w->root = s->ops->tree_fd(s->priv);
 	w->ifd = -1;
+	w->qfd = -1;
 	w->root_wd = -1;
 	s->ops = &watch_ops;
 	s->priv = w;

@@ -57,6 +57,13 @@ struct storewatch {
 	bool polling;			/* rescans, not events, keep the cache */
 	struct htab wds;		/* struct wdir by wd; thread only */
 	int ifd;			/* inotify; -1: none */
+	/* Events the kernel queued, or the thread read and has not applied
+	 * yet, are changes the node table does not show: while any wait,
+	 * stamps are walked, not answered from memory (events_pending()). */
+	int qfd;			/* ifd, to ask; -1: none; protected by lock */
+	bool reading;			/* events read, not all applied; protected by lock */
+	bool relist_due;		/* a store directory event applied, the list not
+					 * read again yet; protected by lock */
 	int root_wd;
 	int efd;			/* eventfd: stop the thread */
 	pthread_t thread;

@@ -196,6 +196,9 @@ static bool relist_once(struct storewatch *w)
 	store_names_free(w->names, w->n);
 	w->names = names;
 	w->n = count;
+	/* read after every store directory event applied: this thread
+	 * applies them, and none came while it listed */
+	w->relist_due = false;
 	/* else watches are missing, or a keyset put meanwhile: list again */
 	same = puts == w->puts;
 	w->list_valid = fresh != NULL && same;
@@ -334,6 +337,7 @@ static void on_event(struct storewatch *w, const struct inotify_event *ev, bool 
 			return; /* keyfs' own state directory, stray files */
 		*list = true;
 		pthread_mutex_lock(&w->lock);
+		w->relist_due = true;
 		n = wnode_find(w, ev->name);
 		if (n)
 			wnode_touch(n);
@@ -356,7 +360,9 @@ static void on_event(struct storewatch *w, const struct inotify_event *ev, bool 
 	}
 }
 
-/* Reads what the kernel queued; false when the thread is to stop. */
+/* Reads what the kernel queued and applies it. Marked as reading
+ * meanwhile: events out of the kernel's queue and not yet applied are
+ * still pending for stamp() (events_pending()). */
 static void read_events(struct storewatch *w, bool *list, bool *overflow)
 {
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -364,12 +370,18 @@ static void read_events(struct storewatch *w, bool *list, bool *overflow)
 	ssize_t len;
 	char *p;
 
+	pthread_mutex_lock(&w->lock);
+	w->reading = true;
+	pthread_mutex_unlock(&w->lock);
 	while ((len = read(w->ifd, buf, sizeof(buf))) > 0) {
 		for (p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
 			on_event(w, ev, list, overflow);
 		}
 	}
+	pthread_mutex_lock(&w->lock);
+	w->reading = false;
+	pthread_mutex_unlock(&w->lock);
 }
 
 /* Filesystems whose changes made elsewhere send no inotify events. */
@@ -414,7 +426,11 @@ static void watch_root(struct storewatch *w)
 		start_polling(w, "the store directory cannot be watched");
 		close(w->ifd);
 		w->ifd = -1;
+		return;
 	}
+	pthread_mutex_lock(&w->lock);
+	w->qfd = w->ifd;
+	pthread_mutex_unlock(&w->lock);
 }
 
 static int64_t now_ms(void)
@@ -435,6 +451,9 @@ static void unwatch_all(struct storewatch *w)
 		free(h);
 	}
 	htab_free(&w->wds);
+	pthread_mutex_lock(&w->lock);
+	w->qfd = -1; /* before the close: no one asks a closed descriptor */
+	pthread_mutex_unlock(&w->lock);
 	if (w->ifd >= 0)
 		close(w->ifd);
 	w->ifd = -1;

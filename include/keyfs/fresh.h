@@ -69,6 +69,12 @@ void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg);
 int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
 		  time_t sealed_at, bool locked, struct fresh_info *out);
 
+/* The seal cache kept its seal of name's version old as the seal of
+ * version stamp: both hold the same content. A record still at old moves
+ * to stamp with its times, so the new stamp is no change (the seal cache
+ * tells this before the attributes that show the kept seal). */
+void fresh_same_content(struct fresh *f, const char *name, uint64_t old, uint64_t stamp);
+
 /* An export sealed at sealed_at was read to its last byte by pid as uid. */
 void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_t pid, uid_t uid);
 

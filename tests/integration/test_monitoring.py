@@ -129,6 +129,38 @@ def test_change_warns_and_a_restart_keeps_the_times(mount, build, store, tmp_pat
     assert code == WARNING and "web" in line, line
 
 
+def test_same_content_rewritten_while_stopped_keeps_the_times(mount, build, store, tmp_path):
+    """Files written again with the same bytes (restored, moved to another
+    disk) while keyfs is stopped get a new version stamp: the export, its
+    seal and the backup of it stay, and nothing counts as changed."""
+    mount.unlock()
+    first = tmp_path / "first"
+    first.mkdir()
+    run(["cp", os.path.join(mount.export, "web.pem"), str(first)])
+    before = metrics(build, mount)
+    names = ("keyfs_keyset_changed_timestamp_seconds", "keyfs_keyset_sealed_timestamp_seconds",
+             "keyfs_keyset_backup_timestamp_seconds")
+    times = {n: sample(before, n, keyset="web") for n in names}
+    assert all(v and v > 0 for v in times.values()), times
+    mount.stop()
+    key = os.path.join(store, "web", "ed25519.key")
+    with open(key, "rb") as f:
+        data = f.read()
+    time.sleep(1.1)  # a time taken anew would differ
+    with open(key, "wb") as f:
+        f.write(data)
+    mount.start()
+    mount.unlock()
+    after = metrics(build, mount)
+    for n, v in times.items():
+        assert sample(after, n, keyset="web") == v, (n, before, after)
+    assert sample(after, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
+    second = tmp_path / "second"
+    second.mkdir()
+    run(["cp", os.path.join(mount.export, "web.pem"), str(second)])
+    assert (first / "web.pem").read_bytes() == (second / "web.pem").read_bytes()
+
+
 def test_new_password_means_not_yet_backed_up(mount, build, tmp_path):
     mount.unlock()
     run(["cp", os.path.join(mount.export, "web.pem"), str(tmp_path)])

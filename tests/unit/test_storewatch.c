@@ -1,0 +1,281 @@
+/* Unit tests for the store watcher over a directory store in a private
+ * temp directory: what stamp() and list() answer while the events of a
+ * change wait in the kernel's queue. The watcher's thread is held inside
+ * the listener, so that those events are read only when the test says:
+ * no sleeps, and the same order on every run.
+ *   - a change made before a call is seen by it (read after write), for
+ *     a member written and for a keyset made;
+ *   - the events of a change a walk saw already, read after it, leave
+ *     the stamp as that walk found it, which is also what a store without
+ *     the watcher (a restart) finds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "keyfs/state.h"
+#include "keyfs/store.h"
+#include "keyfs/storewatch.h"
+#include "tap.h"
+
+#define WAIT_SECONDS 10
+
+static char root[64];
+static struct state state;
+
+/* What the listener was told, and the switch that holds the thread in
+ * it. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned told_a, told_b;
+	bool hold;	/* the next call waits until hold is cleared */
+	bool held;	/* a call is waiting */
+} lis = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false, false };
+
+static void listener(void *arg, const char *keyset)
+{
+	(void)arg;
+	pthread_mutex_lock(&lis.lock);
+	if (!strcmp(keyset, "a"))
+		lis.told_a++;
+	else if (!strcmp(keyset, "b"))
+		lis.told_b++;
+	while (lis.hold) {
+		lis.held = true;
+		pthread_cond_broadcast(&lis.cond);
+		pthread_cond_wait(&lis.cond, &lis.lock);
+	}
+	lis.held = false;
+	pthread_cond_broadcast(&lis.cond);
+	pthread_mutex_unlock(&lis.lock);
+}
+
+static struct timespec deadline(long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += ms % 1000 * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* Waits until *count passes since; false after ms. */
+static bool wait_told_ms(const unsigned *count, unsigned since, long ms)
+{
+	struct timespec until = deadline(ms);
+	bool ok = true;
+
+	pthread_mutex_lock(&lis.lock);
+	while (*count <= since && ok)
+		ok = pthread_cond_timedwait(&lis.cond, &lis.lock, &until) == 0;
+	ok = *count > since;
+	pthread_mutex_unlock(&lis.lock);
+	return ok;
+}
+
+static bool wait_told(const unsigned *count, unsigned since)
+{
+	return wait_told_ms(count, since, WAIT_SECONDS * 1000);
+}
+
+static bool wait_held(void)
+{
+	struct timespec until = deadline(WAIT_SECONDS * 1000);
+	bool ok = true;
+
+	pthread_mutex_lock(&lis.lock);
+	while (!lis.held && ok)
+		ok = pthread_cond_timedwait(&lis.cond, &lis.lock, &until) == 0;
+	ok = lis.held;
+	pthread_mutex_unlock(&lis.lock);
+	return ok;
+}
+
+static void set_hold(bool on)
+{
+	pthread_mutex_lock(&lis.lock);
+	lis.hold = on;
+	pthread_cond_broadcast(&lis.cond);
+	pthread_mutex_unlock(&lis.lock);
+}
+
+static unsigned count_of(const unsigned *count)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&lis.lock);
+	n = *count;
+	pthread_mutex_unlock(&lis.lock);
+	return n;
+}
+
+static void write_rel(const char *rel, const char *data)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		tap_ok(false, "write %s: %m", rel);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void mkdir_rel(const char *rel)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	if (mkdir(p, 0700))
+		tap_ok(false, "mkdir %s: %m", rel);
+}
+
+/* Writes rel until its keyset's change is told: the thread watches the
+ * keysets in the background after it starts, and a change made before
+ * the watch is never told. Once one is, the keyset is watched. */
+static bool poke_until_told(const char *rel, const unsigned *count)
+{
+	char data[32];
+	unsigned since;
+	int i;
+
+	for (i = 0; i < WAIT_SECONDS * 10; i++) {
+		since = count_of(count);
+		snprintf(data, sizeof(data), "%d\n", i);
+		write_rel(rel, data);
+		if (wait_told_ms(count, since, 100))
+			return true;
+	}
+	return false;
+}
+
+static int stamp(struct store *s, const char *name, uint64_t *out)
+{
+	return s->ops->stamp(s->priv, name, out);
+}
+
+static bool listed(struct store *s, const char *name)
+{
+	char **names;
+	size_t n, i;
+	bool found = false;
+
+	if (s->ops->list(s->priv, &names, &n))
+		return false;
+	for (i = 0; i < n; i++)
+		found |= !strcmp(names[i], name);
+	store_names_free(names, n);
+	return found;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void test_pending_events(struct store *s, struct store *plain)
+{
+	uint64_t b0, b1, b2, b3, again, c;
+	unsigned since;
+
+	/* Each keyset's directory is watched once a change of it is told:
+	 * from then on its stamp is answered from memory. */
+	tap_ok(poke_until_told("a/one", &lis.told_a), "a change of a is told");
+	tap_ok(poke_until_told("b/one", &lis.told_b), "a change of b is told");
+	TAP_EQ_INT(stamp(s, "b", &b0), 0, "stamp of b");
+	TAP_EQ_INT(stamp(s, "b", &again), 0, "stamp of b again");
+	tap_ok(again == b0, "... the same");
+
+	/* The thread is held in the listener: what changes now waits in
+	 * the kernel's queue until it is let go. */
+	set_hold(true);
+	write_rel("a/two", "2\n");
+	if (!tap_ok(wait_held(), "the watcher's thread is held")) {
+		set_hold(false);
+		return;
+	}
+	write_rel("b/two", "2\n");
+	TAP_EQ_INT(stamp(s, "b", &b1), 0, "stamp of b, its event not read yet");
+	tap_ok(b1 != b0, "... a member written before the call is seen");
+	TAP_EQ_INT(stamp(plain, "b", &again), 0, "the store's own stamp of b");
+	tap_ok(again == b1, "... the same as the watcher's");
+	mkdir_rel("c");
+	write_rel("c/k", "k\n");
+	tap_ok(listed(s, "c"), "a keyset made before the call is listed");
+	TAP_EQ_INT(stamp(s, "c", &c), 0, "... and has a stamp");
+
+	since = count_of(&lis.told_b);
+	set_hold(false);
+	tap_ok(wait_told(&lis.told_b, since), "the change of b is told once its events are read");
+	TAP_EQ_INT(stamp(s, "b", &b2), 0, "stamp of b after its events");
+	tap_ok(b2 == b1, "... unchanged: the events were of a change seen before (%016llx, %016llx)",
+	       (unsigned long long)b1, (unsigned long long)b2);
+	TAP_EQ_INT(stamp(plain, "b", &again), 0, "the store's own stamp of b");
+	tap_ok(again == b2, "... what a restart finds");
+	TAP_EQ_INT(stamp(s, "b", &b3), 0, "stamp of b again");
+	tap_ok(b3 == b2, "... the same");
+}
+
+int main(void)
+{
+	struct store s = { 0 }, plain = { 0 };
+	struct storewatch *w = NULL;
+	char sp[PATH_MAX];
+	int ret;
+
+	if (sodium_init() < 0) {
+		tap_ok(false, "sodium_init");
+		return tap_done();
+	}
+	snprintf(root, sizeof(root), "/tmp/keyfs-test-storewatch.XXXXXX");
+	if (!tap_ok(mkdtemp(root) != NULL, "mkdtemp"))
+		return tap_done();
+	mkdir_rel("a");
+	write_rel("a/k", "a\n");
+	mkdir_rel("b");
+	write_rel("b/k", "b\n");
+	snprintf(sp, sizeof(sp), "%s/.keyfs", root);
+	ret = state_open(&state, sp);
+	TAP_EQ_INT(ret, 0, "state_open");
+	if (!ret)
+		ret = store_open("dir", root, &state, &s);
+	if (!ret)
+		ret = store_open("dir", root, &state, &plain);
+	TAP_EQ_INT(ret, 0, "store_open dir, twice");
+	if (!ret)
+		ret = storewatch_wrap(&s, &w);
+	TAP_EQ_INT(ret, 0, "storewatch_wrap");
+	if (!ret && tap_ok(w != NULL, "the directory store is watched")) {
+		storewatch_set_listener(w, listener, NULL);
+		ret = storewatch_start(w);
+		TAP_EQ_INT(ret, 0, "storewatch_start");
+		if (!ret)
+			test_pending_events(&s, &plain);
+		set_hold(false);
+	}
+	if (s.ops)
+		store_close(&s); /* the watcher with it */
+	if (plain.ops)
+		store_close(&plain);
+	state_close(&state);
+	tap_ok(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
+	return tap_done();
+}
