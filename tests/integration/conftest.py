@@ -26,6 +26,26 @@ def run(cmd, check=True, **kw):
     return res
 
 
+def recipients_file(tmp_path):
+    """A recipients file of one public key; its identity is tmp_path/id.txt."""
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = str(tmp_path / "recipients.txt")
+    with open(pub, "w") as f:
+        f.write(run(["age-keygen", "-y", key]).stdout)
+    return pub
+
+
+def wait_for(pred, timeout, step=0.02):
+    """Polls pred() until it is true (True) or timeout seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
 def age_decrypt(src, dst, password):
     """Stock age reads passphrases only from a terminal: give it one."""
     return run(["script", "-qec", f"age -d -o {dst} {src}", "/dev/null"],

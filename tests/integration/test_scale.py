@@ -8,11 +8,10 @@ The 20 000-keyset test runs once, with the first build of KEYFS_BUILDS
 data structures, not about memory errors a second build would find."""
 import os
 import re
-import time
 
 import pytest
 
-from conftest import BUILDS, Mount, run
+from conftest import BUILDS, Mount, recipients_file, run, wait_for
 
 MANY = 20000
 
@@ -25,30 +24,12 @@ def rsync(src, dst):
     return int(files.group(1).replace(",", "")), int(size.group(1).replace(",", "")), names
 
 
-def recipients(tmp_path):
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    pub = str(tmp_path / "recipients.txt")
-    with open(pub, "w") as f:
-        f.write(run(["age-keygen", "-y", key]).stdout)
-    return pub
-
-
 def make_keysets(store, n):
     for i in range(n):
         d = os.path.join(store, f"t{i:05d}")
         os.mkdir(d, 0o700)
         with open(os.path.join(d, "key"), "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
             fh.write(os.urandom(32))
-
-
-def wait_for(pred, timeout, step=0.02):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 def changed(path, before):
@@ -62,7 +43,7 @@ def test_twenty_thousand_keysets(tmp_path, store):
     m = Mount(os.path.join(BUILDS[0], "keyfs"), str(tmp_path), store)
     try:
         # sealed to a public key: no scrypt per keyset
-        m.start(opts=f"recipients={recipients(tmp_path)}")
+        m.start(opts=f"recipients={recipients_file(tmp_path)}")
         listed = run(["ls", "-l", m.export]).stdout.splitlines()
         assert len(listed) == 1 + MANY - 1 + 3  # total line; README.txt, web, db
         assert not any(line.endswith(" t10000.pem") for line in listed)
@@ -105,7 +86,7 @@ def test_same_size_and_mtime_rewrite_is_seen(build, tmp_path, store):
     key = os.path.join(store, "db", "master.key")
     m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
     try:
-        m.start(opts=f"recipients={recipients(tmp_path)}")
+        m.start(opts=f"recipients={recipients_file(tmp_path)}")
         pem = os.path.join(m.export, "db.pem")
         first = open(pem, "rb").read()
         st = os.stat(key)

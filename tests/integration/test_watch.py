@@ -6,9 +6,8 @@ machine: each test lowers one only while it runs."""
 import contextlib
 import os
 import signal
-import time
 
-from conftest import Mount, run
+from conftest import Mount, recipients_file, wait_for
 
 
 @contextlib.contextmanager
@@ -23,24 +22,6 @@ def inotify_limit(name, value):
     finally:
         with open(path, "w") as f:
             f.write(old)
-
-
-def recipients(tmp_path):
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    pub = str(tmp_path / "recipients.txt")
-    with open(pub, "w") as f:
-        f.write(run(["age-keygen", "-y", key]).stdout)
-    return pub
-
-
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 def read(path):
@@ -58,7 +39,7 @@ def test_lost_events_are_rescanned(build, tmp_path, store):
     try:
         # the queue's size is fixed when keyfs makes its inotify instance
         with inotify_limit("max_queued_events", 16):
-            m.start(opts=f"recipients={recipients(tmp_path)}")
+            m.start(opts=f"recipients={recipients_file(tmp_path)}")
             db = os.path.join(m.export, "db.pem")
             first = read(db)
             # Stopped, keyfs reads no events: what is done meanwhile is
@@ -84,7 +65,7 @@ def test_without_watches_changes_are_found_by_rescans(build, tmp_path, store):
     try:
         # no watch to be had: keyfs must say so and rescan instead
         with inotify_limit("max_user_watches", 1):
-            m.start(opts=f"recipients={recipients(tmp_path)}")
+            m.start(opts=f"recipients={recipients_file(tmp_path)}")
             assert "looking for changes by rescanning" in m.logtext()
             db = os.path.join(m.export, "db.pem")
             first = read(db)
