@@ -399,7 +399,10 @@ static int attr_report(struct sealcache *sc, const char *name, struct export_att
 		note_problem(sc, name, ret, *why ? why : NULL);
 	if (ret)
 		return -ENOENT; /* reported in status, never an entry that fails */
-	a->ino = sealcache_ino(name);
+	/* a BLAKE2b of the name: a report, for each keyset of a status,
+	 * has no use for it */
+	if (!r)
+		a->ino = sealcache_ino(name);
 	return 0;
 }
 
