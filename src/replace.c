@@ -53,6 +53,19 @@ static int fill(int fd, mode_t mode, const struct iovec *iov, int iovcnt, bool s
 	return ret;
 }
 
+/* tmp replaces path; a reader that has the old file open keeps it. tmp
+ * is gone either way. */
+static int rename_over(int dfd, const char *tmp, const char *path)
+{
+	int ret = 0;
+
+	if (renameat(dfd, tmp, dfd, path)) {
+		ret = -errno;
+		unlinkat(dfd, tmp, 0);
+	}
+	return ret;
+}
+
 /* Gives the unnamed file fd the name path: linked straight in when
  * nothing has it yet, else linked as tmp and renamed over the old one.
  * -ENOENT without /proc. */
@@ -68,12 +81,7 @@ static int link_tmpfile(int fd, int dfd, const char *path, const char *tmp)
 	unlinkat(dfd, tmp, 0); /* a crash's leftover */
 	if (linkat(AT_FDCWD, proc, dfd, tmp, AT_SYMLINK_FOLLOW))
 		return -errno;
-	/* rename: a reader that has the old file open keeps it */
-	if (renameat(dfd, tmp, dfd, path)) {
-		unlinkat(dfd, tmp, 0);
-		return -errno;
-	}
-	return 0;
+	return rename_over(dfd, tmp, path);
 }
 
 /* 1: the filesystem has no O_TMPFILE (or there is no /proc to link one
@@ -104,10 +112,9 @@ static int replace_named(int dfd, const char *path, const char *tmp, mode_t mode
 	ret = fill(fd, mode, iov, iovcnt, sync);
 	if (close(fd) && !ret)
 		ret = -errno;
-	if (!ret && renameat(dfd, tmp, dfd, path))
-		ret = -errno;
-	if (ret)
-		unlinkat(dfd, tmp, 0);
+	if (!ret)
+		return rename_over(dfd, tmp, path);
+	unlinkat(dfd, tmp, 0);
 	return ret;
 }
 
