@@ -1,7 +1,7 @@
 /* Keyset <-> tar archive, KEYSET.ini and the keyset fingerprint.
  *
- * Packing runs libarchive twice over the same input: once to count the
- * bytes, once into an exact buffer of guarded memory. Blocking is off
+ * Packing runs libarchive once, into a buffer of guarded memory sized by
+ * a bound (a counting pass only if the bound fell short). Blocking is off
  * (bytes per block 0), so libarchive hands every write straight to our
  * callback and keeps no copy of key bytes in its own heap buffers; the
  * output is headers, data padded to 512 bytes, and the two zero blocks
