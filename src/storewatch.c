@@ -123,22 +123,18 @@ static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 	struct snap s = { 0 };
 	struct wnode *n;
 	uint64_t base = 0;
-	bool pending;
 	int ret;
 
 	pthread_mutex_lock(&w->lock);
-	/* a file just written: its event may not be applied yet */
-	pending = events_pending(w);
 	n = wnode_find(w, name);
-	if (n && n->valid && !pending) {
-		*stamp = n->stamp;
-		ret = n->err;
+	/* From memory: the node's stamp, or not a keyset. Unless a file was
+	 * just written: its event may not be applied yet. */
+	if ((n ? n->valid : w->list_valid) && !events_pending(w)) {
+		if (n)
+			*stamp = n->stamp;
+		ret = n ? n->err : -ENOENT;
 		pthread_mutex_unlock(&w->lock);
 		return ret;
-	}
-	if (!n && w->list_valid && !pending) {
-		pthread_mutex_unlock(&w->lock);
-		return -ENOENT; /* not a keyset */
 	}
 	if (n)
 		s = (struct snap){ true, n->gen, n->base_gen, n->base, n->stamp, n->have_base };
