@@ -208,13 +208,16 @@ int meta_set(const struct state *s, const char *key, const char *value)
 
 static void hint_key(const char *keyset, char key[static KEYSET_NAME_MAX + 8])
 {
+	size_t n;
+
 	if (!keyset) {
 		strcpy(key, "hint");
 		return;
 	}
+	n = strnlen(keyset, KEYSET_NAME_MAX);
 	memcpy(key, "hint.", 5);
-	memcpy(key + 5, keyset, strnlen(keyset, KEYSET_NAME_MAX));
-	key[5 + strnlen(keyset, KEYSET_NAME_MAX)] = '\0';
+	memcpy(key + 5, keyset, n);
+	key[5 + n] = '\0';
 }
 
 int meta_hint(const struct state *s, const char *keyset, char *buf, size_t size)

@@ -1,4 +1,5 @@
 /* Text in memory through stdio (see textbuf.h). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +16,25 @@ struct text {
 	size_t n, cap;
 };
 
-/* Room for more bytes and a NUL: 1, or 0 if out of memory. */
-static int grow(struct text *t, size_t more)
+/* Room for more bytes and a NUL; false if out of memory. */
+static bool grow(struct text *t, size_t more)
 {
 	size_t cap = t->cap ? t->cap : TEXT_FIRST;
 	char *b;
 
 	while (more >= cap - t->n) {
 		if (cap > SIZE_MAX / 2)
-			return 0;
+			return false;
 		cap *= 2;
 	}
 	if (cap == t->cap)
-		return 1;
+		return true;
 	b = realloc(t->b, cap);
 	if (!b)
-		return 0;
+		return false;
 	t->b = b;
 	t->cap = cap;
-	return 1;
+	return true;
 }
 
 static ssize_t text_write(void *cookie, const char *p, size_t n)
