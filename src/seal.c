@@ -42,7 +42,7 @@ static void record(struct sealcache *sc, const struct sealfile *h)
 		e->stamp = h->stamp;
 		memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
 		e->logn = h->logn;
-		e->has_cfpr = digest_set(e->cfpr, h->content);
+		ctag_set(e, h->content);
 		e->sealed_at = h->sealed_at;
 		e->len = h->len;
 	}
@@ -115,7 +115,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 		e = entry_get(sc, name);
 		if (e) {
 			e->cached = false;
-			e->has_cfpr = false;
+			e->has_ctag = false;
 		}
 		pthread_mutex_unlock(&sc->lock);
 	}
@@ -142,7 +142,7 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		ret = -ENOKEY;
 	} else if (entry_current(sc, e, p->h.stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
-	} else if (e->cached && e->stamp != p->h.stamp && digest_is(e->cfpr, e->has_cfpr, p->h.content) &&
+	} else if (e->cached && e->stamp != p->h.stamp && ctag_is(e, p->h.content) &&
 		   e->logn == logn_for(sc, e) && !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
 		ret = 2; /* the cached seal holds this very content, under this key */
 	} else {
@@ -154,7 +154,7 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		p->rs = rset_for(sc, e);
 		p->rcp = p->rs ? recipients_ref(sc->rcp) : NULL;
 		/* a seal to recipients cannot be opened here to look inside */
-		p->try_cached = !p->rs && e->cached && !e->has_cfpr && e->logn == p->h.logn &&
+		p->try_cached = !p->rs && e->cached && !e->has_ctag && e->logn == p->h.logn &&
 				!memcmp(e->pwid, id, VERIFIER_ID_LEN);
 		/* scrypt, maybe: attributes waiting for this seal stop */
 		e->anew = true;

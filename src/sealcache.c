@@ -115,6 +115,7 @@ void sealcache_free(struct sealcache *sc)
 	for (e = entry_next(sc, &pos, NULL); e; e = next) {
 		next = entry_next(sc, &pos, e);
 		free(e->why);
+		free(e->ahead);
 		free(e);
 	}
 	htab_free(&sc->entries);
@@ -337,9 +338,10 @@ static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
 		a->sealed = true;
 		return e->sealed_at;
 	}
-	a->size = e->pred_size;
+	/* attr_of() learnt this version: e->ahead is made, and stays */
+	a->size = e->ahead->pred_size;
 	a->sealed = pwid_for(sc, e) != NULL;
-	a->mtime = a->sealed ? due_time(sc, e, stamp) : e->pred_mtime;
+	a->mtime = a->sealed ? due_time(sc, e, stamp) : e->ahead->pred_mtime;
 	if (a->sealed)
 		enqueue(sc, e); /* changed in the store: reseal */
 	return 0;
@@ -462,7 +464,8 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 		free(s);
 		/* a new seal, with a new time: the old one's was served */
 		e->cached = false;
-		e->due_at = 0;
+		if (e->ahead)
+			e->ahead->due_at = 0;
 		return 1;
 	}
 	s->off = (off_t)h.off;

@@ -37,6 +37,23 @@
 #define CONTENT_ID_LEN 32
 _Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as digests");
 
+/* What is known of a keyset version not sealed yet: its attributes,
+ * learnt without sealing, and when its seal became due. Most keysets
+ * have none (a mount over a full cache seals nothing), so it is kept
+ * apart from the entry and dropped once the version is sealed. */
+struct ahead {
+	uint64_t pred_stamp;		/* version the attributes are for */
+	size_t pred_size;
+	uint8_t pred_key[VERIFIER_ID_LEN];	/* recipients it is for; zero: a password */
+	time_t pred_mtime;		/* the keyset's own time */
+	uint8_t fpr[BUNDLE_FPR_LEN];	/* its fingerprint, if has_fpr */
+	bool has_fpr;
+	int due_logn;
+	uint64_t due_stamp;		/* version and key the next seal is for */
+	uint8_t due_pwid[VERIFIER_ID_LEN];
+	time_t due_at;			/* when that became due: the next seal's time */
+};
+
 /* An entry is kept for every keyset seen, a hundred thousand of them on
  * a large store: digests in binary, flags together, the name sized to
  * fit. */
@@ -46,25 +63,19 @@ struct entry {
 	/* the cached seal on disk */
 	uint64_t stamp;
 	uint8_t pwid[VERIFIER_ID_LEN];
-	uint8_t cfpr[CONTENT_ID_LEN];	/* content it seals, if has_cfpr */
+	/* The content it seals, if has_ctag: the first 8 bytes of its id,
+	 * which tell a changed content from the same. The file's header
+	 * holds the whole id and has the last word (seal_adopt()). */
+	uint64_t ctag;
 	time_t sealed_at;
 	size_t len;
 	int logn;			/* work factor it was sealed at */
 	/* why the keyset cannot be exported (0: it can); logged once */
 	int bad;
 	char *why;
-	/* attributes of a version not sealed yet */
-	uint64_t pred_stamp;
-	size_t pred_size;
-	uint8_t pred_key[VERIFIER_ID_LEN];	/* recipients it is for; zero: a password */
-	time_t pred_mtime;		/* the keyset's own time */
-	uint8_t fpr[BUNDLE_FPR_LEN];	/* its fingerprint, if has_fpr */
-	uint64_t due_stamp;		/* version and key the next seal is for */
-	uint8_t due_pwid[VERIFIER_ID_LEN];
-	time_t due_at;			/* when that became due: the next seal's time */
-	int due_logn;
+	struct ahead *ahead;		/* the next version; NULL: none known */
 	bool cached;
-	bool has_cfpr;
+	bool has_ctag;
 	bool has_fpr;
 	bool sealing;
 	bool anew;			/* the seal under way makes new bytes (its plan
@@ -105,8 +116,11 @@ struct entry *entry_get(struct sealcache *sc, const char *name);
 /* Keeps a 64-digit hex digest in binary: false (and nothing kept) if hex
  * is no such digest ("" for an unknown content). */
 bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
-/* Whether the kept digest (has: one is kept) is hex. */
-bool digest_is(const uint8_t bin[static CONTENT_ID_LEN], bool has, const char *hex);
+/* Keeps the tag of content id hex in e: false (and no tag) if hex is
+ * no such id ("" for an unknown content). */
+bool ctag_set(struct entry *e, const char *hex);
+/* Whether e's cached seal may hold content id hex: its tag is hex's. */
+bool ctag_is(const struct entry *e, const char *hex);
 /* Iterates over every entry: start with *pos = 0 and e NULL. */
 struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
 /* Stamps name (without the lock), then returns its entry with sc->lock
@@ -120,6 +134,9 @@ const struct recipset *rset_for(const struct sealcache *sc, const struct entry *
 const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e);
 int logn_for(const struct sealcache *sc, const struct entry *e);
 bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+/* e's record of its next version, made when first needed; NULL if out
+ * of memory. */
+struct ahead *entry_ahead(struct entry *e);
 time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
 /* Records that name cannot be exported (err) or can again (0): logged
  * once per change, kept for the status report. Returns err. Without the

@@ -60,7 +60,7 @@ static void load_cached(struct sealcache *sc, struct entry *e)
 		e->stamp = h.stamp;
 		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
 		e->logn = h.logn;
-		e->has_cfpr = digest_set(e->cfpr, h.content);
+		ctag_set(e, h.content);
 		e->sealed_at = h.sealed_at;
 		e->len = h.len;
 	}
@@ -76,11 +76,27 @@ bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
 	       n == CONTENT_ID_LEN;
 }
 
-bool digest_is(const uint8_t bin[static CONTENT_ID_LEN], bool has, const char *hex)
+static bool ctag_of(const char *hex, uint64_t *tag)
 {
-	uint8_t other[CONTENT_ID_LEN];
+	uint8_t bin[CONTENT_ID_LEN];
 
-	return has && digest_set(other, hex) && !memcmp(bin, other, CONTENT_ID_LEN);
+	if (!digest_set(bin, hex))
+		return false;
+	memcpy(tag, bin, sizeof(*tag));
+	return true;
+}
+
+bool ctag_set(struct entry *e, const char *hex)
+{
+	e->has_ctag = ctag_of(hex, &e->ctag);
+	return e->has_ctag;
+}
+
+bool ctag_is(const struct entry *e, const char *hex)
+{
+	uint64_t tag;
+
+	return e->has_ctag && ctag_of(hex, &tag) && tag == e->ctag;
 }
 
 static bool same_name(const struct hnode *n, const void *name)
@@ -161,27 +177,36 @@ bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t s
 /* The time the seal of (stamp, current key) counts as made: when it
  * became due, so the attributes reported before the seal stay true after
  * it. */
+struct ahead *entry_ahead(struct entry *e)
+{
+	if (!e->ahead)
+		e->ahead = calloc(1, sizeof(*e->ahead));
+	return e->ahead;
+}
+
 time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 {
 	static const uint8_t none[VERIFIER_ID_LEN];
 	const uint8_t *id = pwid_for(sc, e);
+	struct ahead *a = entry_ahead(e);
+	/* never the time of a seal served before: a floor even when that
+	 * seal is gone from the cache */
+	time_t now = time(NULL), floor = e->sealed_at + 1;
 
+	if (!a)
+		return now > floor ? now : floor; /* out of memory: not kept */
 	if (!id)
 		id = none;
 	/* A reseal at another work factor has the same size: only a new
 	 * time tells rsync's quick check that the bytes changed. */
-	if (e->due_stamp != stamp || memcmp(e->due_pwid, id, VERIFIER_ID_LEN) ||
-	    e->due_logn != logn_for(sc, e) || !e->due_at) {
-		e->due_stamp = stamp;
-		memcpy(e->due_pwid, id, VERIFIER_ID_LEN);
-		e->due_logn = logn_for(sc, e);
-		e->due_at = time(NULL);
-		/* never the time of a seal served before: a floor even when
-		 * that seal is gone from the cache */
-		if (e->due_at <= e->sealed_at)
-			e->due_at = e->sealed_at + 1;
+	if (a->due_stamp != stamp || memcmp(a->due_pwid, id, VERIFIER_ID_LEN) ||
+	    a->due_logn != logn_for(sc, e) || !a->due_at) {
+		a->due_stamp = stamp;
+		memcpy(a->due_pwid, id, VERIFIER_ID_LEN);
+		a->due_logn = logn_for(sc, e);
+		a->due_at = now > floor ? now : floor;
 	}
-	return e->due_at;
+	return a->due_at;
 }
 
 /* Words for a keyset that cannot be exported, when the store gave none. */

@@ -90,8 +90,8 @@ void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t st
 {
 	r->current = e->cached && entry_current(sc, e, stamp);
 	r->sealed_at = e->cached ? e->sealed_at : 0;
-	if (e->has_fpr && e->pred_stamp == stamp)
-		sodium_bin2hex(r->fpr, sizeof(r->fpr), e->fpr, BUNDLE_FPR_LEN);
+	if (e->ahead && e->ahead->has_fpr && e->ahead->pred_stamp == stamp)
+		sodium_bin2hex(r->fpr, sizeof(r->fpr), e->ahead->fpr, BUNDLE_FPR_LEN);
 	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
 }
 

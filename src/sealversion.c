@@ -62,7 +62,7 @@ static int sealing_key(struct sealcache *sc, const char *name, struct recipients
  * restamped. Caller holds sc->lock. */
 static bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
 {
-	return e->cached && e->stamp != stamp && digest_is(e->cfpr, e->has_cfpr, cid);
+	return e->cached && e->stamp != stamp && ctag_is(e, cid);
 }
 
 /* Reads the keyset once per version (stamp) and key for what takes no
@@ -77,6 +77,7 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	const struct recipset *rs;
 	struct keyset ks = { 0 };
 	struct entry *e;
+	struct ahead *a;
 	bool same;
 	size_t size;
 	int ret;
@@ -92,12 +93,13 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	export_content_id(&ks, cid);
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
-	if (e) {
-		e->pred_stamp = stamp;
-		e->pred_size = size;
-		memcpy(e->pred_key, key, VERIFIER_ID_LEN);
-		e->pred_mtime = keyset_mtime(&ks);
-		e->has_fpr = digest_set(e->fpr, fpr);
+	a = e ? entry_ahead(e) : NULL;
+	if (a) {
+		a->pred_stamp = stamp;
+		a->pred_size = size;
+		memcpy(a->pred_key, key, VERIFIER_ID_LEN);
+		a->pred_mtime = keyset_mtime(&ks);
+		a->has_fpr = digest_set(a->fpr, fpr);
 	}
 	/* A seal under way that has not planned yet, or keeps the cached
 	 * seal, is waited for: the caller reports the attributes next, and
@@ -120,7 +122,7 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 		pthread_cond_broadcast(&sc->changed);
 		pthread_mutex_unlock(&sc->lock);
 	}
-	ret = e ? 0 : -ENOMEM;
+	ret = a ? 0 : -ENOMEM;
 out:
 	keyset_clear(&ks);
 	recipients_put(rcp);
@@ -134,7 +136,8 @@ bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t st
 	uint8_t key[VERIFIER_ID_LEN];
 
 	pred_key(sc, e, key);
-	return e->pred_stamp == stamp && !memcmp(e->pred_key, key, VERIFIER_ID_LEN);
+	return e->ahead && e->ahead->pred_stamp == stamp &&
+	       !memcmp(e->ahead->pred_key, key, VERIFIER_ID_LEN);
 }
 
 int sealcache_fingerprint(struct sealcache *sc, const char *name,
@@ -146,9 +149,9 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	bool known;
 
 	while ((e = entry_lock(sc, name, &stamp, &ret))) {
-		known = pred_current(sc, e, stamp) && e->has_fpr;
+		known = pred_current(sc, e, stamp) && e->ahead->has_fpr;
 		if (known)
-			sodium_bin2hex(hex, 2 * BUNDLE_FPR_LEN + 1, e->fpr, BUNDLE_FPR_LEN);
+			sodium_bin2hex(hex, 2 * BUNDLE_FPR_LEN + 1, e->ahead->fpr, BUNDLE_FPR_LEN);
 		pthread_mutex_unlock(&sc->lock);
 		if (known)
 			return 0;

@@ -35,7 +35,7 @@ static bool events_pending(struct storewatch *w)
 
 /* ---- list ---- */
 
-static int copy_names(char *const *src, size_t n, char ***out)
+static int copy_names(const char *const *src, size_t n, char ***out)
 {
 	char **names;
 	size_t i;
@@ -170,7 +170,7 @@ static void keep_versions(struct wnode *n, const unsigned *v, size_t nv)
 		return; /* asked of the store again next time */
 	if (nv)
 		memcpy(n->versions, v, nv * sizeof(*v));
-	n->nversions = nv;
+	n->nversions = (unsigned)nv;
 	n->vvalid = true;
 }
 
@@ -280,7 +280,7 @@ static void w_destroy(void *priv)
 		wnode_free((struct wnode *)h);
 	}
 	htab_free(&w->nodes);
-	store_names_free(w->names, w->n);
+	free(w->names);
 	close(w->efd);
 	pthread_mutex_destroy(&w->lock);
 	store_close(&w->inner);

@@ -16,32 +16,33 @@
 
 struct wnode;
 
-/* One watched directory of a keyset; thread only. */
+/* One watched directory of a keyset; thread only. There is one per
+ * keyset at least, a hundred thousand on a large store. */
 struct wdir {
-	struct hnode h;		/* in w->wds, hash = wd */
-	int wd;
+	struct hnode h;		/* in w->wds; the hash is the watch descriptor */
 	struct wnode *n;
 	struct wdir *sib;	/* n's other directories */
 	char rel[];		/* below the keyset's top; "" for the top */
 };
 
-/* One keyset of the list. */
+/* One keyset of the list, a hundred thousand on a large store: the
+ * flags after the other fields, where the name begins. */
 struct wnode {
 	struct hnode h;		/* in w->nodes */
 	uint64_t gen;		/* events seen for it */
 	uint64_t base_gen;	/* gen when base was walked */
 	uint64_t base;		/* the inner store's stamp, last walked */
 	uint64_t stamp;		/* what stamp() answers while valid */
+	unsigned *versions;
+	struct wdir *dirs;	/* thread only */
 	int err;		/* ... or this error */
+	unsigned nversions;
 	bool valid;		/* answer without a walk */
 	bool have_base;
 	bool watched;		/* every directory of it is watched */
 	bool pending;		/* the listener is to be told */
 	bool seen;		/* still listed (during a relist) */
-	bool vvalid;		/* versions below are current */
-	unsigned *versions;
-	size_t nversions;
-	struct wdir *dirs;	/* thread only */
+	bool vvalid;		/* versions above are current */
 	char name[];
 };
 
@@ -50,7 +51,7 @@ struct storewatch {
 	int root;			/* inner's tree_fd */
 	pthread_mutex_t lock;
 	struct htab nodes;		/* struct wnode by name */
-	char **names;			/* sorted, when list_valid */
+	const char **names;		/* sorted, when list_valid: the nodes' names */
 	size_t n;
 	bool list_valid;
 	uint64_t puts;			/* new keysets put through the watcher */

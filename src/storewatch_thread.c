@@ -27,14 +27,17 @@
 
 /* ---- watches (thread only) ---- */
 
+/* The hash is the watch descriptor itself: the same hash, the same watch. */
 static bool same_wd(const struct hnode *h, const void *wd)
 {
-	return ((const struct wdir *)h)->wd == *(const int *)wd;
+	(void)h;
+	(void)wd;
+	return true;
 }
 
 static struct wdir *wdir_find(struct storewatch *w, int wd)
 {
-	return (struct wdir *)htab_find(&w->wds, (uint64_t)wd, same_wd, &wd);
+	return (struct wdir *)htab_find(&w->wds, (uint64_t)wd, same_wd, NULL);
 }
 
 static void wdir_drop(struct storewatch *w, struct wdir *d)
@@ -68,7 +71,6 @@ static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char 
 	if (!d)
 		return -ENOMEM;
 	strcpy(d->rel, rel);
-	d->wd = wd;
 	d->n = n;
 	d->h.hash = (uint64_t)wd;
 	if (htab_add(&w->wds, &d->h)) {
@@ -168,7 +170,8 @@ static bool relist_once(struct storewatch *w)
 {
 	struct wnode *n, **fresh = NULL;
 	struct hnode *h, *next;
-	size_t k, nf = 0, pos = 0;
+	size_t k, nf = 0, nl = 0, pos = 0;
+	const char **list;
 	uint64_t puts;
 	char **names;
 	size_t count;
@@ -180,6 +183,8 @@ static bool relist_once(struct storewatch *w)
 	if (w->inner.ops->list(w->inner.priv, &names, &count))
 		return true; /* the next event or rescan tries again */
 	fresh = calloc(count ? count : 1, sizeof(*fresh));
+	/* the list borrows the nodes' names: one copy of each name */
+	list = calloc(count ? count : 1, sizeof(*list));
 	pthread_mutex_lock(&w->lock);
 	for (h = htab_next(&w->nodes, &pos, NULL); h; h = htab_next(&w->nodes, &pos, h))
 		((struct wnode *)h)->seen = false;
@@ -192,17 +197,20 @@ static bool relist_once(struct storewatch *w)
 		}
 		if (n)
 			n->seen = true;
+		if (n && list)
+			list[nl++] = n->name;
 	}
-	store_names_free(w->names, w->n);
-	w->names = names;
-	w->n = count;
+	free(w->names);
+	w->names = list;
+	w->n = nl;
 	/* read after every store directory event applied: this thread
 	 * applies them, and none came while it listed */
 	w->relist_due = false;
 	/* else watches are missing, or a keyset put meanwhile: list again */
 	same = puts == w->puts;
-	w->list_valid = fresh != NULL && same;
+	w->list_valid = fresh && list && nl == count && same;
 	pthread_mutex_unlock(&w->lock);
+	store_names_free(names, count);
 	/* Gone ones: only this thread frees nodes, so no lock is needed
 	 * to walk the table, only to change it. */
 	pos = 0;
@@ -212,7 +220,7 @@ static bool relist_once(struct storewatch *w)
 		if (n->seen)
 			continue;
 		while (n->dirs) {
-			inotify_rm_watch(w->ifd, n->dirs->wd);
+			inotify_rm_watch(w->ifd, (int)n->dirs->h.hash);
 			wdir_drop(w, n->dirs);
 		}
 		pthread_mutex_lock(&w->lock);
