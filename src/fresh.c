@@ -19,15 +19,23 @@
 #include "keyfs/store.h"
 
 #define RECORD_MAX 256
+/* Distinct program names kept for the reports; later ones show as "?". */
+#define COMMS_MAX 256
 
-/* One per keyset, a hundred thousand on a large store: the name sized
- * to fit. Kept until fresh_free(), so a name may be used unlocked. */
+/* One per keyset, a hundred thousand on a large store: the fields of
+ * struct fresh_info, but the program name by its number in f->comms (a
+ * few tools read every export), the flags together and the name sized to
+ * fit. */
 struct rec {
 	struct hnode h;		/* in f->recs */
-	bool seen;		/* stamp and key below are known */
-	bool dirty;		/* its file is behind; protected by f->lock */
 	uint64_t stamp, key;
-	struct fresh_info i;
+	time_t changed_at, sealed_at, backup_at, backup_sealed;
+	uid_t backup_uid;
+	int seal_error;
+	uint8_t comm;		/* f->comms[comm]; 0 is "?" */
+	bool locked;
+	bool seen;		/* stamp and key above are known */
+	bool dirty;		/* its file is behind; protected by f->lock */
 	char name[];
 };
 
@@ -47,6 +55,8 @@ struct fresh {
 	pthread_mutex_t lock;		/* the table and the histogram */
 	struct htab recs;		/* struct rec by name */
 	struct histogram seals;
+	char comms[COMMS_MAX][FRESH_COMM_MAX];	/* [0] is "?" */
+	unsigned ncomms;
 	void (*fn)(void *arg);		/* set before threads start: read unlocked */
 	void *arg;
 	/* The writer thread: record files are written (and fsynced) by it,
@@ -69,8 +79,35 @@ static void clean_comm(char *s)
 			*s = '?';
 }
 
-static int parse(struct rec *r, const char *text)
+/* The number of program name comm (printable) in f->comms, added if new;
+ * 0 ("?") once the table is full. Caller holds f->lock. */
+static uint8_t comm_id(struct fresh *f, const char *comm)
 {
+	unsigned k;
+
+	for (k = 0; k < f->ncomms; k++)
+		if (!strcmp(f->comms[k], comm))
+			return (uint8_t)k;
+	if (f->ncomms == COMMS_MAX)
+		return 0;
+	snprintf(f->comms[f->ncomms], FRESH_COMM_MAX, "%s", comm);
+	return (uint8_t)f->ncomms++;
+}
+
+/* Caller holds f->lock. */
+static void rec_info(const struct fresh *f, const struct rec *r, struct fresh_info *i)
+{
+	*i = (struct fresh_info){ .changed_at = r->changed_at, .sealed_at = r->sealed_at,
+				  .backup_at = r->backup_at, .backup_sealed = r->backup_sealed,
+				  .backup_uid = r->backup_uid, .seal_error = r->seal_error,
+				  .locked = r->locked };
+	memcpy(i->backup_comm, f->comms[r->comm], FRESH_COMM_MAX);
+}
+
+/* Caller holds f->lock. */
+static int parse(struct fresh *f, struct rec *r, const char *text)
+{
+	char comm[FRESH_COMM_MAX];
 	long long changed, sealed, at, bsealed;
 	unsigned uid;
 	int n = 0;
@@ -78,36 +115,29 @@ static int parse(struct rec *r, const char *text)
 	if (sscanf(text, "keyfs-fresh 1 %" SCNx64 " %" SCNx64 " %lld %lld %lld %lld %u %n",
 		   &r->stamp, &r->key, &changed, &sealed, &at, &bsealed, &uid, &n) < 7 || !n)
 		return -EINVAL;
-	snprintf(r->i.backup_comm, sizeof(r->i.backup_comm), "%.*s",
-		 (int)strcspn(text + n, "\n"), text + n);
-	clean_comm(r->i.backup_comm);
-	if (!r->i.backup_comm[0])
-		strcpy(r->i.backup_comm, "?");
+	snprintf(comm, sizeof(comm), "%.*s", (int)strcspn(text + n, "\n"), text + n);
+	clean_comm(comm);
+	r->comm = comm[0] ? comm_id(f, comm) : 0;
 	r->seen = true;
-	r->i.changed_at = (time_t)changed;
-	r->i.sealed_at = (time_t)sealed;
-	r->i.backup_at = (time_t)at;
-	r->i.backup_sealed = (time_t)bsealed;
-	r->i.backup_uid = (uid_t)uid;
+	r->changed_at = (time_t)changed;
+	r->sealed_at = (time_t)sealed;
+	r->backup_at = (time_t)at;
+	r->backup_sealed = (time_t)bsealed;
+	r->backup_uid = (uid_t)uid;
 	return 0;
 }
 
 static struct rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
-	struct rec *r;
-
 	_Static_assert(offsetof(struct rec, h) == 0, "htab_add_named() returns the hnode");
-	r = htab_add_named(&f->recs, sizeof(*r), offsetof(struct rec, name), name, h);
-	if (r)
-		strcpy(r->i.backup_comm, "?");
-	return r;
+	return htab_add_named(&f->recs, sizeof(struct rec), offsetof(struct rec, name), name, h);
 }
 
 /* Reads name's record file into the table. Caller holds f->lock. */
 static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 {
 	char text[RECORD_MAX];
-	struct rec tmp = { 0 }, *r;
+	struct rec *r;
 	ssize_t n;
 	int fd;
 
@@ -117,17 +147,13 @@ static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	text[n > 0 ? n : 0] = '\0';
-	if (parse(&tmp, text)) {
+	r = rec_add(f, name, h);
+	if (r && parse(f, r, text)) {
 		log_msg(LOG_WARNING, "backup record of \"%s\" is damaged: it counts as never backed up",
 			name);
-		return NULL;
-	}
-	r = rec_add(f, name, h);
-	if (r) {
-		r->seen = tmp.seen;
-		r->stamp = tmp.stamp;
-		r->key = tmp.key;
-		r->i = tmp.i;
+		htab_del(&f->recs, &r->h);
+		free(r);
+		r = NULL;
 	}
 	return r;
 }
@@ -213,6 +239,8 @@ int fresh_new(struct fresh **out, const struct state *s)
 	pthread_cond_init(&f->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
+	strcpy(f->comms[0], "?");
+	f->ncomms = 1;
 	f->dfd = openat(s->fd, STATE_FRESH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (f->dfd < 0) {
 		ret = -errno;
@@ -315,7 +343,10 @@ static void flush(struct fresh *f)
 			copies = a;
 			cap = c;
 		}
-		copies[n++] = (struct rec_copy){ r->name, r->stamp, r->key, r->i };
+		copies[n].name = r->name;
+		copies[n].stamp = r->stamp;
+		copies[n].key = r->key;
+		rec_info(f, r, &copies[n++].i);
 		r->dirty = false;
 	}
 out:
@@ -373,16 +404,16 @@ int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t ke
 		pthread_mutex_unlock(&f->lock);
 		return -ENOMEM;
 	}
-	news = r->i.locked != locked;
-	r->i.locked = locked;
+	news = r->locked != locked;
+	r->locked = locked;
 	/* A key seen for the first time (after a locked start) is no change:
 	 * only another key than the one recorded is. */
 	if (!r->seen || r->stamp != stamp || (key && r->key && r->key != key)) {
 		/* never seen: as old as its seal, if it has one */
 		if (!r->seen)
-			r->i.changed_at = sealed_at ? sealed_at : time(NULL);
-		else if (!sealed_at || sealed_at != r->i.sealed_at)
-			r->i.changed_at = time(NULL);
+			r->changed_at = sealed_at ? sealed_at : time(NULL);
+		else if (!sealed_at || sealed_at != r->sealed_at)
+			r->changed_at = time(NULL);
 		r->seen = true;
 		r->stamp = stamp;
 		dirty = true;
@@ -391,14 +422,14 @@ int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t ke
 		r->key = key;
 		dirty = true;
 	}
-	if (r->i.sealed_at != sealed_at) {
-		r->i.sealed_at = sealed_at;
+	if (r->sealed_at != sealed_at) {
+		r->sealed_at = sealed_at;
 		dirty = true;
 	}
 	if (dirty)
 		mark_dirty(f, r);
 	if (out)
-		*out = r->i;
+		rec_info(f, r, out);
 	pthread_mutex_unlock(&f->lock);
 	if (dirty || news)
 		tell(f);
@@ -450,10 +481,10 @@ void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_
 	pthread_mutex_lock(&f->lock);
 	r = rec_get(f, name, true);
 	if (r) {
-		r->i.backup_at = time(NULL);
-		r->i.backup_sealed = sealed_at;
-		r->i.backup_uid = uid;
-		memcpy(r->i.backup_comm, comm, sizeof(comm));
+		r->backup_at = time(NULL);
+		r->backup_sealed = sealed_at;
+		r->backup_uid = uid;
+		r->comm = comm_id(f, comm);
 		mark_dirty(f, r);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -471,7 +502,7 @@ void fresh_seal_done(struct fresh *f, const char *name, int err, double seconds)
 	/* a keyset that is gone gets no record made for it */
 	r = rec_get(f, name, err != -ENOENT);
 	if (r)
-		r->i.seal_error = shown;
+		r->seal_error = shown;
 	if (!err)
 		histogram_observe(&f->seals, seconds);
 	pthread_mutex_unlock(&f->lock);
@@ -485,7 +516,7 @@ int fresh_get(struct fresh *f, const char *name, struct fresh_info *i)
 	pthread_mutex_lock(&f->lock);
 	r = rec_get(f, name, false);
 	if (r)
-		*i = r->i;
+		rec_info(f, r, i);
 	pthread_mutex_unlock(&f->lock);
 	return r ? 0 : -ENOENT;
 }
