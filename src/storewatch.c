@@ -94,7 +94,8 @@ static int content_stamp(struct storewatch *w, const char *name, uint64_t base, 
 
 struct snap {
 	bool known;
-	uint64_t gen, base_gen, base, stamp;
+	uint32_t gen, base_gen;
+	uint64_t base, stamp;
 	bool have_base;
 };
 

@@ -16,25 +16,27 @@
 
 struct wnode;
 
-/* One watched directory of a keyset; thread only. There is one per
- * keyset at least, a hundred thousand on a large store. */
+/* One watched directory below a keyset's top; thread only. */
 struct wdir {
 	struct hnode h;		/* in w->wds; the hash is the watch descriptor */
 	struct wnode *n;
 	struct wdir *sib;	/* n's other directories */
-	char rel[];		/* below the keyset's top; "" for the top */
+	char rel[];		/* below the keyset's top */
 };
 
-/* One keyset of the list, a hundred thousand on a large store: the
- * flags after the other fields, where the name begins. */
+/* One keyset of the list, a hundred thousand on a large store: its top
+ * directory's watch within, the flags after the other fields, where the
+ * name begins. */
 struct wnode {
 	struct hnode h;		/* in w->nodes */
-	uint64_t gen;		/* events seen for it */
-	uint64_t base_gen;	/* gen when base was walked */
+	struct hnode top;	/* in w->tops, hash = the top's watch; 0: none;
+				 * thread only */
 	uint64_t base;		/* the inner store's stamp, last walked */
 	uint64_t stamp;		/* what stamp() answers while valid */
 	unsigned *versions;
-	struct wdir *dirs;	/* thread only */
+	struct wdir *dirs;	/* below the top; thread only */
+	uint32_t gen;		/* events seen for it (compared, never ordered) */
+	uint32_t base_gen;	/* gen when base was walked */
 	int err;		/* ... or this error */
 	unsigned nversions;
 	bool valid;		/* answer without a walk */
@@ -56,6 +58,7 @@ struct storewatch {
 	bool list_valid;
 	uint64_t puts;			/* new keysets put through the watcher */
 	bool polling;			/* rescans, not events, keep the cache */
+	struct htab tops;		/* struct wnode by its top's wd; thread only */
 	struct htab wds;		/* struct wdir by wd; thread only */
 	int ifd;			/* inotify; -1: none */
 	/* Events the kernel queued, or the thread read and has not applied

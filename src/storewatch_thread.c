@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,20 @@ static struct wdir *wdir_find(struct storewatch *w, int wd)
 	return (struct wdir *)htab_find(&w->wds, (uint64_t)wd, same_wd, NULL);
 }
 
+/* The keyset whose top directory is watched as wd; NULL if none. */
+static struct wnode *top_find(struct storewatch *w, int wd)
+{
+	struct hnode *h = htab_find(&w->tops, (uint64_t)wd, same_wd, NULL);
+
+	return h ? (struct wnode *)((char *)h - offsetof(struct wnode, top)) : NULL;
+}
+
+static void top_drop(struct storewatch *w, struct wnode *n)
+{
+	htab_del(&w->tops, &n->top);
+	n->top.hash = 0;
+}
+
 static void wdir_drop(struct storewatch *w, struct wdir *d)
 {
 	struct wdir **p;
@@ -65,8 +80,17 @@ static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char 
 	wd = inotify_add_watch(w->ifd, path, KEYSET_MASK);
 	if (wd < 0)
 		return -errno;
-	if (wdir_find(w, wd))
+	if (wdir_find(w, wd) || top_find(w, wd))
 		return 0; /* the same directory, seen twice */
+	if (!*rel) {
+		/* inotify numbers watches from 1: the hash 0 says none */
+		n->top.hash = (uint64_t)wd;
+		if (htab_add(&w->tops, &n->top)) {
+			n->top.hash = 0;
+			return -ENOMEM;
+		}
+		return 0;
+	}
 	d = calloc(1, sizeof(*d) + strlen(rel) + 1);
 	if (!d)
 		return -ENOMEM;
@@ -161,6 +185,23 @@ static void watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
 	}
 }
 
+/* Drops every watch of keyset n: its directory is gone, or another one
+ * has its name now. Walked until watched again. */
+static void unwatch_keyset(struct storewatch *w, struct wnode *n)
+{
+	if (n->top.hash) {
+		inotify_rm_watch(w->ifd, (int)n->top.hash);
+		top_drop(w, n);
+	}
+	while (n->dirs) {
+		inotify_rm_watch(w->ifd, (int)n->dirs->h.hash);
+		wdir_drop(w, n->dirs);
+	}
+	pthread_mutex_lock(&w->lock);
+	n->watched = false;
+	pthread_mutex_unlock(&w->lock);
+}
+
 /* ---- the list ---- */
 
 /* Lists the store again: new keysets get nodes and watches, gone ones
@@ -219,10 +260,7 @@ static bool relist_once(struct storewatch *w)
 		n = (struct wnode *)h;
 		if (n->seen)
 			continue;
-		while (n->dirs) {
-			inotify_rm_watch(w->ifd, (int)n->dirs->h.hash);
-			wdir_drop(w, n->dirs);
-		}
+		unwatch_keyset(w, n);
 		pthread_mutex_lock(&w->lock);
 		htab_del(&w->nodes, h);
 		pthread_mutex_unlock(&w->lock);
@@ -286,7 +324,8 @@ static void tell(struct storewatch *w)
 static void rescan(struct storewatch *w, bool rewatch)
 {
 	struct wnode *n;
-	uint64_t base, gen;
+	uint64_t base;
+	uint32_t gen;
 	size_t k, count;
 	char **names;
 	int ret;
@@ -350,21 +389,42 @@ static void on_event(struct storewatch *w, const struct inotify_event *ev, bool 
 		if (n)
 			wnode_touch(n);
 		pthread_mutex_unlock(&w->lock);
+		/* A listed name whose directory went, or is another one now
+		 * (rm -r and mkdir, or mv over it): its watches were on the old
+		 * directory. Only this thread frees nodes: n stays valid. */
+		if (n) {
+			unwatch_keyset(w, n);
+			if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+				watch_keyset(w, n, "");
+		}
 		return;
 	}
 	d = wdir_find(w, ev->wd);
-	if (!d)
+	n = d ? d->n : top_find(w, ev->wd);
+	if (!n)
 		return;
 	if (ev->mask & IN_IGNORED) {
-		wdir_drop(w, d);
+		if (d) {
+			wdir_drop(w, d);
+			return;
+		}
+		/* the top itself is gone: walked until its name is made anew */
+		top_drop(w, n);
+		pthread_mutex_lock(&w->lock);
+		n->watched = false;
+		wnode_touch(n);
+		pthread_mutex_unlock(&w->lock);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
-	wnode_touch(d->n);
+	wnode_touch(n);
 	pthread_mutex_unlock(&w->lock);
 	if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->len) {
-		snprintf(rel, sizeof(rel), "%s%s%s", d->rel, *d->rel ? "/" : "", ev->name);
-		watch_keyset(w, d->n, rel);
+		if (d)
+			snprintf(rel, sizeof(rel), "%s/%s", d->rel, ev->name);
+		else
+			snprintf(rel, sizeof(rel), "%s", ev->name);
+		watch_keyset(w, n, rel);
 	}
 }
 
@@ -459,6 +519,7 @@ static void unwatch_all(struct storewatch *w)
 		free(h);
 	}
 	htab_free(&w->wds);
+	htab_free(&w->tops);
 	pthread_mutex_lock(&w->lock);
 	w->qfd = -1; /* before the close: no one asks a closed descriptor */
 	pthread_mutex_unlock(&w->lock);

@@ -5,6 +5,7 @@ are found by periodic rescans. Both limits are sysctls of the whole
 machine: each test lowers one only while it runs."""
 import contextlib
 import os
+import shutil
 import signal
 
 from conftest import Mount, recipients_file, wait_for
@@ -76,6 +77,42 @@ def test_without_watches_changes_are_found_by_rescans(build, tmp_path, store):
             os.mkdir(os.path.join(store, "new"), 0o700)
             rewrite(os.path.join(store, "new", "k.key"), b"new key\n")
             assert wait_for(lambda: os.path.exists(os.path.join(m.export, "new.pem")), 12)
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_a_keyset_made_anew_under_its_name_is_watched(build, tmp_path, store):
+    """A keyset replaced by another directory of the same name, with rm -r
+    and mkdir or with mv, while keyfs reads no events: its watches were on
+    the old directory. A same-size rewrite inside the new one, which only
+    an event tells, is still seen."""
+    m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
+    try:
+        m.start(opts=f"recipients={recipients_file(tmp_path)}")
+        db = os.path.join(m.export, "db.pem")
+        top = os.path.join(store, "db")
+        for how in ("rm -r and mkdir", "mv over"):
+            before = read(db)
+            m.proc.send_signal(signal.SIGSTOP)
+            try:
+                if how == "mv over":
+                    shutil.copytree(top, top + ".new")
+                    rewrite(os.path.join(top + ".new", "master.key"), os.urandom(32))
+                    os.rename(top, top + ".old")
+                    os.rename(top + ".new", top)
+                else:
+                    shutil.rmtree(top)
+                    os.mkdir(top, 0o700)
+                    rewrite(os.path.join(top, "master.key"), os.urandom(32))
+                    rewrite(os.path.join(top, "key-id.txt"), b"db-master-new\n")
+            finally:
+                m.proc.send_signal(signal.SIGCONT)
+            assert wait_for(lambda: read(db) != before, 5), f"{how}: the new keyset not seen"
+            shutil.rmtree(top + ".old", ignore_errors=True)
+            before = read(db)
+            rewrite(os.path.join(top, "master.key"), os.urandom(32))
+            assert wait_for(lambda: read(db) != before, 2), f"{how}: a change inside it was lost"
         m.stop()
     finally:
         m.kill()
