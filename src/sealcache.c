@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -168,6 +169,9 @@ static size_t worker_count(const struct config *c)
 static void *first_scan(void *arg)
 {
 	sealcache_queue_stale(arg);
+	/* The scan's name lists are freed, but glibc keeps their pages: on
+	 * a large store, megabytes an idle daemon would hold. */
+	malloc_trim(0);
 	return NULL;
 }
 
