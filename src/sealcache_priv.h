@@ -116,9 +116,9 @@ struct entry *entry_get(struct sealcache *sc, const char *name);
 /* Keeps a 64-digit hex digest in binary: false (and nothing kept) if hex
  * is no such digest ("" for an unknown content). */
 bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
-/* Keeps the tag of content id hex in e: false (and no tag) if hex is
- * no such id ("" for an unknown content). */
-bool ctag_set(struct entry *e, const char *hex);
+/* Keeps the tag of content id hex in e; none if hex is no such id (""
+ * for an unknown content). */
+void ctag_set(struct entry *e, const char *hex);
 /* Whether e's cached seal may hold content id hex: its tag is hex's. */
 bool ctag_is(const struct entry *e, const char *hex);
 /* Iterates over every entry: start with *pos = 0 and e NULL. */

@@ -86,10 +86,9 @@ static bool ctag_of(const char *hex, uint64_t *tag)
 	return true;
 }
 
-bool ctag_set(struct entry *e, const char *hex)
+void ctag_set(struct entry *e, const char *hex)
 {
 	e->has_ctag = ctag_of(hex, &e->ctag);
-	return e->has_ctag;
 }
 
 bool ctag_is(const struct entry *e, const char *hex)
@@ -174,9 +173,6 @@ bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t s
 	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
 }
 
-/* The time the seal of (stamp, current key) counts as made: when it
- * became due, so the attributes reported before the seal stay true after
- * it. */
 struct ahead *entry_ahead(struct entry *e)
 {
 	if (!e->ahead)
@@ -184,17 +180,26 @@ struct ahead *entry_ahead(struct entry *e)
 	return e->ahead;
 }
 
+/* Now, but never the time of a seal served before: a floor even when
+ * that seal is gone from the cache. */
+static time_t due_now(const struct entry *e)
+{
+	time_t now = time(NULL);
+
+	return now > e->sealed_at ? now : e->sealed_at + 1;
+}
+
+/* The time the seal of (stamp, current key) counts as made: when it
+ * became due, so the attributes reported before the seal stay true after
+ * it. */
 time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 {
 	static const uint8_t none[VERIFIER_ID_LEN];
 	const uint8_t *id = pwid_for(sc, e);
 	struct ahead *a = entry_ahead(e);
-	/* never the time of a seal served before: a floor even when that
-	 * seal is gone from the cache */
-	time_t now = time(NULL), floor = e->sealed_at + 1;
 
 	if (!a)
-		return now > floor ? now : floor; /* out of memory: not kept */
+		return due_now(e); /* out of memory: a time not kept */
 	if (!id)
 		id = none;
 	/* A reseal at another work factor has the same size: only a new
@@ -204,7 +209,7 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 		a->due_stamp = stamp;
 		memcpy(a->due_pwid, id, VERIFIER_ID_LEN);
 		a->due_logn = logn_for(sc, e);
-		a->due_at = now > floor ? now : floor;
+		a->due_at = due_now(e);
 	}
 	return a->due_at;
 }
