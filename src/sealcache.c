@@ -219,6 +219,9 @@ void sealcache_queue_stale(struct sealcache *sc)
 		if (!e->bad && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
 			due_time(sc, e, stamp);
 			enqueue(sc, e);
+		} else if (!e->bad && entry_current(sc, e, stamp) &&
+			   e->len <= sc->cfg->import_max_size) {
+			e->examined = true; /* what an attribute request would find */
 		}
 		pthread_mutex_unlock(&sc->lock);
 	}
@@ -374,6 +377,10 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 		return ret;
 	seal_time = attr_locked(sc, e, stamp, a, r);
 	*bad = e->bad;
+	/* known now, but for an export over import.max_size, which
+	 * attr_report() notes */
+	if (a->size <= sc->cfg->import_max_size)
+		e->examined = true;
 	locked = !pwid_for(sc, e);
 	key = key_hash(sc, pwid_for(sc, e), logn_for(sc, e));
 	pthread_mutex_unlock(&sc->lock);
@@ -433,6 +440,20 @@ int sealcache_report(struct sealcache *sc, const char *name, struct export_repor
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a)
 {
 	return attr_report(sc, name, a, NULL);
+}
+
+int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size)
+{
+	struct export_attr a;
+	int ret;
+
+	ret = entry_problem(sc, name, why, size);
+	if (ret == 1) {
+		/* not reached by the first scan yet: examined here */
+		sealcache_attr(sc, name, &a);
+		ret = entry_problem(sc, name, why, size);
+	}
+	return ret == 1 ? 0 : ret;
 }
 
 void sealcache_keyset_changed(struct sealcache *sc, const char *name)

@@ -81,6 +81,8 @@ struct entry {
 	bool anew;			/* the seal under way makes new bytes (its plan
 					 * says so): no attribute waits for it */
 	bool own_pw;			/* keyset has a password of its own */
+	bool examined;			/* whether bad is known: attributes were worked
+					 * out, or the first scan found the seal current */
 	char name[];
 };
 
@@ -142,6 +144,9 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
  * once per change, kept for the status report. Returns err. Without the
  * lock. */
 int note_problem(struct sealcache *sc, const char *name, int err, const char *why);
+/* Without the lock: why name cannot be exported, as last found (0: it
+ * can), or 1 if it was never examined. */
+int entry_problem(struct sealcache *sc, const char *name, char *why, size_t size);
 /* Without the lock: the version stamp of the export (keyset and hint). */
 int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 /* Without the lock: the keyset with the hint to seal into it; say: log a

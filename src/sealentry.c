@@ -240,6 +240,8 @@ int note_problem(struct sealcache *sc, const char *name, int err, const char *wh
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
 	news = e && e->bad != err;
+	if (e && !news)
+		e->examined = true;
 	pthread_mutex_unlock(&sc->lock);
 	if (!news)
 		return err;
@@ -256,6 +258,7 @@ int note_problem(struct sealcache *sc, const char *name, int err, const char *wh
 		free(e->why);
 		e->why = err ? strdup(why) : NULL;
 	}
+	e->examined = true;
 	pthread_mutex_unlock(&sc->lock);
 	if (!news)
 		return err;
@@ -266,14 +269,16 @@ int note_problem(struct sealcache *sc, const char *name, int err, const char *wh
 	return err;
 }
 
-int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size)
+int entry_problem(struct sealcache *sc, const char *name, char *why, size_t size)
 {
 	struct entry *e;
 	int err = 0;
 
 	pthread_mutex_lock(&sc->lock);
 	e = entry_get(sc, name);
-	if (e && e->bad) {
+	if (e && !e->examined) {
+		err = 1;
+	} else if (e && e->bad) {
 		err = e->bad;
 		snprintf(why, size, "%s", e->why ? e->why : problem_words(err));
 	}

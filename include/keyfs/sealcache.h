@@ -113,8 +113,9 @@ int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a
  * version (queueing its seal) and tells the observer. */
 void sealcache_keyset_changed(struct sealcache *sc, const char *name);
 
-/* Why the keyset cannot be exported, as last found by sealcache_attr():
- * the error (0 if it can) and words for the status report. */
+/* Why the keyset cannot be exported, as last found by sealcache_attr()
+ * (run first for a keyset not examined yet, as right after a mount): the
+ * error (0 if it can) and words for the status report. */
 int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size);
 
 /* Opens the current seal, sealing first if needed (moving ahead of the
