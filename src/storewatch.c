@@ -118,9 +118,8 @@ static int walk_stamp(struct storewatch *w, const char *name, const struct snap 
 	return 0;
 }
 
-static int w_stamp(void *priv, const char *name, uint64_t *stamp)
+int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
 {
-	struct storewatch *w = priv;
 	struct snap s = { 0 };
 	struct wnode *n;
 	uint64_t base = 0;
@@ -159,6 +158,11 @@ static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return ret;
+}
+
+static int w_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	return wnode_stamp(priv, name, stamp);
 }
 
 /* ---- versions, and the operations that change them ---- */

@@ -76,12 +76,15 @@ struct storewatch {
 	void *arg;
 };
 
-/* ---- storewatch.c; caller holds w->lock ---- */
+/* ---- storewatch.c; caller holds w->lock unless said otherwise ---- */
 struct wnode *wnode_find(struct storewatch *w, const char *name);
 struct wnode *wnode_add(struct storewatch *w, const char *name);
 void wnode_free(struct wnode *n);
 /* Marks n changed by an event: walked again on the next stamp(). */
 void wnode_touch(struct wnode *n);
+/* name's stamp: from memory while its node is valid, else walked (and
+ * kept if it is watched and no event came meanwhile). Without the lock. */
+int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp);
 
 /* ---- storewatch_thread.c ---- */
 void *storewatch_main(void *arg);

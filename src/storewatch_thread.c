@@ -213,7 +213,7 @@ static bool relist_once(struct storewatch *w)
 	struct hnode *h, *next;
 	size_t k, nf = 0, nl = 0, pos = 0;
 	const char **list;
-	uint64_t puts;
+	uint64_t puts, stamp;
 	char **names;
 	size_t count;
 	bool same;
@@ -268,8 +268,13 @@ static bool relist_once(struct storewatch *w)
 			w->fn(w->arg, n->name);
 		wnode_free(n);
 	}
-	for (k = 0; k < nf; k++)
+	for (k = 0; k < nf; k++) {
 		watch_keyset(w, fresh[k], "");
+		/* Walked once watched, so the stamp is kept. A walk before the
+		 * watch, as the seal cache's first look at the store makes, is
+		 * not: a change in between sent no event. */
+		wnode_stamp(w, fresh[k]->name, &stamp);
+	}
 	free(fresh);
 	return same;
 }
