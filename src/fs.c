@@ -217,6 +217,7 @@ static int list_exports(struct keyfs *k, const struct listing *l, off_t off, voi
 	for (; off >= 0 && off < 3; off++)
 		if (fill(buf, fixed[off], NULL, off + 1, 0))
 			return 0;
+	store_batch(&k->st, true);
 	for (i = (size_t)off - 3; off >= 3 && i < l->n; i++) {
 		/* A keyset that cannot be exported is in status, not here.
 		 * Names alone (`ls`, find) need no attributes: its known
@@ -230,6 +231,7 @@ static int list_exports(struct keyfs *k, const struct listing *l, off_t off, voi
 		if (fill(buf, file, plus ? &st : NULL, (off_t)i + 4, plus ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
+	store_batch(&k->st, false);
 	return 0;
 }
 

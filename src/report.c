@@ -93,6 +93,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 	ret = c->st->ops->list(c->st->priv, &names, &n);
 	if (ret)
 		return ret;
+	store_batch(c->st, true);
 	for (k = 0; k < n; k++) {
 		/* what is read unset; the report's text fields are set by it */
 		info.versions = NULL;
@@ -100,6 +101,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
 		free(info.versions);
 	}
+	store_batch(c->st, false);
 	store_names_free(names, n);
 	*total = n;
 	return 0;

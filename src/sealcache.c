@@ -206,6 +206,7 @@ void sealcache_queue_stale(struct sealcache *sc)
 
 	if (sc->st->ops->list(sc->st->priv, &names, &n))
 		return;
+	store_batch(sc->st, true);
 	for (i = 0; i < n; i++) {
 		e = entry_lock(sc, names[i], &stamp, &ret);
 		if (!e) {
@@ -225,6 +226,7 @@ void sealcache_queue_stale(struct sealcache *sc)
 		}
 		pthread_mutex_unlock(&sc->lock);
 	}
+	store_batch(sc->st, false);
 	store_names_free(names, n);
 }
 

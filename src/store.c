@@ -58,3 +58,9 @@ int store_activate(struct store *s, const char *name, unsigned version, unsigned
 	*kept = 0;
 	return s->ops->activate ? s->ops->activate(s->priv, name, version, kept) : -ENOENT;
 }
+
+void store_batch(struct store *s, bool on)
+{
+	if (s->ops->batch)
+		s->ops->batch(s->priv, on);
+}

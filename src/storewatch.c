@@ -13,6 +13,10 @@
 #include "keyfs/log.h"
 #include "storewatch_priv.h"
 
+/* The watcher whose queue this thread found empty when its batch began
+ * (w_batch()): the kernel is not asked again until the batch ends. */
+static __thread const struct storewatch *batch_checked;
+
 /* Whether changes wait that the node table does not show yet: events
  * the kernel queued, ones the thread read and is applying, or a store
  * directory event whose relist is to come. A change made before a call
@@ -31,6 +35,30 @@ static bool events_pending(struct storewatch *w)
 		return false; /* no events: rescans keep the table */
 	/* cannot tell: as if some waited */
 	return ioctl(w->qfd, FIONREAD, &queued) || queued > 0;
+}
+
+/* Whether memory may answer now: events_pending(), but in a batch the
+ * kernel's queue as it was when the batch began. Caller holds w->lock. */
+static bool answer_now(struct storewatch *w)
+{
+	if (batch_checked == w)
+		return !w->reading && !w->relist_due;
+	return !events_pending(w);
+}
+
+/* A change made before the batch began is applied or queued then; one
+ * made during it may or may not be seen, as with any listing. */
+static void w_batch(void *priv, bool on)
+{
+	struct storewatch *w = priv;
+
+	batch_checked = NULL;
+	if (!on)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (!events_pending(w))
+		batch_checked = w;
+	pthread_mutex_unlock(&w->lock);
 }
 
 /* ---- list ---- */
@@ -60,7 +88,7 @@ static int w_list(void *priv, char ***names, size_t *n)
 	int ret = 1;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->list_valid && !events_pending(w)) {
+	if (w->list_valid && answer_now(w)) {
 		ret = copy_names(w->names, w->n, names);
 		*n = ret ? 0 : w->n;
 	}
@@ -129,7 +157,7 @@ int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
 	n = wnode_find(w, name);
 	/* From memory: the node's stamp, or not a keyset. Unless a file was
 	 * just written: its event may not be applied yet. */
-	if ((n ? n->valid : w->list_valid) && !events_pending(w)) {
+	if ((n ? n->valid : w->list_valid) && answer_now(w)) {
 		if (n)
 			*stamp = n->stamp;
 		ret = n ? n->err : -ENOENT;
@@ -295,6 +323,7 @@ static void w_destroy(void *priv)
 static const struct store_ops watch_ops = {
 	.list = w_list,
 	.stamp = w_stamp,
+	.batch = w_batch,
 	.why = w_why,
 	.read = w_read,
 	.put = w_put,

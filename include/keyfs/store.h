@@ -59,6 +59,12 @@ struct store_ops {
 	 * (<dir>/<keyset>/, members below), for a change watcher
 	 * (storewatch.h); the backend keeps it open. NULL: not such a tree. */
 	int (*tree_fd)(void *priv);
+	/* Optional: until batch(priv, false), this thread's calls may take
+	 * every change made before batch(priv, true) for all there is to
+	 * know. A listing or a status stamps every keyset: what a layer
+	 * must ask the system before each answer from memory, it asks once
+	 * (storewatch.h). */
+	void (*batch)(void *priv, bool on);
 	void (*destroy)(void *priv);
 };
 
@@ -80,6 +86,9 @@ bool store_backend_known(const char *backend);
  * versions and temporaries live in the state directory, which must be on
  * the same filesystem (keys move there and back by rename). */
 store_open_fn store_dir_open;
+
+/* ops->batch, if the backend has one. */
+void store_batch(struct store *s, bool on);
 
 void store_names_free(char **names, size_t n);
 /* Appends a copy of name (for list()); sorts a list. */

@@ -136,6 +136,19 @@ static void write_rel(const char *rel, const char *data)
 		close(fd);
 }
 
+/* Puts a new member in with one event (a rename), so a held thread has
+ * read every event once it holds. */
+static void move_in_rel(const char *rel, const char *data)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	write_rel(".incoming", data); /* no keyset's name: not watched for */
+	snprintf(from, sizeof(from), "%s/.incoming", root);
+	snprintf(to, sizeof(to), "%s/%s", root, rel);
+	if (rename(from, to))
+		tap_ok(false, "rename to %s: %m", rel);
+}
+
 static void mkdir_rel(const char *rel)
 {
 	char p[PATH_MAX];
@@ -234,6 +247,48 @@ static void test_pending_events(struct store *s, struct store *plain)
 	tap_ok(b3 == b2, "... the same");
 }
 
+/* A listing or a status asks the kernel once, when its batch begins: a
+ * change made before is seen, one made during the batch may not be
+ * until it ends. */
+static void test_batch(struct store *s, struct store *plain)
+{
+	uint64_t b0, b1, b2, b3, own;
+	unsigned since;
+
+	set_hold(true);
+	write_rel("a/three", "3\n");
+	if (!tap_ok(wait_held(), "the watcher's thread is held")) {
+		set_hold(false);
+		return;
+	}
+	TAP_EQ_INT(stamp(plain, "b", &b0), 0, "the store's own stamp of b");
+	write_rel("b/three", "3\n");
+	store_batch(s, true);
+	TAP_EQ_INT(stamp(s, "b", &b1), 0, "in a batch begun after a change of b, its stamp");
+	tap_ok(b1 != b0, "... shows the change");
+	store_batch(s, false);
+
+	since = count_of(&lis.told_b);
+	set_hold(false);
+	tap_ok(wait_told(&lis.told_b, since), "the change of b is told");
+	TAP_EQ_INT(stamp(s, "b", &b1), 0, "stamp of b once its events are read");
+	set_hold(true);
+	move_in_rel("a/four", "4\n");
+	if (!tap_ok(wait_held(), "the watcher's thread is held again")) {
+		set_hold(false);
+		return;
+	}
+	store_batch(s, true);
+	write_rel("b/four", "4\n");
+	TAP_EQ_INT(stamp(s, "b", &b2), 0, "in a batch, a change made after it began");
+	tap_ok(b2 == b1, "... is not asked for: memory answers");
+	store_batch(s, false);
+	TAP_EQ_INT(stamp(s, "b", &b3), 0, "after the batch");
+	TAP_EQ_INT(stamp(plain, "b", &own), 0, "the store's own stamp of b");
+	tap_ok(b3 != b1 && b3 == own, "... the change is seen");
+	set_hold(false);
+}
+
 int main(void)
 {
 	struct store s = { 0 }, plain = { 0 };
@@ -267,8 +322,10 @@ int main(void)
 		storewatch_set_listener(w, listener, NULL);
 		ret = storewatch_start(w);
 		TAP_EQ_INT(ret, 0, "storewatch_start");
-		if (!ret)
+		if (!ret) {
 			test_pending_events(&s, &plain);
+			test_batch(&s, &plain);
+		}
 		set_hold(false);
 	}
 	if (s.ops)
