@@ -123,26 +123,53 @@ static void put_padded(FILE *f, const char *s, size_t width)
 		fputc_unlocked(' ', f);
 }
 
+static void put_time(FILE *f, time_t t)
+{
+	char buf[32];
+
+	iso_time(t, buf);
+	put(f, buf);
+}
+
+static void put_uint(FILE *f, unsigned v)
+{
+	char buf[12], *p = buf + sizeof(buf);
+
+	*--p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	put(f, p);
+}
+
 static void backup_words(FILE *f, const struct ks_info *i)
 {
-	char at[32], changed[32];
+	const struct fresh_info *b = &i->r.backup;
 
 	if (!i->r.fresh)
 		return;
-	iso_time(i->r.backup.backup_at, at);
-	iso_time(i->r.backup.changed_at, changed);
-	switch (fresh_state_of(&i->r.backup)) {
-	case FRESH_BACKED_UP:
-		fprintf(f, "; backed up %s by %s (uid %u)", at, i->r.backup.backup_comm,
-			(unsigned)i->r.backup.backup_uid);
+	switch (fresh_state_of(b)) {
+	case FRESH_BACKED_UP: /* "; backed up %s by %s (uid %u)" */
+		put(f, "; backed up ");
+		put_time(f, b->backup_at);
+		put(f, " by ");
+		put(f, b->backup_comm);
+		put(f, " (uid ");
+		put_uint(f, (unsigned)b->backup_uid);
+		put(f, ")");
 		break;
-	case FRESH_CHANGED:
-		fprintf(f, "; changed since last backup (changed %s, last backup %s by %s)", changed,
-			at, i->r.backup.backup_comm);
+	case FRESH_CHANGED: /* "; changed since last backup (changed %s, last backup %s by %s)" */
+		put(f, "; changed since last backup (changed ");
+		put_time(f, b->changed_at);
+		put(f, ", last backup ");
+		put_time(f, b->backup_at);
+		put(f, " by ");
+		put(f, b->backup_comm);
+		put(f, ")");
 		break;
 	case FRESH_NEVER:
 		put(f, "; never backed up (changed ");
-		put(f, changed);
+		put_time(f, b->changed_at);
 		put(f, ")");
 		break;
 	}
