@@ -9,11 +9,28 @@
 #include "sealcache_priv.h"
 
 /* "FILE: age1..., ssh-ed25519 COMMENT" (keys) or "FILE". */
+/* Appends s to the n bytes in buf, cut to fit; the new length. A status
+ * describes the sealer of every keyset: no printf for that. */
+static size_t append(char *buf, size_t size, size_t n, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (n + 1 >= size)
+		return n;
+	if (len > size - n - 1)
+		len = size - n - 1;
+	memcpy(buf + n, s, len);
+	buf[n + len] = '\0';
+	return n + len;
+}
+
 static void describe_set(const struct recipset *rs, bool keys, char *buf, size_t size)
 {
 	size_t n, i;
 
-	n = (size_t)snprintf(buf, size, "%s%s", rs->file, keys ? ":" : "");
+	n = append(buf, size, 0, rs->file);
+	if (keys)
+		n = append(buf, size, n, ":");
 	for (i = 0; keys && i < rs->l.n && n < size; i++)
 		n += (size_t)snprintf(buf + n, size - n, "%s %s%s", i ? "," : "",
 				      strncmp(rs->l.key[i], "ssh-", 4) ? "" : "ssh-ed25519 ",
@@ -23,15 +40,15 @@ static void describe_set(const struct recipset *rs, bool keys, char *buf, size_t
 /* Words for what seals: rs, else a password (the keyset's own if own). */
 static void describe(const struct recipset *rs, bool own, bool keys, char *buf, size_t size)
 {
-	int n;
+	size_t n;
 
 	if (!rs) {
-		snprintf(buf, size, "%s", own ? "its own password" : "the backup password");
+		append(buf, size, 0, own ? "its own password" : "the backup password");
 		return;
 	}
-	n = snprintf(buf, size, "recipients in ");
-	if (n > 0 && (size_t)n < size)
-		describe_set(rs, keys, buf + n, size - (size_t)n);
+	n = append(buf, size, 0, "recipients in ");
+	if (n + 1 < size)
+		describe_set(rs, keys, buf + n, size - n);
 }
 
 void sealcache_recipients_report(struct sealcache *sc, FILE *f)
