@@ -26,7 +26,7 @@
  * struct fresh_info, but the program name by its number in f->comms (a
  * few tools read every export), the flags together and the name sized to
  * fit. */
-struct rec {
+struct fresh_rec {
 	struct hnode h;		/* in f->recs */
 	uint64_t stamp, key;
 	time_t changed_at, sealed_at, backup_at, backup_sealed;
@@ -53,7 +53,7 @@ static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 struct fresh {
 	int dfd;			/* <state>/fresh */
 	pthread_mutex_t lock;		/* the table and the histogram */
-	struct htab recs;		/* struct rec by name */
+	struct htab recs;		/* struct fresh_rec by name */
 	struct histogram seals;
 	char comms[COMMS_MAX][FRESH_COMM_MAX];	/* [0] is "?" */
 	unsigned ncomms;
@@ -95,7 +95,7 @@ static uint8_t comm_id(struct fresh *f, const char *comm)
 }
 
 /* Caller holds f->lock. */
-static void rec_info(const struct fresh *f, const struct rec *r, struct fresh_info *i)
+static void rec_info(const struct fresh *f, const struct fresh_rec *r, struct fresh_info *i)
 {
 	*i = (struct fresh_info){ .changed_at = r->changed_at, .sealed_at = r->sealed_at,
 				  .backup_at = r->backup_at, .backup_sealed = r->backup_sealed,
@@ -105,7 +105,7 @@ static void rec_info(const struct fresh *f, const struct rec *r, struct fresh_in
 }
 
 /* Caller holds f->lock. */
-static int parse(struct fresh *f, struct rec *r, const char *text)
+static int parse(struct fresh *f, struct fresh_rec *r, const char *text)
 {
 	char comm[FRESH_COMM_MAX];
 	long long changed, sealed, at, bsealed;
@@ -127,17 +127,17 @@ static int parse(struct fresh *f, struct rec *r, const char *text)
 	return 0;
 }
 
-static struct rec *rec_add(struct fresh *f, const char *name, uint64_t h)
+static struct fresh_rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
-	_Static_assert(offsetof(struct rec, h) == 0, "htab_add_named() returns the hnode");
-	return htab_add_named(&f->recs, sizeof(struct rec), offsetof(struct rec, name), name, h);
+	_Static_assert(offsetof(struct fresh_rec, h) == 0, "htab_add_named() returns the hnode");
+	return htab_add_named(&f->recs, sizeof(struct fresh_rec), offsetof(struct fresh_rec, name), name, h);
 }
 
 /* Reads name's record file into the table. Caller holds f->lock. */
-static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
+static struct fresh_rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 {
 	char text[RECORD_MAX];
-	struct rec *r;
+	struct fresh_rec *r;
 	ssize_t n;
 	int fd;
 
@@ -160,16 +160,16 @@ static struct rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 
 static bool same_name(const struct hnode *h, const void *name)
 {
-	return !strcmp(((const struct rec *)h)->name, name);
+	return !strcmp(((const struct fresh_rec *)h)->name, name);
 }
 
 /* Caller holds f->lock. */
-static struct rec *rec_get(struct fresh *f, const char *name, bool create)
+static struct fresh_rec *rec_get(struct fresh *f, const char *name, bool create)
 {
 	uint64_t h = htab_hash(name);
-	struct rec *r;
+	struct fresh_rec *r;
 
-	r = (struct rec *)htab_find(&f->recs, h, same_name, name);
+	r = (struct fresh_rec *)htab_find(&f->recs, h, same_name, name);
 	if (!r && !f->loaded && keyset_name_valid(name))
 		r = load_rec(f, name, h);
 	if (!r && create)
@@ -259,7 +259,7 @@ int fresh_new(struct fresh **out, const struct state *s)
 
 void fresh_free(struct fresh *f)
 {
-	struct rec *r, *next;
+	struct fresh_rec *r, *next;
 	size_t pos = 0;
 
 	if (!f)
@@ -272,8 +272,8 @@ void fresh_free(struct fresh *f)
 		pthread_mutex_unlock(&f->lock);
 		pthread_join(f->writer, NULL);
 	}
-	for (r = (struct rec *)htab_next(&f->recs, &pos, NULL); r; r = next) {
-		next = (struct rec *)htab_next(&f->recs, &pos, &r->h);
+	for (r = (struct fresh_rec *)htab_next(&f->recs, &pos, NULL); r; r = next) {
+		next = (struct fresh_rec *)htab_next(&f->recs, &pos, &r->h);
 		free(r);
 	}
 	htab_free(&f->recs);
@@ -292,7 +292,7 @@ void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg)
 
 /* The record of r changed: the writer will write it. Caller holds
  * f->lock. */
-static void mark_dirty(struct fresh *f, struct rec *r)
+static void mark_dirty(struct fresh *f, struct fresh_rec *r)
 {
 	r->dirty = true;
 	f->pending = true;
@@ -323,13 +323,13 @@ static void write_rec(struct fresh *f, const struct rec_copy *r)
 static void flush(struct fresh *f)
 {
 	struct rec_copy *copies = NULL;
-	struct rec *r;
+	struct fresh_rec *r;
 	size_t n = 0, cap = 0, i, pos = 0;
 
 	pthread_mutex_lock(&f->lock);
 	f->pending = false;
-	for (r = (struct rec *)htab_next(&f->recs, &pos, NULL); r;
-	     r = (struct rec *)htab_next(&f->recs, &pos, &r->h)) {
+	for (r = (struct fresh_rec *)htab_next(&f->recs, &pos, NULL); r;
+	     r = (struct fresh_rec *)htab_next(&f->recs, &pos, &r->h)) {
 		if (!r->dirty)
 			continue;
 		if (n == cap) {
@@ -392,18 +392,20 @@ static void tell(struct fresh *f)
 		f->fn(f->arg);
 }
 
-int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
-		  time_t sealed_at, bool locked, struct fresh_info *out)
+int fresh_observe(struct fresh *f, struct fresh_rec **ref, const char *name, uint64_t stamp,
+		  uint64_t key, time_t sealed_at, bool locked, struct fresh_info *out)
 {
 	bool dirty = false, news;
-	struct rec *r;
+	struct fresh_rec *r;
 
 	pthread_mutex_lock(&f->lock);
-	r = rec_get(f, name, true);
+	r = ref && *ref ? *ref : rec_get(f, name, true);
 	if (!r) {
 		pthread_mutex_unlock(&f->lock);
 		return -ENOMEM;
 	}
+	if (ref)
+		*ref = r;
 	news = r->locked != locked;
 	r->locked = locked;
 	/* A key seen for the first time (after a locked start) is no change:
@@ -438,7 +440,7 @@ int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t ke
 
 void fresh_same_content(struct fresh *f, const char *name, uint64_t old, uint64_t stamp)
 {
-	struct rec *r;
+	struct fresh_rec *r;
 
 	pthread_mutex_lock(&f->lock);
 	/* Only a record at old: one at another version has seen something
@@ -475,7 +477,7 @@ static void comm_of(pid_t pid, char comm[static FRESH_COMM_MAX])
 void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_t pid, uid_t uid)
 {
 	char comm[FRESH_COMM_MAX];
-	struct rec *r;
+	struct fresh_rec *r;
 
 	comm_of(pid, comm);
 	pthread_mutex_lock(&f->lock);
@@ -496,7 +498,7 @@ void fresh_seal_done(struct fresh *f, const char *name, int err, double seconds)
 {
 	/* locked or gone: no failure, yet no seal whose time counts */
 	int shown = err == -ENOKEY || err == -ENOENT ? 0 : err;
-	struct rec *r;
+	struct fresh_rec *r;
 
 	pthread_mutex_lock(&f->lock);
 	/* a keyset that is gone gets no record made for it */
@@ -511,7 +513,7 @@ void fresh_seal_done(struct fresh *f, const char *name, int err, double seconds)
 
 int fresh_get(struct fresh *f, const char *name, struct fresh_info *i)
 {
-	struct rec *r;
+	struct fresh_rec *r;
 
 	pthread_mutex_lock(&f->lock);
 	r = rec_get(f, name, false);

@@ -359,6 +359,7 @@ static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
 static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a,
 		   struct export_report *r, int *bad)
 {
+	struct fresh_rec *frec, *known;
 	time_t seal_time;
 	struct entry *e;
 	uint64_t stamp, key;
@@ -385,11 +386,17 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 		e->examined = true;
 	locked = !pwid_for(sc, e);
 	key = key_hash(sc, pwid_for(sc, e), logn_for(sc, e));
+	known = frec = e->frec;
 	pthread_mutex_unlock(&sc->lock);
 	/* the record read in the same call: a status lists every keyset */
-	if (sc->fresh && !fresh_observe(sc->fresh, name, stamp, key, seal_time, locked,
+	if (sc->fresh && !fresh_observe(sc->fresh, &frec, name, stamp, key, seal_time, locked,
 					r ? &r->backup : NULL) && r)
 		r->fresh = true;
+	if (frec != known) { /* looked up once: entries stay until sealcache_free() */
+		pthread_mutex_lock(&sc->lock);
+		e->frec = frec;
+		pthread_mutex_unlock(&sc->lock);
+	}
 	return 0;
 }
 

@@ -74,6 +74,7 @@ struct entry {
 	int bad;
 	char *why;
 	struct ahead *ahead;		/* the next version; NULL: none known */
+	struct fresh_rec *frec;		/* its backup record; NULL: not looked up yet */
 	bool cached;
 	bool has_ctag;
 	bool has_fpr;

@@ -60,14 +60,19 @@ void fresh_free(struct fresh *f);
  * into f starts, and never after. */
 void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg);
 
+/* A keyset's record, kept until fresh_free(). */
+struct fresh_rec;
+
 /* The current export of name: its version stamp, its sealing key (0: no
  * key now, keep the last one), the seal time of its bytes (0: not sealed
  * yet) and whether it is locked. A new stamp or key sets changed_at to
  * now, unless the bytes stay the very ones sealed before (the same
  * content under a new stamp keeps its seal). The record as it is then
- * goes to *out, if given: 0, or -ENOMEM if none could be kept. */
-int fresh_observe(struct fresh *f, const char *name, uint64_t stamp, uint64_t key,
-		  time_t sealed_at, bool locked, struct fresh_info *out);
+ * goes to *out, if given: 0, or -ENOMEM if none could be kept. With ref,
+ * *ref is the record: found by name and set if NULL, else used as it is
+ * (a status tells every keyset, and a lookup each is a cache miss each). */
+int fresh_observe(struct fresh *f, struct fresh_rec **ref, const char *name, uint64_t stamp,
+		  uint64_t key, time_t sealed_at, bool locked, struct fresh_info *out);
 
 /* The seal cache kept its seal of name's version old as the seal of
  * version stamp: both hold the same content. A record still at old moves
