@@ -142,6 +142,14 @@ static void put_uint(FILE *f, unsigned v)
 	put(f, p);
 }
 
+/* "<time> by <program>" of the last backup */
+static void put_backup(FILE *f, const struct fresh_info *b)
+{
+	put_time(f, b->backup_at);
+	put(f, " by ");
+	put(f, b->backup_comm);
+}
+
 static void backup_words(FILE *f, const struct ks_info *i)
 {
 	const struct fresh_info *b = &i->r.backup;
@@ -151,9 +159,7 @@ static void backup_words(FILE *f, const struct ks_info *i)
 	switch (fresh_state_of(b)) {
 	case FRESH_BACKED_UP: /* "; backed up %s by %s (uid %u)" */
 		put(f, "; backed up ");
-		put_time(f, b->backup_at);
-		put(f, " by ");
-		put(f, b->backup_comm);
+		put_backup(f, b);
 		put(f, " (uid ");
 		put_uint(f, (unsigned)b->backup_uid);
 		put(f, ")");
@@ -162,9 +168,7 @@ static void backup_words(FILE *f, const struct ks_info *i)
 		put(f, "; changed since last backup (changed ");
 		put_time(f, b->changed_at);
 		put(f, ", last backup ");
-		put_time(f, b->backup_at);
-		put(f, " by ");
-		put(f, b->backup_comm);
+		put_backup(f, b);
 		put(f, ")");
 		break;
 	case FRESH_NEVER:

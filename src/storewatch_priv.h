@@ -1,6 +1,7 @@
 /* Internals shared by the store watcher's files: storewatch.c (the
- * store operations answered from memory) and storewatch_thread.c (the
- * inotify thread and rescans).
+ * store operations answered from memory), storewatch_node.c (the node
+ * table), storewatch_stamp.c (a keyset's stamp, from memory or walked)
+ * and storewatch_thread.c (the inotify thread and rescans).
  *
  * Locking: w->lock protects the node table, the name list and every
  * node field; the watch table (wd -> node) belongs to the thread alone. */
@@ -76,12 +77,20 @@ struct storewatch {
 	void *arg;
 };
 
-/* ---- storewatch.c; caller holds w->lock unless said otherwise ---- */
+/* ---- storewatch_node.c; caller holds w->lock ---- */
 struct wnode *wnode_find(struct storewatch *w, const char *name);
 struct wnode *wnode_add(struct storewatch *w, const char *name);
 void wnode_free(struct wnode *n);
 /* Marks n changed by an event: walked again on the next stamp(). */
 void wnode_touch(struct wnode *n);
+
+/* ---- storewatch_stamp.c ---- */
+/* Whether memory may answer now: no change waits that the node table
+ * does not show yet. Caller holds w->lock. */
+bool answer_now(struct storewatch *w);
+/* Begins (on) or ends this thread's batch (store_ops.batch). Without
+ * the lock. */
+void wnode_batch(struct storewatch *w, bool on);
 /* name's stamp: from memory while its node is valid, else walked (and
  * kept if it is watched and no event came meanwhile). Without the lock. */
 int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp);
