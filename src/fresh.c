@@ -130,7 +130,8 @@ static int parse(struct fresh *f, struct fresh_rec *r, const char *text)
 static struct fresh_rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
 	_Static_assert(offsetof(struct fresh_rec, h) == 0, "htab_add_named() returns the hnode");
-	return htab_add_named(&f->recs, sizeof(struct fresh_rec), offsetof(struct fresh_rec, name), name, h);
+	return htab_add_named(&f->recs, sizeof(struct fresh_rec), offsetof(struct fresh_rec, name),
+			      name, h);
 }
 
 /* Reads name's record file into the table. Caller holds f->lock. */

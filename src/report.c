@@ -14,7 +14,8 @@
 #include "keyfs/store_live.h"
 #include "keyfs/textbuf.h"
 
-static void digits(char *p, int v, int n)
+/* v in n decimal digits at p (no NUL), the leading ones zeros. */
+static void digits(char *p, unsigned long v, int n)
 {
 	while (n--) {
 		p[n] = (char)('0' + v % 10);
@@ -133,13 +134,14 @@ static void put_time(FILE *f, time_t t)
 
 static void put_uint(FILE *f, unsigned v)
 {
-	char buf[12], *p = buf + sizeof(buf);
+	char buf[12];
+	int n = 1;
 
-	*--p = '\0';
-	do
-		*--p = (char)('0' + v % 10);
-	while (v /= 10);
-	put(f, p);
+	for (unsigned rest = v; rest >= 10; rest /= 10)
+		n++;
+	digits(buf, v, n);
+	buf[n] = '\0';
+	put(f, buf);
 }
 
 /* "<time> by <program>" of the last backup */

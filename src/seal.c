@@ -142,8 +142,8 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		ret = -ENOKEY;
 	} else if (entry_current(sc, e, p->h.stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
-	} else if (e->cached && e->stamp != p->h.stamp && ctag_is(e, p->h.content) &&
-		   e->logn == logn_for(sc, e) && !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
+	} else if (keeps_seal(e, p->h.stamp, p->h.content) && e->logn == logn_for(sc, e) &&
+		   !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
 		ret = 2; /* the cached seal holds this very content, under this key */
 	} else {
 		snprintf(p->h.name, sizeof(p->h.name), "%s", name);

@@ -200,6 +200,7 @@ void sealcache_queue_stale(struct sealcache *sc)
 {
 	struct entry *e;
 	uint64_t stamp;
+	bool current;
 	char **names;
 	size_t n, i;
 	int ret;
@@ -217,11 +218,11 @@ void sealcache_queue_stale(struct sealcache *sc)
 			pthread_mutex_unlock(&sc->lock);
 			break;
 		}
-		if (!e->bad && pwid_for(sc, e) && !entry_current(sc, e, stamp)) {
+		current = entry_current(sc, e, stamp);
+		if (!e->bad && pwid_for(sc, e) && !current) {
 			due_time(sc, e, stamp);
 			enqueue(sc, e);
-		} else if (!e->bad && entry_current(sc, e, stamp) &&
-			   e->len <= sc->cfg->import_max_size) {
+		} else if (!e->bad && current && importable(sc, e->len)) {
 			e->examined = true; /* what an attribute request would find */
 		}
 		pthread_mutex_unlock(&sc->lock);
@@ -382,7 +383,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	*bad = e->bad;
 	/* known now, but for an export over import.max_size, which
 	 * attr_report() notes */
-	if (a->size <= sc->cfg->import_max_size)
+	if (importable(sc, a->size))
 		e->examined = true;
 	locked = !pwid_for(sc, e);
 	key = key_hash(sc, pwid_for(sc, e), logn_for(sc, e));
@@ -411,7 +412,7 @@ static int attr_report(struct sealcache *sc, const char *name, struct export_att
 	if (ret == -ENOMEM || ret == -EAGAIN)
 		return ret; /* passing trouble, not the keyset's */
 	/* Never export what this configuration could not import again. */
-	if (!ret && a->size > sc->cfg->import_max_size) {
+	if (!ret && !importable(sc, a->size)) {
 		snprintf(why, sizeof(why), "its export (%zu bytes) would be larger than import.max_size "
 			 "(%zu bytes), so it could not be restored; raise import.max_size", a->size,
 			 sc->cfg->import_max_size);

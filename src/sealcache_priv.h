@@ -40,7 +40,8 @@ _Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as diges
 /* What is known of a keyset version not sealed yet: its attributes,
  * learnt without sealing, and when its seal became due. Most keysets
  * have none (a mount over a full cache seals nothing), so it is kept
- * apart from the entry and dropped once the version is sealed. */
+ * apart from the entry, made when first needed. It stays once the
+ * version is sealed: the status shows the fingerprint from it. */
 struct ahead {
 	uint64_t pred_stamp;		/* version the attributes are for */
 	size_t pred_size;
@@ -77,7 +78,6 @@ struct entry {
 	struct fresh_rec *frec;		/* its backup record; NULL: not looked up yet */
 	bool cached;
 	bool has_ctag;
-	bool has_fpr;
 	bool sealing;
 	bool anew;			/* the seal under way makes new bytes (its plan
 					 * says so): no attribute waits for it */
@@ -124,6 +124,10 @@ bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
 void ctag_set(struct entry *e, const char *hex);
 /* Whether e's cached seal may hold content id hex: its tag is hex's. */
 bool ctag_is(const struct entry *e, const char *hex);
+/* Whether e's cached seal holds content cid, the content of version
+ * stamp, under another stamp: to be kept as this version's seal, its
+ * header restamped (seal_adopt() checks the whole id). */
+bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid);
 /* Iterates over every entry: start with *pos = 0 and e NULL. */
 struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
 /* Stamps name (without the lock), then returns its entry with sc->lock
@@ -137,6 +141,9 @@ const struct recipset *rset_for(const struct sealcache *sc, const struct entry *
 const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e);
 int logn_for(const struct sealcache *sc, const struct entry *e);
 bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+/* Whether an export of size bytes could be imported again here
+ * (import.max_size): none larger is ever exported. */
+bool importable(const struct sealcache *sc, size_t size);
 /* e's record of its next version, made when first needed; NULL if out
  * of memory. */
 struct ahead *entry_ahead(struct entry *e);

@@ -98,6 +98,11 @@ bool ctag_is(const struct entry *e, const char *hex)
 	return e->has_ctag && ctag_of(hex, &tag) && tag == e->ctag;
 }
 
+bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
+{
+	return e->cached && e->stamp != stamp && ctag_is(e, cid);
+}
+
 static bool same_name(const struct hnode *n, const void *name)
 {
 	return !strcmp(((const struct entry *)n)->name, name);
@@ -171,6 +176,11 @@ bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t s
 
 	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) && id &&
 	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
+}
+
+bool importable(const struct sealcache *sc, size_t size)
+{
+	return size <= sc->cfg->import_max_size;
 }
 
 struct ahead *entry_ahead(struct entry *e)

@@ -8,7 +8,6 @@
 
 #include "sealcache_priv.h"
 
-/* "FILE: age1..., ssh-ed25519 COMMENT" (keys) or "FILE". */
 /* Appends s to the n bytes in buf, cut to fit; the new length. A status
  * describes the sealer of every keyset: no printf for that. */
 static size_t append(char *buf, size_t size, size_t n, const char *s)
@@ -24,6 +23,7 @@ static size_t append(char *buf, size_t size, size_t n, const char *s)
 	return n + len;
 }
 
+/* "FILE: age1..., ssh-ed25519 COMMENT" (keys) or "FILE". */
 static void describe_set(const struct recipset *rs, bool keys, char *buf, size_t size)
 {
 	size_t n, i;

@@ -57,14 +57,6 @@ static int sealing_key(struct sealcache *sc, const char *name, struct recipients
 	return e ? 0 : -ENOMEM;
 }
 
-/* Whether e's cached seal holds content cid, the content of version
- * stamp, under another stamp: kept as this version's seal, its header
- * restamped. Caller holds sc->lock. */
-static bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
-{
-	return e->cached && e->stamp != stamp && ctag_is(e, cid);
-}
-
 /* Reads the keyset once per version (stamp) and key for what takes no
  * crypto to know: the export's exact size, the keyset's time, its
  * fingerprint; and keeps a cached seal of the same content as the seal
