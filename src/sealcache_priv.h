@@ -5,10 +5,11 @@
  *                crypto; this file the plan, the vault and the file)
  *   sealversion.c what a keyset version is, learnt without sealing
  *   sealinfo.c   what the reports ask: sealers, problems, export states
- *   sealcache.c  the public calls: attributes, opens, password changes,
- *                the queue of stale keysets for the worker pool
- * sealcache.c calls the other two; they call neither sealcache.c nor
- * each other but for seal.c's use of the entry table.
+ *   sealattr.c   attributes and problems of an export, without opening it
+ *   sealcache.c  the other public calls: life cycle, opens, password
+ *                changes, the queue of stale keysets for the worker pool
+ * sealcache.c and sealattr.c call the others; those call neither of
+ * them, and each other only for the entry table (sealentry.c).
  *
  * Locking: sc->lock protects every entry field, the sealing key ids and
  * the pool's use; it is never held across crypto, and never while calling
@@ -141,6 +142,8 @@ const struct recipset *rset_for(const struct sealcache *sc, const struct entry *
 const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e);
 int logn_for(const struct sealcache *sc, const struct entry *e);
 bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+/* Queues e for the workers, unless it is being sealed right now. */
+void entry_enqueue(struct sealcache *sc, struct entry *e);
 /* Whether an export of size bytes could be imported again here
  * (import.max_size): none larger is ever exported. */
 bool importable(const struct sealcache *sc, size_t size);

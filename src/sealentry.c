@@ -178,6 +178,12 @@ bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t s
 	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
 }
 
+void entry_enqueue(struct sealcache *sc, struct entry *e)
+{
+	if (!e->sealing && sc->pool)
+		pool_push(sc->pool, &e->item);
+}
+
 bool importable(const struct sealcache *sc, size_t size)
 {
 	return size <= sc->cfg->import_max_size;
