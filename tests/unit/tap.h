@@ -8,6 +8,9 @@
 bool tap_ok(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the plan and return the exit code (0 if every check passed). */
 int tap_done(void);
+/* Removes a test's temporary directory tree; 0, or -1 if some of it
+ * stayed. */
+int tap_rmtree(const char *path);
 
 #define TAP_EQ_INT(a, b, ...) tap_ok((long long)(a) == (long long)(b), __VA_ARGS__)
 

@@ -55,14 +55,6 @@ static int backup(int logn, uint8_t **out, size_t *outlen)
 	return ret;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void test_import(const char *root)
 {
 	struct importer *im = NULL;
@@ -256,7 +248,7 @@ int main(void)
 	snprintf(keys_dir, sizeof(keys_dir), "%s/../keys", v ? v : ".");
 	test_import(root);
 	test_identities(root2);
-	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	nftw(root2, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tap_rmtree(root);
+	tap_rmtree(root2);
 	return tap_done();
 }

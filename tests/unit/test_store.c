@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,14 +77,6 @@ static void unlink_rel(const char *rel)
 	path_of(p, sizeof(p), rel);
 	if (unlink(p))
 		tap_ok(false, "unlink %s: %m", rel);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static bool member_is(const struct keyset_member *m, const char *name, mode_t mode, const char *data)
@@ -715,6 +706,6 @@ int main(void)
 	test_open();
 	test_open_regular();
 	test_state_symlink();
-	tap_ok(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
+	tap_ok(tap_rmtree(root) == 0, "temp dir removed");
 	return tap_done();
 }

@@ -5,7 +5,6 @@
  * the tree back as it was, and refuses owners it cannot give. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,14 +218,6 @@ static void test_restore(struct store *s)
 	keyset_clear(&ks);
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 int main(void)
 {
 	struct store s = { 0 };
@@ -250,6 +241,6 @@ int main(void)
 		store_close(&s);
 		state_close(&state);
 	}
-	tap_ok(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
+	tap_ok(tap_rmtree(root) == 0, "temp dir removed");
 	return tap_done();
 }

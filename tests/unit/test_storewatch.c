@@ -10,7 +10,6 @@
  *     the watcher (a restart) finds. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,14 +195,6 @@ static bool listed(struct store *s, const char *name)
 	return found;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 static void test_pending_events(struct store *s, struct store *plain)
 {
 	uint64_t b0, b1, b2, b3, again, c;
@@ -333,6 +324,6 @@ int main(void)
 	if (plain.ops)
 		store_close(&plain);
 	state_close(&state);
-	tap_ok(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "temp dir removed");
+	tap_ok(tap_rmtree(root) == 0, "temp dir removed");
 	return tap_done();
 }
