@@ -5,23 +5,48 @@
 #define KEYFS_HOOK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 #define HOOK_TIMEOUT 60		/* seconds */
 #define HOOK_ARGS_MAX 64
+#define HOOK_CMD_MAX 1023	/* bytes of a command line */
 #define HOOK_OUTPUT_MAX 1024	/* bytes of output kept */
+/* Bytes of output read and thrown away beyond HOOK_OUTPUT_MAX; past
+ * them the pipe is closed, so a command that writes without end gets
+ * EPIPE (or SIGPIPE) rather than a daemon thread reading it for the
+ * whole timeout. */
+#define HOOK_DRAIN_MAX (4 << 20)
 
 struct hook_result {
 	time_t when;		/* 0: never ran */
 	int status;		/* exit status, 128 + signal, or -errno if it could not start */
-	bool timed_out;
+	bool timed_out;		/* killed, with its process group, at the timeout */
+	/* How it ended, in parts, for callers that report it: */
+	int start_error;	/* errno if it could not start (ENOENT: no such program), else 0 */
+	int exit_code;		/* its exit code, or -1: ended by a signal, or never ran */
+	int term_signal;	/* the signal that ended it (SIGKILL at a timeout), else 0 */
+	bool output_cut;	/* it wrote more than output holds */
+	size_t output_len;	/* bytes in output, without the NUL */
 	char output[HOOK_OUTPUT_MAX + 1]; /* its start, NUL-terminated */
 };
 
-/* Runs cmd and waits for it (at most timeout seconds, then SIGKILL).
- * Returns 0 if it exited 0, else -ECHILD (res says how it ended), or
- * -E2BIG / -ENOMEM / a spawn error. */
+/* Runs cmd and waits for the process itself (at most timeout seconds,
+ * then SIGKILL to its process group). Once it has exited, what is
+ * already in its output pipe is read and the rest is not waited for: a
+ * daemon it left behind may hold the pipe open for good, and is left
+ * running. Returns 0 if it exited 0, else -ECHILD (res says how it
+ * ended), or, when it could not start (res->start_error set too),
+ * -EINVAL (no words) / -E2BIG / -ENOMEM / a spawn error such as
+ * -ENOENT. If this process ignores SIGCHLD the kernel reaps the command
+ * itself and its exit status is lost: res->status is then -ECHILD,
+ * with start_error 0. */
 int hook_run(const char *cmd, int timeout, struct hook_result *res);
+
+/* Splits cmd on spaces and tabs into argv, pointers into buf (size
+ * bytes), NULL-terminated. 0, -E2BIG if cmd does not fit buf or has more
+ * than HOOK_ARGS_MAX words, -EINVAL if it has none. */
+int hook_split(const char *cmd, char *buf, size_t size, char *argv[static HOOK_ARGS_MAX + 1]);
 
 /* One line: "exited 0 at 2024-..Z: output..." (output's newlines as
  * "; "). */
