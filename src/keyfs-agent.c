@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -374,6 +375,22 @@ static int harden(void)
 	return ret;
 }
 
+/* Locks every page the agent has and will have, so that no passphrase
+ * copy (a stack frame, a libc buffer of a request) reaches swap; the
+ * pool itself is locked by sodium_malloc() anyway. Only a warning when
+ * the kernel refuses: as a user without CAP_IPC_LOCK, RLIMIT_MEMLOCK
+ * (8 MiB by default) may not cover the whole process, and an agent
+ * whose secrets sit in locked guarded memory is still safer than none,
+ * which would send the user back to typing the passphrase. Once it
+ * succeeds, the agent grows by little (one pool, no threads) beyond
+ * what is locked here. */
+static void lock_memory(void)
+{
+	if (mlockall(MCL_CURRENT | MCL_FUTURE))
+		log_msg(LOG_WARNING, "cannot lock the agent's memory (%m; see ulimit -l): "
+			"only the passphrases themselves are locked");
+}
+
 /* Background: the parent returns once the socket listens, so a script may
  * use the agent as soon as keyfs-agent exits. */
 static int daemonize(void)
@@ -527,6 +544,7 @@ int main(int argc, char *argv[])
 		log_init("keyfs-agent", false, o.debug);
 	}
 	/* after fork(): a child does not inherit memory locks */
+	lock_memory();
 	a.pool = sodium_malloc(sizeof(*a.pool));
 	if (!a.pool) {
 		log_msg(LOG_ERR, "cannot allocate locked memory: %m");
