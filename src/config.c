@@ -106,6 +106,11 @@ const struct config_key keyset_keys[] = {
 	  .help = "globs of files below path that are not members, though included" },
 	{ "keyset.on_activate", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, on_activate),
 	  .help = "a command run after an activation installed keys (no shell)" },
+	{ "keyset.executable", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, executable),
+	  .help = "globs of members that keep their execute bits (others are restored without)" },
+	{ "keyset.xattrs", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, xattrs),
+	  .help = "security.* xattrs restored besides user.* (e.g. security.selinux); "
+		  "never security.capability" },
 	{ "keyset.max_file_size", NULL, CONFIG_SIZE, 1, KEYTREE_FILE_MAX,
 	  .offset = offsetof(struct config_keyset, max_file_size), .size = sizeof(size_t),
 	  .help = "largest member file, in bytes (default 20 MiB, a LUKS2 header backup fits)" },

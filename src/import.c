@@ -17,6 +17,7 @@
 #include "keyfs/keyring.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
+#include "keyfs/store_live.h"
 
 /* A record line holds the keyset name, the outcome in words and a
  * whole fingerprint (64 hex digits, as KEYSET.ini has it). */
@@ -333,6 +334,8 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	ret = unseal(im, data, len, &pt, &ptlen, &logn);
 	if (!ret)
 		ret = bundle_unpack(pt, ptlen, STORE_MEMBER_MAX, &ks);
+	if (!ret)
+		store_live_apply(im->st, &ks);
 	if (ret) {
 		record_failure(im, what, ret, logn);
 		goto out;
@@ -350,6 +353,13 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		/* refused before anything was written: say what to do */
 		record(im, LOG_ERR, "import \"%s\" failed: its files belong to another user; "
 		       "only keyfs running as root can restore them", ks.name);
+		goto out;
+	}
+	if (ret == -EACCES) {
+		/* the store logged which directory */
+		record(im, LOG_ERR, "import \"%s\" refused before anything was written: a directory "
+		       "it would be restored into can be changed by a user other than root and the "
+		       "keys' owner", ks.name);
 		goto out;
 	}
 	if (ret == -EINVAL || ret == -EFBIG) {

@@ -17,6 +17,7 @@
 
 #include "keyfs/dirwalk.h"
 #include "keyfs/keytree.h"
+#include "keyfs/log.h"
 #include "keyfs/secmem.h"
 
 static int refuse(struct keytree_walk *w, int err, const char *fmt, ...)
@@ -383,6 +384,10 @@ static int read_entry(const struct keytree_entry *e, void *arg)
 			goto out;
 	}
 	entry_meta(r, e, &got, &meta);
+	/* never part of a keyset (KEYSET_MODE_MASK): said, not silently lost */
+	if (meta.type == KEYSET_FILE && (meta.mode & 07000))
+		log_msg(LOG_WARNING, "keyset %s: member \"%s\": setuid, setgid or sticky bit left "
+			"out of the backup", r->ks->name, e->path);
 	ret = keyset_add_member(r->ks, e->path, &meta, data,
 				S_ISREG(got.st_mode) ? (size_t)got.st_size : 0, &m);
 	if (ret == 0 && fd >= 0)

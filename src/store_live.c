@@ -15,6 +15,7 @@
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
 #include "keyfs/store_live.h"
+#include "keyfs/store_policy.h"
 #include "keyfs/versions.h"
 
 /* Below STATE_VERSIONS/<keyset>/: "N KEPT\n" while version N is being
@@ -24,12 +25,18 @@
 struct live {
 	struct config_keyset cfg;
 	struct keytree_select sel;
+	struct store_policy pol;
 	struct hook_result hook;	/* protected by the store's lock */
+	/* One on_activate of the keyset at a time; held while it runs,
+	 * never with the store's lock, so a slow hook holds up neither
+	 * restores of other keysets nor status reads. */
+	pthread_mutex_t hook_lock;
 };
 
 struct live_store {
 	struct store inner;
 	int sfd;			/* keyfs' state directory (borrowed) */
+	const struct config *cfg;	/* borrowed: every keyset's settings */
 	struct live *live;
 	size_t n;
 	pthread_mutex_t lock;		/* held by restores, activations, hooks */
@@ -74,7 +81,22 @@ static int live_read(const struct live *l, struct keyset *ks, char *why, size_t 
 	}
 	ret = keytree_read_sel(fd, l->cfg.name, &l->sel, ks, why, size);
 	close(fd);
+	if (ret == 0)
+		store_policy_apply(ks, &l->pol, "backup");
 	return ret;
+}
+
+/* The restore rules of a keyset of either kind. */
+static struct store_policy policy_of(const struct live_store *ls, const char *name)
+{
+	const struct config_keyset *c = config_keyset(ls->cfg, name);
+	struct store_policy p = { name, "", "" };
+
+	if (c) {
+		p.executable = c->executable;
+		p.xattrs = c->xattrs;
+	}
+	return p;
 }
 
 static int ls_list(void *priv, char ***names, size_t *n)
@@ -133,9 +155,17 @@ static int ls_read(void *priv, const char *name, struct keyset *ks)
 	struct live_store *ls = priv;
 	struct live *l = find_live(ls, name);
 
-	if (!l)
-		return ls->inner.ops->read(ls->inner.priv, name, ks);
-	return live_read(l, ks, NULL, 0);
+	struct store_policy p;
+	int ret;
+
+	if (l)
+		return live_read(l, ks, NULL, 0);
+	ret = ls->inner.ops->read(ls->inner.priv, name, ks);
+	if (ret == 0) {
+		p = policy_of(ls, name);
+		store_policy_apply(ks, &p, "backup");
+	}
+	return ret;
 }
 
 /* Every member of an archive must be one the keyset's patterns select,
@@ -186,20 +216,39 @@ static void journal_remove(struct live_store *ls, const char *name)
 	dir_fsync(ls->sfd, STATE_VERSIONS);
 }
 
-static void run_hook(struct live *l)
+/* install_keyset(), saying why in the log when it refuses. */
+static int install(const struct live *l, int fd, const struct keyset *ks, const struct keyset *cur)
+{
+	char why[KEYSET_PATH_MAX * 2 + 256];
+	int ret;
+
+	ret = install_keyset(fd, l->cfg.path, ks, cur, why, sizeof(why));
+	if (ret && *why)
+		log_msg(LOG_ERR, "keyset %s: not restored into %s: %s", l->cfg.name, l->cfg.path, why);
+	return ret;
+}
+
+/* Called without the store's lock held. */
+static void run_hook(struct live_store *ls, struct live *l)
 {
 	char desc[HOOK_OUTPUT_MAX * 2 + 128];
+	struct hook_result res;
 	int ret;
 
 	if (!*l->cfg.on_activate)
 		return;
-	ret = hook_run(l->cfg.on_activate, HOOK_TIMEOUT, &l->hook);
-	hook_describe(&l->hook, desc, sizeof(desc));
+	pthread_mutex_lock(&l->hook_lock);
+	ret = hook_run(l->cfg.on_activate, HOOK_TIMEOUT, &res);
+	hook_describe(&res, desc, sizeof(desc));
 	log_msg(ret ? LOG_WARNING : LOG_NOTICE, "keyset %s: on_activate %s", l->cfg.name, desc);
+	pthread_mutex_lock(&ls->lock);
+	l->hook = res;
+	pthread_mutex_unlock(&ls->lock);
+	pthread_mutex_unlock(&l->hook_lock);
 }
 
 /* Installs version n (ks) over cur, journalled; then it is no version
- * any more, and on_activate runs. */
+ * any more. The caller runs on_activate once it let go of the lock. */
 static int install_version(struct live_store *ls, struct live *l, unsigned n,
 			   const struct keyset *ks, const struct keyset *cur, unsigned kept)
 {
@@ -210,13 +259,12 @@ static int install_version(struct live_store *ls, struct live *l, unsigned n,
 		return fd;
 	ret = journal_write(ls, l->cfg.name, n, kept);
 	if (ret == 0)
-		ret = install_keyset(fd, ks, cur);
+		ret = install(l, fd, ks, cur);
 	close(fd);
 	journal_remove(ls, l->cfg.name);
 	if (ret)
 		return ret;
 	versions_remove(ls->sfd, l->cfg.name, n);
-	run_hook(l);
 	return 0;
 }
 
@@ -272,6 +320,8 @@ static int ls_put(void *priv, const struct keyset *ks, struct store_put *res)
 	pthread_mutex_lock(&ls->lock);
 	ret = put_locked(ls, l, ks, res);
 	pthread_mutex_unlock(&ls->lock);
+	if (ret == 0 && res->outcome == STORE_CREATED)
+		run_hook(ls, l);
 	return ret;
 }
 
@@ -292,8 +342,11 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 	int ret;
 
 	ret = versions_read(ls->sfd, l->cfg.name, version, &ks);
-	if (ret == 0)
+	if (ret == 0) {
+		/* a version kept before these rules, or made by hand */
+		store_policy_apply(&ks, &l->pol, "restore");
 		ret = check_archive(l, &ks);
+	}
 	if (ret == 0)
 		ret = live_read(l, &cur, NULL, 0);
 	if (ret)
@@ -326,14 +379,19 @@ static int ls_activate(void *priv, const char *name, unsigned version, unsigned 
 	pthread_mutex_lock(&ls->lock);
 	ret = activate_locked(ls, l, version, kept);
 	pthread_mutex_unlock(&ls->lock);
+	if (ret == 0 && *kept != version)
+		run_hook(ls, l);
 	return ret;
 }
 
 static void ls_destroy(void *priv)
 {
 	struct live_store *ls = priv;
+	size_t i;
 
 	store_close(&ls->inner);
+	for (i = 0; i < ls->n; i++)
+		pthread_mutex_destroy(&ls->live[i].hook_lock);
 	pthread_mutex_destroy(&ls->lock);
 	free(ls->live);
 	free(ls);
@@ -370,6 +428,16 @@ void store_live_status(const struct store *s, char *buf, size_t size)
 	pthread_mutex_unlock(&ls->lock);
 }
 
+void store_live_apply(const struct store *s, struct keyset *ks)
+{
+	struct store_policy p;
+
+	if (s->ops != &live_ops)
+		return;
+	p = policy_of(s->priv, ks->name);
+	store_policy_apply(ks, &p, "restore");
+}
+
 /* The version an install in progress was installing (0: none). */
 static unsigned journal_read(struct live_store *ls, const char *name)
 {
@@ -400,7 +468,7 @@ static int finish_install(struct live_store *ls, struct live *l, int fd, unsigne
 	if (ret == 0) {
 		bool have = live_read(l, &cur, NULL, 0) == 0;
 
-		ret = install_keyset(fd, &ks, have ? &cur : NULL);
+		ret = install(l, fd, &ks, have ? &cur : NULL);
 	}
 	keyset_clear(&ks);
 	keyset_clear(&cur);
@@ -413,7 +481,7 @@ static int finish_install(struct live_store *ls, struct live *l, int fd, unsigne
 		l->cfg.name, n);
 	journal_remove(ls, l->cfg.name);
 	versions_remove(ls->sfd, l->cfg.name, n);
-	run_hook(l);
+	run_hook(ls, l);
 	return 0;
 }
 
@@ -460,6 +528,10 @@ static void live_init(struct live *l, const struct config_keyset *c)
 	l->sel.want = want;
 	l->sel.arg = &l->cfg;
 	l->sel.file_max = c->max_file_size;
+	l->pol.name = l->cfg.name;
+	l->pol.executable = l->cfg.executable;
+	l->pol.xattrs = l->cfg.xattrs;
+	pthread_mutex_init(&l->hook_lock, NULL);
 }
 
 int store_live_open(struct store *s, const struct config *cfg, const struct state *state)
@@ -479,8 +551,9 @@ int store_live_open(struct store *s, const struct config *cfg, const struct stat
 	}
 	ls->inner = *s;
 	ls->sfd = state->fd;
+	ls->cfg = cfg;
 	ret = ls->n ? check_clash(ls) : 0;
-	if (ret || !ls->n) {
+	if (ret) {
 		free(ls->live);
 		free(ls);
 		return ret;

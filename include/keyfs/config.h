@@ -58,6 +58,10 @@ struct config_keyset {
 	char include[1024];		/* globs, space-separated */
 	char exclude[1024];
 	char on_activate[1024];		/* argv, space-separated; "" for none */
+	/* What a restore may set (store_policy.h): member globs that keep
+	 * their execute bits, and security.* xattr names beyond user.*. */
+	char executable[1024];
+	char xattrs[1024];
 	size_t max_file_size;		/* 0: KEYTREE_FILE_MAX */
 };
 

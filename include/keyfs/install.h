@@ -17,8 +17,13 @@
  * it (or removed, if old had none) and every temporary is removed.
  * -EPERM before anything is written for owners this process cannot
  * give; -ENOTDIR / -EISDIR when a file stands where ks has a directory
- * or the other way round. */
-int install_keyset(int dfd, const struct keyset *ks, const struct keyset *old);
+ * or the other way round; -EACCES (why says where) when dfd, a directory
+ * above it or one on the way to a member can be changed by a user other
+ * than root and that member's owner; -ESTALE (why) when a directory was
+ * swapped during the install (keytree.h: pins). where is dfd's path, for
+ * messages. */
+int install_keyset(int dfd, const char *where, const struct keyset *ks, const struct keyset *old,
+		   char *why, size_t size);
 
 /* Removes the temporaries a crash left in the directories of the tree
  * at dfd that sel may enter. */

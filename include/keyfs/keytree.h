@@ -87,29 +87,67 @@ int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, ch
 /* Writes ks into the empty directory dfd: directories with their modes
  * (set once their contents are written), files through a temporary name
  * (write, owner, mode, xattrs, times, fsync, rename), symlinks through
- * a temporary name too; every directory fsynced. Owners are set when
+ * a temporary name too; every directory fsynced. A security.capability
+ * xattr is never written. Owners are set when
  * recorded; a daemon that is not root refuses (-EPERM) an owner it
  * cannot give, before writing anything. A security.* xattr the kernel
  * refuses (no such LSM, not permitted) is left out; any other failure
  * fails the write, leaving the caller to remove dfd's contents. */
 int keytree_write(int dfd, const struct keyset *ks);
 
-/* Installing in place, a member at a time (install.h). A file or link
- * is written under a temporary name in its directory (".NAME.keyfs-new",
- * which walks skip) with owner, mode, xattrs and time, fsynced; commit
- * renames it over NAME; drop removes it. Directories are made 0700 with
- * owner and xattrs (keytree_dir_make()), and get their mode and time,
- * and are fsynced, by keytree_dir_finish() once their members are in. */
-int keytree_member_write_tmp(int dfd, const struct keyset_member *m);
-int keytree_member_commit(int dfd, const struct keyset_member *m);
-void keytree_member_drop_tmp(int dfd, const struct keyset_member *m);
-int keytree_dir_make(int dfd, const struct keyset_member *m);
-int keytree_dir_finish(int dfd, const struct keyset_member *m);
+/* The directories of ks an install has opened: the first open of each
+ * checks that only root, this process or the directory's recorded owner
+ * can change it (no group or world write bit without the sticky bit)
+ * and keeps its device and inode; every later open through it must meet
+ * the same directory, or fails with -ESTALE. So a directory swapped for
+ * a link or another directory during an install is never written
+ * through. -EACCES with why set for an unsafe directory. */
+struct keytree_pin {
+	dev_t dev;
+	ino_t ino;	/* 0: not opened yet */
+	uid_t uid;
+};
+
+struct keytree_pins {
+	const struct keyset *ks;
+	struct keytree_pin *pin;	/* one per member of ks */
+	char why[KEYSET_PATH_MAX * 2 + 160];
+};
+
+int keytree_pins_init(struct keytree_pins *p, const struct keyset *ks);
+void keytree_pins_free(struct keytree_pins *p);
+/* Every pinned directory on the way to m must be one only root, this
+ * process or m's recorded owner can change: else -EACCES, why set. */
+int keytree_pins_check_way(struct keytree_pins *p, const struct keyset_member *m);
+
+/* Is the directory dfd, and every directory above it up to /, one only
+ * root, this process (or, when every member of ks has the same recorded
+ * owner, that owner) can change? -EACCES with why naming where (the
+ * path dfd was opened by) otherwise. */
+int keytree_check_above(int dfd, const struct keyset *ks, const char *where, char *why,
+			size_t size);
+
+/* Installing in place, a member at a time (install.h); pins may be
+ * NULL (keyfs' own fresh directories). A file or link is written under
+ * a temporary name in its directory (".NAME.keyfs-new", which walks
+ * skip) with owner, mode, xattrs and time, fsynced; commit renames it
+ * over NAME; drop removes it. keytree_dir_make() makes a missing
+ * directory 0700 with owner and xattrs (*made), or opens the one there
+ * (-ENOTDIR if it is not a directory), pinning it either way;
+ * keytree_dir_finish() gives it its mode and time and fsyncs it, once
+ * its members are in. */
+int keytree_member_write_tmp(int dfd, struct keytree_pins *pins, const struct keyset_member *m);
+int keytree_member_commit(int dfd, struct keytree_pins *pins, const struct keyset_member *m);
+void keytree_member_drop_tmp(int dfd, struct keytree_pins *pins, const struct keyset_member *m);
+int keytree_dir_make(int dfd, struct keytree_pins *pins, const struct keyset_member *m,
+		     bool *made);
+int keytree_dir_finish(int dfd, struct keytree_pins *pins, const struct keyset_member *m);
 /* Is name such a temporary? */
 bool keytree_is_tmp(const char *name);
 /* Opens the directory a member path lives in, one component at a time,
- * never through a link; *base is the member's own name in it. */
-int keytree_open_parent(int dfd, const char *path, const char **base);
+ * each with O_NOFOLLOW and checked against pins (optional); *base is
+ * the member's own name in it. */
+int keytree_open_parent(int dfd, struct keytree_pins *pins, const char *path, const char **base);
 
 /* Can this process give every recorded owner of ks? 0 or -EPERM. */
 int keytree_owner_check(const struct keyset *ks);

@@ -19,10 +19,16 @@
 #include "keyfs/state.h"
 #include "keyfs/store.h"
 
-/* Wraps the open store s in the live keysets of cfg (none: s is left as
- * it is). -EEXIST, logged, if a live keyset's name is also a keyset of
+/* Wraps the open store s in the live keysets of cfg and in every
+ * keyset's restore rules (store_policy.h), which reads apply. -EEXIST, logged, if a live keyset's name is also a keyset of
  * s: a configuration error. On error s is left as it was. */
 int store_live_open(struct store *s, const struct config *cfg, const struct state *state);
+
+/* Applies the restore rules of ks' keyset (store_policy.h) to ks, an
+ * archive about to be verified or restored into s, so that what is
+ * compared, fingerprinted and written is what a restore may set. No-op
+ * on a store store_live_open() did not wrap. cfg must outlive s. */
+void store_live_apply(const struct store *s, struct keyset *ks);
 
 /* The on_activate results of the live keysets, one line each
  * ("on_activate ssh: exited 0 at ...: output"), for the status report;

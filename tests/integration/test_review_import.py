@@ -240,9 +240,10 @@ def ini_fingerprint(m, tmp_path, ks):
 
 
 def test_reimporting_the_same_backup_changes_nothing(mount18, tmp_path, store):
-    """Group- and world-writable members are restored 0644: the second
-    import of the same backup is "identical ... nothing changed", makes
-    no version, and both import lines give the export's fingerprint."""
+    """Group- and world-writable members are restored 0644, and a setuid
+    program without its execute bits (no "executable =" names it): the
+    second import of the same backup is "identical ... nothing changed",
+    makes no version, and both import lines give the export's fingerprint."""
     m = mount18
     m.unlock()
     pem = sealed(tmp_path, "modeks", [("group.key", 0o664, 1700000000, b"g" * 32),
@@ -253,7 +254,7 @@ def test_reimporting_the_same_backup_changes_nothing(mount18, tmp_path, store):
     assert copy_in(pem, os.path.join(imp, "first.pem")) == (0, "")
     modes = {f: os.stat(os.path.join(store, "modeks", f)).st_mode & 0o7777
              for f in ("group.key", "world.pub", "own.key", "tool")}
-    assert modes == {"group.key": 0o644, "world.pub": 0o644, "own.key": 0o600, "tool": 0o755}
+    assert modes == {"group.key": 0o644, "world.pub": 0o644, "own.key": 0o600, "tool": 0o644}
     before = tree_digest(store)
     assert copy_in(pem, os.path.join(imp, "second.pem")) == (0, "")
     log = m.logtext()
@@ -264,7 +265,7 @@ def test_reimporting_the_same_backup_changes_nothing(mount18, tmp_path, store):
     assert len(fprs) == 2
     fpr, tar_modes = ini_fingerprint(m, tmp_path, "modeks")
     assert fprs == [fpr, fpr], (fprs, fpr)
-    assert tar_modes["modeks/group.key"] == 0o644 and tar_modes["modeks/tool"] == 0o755
+    assert tar_modes["modeks/group.key"] == 0o644 and tar_modes["modeks/tool"] == 0o644
 
 
 # ------------------------------------------------ 11: member times

@@ -1,0 +1,345 @@
+"""A restore can never be turned against the host. Each test attacks a
+live keyset the way a local user or a forged backup would: a directory
+swapped for a link to somewhere else while keyfs installs, directories on
+the way that another user can change, an archive carrying a file
+capability or a setuid program. Backups are sealed with stock age -r to
+keyfs' identity, as anyone who knows the public key could."""
+import errno
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import PASSWORD, age_decrypt, run
+from test_members import mounted_with
+
+NOBODY = 65534
+CAP_SETUID = struct.pack("<IIIII", 0x02000001, 1 << 7, 0, 0, 0)
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A directory every user can reach (tmp_path is root's alone), so an
+    unprivileged attacker can work below the live path."""
+    d = tempfile.mkdtemp(prefix="keyfs-attack-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def identity(tmp_path):
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    return key, run(["age-keygen", "-y", key]).stdout.strip()
+
+
+def conf(identity, sections):
+    return f"[identity]\nfile = {identity[0]}\n" + sections
+
+
+def seal_tree(tmp_path, identity, stage, name, out):
+    """tar of stage/name with owners and every xattr, sealed to identity."""
+    raw = str(tmp_path / f"{out}.tar")
+    run(["tar", "--xattrs", "--xattrs-include=*", "-C", stage, "-cf", raw, name])
+    pem = str(tmp_path / f"{out}.pem")
+    run(["age", "-a", "-r", identity[1], "-o", pem, raw])
+    return pem
+
+
+def copy_in(src, dst):
+    """cp's way: returns 0 or the errno close() gave."""
+    with open(src, "rb") as f:
+        data = f.read()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.close(fd)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+def snapshot(path):
+    """Owner, mode and content of path and everything below it."""
+    out = []
+    for d, dirs, files in os.walk(path):
+        for n in [d] + [os.path.join(d, f) for f in files]:
+            st = os.lstat(n)
+            data = b""
+            if os.path.isfile(n) and not os.path.islink(n):
+                with open(n, "rb") as fh:
+                    data = fh.read()
+            out.append((n, st.st_uid, st.st_gid, oct(st.st_mode), data))
+    return sorted(out)
+
+
+# ------------------------------------------------ HIGH 1: directories swapped mid-install
+
+def make_version(stage, name, content):
+    """u/d/e/key, every level owned by nobody: what the attacker owns."""
+    top = os.path.join(stage, name)
+    shutil.rmtree(top, ignore_errors=True)
+    e = os.path.join(top, "u", "d", "e")
+    os.makedirs(e)
+    with open(os.path.join(e, "key"), "w") as f:
+        f.write(content)
+    os.chmod(os.path.join(e, "key"), 0o600)
+    for p in (os.path.join(top, "u"), os.path.join(top, "u", "d"), e, os.path.join(e, "key")):
+        os.chown(p, NOBODY, NOBODY)
+        if os.path.isdir(p):
+            os.chmod(p, 0o755)
+
+
+FLIPPER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+live, outside, own = sys.argv[1:4]
+os.setgid(65534); os.setuid(65534)
+d, x, away = (os.path.join(live, "u", "d").encode(), os.path.join(own, "x").encode(),
+              os.path.join(own, "d.away"))
+os.symlink(outside, x)
+i = 0
+while True:
+    i += 1
+    if i % 2:
+        # d and a link to outside trade places, atomically, and back
+        libc.renameat2(AT_FDCWD, d, AT_FDCWD, x, RENAME_EXCHANGE)
+        libc.renameat2(AT_FDCWD, d, AT_FDCWD, x, RENAME_EXCHANGE)
+    else:
+        # the plain way: d moved aside, a link in its place, d back
+        try:
+            os.rename(d, away)
+            os.symlink(outside, d)
+            os.unlink(d)
+            os.rename(away, d)
+        except OSError:
+            pass
+"""
+
+
+def versions(store, name):
+    d = os.path.join(store, ".keyfs", "versions", name)
+    if not os.path.isdir(d):
+        return []
+    return sorted(int(n) for n in os.listdir(d) if n.isdigit())
+
+
+def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside(
+        keyfs_bin, tmp_path, world, identity):
+    """A user who owns a directory below the live path flips it with a link
+    to an outside directory, by rename and by RENAME_EXCHANGE, during 200
+    activations: nothing outside the keyset path changes owner, mode or
+    content, and no activation writes through the link."""
+    live = os.path.join(world, "live")
+    os.makedirs(live)
+    outside = os.path.join(world, "outside")
+    os.makedirs(os.path.join(outside, "e"))
+    with open(os.path.join(outside, "e", "key"), "w") as f:
+        f.write("not yours\n")
+    os.chmod(outside, 0o700)
+    os.chmod(os.path.join(outside, "e"), 0o700)
+    os.chmod(os.path.join(outside, "e", "key"), 0o600)
+    own = os.path.join(world, "attacker")
+    os.makedirs(own)
+    os.chown(own, NOBODY, NOBODY)
+    stage = str(tmp_path / "stage")
+    make_version(stage, "race", "A\n")
+    pem_a = seal_tree(tmp_path, identity, stage, "race", "a")
+    make_version(stage, "race", "B\n")
+    pem_b = seal_tree(tmp_path, identity, stage, "race", "b")
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    gen = mounted_with(keyfs_bin, tmp_path, store,
+                       conf(identity, f"[keyset race]\npath = {live}\ninclude = u/**\n"))
+    m = next(gen)
+    try:
+        imp = os.path.join(m.path, "import")
+        assert copy_in(pem_a, os.path.join(imp, "a.pem")) == 0, m.logtext()
+        assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
+        assert versions(store, "race") == [1]
+        before = snapshot(outside)
+        flipper = subprocess.Popen(["/usr/bin/python3", "-c", FLIPPER, live, outside, own])
+        ok = failed = 0
+        try:
+            for _ in range(200):
+                v = versions(store, "race")
+                assert v, "a version to activate"
+                if m.control(f"activate race {v[0]}") == 0:
+                    ok += 1
+                else:
+                    failed += 1
+        finally:
+            flipper.kill()
+            flipper.wait()
+        assert snapshot(outside) == before, "a directory outside the keyset changed"
+        # the attack ran: activations met the link, others got through
+        assert ok > 0 and failed > 0, (ok, failed)
+    finally:
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+
+
+# ------------------------------------------------ HIGH 1: directories others can change
+
+@pytest.mark.parametrize("how", ["owned by another user", "group-writable", "world-writable"])
+def test_restore_refused_below_a_directory_others_can_change(
+        keyfs_bin, tmp_path, world, identity, how):
+    """The live path sits below a directory that a user other than root
+    and the keys' owner can change: the import is refused with EACCES,
+    the log says which directory, and nothing is written."""
+    parent = os.path.join(world, "parent")
+    os.makedirs(parent)
+    if how == "owned by another user":
+        os.chown(parent, NOBODY, NOBODY)
+    elif how == "group-writable":
+        os.chown(parent, 0, NOBODY)
+        os.chmod(parent, 0o775)
+    else:
+        os.chmod(parent, 0o777)
+    live = os.path.join(parent, "keys")
+    os.makedirs(live)
+    os.chmod(live, 0o700)
+    stage = str(tmp_path / "stage")
+    os.makedirs(os.path.join(stage, "k"))
+    with open(os.path.join(stage, "k", "server.key"), "w") as f:
+        f.write("secret\n")
+    os.chmod(os.path.join(stage, "k", "server.key"), 0o600)
+    pem = seal_tree(tmp_path, identity, stage, "k", "k")
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    for m in mounted_with(keyfs_bin, tmp_path, store,
+                          conf(identity, f"[keyset k]\npath = {live}\ninclude = *.key\n")):
+        before = snapshot(parent)
+        assert copy_in(pem, os.path.join(m.path, "import", "k.pem")) == errno.EACCES
+        assert snapshot(parent) == before
+        log = m.logtext()
+        assert f"not restored into {live}" in log and "can be changed by a user" in log, log
+        assert "keys' owner" in log
+
+
+def test_a_users_own_tree_restores_into_the_users_directory(keyfs_bin, tmp_path, world, identity):
+    """~/.ssh: the directories above the live path belong to the same user
+    as every member; that user could change the keys anyway, so it is
+    allowed, owners kept."""
+    home = os.path.join(world, "home")
+    os.makedirs(home)
+    os.chown(home, NOBODY, NOBODY)
+    live = os.path.join(home, ".ssh")
+    os.makedirs(live)
+    os.chown(live, NOBODY, NOBODY)
+    os.chmod(live, 0o700)
+    stage = str(tmp_path / "stage")
+    os.makedirs(os.path.join(stage, "ssh"))
+    key = os.path.join(stage, "ssh", "id_ed25519")
+    with open(key, "w") as f:
+        f.write("private\n")
+    os.chown(key, NOBODY, NOBODY)
+    os.chmod(key, 0o600)
+    pem = seal_tree(tmp_path, identity, stage, "ssh", "ssh")
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    for m in mounted_with(keyfs_bin, tmp_path, store,
+                          conf(identity, f"[keyset ssh]\npath = {live}\ninclude = id_*\n")):
+        assert copy_in(pem, os.path.join(m.path, "import", "ssh.pem")) == 0, m.logtext()
+        st = os.lstat(os.path.join(live, "id_ed25519"))
+        assert (st.st_uid, st.st_mode & 0o7777) == (NOBODY, 0o600)
+
+
+# ------------------------------------------------ HIGH 2: capabilities, setuid, execute bits
+
+def test_forged_capability_and_setuid_are_never_restored(keyfs_bin, tmp_path, world, identity):
+    """An archive holding a root-owned program with cap_setuid+ep and a
+    setuid root program: restored without the capability, without setuid
+    and without execute bits (no executable = names them); a user.* xattr
+    comes back; the log names what was left out."""
+    live = os.path.join(world, "bin")
+    os.makedirs(live)
+    stage = str(tmp_path / "stage")
+    os.makedirs(os.path.join(stage, "tools"))
+    cap = os.path.join(stage, "tools", "capped")
+    suid = os.path.join(stage, "tools", "rootshell")
+    for p in (cap, suid):
+        shutil.copyfile("/bin/true", p)
+    os.chmod(cap, 0o755)
+    os.chmod(suid, 0o4755)
+    os.setxattr(cap, "security.capability", CAP_SETUID)
+    os.setxattr(cap, "user.note", b"kept")
+    pem = seal_tree(tmp_path, identity, stage, "tools", "tools")
+    listing = run(["tar", "--xattrs", "--xattrs-include=*", "-tvvf", str(tmp_path / "tools.tar")]).stdout
+    assert "security.capability" in listing and "rws" in listing, listing
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    for m in mounted_with(keyfs_bin, tmp_path, store,
+                          conf(identity, f"[keyset tools]\npath = {live}\ninclude = *\n")):
+        assert copy_in(pem, os.path.join(m.path, "import", "t.pem")) == 0, m.logtext()
+        with pytest.raises(OSError) as e:
+            os.getxattr(os.path.join(live, "capped"), "security.capability")
+        assert e.value.errno == errno.ENODATA
+        assert os.getxattr(os.path.join(live, "capped"), "user.note") == b"kept"
+        for f in ("capped", "rootshell"):
+            assert os.stat(os.path.join(live, f)).st_mode & 0o7777 == 0o644, f
+        log = m.logtext()
+        assert 'member "capped": execute bits (not in executable =), security.capability ' \
+               'left out of the restore' in log, log
+        # run as nobody, the restored program gains nothing
+        res = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                   os.path.join(live, "rootshell")], check=False)
+        assert res.returncode != 0
+
+
+def test_executable_keeps_execute_bits_where_named(keyfs_bin, tmp_path, world, identity):
+    """certbot's renewal-hooks need their execute bits: executable = names
+    them; setuid stays off even there."""
+    live = os.path.join(world, "le")
+    os.makedirs(live)
+    stage = str(tmp_path / "stage")
+    hooks = os.path.join(stage, "le", "renewal-hooks", "deploy")
+    os.makedirs(hooks)
+    hook = os.path.join(hooks, "reload.sh")
+    with open(hook, "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(hook, 0o4755)
+    other = os.path.join(stage, "le", "privkey.pem")
+    with open(other, "w") as f:
+        f.write("key\n")
+    os.chmod(other, 0o700)
+    pem = seal_tree(tmp_path, identity, stage, "le", "le")
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    sect = (f"[keyset le]\npath = {live}\ninclude = privkey.pem renewal-hooks/**\n"
+            "executable = renewal-hooks/**\n")
+    for m in mounted_with(keyfs_bin, tmp_path, store, conf(identity, sect)):
+        assert copy_in(pem, os.path.join(m.path, "import", "le.pem")) == 0, m.logtext()
+        assert os.stat(os.path.join(live, "renewal-hooks/deploy/reload.sh")).st_mode & 0o7777 == 0o755
+        assert os.stat(os.path.join(live, "privkey.pem")).st_mode & 0o7777 == 0o600
+
+
+def test_exported_capability_is_left_out_and_reported(keyfs_bin, tmp_path, world, identity):
+    """A live file with a capability: its backup holds no capability, and
+    the log says so with the member's name."""
+    live = os.path.join(world, "cap")
+    os.makedirs(live)
+    p = os.path.join(live, "tool")
+    shutil.copyfile("/bin/true", p)
+    os.chmod(p, 0o755)
+    os.setxattr(p, "security.capability", CAP_SETUID)
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    for m in mounted_with(keyfs_bin, tmp_path, store,
+                          conf(identity, f"[keyset cap]\npath = {live}\ninclude = *\n")):
+        m.unlock()
+        pem = tmp_path / "cap.pem"
+        with open(os.path.join(m.export, "cap.pem"), "rb") as f:
+            pem.write_bytes(f.read())
+        assert age_decrypt(pem, tmp_path / "cap.tar", PASSWORD).returncode == 0
+        listing = run(["tar", "--xattrs", "--xattrs-include=*", "-tvvf", str(tmp_path / "cap.tar")]).stdout
+        assert "security.capability" not in listing, listing
+        assert 'member "tool": execute bits (not in executable =), security.capability ' \
+               'left out of the backup' in m.logtext()
