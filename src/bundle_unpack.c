@@ -11,8 +11,13 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/log.h"
 #include "keyfs/secmem.h"
 #include "bundle_priv.h"
+
+/* The daemon links log.c; the tar reader's own unit tests and fuzz
+ * target link this file without it, and there the reason is dropped. */
+#pragma weak log_msg
 
 /* State of one bundle_unpack() run. */
 struct unpack {
@@ -330,10 +335,15 @@ static int read_tar(struct unpack *u, struct archive *a, const uint8_t *tar, siz
 	return check_end(a, tar, len);
 }
 
-/* Whole-archive rules, once every entry is in. */
+/* Whole-archive rules, once every entry is in. A refusal here is about
+ * one member (its directory, or where its link leads through the other
+ * links): the caller only learns -EINVAL, so the member is named in
+ * the log, which names the keyset and no secret. */
 static int finish(struct unpack *u)
 {
+	char why[KEYSET_PATH_MAX * 2 + 128];
 	size_t i;
+	int ret;
 
 	keyset_sort(u->ks);
 	/* Format 1 wrote 0:0 for every file whoever owned it. */
@@ -345,7 +355,10 @@ static int finish(struct unpack *u)
 		m->gid = 0;
 		m->user[0] = m->group[0] = '\0';
 	}
-	return keyset_check_tree(u->ks);
+	ret = keyset_check_tree_why(u->ks, why, sizeof(why));
+	if (ret && log_msg)
+		log_msg(LOG_WARNING, "archive of keyset \"%s\" refused: %s", u->ks->name, why);
+	return ret;
 }
 
 int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks)

@@ -425,7 +425,7 @@ int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel
 		keyset_sort(ks);
 		if (sel)
 			keyset_prune_dirs(ks);
-		ret = keyset_check_tree(ks);
+		ret = keyset_check_tree_why(ks, why, why_size);
 	}
 	if (ret)
 		keyset_clear(ks);

@@ -19,6 +19,8 @@
 #define KEYSET_DEPTH_MAX 16
 #define KEYSET_MEMBERS_MAX 1024
 #define KEYSET_LINK_MAX 255
+/* Symlinks one resolution may follow, the kernel's MAXSYMLINKS. */
+#define KEYSET_LINK_FOLLOW_MAX 40
 #define KEYSET_OWNER_MAX 32
 /* Extended attributes kept per member, and the size of one value
  * (the kernel's own limit, XATTR_SIZE_MAX). */
@@ -109,8 +111,22 @@ int keyset_name_unescape(const char *name, char *out, size_t size);
 bool keyset_member_name_valid(const char *name);
 /* Does a symlink at member path name with this target stay inside the
  * keyset? Resolved lexically against the member's directory: relative,
- * never above the keyset's top, no empty target. */
+ * never above the keyset's top, no empty target. Alone, as a member is
+ * added; keyset_link_inside() resolves it against the whole tree. */
 bool keyset_link_valid(const char *name, const char *target);
+/* Resolves link member m of ks (sorted) against ks's own members, the
+ * way the kernel will once the keyset is installed: from m's directory,
+ * a component that is a link member of ks is replaced by its target
+ * (from that link's directory), ".." pops a component, "." and empty
+ * components are skipped. -EINVAL, with the member named in why
+ * (optional, size bytes), if the walk climbs above the keyset's top at
+ * any point, follows more than KEYSET_LINK_FOLLOW_MAX links (m itself
+ * counted, as for open() of it; loops included) or reaches a path over
+ * PATH_MAX. A name ks does not hold is taken as it reads: a target
+ * dangling inside the keyset is accepted (".." after such a name pops
+ * it), since by the tree it leads nowhere outside. */
+int keyset_link_inside(const struct keyset *ks, const struct keyset_member *m, char *why,
+		       size_t size);
 /* Does the extended attribute name belong to a namespace keysets keep
  * (user.*, security.*), in printable ASCII (what a tar carries unchanged)? */
 bool keyset_xattr_kept(const char *name);
@@ -132,7 +148,12 @@ int keyset_add_member(struct keyset *ks, const char *name, const struct keyset_m
 int keyset_add_xattr(struct keyset_member *m, const char *name, const void *value, size_t len);
 void keyset_sort(struct keyset *ks);
 /* Checks what sorting cannot: every member's directory is a directory
- * member of the keyset (no file or link on the way to another member). */
+ * member of the keyset (no file or link on the way to another member),
+ * and every link stays inside the keyset resolved against the tree
+ * (keyset_link_inside()). 0 or -EINVAL; why (optional, size bytes)
+ * then names the first member refused and the reason, in words. */
+int keyset_check_tree_why(const struct keyset *ks, char *why, size_t size);
+/* The same without the reason. */
 int keyset_check_tree(const struct keyset *ks);
 /* The member named name, or NULL (ks sorted). */
 const struct keyset_member *keyset_find(const struct keyset *ks, const char *name);

@@ -3,6 +3,7 @@
  * refusal rule of bundle_unpack() on tars crafted here with libarchive's
  * writer. test_bundle_tree.c has directories, links, owners, xattrs. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
+#include "keyfs/log.h"
 #include "keyfs/secmem.h"
 #include "keyfs/keyset.h"
 #include "tap.h"
@@ -27,6 +29,20 @@ struct tent {
 	const char *link;	/* symlink target or hardlink name */
 	long size;
 };
+
+/* The last message the code under test logged: the daemon's log.c is
+ * not linked here, so this one stands in and keeps it for the checks. */
+static char last_log[1024];
+
+void log_msg(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)level;
+	va_start(ap, fmt);
+	vsnprintf(last_log, sizeof(last_log), fmt, ap);
+	va_end(ap);
+}
 
 static const uint8_t *U8(const char *s)
 {
@@ -397,6 +413,39 @@ static void test_refusals(void)
 	       { "k/" KEYSET_INI, AE_IFREG, "", NULL, -1 });
 }
 
+#define DIR_CONF { "k/conf/", AE_IFDIR, NULL, NULL, 0 }
+#define LINK(path, target) { path, AE_IFLNK, NULL, target, 0 }
+
+/* Link targets resolved through the archive's other links: each alone
+ * stays inside, together they lead out. The log names the member. */
+static void test_link_chains(void)
+{
+	const struct tent certbot[] = {
+		DIR_K, { "k/archive/", AE_IFDIR, NULL, NULL, 0 },
+		{ "k/archive/example.org/", AE_IFDIR, NULL, NULL, 0 },
+		{ "k/archive/example.org/privkey1.pem", AE_IFREG, "key-1", NULL, -1 },
+		{ "k/live/", AE_IFDIR, NULL, NULL, 0 },
+		{ "k/live/example.org/", AE_IFDIR, NULL, NULL, 0 },
+		LINK("k/live/example.org/privkey.pem", "../../archive/example.org/privkey1.pem"),
+		LINK("k/live/example.org/key.pem", "privkey.pem"),
+	};
+
+	last_log[0] = '\0';
+	REFUSE("a symlink chain out", DIR_K, DIR_CONF, LINK("k/conf/l", ".."),
+	       LINK("k/conf/server.key", "l/../../secret"));
+	tap_ok(strstr(last_log, "\"k\"") && strstr(last_log, "\"conf/server.key\"") &&
+	       strstr(last_log, "leaving the keyset"), "logged with the member: %s", last_log);
+	REFUSE("a symlink chain out, the helper link second", DIR_K, DIR_CONF,
+	       LINK("k/conf/a.key", "z/../../secret"), LINK("k/conf/z", "."));
+	REFUSE("a symlink loop", DIR_K, LINK("k/a", "b"), LINK("k/b", "a"));
+	tap_ok(strstr(last_log, "loop") != NULL, "logged as a loop: %s", last_log);
+	last_log[0] = '\0';
+	TAP_EQ_INT(unpack_tents(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, certbot,
+				sizeof(certbot) / sizeof(certbot[0]), MAX_MEMBER), 0,
+		   "certbot's live/ -> archive/ links and a link to a link unpack");
+	tap_ok(last_log[0] == '\0', "nothing logged");
+}
+
 static void test_limits(void)
 {
 	char hint_ini[KEYSET_HINT_MAX + 16];
@@ -571,6 +620,7 @@ int main(void)
 	test_determinism();
 	test_truncation();
 	test_refusals();
+	test_link_chains();
 	test_limits();
 	test_formats();
 	test_modes();

@@ -232,6 +232,134 @@ static void test_rules(void)
 	keyset_clear(&ks);
 }
 
+/* A keyset "k" from (name, target) pairs: a target of NULL makes a
+ * directory, "" a file, anything else a link. Sorted, as read. */
+static void links(struct keyset *ks, const char *const *spec)
+{
+	struct keyset_meta meta = { .mode = 0755, .mtime = T0 };
+	size_t i;
+
+	memset(ks, 0, sizeof(*ks));
+	snprintf(ks->name, sizeof(ks->name), "k");
+	for (i = 0; spec[i]; i += 2) {
+		meta.type = !spec[i + 1] ? KEYSET_DIR : spec[i + 1][0] ? KEYSET_LINK : KEYSET_FILE;
+		meta.link = meta.type == KEYSET_LINK ? spec[i + 1] : NULL;
+		if (keyset_add_member(ks, spec[i], &meta, meta.type == KEYSET_FILE ? U8("x") : NULL,
+				      meta.type == KEYSET_FILE, NULL))
+			tap_ok(false, "add %s", spec[i]);
+	}
+	keyset_sort(ks);
+}
+
+/* keyset_check_tree_why() of a keyset made by links(); the reason in why. */
+static int check(const char *const *spec, char *why, size_t size)
+{
+	struct keyset ks;
+	int ret;
+
+	links(&ks, spec);
+	why[0] = '\0';
+	ret = keyset_check_tree_why(&ks, why, size);
+	keyset_clear(&ks);
+	return ret;
+}
+
+/* Each link target is inside the keyset on its own; only resolving one
+ * through another shows where it leads. */
+static void test_link_chains(void)
+{
+	static const char *const chain[] = {
+		"conf", NULL, "conf/l", "..", "conf/server.key", "l/../../secret", NULL,
+	};
+	static const char *const through_dir_link[] = {
+		"d", ".", "x", "d/../secret", NULL,
+	};
+	static const char *const deep[] = {
+		"a", NULL, "a/b", NULL, "a/b/up", "../..", "a/b/k", "up/../etc", NULL,
+	};
+	static const char *const certbot[] = {
+		"archive", NULL, "archive/example.org", NULL,
+		"archive/example.org/cert1.pem", "", "archive/example.org/privkey1.pem", "",
+		"live", NULL, "live/example.org", NULL,
+		"live/example.org/cert.pem", "../../archive/example.org/cert1.pem",
+		"live/example.org/privkey.pem", "../../archive/example.org/privkey1.pem",
+		/* a link to a link, and through a directory link */
+		"live/example.org/key.pem", "privkey.pem",
+		"live/current", "example.org", "tls.key", "live/current/key.pem",
+		"conf", NULL, "conf/l", "..", "conf/k", "l/live/current/./key.pem",
+		NULL,
+	};
+	static const char *const dangling[] = {
+		"conf", NULL, "conf/a", "missing", "conf/b", "gone/../../x", "conf/c", "a/../b",
+		NULL,
+	};
+	static const char *const loop[] = { "a", "b", "b", "a", NULL };
+	static const char *const self[] = { "d", NULL, "d/s", "s/x", NULL };
+	char why[512];
+	struct keyset ks;
+	uint8_t *tar = NULL;
+	size_t len = 0;
+
+	TAP_EQ_INT(check(chain, why, sizeof(why)), -EINVAL, "conf/l -> .. with "
+		   "conf/server.key -> l/../../secret refused");
+	tap_ok(strstr(why, "\"conf/server.key\"") && strstr(why, "leaving the keyset") &&
+	       strstr(why, "\"conf/l\""), "the member and the link it goes through named: %s", why);
+	TAP_EQ_INT(check(through_dir_link, why, sizeof(why)), -EINVAL,
+		   "d -> . with x -> d/../secret refused");
+	tap_ok(strstr(why, "\"x\"") != NULL, "member x named: %s", why);
+	TAP_EQ_INT(check(deep, why, sizeof(why)), -EINVAL, "a/b/up -> ../.. with "
+		   "a/b/k -> up/../etc refused");
+	tap_ok(strstr(why, "\"a/b/k\"") != NULL, "member a/b/k named: %s", why);
+	TAP_EQ_INT(check(certbot, why, sizeof(why)), 0,
+		   "certbot's live/ -> archive/ links, a link to a link, a directory link: "
+		   "accepted (%s)", why);
+	TAP_EQ_INT(check(dangling, why, sizeof(why)), 0,
+		   "links dangling inside the keyset are accepted (%s)", why);
+	TAP_EQ_INT(check(loop, why, sizeof(why)), -EINVAL, "a -> b, b -> a refused");
+	tap_ok(strstr(why, "\"a\"") && strstr(why, "loop"), "... as a loop: %s", why);
+	TAP_EQ_INT(check(self, why, sizeof(why)), -EINVAL, "d/s -> s/x refused");
+
+	/* bundle_pack() refuses what it could not write safely either. */
+	links(&ks, chain);
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), -EINVAL, "the chain is not packed");
+	keyset_clear(&ks);
+	links(&ks, certbot);
+	TAP_EQ_INT(bundle_pack(&ks, &tar, &len), 0, "the certbot tree is");
+	secmem_free(tar);
+	keyset_clear(&ks);
+}
+
+/* l00 -> l01 -> ... -> f: open() of l00 follows n links. */
+static int chain_of(unsigned n, char *why, size_t size)
+{
+	char names[KEYSET_LINK_FOLLOW_MAX + 2][8];
+	const char *spec[2 * (KEYSET_LINK_FOLLOW_MAX + 2) + 1];
+	unsigned i;
+
+	for (i = 0; i <= n; i++)
+		snprintf(names[i], sizeof(names[i]), "l%02u", i);
+	for (i = 0; i < n; i++) {
+		spec[2 * i] = names[i];
+		spec[2 * i + 1] = names[i + 1];
+	}
+	/* the last name is the file the chain ends at */
+	spec[2 * n] = names[n];
+	spec[2 * n + 1] = "";
+	spec[2 * n + 2] = NULL;
+	return check(spec, why, size);
+}
+
+static void test_link_depth(void)
+{
+	char why[512];
+
+	TAP_EQ_INT(chain_of(KEYSET_LINK_FOLLOW_MAX, why, sizeof(why)), 0,
+		   "a chain of %d links is accepted (%s)", KEYSET_LINK_FOLLOW_MAX, why);
+	TAP_EQ_INT(chain_of(KEYSET_LINK_FOLLOW_MAX + 1, why, sizeof(why)), -EINVAL,
+		   "a chain of %d links is refused", KEYSET_LINK_FOLLOW_MAX + 1);
+	tap_ok(strstr(why, "\"l00\"") && strstr(why, "more than 40"), "l00 named: %s", why);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -243,5 +371,7 @@ int main(void)
 	test_format1_owners();
 	test_foreign_xattrs();
 	test_rules();
+	test_link_chains();
+	test_link_depth();
 	return tap_done();
 }

@@ -218,6 +218,35 @@ static void test_restore(struct store *s)
 	keyset_clear(&ks);
 }
 
+/* A tree whose links each stay inside but lead out together is
+ * reported with the member named, not read; a link to a link inside
+ * reads. */
+static void test_link_chain(struct store *s)
+{
+	struct keyset ks = { 0 };
+	char why[512];
+
+	mkdir_rel("store/chain", 0700);
+	mkdir_rel("store/chain/conf", 0700);
+	symlink_rel("..", "store/chain/conf/l");
+	symlink_rel("l/../../secret", "store/chain/conf/server.key");
+	TAP_EQ_INT(s->ops->read(s->priv, "chain", &ks), -EINVAL, "a link chain out: not read");
+	tap_ok(ks.n == 0, "... nothing kept");
+	tap_ok(s->ops->why(s->priv, "chain", why, sizeof(why)) == -EINVAL &&
+	       strstr(why, "\"conf/server.key\"") && strstr(why, "leaving the keyset"),
+	       "why: %s", why);
+
+	mkdir_rel("store/loop", 0700);
+	symlink_rel("b", "store/loop/a");
+	symlink_rel("a", "store/loop/b");
+	tap_ok(s->ops->why(s->priv, "loop", why, sizeof(why)) == -EINVAL && strstr(why, "loop"),
+	       "a link loop: %s", why);
+
+	symlink_rel("cert.pem", "store/tls/live/example.org/fullchain.pem");
+	TAP_EQ_INT(s->ops->read(s->priv, "tls", &ks), 0, "a link to a link inside reads");
+	keyset_clear(&ks);
+}
+
 int main(void)
 {
 	struct store s = { 0 };
@@ -238,6 +267,7 @@ int main(void)
 		test_stamp(&s);
 		test_socket(&s);
 		test_restore(&s);
+		test_link_chain(&s);
 		store_close(&s);
 		state_close(&state);
 	}
