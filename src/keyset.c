@@ -189,45 +189,6 @@ static const struct keyset_member *find(const struct keyset *ks, const char *nam
 	return NULL;
 }
 
-/* Writers create a member inside its directory without ever following
- * a link: the directory must be one of ours. */
-static int check_dir(const struct keyset *ks, const struct keyset_member *m, char *why,
-		     size_t size)
-{
-	const struct keyset_member *dir;
-	const char *slash = strrchr(m->name, '/');
-
-	if (!slash)
-		return 0;
-	dir = find(ks, m->name, (size_t)(slash - m->name));
-	if (dir && dir->type == KEYSET_DIR)
-		return 0;
-	if (why && size)
-		snprintf(why, size, "member \"%s\": its directory is %s", m->name,
-			 dir ? "not a directory of the keyset" : "not in the keyset");
-	return -EINVAL;
-}
-
-int keyset_check_tree_why(const struct keyset *ks, char *why, size_t size)
-{
-	size_t i;
-	int ret = 0;
-
-	for (i = 0; ret == 0 && i < ks->n; i++)
-		ret = check_dir(ks, &ks->m[i], why, size);
-	/* Every directory is known now, so links resolve against the tree. */
-	for (i = 0; ret == 0 && i < ks->n; i++) {
-		if (ks->m[i].type == KEYSET_LINK)
-			ret = keyset_link_inside(ks, &ks->m[i], why, size);
-	}
-	return ret;
-}
-
-int keyset_check_tree(const struct keyset *ks)
-{
-	return keyset_check_tree_why(ks, NULL, 0);
-}
-
 time_t keyset_mtime(const struct keyset *ks)
 {
 	time_t t = 0;
