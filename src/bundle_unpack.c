@@ -11,13 +11,11 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
-#include "keyfs/log.h"
 #include "keyfs/secmem.h"
 #include "bundle_priv.h"
 
 /* The daemon links log.c; the tar reader's own unit tests and fuzz
  * target link this file without it, and there the reason is dropped. */
-#pragma weak log_msg
 
 /* State of one bundle_unpack() run. */
 struct unpack {
@@ -26,6 +24,8 @@ struct unpack {
 	bool have_dir;	/* saw the "<top>/" entry */
 	bool have_ini;
 	bool format1;	/* KEYSET.ini says: owners not recorded */
+	char *why;	/* optional: the tree check's reason */
+	size_t why_size;
 };
 
 /* Top directory of a path, checked as a keyset name; *rest is what
@@ -341,7 +341,6 @@ static int read_tar(struct unpack *u, struct archive *a, const uint8_t *tar, siz
  * the log, which names the keyset and no secret. */
 static int finish(struct unpack *u)
 {
-	char why[KEYSET_PATH_MAX * 2 + 128];
 	size_t i;
 	int ret;
 
@@ -355,18 +354,30 @@ static int finish(struct unpack *u)
 		m->gid = 0;
 		m->user[0] = m->group[0] = '\0';
 	}
-	ret = keyset_check_tree_why(u->ks, why, sizeof(why));
-	if (ret && log_msg)
-		log_msg(LOG_WARNING, "archive of keyset \"%s\" refused: %s", u->ks->name, why);
+	ret = keyset_check_tree_why(u->ks, u->why, u->why_size);
+	if (ret && u->why && *u->why) {
+		char member[KEYSET_PATH_MAX * 2 + 128];
+
+		snprintf(member, sizeof(member), "%s", u->why);
+		snprintf(u->why, u->why_size, "keyset \"%s\": %s", u->ks->name, member);
+	}
 	return ret;
 }
 
 int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks)
 {
-	struct unpack u = { .ks = ks, .max_member = max_member };
+	return bundle_unpack_why(tar, len, max_member, ks, NULL, 0);
+}
+
+int bundle_unpack_why(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks,
+		      char *why, size_t why_size)
+{
+	struct unpack u = { .ks = ks, .max_member = max_member, .why = why, .why_size = why_size };
 	struct archive *a = NULL;
 	int ret;
 
+	if (why && why_size)
+		*why = '\0';
 	ret = -EINVAL;
 	if (tar == NULL || len == 0)
 		goto out;

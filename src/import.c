@@ -319,7 +319,7 @@ static void record_failure(struct importer *im, const char *what, int err, int l
 int import_file(struct importer *im, bool verify_only, const uint8_t *data, size_t len)
 {
 	const char *what = verify_only ? "verify" : "import";
-	char fpr[2 * BUNDLE_FPR_LEN + 1], words[160];
+	char fpr[2 * BUNDLE_FPR_LEN + 1], words[160], why[KEYSET_PATH_MAX * 2 + 128] = "";
 	struct keyset ks = { 0 };
 	struct store_put put;
 	uint8_t *pt = NULL;
@@ -333,9 +333,13 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	}
 	ret = unseal(im, data, len, &pt, &ptlen, &logn);
 	if (!ret)
-		ret = bundle_unpack(pt, ptlen, STORE_MEMBER_MAX, &ks);
+		ret = bundle_unpack_why(pt, ptlen, STORE_MEMBER_MAX, &ks, why, sizeof(why));
 	if (!ret)
 		store_live_apply(im->st, &ks);
+	if (ret == -EINVAL && *why) {
+		record(im, LOG_WARNING, "%s failed: an unsafe tar: %s", what, why);
+		goto out;
+	}
 	if (ret) {
 		record_failure(im, what, ret, logn);
 		goto out;

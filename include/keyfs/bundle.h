@@ -62,5 +62,10 @@ int bundle_size(const struct keyset *ks, size_t *len);
  * 0..8^11-1 so that bundle_pack() can write whatever was read.
  * *ks must be empty on entry; on error it is left empty. */
 int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks);
+/* The same; a refused tree (a member outside its directories, a link
+ * leaving the keyset) is described in why (size bytes, set when
+ * non-empty), naming the member. */
+int bundle_unpack_why(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks,
+		      char *why, size_t why_size);
 
 #endif
