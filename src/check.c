@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "keyfs/check.h"
+#include "keyfs/escape.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 #define NAMES_SHOWN 5		/* keysets named in the output line, then "and N more" */
@@ -263,7 +264,7 @@ enum check_status check_eval(const char *metrics, const struct check_opts *o, ti
 	struct keyset_times kt = { 0 };
 	struct facts fa = { 0 };
 	struct verdict v = { CHECK_OK, "" };
-	char *copy, *line, *save = NULL, warn[24] = "", crit[24] = "";
+	char shown[4 * sizeof(v.text)], *copy, *line, *save = NULL, warn[24] = "", crit[24] = "";
 	double total;
 	long age;
 
@@ -311,9 +312,12 @@ enum check_status check_eval(const char *metrics, const struct check_opts *o, ti
 		snprintf(warn, sizeof(warn), "%ld", o->warn);
 	if (o->crit >= 0)
 		snprintf(crit, sizeof(crit), "%ld", o->crit);
+	/* keyset names come from the metrics: whatever made them, they add
+	 * no line for the monitoring system and no terminal escape */
+	escape_str(shown, sizeof(shown), v.text, 0);
 	snprintf(out, size, "KEYFS %s - %s | keysets=%.0f backed_up=%.0f changed=%.0f never=%.0f "
 		 "unexportable=%.0f seal_failed=%.0f locked=%.0f oldest_change=%lds;%s;%s;0\n",
-		 status_words[v.status], v.text, total, fa.keysets[2], fa.keysets[1], fa.keysets[0],
+		 status_words[v.status], shown, total, fa.keysets[2], fa.keysets[1], fa.keysets[0],
 		 fa.keysets[3], fa.seal_failed, fa.locked_all, age, warn, crit);
 	return v.status;
 }
@@ -524,7 +528,10 @@ int check_main(const char *mount, int argc, char **argv)
 		return usage_error("unexpected operand");
 	s = read_metrics_within(mount, timeout_secs, &text, why, sizeof(why));
 	if (s != CHECK_OK) {
-		printf("KEYFS %s - %s\n", status_words[s], why);
+		/* why holds the mount's path, and errors read from it */
+		printf("KEYFS %s - ", status_words[s]);
+		escape_put(stdout, why);
+		putchar('\n');
 		return s;
 	}
 	s = check_eval(text, &o, time(NULL), out, sizeof(out));
@@ -543,7 +550,9 @@ int metrics_main(const char *mount, int argc, char **argv)
 		return 2;
 	}
 	if (read_metrics(mount, &text, why, sizeof(why)) != CHECK_OK) {
-		fprintf(stderr, "keyfsctl: %s\n", why);
+		fputs("keyfsctl: ", stderr);
+		escape_put(stderr, why);
+		fputc('\n', stderr);
 		return 1;
 	}
 	fputs(text, stdout);

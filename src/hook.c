@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyfs/escape.h"
 #include "keyfs/hook.h"
 
 /* How often the exit is checked where no pidfd tells of it. */
@@ -257,7 +258,7 @@ fail:
 
 void hook_describe(const struct hook_result *res, char *buf, size_t size)
 {
-	char when[32], out[HOOK_OUTPUT_MAX * 2 + 1];
+	char when[32], out[HOOK_OUTPUT_MAX * 2 + 1], shown[HOOK_OUTPUT_MAX * 4 + 1];
 	struct tm tm;
 	size_t i, o = 0;
 
@@ -276,11 +277,14 @@ void hook_describe(const struct hook_result *res, char *buf, size_t size)
 		}
 	}
 	out[o] = '\0';
+	/* the status report shows it: no line or terminal escape of its own */
+	escape_str(shown, sizeof(shown), out, 0);
 	if (res->status < 0)
 		snprintf(buf, size, "could not start at %s: %s", when, strerror(-res->status));
 	else if (res->timed_out)
 		snprintf(buf, size, "killed after the timeout, started at %s%s%s", when,
-			 *out ? ": " : "", out);
+			 *shown ? ": " : "", shown);
 	else
-		snprintf(buf, size, "exited %d at %s%s%s", res->status, when, *out ? ": " : "", out);
+		snprintf(buf, size, "exited %d at %s%s%s", res->status, when, *shown ? ": " : "",
+			 shown);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "keyfs/escape.h"
 #include "keyfs/log.h"
 
 static bool log_foreground = true;
@@ -20,38 +21,13 @@ void log_init(const char *ident, bool foreground, bool debug)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
-/* Names in log lines come from keyset writers and archives: a newline
- * would forge a log line and an escape sequence would drive the terminal
- * that shows the log. Every control byte leaves as \xNN. */
-static void escape(const char *in, char *out, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	for (; *in && o + 5 < size; in++) {
-		unsigned char c = (unsigned char)*in;
-
-		if (c < 0x20 || c == 0x7f || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = c == '\\' ? '\\' : 'x';
-			if (c != '\\') {
-				out[o++] = hex[c >> 4];
-				out[o++] = hex[c & 15];
-			}
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-}
-
 void log_msg(int level, const char *fmt, ...)
 {
 	static const char *const names[] = {
 		"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
 	};
 	int saved = errno; /* so callers may use %m after other calls */
-	char line[1024], safe[4 * sizeof(line)];
+	char line[1024], safe[4 * sizeof(line)]; /* "\xNN" per byte at most */
 	va_list ap;
 
 	if (level == LOG_DEBUG && !log_debug)
@@ -60,7 +36,10 @@ void log_msg(int level, const char *fmt, ...)
 	errno = saved;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	escape(line, safe, sizeof(safe));
+	/* Names in log lines come from keyset writers and archives: a
+	 * newline would forge a log line and an escape sequence would drive
+	 * the terminal that shows the log. */
+	escape_str(safe, sizeof(safe), line, ESCAPE_HEX);
 	/* one write per line so lines of concurrent threads never mix */
 	if (log_foreground)
 		fprintf(stderr, "%s: %s: %s\n", log_ident, names[level & 7], safe);

@@ -1,7 +1,9 @@
 /* Prometheus text exposition format (see metrics.h). */
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "keyfs/escape.h"
 #include "keyfs/metrics.h"
 
 void histogram_init(struct histogram *h, const double *bounds, size_t nbounds)
@@ -30,16 +32,28 @@ void metrics_family(FILE *f, const char *name, const char *type, const char *hel
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The format's escapes over escape.h's: the value keeps no control byte
+ * and stays UTF-8, as the format requires, and reads back (after the
+ * format's own unescaping) as the text the status report shows. */
 void metrics_escape(FILE *f, const char *value)
 {
-	for (; *value; value++) {
-		if (*value == '\\' || *value == '"')
-			fprintf(f, "\\%c", *value);
-		else if (*value == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*value, f);
+	char small[1024], *shown = small, *p;
+	size_t size = 4 * strlen(value) + 1; /* "\xNN" per byte at most */
+
+	if (size <= sizeof(small))
+		size = sizeof(small);
+	else if (!(shown = malloc(size))) {
+		fputs("(out of memory)", f);
+		return;
 	}
+	escape_str(shown, size, value, 0);
+	for (p = shown; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fputc('\\', f);
+		fputc(*p, f);
+	}
+	if (shown != small)
+		free(shown);
 }
 
 /* Integers (timestamps, counts) exactly, with no exponent; the rest with

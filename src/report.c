@@ -1,6 +1,8 @@
 /* Plain-text reports: the status read from .control and the README.txt
  * beside the exports. Neither carries a secret: keyset names,
- * fingerprints, times and hints only. */
+ * fingerprints, times and hints only. Every text that comes from outside
+ * keyfs (names, reasons, paths, hints, program names) goes through
+ * escape.h, so none can add a line or reach the reader's terminal. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -10,6 +12,7 @@
 
 #include "keyfs/bundle.h"
 #include "keyfs/control.h"
+#include "keyfs/escape.h"
 #include "keyfs/meta.h"
 #include "keyfs/store_live.h"
 #include "keyfs/textbuf.h"
@@ -115,11 +118,13 @@ static void put(FILE *f, const char *s)
 	fputs_unlocked(s, f);
 }
 
-static void put_padded(FILE *f, const char *s, size_t width)
+/* A keyset name, escaped, padded to width columns. */
+static void put_name(FILE *f, const char *name, size_t width)
 {
-	size_t n = strlen(s);
+	char shown[4 * KEYSET_NAME_MAX + 1];
+	size_t n = escape_str(shown, sizeof(shown), name, 0);
 
-	fwrite_unlocked(s, 1, n, f);
+	fwrite_unlocked(shown, 1, n, f);
 	for (; n < width; n++)
 		fputc_unlocked(' ', f);
 }
@@ -149,7 +154,7 @@ static void put_backup(FILE *f, const struct fresh_info *b)
 {
 	put_time(f, b->backup_at);
 	put(f, " by ");
-	put(f, b->backup_comm);
+	escape_put(f, b->backup_comm); /* any reader names itself */
 }
 
 static void backup_words(FILE *f, const struct ks_info *i)
@@ -188,17 +193,20 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 	t->sealed += !err && i->r.current;
 	if (!err && i->r.fresh)
 		t->state[fresh_state_of(&i->r.backup)]++;
+	put(f, "  ");
+	put_name(f, name, 20);
 	if (err == -EPERM) {
-		fprintf(f, "  %-20s NOT EXPORTED: %s\n", name, i->r.why);
+		/* the reason names members: file names in a live directory */
+		put(f, " NOT EXPORTED: ");
+		escape_put(f, i->r.why);
+		fputc_unlocked('\n', f);
 		return;
 	}
 	if (err) {
-		fprintf(f, "  %-20s unreadable: %s\n", name, strerror(-err));
+		fprintf(f, " unreadable: %s\n", strerror(-err));
 		return;
 	}
 	/* "  %-20s %s (sealed %s)  fingerprint %.16s  by %s  active" */
-	put(f, "  ");
-	put_padded(f, name, 20);
 	put(f, i->r.current ? " sealed (sealed " : " not sealed (sealed ");
 	put(f, i->sealed);
 	put(f, ")  fingerprint ");
@@ -207,7 +215,7 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 	else
 		put(f, "(not read yet)");
 	put(f, "  by ");
-	put(f, i->r.sealer);
+	escape_put(f, i->r.sealer); /* a recipients file's path */
 	put(f, "  active");
 	if (i->nversions) {
 		fprintf(f, "; inactive versions:");
@@ -215,6 +223,17 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 			fprintf(f, " %u", i->versions[k]);
 	}
 	backup_words(f, i);
+	fputc_unlocked('\n', f);
+}
+
+/* "label: text\n", text escaped, or the words for none. */
+static void put_field(FILE *f, const char *label, const char *text, const char *none)
+{
+	put(f, label);
+	if (*text)
+		escape_put(f, text);
+	else
+		put(f, none);
 	fputc_unlocked('\n', f);
 }
 
@@ -243,16 +262,18 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));
 	fprintf(f, "keyfs %s\n", KEYFS_VERSION);
-	fprintf(f, "store: %s\n", c->cfg->store);
+	put_field(f, "store: ", c->cfg->store, "");
 	fprintf(f, "password: %s\n", vault_has_password(c->v) ? "set (unlocked)" : "not set (locked)");
 	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
 	fprintf(f, "keyset passwords:%s", n ? "" : " (none)");
-	for (i = 0; i < n; i++)
-		fprintf(f, " %s", names[i]);
+	for (i = 0; i < n; i++) {
+		fputc_unlocked(' ', f);
+		escape_put(f, names[i]);
+	}
 	fprintf(f, "\nunlock passwords: %zu\n", vault_unlock_count(c->v));
 	keyring_report(c->kr, f);
-	fprintf(f, "hint: %s\n", *hint ? hint : "(none)");
-	fprintf(f, "recipients: %s\n", *c->cfg->recipients ? c->cfg->recipients : "(none)");
+	put_field(f, "hint: ", hint, "(none)");
+	put_field(f, "recipients: ", c->cfg->recipients, "(none)");
 	sealcache_recipients_report(c->sc, f);
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
@@ -266,7 +287,9 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 			"backed up\n", t.state[FRESH_BACKED_UP], total, t.state[FRESH_CHANGED],
 			t.state[FRESH_NEVER]);
 	store_live_status(c->st, hooks, sizeof(hooks));
-	fputs(hooks, f); /* "on_activate K: exited 0 at ...: output", per live keyset */
+	/* "on_activate K: exited 0 at ...: output", per live keyset; the
+	 * output escaped by hook_describe(), keyset names are config's */
+	fputs(hooks, f);
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);
 	return finish(f, text, ret);
@@ -310,8 +333,14 @@ static void readme_problems(struct ctl *c, FILE *f)
 	for (k = 0; k < p.n; k++) {
 		tab = strchr(p.lines[k], '\t');
 		*tab = '\0';
-		if (c->st->ops->stamp(c->st->priv, p.lines[k], &stamp) != -ENOENT)
-			fprintf(f, "  %s: NOT EXPORTED, no backup here: %s\n", p.lines[k], tab + 1);
+		if (c->st->ops->stamp(c->st->priv, p.lines[k], &stamp) != -ENOENT) {
+			/* the reason names members: file names in a live directory */
+			put(f, "  ");
+			escape_put(f, p.lines[k]);
+			put(f, ": NOT EXPORTED, no backup here: ");
+			escape_put(f, tab + 1);
+			fputc('\n', f);
+		}
 		free(p.lines[k]);
 	}
 	free(p.lines);
@@ -343,6 +372,16 @@ static time_t readme_mtime(const char *text, size_t len)
 	return t;
 }
 
+/* "    NAME.pem: SEALER" (a recipients file's path, its keys' comments) */
+static void own_sealer(FILE *f, const char *name, const char *sealer)
+{
+	put(f, "    ");
+	escape_put(f, name);
+	put(f, ".pem: ");
+	escape_put(f, sealer);
+	fputc('\n', f);
+}
+
 /* The keysets sealed otherwise than the rest: those with recipients of
  * their own in the configuration, and those with a password of their
  * own. Bounded by the configuration and the vault, never by the number
@@ -356,17 +395,18 @@ static void readme_own_sealers(struct ctl *c, FILE *f)
 		if (!*c->cfg->keysets[i].recipients)
 			continue;
 		sealcache_sealer(c->sc, c->cfg->keysets[i].name, true, sealer, sizeof(sealer));
-		fprintf(f, "    %s.pem: %s\n", c->cfg->keysets[i].name, sealer);
+		own_sealer(f, c->cfg->keysets[i].name, sealer);
 	}
 	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
 	for (i = 0; i < n; i++)
 		if (!config_keyset(c->cfg, names[i]) || !*config_keyset(c->cfg, names[i])->recipients)
-			fprintf(f, "    %s.pem: its own password\n", names[i]);
+			own_sealer(f, names[i], "its own password");
 }
 
 int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
-	char hint[KEYSET_HINT_MAX + 1], sealer[4096];
+	char hint[KEYSET_HINT_MAX + 1], sealer[4096], shown_hint[4 * KEYSET_HINT_MAX + 1];
+	char shown_sealer[4 * sizeof(sealer)];
 	FILE *f;
 	int ret;
 
@@ -375,6 +415,8 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));
 	sealcache_default_sealer(c->sc, true, sealer, sizeof(sealer));
+	escape_str(shown_hint, sizeof(shown_hint), hint, 0);
+	escape_str(shown_sealer, sizeof(shown_sealer), sealer, 0);
 	/* Per-keyset facts (fingerprint, seal time, hint) travel in each
 	 * export's KEYSET.ini: listed here, they made this file grow with
 	 * the keysets and change with any of them, so that every backup
@@ -390,8 +432,8 @@ int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		"all that is kept of it.\n\n"
 		"    sealed by:   %s\n"
 		"    hint:        %s\n\n"
-		"but these, sealed by their own:\n\n", c->cfg->work_factor, sealer,
-		*hint ? hint : "(none)");
+		"but these, sealed by their own:\n\n", c->cfg->work_factor, shown_sealer,
+		*hint ? shown_hint : "(none)");
 	readme_own_sealers(c, f);
 	fputc('\n', f);
 	fprintf(f, "Keysets without a backup here\n-----------------------------\n\n");

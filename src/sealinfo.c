@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "keyfs/escape.h"
 #include "sealcache_priv.h"
 
 /* Appends s to the n bytes in buf, cut to fit; the new length. A status
@@ -64,7 +65,9 @@ void sealcache_recipients_report(struct sealcache *sc, FILE *f)
 	fprintf(f, "recipients files: %zu\n", n);
 	for (i = 0; i < n; i++) {
 		describe_set(recipients_at(r, i), true, line, sizeof(line));
-		fprintf(f, "  %s\n", line);
+		fputs("  ", f);
+		escape_put(f, line); /* the file's path is the configuration's */
+		fputc('\n', f);
 	}
 	recipients_put(r);
 }
