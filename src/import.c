@@ -13,6 +13,7 @@
 #include "keyfs/age_recipient.h"
 #include "keyfs/armor.h"
 #include "keyfs/bundle.h"
+#include "keyfs/escape.h"
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
 #include "keyfs/log.h"
@@ -188,8 +189,11 @@ void import_report(struct importer *im, FILE *f)
 	pthread_mutex_lock(&im->lock);
 	for (i = 1; i <= IMPORT_HISTORY; i++) {
 		k = (im->next + IMPORT_HISTORY - i) % IMPORT_HISTORY;
-		if (im->history[k][0])
-			fprintf(f, "  %s\n", im->history[k]);
+		if (!im->history[k][0])
+			continue;
+		fputs("  ", f);
+		escape_put(f, im->history[k]);
+		fputc('\n', f);
 	}
 	pthread_mutex_unlock(&im->lock);
 }

@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "keyfs/escape.h"
 #include "keyfs/glob.h"
 #include "keyfs/hook.h"
 #include "keyfs/install.h"
@@ -26,6 +27,10 @@ struct live {
 	struct config_keyset cfg;
 	struct keytree_select sel;
 	struct store_policy pol;
+	/* What its last read left out of the backup ("" nothing), and how
+	 * many members; protected by the store's note_lock. */
+	char left_out[KEYSET_PATH_MAX + 128];
+	size_t nleft_out;
 	struct hook_result hook;	/* protected by the store's lock */
 	/* One on_activate of the keyset at a time; held while it runs,
 	 * never with the store's lock, so a slow hook holds up neither
@@ -40,6 +45,7 @@ struct live_store {
 	struct live *live;
 	size_t n;
 	pthread_mutex_t lock;		/* held by restores, activations, hooks */
+	pthread_mutex_t note_lock;	/* the live keysets' left_out */
 };
 
 static bool want(const char *path, bool dir, void *arg)
@@ -69,8 +75,11 @@ static int open_path(const struct live *l)
 	return fd < 0 ? -errno : fd;
 }
 
-static int live_read(const struct live *l, struct keyset *ks, char *why, size_t size)
+static int live_read(struct live_store *ls, struct live *l, struct keyset *ks, char *why,
+		     size_t size)
 {
+	char first[sizeof(l->left_out)];
+	size_t n;
 	int fd, ret;
 
 	fd = open_path(l);
@@ -81,9 +90,14 @@ static int live_read(const struct live *l, struct keyset *ks, char *why, size_t 
 	}
 	ret = keytree_read_sel(fd, l->cfg.name, &l->sel, ks, why, size);
 	close(fd);
-	if (ret == 0)
-		store_policy_apply(ks, &l->pol, "backup");
-	return ret;
+	if (ret)
+		return ret;
+	n = store_policy_apply(ks, &l->pol, "backup", first, sizeof(first));
+	pthread_mutex_lock(&ls->note_lock);
+	memcpy(l->left_out, first, sizeof(first));
+	l->nleft_out = n;
+	pthread_mutex_unlock(&ls->note_lock);
+	return 0;
 }
 
 /* The restore rules of a keyset of either kind. */
@@ -145,7 +159,7 @@ static int ls_why(void *priv, const char *name, char *why, size_t size)
 	if (!l)
 		return ls->inner.ops->why(ls->inner.priv, name, why, size);
 	*why = '\0';
-	ret = live_read(l, &ks, why, size);
+	ret = live_read(ls, l, &ks, why, size);
 	keyset_clear(&ks);
 	return ret;
 }
@@ -159,11 +173,11 @@ static int ls_read(void *priv, const char *name, struct keyset *ks)
 	int ret;
 
 	if (l)
-		return live_read(l, ks, NULL, 0);
+		return live_read(ls, l, ks, NULL, 0);
 	ret = ls->inner.ops->read(ls->inner.priv, name, ks);
 	if (ret == 0) {
 		p = policy_of(ls, name);
-		store_policy_apply(ks, &p, "backup");
+		store_policy_apply(ks, &p, "backup", NULL, 0);
 	}
 	return ret;
 }
@@ -288,7 +302,7 @@ static int put_locked(struct live_store *ls, struct live *l, const struct keyset
 
 	ret = check_archive(l, ks);
 	if (ret == 0)
-		ret = live_read(l, &cur, NULL, 0);
+		ret = live_read(ls, l, &cur, NULL, 0);
 	if (ret)
 		goto out;
 	if (keyset_equal(&cur, ks)) {
@@ -344,11 +358,11 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 	ret = versions_read(ls->sfd, l->cfg.name, version, &ks);
 	if (ret == 0) {
 		/* a version kept before these rules, or made by hand */
-		store_policy_apply(&ks, &l->pol, "restore");
+		store_policy_apply(&ks, &l->pol, "restore", NULL, 0);
 		ret = check_archive(l, &ks);
 	}
 	if (ret == 0)
-		ret = live_read(l, &cur, NULL, 0);
+		ret = live_read(ls, l, &cur, NULL, 0);
 	if (ret)
 		goto out;
 	if (keyset_equal(&cur, &ks)) {
@@ -393,6 +407,7 @@ static void ls_destroy(void *priv)
 	for (i = 0; i < ls->n; i++)
 		pthread_mutex_destroy(&ls->live[i].hook_lock);
 	pthread_mutex_destroy(&ls->lock);
+	pthread_mutex_destroy(&ls->note_lock);
 	free(ls->live);
 	free(ls);
 }
@@ -426,6 +441,22 @@ void store_live_status(const struct store *s, char *buf, size_t size)
 					ls->live[i].cfg.name, desc);
 	}
 	pthread_mutex_unlock(&ls->lock);
+	pthread_mutex_lock(&ls->note_lock);
+	for (i = 0; i < ls->n && len < size; i++) {
+		const struct live *l = &ls->live[i];
+
+		if (!l->nleft_out)
+			continue;
+		escape_str(desc, sizeof(desc), l->left_out, 0);
+		len += (size_t)snprintf(buf + len, size - len, "left out of %s's backup "
+					"(restore rules): %s", l->cfg.name, desc);
+		if (len < size && l->nleft_out > 1)
+			len += (size_t)snprintf(buf + len, size - len, ", and %zu more members",
+						l->nleft_out - 1);
+		if (len < size)
+			len += (size_t)snprintf(buf + len, size - len, "\n");
+	}
+	pthread_mutex_unlock(&ls->note_lock);
 }
 
 void store_live_apply(const struct store *s, struct keyset *ks)
@@ -435,7 +466,7 @@ void store_live_apply(const struct store *s, struct keyset *ks)
 	if (s->ops != &live_ops)
 		return;
 	p = policy_of(s->priv, ks->name);
-	store_policy_apply(ks, &p, "restore");
+	store_policy_apply(ks, &p, "restore", NULL, 0);
 }
 
 /* The version an install in progress was installing (0: none). */
@@ -466,7 +497,7 @@ static int finish_install(struct live_store *ls, struct live *l, int fd, unsigne
 
 	ret = versions_read(ls->sfd, l->cfg.name, n, &ks);
 	if (ret == 0) {
-		bool have = live_read(l, &cur, NULL, 0) == 0;
+		bool have = live_read(ls, l, &cur, NULL, 0) == 0;
 
 		ret = install(l, fd, &ks, have ? &cur : NULL);
 	}
@@ -559,6 +590,7 @@ int store_live_open(struct store *s, const struct config *cfg, const struct stat
 		return ret;
 	}
 	pthread_mutex_init(&ls->lock, NULL);
+	pthread_mutex_init(&ls->note_lock, NULL);
 	for (i = 0; i < ls->n; i++)
 		recover(ls, &ls->live[i]);
 	s->ops = &live_ops;

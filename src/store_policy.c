@@ -1,5 +1,6 @@
 /* The restore rules for modes and extended attributes (store_policy.h). */
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,14 +82,19 @@ static bool apply(struct keyset_member *m, const struct store_policy *p, char *o
 	return changed;
 }
 
-size_t store_policy_apply(struct keyset *ks, const struct store_policy *p, const char *what)
+size_t store_policy_apply(struct keyset *ks, const struct store_policy *p, const char *what,
+			  char *first, size_t size)
 {
 	char desc[256];
 	size_t i, n = 0;
 
+	if (first && size)
+		*first = '\0';
 	for (i = 0; i < ks->n; i++) {
 		if (!apply(&ks->m[i], p, desc, sizeof(desc)))
 			continue;
+		if (n == 0 && first && size)
+			snprintf(first, size, "member \"%s\": %s", ks->m[i].name, desc);
 		if (++n <= NAMED_MAX)
 			log_msg(LOG_WARNING, "keyset %s: member \"%s\": %s left out of the %s", p->name,
 				ks->m[i].name, desc, what);

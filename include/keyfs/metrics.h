@@ -33,7 +33,9 @@ void metrics_family(FILE *f, const char *name, const char *type, const char *hel
  * format requires (backslash, double quote, line feed). */
 void metrics_sample(FILE *f, const char *name, const char *const *labels, double value);
 
-/* Writes a label value escaped: \ as \\, " as \", a line feed as \n. */
+/* Writes a label value escaped: first as every text keyfs shows
+ * (escape.h: no control byte, valid UTF-8), then \ as \\ and " as \" as
+ * the exposition format requires. */
 void metrics_escape(FILE *f, const char *value);
 
 /* A histogram's _bucket (cumulative, le="+Inf" last), _sum and _count

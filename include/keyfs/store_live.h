@@ -31,8 +31,9 @@ int store_live_open(struct store *s, const struct config *cfg, const struct stat
 void store_live_apply(const struct store *s, struct keyset *ks);
 
 /* The on_activate results of the live keysets, one line each
- * ("on_activate ssh: exited 0 at ...: output"), for the status report;
- * "" if s has no live keysets with a command. */
+ * ("on_activate ssh: exited 0 at ...: output"), then per live keyset
+ * whose last read left something out by the restore rules, a line
+ * naming the first member and how many more; for the status report. */
 void store_live_status(const struct store *s, char *buf, size_t size);
 
 #endif

@@ -24,10 +24,12 @@ struct store_policy {
 };
 
 /* Applies p to ks in place and logs each member changed (the first few
- * by name, then a count), with what: "set" a restore names what it left
- * out of the archive ("import"), a read what it left out of the backup
- * ("export"). Returns how many members it changed. */
-size_t store_policy_apply(struct keyset *ks, const struct store_policy *p, const char *what);
+ * by name, then a count), saying what it was left out of: "restore"
+ * (an archive) or "backup" (a keyset read from disk). Returns how many
+ * members it changed; first (optional, size bytes) describes the first
+ * ("member \"x\": execute bits ..."), "" if none. */
+size_t store_policy_apply(struct keyset *ks, const struct store_policy *p, const char *what,
+			  char *first, size_t size);
 
 /* Would p keep this xattr? */
 bool store_policy_xattr(const struct store_policy *p, const char *name);

@@ -6,6 +6,7 @@ capability or a setuid program. Backups are sealed with stock age -r to
 keyfs' identity, as anyone who knows the public key could."""
 import errno
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -343,3 +344,6 @@ def test_exported_capability_is_left_out_and_reported(keyfs_bin, tmp_path, world
         assert "security.capability" not in listing, listing
         assert 'member "tool": execute bits (not in executable =), security.capability ' \
                'left out of the backup' in m.logtext()
+        assert re.search(r'^left out of cap\'s backup \(restore rules\): member "tool": execute '
+                         r'bits \(not in executable =\), security.capability$', m.status(), re.M), \
+            m.status()
