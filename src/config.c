@@ -14,7 +14,7 @@
 
 #include "keyfs/age.h"
 #include "keyfs/config.h"
-#include "keyfs/keytree.h"
+#include "keyfs/keyset.h"
 
 #define CONFIG_FILE_MAX (64 * 1024)
 
@@ -111,7 +111,7 @@ const struct config_key keyset_keys[] = {
 	{ "keyset.xattrs", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, xattrs),
 	  .help = "security.* xattrs restored besides user.* (e.g. security.selinux); "
 		  "never security.capability" },
-	{ "keyset.max_file_size", NULL, CONFIG_SIZE, 1, KEYTREE_FILE_MAX,
+	{ "keyset.max_file_size", NULL, CONFIG_SIZE, 1, KEYSET_FILE_MAX,
 	  .offset = offsetof(struct config_keyset, max_file_size), .size = sizeof(size_t),
 	  .help = "largest member file, in bytes (default 20 MiB, a LUKS2 header backup fits)" },
 	{ .name = NULL },

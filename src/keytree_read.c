@@ -67,7 +67,7 @@ static int check_link(struct keytree_walk *w, const struct keytree_entry *e, cha
 
 static int check_file(struct keytree_walk *w, const struct keytree_entry *e)
 {
-	uint64_t max = w->sel && w->sel->file_max ? w->sel->file_max : KEYTREE_FILE_MAX;
+	uint64_t max = w->sel && w->sel->file_max ? w->sel->file_max : KEYSET_FILE_MAX;
 
 	if (e->st->st_nlink != 1)
 		return refuse(w, -EINVAL, "member \"%s\": hard-linked (a key file has one link)",
@@ -76,9 +76,9 @@ static int check_file(struct keytree_walk *w, const struct keytree_entry *e)
 		return refuse(w, -EFBIG, "member \"%s\": larger than %llu bytes", e->path,
 			      (unsigned long long)max);
 	w->bytes += (uint64_t)e->st->st_size;
-	if (w->bytes > KEYTREE_TOTAL_MAX)
+	if (w->bytes > KEYSET_TOTAL_MAX)
 		return refuse(w, -EFBIG, "key files larger than %d MiB in all",
-			      KEYTREE_TOTAL_MAX >> 20);
+			      KEYSET_TOTAL_MAX >> 20);
 	return 0;
 }
 
@@ -112,9 +112,9 @@ static int walk_one(int dirfd, const char *name, const struct stat *st, void *ar
 	size_t len = strlen(w->path);
 	int ret;
 
-	if (++w->entries > KEYTREE_ENTRIES_MAX)
+	if (++w->entries > KEYSET_ENTRIES_MAX)
 		return refuse(w, -E2BIG, "more than %d directory entries (dot files included)",
-			      KEYTREE_ENTRIES_MAX);
+			      KEYSET_ENTRIES_MAX);
 	if (name[0] == '.')
 		return 0; /* editors' and keyfs' temporary files are not keys */
 	if (snprintf(w->path + len, sizeof(w->path) - len, "%s%s", len ? "/" : "", name) >=

@@ -187,7 +187,7 @@ static int ls_read(void *priv, const char *name, struct keyset *ks)
  * paths, "..", devices and links leaving the keyset). */
 static int check_archive(const struct live *l, const struct keyset *ks)
 {
-	uint64_t max = l->cfg.max_file_size ? l->cfg.max_file_size : KEYTREE_FILE_MAX;
+	uint64_t max = l->cfg.max_file_size ? l->cfg.max_file_size : KEYSET_FILE_MAX;
 	size_t i;
 
 	for (i = 0; i < ks->n; i++) {

@@ -62,7 +62,7 @@ struct config_keyset {
 	 * their execute bits, and security.* xattr names beyond user.*. */
 	char executable[1024];
 	char xattrs[1024];
-	size_t max_file_size;		/* 0: KEYTREE_FILE_MAX */
+	size_t max_file_size;		/* 0: KEYSET_FILE_MAX */
 };
 
 /* How a key's value is read and checked. */

@@ -28,6 +28,12 @@
 #define KEYSET_XATTR_NAME_MAX 255
 #define KEYSET_XATTR_SIZE_MAX 65536
 #define KEYSET_HINT_MAX 256
+/* Bounds of one keyset on disk, so that a writer of a keyset directory
+ * cannot make sealing or a stat exhaust the daemon. A file may be as
+ * big as a LUKS2 header backup (16 MiB) and then some. */
+#define KEYSET_FILE_MAX (20 << 20)
+#define KEYSET_TOTAL_MAX (64 << 20)
+#define KEYSET_ENTRIES_MAX 4096
 #define KEYSET_INI "KEYSET.ini"
 /* 1: flat keysets, owner always written as 0:0 and meaningless; still
  * written for a keyset that format 1 can hold (regular files owned by

@@ -17,12 +17,6 @@
 
 #include "keyfs/keyset.h"
 
-/* Bounds of one keyset on disk, so that a writer of a keyset directory
- * cannot make sealing or a stat exhaust the daemon. A file may be as
- * big as a LUKS2 header backup (16 MiB) and then some. */
-#define KEYTREE_FILE_MAX (20 << 20)
-#define KEYTREE_TOTAL_MAX (64 << 20)
-#define KEYTREE_ENTRIES_MAX 4096
 
 /* Which entries of a tree are members, for a tree that holds more than
  * keys (a live keyset's /etc/ssh): asked before an entry is checked, so
@@ -32,7 +26,7 @@ struct keytree_select {
 	 * entered, and kept if it does). */
 	bool (*want)(const char *path, bool dir, void *arg);
 	void *arg;
-	uint64_t file_max;	/* largest file; 0: KEYTREE_FILE_MAX */
+	uint64_t file_max;	/* largest file; 0: KEYSET_FILE_MAX */
 };
 
 /* One member the walk found and checked. */
@@ -62,8 +56,8 @@ struct keytree_walk {
  * particular order. Fails the whole keyset on anything that is not a
  * key: -EINVAL for a socket, FIFO or device, a hard-linked file, a name
  * outside the member alphabet or too deep, a symlink leaving the
- * keyset; -EFBIG past KEYTREE_FILE_MAX or KEYTREE_TOTAL_MAX; -E2BIG
- * past KEYTREE_ENTRIES_MAX entries or KEYSET_MEMBERS_MAX members; and
+ * keyset; -EFBIG past KEYSET_FILE_MAX or KEYSET_TOTAL_MAX; -E2BIG
+ * past KEYSET_ENTRIES_MAX entries or KEYSET_MEMBERS_MAX members; and
  * says why in w->why. Returns fn's first nonzero return. */
 int keytree_walk(int kfd, struct keytree_walk *w);
 

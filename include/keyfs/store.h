@@ -14,9 +14,9 @@
 #include "keyfs/state.h"
 
 /* Bounds of one keyset (see keytree.h): a file, all files, entries. */
-#define STORE_MEMBER_MAX KEYTREE_FILE_MAX
-#define STORE_KEYSET_MAX KEYTREE_TOTAL_MAX
-#define STORE_ENTRIES_MAX KEYTREE_ENTRIES_MAX
+#define STORE_MEMBER_MAX KEYSET_FILE_MAX
+#define STORE_KEYSET_MAX KEYSET_TOTAL_MAX
+#define STORE_ENTRIES_MAX KEYSET_ENTRIES_MAX
 
 enum store_put_outcome {
 	STORE_CREATED,		/* keyset was absent: restored and active */
