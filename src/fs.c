@@ -293,8 +293,11 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (!caller_is_owner(k))
 			return -EACCES;
 		fi->direct_io = 1; /* keep passwords out of the page cache */
-		if (acc == O_RDONLY)
+		if (acc == O_RDONLY) {
+			/* what the agent answered to the opens before this one */
+			sources_settle(k->src);
 			return open_text(fi, ctl_status);
+		}
 		fi->fh = 0;
 		return acc == O_WRONLY ? 0 : -EINVAL;
 	case N_README:
@@ -312,7 +315,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
-		sources_ask_agent(k->src, name);
+		/* The agent, if any, is asked off this thread: through the
+		 * seal cache's password provider (sources_need()). */
 		ret = sealcache_open(k->sc, name, &s);
 		if (ret)
 			return ret;

@@ -385,8 +385,11 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 	bool pw = !by_recipients(sc, name);
 	int ret;
 
+	/* A password provider, e.g. the agent's (sources_need()): it
+	 * returns at once when the keyset has a password, else waits
+	 * briefly for an answer asked on another thread; never does I/O. */
 	if (pw && sc->ask)
-		sc->ask(sc->ask_arg, name); /* a password provider, e.g. the agent */
+		sc->ask(sc->ask_arg, name);
 	do {
 		if (pw && !vault_has_for(sc->v, name))
 			return -ENOKEY;

@@ -1,17 +1,27 @@
 /* Password and identity sources besides .control: a password file or a
  * systemd credential, an identity file (identity.file) and an identity
  * credential (identity.credential), read at start and on SIGHUP or
- * "reload"; and keyfs-agent (asked from
- * the open of an export and the flush of an import or verify file, with
- * SOURCES_AGENT_TIMEOUT_MS per request, and every half minute from this
- * module's own thread; never from lookup, getattr or readdir).
+ * "reload"; and keyfs-agent.
+ *
+ * The agent is asked by one thread of this module and by nothing else:
+ * at start, on SIGHUP and "reload", every half minute, and whenever a
+ * FUSE request posts a need (sources_need()). Needs posted while a round
+ * of questions runs are answered together by the next round, so a burst
+ * of opens costs the agent one round. A FUSE thread never does socket
+ * I/O: it waits, SOURCES_WAIT_MS at most and beside the others, for the
+ * answer to its need, and not at all when its keyset has a password.
+ * Each request has SOURCES_AGENT_TIMEOUT_MS; a round stops at the first
+ * timeout. lookup, getattr and readdir never post a need.
  *
  * The file and the credential give passwords to keyfs (VAULT_GIVEN), as
  * .control does; the agent's are VAULT_AGENT and never replace those.
- * Only the agent's "backup:<keyset>" becomes a keyset's own password. A
- * password from the agent is forgotten as soon as the agent no longer
- * answers with it, or no longer answers at all: the agent is where it
- * lives. An agent running as neither keyfs' uid nor root is not asked.
+ * Only the agent's "backup:<keyset>" becomes a keyset's own password
+ * (the agent's LIST names them all). A password from the agent is
+ * forgotten when the agent answers without it, and all of them when the
+ * agent is gone (no socket, nobody accepting on it), refuses keyfs, or
+ * runs as neither keyfs' uid nor root (it is not asked then either). An
+ * agent that does not answer in time forgets nothing: it is slow or
+ * stopped, not gone, and keeps what it holds.
  *
  * Identities follow the same rules in the keyring (keyring.h): the file's
  * and the credential's are given to keyfs, each replacing what it gave
@@ -27,7 +37,8 @@
 #include "keyfs/sealcache.h"
 #include "keyfs/secret.h"
 
-#define SOURCES_AGENT_TIMEOUT_MS 500
+#define SOURCES_AGENT_TIMEOUT_MS 500	/* per request to the agent */
+#define SOURCES_WAIT_MS 500		/* longest wait of a FUSE thread for an answer */
 
 struct sources;
 
@@ -41,22 +52,32 @@ int sources_check(const struct config *c);
  * no identities are read or asked for. */
 int sources_new(struct sources **s, const struct config *c, struct vault *v, struct keyring *kr,
 		struct sealcache *sc);
-/* Starts the thread that takes SIGHUP and polls the agent. SIGHUP must
- * be blocked in every thread before any is created (see main). */
+/* Starts the thread that takes SIGHUP and, with an agent configured,
+ * the one that asks it. SIGHUP must be blocked in every thread before
+ * any is created (see main). */
 int sources_start(struct sources *s);
 void sources_free(struct sources *s);
 
-/* Brings the vault in line with the agent, if one is configured; with a
- * keyset, also takes the agent's passphrase of that keyset's own. */
-void sources_ask_agent(struct sources *s, const char *keyset);
+/* What an open of export/<keyset>.pem (keyset) or an import (NULL)
+ * needs from the agent: posts the need, then returns at once if the
+ * keyset has a password and the agent was asked once since the start,
+ * else after the answer or SOURCES_WAIT_MS, whichever comes first. The
+ * vault then holds what the agent gave. No I/O; without an agent or
+ * before sources_start(), returns at once. */
+void sources_need(struct sources *s, const char *keyset);
 
-/* sources_ask_agent() as the password provider hook of the seal cache
+/* Waits, SOURCES_WAIT_MS at most, for the answers to every need posted
+ * so far: a status report then shows what they brought. */
+void sources_settle(struct sources *s);
+
+/* sources_need() as the password provider hook of the seal cache
  * (registered by sources_new()) and of the importer. */
 void sources_provider(void *s, const char *keyset);
 
 /* Reads the password file or credential into the vault, and the
- * identity file and credential into the keyring. The first error is
- * returned; a source that fails keeps what it gave before. */
+ * identity file and credential into the keyring, and asks the agent
+ * soon. The first error is returned; a source that fails keeps what it
+ * gave before. */
 int sources_reload(struct sources *s);
 
 /* What SIGHUP runs, instead of sources_reload() (which fn may call among
