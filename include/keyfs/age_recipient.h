@@ -3,7 +3,7 @@
  * A recipient wraps a file key into one stanza of its type and knows that
  * stanza's exact encoded size beforehand (st_size is exact before any
  * sealing). An identity tries to unwrap one stanza into the file key. The
- * table of registered types (src/age_recipient.c) says, per stanza type,
+ * table of registered types (src/age/age_recipient.c) says, per stanza type,
  * whether the stanza must be alone in a header and how to check its form
  * before any key work.
  *
@@ -110,7 +110,7 @@ int age_unwrap_file_key(uint8_t file_key[static AGE_FILE_KEY_LEN],
 
 /* ---- registered types, one src/age_<type>.c each ---- */
 
-/* scrypt (src/age_scrypt.c): a passphrase. The recipient seals at work
+/* scrypt (src/age/age_scrypt.c): a passphrase. The recipient seals at work
  * factor logn (AGE_LOGN_MIN..AGE_LOGN_MAX); the identity refuses, as
  * AGE_WRONG_KEY and before any work, a stanza above max_logn (1..
  * AGE_LOGN_MAX). Both keep pass's pointer: the passphrase must outlive
@@ -139,7 +139,7 @@ int age_x25519_recipient_key(struct age_recipient *r,
 			     const uint8_t pk[static AGE_X25519_KEY_LEN]);
 int age_x25519_identity(struct age_identity *id, const char *s, size_t len);
 
-/* ssh-ed25519 (src/age_ssh.c): an OpenSSH Ed25519 key, as age uses it:
+/* ssh-ed25519 (src/age/age_ssh.c): an OpenSSH Ed25519 key, as age uses it:
  * "-> ssh-ed25519 <tag> <share>", the tag the first 4 bytes of SHA-256 of
  * the key's SSH wire encoding, the Ed25519 key converted to X25519 and
  * the shared secret tweaked by a scalar derived from the wire encoding.

@@ -12,7 +12,7 @@
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "keyfs/store.h"
 
 #define CTL_COMMAND_MAX COMMAND_MAX

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
 

@@ -1,6 +1,6 @@
 /* Identities: the age secret keys (X25519 "AGE-SECRET-KEY-1..." and
  * OpenSSH Ed25519 keys) that import and verify open files with, beside
- * the vault's passwords (secret.h).
+ * the vault's passwords (vault.h).
  *
  * Each identity's secret lives in its age_identity's guarded memory
  * (sodium_malloc, wiped on free); the keyring keeps, beside it, the

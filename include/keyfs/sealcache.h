@@ -27,7 +27,7 @@
 #include "keyfs/config.h"
 #include "keyfs/fresh.h"
 #include "keyfs/recipients.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
 

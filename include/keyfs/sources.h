@@ -35,7 +35,7 @@
 #include "keyfs/config.h"
 #include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 
 #define SOURCES_AGENT_TIMEOUT_MS 500	/* per request to the agent */
 #define SOURCES_WAIT_MS 500		/* longest wait of a FUSE thread for an answer */

@@ -33,7 +33,7 @@
 #include "keyfs/log.h"
 #include "keyfs/dirwalk.h"
 #include "keyfs/meta.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyfs/hook.h"
+#include "hook.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "keyfs/age_hkdf.h"
+#include "age_hkdf.h"
 #include "tap.h"
 
 struct rfc_case {

@@ -12,7 +12,7 @@
 #include "keyfs/age_keys.h"
 #include "keyfs/age_recipient.h"
 #include "keyfs/armor.h"
-#include "keyfs/bech32.h"
+#include "bech32.h"
 #include "tap.h"
 
 static char keys_dir[4096];

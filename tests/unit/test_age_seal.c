@@ -13,7 +13,7 @@
 #include "keyfs/age.h"
 #include "keyfs/age_header.h"
 #include "keyfs/age_recipient.h"
-#include "keyfs/age_stream.h"
+#include "age_stream.h"
 #include "tap.h"
 
 /* ---- a fixed random stream: call i gets the ChaCha20 stream of seed i ---- */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "keyfs/bech32.h"
+#include "bech32.h"
 #include "tap.h"
 
 static long decode(const char *s, char *hrp, size_t hrpcap, uint8_t *data,

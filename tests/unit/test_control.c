@@ -15,7 +15,7 @@
 #include "keyfs/config.h"
 #include "keyfs/control.h"
 #include "keyfs/meta.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "keyfs/store.h"
 #include "tap.h"
 

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "keyfs/hook.h"
+#include "hook.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/keyfs-test-hook-XXXXXX";

@@ -19,7 +19,7 @@
 #include "keyfs/secmem.h"
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "keyfs/store.h"
 #include "tap.h"
 

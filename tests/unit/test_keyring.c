@@ -11,7 +11,7 @@
 #include <sodium.h>
 
 #include "keyfs/age.h"
-#include "keyfs/bech32.h"
+#include "bech32.h"
 #include "keyfs/keyring.h"
 #include "tap.h"
 

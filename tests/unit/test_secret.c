@@ -14,7 +14,7 @@
 #include <sodium.h>
 
 #include "keyfs/config.h"
-#include "keyfs/secret.h"
+#include "keyfs/vault.h"
 #include "tap.h"
 
 /* ---- policy ---- */

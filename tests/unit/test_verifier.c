@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include "keyfs/sealkey.h"
+#include "sealkey.h"
 #include "keyfs/verifier.h"
 #include "tap.h"
 

@@ -1,0 +1,52 @@
+/* The FUSE layer: maps the tree of DESIGN.md section 1 onto the core
+ * modules and returns their errors unchanged. It knows no crypto. */
+#ifndef KEYFS_FS_H
+#define KEYFS_FS_H
+
+#include <fuse.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "keyfs/config.h"
+#include "keyfs/control.h"
+#include "keyfs/import.h"
+#include "keyfs/keyring.h"
+#include "keyfs/sealcache.h"
+#include "keyfs/vault.h"
+#include "keyfs/sources.h"
+#include "keyfs/stage.h"
+#include "keyfs/store.h"
+#include "keyfs/storewatch.h"
+
+struct keyfs {
+	struct config cfg;
+	struct state state;	/* keyfs' own: cache, verifiers, metadata */
+	struct store st;
+	struct storewatch *watch; /* over st; NULL: the backend has none */
+	struct vault *v;
+	struct keyring *kr;	/* identities for import and verify */
+	struct sealcache *sc;
+	struct fresh *fresh;	/* backup records */
+	struct metricsfile *mf;	/* metrics.file's writer; NULL: none */
+	struct importer *im;
+	struct sources *src;	/* password file, credential, agent */
+	struct stage *stage;	/* files written into import/ and verify/ */
+	struct recipients *rcp;	/* read before the mount, until the seal cache takes it */
+	struct ctl ctl;
+	uid_t uid;		/* the mounting user: owns the tree */
+	gid_t gid;
+	time_t started;		/* times of the fixed directories */
+	pthread_mutex_t fuse_lock;
+	struct fuse *fuse;	/* for telling the kernel what changed, until the
+				 * unmount; protected by fuse_lock */
+};
+
+extern const struct fuse_operations keyfs_ops;
+
+/* The seal cache's observer: drops what the kernel caches of an export
+ * (keyset NULL: of every export and README.txt) whose size, times or
+ * bytes changed, so a stat after the change sees the new size. */
+void fs_changed(void *keyfs, const char *keyset);
+
+#endif

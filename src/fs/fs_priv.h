@@ -1,0 +1,50 @@
+/* Internals shared by the FUSE layer's files: fs_path.c (what a path
+ * names, the attributes of fixed nodes), fs_staged.c (files written into
+ * import/ and verify/) and fs.c (the rest, and the operations table). */
+#ifndef KEYFS_FS_PRIV_H
+#define KEYFS_FS_PRIV_H
+
+#include "fs.h"
+
+enum node {
+	N_NONE,
+	N_ROOT,
+	N_CONTROL,
+	N_EXPORT,
+	N_IMPORT,
+	N_VERIFY,
+	N_README,
+	N_KEYSET,	/* export/<keyset>.pem */
+	N_STAGED,	/* import/<file> or verify/<file> */
+	N_METRICS,	/* .metrics: the metrics text, no secrets */
+};
+
+
+#define PEM_SUFFIX ".pem"
+
+struct keyfs *kfs(void);
+/* For import/<file> and verify/<file>: which staging directory, and the
+ * file name; -1 for any other path. */
+int staged(const char *path, const char **file);
+/* Classifies a path; for N_KEYSET, name receives the keyset name. */
+enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1]);
+bool caller_is_owner(struct keyfs *k);
+void fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode);
+void fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, size_t size,
+	       time_t mtime);
+
+/* fs_staged.c */
+int getattr_staged(struct keyfs *k, const char *path, struct stat *st);
+int open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode);
+int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+int fs_flush(const char *path, struct fuse_file_info *fi);
+int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
+int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi);
+int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi);
+int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags);
+int fs_unlink(const char *path);
+int fs_rename(const char *from, const char *to, unsigned int flags);
+int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+
+#endif

@@ -1,0 +1,428 @@
+/* The sealed-export cache: its life cycle, opens of exports, password
+ * changes, and the queue of stale keysets for the worker pool (see
+ * sealcache.h; attributes are in sealattr.c, the entry table and the
+ * sealing of one keyset in sealentry.c and seal.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyfs/dirwalk.h"
+#include "keyfs/log.h"
+#include "keyfs/meta.h"
+#include "keyfs/replace.h"
+#include "sealfile.h"
+#include "sealcache_priv.h"
+
+/* ---- cache files at start ---- */
+
+/* Removes the temporary files a crash left. Names only, no stat and no
+ * header read: the headers are read when a keyset is first asked for,
+ * so a mount over a hundred thousand cached keysets is ready at once.
+ * Runs before any seal can write a temporary file of its own. */
+static void sweep_temps(int cfd)
+{
+	struct dirent *d;
+	DIR *dir;
+	int fd;
+
+	fd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((d = readdir(dir)))
+		if (file_replace_is_temp(d->d_name))
+			unlinkat(cfd, d->d_name, 0);
+	closedir(dir);
+}
+
+/* ---- life cycle ---- */
+
+int sealcache_new(struct sealcache **out, struct store *st, const struct state *state,
+		  struct vault *v, const struct config *c)
+{
+	struct sealcache *sc;
+
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	sc->st = st;
+	sc->state = state;
+	sc->v = v;
+	sc->cfg = c;
+	pthread_mutex_init(&sc->lock, NULL);
+	pthread_mutex_init(&sc->pw_lock, NULL);
+	pthread_cond_init(&sc->changed, NULL);
+	sc->cfd = openat(state->fd, STATE_CACHE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sc->cfd < 0) {
+		int ret = -errno;
+
+		sealcache_free(sc);
+		return ret;
+	}
+	sweep_temps(sc->cfd);
+	*out = sc;
+	return 0;
+}
+
+void sealcache_set_provider(struct sealcache *sc, void (*ask)(void *arg, const char *keyset),
+			    void *arg)
+{
+	sc->ask = ask;
+	sc->ask_arg = arg;
+}
+
+void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const char *keyset),
+			    void *arg)
+{
+	sc->changed_fn = fn;
+	sc->changed_arg = arg;
+}
+
+void sealcache_set_fresh(struct sealcache *sc, struct fresh *f)
+{
+	sc->fresh = f;
+}
+
+void sealcache_free(struct sealcache *sc)
+{
+	struct entry *e, *next;
+	size_t pos = 0;
+
+	if (!sc)
+		return;
+	if (sc->scan_running) {
+		pthread_mutex_lock(&sc->lock);
+		sc->stopping = true;
+		pthread_mutex_unlock(&sc->lock);
+		pthread_join(sc->scan, NULL);
+	}
+	pool_free(sc->pool); /* before the entries it works on */
+	if (sc->cfd >= 0)
+		seal_sync(sc);
+	recipients_put(sc->rcp);
+	for (e = entry_next(sc, &pos, NULL); e; e = next) {
+		next = entry_next(sc, &pos, e);
+		free(e->why);
+		free(e->ahead);
+		free(e);
+	}
+	htab_free(&sc->entries);
+	if (sc->cfd >= 0)
+		close(sc->cfd);
+	pthread_cond_destroy(&sc->changed);
+	pthread_mutex_destroy(&sc->pw_lock);
+	pthread_mutex_destroy(&sc->lock);
+	free(sc);
+}
+
+/* ---- the sealing queue ---- */
+
+static void work(void *arg, struct pool_item *item)
+{
+	struct entry *e = (struct entry *)((char *)item - offsetof(struct entry, item));
+	struct sealcache *sc = arg;
+	bool mine;
+
+	pthread_mutex_lock(&sc->lock);
+	mine = !e->sealing; /* else an open seals it right now */
+	e->sealing = true;
+	pthread_mutex_unlock(&sc->lock);
+	if (mine)
+		seal_entry(sc, e);
+}
+
+/* Each scrypt at logN takes 128 * r * 2^logN bytes (r = 8): as many
+ * workers as cores, but no more than the memory budget allows. */
+static size_t worker_count(const struct config *c)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t per = (size_t)128 * 8 << c->work_factor;
+	size_t n = c->seal_memory / per;
+
+	if (cores < 1)
+		cores = 1;
+	if (n > (size_t)cores)
+		n = (size_t)cores;
+	return n ? n : 1;
+}
+
+static void *first_scan(void *arg)
+{
+	sealcache_queue_stale(arg);
+	/* The scan's name lists are freed, but glibc keeps their pages: on
+	 * a large store, megabytes an idle daemon would hold. */
+	malloc_trim(0);
+	return NULL;
+}
+
+int sealcache_start(struct sealcache *sc)
+{
+	struct pool *p;
+	int ret;
+
+	ret = pool_new(&p, worker_count(sc->cfg), work, sc);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&sc->lock);
+	sc->pool = p;
+	pthread_mutex_unlock(&sc->lock);
+	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", pool_workers(p),
+		sc->cfg->work_factor);
+	/* A password from a file or credential may be waiting already: the
+	 * stale keysets are looked for in the background, as this walks
+	 * every keyset the store watcher has not seen yet. */
+	ret = -pthread_create(&sc->scan, NULL, first_scan, sc);
+	sc->scan_running = !ret;
+	return ret;
+}
+
+void sealcache_queue_stale(struct sealcache *sc)
+{
+	struct entry *e;
+	uint64_t stamp;
+	bool current;
+	char **names;
+	size_t n, i;
+	int ret;
+
+	if (sc->st->ops->list(sc->st->priv, &names, &n))
+		return;
+	store_batch(sc->st, true);
+	for (i = 0; i < n; i++) {
+		e = entry_lock(sc, names[i], &stamp, &ret);
+		if (!e) {
+			note_problem(sc, names[i], ret, NULL);
+			continue;
+		}
+		if (sc->stopping) {
+			pthread_mutex_unlock(&sc->lock);
+			break;
+		}
+		current = entry_current(sc, e, stamp);
+		if (!e->bad && pwid_for(sc, e) && !current) {
+			due_time(sc, e, stamp);
+			entry_enqueue(sc, e);
+		} else if (!e->bad && current && importable(sc, e->len)) {
+			e->examined = true; /* what an attribute request would find */
+		}
+		pthread_mutex_unlock(&sc->lock);
+	}
+	store_batch(sc->st, false);
+	store_names_free(names, n);
+}
+
+void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
+{
+	*workers = pool_workers(sc->pool);
+	*pending = sc->pool ? pool_pending(sc->pool) : 0;
+}
+
+/* ---- password changes ---- */
+
+/* A keyset's own password may have been dropped ("forget --keyset"):
+ * read the mark again for those that had one. Caller holds sc->lock. */
+static void recheck_own(struct sealcache *sc)
+{
+	struct entry *e;
+	size_t pos = 0;
+
+	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+		if (e->own_pw)
+			e->own_pw = meta_own_password(sc->state, e->name);
+}
+
+int sealcache_password_changed(struct sealcache *sc)
+{
+	struct sealkey_ids ids;
+	struct entry *e;
+	size_t i;
+	int ret;
+
+	pthread_mutex_lock(&sc->pw_lock);
+	ret = sealkey_find(sc->state->fd, sc->v, sc->cfg->work_factor, &ids);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&sc->lock);
+	recheck_own(sc);
+	for (i = 0; i < ids.nown; i++)
+		if ((e = entry_get(sc, ids.own[i].name)))
+			e->own_pw = true;
+	sc->ids = ids;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+	sealcache_queue_stale(sc);
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, NULL);
+out:
+	pthread_mutex_unlock(&sc->pw_lock);
+	return ret;
+}
+
+/* ---- recipients ---- */
+
+void sealcache_set_recipients(struct sealcache *sc, struct recipients *r)
+{
+	struct recipients *old;
+	bool started;
+
+	pthread_mutex_lock(&sc->lock);
+	old = sc->rcp;
+	sc->rcp = r;
+	started = sc->pool != NULL;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+	recipients_put(old); /* seals under way keep their own reference */
+	if (started) /* else sealcache_start() queues what is stale */
+		sealcache_queue_stale(sc);
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, NULL);
+}
+
+/* ---- opens ---- */
+
+/* Opens the cache file if it holds the seal of stamp under the current
+ * key. Caller holds sc->lock; 1 if not (yet) current. */
+static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, struct seal **out)
+{
+	uint8_t pwid[VERIFIER_ID_LEN];
+	struct sealfile h;
+	struct seal *s;
+
+	if (!entry_current(sc, e, stamp))
+		return 1;
+	memcpy(pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
+	/* The header of the file actually opened decides, not the entry. */
+	if (s->fd < 0 || sealfile_read(s->fd, &h) || strcmp(h.name, e->name) || h.stamp != stamp ||
+	    h.logn != logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN) ||
+	    sealfile_check(s->fd, &h)) {
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s);
+		/* a new seal, with a new time: the old one's was served */
+		e->cached = false;
+		if (e->ahead)
+			e->ahead->due_at = 0;
+		return 1;
+	}
+	s->off = (off_t)h.off;
+	s->len = h.len;
+	s->sealed_at = h.sealed_at;
+	*out = s;
+	return 0;
+}
+
+static int wait_changed(struct sealcache *sc, time_t deadline)
+{
+	struct timespec ts = { deadline, 0 };
+
+	return pthread_cond_timedwait(&sc->changed, &sc->lock, &ts) == ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
+/* One try at opening; 1 to try again. Takes and drops sc->lock. */
+static int open_once(struct sealcache *sc, const char *name, time_t deadline, struct seal **out)
+{
+	struct entry *e;
+	uint64_t stamp, gen;
+	int ret;
+
+	gen = vault_generation(sc->v); /* before sc->lock: see sealcache_priv.h */
+	e = entry_lock(sc, name, &stamp, &ret);
+	if (!e)
+		return ret;
+	if ((sc->ids.gen != gen && !rset_for(sc, e)) || e->sealing) {
+		/* the verifier or another thread is at work: wait */
+		ret = wait_changed(sc, deadline);
+		ret = ret ? ret : 1;
+	} else if (!pwid_for(sc, e)) {
+		ret = -ENOKEY; /* its own password is not given yet */
+	} else {
+		ret = open_current(sc, e, stamp, out);
+		if (ret == 1) {
+			/* ahead of the queue: seal it here and now */
+			if (sc->pool)
+				pool_take(sc->pool, &e->item);
+			e->sealing = true;
+			pthread_mutex_unlock(&sc->lock);
+			ret = seal_entry(sc, e);
+			return ret ? ret : 1;
+		}
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return ret;
+}
+
+/* Whether name is sealed to recipients: no password is asked for. */
+static bool by_recipients(struct sealcache *sc, const char *name)
+{
+	struct entry *e;
+	bool yes;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	yes = e && rset_for(sc, e);
+	pthread_mutex_unlock(&sc->lock);
+	return yes;
+}
+
+int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
+{
+	time_t deadline = time(NULL) + OPEN_WAIT_SECONDS;
+	bool pw = !by_recipients(sc, name);
+	int ret;
+
+	/* A password provider, e.g. the agent's (sources_need()): it
+	 * returns at once when the keyset has a password, else waits
+	 * briefly for an answer asked on another thread; never does I/O. */
+	if (pw && sc->ask)
+		sc->ask(sc->ask_arg, name);
+	do {
+		if (pw && !vault_has_for(sc->v, name))
+			return -ENOKEY;
+		if (time(NULL) >= deadline)
+			return -ETIMEDOUT;
+		ret = open_once(sc, name, deadline, out);
+	} while (ret == 1);
+	return ret;
+}
+
+ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off)
+{
+	ssize_t n;
+
+	if (off < 0 || (size_t)off >= s->len)
+		return 0;
+	if (size > s->len - (size_t)off)
+		size = s->len - (size_t)off;
+	n = pread(s->fd, buf, size, s->off + off);
+	return n < 0 ? -errno : n;
+}
+
+void sealcache_read_to_end(struct sealcache *sc, const char *name, const struct seal *s,
+			   pid_t pid, uid_t uid)
+{
+	if (sc->fresh)
+		fresh_read_to_end(sc->fresh, name, s->sealed_at, pid, uid);
+}
+
+void seal_put(struct seal *s)
+{
+	if (!s)
+		return;
+	close(s->fd);
+	free(s);
+}

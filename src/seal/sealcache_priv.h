@@ -1,0 +1,190 @@
+/* Internals shared by the seal cache's files:
+ *   sealentry.c  the entry table: one entry per keyset, what is known of
+ *                its cached seal, its next seal and its problems
+ *   seal.c       sealing one keyset into the cache (export.h does the
+ *                crypto; this file the plan, the vault and the file)
+ *   sealversion.c what a keyset version is, learnt without sealing
+ *   sealinfo.c   what the reports ask: sealers, problems, export states
+ *   sealattr.c   attributes and problems of an export, without opening it
+ *   sealcache.c  the other public calls: life cycle, opens, password
+ *                changes, the queue of stale keysets for the worker pool
+ * sealcache.c and sealattr.c call the others; those call neither of
+ * them, and each other only for the entry table (sealentry.c).
+ *
+ * Locking: sc->lock protects every entry field, the sealing key ids and
+ * the pool's use; it is never held across crypto, and never while calling
+ * the vault: sealing holds a vault read lock for a whole scrypt, and the
+ * vault's writers wait for it, so a vault call under sc->lock would close
+ * a cycle (vault -> sc -> vault). Order: vault first, then sc->lock, then
+ * the pool's own lock; never the reverse. */
+#ifndef KEYFS_SEALCACHE_PRIV_H
+#define KEYFS_SEALCACHE_PRIV_H
+
+#include <pthread.h>
+
+#include "keyfs/bundle.h"
+#include "keyfs/fresh.h"
+#include "keyfs/htab.h"
+#include "keyfs/pool.h"
+#include "keyfs/recipients.h"
+#include "keyfs/sealcache.h"
+#include "sealkey.h"
+#include "keyfs/verifier.h"
+
+#define OPEN_WAIT_SECONDS 60
+/* Cache files written between two syncfs() at most. */
+#define SYNC_BATCH 1024
+/* export_content_id() and bundle_fingerprint() in binary */
+#define CONTENT_ID_LEN 32
+_Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as digests");
+
+/* What is known of a keyset version not sealed yet: its attributes,
+ * learnt without sealing, and when its seal became due. Most keysets
+ * have none (a mount over a full cache seals nothing), so it is kept
+ * apart from the entry, made when first needed. It stays once the
+ * version is sealed: the status shows the fingerprint from it. */
+struct ahead {
+	uint64_t pred_stamp;		/* version the attributes are for */
+	size_t pred_size;
+	uint8_t pred_key[VERIFIER_ID_LEN];	/* recipients it is for; zero: a password */
+	time_t pred_mtime;		/* the keyset's own time */
+	uint8_t fpr[BUNDLE_FPR_LEN];	/* its fingerprint, if has_fpr */
+	bool has_fpr;
+	int due_logn;
+	uint64_t due_stamp;		/* version and key the next seal is for */
+	uint8_t due_pwid[VERIFIER_ID_LEN];
+	time_t due_at;			/* when that became due: the next seal's time */
+};
+
+/* An entry is kept for every keyset seen, a hundred thousand of them on
+ * a large store: digests in binary, flags together, the name sized to
+ * fit. */
+struct entry {
+	struct hnode h;			/* in sc->entries */
+	struct pool_item item;		/* in the sealing queue */
+	/* the cached seal on disk */
+	uint64_t stamp;
+	uint8_t pwid[VERIFIER_ID_LEN];
+	/* The content it seals, if has_ctag: the first 8 bytes of its id,
+	 * which tell a changed content from the same. The file's header
+	 * holds the whole id and has the last word (seal_adopt()). */
+	uint64_t ctag;
+	time_t sealed_at;
+	size_t len;
+	int logn;			/* work factor it was sealed at */
+	/* why the keyset cannot be exported (0: it can); logged once */
+	int bad;
+	char *why;
+	struct ahead *ahead;		/* the next version; NULL: none known */
+	struct fresh_rec *frec;		/* its backup record; NULL: not looked up yet */
+	bool cached;
+	bool has_ctag;
+	bool sealing;
+	bool anew;			/* the seal under way makes new bytes (its plan
+					 * says so): no attribute waits for it */
+	bool own_pw;			/* keyset has a password of its own */
+	bool examined;			/* whether bad is known: attributes were worked
+					 * out, or the first scan found the seal current */
+	char name[];
+};
+
+struct sealcache {
+	struct store *st;
+	const struct state *state;
+	struct vault *v;
+	const struct config *cfg;
+	int cfd;			/* <state>/cache */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;		/* a seal finished or the key ids moved */
+	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
+	struct htab entries;		/* struct entry by name */
+	struct sealkey_ids ids;		/* ids.gen: vault generation they are for */
+	struct recipients *rcp;		/* public keys sealing; NULL: none */
+	struct pool *pool;
+	void (*ask)(void *arg, const char *keyset);	/* password provider */
+	void *ask_arg;
+	void (*changed_fn)(void *arg, const char *keyset); /* attribute observer */
+	void *changed_arg;
+	struct fresh *fresh;		/* backup records; NULL: none kept */
+	size_t unsynced;		/* cache files written since the last syncfs() */
+	/* The first look for stale keysets runs beside the mount, not before */
+	pthread_t scan;
+	bool scan_running;
+	bool stopping;			/* protected by lock: the scan ends early */
+	uint8_t kh_in[VERIFIER_ID_LEN + sizeof(int)]; /* the last key hashed ... */
+	uint64_t kh;			/* ... and its hash; 0: none yet */
+};
+
+/* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
+struct entry *entry_get(struct sealcache *sc, const char *name);
+/* Keeps a 64-digit hex digest in binary: false (and nothing kept) if hex
+ * is no such digest ("" for an unknown content). */
+bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
+/* Keeps the tag of content id hex in e; none if hex is no such id (""
+ * for an unknown content). */
+void ctag_set(struct entry *e, const char *hex);
+/* Whether e's cached seal may hold content id hex: its tag is hex's. */
+bool ctag_is(const struct entry *e, const char *hex);
+/* Whether e's cached seal holds content cid, the content of version
+ * stamp, under another stamp: to be kept as this version's seal, its
+ * header restamped (seal_adopt() checks the whole id). */
+bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid);
+/* Iterates over every entry: start with *pos = 0 and e NULL. */
+struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
+/* Stamps name (without the lock), then returns its entry with sc->lock
+ * held; NULL (and no lock) with *err set on failure. */
+struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err);
+/* What seals e: its recipients (NULL if a password does), the id of
+ * that key (NULL if it is a password not given yet), and its work factor
+ * (0 for recipients). A keyset's own setting comes before the global
+ * one, and at one level recipients before a password. */
+const struct recipset *rset_for(const struct sealcache *sc, const struct entry *e);
+const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e);
+int logn_for(const struct sealcache *sc, const struct entry *e);
+bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+/* Queues e for the workers, unless it is being sealed right now. */
+void entry_enqueue(struct sealcache *sc, struct entry *e);
+/* Whether an export of size bytes could be imported again here
+ * (import.max_size): none larger is ever exported. */
+bool importable(const struct sealcache *sc, size_t size);
+/* e's record of its next version, made when first needed; NULL if out
+ * of memory. */
+struct ahead *entry_ahead(struct entry *e);
+time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
+/* Records that name cannot be exported (err) or can again (0): logged
+ * once per change, kept for the status report. Returns err. Without the
+ * lock. */
+int note_problem(struct sealcache *sc, const char *name, int err, const char *why);
+/* Without the lock: why name cannot be exported, as last found (0: it
+ * can), or 1 if it was never examined. */
+int entry_problem(struct sealcache *sc, const char *name, char *why, size_t size);
+/* Without the lock: the version stamp of the export (keyset and hint). */
+int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
+/* Without the lock: the keyset with the hint to seal into it; say: log a
+ * stored hint that cannot be used. */
+int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
+
+/* ---- sealversion.c ---- */
+/* Reads the keyset once for version stamp (without the lock): the
+ * export's exact size, its time and fingerprint; keeps a cached seal of
+ * the same content as this version's. */
+int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
+/* Whether e's predicted attributes are for stamp and the current key.
+ * Caller holds sc->lock. */
+bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+
+/* ---- sealinfo.c ---- */
+/* Fills r from e for version stamp (all but why). Caller holds sc->lock. */
+void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
+		  struct export_report *r);
+
+/* ---- seal.c; without the lock ---- */
+/* Keeps the cached seal of name, which holds content, as the seal of
+ * version stamp (its header restamped). -ESTALE if it holds another. */
+int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const char *content);
+/* Seals e, which the caller marked sealing; clears the mark after. */
+int seal_entry(struct sealcache *sc, struct entry *e);
+/* Makes the cache files written so far durable (one syncfs()), if any. */
+void seal_sync(struct sealcache *sc);
+
+#endif

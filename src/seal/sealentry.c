@@ -1,0 +1,351 @@
+/* The seal cache's entry table: one entry per keyset seen, created on
+ * first sight and kept until the daemon stops, with what is known of its
+ * cached seal, its next seal and why it cannot be exported (locking in
+ * sealcache_priv.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyfs/log.h"
+#include "keyfs/dirwalk.h"
+#include "keyfs/meta.h"
+#include "sealfile.h"
+#include "sealcache_priv.h"
+
+static uint64_t hash_name(const char *name)
+{
+	uint64_t h;
+
+	crypto_generichash((uint8_t *)&h, sizeof(h), (const uint8_t *)name, strlen(name), NULL, 0);
+	return h;
+}
+
+uint64_t sealcache_ino(const char *name)
+{
+	/* High bit set: never collides with the fixed nodes 1..6. */
+	return hash_name(name) | (1ULL << 63);
+}
+
+/* Reads the header of name's cache file into e, when e is made: the
+ * first time the keyset is asked for. A file of the first format is
+ * rewritten in the current one, its sealed bytes untouched; a file that
+ * names another keyset is never served for this one. */
+static void load_cached(struct sealcache *sc, struct entry *e)
+{
+	struct sealfile h;
+	int fd, ret;
+
+	fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
+	if (fd < 0)
+		return;
+	ret = sealfile_read(fd, &h);
+	if (!ret && !h.name[0]) {
+		snprintf(h.name, sizeof(h.name), "%s", e->name);
+		if (sealfile_rewrite(sc->cfd, e->name, fd, &h))
+			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
+				e->name);
+	} else if (!ret && strcmp(h.name, e->name)) {
+		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served",
+			e->name, h.name);
+		ret = -EINVAL;
+	}
+	if (!ret) {
+		_Static_assert(sizeof(h.content) == 2 * CONTENT_ID_LEN + 1, "content id size");
+		e->cached = true;
+		e->stamp = h.stamp;
+		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
+		e->logn = h.logn;
+		ctag_set(e, h.content);
+		e->sealed_at = h.sealed_at;
+		e->len = h.len;
+	}
+	close(fd);
+}
+
+bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
+{
+	size_t n;
+
+	return strlen(hex) == 2 * CONTENT_ID_LEN &&
+	       !sodium_hex2bin(bin, CONTENT_ID_LEN, hex, 2 * CONTENT_ID_LEN, NULL, &n, NULL) &&
+	       n == CONTENT_ID_LEN;
+}
+
+static bool ctag_of(const char *hex, uint64_t *tag)
+{
+	uint8_t bin[CONTENT_ID_LEN];
+
+	if (!digest_set(bin, hex))
+		return false;
+	memcpy(tag, bin, sizeof(*tag));
+	return true;
+}
+
+void ctag_set(struct entry *e, const char *hex)
+{
+	e->has_ctag = ctag_of(hex, &e->ctag);
+}
+
+bool ctag_is(const struct entry *e, const char *hex)
+{
+	uint64_t tag;
+
+	return e->has_ctag && ctag_of(hex, &tag) && tag == e->ctag;
+}
+
+bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
+{
+	return e->cached && e->stamp != stamp && ctag_is(e, cid);
+}
+
+static bool same_name(const struct hnode *n, const void *name)
+{
+	return !strcmp(((const struct entry *)n)->name, name);
+}
+
+struct entry *entry_get(struct sealcache *sc, const char *name)
+{
+	uint64_t h = htab_hash(name);
+	struct entry *e;
+
+	e = (struct entry *)htab_find(&sc->entries, h, same_name, name);
+	if (e)
+		return e;
+	_Static_assert(offsetof(struct entry, h) == 0, "htab_add_named() returns the hnode");
+	e = htab_add_named(&sc->entries, sizeof(*e), offsetof(struct entry, name), name, h);
+	if (!e)
+		return NULL;
+	e->own_pw = meta_own_password(sc->state, name);
+	if (keyset_name_valid(name))
+		load_cached(sc, e);
+	return e;
+}
+
+struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
+{
+	return (struct entry *)htab_next(&sc->entries, pos, e ? &e->h : NULL);
+}
+
+struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
+{
+	struct entry *e;
+
+	*err = export_stamp(sc, name, stamp);
+	if (*err)
+		return NULL;
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (!e) {
+		pthread_mutex_unlock(&sc->lock);
+		*err = -ENOMEM;
+	}
+	return e;
+}
+
+const struct recipset *rset_for(const struct sealcache *sc, const struct entry *e)
+{
+	const struct recipset *rs;
+	bool own;
+
+	rs = recipients_for(sc->rcp, e->name, &own);
+	if (rs && !own && (e->own_pw || sealkey_has_own(&sc->ids, e->name)))
+		return NULL; /* its own password beats the global recipients */
+	return rs;
+}
+
+const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
+{
+	const struct recipset *rs = rset_for(sc, e);
+
+	return rs ? rs->id : sealkey_id(&sc->ids, e->name, e->own_pw);
+}
+
+int logn_for(const struct sealcache *sc, const struct entry *e)
+{
+	return rset_for(sc, e) ? 0 : sc->cfg->work_factor;
+}
+
+bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+{
+	const uint8_t *id = pwid_for(sc, e);
+
+	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) && id &&
+	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
+}
+
+void entry_enqueue(struct sealcache *sc, struct entry *e)
+{
+	if (!e->sealing && sc->pool)
+		pool_push(sc->pool, &e->item);
+}
+
+bool importable(const struct sealcache *sc, size_t size)
+{
+	return size <= sc->cfg->import_max_size;
+}
+
+struct ahead *entry_ahead(struct entry *e)
+{
+	if (!e->ahead)
+		e->ahead = calloc(1, sizeof(*e->ahead));
+	return e->ahead;
+}
+
+/* Now, but never the time of a seal served before: a floor even when
+ * that seal is gone from the cache. */
+static time_t due_now(const struct entry *e)
+{
+	time_t now = time(NULL);
+
+	return now > e->sealed_at ? now : e->sealed_at + 1;
+}
+
+/* The time the seal of (stamp, current key) counts as made: when it
+ * became due, so the attributes reported before the seal stay true after
+ * it. */
+time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
+{
+	static const uint8_t none[VERIFIER_ID_LEN];
+	const uint8_t *id = pwid_for(sc, e);
+	struct ahead *a = entry_ahead(e);
+
+	if (!a)
+		return due_now(e); /* out of memory: a time not kept */
+	if (!id)
+		id = none;
+	/* A reseal at another work factor has the same size: only a new
+	 * time tells rsync's quick check that the bytes changed. */
+	if (a->due_stamp != stamp || memcmp(a->due_pwid, id, VERIFIER_ID_LEN) ||
+	    a->due_logn != logn_for(sc, e) || !a->due_at) {
+		a->due_stamp = stamp;
+		memcpy(a->due_pwid, id, VERIFIER_ID_LEN);
+		a->due_logn = logn_for(sc, e);
+		a->due_at = due_now(e);
+	}
+	return a->due_at;
+}
+
+/* Words for a keyset that cannot be exported, when the store gave none. */
+static const char *problem_words(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "a member is not a regular file with a valid name";
+	case -E2BIG:
+		return "too many members";
+	case -EFBIG:
+		return "too large";
+	default:
+		return strerror(-err);
+	}
+}
+
+int note_problem(struct sealcache *sc, const char *name, int err, const char *why)
+{
+	char buf[256] = "";
+	struct entry *e;
+	bool news;
+
+	if (err == -ENOENT)
+		return err; /* gone: nothing to report */
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	news = e && e->bad != err;
+	if (e && !news)
+		e->examined = true;
+	pthread_mutex_unlock(&sc->lock);
+	if (!news)
+		return err;
+	if (err && !why && !sc->st->ops->why(sc->st->priv, name, buf, sizeof(buf)))
+		buf[0] = '\0';
+	if (err && !why)
+		why = *buf ? buf : problem_words(err);
+	/* Again under the lock: another thread may have told the same news
+	 * meanwhile, and it is logged once. */
+	pthread_mutex_lock(&sc->lock);
+	news = e->bad != err;
+	if (news) {
+		e->bad = err;
+		free(e->why);
+		e->why = err ? strdup(why) : NULL;
+	}
+	e->examined = true;
+	pthread_mutex_unlock(&sc->lock);
+	if (!news)
+		return err;
+	if (err)
+		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
+	else
+		log_msg(LOG_NOTICE, "keyset \"%s\" can be exported again", name);
+	return err;
+}
+
+int entry_problem(struct sealcache *sc, const char *name, char *why, size_t size)
+{
+	struct entry *e;
+	int err = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	e = entry_get(sc, name);
+	if (e && !e->examined) {
+		err = 1;
+	} else if (e && e->bad) {
+		err = e->bad;
+		snprintf(why, size, "%s", e->why ? e->why : problem_words(err));
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return err;
+}
+
+void sealcache_hint(struct sealcache *sc, const char *name, char *buf, size_t size)
+{
+	meta_hint_for(sc->state, name, buf, size);
+}
+
+static uint64_t empty_hash;
+
+static void hash_empty(void)
+{
+	empty_hash = hash_name("");
+}
+
+/* Most keysets have no hint: its hash is taken once. */
+static uint64_t no_hint_hash(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, hash_empty);
+	return empty_hash;
+}
+
+/* The version of an export: the keyset's files plus the hint sealed with
+ * them, since the hint is part of the plaintext. */
+int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
+{
+	char hint[KEYSET_HINT_MAX + 1];
+	uint64_t files;
+	int ret;
+
+	ret = sc->st->ops->stamp(sc->st->priv, name, &files);
+	if (ret)
+		return ret;
+	meta_hint_for(sc->state, name, hint, sizeof(hint));
+	*stamp = files ^ (*hint ? hash_name(hint) : no_hint_hash());
+	return 0;
+}
+
+int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
+{
+	int ret;
+
+	ret = sc->st->ops->read(sc->st->priv, name, ks);
+	if (!ret && meta_hint_for(sc->state, name, ks->hint, sizeof(ks->hint)) && say)
+		log_msg(LOG_WARNING, "keyset \"%s\": the stored password hint has control characters; "
+			"sealed without a hint (set it again with keyfsctl hint)", name);
+	return ret;
+}
