@@ -114,7 +114,5 @@ size_t vault_read_all(struct vault *v, struct age_pass *pass, size_t max, uint64
  * again). */
 void vault_forget_keyset(struct vault *v, const char *keyset);
 
-/* Check a candidate backup password; *why says what is missing. */
-int policy_check(const struct config *c, const char *pw, size_t len, const char **why);
 
 #endif

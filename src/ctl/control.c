@@ -13,6 +13,7 @@
 #include "keyfs/keyring.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
+#include "keyfs/policy.h"
 
 static int secrets_changed(struct ctl *c)
 {

@@ -13,6 +13,7 @@
 
 #include "keyfs/agent_proto.h"
 #include "keyfs/log.h"
+#include "keyfs/policy.h"
 #include "keyfs/sources.h"
 
 #define AGENT_POLL_SECONDS 30

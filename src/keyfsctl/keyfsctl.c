@@ -20,6 +20,7 @@
 #include "idfile.h"
 #include "keyfs/keyset.h"
 #include "prompt.h"
+#include "keyfs/policy.h"
 #include "keyfs/vault.h"
 
 #define DEFAULT_MOUNT "/mnt/keys"

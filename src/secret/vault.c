@@ -1,5 +1,5 @@
-/* Passwords: the vault in guarded memory, its locking and origins, and
- * the password policy (see secret.h). */
+/* Passwords: the vault in guarded memory, its locking and origins
+ * (vault.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -506,62 +506,6 @@ int vault_read_backup(struct vault *v, struct age_pass *pass, uint64_t *gen)
 void vault_read_end(struct vault *v)
 {
 	pthread_rwlock_unlock(&v->lock);
-}
-
-/* Counts characters, not bytes: UTF-8 continuation bytes do not count. */
-static size_t utf8_chars(const char *s, size_t len)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < len; i++)
-		n += ((unsigned char)s[i] & 0xc0) != 0x80;
-	return n;
-}
-
-int policy_check(const struct config *c, const char *pw, size_t len, const char **why)
-{
-	bool upper = false, lower = false, digit = false, symbol = false;
-	size_t i;
-
-	if (!len) {
-		*why = "the password is empty";
-		return -EINVAL;
-	}
-	if (len > SECRET_PW_MAX) {
-		*why = "the password is longer than 128 bytes";
-		return -EINVAL;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)pw[i];
-
-		if (ch < 0x20 || ch == 0x7f) {
-			*why = "the password contains a control character";
-			return -EINVAL;
-		}
-		upper |= ch >= 'A' && ch <= 'Z';
-		lower |= ch >= 'a' && ch <= 'z';
-		digit |= ch >= '0' && ch <= '9';
-		symbol |= !(ch >= 'A' && ch <= 'Z') && !(ch >= 'a' && ch <= 'z') &&
-			  !(ch >= '0' && ch <= '9');
-	}
-	if (utf8_chars(pw, len) < (size_t)c->min_length) {
-		*why = c->min_length == 8 ? "the password is shorter than 8 characters"
-					  : "the password is shorter than the configured minimum length";
-		return -EINVAL;
-	}
-	if (c->policy != POLICY_COMPLEX)
-		return 0;
-	if (!upper)
-		*why = "the password needs an upper-case letter";
-	else if (!lower)
-		*why = "the password needs a lower-case letter";
-	else if (!digit)
-		*why = "the password needs a digit";
-	else if (!symbol)
-		*why = "the password needs a symbol (neither letter nor digit)";
-	else
-		return 0;
-	return -EINVAL;
 }
 
 void vault_forget_keyset(struct vault *v, const char *keyset)

@@ -15,6 +15,7 @@
 #include "keyfs/command.h"
 #include "keyfs/control.h"
 #include "keyfs/keyring.h"
+#include "keyfs/policy.h"
 #include "keyfs/vault.h"
 #include "keyfs/store.h"
 #include "tap.h"

@@ -373,7 +373,7 @@ int main(void)
 		tap_ok(false, "sodium_init");
 		return tap_done();
 	}
-	/* test_control links control.c and secret.c, not config.c: the
+	/* test_control needs no config.c (the state area): the
 	 * policy fields at their documented defaults. */
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.policy = POLICY_COMPLEX;

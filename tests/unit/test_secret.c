@@ -1,4 +1,4 @@
-/* Unit tests for secret.c: the password policy (classes, lengths counted
+/* Unit tests for policy.c: the password policy (classes, lengths counted
  * in UTF-8 characters, byte cap, control characters) and the vault
  * (backup slot, unlock slots, generation, forget, and forget waiting for
  * a reader that still holds a password; setters that change nothing and
@@ -14,12 +14,13 @@
 #include <sodium.h>
 
 #include "keyfs/config.h"
+#include "keyfs/policy.h"
 #include "keyfs/vault.h"
 #include "tap.h"
 
 /* ---- policy ---- */
 
-/* test_secret links secret.c alone, not config.c: the config fields the
+/* test_secret links the secret area alone, not config.c: the config fields the
  * policy reads, at their documented defaults (complex, 8). */
 static void policy_defaults(struct config *c)
 {
