@@ -112,9 +112,11 @@ def test_only_backup_keyset_becomes_a_keyset_password(keyfs_bin, tmp_path, store
     a.stop()
 
 
-# ---- finding 7: an agent timeout forgets only what the agent gave ----
+# ---- finding 7: an agent that does not answer costs no password ----
 
-def test_agent_timeout_keeps_unlock_passwords(build, keyfs_bin, tmp_path, store, new_agent):
+def test_agent_timeout_keeps_every_password(build, keyfs_bin, tmp_path, store, new_agent):
+    """A stopped agent is not a gone agent: what it gave stays, and so do
+    the unlock passwords given to keyfs; opens never wait on it."""
     old = old_backup(store, tmp_path, OLD)
     a = new_agent().start()
     assert a.call(ADD, "backup", PASSWORD)[0] == OK
@@ -125,9 +127,10 @@ def test_agent_timeout_keeps_unlock_passwords(build, keyfs_bin, tmp_path, store,
         a.proc.send_signal(signal.SIGSTOP)  # alive, but answers nobody: a timeout
         try:
             t0 = time.monotonic()
-            assert can_open(os.path.join(m.export, "db.pem")) == errno.ENOKEY
-            assert time.monotonic() - t0 < 3, "more than one agent timeout"
-            assert "unlock passwords: 1" in m.status()
+            assert can_open(os.path.join(m.export, "db.pem")) is True
+            assert time.monotonic() - t0 < 3, "an open waited on the agent"
+            # the one given to keyfs, and the agent's, kept
+            assert re.search(r"^unlock passwords: 2$", m.status(), re.M), m.status()
             res = keyfsctl(build, "-m", m.path, "verify", str(old))
             assert res.returncode == 0, res.stderr
         finally:
@@ -136,7 +139,7 @@ def test_agent_timeout_keeps_unlock_passwords(build, keyfs_bin, tmp_path, store,
         m.stop()
     finally:
         m.kill()
-    assert "the passwords it gave are forgotten" in m.logtext()
+    assert "the passwords it gave are forgotten" not in m.logtext()
     a.stop()
 
 
