@@ -100,6 +100,35 @@ static int live_read(struct live_store *ls, struct live *l, struct keyset *ks, c
 	return 0;
 }
 
+/* Does cur hold any file or link? */
+static bool has_files(const struct keyset *cur)
+{
+	size_t i;
+
+	for (i = 0; i < cur->n; i++) {
+		if (cur->m[i].type != KEYSET_DIR)
+			return true;
+	}
+	return false;
+}
+
+/* What a backup of l holds: an include that matches no file (a typo) or
+ * a missing path is an error of the keyset, never an empty backup. */
+static int live_backup(struct live_store *ls, struct live *l, struct keyset *ks, char *why,
+		       size_t size)
+{
+	int ret = live_read(ls, l, ks, why, size);
+
+	if (ret == 0 && !has_files(ks)) {
+		if (why)
+			snprintf(why, size, "include matches no file below %s", l->cfg.path);
+		keyset_clear(ks);
+		ret = -ENODATA;
+	}
+	/* ENOENT would say the keyset is gone; a configured one never is */
+	return ret == -ENOENT ? -ENODATA : ret;
+}
+
 /* The restore rules of a keyset of either kind. */
 static struct store_policy policy_of(const struct live_store *ls, const char *name)
 {
@@ -143,7 +172,7 @@ static int ls_stamp(void *priv, const char *name, uint64_t *stamp)
 	*stamp = 0;
 	fd = open_path(l);
 	if (fd < 0)
-		return fd;
+		return fd == -ENOENT ? -ENODATA : fd; /* a missing path: see live_backup() */
 	ret = keytree_stamp(fd, &l->sel, stamp, NULL, 0);
 	close(fd);
 	return ret;
@@ -159,7 +188,7 @@ static int ls_why(void *priv, const char *name, char *why, size_t size)
 	if (!l)
 		return ls->inner.ops->why(ls->inner.priv, name, why, size);
 	*why = '\0';
-	ret = live_read(ls, l, &ks, why, size);
+	ret = live_backup(ls, l, &ks, why, size);
 	keyset_clear(&ks);
 	return ret;
 }
@@ -168,12 +197,11 @@ static int ls_read(void *priv, const char *name, struct keyset *ks)
 {
 	struct live_store *ls = priv;
 	struct live *l = find_live(ls, name);
-
 	struct store_policy p;
 	int ret;
 
 	if (l)
-		return live_read(ls, l, ks, NULL, 0);
+		return live_backup(ls, l, ks, NULL, 0);
 	ret = ls->inner.ops->read(ls->inner.priv, name, ks);
 	if (ret == 0) {
 		p = policy_of(ls, name);
@@ -280,18 +308,6 @@ static int install_version(struct live_store *ls, struct live *l, unsigned n,
 		return ret;
 	versions_remove(ls->sfd, l->cfg.name, n);
 	return 0;
-}
-
-/* Does cur hold any file or link? */
-static bool has_files(const struct keyset *cur)
-{
-	size_t i;
-
-	for (i = 0; i < cur->n; i++) {
-		if (cur->m[i].type != KEYSET_DIR)
-			return true;
-	}
-	return false;
 }
 
 static int put_locked(struct live_store *ls, struct live *l, const struct keyset *ks,
