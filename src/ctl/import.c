@@ -16,6 +16,7 @@
 #include "keyfs/escape.h"
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
+#include "keyfs/keyset_owner.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 #include "keyfs/store_live.h"
@@ -320,10 +321,24 @@ static void record_failure(struct importer *im, const char *what, int err, int l
 	       *hint ? " (password hint: " : "", hint, *hint ? ")" : "");
 }
 
+/* "; owners by number ..." when a recorded name does not exist here:
+ * the number may now belong to another account. */
+static void owner_words(const struct keyset_owner_report *r, char *buf, size_t size)
+{
+	*buf = '\0';
+	if (!r->members)
+		return;
+	snprintf(buf, size, "; %zu member(s) restored with their recorded numbers: %s%s%s%s%s "
+		 "unknown here", r->members, r->user[0] ? "user " : "", r->user,
+		 r->user[0] && r->group[0] ? ", " : "", r->group[0] ? "group " : "", r->group);
+}
+
 int import_file(struct importer *im, bool verify_only, const uint8_t *data, size_t len)
 {
 	const char *what = verify_only ? "verify" : "import";
-	char fpr[2 * BUNDLE_FPR_LEN + 1], words[160], why[KEYSET_PATH_MAX * 2 + 128] = "";
+	char fpr[2 * BUNDLE_FPR_LEN + 1], words[256], more[256];
+	char why[KEYSET_PATH_MAX * 2 + 128] = "";
+	struct keyset_owner_report owners;
 	struct keyset ks = { 0 };
 	struct store_put put;
 	uint8_t *pt = NULL;
@@ -338,8 +353,10 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	ret = unseal(im, data, len, &pt, &ptlen, &logn);
 	if (!ret)
 		ret = bundle_unpack_why(pt, ptlen, STORE_MEMBER_MAX, &ks, why, sizeof(why));
-	if (!ret)
+	if (!ret) {
+		keyset_owners_local(&ks, &owners);
 		store_live_apply(im->st, &ks);
+	}
 	if (ret == -EINVAL && *why) {
 		record(im, LOG_WARNING, "%s failed: an unsafe tar: %s", what, why);
 		goto out;
@@ -352,8 +369,9 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	 * applies them), the same as KEYSET.ini of its next export. */
 	bundle_fingerprint(&ks, fpr);
 	if (verify_only) {
-		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s",
-		       ks.name, ks.n, fpr);
+		owner_words(&owners, words, sizeof(words));
+		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s%s",
+		       ks.name, ks.n, fpr, words);
 		goto out;
 	}
 	ret = store_put(im->st, &ks, &put);
@@ -383,7 +401,9 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		goto out;
 	}
 	put_words(&put, words, sizeof(words));
-	record(im, LOG_NOTICE, "import \"%s\": %s, fingerprint %s", ks.name, words, fpr);
+	owner_words(&owners, more, sizeof(more));
+	record(im, owners.members ? LOG_WARNING : LOG_NOTICE, "import \"%s\": %s, fingerprint %s%s",
+	       ks.name, words, fpr, more);
 out:
 	count(im, verify_only, ret);
 	keyset_clear(&ks);

@@ -1,10 +1,15 @@
 """Restoring onto a rebuilt server: what an administrator meets in a
 disaster. A live keyset that would back up nothing is a problem of that
 keyset, never an empty backup that monitoring counts as done."""
+import grp
+import io
 import os
+import pwd
 import re
+import shutil
+import tarfile
 
-from conftest import wait_for
+from conftest import run, wait_for
 from test_members import mounted_with
 from test_monitoring import CRITICAL, check
 
@@ -51,3 +56,45 @@ def test_missing_path_is_an_error(build, keyfs_bin, tmp_path):
                          m.status(), re.M), m.status()
         code, line = check(build, m)
         assert code == CRITICAL, line
+
+
+def test_owners_are_restored_by_name(keyfs_bin, tmp_path):
+    """As GNU tar does: the recorded user and group names are looked up
+    here (nobody and nogroup, recorded with other numbers, come back as
+    this host's); a name unknown here keeps its number, and the import
+    says so."""
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    raw = tmp_path / "own.tar"
+    with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT) as t:
+        d = tarfile.TarInfo("own")
+        d.type, d.mode = tarfile.DIRTYPE, 0o755
+        t.addfile(d)
+        for name, uname, uid, gname, gid in (
+                ("known.key", "nobody", 9999, "nogroup", 9998),
+                ("unknown.key", "keyfs-no-such-user", 4242, "keyfs-no-such-group", 4243)):
+            i = tarfile.TarInfo(f"own/{name}")
+            i.size, i.mode, i.mtime = 4, 0o640, 1700000000
+            i.uid, i.uname, i.gid, i.gname = uid, uname, gid, gname
+            t.addfile(i, io.BytesIO(b"key\n"))
+    pem = tmp_path / "own.pem"
+    run(["age", "-a", "-r", pub, "-o", str(pem), str(raw)])
+    live = tmp_path / "live"
+    live.mkdir()
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    conf = f"[identity]\nfile = {key}\n[keyset own]\npath = {live}\ninclude = *.key\n"
+    for m in mounted_with(keyfs_bin, tmp_path, store, conf):
+        shutil.copyfile(pem, os.path.join(m.path, "import", "own.pem"))
+        known = os.stat(live / "known.key")
+        assert (known.st_uid, known.st_gid) == (pwd.getpwnam("nobody").pw_uid,
+                                                grp.getgrnam("nogroup").gr_gid)
+        unknown = os.stat(live / "unknown.key")
+        assert (unknown.st_uid, unknown.st_gid) == (4242, 4243)
+        line = 'import "own": restored (new keyset, active)'
+        log = m.logtext()
+        assert line in log, log
+        assert ("1 member(s) restored with their recorded numbers: user keyfs-no-such-user, "
+                "group keyfs-no-such-group unknown here") in log, log
+        assert "recorded numbers" in m.status()
