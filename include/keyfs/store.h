@@ -34,21 +34,32 @@ struct store_put {
  * optional ones (NULL when a backend cannot) put, versions and activate.
  * The core answers for an absent one (store_put() and friends below). */
 struct store_ops {
-	/* Names of the keysets, sorted; free with store_names_free(). */
+	/* Names of the keysets, sorted; free with store_names_free().
+	 * Exception, live keysets (store_live.h): their names are fixed by
+	 * the configuration, so each is listed, restored or not. */
 	int (*list)(void *priv, char ***names, size_t *n);
 	/* A cheap version stamp of the active keyset (no file contents read):
 	 * it changes whenever a member is added, removed, replaced or
-	 * changed. -ENOENT if there is no such keyset. */
+	 * changed. -ENOENT if there is no such keyset. Exception: a live
+	 * keyset is never absent; with no files its stamp is an empty
+	 * tree's, and read() fails with an error of the keyset. */
 	int (*stamp)(void *priv, const char *name, uint64_t *stamp);
 	/* Why stamp() or read() fails for a keyset, in words for the log and
 	 * the status report (names escaped by the logger); returns the same
 	 * error as stamp(). Called only when the failure is new. */
 	int (*why)(void *priv, const char *name, char *buf, size_t size);
-	/* The active keyset, members sorted. */
+	/* The active keyset, members sorted. Exception, a store wrapped by
+	 * store_live_open() (every daemon's): the restore rules apply
+	 * (store_policy.c), so execute bits outside executable = and
+	 * security.* xattrs a put wrote do not read back; callers apply
+	 * store_live_apply() before they put or compare. */
 	int (*read)(void *priv, const char *name, struct keyset *ks);
 	/* Restore a keyset without ever destroying one: absent -> created
 	 * active; equal to the active one or a stored version -> nothing
-	 * written; else a new inactive version. Atomic either way. */
+	 * written; else a new inactive version. Atomic either way.
+	 * Exception, live keysets: "absent" is a path holding no files, so
+	 * a put into one holding other files makes an inactive version;
+	 * members include/exclude do not select are refused (-EINVAL). */
 	int (*put)(void *priv, const struct keyset *ks, struct store_put *res);
 	/* Inactive version numbers of a keyset, ascending; free() *v. */
 	int (*versions)(void *priv, const char *name, unsigned **v, size_t *n);
