@@ -47,7 +47,7 @@ struct config {
 	size_t nkeysets;
 };
 
-/* A [keyset NAME] section: settings of one keyset (keyset_keys[]). */
+/* A [keyset NAME] section: settings of one keyset (config_keyset_keys[]). */
 struct config_keyset {
 	char name[KEYSET_NAME_MAX + 1];
 	char recipients[PATH_MAX];	/* its own seal.recipients, "" for none */
@@ -93,7 +93,7 @@ struct config_key {
 extern const struct config_key config_keys[];
 /* The keys of a [keyset NAME] section, as "keyset.KEY" (the section
  * named without its keyset); offsets into struct config_keyset. */
-extern const struct config_key keyset_keys[];
+extern const struct config_key config_keyset_keys[];
 
 /* The row of a key, by "section.key" or by its -o alias; NULL if none. */
 const struct config_key *config_key_find(const char *name);

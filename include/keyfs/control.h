@@ -60,13 +60,13 @@ int ctl_command(struct ctl *c, char *buf, size_t len);
 
 /* Reports as malloc()ed text with no secrets in them; *mtime is the
  * newest seal they describe (0 if none). */
-int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime);
-int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime);
+int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime);
+int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime);
 
 /* The metrics (Prometheus text format, version 0.0.4) as malloc()ed text:
  * backup freshness, totals by state, locking, seal times, import
  * outcomes; per keyset unless metrics.per_keyset is no. *mtime is 0 (it
  * tells the present). -ENOTSUP without a seal cache or backup records. */
-int ctl_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime);
+int report_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime);
 
 #endif

@@ -22,8 +22,8 @@ struct histogram {
 	double sum;
 };
 
-void histogram_init(struct histogram *h, const double *bounds, size_t nbounds);
-void histogram_observe(struct histogram *h, double value);
+void metrics_histogram_init(struct histogram *h, const double *bounds, size_t nbounds);
+void metrics_histogram_observe(struct histogram *h, double value);
 
 /* "# HELP name help" and "# TYPE name type" (gauge, counter, histogram). */
 void metrics_family(FILE *f, const char *name, const char *type, const char *help);

@@ -119,14 +119,14 @@ void sealcache_keyset_changed(struct sealcache *sc, const char *name);
 int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size);
 
 /* Opens the current seal, sealing first if needed (moving ahead of the
- * queue). -ENOKEY without a backup password. Release with seal_put(). */
+ * queue). -ENOKEY without a backup password. Release with sealcache_put(). */
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out);
-ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off);
+ssize_t sealcache_read(const struct seal *s, char *buf, size_t size, off_t off);
 /* A read of s, open as export/<name>.pem, returned its last byte to pid
  * running as uid: a backup of those bytes (a partial read is none). */
 void sealcache_read_to_end(struct sealcache *sc, const char *name, const struct seal *s,
 			   pid_t pid, uid_t uid);
-void seal_put(struct seal *s);
+void sealcache_put(struct seal *s);
 
 /* The fingerprint of the keyset (bundle_fingerprint()), read once per
  * keyset version. */

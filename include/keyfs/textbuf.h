@@ -11,6 +11,6 @@
 /* Like open_memstream(): after fclose(), *buf holds the text, NUL
  * terminated, and *len its length; the caller frees *buf, also when
  * fclose() failed. NULL if out of memory. */
-FILE *text_open(char **buf, size_t *len);
+FILE *textbuf_open(char **buf, size_t *len);
 
 #endif

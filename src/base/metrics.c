@@ -6,14 +6,14 @@
 #include "keyfs/escape.h"
 #include "keyfs/metrics.h"
 
-void histogram_init(struct histogram *h, const double *bounds, size_t nbounds)
+void metrics_histogram_init(struct histogram *h, const double *bounds, size_t nbounds)
 {
 	memset(h, 0, sizeof(*h));
 	h->bounds = bounds;
 	h->nbounds = nbounds < METRICS_BUCKETS_MAX ? nbounds : METRICS_BUCKETS_MAX;
 }
 
-void histogram_observe(struct histogram *h, double value)
+void metrics_histogram_observe(struct histogram *h, double value)
 {
 	size_t i;
 

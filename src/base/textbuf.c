@@ -61,7 +61,7 @@ static int text_close(void *cookie)
 	return ret;
 }
 
-FILE *text_open(char **buf, size_t *len)
+FILE *textbuf_open(char **buf, size_t *len)
 {
 	struct text *t = calloc(1, sizeof(*t));
 	FILE *f;

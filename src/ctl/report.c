@@ -237,7 +237,7 @@ static void put_field(FILE *f, const char *label, const char *text, const char *
 	fputc_unlocked('\n', f);
 }
 
-/* len was filled in by text_open() and is final after fclose(). */
+/* len was filled in by textbuf_open() and is final after fclose(). */
 static int finish(FILE *f, char **text, int ret)
 {
 	if (fclose(f) || ret) {
@@ -248,7 +248,7 @@ static int finish(FILE *f, char **text, int ret)
 	return 0;
 }
 
-int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
+int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	size_t total = 0, workers, pending, n, i;
 	struct tally t = { 0 };
@@ -257,7 +257,7 @@ int ctl_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	FILE *f;
 	int ret;
 
-	f = text_open(text, len);
+	f = textbuf_open(text, len);
 	if (!f)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));
@@ -403,14 +403,14 @@ static void readme_own_sealers(struct ctl *c, FILE *f)
 			own_sealer(f, names[i], "its own password");
 }
 
-int ctl_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
+int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	char hint[KEYSET_HINT_MAX + 1], sealer[4096], shown_hint[4 * KEYSET_HINT_MAX + 1];
 	char shown_sealer[4 * sizeof(sealer)];
 	FILE *f;
 	int ret;
 
-	f = text_open(text, len);
+	f = textbuf_open(text, len);
 	if (!f)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));

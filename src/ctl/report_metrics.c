@@ -167,7 +167,7 @@ static void imports_out(FILE *f, struct ctl *c)
 				       (double)counts[k][o]);
 }
 
-int ctl_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime)
+int report_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	struct totals t = { 0 };
 	struct histogram h;
@@ -184,7 +184,7 @@ int ctl_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	if (ret)
 		return ret;
 	rows = calloc(n ? n : 1, sizeof(*rows));
-	f = rows ? text_open(text, len) : NULL;
+	f = rows ? textbuf_open(text, len) : NULL;
 	if (!f) {
 		ret = -ENOMEM;
 		goto out;

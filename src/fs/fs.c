@@ -64,7 +64,7 @@ static void export_stat(struct keyfs *k, struct stat *st, const struct export_at
 	st->st_uid = k->uid;
 	st->st_gid = k->gid;
 	st->st_blksize = 4096;
-	fill_file(k, st, a->ino, 0400, a->size, a->mtime);
+	fs_fill_file(k, st, a->ino, 0400, a->size, a->mtime);
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -78,13 +78,13 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = CACHE_SECONDS;
 	cfg->attr_timeout = CACHE_SECONDS;
 	cfg->negative_timeout = 0;
-	return kfs();
+	return fs_kfs();
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
-	struct keyfs *k = kfs();
+	struct keyfs *k = fs_kfs();
 	struct export_attr a;
 	struct text t;
 	int ret;
@@ -93,43 +93,43 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	st->st_uid = k->uid;
 	st->st_gid = k->gid;
 	st->st_blksize = 4096;
-	switch (classify(path, name)) {
+	switch (fs_classify(path, name)) {
 	case N_ROOT:
-		fill_dir(k, st, 1, 0500);
+		fs_fill_dir(k, st, 1, 0500);
 		return 0;
 	case N_CONTROL:
-		fill_file(k, st, 2, 0600, 0, 0);
+		fs_fill_file(k, st, 2, 0600, 0, 0);
 		return 0;
 	case N_METRICS:
-		fill_file(k, st, 7, 0444, 0, 0);
+		fs_fill_file(k, st, 7, 0444, 0, 0);
 		return 0;
 	case N_EXPORT:
-		fill_dir(k, st, 3, 0500);
+		fs_fill_dir(k, st, 3, 0500);
 		return 0;
 	case N_IMPORT:
-		fill_dir(k, st, 4, 0700);
+		fs_fill_dir(k, st, 4, 0700);
 		return 0;
 	case N_VERIFY:
-		fill_dir(k, st, 5, 0700);
+		fs_fill_dir(k, st, 5, 0700);
 		return 0;
 	case N_README:
 		/* An open README keeps the text it opened, size included. */
 		if (fi && fi->fh) {
 			t = *(struct text *)fi->fh;
-			fill_file(k, st, 6, 0444, t.len, t.mtime);
+			fs_fill_file(k, st, 6, 0444, t.len, t.mtime);
 			return 0;
 		}
-		ret = ctl_readme(&k->ctl, &t.buf, &t.len, &t.mtime);
+		ret = report_readme(&k->ctl, &t.buf, &t.len, &t.mtime);
 		if (ret)
 			return ret;
-		fill_file(k, st, 6, 0444, t.len, t.mtime);
+		fs_fill_file(k, st, 6, 0444, t.len, t.mtime);
 		free(t.buf);
 		return 0;
 	case N_KEYSET:
 		if (fi && fi->fh) {
 			struct seal *s = (struct seal *)fi->fh;
 
-			fill_file(k, st, sealcache_ino(name), 0400, s->len, s->sealed_at);
+			fs_fill_file(k, st, sealcache_ino(name), 0400, s->len, s->sealed_at);
 			return 0;
 		}
 		ret = sealcache_attr(k->sc, name, &a);
@@ -138,7 +138,7 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		export_stat(k, st, &a);
 		return 0;
 	case N_STAGED:
-		return getattr_staged(k, path, st);
+		return fs_getattr_staged(k, path, st);
 	default:
 		return -ENOENT;
 	}
@@ -168,12 +168,12 @@ struct listing {
 static int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
-	struct keyfs *k = kfs();
+	struct keyfs *k = fs_kfs();
 	struct listing *l;
 	int ret;
 
 	fi->fh = 0;
-	if (classify(path, name) != N_EXPORT)
+	if (fs_classify(path, name) != N_EXPORT)
 		return 0;
 	l = calloc(1, sizeof(*l));
 	if (!l)
@@ -239,14 +239,14 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	char name[KEYSET_NAME_MAX + 1];
-	struct keyfs *k = kfs();
+	struct keyfs *k = fs_kfs();
 
 	if (fi && fi->fh)
 		return list_exports(k, (const struct listing *)(uintptr_t)fi->fh, off, buf, fill,
 				    flags);
 	fill(buf, ".", NULL, 0, 0);
 	fill(buf, "..", NULL, 0, 0);
-	switch (classify(path, name)) {
+	switch (fs_classify(path, name)) {
 	case N_ROOT:
 		fill(buf, ".control", NULL, 0, 0);
 		fill(buf, ".metrics", NULL, 0, 0);
@@ -256,7 +256,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		return 0;
 	case N_IMPORT:
 	case N_VERIFY:
-		return stage_list(k->stage, classify(path, name) == N_VERIFY, fill_name,
+		return stage_list(k->stage, fs_classify(path, name) == N_VERIFY, fill_name,
 				  &(struct filler){ buf, fill });
 	default:
 		return -ENOTDIR;
@@ -272,7 +272,7 @@ static int open_text(struct fuse_file_info *fi,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	ret = make(&kfs()->ctl, &t->buf, &t->len, &t->mtime);
+	ret = make(&fs_kfs()->ctl, &t->buf, &t->len, &t->mtime);
 	if (ret) {
 		free(t);
 		return ret;
@@ -284,19 +284,19 @@ static int open_text(struct fuse_file_info *fi,
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
-	struct keyfs *k = kfs();
+	struct keyfs *k = fs_kfs();
 	struct seal *s;
 	int ret, acc = fi->flags & O_ACCMODE;
 
-	switch (classify(path, name)) {
+	switch (fs_classify(path, name)) {
 	case N_CONTROL:
-		if (!caller_is_owner(k))
+		if (!fs_caller_is_owner(k))
 			return -EACCES;
 		fi->direct_io = 1; /* keep passwords out of the page cache */
 		if (acc == O_RDONLY) {
 			/* what the agent answered to the opens before this one */
 			sources_settle(k->src);
-			return open_text(fi, ctl_status);
+			return open_text(fi, report_status);
 		}
 		fi->fh = 0;
 		return acc == O_WRONLY ? 0 : -EINVAL;
@@ -306,12 +306,12 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		/* Nothing in the page cache for the seal cache's observer to
 		 * wait on when it drops README.txt's attributes. */
 		fi->direct_io = 1;
-		return open_text(fi, ctl_readme);
+		return open_text(fi, report_readme);
 	case N_METRICS:
 		if (acc != O_RDONLY)
 			return -EACCES;
 		fi->direct_io = 1; /* its size is known only once made */
-		return open_text(fi, ctl_metrics);
+		return open_text(fi, report_metrics);
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
@@ -327,7 +327,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 		return 0;
 	case N_STAGED:
-		return open_staged(path, fi, false, 0);
+		return fs_open_staged(path, fi, false, 0);
 	case N_NONE:
 		return -ENOENT;
 	default:
@@ -351,7 +351,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	struct seal *s;
 	struct text *t;
 
-	switch (classify(path, name)) {
+	switch (fs_classify(path, name)) {
 	case N_CONTROL:
 	case N_README:
 	case N_METRICS:
@@ -365,7 +365,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		bool whole = false;
 
 		s = (struct seal *)fi->fh;
-		n = seal_read(s, buf, size, off);
+		n = sealcache_read(s, buf, size, off);
 		/* A read extends what was read from the start only if it
 		 * begins within it; the one that makes it whole is the backup. */
 		end = n > 0 ? (size_t)off + (size_t)n : 0;
@@ -378,14 +378,14 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 			}
 		}
 		if (whole)
-			sealcache_read_to_end(kfs()->sc, name, s, c->pid, c->uid);
+			sealcache_read_to_end(fs_kfs()->sc, name, s, c->pid, c->uid);
 		return (int)n;
 	}
 	case N_STAGED: {
 		const char *file;
-		int dir = staged(path, &file);
+		int dir = fs_staged_dir(path, &file);
 
-		return stage_read(kfs()->stage, dir, file, buf, size, off);
+		return stage_read(fs_kfs()->stage, dir, file, buf, size, off);
 	}
 	default:
 		return -EBADF;
@@ -396,20 +396,20 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
-	struct keyfs *k = kfs();
+	struct keyfs *k = fs_kfs();
 	char *cmd;
 	int ret;
 
 	(void)fi;
-	if (classify(path, name) == N_STAGED) {
+	if (fs_classify(path, name) == N_STAGED) {
 		const char *file;
-		int dir = staged(path, &file);
+		int dir = fs_staged_dir(path, &file);
 
 		return stage_write(k->stage, dir, file, buf, size, off);
 	}
-	if (classify(path, name) != N_CONTROL)
+	if (fs_classify(path, name) != N_CONTROL)
 		return -EBADF;
-	if (!caller_is_owner(k))
+	if (!fs_caller_is_owner(k))
 		return -EACCES;
 	if (size >= CTL_COMMAND_MAX) {
 		log_msg(LOG_WARNING, "control: command refused: longer than %d bytes", CTL_COMMAND_MAX - 1);
@@ -436,9 +436,9 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	char name[KEYSET_NAME_MAX + 1];
 	struct text *t;
 
-	switch (classify(path, name)) {
+	switch (fs_classify(path, name)) {
 	case N_KEYSET:
-		seal_put((struct seal *)fi->fh);
+		sealcache_put((struct seal *)fi->fh);
 		break;
 	case N_CONTROL:
 	case N_README:
@@ -451,9 +451,9 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 		break;
 	case N_STAGED: {
 		const char *file;
-		int dir = staged(path, &file);
+		int dir = fs_staged_dir(path, &file);
 
-		stage_release(kfs()->stage, dir, file);
+		stage_release(fs_kfs()->stage, dir, file);
 		break;
 	}
 	default:
@@ -476,7 +476,7 @@ static int fs_poll(const char *path, struct fuse_file_info *fi, struct fuse_poll
 	return 0;
 }
 
-const struct fuse_operations keyfs_ops = {
+const struct fuse_operations fs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
 	.opendir = fs_opendir,

@@ -42,7 +42,7 @@ struct keyfs {
 				 * unmount; protected by fuse_lock */
 };
 
-extern const struct fuse_operations keyfs_ops;
+extern const struct fuse_operations fs_ops;
 
 /* The seal cache's observer: drops what the kernel caches of an export
  * (keyset NULL: of every export and README.txt) whose size, times or

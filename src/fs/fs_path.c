@@ -4,14 +4,14 @@
 
 #include "fs_priv.h"
 
-struct keyfs *kfs(void)
+struct keyfs *fs_kfs(void)
 {
 	return fuse_get_context()->private_data;
 }
 
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
-int staged(const char *path, const char **file)
+int fs_staged_dir(const char *path, const char **file)
 {
 	int dir;
 
@@ -26,7 +26,7 @@ int staged(const char *path, const char **file)
 }
 
 /* Classifies a path; for N_KEYSET, name receives the keyset name. */
-enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
+enum node fs_classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
 {
 	const char *file;
 	static const struct { const char *path; enum node n; } fixed[] = {
@@ -40,7 +40,7 @@ enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (!strcmp(path, fixed[i].path))
 			return fixed[i].n;
-	if (staged(path, &file) >= 0)
+	if (fs_staged_dir(path, &file) >= 0)
 		return N_STAGED;
 	if (strncmp(path, "/export/", 8))
 		return N_NONE;
@@ -58,14 +58,14 @@ enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
 
 /* The tree belongs to the mounting user; default_permissions enforces the
  * modes, and commands and imports check the caller again here. */
-bool caller_is_owner(struct keyfs *k)
+bool fs_caller_is_owner(struct keyfs *k)
 {
 	uid_t uid = fuse_get_context()->uid;
 
 	return uid == k->uid || uid == 0;
 }
 
-void fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode)
+void fs_fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode)
 {
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | mode;
@@ -73,7 +73,7 @@ void fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode)
 	st->st_mtime = st->st_ctime = st->st_atime = k->started;
 }
 
-void fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, size_t size,
+void fs_fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, size_t size,
 		      time_t mtime)
 {
 	st->st_ino = ino;

@@ -22,20 +22,20 @@ enum node {
 
 #define PEM_SUFFIX ".pem"
 
-struct keyfs *kfs(void);
+struct keyfs *fs_kfs(void);
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
-int staged(const char *path, const char **file);
+int fs_staged_dir(const char *path, const char **file);
 /* Classifies a path; for N_KEYSET, name receives the keyset name. */
-enum node classify(const char *path, char name[static KEYSET_NAME_MAX + 1]);
-bool caller_is_owner(struct keyfs *k);
-void fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode);
-void fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, size_t size,
+enum node fs_classify(const char *path, char name[static KEYSET_NAME_MAX + 1]);
+bool fs_caller_is_owner(struct keyfs *k);
+void fs_fill_dir(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode);
+void fs_fill_file(struct keyfs *k, struct stat *st, ino_t ino, mode_t mode, size_t size,
 	       time_t mtime);
 
 /* fs_staged.c */
-int getattr_staged(struct keyfs *k, const char *path, struct stat *st);
-int open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode);
+int fs_getattr_staged(struct keyfs *k, const char *path, struct stat *st);
+int fs_open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode);
 int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
 int fs_flush(const char *path, struct fuse_file_info *fi);
 int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);

@@ -6,30 +6,30 @@
 
 #include "fs_priv.h"
 
-int getattr_staged(struct keyfs *k, const char *path, struct stat *st)
+int fs_getattr_staged(struct keyfs *k, const char *path, struct stat *st)
 {
 	struct stage_attr a;
 	const char *file;
 	int dir, ret;
 
-	dir = staged(path, &file);
+	dir = fs_staged_dir(path, &file);
 	ret = stage_getattr(k->stage, dir, file, &a);
 	if (ret)
 		return ret;
 	/* inode numbers below the keysets' range, per name */
-	fill_file(k, st, (sealcache_ino(path) >> 2) | (1ULL << 62), a.mode, a.size, a.mtime);
+	fs_fill_file(k, st, (sealcache_ino(path) >> 2) | (1ULL << 62), a.mode, a.size, a.mtime);
 	return 0;
 }
 
-int open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode)
+int fs_open_staged(const char *path, struct fuse_file_info *fi, bool create, mode_t mode)
 {
-	struct keyfs *k = kfs();
+	struct keyfs *k = fs_kfs();
 	const char *file;
 	int dir;
 
-	if (!caller_is_owner(k))
+	if (!fs_caller_is_owner(k))
 		return -EACCES;
-	dir = staged(path, &file);
+	dir = fs_staged_dir(path, &file);
 	if (dir < 0)
 		return -EACCES;
 	/* Processing is per flush, never from the page cache's view. */
@@ -44,11 +44,11 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	int dir;
 
 	(void)fi;
-	dir = staged(path, &file);
+	dir = fs_staged_dir(path, &file);
 	if (dir >= 0)
-		return stage_truncate(kfs()->stage, dir, file, size);
+		return stage_truncate(fs_kfs()->stage, dir, file, size);
 	/* "echo cmd > .control" truncates first; there is nothing to cut. */
-	return classify(path, name) == N_CONTROL ? 0 : -EACCES;
+	return fs_classify(path, name) == N_CONTROL ? 0 : -EACCES;
 }
 
 /* The outcome of an import reaches the writer here, as close(2)'s errno:
@@ -59,10 +59,10 @@ int fs_flush(const char *path, struct fuse_file_info *fi)
 	int dir;
 
 	(void)fi;
-	dir = staged(path, &file);
+	dir = fs_staged_dir(path, &file);
 	if (dir < 0)
 		return 0;
-	return stage_flush(kfs()->stage, dir, file);
+	return stage_flush(fs_kfs()->stage, dir, file);
 }
 
 /* chmod, chown, utimens on staged files succeed and keep only what
@@ -73,8 +73,8 @@ int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	int dir;
 
 	(void)fi;
-	dir = staged(path, &file);
-	return dir < 0 ? -EPERM : stage_setattr(kfs()->stage, dir, file, &mode, NULL);
+	dir = fs_staged_dir(path, &file);
+	return dir < 0 ? -EPERM : stage_setattr(fs_kfs()->stage, dir, file, &mode, NULL);
 }
 
 int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
@@ -86,8 +86,8 @@ int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 	(void)uid;
 	(void)gid;
 	(void)fi;
-	dir = staged(path, &file);
-	return dir < 0 ? -EPERM : stage_getattr(kfs()->stage, dir, file, &a);
+	dir = fs_staged_dir(path, &file);
+	return dir < 0 ? -EPERM : stage_getattr(fs_kfs()->stage, dir, file, &a);
 }
 
 int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
@@ -97,11 +97,11 @@ int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_i
 	int dir;
 
 	(void)fi;
-	dir = staged(path, &file);
+	dir = fs_staged_dir(path, &file);
 	if (dir < 0)
 		return -EPERM;
 	mtime = tv[1].tv_nsec == UTIME_NOW || tv[1].tv_nsec == UTIME_OMIT ? time(NULL) : tv[1].tv_sec;
-	return stage_setattr(kfs()->stage, dir, file, NULL, &mtime);
+	return stage_setattr(fs_kfs()->stage, dir, file, NULL, &mtime);
 }
 
 int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
@@ -112,7 +112,7 @@ int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_f
 	(void)off;
 	(void)len;
 	(void)fi;
-	return staged(path, &file) < 0 ? -EOPNOTSUPP : 0;
+	return fs_staged_dir(path, &file) < 0 ? -EOPNOTSUPP : 0;
 }
 
 int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
@@ -130,8 +130,8 @@ int fs_unlink(const char *path)
 	const char *file;
 	int dir;
 
-	dir = staged(path, &file);
-	return dir < 0 ? -EPERM : stage_unlink(kfs()->stage, dir, file);
+	dir = fs_staged_dir(path, &file);
+	return dir < 0 ? -EPERM : stage_unlink(fs_kfs()->stage, dir, file);
 }
 
 int fs_rename(const char *from, const char *to, unsigned int flags)
@@ -139,18 +139,18 @@ int fs_rename(const char *from, const char *to, unsigned int flags)
 	const char *ffile, *tfile;
 	int fdir, tdir;
 
-	fdir = staged(from, &ffile);
-	tdir = staged(to, &tfile);
+	fdir = fs_staged_dir(from, &ffile);
+	tdir = fs_staged_dir(to, &tfile);
 	if (fdir < 0 || tdir < 0)
 		return -EPERM;
 	if (fdir != tdir)
 		return -EXDEV;
 	if (flags)
 		return -EINVAL;
-	return stage_rename(kfs()->stage, fdir, ffile, tfile);
+	return stage_rename(fs_kfs()->stage, fdir, ffile, tfile);
 }
 
 int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	return open_staged(path, fi, true, mode);
+	return fs_open_staged(path, fi, true, mode);
 }

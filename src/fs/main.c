@@ -308,7 +308,7 @@ static int metrics_render(void *arg, char **text, size_t *len)
 {
 	time_t mtime;
 
-	return ctl_metrics(arg, text, len, &mtime);
+	return report_metrics(arg, text, len, &mtime);
 }
 
 /* metrics.file: a missing directory is the administrator's to fix, and
@@ -423,7 +423,7 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	struct fuse *f;
 	int ret = 1;
 
-	f = fuse_new(args, &keyfs_ops, sizeof(keyfs_ops), k);
+	f = fuse_new(args, &fs_ops, sizeof(fs_ops), k);
 	if (!f)
 		return 1;
 	pthread_mutex_init(&k->fuse_lock, NULL);

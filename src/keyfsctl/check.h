@@ -2,7 +2,7 @@
  * monitoring-plugins conventions (Nagios, Icinga, Zabbix, Sensu): one
  * line "KEYFS <STATE> - <text> | <perfdata>" and exit 0 OK, 1 WARNING,
  * 2 CRITICAL, 3 UNKNOWN. Both read MNT/.metrics, the daemon's metrics
- * in the Prometheus text format (ctl_metrics()): the check decides from
+ * in the Prometheus text format (report_metrics()): the check decides from
  * the same numbers a Prometheus alert would. */
 #ifndef KEYFS_CHECK_H
 #define KEYFS_CHECK_H

@@ -239,7 +239,7 @@ int fresh_new(struct fresh **out, const struct state *s)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&f->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
+	metrics_histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
 	strcpy(f->comms[0], "?");
 	f->ncomms = 1;
 	f->dfd = openat(s->fd, STATE_FRESH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -507,7 +507,7 @@ void fresh_seal_done(struct fresh *f, const char *name, int err, double seconds)
 	if (r)
 		r->seal_error = shown;
 	if (!err)
-		histogram_observe(&f->seals, seconds);
+		metrics_histogram_observe(&f->seals, seconds);
 	pthread_mutex_unlock(&f->lock);
 	tell(f);
 }

@@ -36,13 +36,13 @@ static void record(struct sealcache *sc, const struct sealfile *h)
 	struct entry *e;
 
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, h->name);
+	e = sc_entry_get(sc, h->name);
 	if (e) {
 		e->cached = true;
 		e->stamp = h->stamp;
 		memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
 		e->logn = h->logn;
-		ctag_set(e, h->content);
+		sc_ctag_set(e, h->content);
 		e->sealed_at = h->sealed_at;
 		e->len = h->len;
 	}
@@ -112,7 +112,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	if (ret == -ESTALE) {
 		/* the file holds something else: seal anew next time */
 		pthread_mutex_lock(&sc->lock);
-		e = entry_get(sc, name);
+		e = sc_entry_get(sc, name);
 		if (e) {
 			e->cached = false;
 			e->has_ctag = false;
@@ -132,26 +132,26 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 	int ret = 0;
 
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	id = e ? pwid_for(sc, e) : NULL;
+	e = sc_entry_get(sc, name);
+	id = e ? sc_pwid_for(sc, e) : NULL;
 	if (e)
 		e->anew = false; /* a try again after -EAGAIN plans anew */
 	if (!e) {
 		ret = -ENOMEM;
 	} else if (!id) {
 		ret = -ENOKEY;
-	} else if (entry_current(sc, e, p->h.stamp)) {
+	} else if (sc_entry_current(sc, e, p->h.stamp)) {
 		ret = 1; /* someone else sealed it meanwhile */
-	} else if (keeps_seal(e, p->h.stamp, p->h.content) && e->logn == logn_for(sc, e) &&
+	} else if (sc_keeps_seal(e, p->h.stamp, p->h.content) && e->logn == sc_logn_for(sc, e) &&
 		   !memcmp(e->pwid, id, VERIFIER_ID_LEN)) {
 		ret = 2; /* the cached seal holds this very content, under this key */
 	} else {
 		snprintf(p->h.name, sizeof(p->h.name), "%s", name);
 		memcpy(p->h.pwid, id, VERIFIER_ID_LEN);
-		p->h.logn = logn_for(sc, e);
-		p->h.sealed_at = due_time(sc, e, p->h.stamp);
+		p->h.logn = sc_logn_for(sc, e);
+		p->h.sealed_at = sc_due_time(sc, e, p->h.stamp);
 		p->gen = sc->ids.gen;
-		p->rs = rset_for(sc, e);
+		p->rs = sc_rset_for(sc, e);
 		p->rcp = p->rs ? recipients_ref(sc->rcp) : NULL;
 		/* a seal to recipients cannot be opened here to look inside */
 		p->try_cached = !p->rs && e->cached && !e->has_ctag && e->logn == p->h.logn &&
@@ -235,9 +235,9 @@ static int seal_one(struct sealcache *sc, const char *name)
 	char *pem = NULL;
 	int ret;
 
-	ret = export_stamp(sc, name, &p.h.stamp);
+	ret = sc_export_stamp(sc, name, &p.h.stamp);
 	if (!ret)
-		ret = read_keyset(sc, name, &ks, true);
+		ret = sc_read_keyset(sc, name, &ks, true);
 	if (!ret) {
 		export_content_id(&ks, p.h.content);
 		ret = seal_plan(sc, name, &p);

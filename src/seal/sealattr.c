@@ -37,9 +37,9 @@ static uint64_t key_hash(struct sealcache *sc, const uint8_t *pwid, int logn)
  * holds sc->lock. */
 static bool seal_fits(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
 {
-	const uint8_t *id = pwid_for(sc, e);
+	const uint8_t *id = sc_pwid_for(sc, e);
 
-	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) &&
+	return e->cached && e->stamp == stamp && e->logn == sc_logn_for(sc, e) &&
 	       (!id || !memcmp(e->pwid, id, VERIFIER_ID_LEN));
 }
 
@@ -50,7 +50,7 @@ static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
 			  struct export_attr *a, struct export_report *r)
 {
 	if (r)
-		entry_report(sc, e, stamp, r);
+		sc_entry_report(sc, e, stamp, r);
 	if (seal_fits(sc, e, stamp)) {
 		/* current, or the seal a returning password will find */
 		a->size = e->len;
@@ -60,10 +60,10 @@ static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
 	}
 	/* attr_of() learnt this version: e->ahead is made, and stays */
 	a->size = e->ahead->pred_size;
-	a->sealed = pwid_for(sc, e) != NULL;
-	a->mtime = a->sealed ? due_time(sc, e, stamp) : e->ahead->pred_mtime;
+	a->sealed = sc_pwid_for(sc, e) != NULL;
+	a->mtime = a->sealed ? sc_due_time(sc, e, stamp) : e->ahead->pred_mtime;
 	if (a->sealed)
-		entry_enqueue(sc, e); /* changed in the store: reseal */
+		sc_entry_enqueue(sc, e); /* changed in the store: reseal */
 	return 0;
 }
 
@@ -77,12 +77,12 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	bool locked;
 	int ret;
 
-	e = entry_lock(sc, name, &stamp, &ret);
+	e = sc_entry_lock(sc, name, &stamp, &ret);
 	/* A cached seal of this version answers without reading the
 	 * keyset: a mount over a full cache lists without reading any. */
-	if (e && !seal_fits(sc, e, stamp) && !pred_current(sc, e, stamp)) {
+	if (e && !seal_fits(sc, e, stamp) && !sc_pred_current(sc, e, stamp)) {
 		pthread_mutex_unlock(&sc->lock);
-		ret = learn_version(sc, name, stamp);
+		ret = sc_learn_version(sc, name, stamp);
 		if (ret)
 			return ret;
 		pthread_mutex_lock(&sc->lock);
@@ -93,10 +93,10 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	*bad = e->bad;
 	/* known now, but for an export over import.max_size, which
 	 * attr_report() notes */
-	if (importable(sc, a->size))
+	if (sc_importable(sc, a->size))
 		e->examined = true;
-	locked = !pwid_for(sc, e);
-	key = key_hash(sc, pwid_for(sc, e), logn_for(sc, e));
+	locked = !sc_pwid_for(sc, e);
+	key = key_hash(sc, sc_pwid_for(sc, e), sc_logn_for(sc, e));
 	known = frec = e->frec;
 	pthread_mutex_unlock(&sc->lock);
 	/* the record read in the same call: a status lists every keyset */
@@ -122,14 +122,14 @@ static int attr_report(struct sealcache *sc, const char *name, struct export_att
 	if (ret == -ENOMEM || ret == -EAGAIN)
 		return ret; /* passing trouble, not the keyset's */
 	/* Never export what this configuration could not import again. */
-	if (!ret && !importable(sc, a->size)) {
+	if (!ret && !sc_importable(sc, a->size)) {
 		snprintf(why, sizeof(why), "its export (%zu bytes) would be larger than import.max_size "
 			 "(%zu bytes), so it could not be restored; raise import.max_size", a->size,
 			 sc->cfg->import_max_size);
 		ret = -EFBIG;
 	}
 	if (ret || bad) /* an exportable keyset that was so has no news */
-		note_problem(sc, name, ret, *why ? why : NULL);
+		sc_note_problem(sc, name, ret, *why ? why : NULL);
 	if (ret)
 		return -ENOENT; /* reported in status, never an entry that fails */
 	/* a BLAKE2b of the name: a report, for each keyset of a status,
@@ -167,11 +167,11 @@ int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t 
 	struct export_attr a;
 	int ret;
 
-	ret = entry_problem(sc, name, why, size);
+	ret = sc_entry_problem(sc, name, why, size);
 	if (ret == 1) {
 		/* not reached by the first scan yet: examined here */
 		sealcache_attr(sc, name, &a);
-		ret = entry_problem(sc, name, why, size);
+		ret = sc_entry_problem(sc, name, why, size);
 	}
 	return ret == 1 ? 0 : ret;
 }

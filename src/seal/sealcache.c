@@ -111,8 +111,8 @@ void sealcache_free(struct sealcache *sc)
 	if (sc->cfd >= 0)
 		seal_sync(sc);
 	recipients_put(sc->rcp);
-	for (e = entry_next(sc, &pos, NULL); e; e = next) {
-		next = entry_next(sc, &pos, e);
+	for (e = sc_entry_next(sc, &pos, NULL); e; e = next) {
+		next = sc_entry_next(sc, &pos, e);
 		free(e->why);
 		free(e->ahead);
 		free(e);
@@ -200,20 +200,20 @@ void sealcache_queue_stale(struct sealcache *sc)
 		return;
 	store_batch(sc->st, true);
 	for (i = 0; i < n; i++) {
-		e = entry_lock(sc, names[i], &stamp, &ret);
+		e = sc_entry_lock(sc, names[i], &stamp, &ret);
 		if (!e) {
-			note_problem(sc, names[i], ret, NULL);
+			sc_note_problem(sc, names[i], ret, NULL);
 			continue;
 		}
 		if (sc->stopping) {
 			pthread_mutex_unlock(&sc->lock);
 			break;
 		}
-		current = entry_current(sc, e, stamp);
-		if (!e->bad && pwid_for(sc, e) && !current) {
-			due_time(sc, e, stamp);
-			entry_enqueue(sc, e);
-		} else if (!e->bad && current && importable(sc, e->len)) {
+		current = sc_entry_current(sc, e, stamp);
+		if (!e->bad && sc_pwid_for(sc, e) && !current) {
+			sc_due_time(sc, e, stamp);
+			sc_entry_enqueue(sc, e);
+		} else if (!e->bad && current && sc_importable(sc, e->len)) {
 			e->examined = true; /* what an attribute request would find */
 		}
 		pthread_mutex_unlock(&sc->lock);
@@ -237,7 +237,7 @@ static void recheck_own(struct sealcache *sc)
 	struct entry *e;
 	size_t pos = 0;
 
-	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+	for (e = sc_entry_next(sc, &pos, NULL); e; e = sc_entry_next(sc, &pos, e))
 		if (e->own_pw)
 			e->own_pw = meta_own_password(sc->state, e->name);
 }
@@ -256,7 +256,7 @@ int sealcache_password_changed(struct sealcache *sc)
 	pthread_mutex_lock(&sc->lock);
 	recheck_own(sc);
 	for (i = 0; i < ids.nown; i++)
-		if ((e = entry_get(sc, ids.own[i].name)))
+		if ((e = sc_entry_get(sc, ids.own[i].name)))
 			e->own_pw = true;
 	sc->ids = ids;
 	pthread_cond_broadcast(&sc->changed);
@@ -299,16 +299,16 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 	struct sealfile h;
 	struct seal *s;
 
-	if (!entry_current(sc, e, stamp))
+	if (!sc_entry_current(sc, e, stamp))
 		return 1;
-	memcpy(pwid, pwid_for(sc, e), VERIFIER_ID_LEN);
+	memcpy(pwid, sc_pwid_for(sc, e), VERIFIER_ID_LEN);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
 	/* The header of the file actually opened decides, not the entry. */
 	if (s->fd < 0 || sealfile_read(s->fd, &h) || strcmp(h.name, e->name) || h.stamp != stamp ||
-	    h.logn != logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN) ||
+	    h.logn != sc_logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN) ||
 	    sealfile_check(s->fd, &h)) {
 		if (s->fd >= 0)
 			close(s->fd);
@@ -341,14 +341,14 @@ static int open_once(struct sealcache *sc, const char *name, time_t deadline, st
 	int ret;
 
 	gen = vault_generation(sc->v); /* before sc->lock: see sealcache_priv.h */
-	e = entry_lock(sc, name, &stamp, &ret);
+	e = sc_entry_lock(sc, name, &stamp, &ret);
 	if (!e)
 		return ret;
-	if ((sc->ids.gen != gen && !rset_for(sc, e)) || e->sealing) {
+	if ((sc->ids.gen != gen && !sc_rset_for(sc, e)) || e->sealing) {
 		/* the verifier or another thread is at work: wait */
 		ret = wait_changed(sc, deadline);
 		ret = ret ? ret : 1;
-	} else if (!pwid_for(sc, e)) {
+	} else if (!sc_pwid_for(sc, e)) {
 		ret = -ENOKEY; /* its own password is not given yet */
 	} else {
 		ret = open_current(sc, e, stamp, out);
@@ -373,8 +373,8 @@ static bool by_recipients(struct sealcache *sc, const char *name)
 	bool yes;
 
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	yes = e && rset_for(sc, e);
+	e = sc_entry_get(sc, name);
+	yes = e && sc_rset_for(sc, e);
 	pthread_mutex_unlock(&sc->lock);
 	return yes;
 }
@@ -400,7 +400,7 @@ int sealcache_open(struct sealcache *sc, const char *name, struct seal **out)
 	return ret;
 }
 
-ssize_t seal_read(const struct seal *s, char *buf, size_t size, off_t off)
+ssize_t sealcache_read(const struct seal *s, char *buf, size_t size, off_t off)
 {
 	ssize_t n;
 
@@ -419,7 +419,7 @@ void sealcache_read_to_end(struct sealcache *sc, const char *name, const struct 
 		fresh_read_to_end(sc->fresh, name, s->sealed_at, pid, uid);
 }
 
-void seal_put(struct seal *s)
+void sealcache_put(struct seal *s)
 {
 	if (!s)
 		return;

@@ -116,66 +116,66 @@ struct sealcache {
 };
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
-struct entry *entry_get(struct sealcache *sc, const char *name);
+struct entry *sc_entry_get(struct sealcache *sc, const char *name);
 /* Keeps a 64-digit hex digest in binary: false (and nothing kept) if hex
  * is no such digest ("" for an unknown content). */
-bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
+bool sc_digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
 /* Keeps the tag of content id hex in e; none if hex is no such id (""
  * for an unknown content). */
-void ctag_set(struct entry *e, const char *hex);
+void sc_ctag_set(struct entry *e, const char *hex);
 /* Whether e's cached seal may hold content id hex: its tag is hex's. */
-bool ctag_is(const struct entry *e, const char *hex);
+bool sc_ctag_is(const struct entry *e, const char *hex);
 /* Whether e's cached seal holds content cid, the content of version
  * stamp, under another stamp: to be kept as this version's seal, its
  * header restamped (seal_adopt() checks the whole id). */
-bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid);
+bool sc_keeps_seal(const struct entry *e, uint64_t stamp, const char *cid);
 /* Iterates over every entry: start with *pos = 0 and e NULL. */
-struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
+struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e);
 /* Stamps name (without the lock), then returns its entry with sc->lock
  * held; NULL (and no lock) with *err set on failure. */
-struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err);
+struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err);
 /* What seals e: its recipients (NULL if a password does), the id of
  * that key (NULL if it is a password not given yet), and its work factor
  * (0 for recipients). A keyset's own setting comes before the global
  * one, and at one level recipients before a password. */
-const struct recipset *rset_for(const struct sealcache *sc, const struct entry *e);
-const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e);
-int logn_for(const struct sealcache *sc, const struct entry *e);
-bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+const struct recipset *sc_rset_for(const struct sealcache *sc, const struct entry *e);
+const uint8_t *sc_pwid_for(const struct sealcache *sc, const struct entry *e);
+int sc_logn_for(const struct sealcache *sc, const struct entry *e);
+bool sc_entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
 /* Queues e for the workers, unless it is being sealed right now. */
-void entry_enqueue(struct sealcache *sc, struct entry *e);
+void sc_entry_enqueue(struct sealcache *sc, struct entry *e);
 /* Whether an export of size bytes could be imported again here
  * (import.max_size): none larger is ever exported. */
-bool importable(const struct sealcache *sc, size_t size);
+bool sc_importable(const struct sealcache *sc, size_t size);
 /* e's record of its next version, made when first needed; NULL if out
  * of memory. */
-struct ahead *entry_ahead(struct entry *e);
-time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
+struct ahead *sc_entry_ahead(struct entry *e);
+time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
 /* Records that name cannot be exported (err) or can again (0): logged
  * once per change, kept for the status report. Returns err. Without the
  * lock. */
-int note_problem(struct sealcache *sc, const char *name, int err, const char *why);
+int sc_note_problem(struct sealcache *sc, const char *name, int err, const char *why);
 /* Without the lock: why name cannot be exported, as last found (0: it
  * can), or 1 if it was never examined. */
-int entry_problem(struct sealcache *sc, const char *name, char *why, size_t size);
+int sc_entry_problem(struct sealcache *sc, const char *name, char *why, size_t size);
 /* Without the lock: the version stamp of the export (keyset and hint). */
-int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
+int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 /* Without the lock: the keyset with the hint to seal into it; say: log a
  * stored hint that cannot be used. */
-int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
+int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
 
 /* ---- sealversion.c ---- */
 /* Reads the keyset once for version stamp (without the lock): the
  * export's exact size, its time and fingerprint; keeps a cached seal of
  * the same content as this version's. */
-int learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
+int sc_learn_version(struct sealcache *sc, const char *name, uint64_t stamp);
 /* Whether e's predicted attributes are for stamp and the current key.
  * Caller holds sc->lock. */
-bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
+bool sc_pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp);
 
 /* ---- sealinfo.c ---- */
 /* Fills r from e for version stamp (all but why). Caller holds sc->lock. */
-void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
+void sc_entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
 		  struct export_report *r);
 
 /* ---- seal.c; without the lock ---- */

@@ -60,14 +60,14 @@ static void load_cached(struct sealcache *sc, struct entry *e)
 		e->stamp = h.stamp;
 		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
 		e->logn = h.logn;
-		ctag_set(e, h.content);
+		sc_ctag_set(e, h.content);
 		e->sealed_at = h.sealed_at;
 		e->len = h.len;
 	}
 	close(fd);
 }
 
-bool digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
+bool sc_digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
 {
 	size_t n;
 
@@ -80,27 +80,27 @@ static bool ctag_of(const char *hex, uint64_t *tag)
 {
 	uint8_t bin[CONTENT_ID_LEN];
 
-	if (!digest_set(bin, hex))
+	if (!sc_digest_set(bin, hex))
 		return false;
 	memcpy(tag, bin, sizeof(*tag));
 	return true;
 }
 
-void ctag_set(struct entry *e, const char *hex)
+void sc_ctag_set(struct entry *e, const char *hex)
 {
 	e->has_ctag = ctag_of(hex, &e->ctag);
 }
 
-bool ctag_is(const struct entry *e, const char *hex)
+bool sc_ctag_is(const struct entry *e, const char *hex)
 {
 	uint64_t tag;
 
 	return e->has_ctag && ctag_of(hex, &tag) && tag == e->ctag;
 }
 
-bool keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
+bool sc_keeps_seal(const struct entry *e, uint64_t stamp, const char *cid)
 {
-	return e->cached && e->stamp != stamp && ctag_is(e, cid);
+	return e->cached && e->stamp != stamp && sc_ctag_is(e, cid);
 }
 
 static bool same_name(const struct hnode *n, const void *name)
@@ -108,7 +108,7 @@ static bool same_name(const struct hnode *n, const void *name)
 	return !strcmp(((const struct entry *)n)->name, name);
 }
 
-struct entry *entry_get(struct sealcache *sc, const char *name)
+struct entry *sc_entry_get(struct sealcache *sc, const char *name)
 {
 	uint64_t h = htab_hash(name);
 	struct entry *e;
@@ -126,20 +126,20 @@ struct entry *entry_get(struct sealcache *sc, const char *name)
 	return e;
 }
 
-struct entry *entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
+struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
 {
 	return (struct entry *)htab_next(&sc->entries, pos, e ? &e->h : NULL);
 }
 
-struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
+struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
 {
 	struct entry *e;
 
-	*err = export_stamp(sc, name, stamp);
+	*err = sc_export_stamp(sc, name, stamp);
 	if (*err)
 		return NULL;
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
+	e = sc_entry_get(sc, name);
 	if (!e) {
 		pthread_mutex_unlock(&sc->lock);
 		*err = -ENOMEM;
@@ -147,7 +147,7 @@ struct entry *entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp
 	return e;
 }
 
-const struct recipset *rset_for(const struct sealcache *sc, const struct entry *e)
+const struct recipset *sc_rset_for(const struct sealcache *sc, const struct entry *e)
 {
 	const struct recipset *rs;
 	bool own;
@@ -158,38 +158,38 @@ const struct recipset *rset_for(const struct sealcache *sc, const struct entry *
 	return rs;
 }
 
-const uint8_t *pwid_for(const struct sealcache *sc, const struct entry *e)
+const uint8_t *sc_pwid_for(const struct sealcache *sc, const struct entry *e)
 {
-	const struct recipset *rs = rset_for(sc, e);
+	const struct recipset *rs = sc_rset_for(sc, e);
 
 	return rs ? rs->id : sealkey_id(&sc->ids, e->name, e->own_pw);
 }
 
-int logn_for(const struct sealcache *sc, const struct entry *e)
+int sc_logn_for(const struct sealcache *sc, const struct entry *e)
 {
-	return rset_for(sc, e) ? 0 : sc->cfg->work_factor;
+	return sc_rset_for(sc, e) ? 0 : sc->cfg->work_factor;
 }
 
-bool entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+bool sc_entry_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
 {
-	const uint8_t *id = pwid_for(sc, e);
+	const uint8_t *id = sc_pwid_for(sc, e);
 
-	return e->cached && e->stamp == stamp && e->logn == logn_for(sc, e) && id &&
+	return e->cached && e->stamp == stamp && e->logn == sc_logn_for(sc, e) && id &&
 	       !memcmp(e->pwid, id, VERIFIER_ID_LEN);
 }
 
-void entry_enqueue(struct sealcache *sc, struct entry *e)
+void sc_entry_enqueue(struct sealcache *sc, struct entry *e)
 {
 	if (!e->sealing && sc->pool)
 		pool_push(sc->pool, &e->item);
 }
 
-bool importable(const struct sealcache *sc, size_t size)
+bool sc_importable(const struct sealcache *sc, size_t size)
 {
 	return size <= sc->cfg->import_max_size;
 }
 
-struct ahead *entry_ahead(struct entry *e)
+struct ahead *sc_entry_ahead(struct entry *e)
 {
 	if (!e->ahead)
 		e->ahead = calloc(1, sizeof(*e->ahead));
@@ -208,11 +208,11 @@ static time_t due_now(const struct entry *e)
 /* The time the seal of (stamp, current key) counts as made: when it
  * became due, so the attributes reported before the seal stay true after
  * it. */
-time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
+time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 {
 	static const uint8_t none[VERIFIER_ID_LEN];
-	const uint8_t *id = pwid_for(sc, e);
-	struct ahead *a = entry_ahead(e);
+	const uint8_t *id = sc_pwid_for(sc, e);
+	struct ahead *a = sc_entry_ahead(e);
 
 	if (!a)
 		return due_now(e); /* out of memory: a time not kept */
@@ -221,10 +221,10 @@ time_t due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 	/* A reseal at another work factor has the same size: only a new
 	 * time tells rsync's quick check that the bytes changed. */
 	if (a->due_stamp != stamp || memcmp(a->due_pwid, id, VERIFIER_ID_LEN) ||
-	    a->due_logn != logn_for(sc, e) || !a->due_at) {
+	    a->due_logn != sc_logn_for(sc, e) || !a->due_at) {
 		a->due_stamp = stamp;
 		memcpy(a->due_pwid, id, VERIFIER_ID_LEN);
-		a->due_logn = logn_for(sc, e);
+		a->due_logn = sc_logn_for(sc, e);
 		a->due_at = due_now(e);
 	}
 	return a->due_at;
@@ -245,7 +245,7 @@ static const char *problem_words(int err)
 	}
 }
 
-int note_problem(struct sealcache *sc, const char *name, int err, const char *why)
+int sc_note_problem(struct sealcache *sc, const char *name, int err, const char *why)
 {
 	char buf[256] = "";
 	struct entry *e;
@@ -254,7 +254,7 @@ int note_problem(struct sealcache *sc, const char *name, int err, const char *wh
 	if (err == -ENOENT)
 		return err; /* gone: nothing to report */
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
+	e = sc_entry_get(sc, name);
 	news = e && e->bad != err;
 	if (e && !news)
 		e->examined = true;
@@ -285,13 +285,13 @@ int note_problem(struct sealcache *sc, const char *name, int err, const char *wh
 	return err;
 }
 
-int entry_problem(struct sealcache *sc, const char *name, char *why, size_t size)
+int sc_entry_problem(struct sealcache *sc, const char *name, char *why, size_t size)
 {
 	struct entry *e;
 	int err = 0;
 
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
+	e = sc_entry_get(sc, name);
 	if (e && !e->examined) {
 		err = 1;
 	} else if (e && e->bad) {
@@ -325,7 +325,7 @@ static uint64_t no_hint_hash(void)
 
 /* The version of an export: the keyset's files plus the hint sealed with
  * them, since the hint is part of the plaintext. */
-int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
+int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 {
 	char hint[KEYSET_HINT_MAX + 1];
 	uint64_t files;
@@ -339,7 +339,7 @@ int export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	return 0;
 }
 
-int read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
+int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
 {
 	int ret;
 

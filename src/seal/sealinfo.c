@@ -84,9 +84,9 @@ void sealcache_sealer(struct sealcache *sc, const char *name, bool keys, char *b
 	struct entry *e;
 
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
+	e = sc_entry_get(sc, name);
 	if (e)
-		describe(rset_for(sc, e), e->own_pw, keys, buf, size);
+		describe(sc_rset_for(sc, e), e->own_pw, keys, buf, size);
 	else
 		snprintf(buf, size, "unknown (out of memory)");
 	pthread_mutex_unlock(&sc->lock);
@@ -99,20 +99,20 @@ void sealcache_each_problem(struct sealcache *sc,
 	size_t pos = 0;
 
 	pthread_mutex_lock(&sc->lock);
-	for (e = entry_next(sc, &pos, NULL); e; e = entry_next(sc, &pos, e))
+	for (e = sc_entry_next(sc, &pos, NULL); e; e = sc_entry_next(sc, &pos, e))
 		if (e->bad)
 			fn(arg, e->name, e->why ? e->why : strerror(-e->bad));
 	pthread_mutex_unlock(&sc->lock);
 }
 
-void entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
+void sc_entry_report(const struct sealcache *sc, const struct entry *e, uint64_t stamp,
 		  struct export_report *r)
 {
-	r->current = e->cached && entry_current(sc, e, stamp);
+	r->current = e->cached && sc_entry_current(sc, e, stamp);
 	r->sealed_at = e->cached ? e->sealed_at : 0;
 	if (e->ahead && e->ahead->has_fpr && e->ahead->pred_stamp == stamp)
 		sodium_bin2hex(r->fpr, sizeof(r->fpr), e->ahead->fpr, BUNDLE_FPR_LEN);
-	describe(rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
+	describe(sc_rset_for(sc, e), e->own_pw, false, r->sealer, sizeof(r->sealer));
 }
 
 int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_t *sealed_at)
@@ -123,11 +123,11 @@ int sealcache_state(struct sealcache *sc, const char *name, bool *current, time_
 
 	*current = false;
 	*sealed_at = 0;
-	e = entry_lock(sc, name, &stamp, &ret);
+	e = sc_entry_lock(sc, name, &stamp, &ret);
 	if (!e)
 		return ret;
 	if (e->cached) {
-		*current = entry_current(sc, e, stamp);
+		*current = sc_entry_current(sc, e, stamp);
 		*sealed_at = e->sealed_at;
 	}
 	pthread_mutex_unlock(&sc->lock);

@@ -13,7 +13,7 @@
 static void pred_key(const struct sealcache *sc, const struct entry *e,
 		     uint8_t key[static VERIFIER_ID_LEN])
 {
-	const struct recipset *rs = rset_for(sc, e);
+	const struct recipset *rs = sc_rset_for(sc, e);
 
 	if (rs)
 		memcpy(key, rs->id, VERIFIER_ID_LEN);
@@ -47,9 +47,9 @@ static int sealing_key(struct sealcache *sc, const char *name, struct recipients
 	struct entry *e;
 
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
+	e = sc_entry_get(sc, name);
 	if (e) {
-		*rs = rset_for(sc, e);
+		*rs = sc_rset_for(sc, e);
 		*rcp = *rs ? recipients_ref(sc->rcp) : NULL;
 		pred_key(sc, e, key);
 	}
@@ -61,7 +61,7 @@ static int sealing_key(struct sealcache *sc, const char *name, struct recipients
  * crypto to know: the export's exact size, the keyset's time, its
  * fingerprint; and keeps a cached seal of the same content as the seal
  * of this version. */
-int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
+int sc_learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 {
 	char fpr[2 * BUNDLE_FPR_LEN + 1], cid[65];
 	uint8_t key[VERIFIER_ID_LEN];
@@ -76,7 +76,7 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 
 	ret = sealing_key(sc, name, &rcp, &rs, key);
 	if (!ret)
-		ret = read_keyset(sc, name, &ks, false);
+		ret = sc_read_keyset(sc, name, &ks, false);
 	if (!ret)
 		ret = predict_size(sc, rs, &ks, &size);
 	if (ret)
@@ -84,14 +84,14 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	bundle_fingerprint(&ks, fpr);
 	export_content_id(&ks, cid);
 	pthread_mutex_lock(&sc->lock);
-	e = entry_get(sc, name);
-	a = e ? entry_ahead(e) : NULL;
+	e = sc_entry_get(sc, name);
+	a = e ? sc_entry_ahead(e) : NULL;
 	if (a) {
 		a->pred_stamp = stamp;
 		a->pred_size = size;
 		memcpy(a->pred_key, key, VERIFIER_ID_LEN);
 		a->pred_mtime = keyset_mtime(&ks);
-		a->has_fpr = digest_set(a->fpr, fpr);
+		a->has_fpr = sc_digest_set(a->fpr, fpr);
 	}
 	/* A seal under way that has not planned yet, or keeps the cached
 	 * seal, is waited for: the caller reports the attributes next, and
@@ -99,11 +99,11 @@ int learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	 * version for a change and its time for the changed time. It reads
 	 * and rewrites one small file, no scrypt; a seal that makes new
 	 * bytes says so when it plans, and is not waited for. */
-	while (e && e->sealing && !e->anew && keeps_seal(e, stamp, cid))
+	while (e && e->sealing && !e->anew && sc_keeps_seal(e, stamp, cid))
 		pthread_cond_wait(&sc->changed, &sc->lock);
 	/* Kept under the sealing mark, so no seal of the same keyset can
 	 * land between reading the cache file and rewriting it. */
-	same = e && !e->sealing && keeps_seal(e, stamp, cid);
+	same = e && !e->sealing && sc_keeps_seal(e, stamp, cid);
 	if (same)
 		e->sealing = true;
 	pthread_mutex_unlock(&sc->lock);
@@ -123,7 +123,7 @@ out:
 
 /* Whether e's predicted attributes are for version stamp and the key
  * that seals it now. Caller holds sc->lock. */
-bool pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
+bool sc_pred_current(const struct sealcache *sc, const struct entry *e, uint64_t stamp)
 {
 	uint8_t key[VERIFIER_ID_LEN];
 
@@ -140,8 +140,8 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 	int ret, tries = 0;
 	bool known;
 
-	while ((e = entry_lock(sc, name, &stamp, &ret))) {
-		known = pred_current(sc, e, stamp) && e->ahead->has_fpr;
+	while ((e = sc_entry_lock(sc, name, &stamp, &ret))) {
+		known = sc_pred_current(sc, e, stamp) && e->ahead->has_fpr;
 		if (known)
 			sodium_bin2hex(hex, 2 * BUNDLE_FPR_LEN + 1, e->ahead->fpr, BUNDLE_FPR_LEN);
 		pthread_mutex_unlock(&sc->lock);
@@ -149,7 +149,7 @@ int sealcache_fingerprint(struct sealcache *sc, const char *name,
 			return 0;
 		if (++tries > 3)
 			return -EAGAIN; /* the keyset keeps changing under us */
-		ret = learn_version(sc, name, stamp);
+		ret = sc_learn_version(sc, name, stamp);
 		if (ret)
 			return ret;
 	}

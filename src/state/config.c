@@ -95,7 +95,7 @@ const struct config_key config_keys[] = {
 	{ .name = NULL },
 };
 
-const struct config_key keyset_keys[] = {
+const struct config_key config_keyset_keys[] = {
 	{ "keyset.recipients", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, recipients),
 	  .help = "seal this keyset to the public keys in this file (age -R format)" },
 	{ "keyset.path", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, path),
@@ -262,7 +262,7 @@ static const struct config_key *keyset_key_find(const char *key)
 {
 	const struct config_key *k;
 
-	for (k = keyset_keys; k->name; k++)
+	for (k = config_keyset_keys; k->name; k++)
 		if (!strcmp(k->name + strlen("keyset."), key))
 			return k;
 	return NULL;

@@ -27,7 +27,7 @@ struct name_list {
 /* The name listed for a directory whose escaped name is too long: an
  * escaped prefix, "%2F" and a hash of the whole name. A real directory
  * name never holds a '/', so the name cannot clash with one, and
- * dir_real_name() knows it for what it is. */
+ * sdir_real_name() knows it for what it is. */
 static void long_name(const char *raw, char out[static KEYSET_NAME_MAX + 1])
 {
 	char prefix[14];
@@ -58,7 +58,7 @@ static int list_one(int dirfd, const char *name, const struct stat *st, void *ar
 	return store_names_add(&l->names, &l->n, esc);
 }
 
-int dir_real_name(const char *name, char raw[static NAME_MAX + 1])
+int sdir_real_name(const char *name, char raw[static NAME_MAX + 1])
 {
 	if (!keyset_name_valid(name) || keyset_name_unescape(name, raw, NAME_MAX + 1))
 		return -ENOENT;
@@ -87,7 +87,7 @@ static int why_long(int dirfd, const char *raw, const struct stat *st, void *arg
 	return 1;
 }
 
-int dir_list(void *priv, char ***names, size_t *n)
+int sdir_list(void *priv, char ***names, size_t *n)
 {
 	struct dir_store *d = priv;
 	struct name_list l = { NULL, 0 };
@@ -110,14 +110,14 @@ static int open_keyset(struct dir_store *d, const char *name)
 	char raw[NAME_MAX + 1];
 	int fd;
 
-	fd = dir_real_name(name, raw);
+	fd = sdir_real_name(name, raw);
 	if (fd)
 		return fd;
 	fd = openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
-int dir_stamp(void *priv, const char *name, uint64_t *stamp)
+int sdir_stamp(void *priv, const char *name, uint64_t *stamp)
 {
 	int kfd, ret;
 
@@ -130,7 +130,7 @@ int dir_stamp(void *priv, const char *name, uint64_t *stamp)
 	return ret;
 }
 
-int dir_why(void *priv, const char *name, char *why, size_t size)
+int sdir_why(void *priv, const char *name, char *why, size_t size)
 {
 	struct keyset ks = { 0 };
 	uint64_t stamp;
@@ -154,19 +154,19 @@ int dir_why(void *priv, const char *name, char *why, size_t size)
 	return ret;
 }
 
-int dir_read_fd(int kfd, const char *name, struct keyset *ks)
+int sdir_read_fd(int kfd, const char *name, struct keyset *ks)
 {
 	return keytree_read(kfd, name, ks, NULL, 0);
 }
 
-int dir_read(void *priv, const char *name, struct keyset *ks)
+int sdir_read(void *priv, const char *name, struct keyset *ks)
 {
 	int kfd, ret;
 
 	kfd = open_keyset(priv, name);
 	if (kfd < 0)
 		return kfd;
-	ret = dir_read_fd(kfd, name, ks);
+	ret = sdir_read_fd(kfd, name, ks);
 	close(kfd);
 	return ret;
 }

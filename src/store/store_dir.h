@@ -20,21 +20,21 @@ struct dir_store {
 };
 
 /* Reads the keyset in directory kfd (members sorted). */
-int dir_read_fd(int kfd, const char *name, struct keyset *ks);
+int sdir_read_fd(int kfd, const char *name, struct keyset *ks);
 
 /* The store directory's name of keyset name (escaped, keyset.h):
  * -ENOENT for an invalid name, -ENAMETOOLONG for the name standing for
  * a directory whose escaped name is too long. */
-int dir_real_name(const char *name, char raw[static NAME_MAX + 1]);
+int sdir_real_name(const char *name, char raw[static NAME_MAX + 1]);
 
-int dir_list(void *priv, char ***names, size_t *n);
-int dir_stamp(void *priv, const char *name, uint64_t *stamp);
-int dir_why(void *priv, const char *name, char *why, size_t size);
-int dir_read(void *priv, const char *name, struct keyset *ks);
-int dir_put(void *priv, const struct keyset *ks, struct store_put *res);
-int dir_versions(void *priv, const char *name, unsigned **v, size_t *n);
-int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept);
+int sdir_list(void *priv, char ***names, size_t *n);
+int sdir_stamp(void *priv, const char *name, uint64_t *stamp);
+int sdir_why(void *priv, const char *name, char *why, size_t size);
+int sdir_read(void *priv, const char *name, struct keyset *ks);
+int sdir_put(void *priv, const struct keyset *ks, struct store_put *res);
+int sdir_versions(void *priv, const char *name, unsigned **v, size_t *n);
+int sdir_activate(void *priv, const char *name, unsigned version, unsigned *kept);
 /* Removes what a crash left in the temp directory. */
-void dir_clean_tmp(struct dir_store *d);
+void sdir_clean_tmp(struct dir_store *d);
 
 #endif

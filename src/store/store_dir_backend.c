@@ -26,13 +26,13 @@ static int dir_tree_fd(void *priv)
 }
 
 static const struct store_ops dir_ops = {
-	.list = dir_list,
-	.stamp = dir_stamp,
-	.why = dir_why,
-	.read = dir_read,
-	.put = dir_put,
-	.versions = dir_versions,
-	.activate = dir_activate,
+	.list = sdir_list,
+	.stamp = sdir_stamp,
+	.why = sdir_why,
+	.read = sdir_read,
+	.put = sdir_put,
+	.versions = sdir_versions,
+	.activate = sdir_activate,
 	.tree_fd = dir_tree_fd,
 	.destroy = dir_destroy,
 };
@@ -72,7 +72,7 @@ int store_dir_open(const char *dir, const struct state *state, struct store *s)
 		return ret;
 	}
 	pthread_mutex_init(&d->write_lock, NULL);
-	dir_clean_tmp(d);
+	sdir_clean_tmp(d);
 	s->ops = &dir_ops;
 	s->priv = d;
 	return 0;

@@ -24,12 +24,12 @@
 #include "versions.h"
 #include "store_dir.h"
 
-void dir_clean_tmp(struct dir_store *d)
+void sdir_clean_tmp(struct dir_store *d)
 {
 	versions_clean_tmp(d->sfd);
 }
 
-int dir_versions(void *priv, const char *name, unsigned **v, size_t *n)
+int sdir_versions(void *priv, const char *name, unsigned **v, size_t *n)
 {
 	struct dir_store *d = priv;
 
@@ -42,7 +42,7 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 
 /* Restores and activations are serialized: both pick version numbers
  * and compare against directories the other renames. */
-int dir_put(void *priv, const struct keyset *ks, struct store_put *res)
+int sdir_put(void *priv, const struct keyset *ks, struct store_put *res)
 {
 	struct dir_store *d = priv;
 	int ret;
@@ -59,7 +59,7 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 	bool same = false;
 	int ret;
 
-	ret = dir_real_name(ks->name, raw);
+	ret = sdir_real_name(ks->name, raw);
 	if (ret)
 		return -EINVAL;
 	ret = versions_same(d->dfd, raw, ks, &same);
@@ -83,7 +83,7 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 
 static int activate_locked(struct dir_store *d, const char *name, unsigned version, unsigned *kept);
 
-int dir_activate(void *priv, const char *name, unsigned version, unsigned *kept)
+int sdir_activate(void *priv, const char *name, unsigned version, unsigned *kept)
 {
 	struct dir_store *d = priv;
 	int ret;
@@ -103,7 +103,7 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 	int ret;
 
 	*kept = 0;
-	if (dir_real_name(name, raw))
+	if (sdir_real_name(name, raw))
 		return -ENOENT;
 	snprintf(dir, sizeof(dir), VERSIONS_DIR "/%s", name);
 	snprintf(src, sizeof(src), "%s/%u", dir, version);
@@ -126,7 +126,7 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 	if (ret)
 		return ret;
 	/* The replaced keys sit at src now; give them the next number. */
-	ret = dir_versions(d, name, &v, &n);
+	ret = sdir_versions(d, name, &v, &n);
 	if (ret)
 		return ret;
 	*kept = n ? v[n - 1] + 1 : version;

@@ -38,7 +38,7 @@ static int w_list(void *priv, char ***names, size_t *n)
 	int ret = 1;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->list_valid && answer_now(w)) {
+	if (w->list_valid && sw_answer_now(w)) {
 		ret = copy_names(w->names, w->n, names);
 		*n = ret ? 0 : w->n;
 	}
@@ -52,12 +52,12 @@ static int w_list(void *priv, char ***names, size_t *n)
 
 static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 {
-	return wnode_stamp(priv, name, stamp);
+	return sw_wnode_stamp(priv, name, stamp);
 }
 
 static void w_batch(void *priv, bool on)
 {
-	wnode_batch(priv, on);
+	sw_wnode_batch(priv, on);
 }
 
 /* ---- versions, and the operations that change them ---- */
@@ -81,7 +81,7 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 	int ret = 1;
 
 	pthread_mutex_lock(&w->lock);
-	n = wnode_find(w, name);
+	n = sw_wnode_find(w, name);
 	if (n && n->vvalid) {
 		/* most keysets have none: no allocation for them */
 		*nv = n->nversions;
@@ -95,7 +95,7 @@ static int w_versions(void *priv, const char *name, unsigned **v, size_t *nv)
 		return ret;
 	ret = store_versions(&w->inner, name, v, nv);
 	pthread_mutex_lock(&w->lock);
-	n = wnode_find(w, name);
+	n = sw_wnode_find(w, name);
 	/* versions change only through keyfs itself: put and activate */
 	if (!ret && n && !n->vvalid)
 		keep_versions(n, *v, *nv);
@@ -108,7 +108,7 @@ static void forget_versions(struct storewatch *w, const char *name)
 	struct wnode *n;
 
 	pthread_mutex_lock(&w->lock);
-	n = wnode_find(w, name);
+	n = sw_wnode_find(w, name);
 	if (n) {
 		free(n->versions);
 		n->versions = NULL;
@@ -123,7 +123,7 @@ static void forget_versions(struct storewatch *w, const char *name)
 static void note_put(struct storewatch *w, const char *name)
 {
 	pthread_mutex_lock(&w->lock);
-	if (!wnode_find(w, name)) {
+	if (!sw_wnode_find(w, name)) {
 		w->list_valid = false;
 		w->puts++;
 	}
@@ -177,7 +177,7 @@ static void w_destroy(void *priv)
 	storewatch_stop(w);
 	for (h = htab_next(&w->nodes, &pos, NULL); h; h = next) {
 		next = htab_next(&w->nodes, &pos, h);
-		wnode_free((struct wnode *)h);
+		sw_wnode_free((struct wnode *)h);
 	}
 	htab_free(&w->nodes);
 	free(w->names);

@@ -78,22 +78,22 @@ struct storewatch {
 };
 
 /* ---- storewatch_node.c; caller holds w->lock ---- */
-struct wnode *wnode_find(struct storewatch *w, const char *name);
-struct wnode *wnode_add(struct storewatch *w, const char *name);
-void wnode_free(struct wnode *n);
+struct wnode *sw_wnode_find(struct storewatch *w, const char *name);
+struct wnode *sw_wnode_add(struct storewatch *w, const char *name);
+void sw_wnode_free(struct wnode *n);
 /* Marks n changed by an event: walked again on the next stamp(). */
-void wnode_touch(struct wnode *n);
+void sw_wnode_touch(struct wnode *n);
 
 /* ---- storewatch_stamp.c ---- */
 /* Whether memory may answer now: no change waits that the node table
  * does not show yet. Caller holds w->lock. */
-bool answer_now(struct storewatch *w);
+bool sw_answer_now(struct storewatch *w);
 /* Begins (on) or ends this thread's batch (store_ops.batch). Without
  * the lock. */
-void wnode_batch(struct storewatch *w, bool on);
+void sw_wnode_batch(struct storewatch *w, bool on);
 /* name's stamp: from memory while its node is valid, else walked (and
  * kept if it is watched and no event came meanwhile). Without the lock. */
-int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp);
+int sw_wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp);
 
 /* ---- storewatch_thread.c ---- */
 void *storewatch_main(void *arg);

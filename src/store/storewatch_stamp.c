@@ -9,7 +9,7 @@
 #include "storewatch_priv.h"
 
 /* The watcher whose queue this thread found empty when its batch began
- * (wnode_batch()): the kernel is not asked again until the batch ends. */
+ * (sw_wnode_batch()): the kernel is not asked again until the batch ends. */
 static __thread const struct storewatch *batch_checked;
 
 /* Whether changes wait that the node table does not show yet: events
@@ -34,7 +34,7 @@ static bool events_pending(struct storewatch *w)
 
 /* Whether memory may answer now: events_pending(), but in a batch the
  * kernel's queue as it was when the batch began. Caller holds w->lock. */
-bool answer_now(struct storewatch *w)
+bool sw_answer_now(struct storewatch *w)
 {
 	if (batch_checked == w)
 		return !w->reading && !w->relist_due;
@@ -43,7 +43,7 @@ bool answer_now(struct storewatch *w)
 
 /* A change made before the batch began is applied or queued then; one
  * made during it may or may not be seen, as with any listing. */
-void wnode_batch(struct storewatch *w, bool on)
+void sw_wnode_batch(struct storewatch *w, bool on)
 {
 	batch_checked = NULL;
 	if (!on)
@@ -100,7 +100,7 @@ static int walk_stamp(struct storewatch *w, const char *name, const struct snap 
 	return 0;
 }
 
-int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
+int sw_wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
 {
 	struct snap s = { 0 };
 	struct wnode *n;
@@ -108,10 +108,10 @@ int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
 	int ret;
 
 	pthread_mutex_lock(&w->lock);
-	n = wnode_find(w, name);
+	n = sw_wnode_find(w, name);
 	/* From memory: the node's stamp, or not a keyset. Unless a file was
 	 * just written: its event may not be applied yet. */
-	if ((n ? n->valid : w->list_valid) && answer_now(w)) {
+	if ((n ? n->valid : w->list_valid) && sw_answer_now(w)) {
 		if (n)
 			*stamp = n->stamp;
 		ret = n ? n->err : -ENOENT;
@@ -123,7 +123,7 @@ int wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
 	pthread_mutex_unlock(&w->lock);
 	ret = walk_stamp(w, name, &s, &base, stamp);
 	pthread_mutex_lock(&w->lock);
-	n = wnode_find(w, name);
+	n = sw_wnode_find(w, name);
 	/* Kept only if no event came during the walk, and one would come.
 	 * Nor while events wait: they may be of changes this walk saw
 	 * already, and applied after it they would make the next walk fold

@@ -230,8 +230,8 @@ static bool relist_once(struct storewatch *w)
 	for (h = htab_next(&w->nodes, &pos, NULL); h; h = htab_next(&w->nodes, &pos, h))
 		((struct wnode *)h)->seen = false;
 	for (k = 0; k < count; k++) {
-		n = wnode_find(w, names[k]);
-		if (!n && (n = wnode_add(w, names[k]))) {
+		n = sw_wnode_find(w, names[k]);
+		if (!n && (n = sw_wnode_add(w, names[k]))) {
 			n->pending = w->list_valid; /* the first list is no change */
 			if (fresh)
 				fresh[nf++] = n;
@@ -266,14 +266,14 @@ static bool relist_once(struct storewatch *w)
 		pthread_mutex_unlock(&w->lock);
 		if (w->fn) /* after: a stamp asked from it finds no keyset */
 			w->fn(w->arg, n->name);
-		wnode_free(n);
+		sw_wnode_free(n);
 	}
 	for (k = 0; k < nf; k++) {
 		watch_keyset(w, fresh[k], "");
 		/* Walked once watched, so the stamp is kept. A walk before the
 		 * watch, as the seal cache's first look at the store makes, is
 		 * not: a change in between sent no event. */
-		wnode_stamp(w, fresh[k]->name, &stamp);
+		sw_wnode_stamp(w, fresh[k]->name, &stamp);
 	}
 	free(fresh);
 	return same;
@@ -347,7 +347,7 @@ static void rescan(struct storewatch *w, bool rewatch)
 	pthread_mutex_unlock(&w->lock);
 	for (k = 0; k < count; k++) {
 		pthread_mutex_lock(&w->lock);
-		n = wnode_find(w, names[k]);
+		n = sw_wnode_find(w, names[k]);
 		gen = n ? n->gen : 0;
 		pthread_mutex_unlock(&w->lock);
 		if (!n)
@@ -390,9 +390,9 @@ static void on_event(struct storewatch *w, const struct inotify_event *ev, bool 
 		*list = true;
 		pthread_mutex_lock(&w->lock);
 		w->relist_due = true;
-		n = wnode_find(w, ev->name);
+		n = sw_wnode_find(w, ev->name);
 		if (n)
-			wnode_touch(n);
+			sw_wnode_touch(n);
 		pthread_mutex_unlock(&w->lock);
 		/* A listed name whose directory went, or is another one now
 		 * (rm -r and mkdir, or mv over it): its watches were on the old
@@ -417,12 +417,12 @@ static void on_event(struct storewatch *w, const struct inotify_event *ev, bool 
 		top_drop(w, n);
 		pthread_mutex_lock(&w->lock);
 		n->watched = false;
-		wnode_touch(n);
+		sw_wnode_touch(n);
 		pthread_mutex_unlock(&w->lock);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
-	wnode_touch(n);
+	sw_wnode_touch(n);
 	pthread_mutex_unlock(&w->lock);
 	if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->len) {
 		if (d)

@@ -606,7 +606,7 @@ static void test_table_documented(void)
 	/* The keys of [keyset NAME] sections, in their section and the example. */
 	body = strstr(man, ".SH SECTIONS [keyset NAME]\n");
 	end = body ? strstr(body + 1, "\n.SH ") : NULL;
-	for (k = keyset_keys; k->name; k++) {
+	for (k = config_keyset_keys; k->name; k++) {
 		snprintf(want, sizeof(want), "\n.BI %s \"", k->name + strlen("keyset."));
 		tap_ok(body && strstr(body, want) && (!end || strstr(body, want) < end),
 		       "keyfs.ini(5) documents %s", k->name);

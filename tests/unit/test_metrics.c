@@ -96,15 +96,15 @@ static void test_histogram(void)
 	struct histogram h;
 	char *got;
 
-	histogram_init(&h, bounds, 3);
+	metrics_histogram_init(&h, bounds, 3);
 	got = render(histo, &h);
 	tap_ok(got && strstr(got, "keyfs_seal_duration_seconds_bucket{le=\"+Inf\"} 0\n") &&
 	       strstr(got, "keyfs_seal_duration_seconds_count 0\n"), "an empty histogram");
 	free(got);
-	histogram_observe(&h, 0.05);
-	histogram_observe(&h, 0.1);	/* le is inclusive */
-	histogram_observe(&h, 0.5);
-	histogram_observe(&h, 100);	/* above every bound: +Inf only */
+	metrics_histogram_observe(&h, 0.05);
+	metrics_histogram_observe(&h, 0.1);	/* le is inclusive */
+	metrics_histogram_observe(&h, 0.5);
+	metrics_histogram_observe(&h, 100);	/* above every bound: +Inf only */
 	got = render(histo, &h);
 	tap_ok(got && !strcmp(got,
 		"# HELP keyfs_seal_duration_seconds Seal time.\n"

@@ -52,11 +52,11 @@ static char *open_all(struct sealcache *sc, const char *name, size_t *len, time_
 	buf = malloc(s->len);
 	*len = s->len;
 	*at = s->sealed_at;
-	if (buf && seal_read(s, buf, s->len, 0) != (ssize_t)s->len) {
+	if (buf && sealcache_read(s, buf, s->len, 0) != (ssize_t)s->len) {
 		free(buf);
 		buf = NULL;
 	}
-	seal_put(s);
+	sealcache_put(s);
 	return buf;
 }
 

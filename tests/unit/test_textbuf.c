@@ -11,13 +11,13 @@ int main(void)
 	size_t len = 99, i, n = 0;
 	FILE *f;
 
-	f = text_open(&buf, &len);
+	f = textbuf_open(&buf, &len);
 	tap_ok(f && !fclose(f) && buf && len == 0 && !buf[0], "an empty text is \"\", length 0");
 	free(buf);
 
 	/* well past the first block and several doublings, in odd pieces */
 	want = malloc(1 << 20);
-	f = text_open(&buf, &len);
+	f = textbuf_open(&buf, &len);
 	for (i = 0; f && n + 32 < (1 << 20); i++)
 		n += (size_t)fprintf(f, "line %zu\n", i);
 	for (i = 0, n = 0; n + 32 < (1 << 20); i++)
