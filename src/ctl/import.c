@@ -412,15 +412,43 @@ out:
 	return ret;
 }
 
+/* What activate could have named: the keyset's inactive versions. */
+static void versions_words(struct importer *im, const char *name, char *buf, size_t size)
+{
+	size_t i, n, len;
+	unsigned *v;
+
+	if (store_versions(im->st, name, &v, &n) || n == 0) {
+		snprintf(buf, size, "keyset \"%s\" has no inactive version", name);
+		return;
+	}
+	len = (size_t)snprintf(buf, size, "inactive versions of \"%s\":", name);
+	for (i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, " %u", v[i]);
+	free(v);
+}
+
 int import_activate(struct importer *im, const char *name, unsigned version)
 {
+	char words[256];
 	unsigned kept;
 	int ret;
 
 	ret = store_activate(im->st, name, version, &kept);
+	if (ret == -ECHILD) {
+		record(im, LOG_ERR, "activate \"%s\": version %u is installed, but on_activate failed "
+		       "(see on_activate %s in the status)", name, version, name);
+		return ret;
+	}
+	if (ret == -ENOENT) {
+		versions_words(im, name, words, sizeof(words));
+		record(im, LOG_WARNING, "activate \"%s\" version %u failed: no such version; %s", name,
+		       version, words);
+		return ret;
+	}
 	if (ret) {
 		record(im, LOG_WARNING, "activate \"%s\" version %u failed: %s", name, version,
-		       ret == -ENOENT ? "no such version" : strerror(-ret));
+		       strerror(-ret));
 		return ret;
 	}
 	if (kept)

@@ -18,6 +18,7 @@
 #include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "idfile.h"
+#include "outcome.h"
 #include "keyfs/keyset.h"
 #include "prompt.h"
 #include "keyfs/policy.h"
@@ -276,6 +277,21 @@ static int cmd_status(const struct ctl_opts *o)
 	return ret;
 }
 
+/* activate KEYSET VERSION: a failure is told as keyfs recorded it (the
+ * versions there are, or the hook that failed after the keys went in). */
+static int activate(const struct ctl_opts *o, const char *args, size_t len)
+{
+	char line[8192];
+	int ret;
+
+	ret = send_command(o, CMD_ACTIVATE, args, len, NULL);
+	if (ret && (ret == -ENOENT || ret == -ECHILD) && outcome_last(o->mount, line, sizeof(line)) == 0)
+		fprintf(stderr, "keyfsctl: %s\n", line);
+	else
+		report("activate", ret);
+	return ret;
+}
+
 /* Copies file into MNT/<dir>/ and reports close(2)'s verdict in words. */
 static int cmd_copy_in(const struct ctl_opts *o, const char *dir, const char *file)
 {
@@ -453,7 +469,7 @@ static int run_command(const struct ctl_opts *o, const struct command *cmd, int 
 		n = snprintf(args, sizeof(args), "%s %s", argv[1], argv[2]);
 		if (n < 0 || (size_t)n >= sizeof(args))
 			n = sizeof(args); /* too long: refused by build() */
-		return report("activate", send_command(o, CMD_ACTIVATE, args, (size_t)n, NULL));
+		return activate(o, args, (size_t)n);
 	case CMD_IDENTITY:
 		if (strcmp(argv[1], "add")) {
 			usage(stderr);

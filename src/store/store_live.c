@@ -270,15 +270,15 @@ static int install(const struct live *l, int fd, const struct keyset *ks, const 
 	return ret;
 }
 
-/* Called without the store's lock held. */
-static void run_hook(struct live_store *ls, struct live *l)
+/* Called without the store's lock held; hook_run()'s result. */
+static int run_hook(struct live_store *ls, struct live *l)
 {
 	char desc[HOOK_OUTPUT_MAX * 2 + 128];
 	struct hook_result res;
 	int ret;
 
 	if (!*l->cfg.on_activate)
-		return;
+		return 0;
 	pthread_mutex_lock(&l->hook_lock);
 	ret = hook_run(l->cfg.on_activate, HOOK_TIMEOUT, &res);
 	hook_describe(&res, desc, sizeof(desc));
@@ -287,6 +287,7 @@ static void run_hook(struct live_store *ls, struct live *l)
 	l->hook = res;
 	pthread_mutex_unlock(&ls->lock);
 	pthread_mutex_unlock(&l->hook_lock);
+	return ret;
 }
 
 /* Installs version n (ks) over cur, journalled; then it is no version
@@ -409,8 +410,9 @@ static int ls_activate(void *priv, const char *name, unsigned version, unsigned 
 	pthread_mutex_lock(&ls->lock);
 	ret = activate_locked(ls, l, version, kept);
 	pthread_mutex_unlock(&ls->lock);
+	/* the keys are in either way; a failed hook fails the activation */
 	if (ret == 0 && *kept != version)
-		run_hook(ls, l);
+		ret = run_hook(ls, l) ? -ECHILD : 0;
 	return ret;
 }
 

@@ -98,3 +98,41 @@ def test_owners_are_restored_by_name(keyfs_bin, tmp_path):
         assert ("1 member(s) restored with their recorded numbers: user keyfs-no-such-user, "
                 "group keyfs-no-such-group unknown here") in log, log
         assert "recorded numbers" in m.status()
+
+
+def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
+    """A hook that fails, or cannot start, fails activate (the keys stay
+    installed and keyfsctl says so); an unknown version is named with the
+    versions there are."""
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "a.key").write_text("old\n")
+    stage = tmp_path / "stage" / "hk"
+    stage.mkdir(parents=True)
+    (stage / "a.key").write_text("new\n")
+    raw = tmp_path / "hk.tar"
+    run(["tar", "-C", str(tmp_path / "stage"), "-cf", str(raw), "hk"])
+    pem = tmp_path / "hk.pem"
+    run(["age", "-a", "-r", pub, "-o", str(pem), str(raw)])
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    for hook, says in (("/bin/false", "exited 1"), ("/nonexistent/reload", "No such file")):
+        conf = (f"[identity]\nfile = {key}\n[keyset hk]\npath = {live}\ninclude = *.key\n"
+                f"on_activate = {hook}\n")
+        for m in mounted_with(keyfs_bin, tmp_path, store, conf):
+            (live / "a.key").write_text("old\n")
+            shutil.copyfile(pem, os.path.join(m.path, "import", "hk.pem"))
+            res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "activate", "hk", "1"],
+                      check=False)
+            assert res.returncode != 0, res
+            assert "version 1 is installed, but on_activate failed" in res.stderr, res.stderr
+            assert (live / "a.key").read_text() == "new\n"
+            assert re.search(rf"^on_activate hk: .*{says}", m.status(), re.M), m.status()
+            res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "activate", "hk", "7"],
+                      check=False)
+            assert res.returncode != 0
+            assert 'no such version; inactive versions of "hk": 2' in res.stderr, res.stderr
+            shutil.rmtree(os.path.join(store, ".keyfs", "versions"), ignore_errors=True)
