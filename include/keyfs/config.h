@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "keyfs/keyset.h"
 
@@ -97,6 +98,15 @@ extern const struct config_key config_keyset_keys[];
 
 /* The row of a key, by "section.key" or by its -o alias; NULL if none. */
 const struct config_key *config_key_find(const char *name);
+
+/* The row a keyfs -o option names: opt is "alias=value" with the alias
+ * of a row; NULL for any other option (libfuse's). */
+const struct config_key *config_option(const char *opt);
+
+/* The -o options, one line per row with an alias, in table order: the
+ * alias, a placeholder for the value from the row's type, its help and
+ * its limits, choices and default, all from the row. For --help. */
+void config_usage(FILE *f);
 
 /* Every field zero, then every key with a default set to it. */
 void config_defaults(struct config *c);

@@ -40,7 +40,7 @@ struct cmdline {
 	size_t noverrides;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_KEYFS_OPT };
+enum { KEY_HELP, KEY_VERSION };
 
 static const struct fuse_opt opts[] = {
 	{ "-c %s", offsetof(struct cmdline, config), 0 },
@@ -51,34 +51,25 @@ static const struct fuse_opt opts[] = {
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	{ "config=%s", offsetof(struct cmdline, config), 0 },
-	FUSE_OPT_KEY("store=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("state_dir=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("work_factor=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("agent=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("password_file=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("password_credential=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("metrics_file=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("recipients=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("identity_file=", KEY_KEYFS_OPT),
-	FUSE_OPT_KEY("identity_credential=", KEY_KEYFS_OPT),
+	/* The -o options of the config keys come to opt_proc() unmatched:
+	 * config_option() tells them from libfuse's. */
 	FUSE_OPT_END
 };
 
+/* The -o lines of config keys come from the key table (config_usage()),
+ * as does the parsing of their values; the lines here are keyfs' own
+ * options and libfuse's. */
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keyfs [-f] [-d] [-c CONFIG] [-o OPTIONS] [STORE] MOUNTPOINT\n\n"
-		"  -f               stay in the foreground, log to stderr\n"
-		"  -d               debug logging (implies -f)\n"
-		"  -c CONFIG        INI configuration (see keyfs.ini)\n"
-		"  -o store=DIR     directory keystore (default " CONFIG_DEFAULT_STORE ")\n"
-		"  -o state_dir=DIR keyfs' own state (default STORE/.keyfs)\n"
-		"  -o work_factor=N scrypt work factor for sealing, 10..22 (default 18)\n"
-		"  -o allow_other   let other users in (file modes still apply)\n"
-		"  -o metrics_file=PATH  keep a Prometheus textfile of backup freshness\n"
-		"  -o recipients=FILE    seal to the public keys in FILE (age -R format)\n"
-		"  -o identity_file=FILE identities that open imports (age, ssh-ed25519)\n"
-		"  -V, --version    print the version\n\n"
+		"  -f                           stay in the foreground, log to stderr\n"
+		"  -d                           debug logging (implies -f)\n"
+		"  -c CONFIG                    INI configuration (see keyfs.ini)\n"
+		"  -o allow_other               let other users in (file modes still apply)\n");
+	config_usage(f);
+	fprintf(f,
+		"  -V, --version                print the version\n\n"
 		"Passwords are never taken from the command line: write\n"
 		"\"password ...\" to MOUNTPOINT/.control, or use keyfsctl.\n");
 }
@@ -95,7 +86,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_VERSION:
 		cl->version = 1;
 		return 0;
-	case KEY_KEYFS_OPT:
+	case FUSE_OPT_KEY_OPT:
+		if (!config_option(arg))
+			return 1; /* a libfuse option: pass it on */
 		if (cl->noverrides == sizeof(cl->overrides) / sizeof(cl->overrides[0]))
 			return -1;
 		cl->overrides[cl->noverrides++] = strdup(arg);

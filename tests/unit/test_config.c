@@ -618,6 +618,81 @@ out:
 	free(ini);
 }
 
+/* The text of one option in --help: from its line to the next option,
+ * the help's line breaks and indents made single spaces. */
+static void usage_entry(const char *line, char *out, size_t size)
+{
+	const char *end = strstr(line + 1, "\n  -");
+	size_t n = 0;
+
+	end = end ? end : line + strlen(line);
+	for (; line < end && n + 1 < size; line++) {
+		if (*line == '\n' || (*line == ' ' && n && out[n - 1] == ' '))
+			continue;
+		out[n++] = *line;
+	}
+	out[n] = '\0';
+}
+
+/* The -o options: each row with an alias is one line of keyfs --help,
+ * with its limits, choices and default from the row, and the option
+ * that names it reaches that row. */
+static void test_usage(void)
+{
+	const struct config_key *k;
+	char want[128], entry[512], *text = NULL, *line, *next;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!tap_ok(f != NULL, "open_memstream"))
+		return;
+	config_usage(f);
+	fclose(f);
+	for (k = config_keys; k->name; k++) {
+		if (!k->alias) {
+			snprintf(want, sizeof(want), "-o %s", k->name);
+			tap_ok(!strstr(text, want), "no -o line for %s (no alias)", k->name);
+			continue;
+		}
+		snprintf(want, sizeof(want), "  -o %s=", k->alias);
+		line = strstr(text, want);
+		if (!tap_ok(line && (line == text || line[-1] == '\n'), "--help has -o %s", k->alias))
+			continue;
+		tap_ok(!strstr(line + 1, want), "... once");
+		usage_entry(line, entry, sizeof(entry));
+		tap_ok(strstr(entry, k->help) != NULL, "... with its help");
+		if (k->type == CONFIG_INT || k->type == CONFIG_SIZE) {
+			snprintf(want, sizeof(want), "%lld..%lld", k->min, k->max);
+			tap_ok(strstr(entry, want) != NULL, "... and its bounds %s", want);
+		}
+		for (i = 0; k->type == CONFIG_CHOICE && k->choices[i]; i++)
+			tap_ok(strstr(entry, k->choices[i]) != NULL, "... and its choice %s",
+			       k->choices[i]);
+		if (k->def) {
+			snprintf(want, sizeof(want), "default %s", k->def);
+			tap_ok(strstr(entry, want) != NULL, "... and its default");
+		}
+	}
+	for (line = text; *line; line = next + 1) {
+		next = strchr(line, '\n');
+		if (!tap_ok(next != NULL, "--help ends its lines"))
+			break;
+		tap_ok(next - line <= 79, "--help line of %zu columns", (size_t)(next - line));
+	}
+	free(text);
+
+	for (k = config_keys; k->name; k++) {
+		if (!k->alias)
+			continue;
+		snprintf(want, sizeof(want), "%s=1", k->alias);
+		tap_ok(config_option(want) == k, "-o %s is %s", want, k->name);
+		tap_ok(config_option(k->alias) == NULL, "-o %s (no value) is not", k->alias);
+	}
+	tap_ok(config_option("allow_other") == NULL, "-o allow_other is libfuse's");
+	tap_ok(config_option("seal.work_factor=12") == NULL, "-o takes aliases, not key names");
+	tap_ok(config_option("storex=1") == NULL, "-o storex=1 is no alias");
+}
+
 /* [keyset NAME] sections: keys of their own, one section per name, and
  * names and keys checked like any other. */
 static void test_keyset_sections(void)
@@ -693,6 +768,7 @@ int main(void)
 	test_table_types();
 	test_table_unknown();
 	test_table_documented();
+	test_usage();
 	test_keyset_sections();
 	return tap_done();
 }
