@@ -30,6 +30,11 @@ int store_live_open(struct store *s, const struct config *cfg, const struct stat
  * on a store store_live_open() did not wrap. cfg must outlive s. */
 void store_live_apply(const struct store *s, struct keyset *ks);
 
+/* Calls fn for each live keyset whose last on_activate failed or could
+ * not start (until one succeeds); returns how many. */
+size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
+			       void *arg);
+
 /* The on_activate results of the live keysets, one line each
  * ("on_activate ssh: exited 0 at ...: output"), then per live keyset
  * whose last read left something out by the restore rules, a line

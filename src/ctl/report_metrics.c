@@ -11,6 +11,7 @@
 #include "keyfs/control.h"
 #include "keyfs/fresh.h"
 #include "keyfs/metrics.h"
+#include "keyfs/store_live.h"
 #include "keyfs/textbuf.h"
 
 /* Backup states of the metrics: fresh.h's, and keysets that cannot be
@@ -150,6 +151,20 @@ static void keysets_out(FILE *f, const struct row *rows, size_t n)
 				       (const char *const[]){ "keyset", rows[k].name, NULL }, 1);
 }
 
+static void hook_failed(void *arg, const char *keyset)
+{
+	metrics_sample(arg, "keyfs_keyset_activation_failed",
+		       (const char *const[]){ "keyset", keyset, NULL }, 1);
+}
+
+static void hooks_out(FILE *f, struct ctl *c)
+{
+	metrics_family(f, "keyfs_keyset_activation_failed", "gauge",
+		       "1 for a live keyset whose last on_activate failed or could not start, "
+		       "until one succeeds.");
+	store_live_hooks_failed(c->st, hook_failed, f);
+}
+
 static void imports_out(FILE *f, struct ctl *c)
 {
 	static const char *const kinds[2] = { "import", "verify" };
@@ -197,6 +212,7 @@ int report_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fresh_seal_durations(c->fresh, &h);
 	metrics_histogram(f, "keyfs_seal_duration_seconds",
 			  "Time to seal one keyset (scrypt, tar, armor, cache file).", &h);
+	hooks_out(f, c);
 	imports_out(f, c);
 	if (fclose(f)) {
 		free(*text);

@@ -78,7 +78,7 @@ struct facts {
 	double seal_failed, locked_all;
 	bool per_keyset;		/* per-keyset series were there */
 	bool totals;			/* keyfs_keysets was there */
-	struct names warn, crit, failed;
+	struct names warn, crit, failed, hooks;
 	long oldest_age;		/* of any change not backed up that counts; -1: none */
 };
 
@@ -215,6 +215,8 @@ static void read_line(struct facts *fa, struct keyset_times *kt, const struct ch
 		keyset_state(fa, o, ks, s, changed_of(kt, ks), now);
 	else if (!strcmp(name, "keyfs_keyset_seal_failed"))
 		names_add(&fa->failed, ks, -1);
+	else if (!strcmp(name, "keyfs_keyset_activation_failed") && v == 1)
+		names_add(&fa->hooks, ks, -1);
 }
 
 /* ---- deciding ---- */
@@ -286,9 +288,13 @@ enum check_status check_eval(const char *metrics, const struct check_opts *o, ti
 	names_end(&fa.crit);
 	names_end(&fa.warn);
 	names_end(&fa.failed);
+	names_end(&fa.hooks);
 	if (fa.seal_failed > 0)
 		say(&v, CHECK_CRITICAL, "sealing failed for %.0f keyset(s)%s%s", fa.seal_failed,
 		    fa.failed.n ? ": " : "", fa.failed.text);
+	/* the keys are in, the service may still use the old ones */
+	if (fa.hooks.n)
+		say(&v, CHECK_WARNING, "on_activate failed (see keyfsctl status): %s", fa.hooks.text);
 	if (fa.keysets[3] > 0)
 		say(&v, CHECK_CRITICAL, "%.0f keyset(s) cannot be exported (see keyfsctl status)",
 		    fa.keysets[3]);

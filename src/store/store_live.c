@@ -441,6 +441,27 @@ static const struct store_ops live_ops = {
 	.destroy = ls_destroy,
 };
 
+size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
+			       void *arg)
+{
+	struct live_store *ls = s->priv;
+	size_t i, n = 0;
+
+	if (s->ops != &live_ops)
+		return 0;
+	pthread_mutex_lock(&ls->lock);
+	for (i = 0; i < ls->n; i++) {
+		const struct hook_result *h = &ls->live[i].hook;
+
+		if (!h->when || (h->status == 0 && !h->timed_out))
+			continue;
+		fn(arg, ls->live[i].cfg.name);
+		n++;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return n;
+}
+
 void store_live_status(const struct store *s, char *buf, size_t size)
 {
 	char desc[HOOK_OUTPUT_MAX * 2 + 128];

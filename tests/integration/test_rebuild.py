@@ -11,7 +11,7 @@ import tarfile
 
 from conftest import run, wait_for
 from test_members import mounted_with
-from test_monitoring import CRITICAL, check
+from test_monitoring import CRITICAL, WARNING, check
 
 
 def test_include_matching_nothing_is_an_error_not_an_empty_backup(build, keyfs_bin, tmp_path):
@@ -131,6 +131,9 @@ def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
             assert "version 1 is installed, but on_activate failed" in res.stderr, res.stderr
             assert (live / "a.key").read_text() == "new\n"
             assert re.search(rf"^on_activate hk: .*{says}", m.status(), re.M), m.status()
+            m.unlock()
+            code, line = check(build, m, "--never", "ok")
+            assert code == WARNING and "on_activate failed (see keyfsctl status): hk" in line, line
             res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "activate", "hk", "7"],
                       check=False)
             assert res.returncode != 0
