@@ -133,8 +133,9 @@ bool keyset_link_valid(const char *name, const char *target);
  * it), since by the tree it leads nowhere outside. */
 int keyset_link_inside(const struct keyset *ks, const struct keyset_member *m, char *why,
 		       size_t size);
-/* Does the extended attribute name belong to a namespace keysets keep
- * (user.*, security.*), in printable ASCII (what a tar carries unchanged)? */
+/* Does the extended attribute name belong to what keysets keep (user.*,
+ * the POSIX ACLs system.posix_acl_access and _default, security.*), in
+ * printable ASCII (what a tar carries unchanged)? */
 bool keyset_xattr_kept(const char *name);
 
 /* Append a regular file with no owner recorded (the keystore's applies;

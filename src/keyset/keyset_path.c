@@ -170,11 +170,15 @@ static bool xattr_name_plain(const char *name)
 
 bool keyset_xattr_kept(const char *name)
 {
-	/* user.* holds what administrators set; security.* the labels a
-	 * service needs to read its key (SELinux, IMA). trusted.* needs
-	 * CAP_SYS_ADMIN and system.* are ACLs, not carried. */
+	/* user.* holds what administrators set; the two POSIX ACLs who else
+	 * may read a key (setfacl -m u:prometheus:r); security.* the labels
+	 * a service needs to read its key (SELinux, IMA), which the restore
+	 * rules (store_policy.h) narrow down. trusted.* needs CAP_SYS_ADMIN
+	 * and the rest of system.* is no file's content. */
 	return name != NULL &&
 	       ((strncmp(name, "user.", 5) == 0 && name[5] != '\0') ||
+		!strcmp(name, "system.posix_acl_access") ||
+		!strcmp(name, "system.posix_acl_default") ||
 		(strncmp(name, "security.", 9) == 0 && name[9] != '\0')) &&
 	       strnlen(name, KEYSET_XATTR_NAME_MAX + 1) <= KEYSET_XATTR_NAME_MAX &&
 	       xattr_name_plain(name);

@@ -347,3 +347,34 @@ def test_exported_capability_is_left_out_and_reported(keyfs_bin, tmp_path, world
         assert re.search(r'^left out of cap\'s backup \(restore rules\): member "tool": execute '
                          r'bits \(not in executable =\), security.capability$', m.status(), re.M), \
             m.status()
+
+
+def test_posix_acls_go_out_and_come_back(keyfs_bin, tmp_path, world, identity):
+    """setfacl -m u:nobody:r on a live key: the backup carries the ACL,
+    stock tar restores it, and so does an import into an empty path."""
+    live = os.path.join(world, "acl")
+    os.makedirs(live)
+    p = os.path.join(live, "server.key")
+    with open(p, "w") as f:
+        f.write("key\n")
+    os.chmod(p, 0o640)
+    run(["setfacl", "-m", "u:nobody:r", p])
+    want = run(["getfacl", "-cp", p]).stdout
+    assert "user:nobody:r--" in want
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    for m in mounted_with(keyfs_bin, tmp_path, store,
+                          conf(identity, f"[keyset acl]\npath = {live}\ninclude = *.key\n")):
+        m.unlock()
+        pem = tmp_path / "acl.pem"
+        with open(os.path.join(m.export, "acl.pem"), "rb") as f:
+            pem.write_bytes(f.read())
+        assert age_decrypt(pem, tmp_path / "acl.tar", PASSWORD).returncode == 0
+        out = tmp_path / "out"
+        out.mkdir()
+        run(["tar", "-x", "--xattrs", "--xattrs-include=*", "-f",
+             str(tmp_path / "acl.tar"), "-C", str(out)])
+        assert run(["getfacl", "-cp", str(out / "acl" / "server.key")]).stdout == want
+        os.unlink(p)
+        shutil.copyfile(pem, os.path.join(m.path, "import", "acl.pem"))
+        assert run(["getfacl", "-cp", p]).stdout == want
