@@ -11,10 +11,12 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
+import time
 
 import pytest
 
-from conftest import PASSWORD, age_decrypt, run
+from conftest import PASSWORD, age_decrypt, run, wait_for
 from test_members import mounted_with
 
 NOBODY = 65534
@@ -378,3 +380,70 @@ def test_posix_acls_go_out_and_come_back(keyfs_bin, tmp_path, world, identity):
         os.unlink(p)
         shutil.copyfile(pem, os.path.join(m.path, "import", "acl.pem"))
         assert run(["getfacl", "-cp", p]).stdout == want
+
+
+# ------------------------------------------------ LOW: hooks, the agent's memory, RELRO
+
+def test_slow_hook_blocks_neither_status_nor_activate(keyfs_bin, tmp_path, world, identity):
+    """on_activate sleeps 3 s and leaves a daemon holding its stdout: the
+    status reads at once while it runs (the hook runs outside the store's
+    lock), and activate returns when the hook exits, not when the daemon
+    it left behind closes its output."""
+    live = os.path.join(world, "slow")
+    os.makedirs(live)
+    with open(os.path.join(live, "a.key"), "w") as f:
+        f.write("old\n")
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\nsleep 60 &\nsleep 3\necho reloaded\n")
+    hook.chmod(0o755)
+    stage = tmp_path / "stage"
+    os.makedirs(stage / "slow")
+    (stage / "slow" / "a.key").write_text("new\n")
+    pem = seal_tree(tmp_path, identity, str(stage), "slow", "slow")
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    sect = f"[keyset slow]\npath = {live}\ninclude = *.key\non_activate = {hook}\n"
+    for m in mounted_with(keyfs_bin, tmp_path, store, conf(identity, sect)):
+        assert copy_in(pem, os.path.join(m.path, "import", "slow.pem")) == 0, m.logtext()
+        result = {}
+
+        def activate():
+            t0 = time.monotonic()
+            result["ret"] = m.control("activate slow 1")
+            result["took"] = time.monotonic() - t0
+
+        t = threading.Thread(target=activate)
+        t.start()
+        try:
+            assert wait_for(lambda: open(os.path.join(live, "a.key")).read() == "new\n", 10)
+            time.sleep(0.5)  # the hook is running now
+            t0 = time.monotonic()
+            status = m.status()
+            took = time.monotonic() - t0
+            assert "activate" not in result, "the hook ended too soon for this test"
+            assert took < 1.0, f"status took {took:.2f} s while on_activate ran"
+        finally:
+            t.join(90)
+        assert result["ret"] == 0 and result["took"] < 10, result
+        assert re.search(r"^on_activate slow: exited 0 .*reloaded", m.status(), re.M), status
+    run(["pkill", "-f", "sleep 60"], check=False)
+
+
+def test_binaries_have_full_relro(build):
+    for b in ("keyfs", "keyfsctl", "keyfs-agent"):
+        path = os.path.join(build, b)
+        dyn = run(["readelf", "-d", path]).stdout
+        assert "BIND_NOW" in dyn or re.search(r"FLAGS_1.*\bNOW\b", dyn), (b, dyn)
+        assert "GNU_RELRO" in run(["readelf", "-l", path]).stdout, b
+
+
+def test_agent_locks_its_memory(build, tmp_path):
+    """keyfs-agent holds passphrases: mlockall() keeps all of it in RAM."""
+    from test_agent import Agent
+    a = Agent(os.path.join(build, "keyfs-agent"), str(tmp_path)).start()
+    try:
+        with open(f"/proc/{a.proc.pid}/status") as f:
+            lck = int(re.search(r"^VmLck:\s+(\d+) kB", f.read(), re.M).group(1))
+        assert lck > 1000, f"VmLck {lck} kB"
+    finally:
+        a.stop()
