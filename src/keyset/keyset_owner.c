@@ -12,65 +12,58 @@
  * list needs more than a passwd line does. */
 #define LOOKUP_BUF 16384
 
-static bool uid_of(const char *name, uid_t *uid)
+static bool uid_of(const char *name, unsigned *id)
 {
 	char buf[LOOKUP_BUF];
 	struct passwd pw, *res = NULL;
 
 	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) || !res)
 		return false;
-	*uid = res->pw_uid;
+	*id = res->pw_uid;
 	return true;
 }
 
-static bool gid_of(const char *name, gid_t *gid)
+static bool gid_of(const char *name, unsigned *id)
 {
 	char buf[LOOKUP_BUF];
 	struct group gr, *res = NULL;
 
 	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) || !res)
 		return false;
-	*gid = res->gr_gid;
+	*id = res->gr_gid;
 	return true;
 }
 
-/* Members mostly share one owner: the last answer is kept. */
-struct cache {
-	char user[KEYSET_OWNER_MAX + 1], group[KEYSET_OWNER_MAX + 1];
-	bool user_ok, group_ok;
-	uid_t uid;
-	gid_t gid;
+_Static_assert(sizeof(uid_t) == sizeof(unsigned) && sizeof(gid_t) == sizeof(unsigned),
+	       "uid_t and gid_t are unsigned int");
+
+/* One kind of owner; members mostly share one, so the last answer is
+ * kept. */
+struct lookup {
+	bool (*of)(const char *name, unsigned *id);
+	char name[KEYSET_OWNER_MAX + 1];
+	bool ok;
+	unsigned id;
 };
 
-static bool map_user(struct cache *c, struct keyset_member *m)
+/* *id becomes name's number here; false (and *id kept) if name is not
+ * known here. No name recorded: nothing to look up. */
+static bool map(struct lookup *l, const char *name, unsigned *id)
 {
-	if (!m->user[0])
+	if (!name[0])
 		return true;
-	if (strcmp(c->user, m->user)) {
-		snprintf(c->user, sizeof(c->user), "%s", m->user);
-		c->user_ok = uid_of(m->user, &c->uid);
+	if (strcmp(l->name, name)) {
+		snprintf(l->name, sizeof(l->name), "%s", name);
+		l->ok = l->of(name, &l->id);
 	}
-	if (c->user_ok)
-		m->uid = c->uid;
-	return c->user_ok;
-}
-
-static bool map_group(struct cache *c, struct keyset_member *m)
-{
-	if (!m->group[0])
-		return true;
-	if (strcmp(c->group, m->group)) {
-		snprintf(c->group, sizeof(c->group), "%s", m->group);
-		c->group_ok = gid_of(m->group, &c->gid);
-	}
-	if (c->group_ok)
-		m->gid = c->gid;
-	return c->group_ok;
+	if (l->ok)
+		*id = l->id;
+	return l->ok;
 }
 
 void keyset_owners_local(struct keyset *ks, struct keyset_owner_report *r)
 {
-	struct cache c = { 0 };
+	struct lookup users = { .of = uid_of }, groups = { .of = gid_of };
 	bool user, group;
 	size_t i;
 
@@ -80,8 +73,8 @@ void keyset_owners_local(struct keyset *ks, struct keyset_owner_report *r)
 
 		if (!m->owned)
 			continue;
-		user = map_user(&c, m);
-		group = map_group(&c, m);
+		user = map(&users, m->user, &m->uid);
+		group = map(&groups, m->group, &m->gid);
 		if (user && group)
 			continue;
 		r->members++;

@@ -1,5 +1,4 @@
 /* The restore rules for modes and extended attributes (store_policy.h). */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,27 +12,6 @@
 /* Members named in the log before the rest are only counted. */
 #define NAMED_MAX 5
 
-/* Does name match one of the space-separated fnmatch patterns? */
-static bool names_match(const char *list, const char *name)
-{
-	char pat[KEYSET_XATTR_NAME_MAX + 1];
-	const char *p = list;
-	size_t n;
-
-	while (*p) {
-		p += strspn(p, " \t");
-		n = strcspn(p, " \t");
-		if (n && n < sizeof(pat)) {
-			memcpy(pat, p, n);
-			pat[n] = '\0';
-			if (fnmatch(pat, name, 0) == 0)
-				return true;
-		}
-		p += n;
-	}
-	return false;
-}
-
 bool store_policy_xattr(const struct store_policy *p, const char *name)
 {
 	if (strncmp(name, "security.", 9) != 0)
@@ -42,7 +20,8 @@ bool store_policy_xattr(const struct store_policy *p, const char *name)
 	 * no setting brings it back. */
 	if (!strcmp(name, "security.capability"))
 		return false;
-	return p->xattrs && *p->xattrs && names_match(p->xattrs, name);
+	/* an xattr name is one component: the member globs match it too */
+	return p->xattrs && *p->xattrs && glob_list_match(p->xattrs, name, false);
 }
 
 static void drop_xattr(struct keyset_member *m, size_t i)
