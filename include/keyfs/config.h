@@ -26,7 +26,10 @@ enum policy_kind {
 
 struct config {
 	char store[PATH_MAX];
-	int backend;			/* index into the store.backend choices */
+	/* A backend's name, checked by the store (store_backend_check()):
+	 * the names live in store_backends.c alone, and the store area sits
+	 * above this one. */
+	char backend[32];
 	char state_dir[PATH_MAX];	/* "" for STORE/.keyfs */
 	int work_factor;		/* scrypt logN for sealing */
 	size_t seal_memory;		/* bytes all sealing workers may use */
@@ -138,7 +141,7 @@ int config_check(const struct config *c, const char **why);
  * import.max_work_factor, by default the sealing work factor. */
 int config_import_max_work_factor(const struct config *c);
 
-/* The name of the keystore backend chosen (store_open()). */
+/* The name of the keystore backend chosen, as given (store_open()). */
 const char *config_backend(const struct config *c);
 
 #endif

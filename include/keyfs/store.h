@@ -89,9 +89,14 @@ struct store {
  * valid until store_close(). */
 typedef int store_open_fn(const char *path, const struct state *state, struct store *s);
 
-/* The backends by name ("dir"); -ENOENT for an unknown one. */
+/* The backends by name ("dir"); -ENOENT for an unknown one. The names
+ * live in store_backends.c alone: the configuration keeps the name as
+ * text, and keyfs checks it with store_backend_check() before it mounts. */
 int store_open(const char *backend, const char *path, const struct state *state, struct store *s);
 bool store_backend_known(const char *backend);
+/* 0 if backend names a backend; else -ENOENT and *why says so, naming
+ * the backends there are (static text, per thread). */
+int store_backend_check(const char *backend, const char **why);
 
 /* The directory backend: <dir>/<keyset>/ holds the active key files;
  * versions and temporaries live in the state directory, which must be on

@@ -141,6 +141,12 @@ static int load_config(struct cmdline *cl, struct config *cfg)
 		fprintf(stderr, "keyfs: %s\n", why);
 		return -1;
 	}
+	/* The store names the backends; the configuration only keeps the
+	 * name. Checked here, before anything is opened or mounted. */
+	if (store_backend_check(config_backend(cfg), &why)) {
+		fprintf(stderr, "keyfs: store.backend: %s\n", why);
+		return -1;
+	}
 	return 0;
 }
 

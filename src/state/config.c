@@ -41,14 +41,14 @@ static const char *const policies[] = {
 	[POLICY_LENGTH] = "length",
 	NULL,
 };
-/* The backends store_open() knows, by name. */
-static const char *const backends[] = { "dir", NULL };
 
 const struct config_key config_keys[] = {
 	{ "store.path", "store", CONFIG_TEXT, .def = CONFIG_DEFAULT_STORE, FIELD_TEXT(store),
 	  .help = "the directory keystore: DIR/<keyset>/ holds each keyset, DIR/.keyfs/ keyfs' state" },
-	{ "store.backend", NULL, CONFIG_CHOICE, .choices = backends, .def = "dir",
-	  FIELD_AS(backend, int), .help = "the keystore backend (store.h names them)" },
+	/* Text, not a choice: the backends are the store's to name
+	 * (store_backends.c), and it refuses an unknown one at start. */
+	{ "store.backend", NULL, CONFIG_TEXT, .def = "dir", FIELD_TEXT(backend),
+	  .help = "the keystore backend (store_backends.c names them)" },
 	{ "state.dir", "state_dir", CONFIG_PATH, FIELD_TEXT(state_dir),
 	  .help = "keyfs' own state (seal cache, verifiers, hints, versions); default STORE/.keyfs" },
 	{ "seal.work_factor", "work_factor", CONFIG_INT, AGE_LOGN_MIN, AGE_LOGN_MAX,
@@ -631,5 +631,5 @@ int config_import_max_work_factor(const struct config *c)
 
 const char *config_backend(const struct config *c)
 {
-	return backends[c->backend];
+	return c->backend;
 }

@@ -1,6 +1,8 @@
 /* The keystore backends, by the name store.backend gives: one line per
- * backend (keep config.c's list of choices in step). */
+ * backend, the only list of their names (the configuration keeps
+ * store.backend as text and asks store_backend_check()). */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "keyfs/store.h"
@@ -32,3 +34,21 @@ bool store_backend_known(const char *backend)
 	return false;
 }
 
+int store_backend_check(const char *backend, const char **why)
+{
+	static __thread char text[128];
+	size_t i, n;
+
+	*why = NULL;
+	if (store_backend_known(backend))
+		return 0;
+	/* The value is not quoted, as the config's refusals never are. */
+	n = (size_t)snprintf(text, sizeof(text), "not a known backend (known:");
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]) && n < sizeof(text); i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s \"%s\"", i ? "," : "",
+				      backends[i].name);
+	if (n < sizeof(text))
+		snprintf(text + n, sizeof(text) - n, ")");
+	*why = text;
+	return -ENOENT;
+}

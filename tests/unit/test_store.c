@@ -470,6 +470,14 @@ static void test_open(void)
 	path_of(p, sizeof(p), "notadir");
 	TAP_EQ_INT(store_dir_open(p, &state, &s), -ENOTDIR, "open of a regular file: -ENOTDIR");
 	TAP_EQ_INT(store_open("nosuch", root, &state, &s), -ENOENT, "an unknown backend: -ENOENT");
+	{
+		const char *why = NULL;
+
+		TAP_EQ_INT(store_backend_check("dir", &why), 0, "dir is a backend");
+		TAP_EQ_INT(store_backend_check("nosuch", &why), -ENOENT, "nosuch is not");
+		tap_ok(why && !strcmp(why, "not a known backend (known: \"dir\")"),
+		       "... naming the known ones (%s)", why ? why : "-");
+	}
 	tap_ok(s.ops == NULL, "failed open leaves the store unset");
 	store_close(&s); /* a no-op on an unset store */
 }
