@@ -82,43 +82,82 @@ def snapshot(path):
 
 # ------------------------------------------------ HIGH 1: directories swapped mid-install
 
+DEEP = [f"e{i}" for i in range(8)]
+# the issue asked for 200; more make the attack hit an unsafe build in
+# almost every run, and cost about a second
+ACTIVATIONS = 600
+
+
 def make_version(stage, name, content):
-    """u/d/e/key, every level owned by nobody: what the attacker owns."""
+    """u/d/eN/key, every level owned by nobody: what the attacker owns.
+    Eight directories below d: eight windows per activation in which a
+    restore that follows a link at d would reach outside."""
     top = os.path.join(stage, name)
     shutil.rmtree(top, ignore_errors=True)
-    e = os.path.join(top, "u", "d", "e")
-    os.makedirs(e)
-    with open(os.path.join(e, "key"), "w") as f:
-        f.write(content)
-    os.chmod(os.path.join(e, "key"), 0o600)
-    for p in (os.path.join(top, "u"), os.path.join(top, "u", "d"), e, os.path.join(e, "key")):
+    os.makedirs(os.path.join(top, "u", "d"))
+    for p in (os.path.join(top, "u"), os.path.join(top, "u", "d")):
         os.chown(p, NOBODY, NOBODY)
-        if os.path.isdir(p):
-            os.chmod(p, 0o755)
+        os.chmod(p, 0o755)
+    for e in DEEP:
+        d = os.path.join(top, "u", "d", e)
+        os.makedirs(d)
+        with open(os.path.join(d, "key"), "w") as f:
+            f.write(content)
+        os.chmod(os.path.join(d, "key"), 0o600)
+        for p in (d, os.path.join(d, "key")):
+            os.chown(p, NOBODY, NOBODY)
+        os.chmod(d, 0o755)
 
 
 FLIPPER = r"""
-import ctypes, os, sys
+import ctypes, os, random, select, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD, RENAME_EXCHANGE = -100, 2
-live, outside, own = sys.argv[1:4]
+AT_FDCWD, RENAME_EXCHANGE, IN_MOVED_TO = -100, 2, 0x80
+live, outside, own, last = sys.argv[1:5]
 os.setgid(65534); os.setuid(65534)
 d, x, away = (os.path.join(live, "u", "d").encode(), os.path.join(own, "x").encode(),
               os.path.join(own, "d.away"))
 os.symlink(outside, x)
+# The last key renamed into place starts the directories' finishing:
+# that is when a link at d pays off most. Between such moments, flips
+# at random times.
+ino = libc.inotify_init1(os.O_NONBLOCK)
+libc.inotify_add_watch(ino, os.path.join(live, "u", "d", last).encode(), IN_MOVED_TO)
+
+def exchange(hold):
+    libc.renameat2(AT_FDCWD, d, AT_FDCWD, x, RENAME_EXCHANGE)
+    time.sleep(hold)
+    libc.renameat2(AT_FDCWD, d, AT_FDCWD, x, RENAME_EXCHANGE)
+
 i = 0
 while True:
     i += 1
-    if i % 2:
-        # d and a link to outside trade places, atomically, and back
-        libc.renameat2(AT_FDCWD, d, AT_FDCWD, x, RENAME_EXCHANGE)
-        libc.renameat2(AT_FDCWD, d, AT_FDCWD, x, RENAME_EXCHANGE)
+    if select.select([ino], [], [], random.random() * 0.002)[0]:
+        try:
+            os.read(ino, 4096)
+        except BlockingIOError:
+            pass
+        exchange(0.005)
+    elif i % 8:
+        # d and a link to outside trade places, atomically, for a moment
+        exchange(random.random() * 0.001)
     else:
         # the plain way: d moved aside, a link in its place, d back
         try:
             os.rename(d, away)
             os.symlink(outside, d)
+            time.sleep(random.random() * 0.0005)
             os.unlink(d)
+        except OSError:
+            pass
+    # d back in place, over whatever keyfs made there meanwhile
+    if os.path.isdir(away):
+        for clear in (os.unlink, os.rmdir):
+            try:
+                clear(d)
+            except OSError:
+                pass
+        try:
             os.rename(away, d)
         except OSError:
             pass
@@ -135,18 +174,19 @@ def versions(store, name):
 def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside(
         keyfs_bin, tmp_path, world, identity):
     """A user who owns a directory below the live path flips it with a link
-    to an outside directory, by rename and by RENAME_EXCHANGE, during 200
+    to an outside directory, by rename and by RENAME_EXCHANGE, during 600
     activations: nothing outside the keyset path changes owner, mode or
     content, and no activation writes through the link."""
     live = os.path.join(world, "live")
     os.makedirs(live)
     outside = os.path.join(world, "outside")
-    os.makedirs(os.path.join(outside, "e"))
-    with open(os.path.join(outside, "e", "key"), "w") as f:
-        f.write("not yours\n")
+    for e in DEEP:
+        os.makedirs(os.path.join(outside, e))
+        with open(os.path.join(outside, e, "key"), "w") as f:
+            f.write("not yours\n")
+        os.chmod(os.path.join(outside, e), 0o700)
+        os.chmod(os.path.join(outside, e, "key"), 0o600)
     os.chmod(outside, 0o700)
-    os.chmod(os.path.join(outside, "e"), 0o700)
-    os.chmod(os.path.join(outside, "e", "key"), 0o600)
     own = os.path.join(world, "attacker")
     os.makedirs(own)
     os.chown(own, NOBODY, NOBODY)
@@ -166,10 +206,11 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
         assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
         assert versions(store, "race") == [1]
         before = snapshot(outside)
-        flipper = subprocess.Popen(["/usr/bin/python3", "-c", FLIPPER, live, outside, own])
+        flipper = subprocess.Popen(["/usr/bin/python3", "-c", FLIPPER, live, outside, own,
+                                    DEEP[-1]])
         ok = failed = 0
         try:
-            for _ in range(200):
+            for _ in range(ACTIVATIONS):
                 v = versions(store, "race")
                 assert v, "a version to activate"
                 if m.control(f"activate race {v[0]}") == 0:
