@@ -8,45 +8,21 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "keyfs/escape.h"
-#include "glob.h"
-#include "hook.h"
-#include "install.h"
 #include "keyfs/keytree.h"
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
 #include "keyfs/store_live.h"
+
+#include "glob.h"
+#include "hook.h"
+#include "install.h"
+#include "store_live_priv.h"
 #include "store_policy.h"
 #include "versions.h"
 
 /* Below STATE_VERSIONS/<keyset>/: "N KEPT\n" while version N is being
  * installed (versions_list() skips names that are not numbers). */
 #define JOURNAL "installing"
-
-struct live {
-	struct config_keyset cfg;
-	struct keytree_select sel;
-	struct store_policy pol;
-	/* What its last read left out of the backup ("" nothing), and how
-	 * many members; protected by the store's note_lock. */
-	char left_out[KEYSET_PATH_MAX + 128];
-	size_t nleft_out;
-	struct hook_result hook;	/* protected by the store's lock */
-	/* One on_activate of the keyset at a time; held while it runs,
-	 * never with the store's lock, so a slow hook holds up neither
-	 * restores of other keysets nor status reads. */
-	pthread_mutex_t hook_lock;
-};
-
-struct live_store {
-	struct store inner;
-	int sfd;			/* keyfs' state directory (borrowed) */
-	const struct config *cfg;	/* borrowed: every keyset's settings */
-	struct live *live;
-	size_t n;
-	pthread_mutex_t lock;		/* held by restores, activations, hooks */
-	pthread_mutex_t note_lock;	/* the live keysets' left_out */
-};
 
 static bool want(const char *path, bool dir, void *arg)
 {
@@ -130,7 +106,7 @@ static int live_backup(struct live_store *ls, struct live *l, struct keyset *ks,
 }
 
 /* The restore rules of a keyset of either kind. */
-static struct store_policy policy_of(const struct live_store *ls, const char *name)
+struct store_policy store_live_policy(const struct live_store *ls, const char *name)
 {
 	const struct config_keyset *c = config_keyset(ls->cfg, name);
 	struct store_policy p = { name, "", "" };
@@ -204,7 +180,7 @@ static int ls_read(void *priv, const char *name, struct keyset *ks)
 		return live_backup(ls, l, ks, NULL, 0);
 	ret = ls->inner.ops->read(ls->inner.priv, name, ks);
 	if (ret == 0) {
-		p = policy_of(ls, name);
+		p = store_live_policy(ls, name);
 		store_policy_apply(ks, &p, "backup", NULL, 0);
 	}
 	return ret;
@@ -441,71 +417,9 @@ static const struct store_ops live_ops = {
 	.destroy = ls_destroy,
 };
 
-size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
-			       void *arg)
+struct live_store *store_live_of(const struct store *s)
 {
-	struct live_store *ls = s->priv;
-	size_t i, n = 0;
-
-	if (s->ops != &live_ops)
-		return 0;
-	pthread_mutex_lock(&ls->lock);
-	for (i = 0; i < ls->n; i++) {
-		const struct hook_result *h = &ls->live[i].hook;
-
-		if (!h->when || (h->status == 0 && !h->timed_out))
-			continue;
-		fn(arg, ls->live[i].cfg.name);
-		n++;
-	}
-	pthread_mutex_unlock(&ls->lock);
-	return n;
-}
-
-void store_live_status(const struct store *s, char *buf, size_t size)
-{
-	char desc[HOOK_OUTPUT_MAX * 2 + 128];
-	struct live_store *ls = s->priv;
-	size_t i, len = 0;
-
-	*buf = '\0';
-	if (s->ops != &live_ops)
-		return;
-	pthread_mutex_lock(&ls->lock);
-	for (i = 0; i < ls->n && len < size; i++) {
-		if (!*ls->live[i].cfg.on_activate)
-			continue;
-		hook_describe(&ls->live[i].hook, desc, sizeof(desc));
-		len += (size_t)snprintf(buf + len, size - len, "on_activate %s: %s\n",
-					ls->live[i].cfg.name, desc);
-	}
-	pthread_mutex_unlock(&ls->lock);
-	pthread_mutex_lock(&ls->note_lock);
-	for (i = 0; i < ls->n && len < size; i++) {
-		const struct live *l = &ls->live[i];
-
-		if (!l->nleft_out)
-			continue;
-		escape_str(desc, sizeof(desc), l->left_out, 0);
-		len += (size_t)snprintf(buf + len, size - len, "left out of %s's backup "
-					"(restore rules): %s", l->cfg.name, desc);
-		if (len < size && l->nleft_out > 1)
-			len += (size_t)snprintf(buf + len, size - len, ", and %zu more members",
-						l->nleft_out - 1);
-		if (len < size)
-			len += (size_t)snprintf(buf + len, size - len, "\n");
-	}
-	pthread_mutex_unlock(&ls->note_lock);
-}
-
-void store_live_apply(const struct store *s, struct keyset *ks)
-{
-	struct store_policy p;
-
-	if (s->ops != &live_ops)
-		return;
-	p = policy_of(s->priv, ks->name);
-	store_policy_apply(ks, &p, "restore", NULL, 0);
+	return s->ops == &live_ops ? s->priv : NULL;
 }
 
 /* The version an install in progress was installing (0: none). */
