@@ -7,8 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "agent_socket.h"
 #include "keyfs/log.h"
+
+#include "agent_socket.h"
 
 /* The socket's directory keeps other users away from the socket even on
  * systems that ignore socket permissions: ours alone, 0700. */

@@ -25,9 +25,10 @@
 #include <sodium.h>
 
 #include "keyfs/agent_proto.h"
-#include "agent_socket.h"
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
+
+#include "agent_socket.h"
 
 #define SLOTS 32
 #define CLIENT_TIMEOUT_MS 2000

@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs_priv.h"
 #include "keyfs/log.h"
+
+#include "fs_priv.h"
 
 #define CACHE_SECONDS 60
 

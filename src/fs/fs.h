@@ -13,11 +13,11 @@
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
-#include "keyfs/vault.h"
 #include "keyfs/sources.h"
 #include "keyfs/stage.h"
 #include "keyfs/store.h"
 #include "keyfs/storewatch.h"
+#include "keyfs/vault.h"
 
 struct keyfs {
 	struct config cfg;

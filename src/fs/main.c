@@ -19,11 +19,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "fs.h"
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
 #include "keyfs/metricsfile.h"
 #include "keyfs/store_live.h"
+
+#include "fs.h"
 
 #define EXIT_USAGE 2
 #define EXIT_CONFIG 3

@@ -12,6 +12,7 @@
 #include "keyfs/age_keys.h"
 #include "keyfs/agent_proto.h"
 #include "keyfs/armor.h"
+
 #include "idfile.h"
 #include "prompt.h"
 

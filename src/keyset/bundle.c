@@ -17,6 +17,7 @@
 
 #include "keyfs/bundle.h"
 #include "keyfs/secmem.h"
+
 #include "bundle_priv.h"
 
 #define PATH_LEN (KEYSET_NAME_MAX + 1 + KEYSET_PATH_MAX + 2)

@@ -12,6 +12,7 @@
 
 #include "keyfs/bundle.h"
 #include "keyfs/secmem.h"
+
 #include "bundle_priv.h"
 
 /* The daemon links log.c; the tar reader's own unit tests and fuzz

@@ -7,8 +7,9 @@
 
 #include "keyfs/armor.h"
 #include "keyfs/bundle.h"
-#include "export.h"
 #include "keyfs/secmem.h"
+
+#include "export.h"
 
 int export_size(const struct keyset *ks, const struct export_key *key, size_t *size)
 {

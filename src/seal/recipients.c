@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "keyfs/recipients.h"
+
 #include "sealkey.h"
 
 struct own {

@@ -17,11 +17,12 @@
 
 #include "keyfs/armor.h"
 #include "keyfs/dirwalk.h"
-#include "export.h"
 #include "keyfs/log.h"
-#include "sealfile.h"
 #include "keyfs/store.h"
+
+#include "export.h"
 #include "sealcache_priv.h"
+#include "sealfile.h"
 
 struct plan {
 	struct sealfile h;	/* the seal to make */

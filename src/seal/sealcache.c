@@ -17,8 +17,9 @@
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 #include "keyfs/replace.h"
-#include "sealfile.h"
+
 #include "sealcache_priv.h"
+#include "sealfile.h"
 
 /* ---- cache files at start ---- */
 

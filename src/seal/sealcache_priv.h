@@ -28,8 +28,9 @@
 #include "keyfs/pool.h"
 #include "keyfs/recipients.h"
 #include "keyfs/sealcache.h"
-#include "sealkey.h"
 #include "keyfs/verifier.h"
+
+#include "sealkey.h"
 
 #define OPEN_WAIT_SECONDS 60
 /* Cache files written between two syncfs() at most. */

@@ -11,11 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "keyfs/log.h"
 #include "keyfs/dirwalk.h"
+#include "keyfs/log.h"
 #include "keyfs/meta.h"
-#include "sealfile.h"
+
 #include "sealcache_priv.h"
+#include "sealfile.h"
 
 static uint64_t hash_name(const char *name)
 {

@@ -11,6 +11,7 @@
 #include "keyfs/armor.h"
 #include "keyfs/keyset.h"
 #include "keyfs/replace.h"
+
 #include "sealfile.h"
 
 #define MAGIC1 "keyfs-seal 1"

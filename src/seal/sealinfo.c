@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "keyfs/escape.h"
+
 #include "sealcache_priv.h"
 
 /* Appends s to the n bytes in buf, cut to fit; the new length. A status

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "keyfs/log.h"
+
 #include "sealkey.h"
 
 /* The id of the password vault_read_for(keyset) gives (keyset NULL: the

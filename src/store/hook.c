@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "keyfs/escape.h"
+
 #include "hook.h"
 
 /* How often the exit is checked where no pidfd tells of it. */

@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
-#include "install.h"
 #include "keyfs/replace.h"
+
+#include "install.h"
 
 /* lstat of a member, reaching it without following any link. */
 static int member_stat(int dfd, struct keytree_pins *pins, const char *name, struct stat *st)

@@ -17,6 +17,7 @@
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
+
 #include "store_dir.h"
 
 struct name_list {

@@ -6,7 +6,6 @@
 #include <pthread.h>
 
 #include "keyfs/keyset.h"
-
 #include "keyfs/state.h"
 
 /* below the state directory (d->sfd) */

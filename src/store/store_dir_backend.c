@@ -8,6 +8,7 @@
 
 #include "keyfs/log.h"
 #include "keyfs/store.h"
+
 #include "store_dir.h"
 
 static void dir_destroy(void *priv)

@@ -21,8 +21,9 @@
 #include "keyfs/keytree.h"
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
-#include "versions.h"
+
 #include "store_dir.h"
+#include "versions.h"
 
 void sdir_clean_tmp(struct dir_store *d)
 {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "keyfs/log.h"
+
 #include "storewatch_priv.h"
 
 /* ---- list ---- */

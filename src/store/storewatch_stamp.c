@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 
 #include "keyfs/bundle.h"
+
 #include "storewatch_priv.h"
 
 /* The watcher whose queue this thread found empty when its batch began

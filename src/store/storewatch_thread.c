@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "keyfs/log.h"
+
 #include "storewatch_priv.h"
 
 #define ROOT_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)

@@ -16,6 +16,7 @@
 #include "keyfs/keytree.h"
 #include "keyfs/replace.h"
 #include "keyfs/state.h"
+
 #include "versions.h"
 
 static int remove_one(int dirfd, const char *name, const struct stat *st, void *arg)

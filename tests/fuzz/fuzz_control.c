@@ -29,13 +29,13 @@
 #include "keyfs/command.h"
 #include "keyfs/config.h"
 #include "keyfs/control.h"
+#include "keyfs/dirwalk.h"
 #include "keyfs/keyring.h"
 #include "keyfs/log.h"
-#include "keyfs/dirwalk.h"
 #include "keyfs/meta.h"
-#include "keyfs/vault.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
+#include "keyfs/vault.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "keyfs/age_recipient.h"
+
 #include "unwrap.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

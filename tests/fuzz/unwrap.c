@@ -8,6 +8,7 @@
 
 #include "keyfs/age.h"
 #include "keyfs/armor.h"
+
 #include "unwrap.h"
 
 static bool documented(int ret)

@@ -16,6 +16,7 @@
 #include "keyfs/age.h"
 #include "keyfs/age_recipient.h"
 #include "keyfs/armor.h"
+
 #include "tap.h"
 
 /* ---- inflate, for the compressed vectors ---- */

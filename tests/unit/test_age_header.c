@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "keyfs/age_header.h"
+
 #include "tap.h"
 
 static const uint8_t key[AGE_FILE_KEY_LEN] = "YELLOW SUBMARINE";

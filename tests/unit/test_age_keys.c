@@ -12,6 +12,7 @@
 #include "keyfs/age_keys.h"
 #include "keyfs/age_recipient.h"
 #include "keyfs/armor.h"
+
 #include "bech32.h"
 #include "tap.h"
 

@@ -13,6 +13,7 @@
 #include "keyfs/age.h"
 #include "keyfs/age_header.h"
 #include "keyfs/age_recipient.h"
+
 #include "age_stream.h"
 #include "tap.h"
 

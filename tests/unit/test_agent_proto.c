@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "keyfs/agent_proto.h"
+
 #include "tap.h"
 
 #define FRAME_BUF (AGENT_FRAME_MAX + 4)

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "keyfs/armor.h"
+
 #include "tap.h"
 
 #define BEGIN "-----BEGIN AGE ENCRYPTED FILE-----"

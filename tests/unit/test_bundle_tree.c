@@ -13,8 +13,9 @@
 #include <sodium.h>
 
 #include "keyfs/bundle.h"
-#include "keyfs/secmem.h"
 #include "keyfs/keyset.h"
+#include "keyfs/secmem.h"
+
 #include "tap.h"
 
 #define MAX_MEMBER 4096

@@ -16,8 +16,9 @@
 #include "keyfs/control.h"
 #include "keyfs/keyring.h"
 #include "keyfs/policy.h"
-#include "keyfs/vault.h"
 #include "keyfs/store.h"
+#include "keyfs/vault.h"
+
 #include "tap.h"
 
 /* age.key of tests/vectors/keys, and its public key. */

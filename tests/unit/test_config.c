@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "keyfs/config.h"
+
 #include "tap.h"
 
 static bool starts(const char *s, const char *prefix)

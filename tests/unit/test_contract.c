@@ -22,6 +22,7 @@
 #include "keyfs/store.h"
 #include "keyfs/store_live.h"
 #include "keyfs/storewatch.h"
+
 #include "store_mem.h"
 #include "tap.h"
 

@@ -15,8 +15,9 @@
 #include "keyfs/config.h"
 #include "keyfs/control.h"
 #include "keyfs/meta.h"
-#include "keyfs/vault.h"
 #include "keyfs/store.h"
+#include "keyfs/vault.h"
+
 #include "tap.h"
 
 /* ---- a real state directory in a temporary place ---- */

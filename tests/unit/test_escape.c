@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "keyfs/escape.h"
+
 #include "tap.h"
 
 /* in through escape_str() (a roomy buffer) and escape_put(): both want. */

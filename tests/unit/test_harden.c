@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include "keyfs/harden.h"
+
 #include "tap.h"
 
 int main(void)

@@ -16,11 +16,12 @@
 
 #include "keyfs/age.h"
 #include "keyfs/bundle.h"
-#include "keyfs/secmem.h"
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
-#include "keyfs/vault.h"
+#include "keyfs/secmem.h"
 #include "keyfs/store.h"
+#include "keyfs/vault.h"
+
 #include "tap.h"
 
 #define PASSWORD "Correct-Horse-7"

@@ -11,8 +11,9 @@
 #include <sodium.h>
 
 #include "keyfs/age.h"
-#include "bech32.h"
 #include "keyfs/keyring.h"
+
+#include "bech32.h"
 #include "tap.h"
 
 /* age-keygen's "public key:" line of age.key, and ssh-keygen -l's

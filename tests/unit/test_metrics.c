@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "keyfs/metrics.h"
+
 #include "tap.h"
 
 /* Runs fn into a memory stream; returns the malloc()ed text. */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "keyfs/replace.h"
+
 #include "tap.h"
 
 static int put(int dfd, const char *path, const char *text, int (*fn)(int, const char *,

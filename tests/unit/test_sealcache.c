@@ -20,6 +20,7 @@
 #include "keyfs/fresh.h"
 #include "keyfs/sealcache.h"
 #include "keyfs/state.h"
+
 #include "store_mem.h"
 #include "tap.h"
 

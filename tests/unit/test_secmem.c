@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "keyfs/secmem.h"
+
 #include "tap.h"
 
 static bool zero(const uint8_t *p, size_t n)

@@ -16,6 +16,7 @@
 #include "keyfs/config.h"
 #include "keyfs/policy.h"
 #include "keyfs/vault.h"
+
 #include "tap.h"
 
 /* ---- policy ---- */

@@ -27,6 +27,7 @@
 #include "keyfs/sealcache.h"
 #include "keyfs/sources.h"
 #include "keyfs/state.h"
+
 #include "store_mem.h"
 #include "tap.h"
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "keyfs/stage.h"
+
 #include "tap.h"
 
 /* A callback the test controls: counts calls, remembers the last

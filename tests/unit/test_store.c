@@ -12,11 +12,12 @@
 
 #include <sodium.h>
 
-#include "keyfs/keyset.h"
 #include "keyfs/dirwalk.h"
+#include "keyfs/keyset.h"
 #include "keyfs/meta.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
+
 #include "tap.h"
 
 #define T0 1700000000 /* 2023-11-14T22:13:20Z */

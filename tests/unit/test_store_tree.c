@@ -21,6 +21,7 @@
 #include "keyfs/keytree.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
+
 #include "tap.h"
 
 #define T0 1700000000

@@ -23,6 +23,7 @@
 #include "keyfs/state.h"
 #include "keyfs/store.h"
 #include "keyfs/storewatch.h"
+
 #include "tap.h"
 
 #define WAIT_SECONDS 10

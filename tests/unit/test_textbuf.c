@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "keyfs/textbuf.h"
+
 #include "tap.h"
 
 int main(void)

@@ -12,8 +12,9 @@
 
 #include <sodium.h>
 
-#include "sealkey.h"
 #include "keyfs/verifier.h"
+
+#include "sealkey.h"
 #include "tap.h"
 
 static int logn_of(int dfd)
