@@ -10,7 +10,7 @@
  * "..", in no particular order, with st from fstatat (no symlinks
  * followed); the walk stops at the first nonzero return, which it
  * returns. dirfd is the walked directory, valid during the call. */
-int dir_each(int dfd, const char *path,
+int dirwalk_each(int dfd, const char *path,
 	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg);
 
 /* Opens dfd/name read-only for reading its bytes. Never blocks (a FIFO
@@ -21,6 +21,6 @@ int dir_each(int dfd, const char *path,
  * very file a walk saw (same device and inode), else -EAGAIN: it changed
  * in between and the caller may retry. Returns the fd or -errno; *st
  * (optional) receives its fstat. */
-int file_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st);
+int dirwalk_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st);
 
 #endif

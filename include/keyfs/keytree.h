@@ -4,7 +4,7 @@
  * versions; any code that reads or restores key trees goes through here.
  *
  * Reading never follows a symlink: directories are opened one component
- * at a time with O_NOFOLLOW, files with file_open_regular() (no FIFO or
+ * at a time with O_NOFOLLOW, files with dirwalk_open_regular() (no FIFO or
  * device can block it, a hard-linked file is refused), and links are
  * read as text. Names starting with '.' are skipped (temporaries). */
 #ifndef KEYFS_KEYTREE_H

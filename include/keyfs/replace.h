@@ -10,21 +10,21 @@
 #include <sys/uio.h>
 
 /* path is relative to dfd; the new file is mode 0600. */
-int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt);
+int replace_file(int dfd, const char *path, const struct iovec *iov, int iovcnt);
 /* The same with another mode (for files other users read, such as the
  * metrics textfile), set whatever the umask. */
-int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt);
+int replace_file_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt);
 
 /* The same (mode 0600) without either fsync, for files written many at
  * a time whose readers check them whole (the seal cache): the caller
  * makes a batch durable with one syncfs(). A crash before it may leave
  * the old file, the new one, or one its reader refuses as torn. */
-int file_replace_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt);
+int replace_file_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt);
 
 /* fsync of the directory dfd/dir: makes renames in it durable. */
-int dir_fsync(int dfd, const char *dir);
+int replace_dir_fsync(int dfd, const char *dir);
 
-/* Is name a temporary file file_replace() left behind in a crash? */
-int file_replace_is_temp(const char *name);
+/* Is name a temporary file replace_file() left behind in a crash? */
+int replace_is_temp(const char *name);
 
 #endif

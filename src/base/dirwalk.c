@@ -8,7 +8,7 @@
 
 #include "keyfs/dirwalk.h"
 
-int dir_each(int dfd, const char *path,
+int dirwalk_each(int dfd, const char *path,
 	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg)
 {
 	struct dirent *de;
@@ -37,7 +37,7 @@ int dir_each(int dfd, const char *path,
 	return ret;
 }
 
-int file_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st)
+int dirwalk_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st)
 {
 	struct stat got;
 	int fd, ret;

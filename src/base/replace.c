@@ -17,7 +17,7 @@
 
 #include "keyfs/replace.h"
 
-int dir_fsync(int dfd, const char *dir)
+int replace_dir_fsync(int dfd, const char *dir)
 {
 	int fd, ret = 0;
 
@@ -134,25 +134,25 @@ static int replace(int dfd, const char *path, mode_t mode, const struct iovec *i
 		ret = replace_named(dfd, path, tmp, mode, iov, iovcnt, sync);
 	if (ret)
 		return ret;
-	return sync ? dir_fsync(dfd, dir) : 0;
+	return sync ? replace_dir_fsync(dfd, dir) : 0;
 }
 
-int file_replace(int dfd, const char *path, const struct iovec *iov, int iovcnt)
+int replace_file(int dfd, const char *path, const struct iovec *iov, int iovcnt)
 {
-	return file_replace_mode(dfd, path, 0600, iov, iovcnt);
+	return replace_file_mode(dfd, path, 0600, iov, iovcnt);
 }
 
-int file_replace_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt)
+int replace_file_mode(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt)
 {
 	return replace(dfd, path, mode, iov, iovcnt, true);
 }
 
-int file_replace_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt)
+int replace_file_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt)
 {
 	return replace(dfd, path, 0600, iov, iovcnt, false);
 }
 
-int file_replace_is_temp(const char *name)
+int replace_is_temp(const char *name)
 {
 	size_t n = strlen(name);
 

@@ -107,7 +107,7 @@ static void write_once(struct metricsfile *mf)
 	if (!ret)
 		ret = with_time(text, len, &stamped, &stamped_len);
 	if (!ret)
-		ret = file_replace_mode(mf->dfd, mf->name, 0644,
+		ret = replace_file_mode(mf->dfd, mf->name, 0644,
 					&(struct iovec){ stamped, stamped_len }, 1);
 	free(stamped);
 	if (ret && ret != mf->last_err)

@@ -142,7 +142,7 @@ static struct fresh_rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 	ssize_t n;
 	int fd;
 
-	fd = file_open_regular(f->dfd, name, NULL, NULL);
+	fd = dirwalk_open_regular(f->dfd, name, NULL, NULL);
 	if (fd < 0)
 		return NULL;
 	n = read(fd, text, sizeof(text) - 1);
@@ -188,7 +188,7 @@ static int find_one(int dirfd, const char *name, const struct stat *st, void *ar
 	struct found *l = arg;
 
 	(void)st;
-	if (file_replace_is_temp(name))
+	if (replace_is_temp(name))
 		unlinkat(dirfd, name, 0); /* left by a crash; only this thread writes */
 	else if (keyset_name_valid(name))
 		store_names_add(&l->names, &l->n, name);
@@ -209,7 +209,7 @@ static void load_all(struct fresh *f)
 	struct found l = { NULL, 0 };
 	size_t i;
 
-	dir_each(f->dfd, ".", find_one, &l);
+	dirwalk_each(f->dfd, ".", find_one, &l);
 	if (l.n)
 		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
 	for (i = 0; i < l.n; i++) {
@@ -310,7 +310,7 @@ static void write_rec(struct fresh *f, const struct rec_copy *r)
 		       (long long)r->i.changed_at, (long long)r->i.sealed_at,
 		       (long long)r->i.backup_at, (long long)r->i.backup_sealed,
 		       (unsigned)r->i.backup_uid, r->i.backup_comm);
-	ret = file_replace_unsynced(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
+	ret = replace_file_unsynced(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
 	if (ret)
 		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", r->name,
 			strerror(-ret));

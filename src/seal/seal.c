@@ -84,7 +84,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	uint64_t old = 0;
 	int fd, ret;
 
-	fd = file_open_regular(sc->cfd, name, NULL, NULL);
+	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
 	if (fd < 0)
 		return fd;
 	ret = sealfile_read(fd, &h);
@@ -176,7 +176,7 @@ static bool cached_holds(struct sealcache *sc, const char *name, const struct ag
 	char cid[65] = "";
 	int fd;
 
-	fd = file_open_regular(sc->cfd, name, NULL, NULL);
+	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
 	if (fd < 0)
 		return false;
 	if (sealfile_read(fd, &h) || !(pem = malloc(h.len)) ||

@@ -42,7 +42,7 @@ static void sweep_temps(int cfd)
 		return;
 	}
 	while ((d = readdir(dir)))
-		if (file_replace_is_temp(d->d_name))
+		if (replace_is_temp(d->d_name))
 			unlinkat(cfd, d->d_name, 0);
 	closedir(dir);
 }
@@ -306,7 +306,7 @@ static int open_current(struct sealcache *sc, struct entry *e, uint64_t stamp, s
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
+	s->fd = dirwalk_open_regular(sc->cfd, e->name, NULL, NULL);
 	/* The header of the file actually opened decides, not the entry. */
 	if (s->fd < 0 || sealfile_read(s->fd, &h) || strcmp(h.name, e->name) || h.stamp != stamp ||
 	    h.logn != sc_logn_for(sc, e) || memcmp(h.pwid, pwid, VERIFIER_ID_LEN) ||

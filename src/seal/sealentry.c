@@ -41,7 +41,7 @@ static void load_cached(struct sealcache *sc, struct entry *e)
 	struct sealfile h;
 	int fd, ret;
 
-	fd = file_open_regular(sc->cfd, e->name, NULL, NULL);
+	fd = dirwalk_open_regular(sc->cfd, e->name, NULL, NULL);
 	if (fd < 0)
 		return;
 	ret = sealfile_read(fd, &h);

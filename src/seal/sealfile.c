@@ -145,7 +145,7 @@ int sealfile_write(int dfd, const char *name, struct sealfile *h, const char *pe
 	if (n < 0 || n >= (int)sizeof(hdr))
 		return -EINVAL;
 	h->off = (size_t)n;
-	return file_replace_unsynced(dfd, name,
+	return replace_file_unsynced(dfd, name,
 				     (struct iovec[]){ { hdr, (size_t)n }, { (void *)pem, h->len } }, 2);
 }
 

@@ -76,7 +76,7 @@ static int store(int dfd, const char *path, const struct verifier *v)
 	sodium_bin2hex(hash, sizeof(hash), v->hash, HASH_LEN);
 	sodium_bin2hex(id, sizeof(id), v->id, VERIFIER_ID_LEN);
 	len = snprintf(line, sizeof(line), VERIFIER_MAGIC " %d %s %s %s\n", v->logn, salt, hash, id);
-	return file_replace(dfd, path, &(struct iovec){ line, (size_t)len }, 1);
+	return replace_file(dfd, path, &(struct iovec){ line, (size_t)len }, 1);
 }
 
 int verifier_id(int dfd, const char *path, const struct age_pass *pass, int logn,

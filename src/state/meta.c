@@ -105,7 +105,7 @@ static int load_one(int dirfd, const char *name, const struct stat *st, void *ar
 	char path[PATH_MAX], value[META_VALUE_MAX];
 
 	(void)dirfd;
-	if (!S_ISREG(st->st_mode) || file_replace_is_temp(name) || meta_path(name, path, sizeof(path)))
+	if (!S_ISREG(st->st_mode) || replace_is_temp(name) || meta_path(name, path, sizeof(path)))
 		return 0;
 	if (read_value(s, path, value, sizeof(value)))
 		return 0; /* unreadable: as if unset, as before */
@@ -122,7 +122,7 @@ int meta_load(struct state *s)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	s->meta = c;
-	ret = dir_each(s->fd, STATE_META, load_one, s);
+	ret = dirwalk_each(s->fd, STATE_META, load_one, s);
 	if (ret)
 		meta_unload(s);
 	return ret;
@@ -175,7 +175,7 @@ static int read_value(const struct state *s, const char *path, char *buf, size_t
 	ssize_t n;
 	int fd, ret;
 
-	fd = file_open_regular(s->fd, path, NULL, NULL);
+	fd = dirwalk_open_regular(s->fd, path, NULL, NULL);
 	if (fd < 0)
 		return fd;
 	n = read(fd, buf, size - 1);
@@ -197,7 +197,7 @@ int meta_set(const struct state *s, const char *key, const char *value)
 	if (!*value)
 		ret = unlinkat(s->fd, path, 0) && errno != ENOENT ? -errno : 0;
 	else
-		ret = file_replace(s->fd, path, &(struct iovec){ (void *)value, strlen(value) }, 1);
+		ret = replace_file(s->fd, path, &(struct iovec){ (void *)value, strlen(value) }, 1);
 	if (!ret && s->meta) {
 		pthread_mutex_lock(&s->meta->lock);
 		ret = put(s->meta, key, *value ? value : NULL);

@@ -134,7 +134,7 @@ static int finish_dirs(int dfd, struct keytree_pins *pins, const struct keyset *
 		if (ks->m[i].type == KEYSET_DIR)
 			ret = keytree_dir_finish(dfd, pins, &ks->m[i]);
 	}
-	return ret ? ret : dir_fsync(dfd, ".");
+	return ret ? ret : replace_dir_fsync(dfd, ".");
 }
 
 int install_keyset(int dfd, const char *where, const struct keyset *ks, const struct keyset *old,
@@ -163,7 +163,7 @@ int install_keyset(int dfd, const char *where, const struct keyset *ks, const st
 		ret = rename_all(dfd, &pins, ks, old);
 	if (ret) {
 		undo_writes(dfd, &pins, ks, made);
-		dir_fsync(dfd, ".");
+		replace_dir_fsync(dfd, ".");
 		goto out;
 	}
 	remove_extra(dfd, &pins, ks, old);
@@ -203,7 +203,7 @@ static int clean_one(int dirfd, const char *name, const struct stat *st, void *a
 	}
 	if (c->sel->want(c->path, true, c->sel->arg)) {
 		c->depth++;
-		dir_each(dirfd, name, clean_one, c);
+		dirwalk_each(dirfd, name, clean_one, c);
 		c->depth--;
 	}
 	c->path[len] = '\0';
@@ -214,5 +214,5 @@ void install_clean(int dfd, const struct keytree_select *sel)
 {
 	struct cleaner c = { .sel = sel };
 
-	dir_each(dfd, ".", clean_one, &c);
+	dirwalk_each(dfd, ".", clean_one, &c);
 }

@@ -142,7 +142,7 @@ static int walk_dir(int dfd, const char *sub, struct keytree_walk *w)
 
 	/* keyset_member_name_valid() bounds the depth before we get here. */
 	w->depth++;
-	ret = dir_each(dfd, sub, walk_one, w);
+	ret = dirwalk_each(dfd, sub, walk_one, w);
 	w->depth--;
 	/* A directory swapped for a link or file since its stat. */
 	return ret == -ELOOP || ret == -ENOTDIR ? -EAGAIN : ret;
@@ -336,7 +336,7 @@ static int open_seen(const struct keytree_entry *e, struct stat *got)
 	int fd;
 
 	if (S_ISREG(e->st->st_mode)) {
-		fd = file_open_regular(e->dirfd, e->name, e->st, got);
+		fd = dirwalk_open_regular(e->dirfd, e->name, e->st, got);
 		return fd == -EINVAL ? -EAGAIN : fd; /* it changed since the walk */
 	}
 	fd = openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

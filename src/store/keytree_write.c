@@ -455,7 +455,7 @@ int keytree_write(int dfd, const struct keyset *ks)
 		if (ks->m[i].type == KEYSET_DIR)
 			ret = keytree_dir_finish(dfd, NULL, &ks->m[i]);
 	}
-	return ret ? ret : dir_fsync(dfd, ".");
+	return ret ? ret : replace_dir_fsync(dfd, ".");
 }
 
 static void remove_tree(int dfd, const char *path, unsigned depth);
@@ -484,7 +484,7 @@ static void remove_tree(int dfd, const char *path, unsigned depth)
 	/* A 0500 directory written by a restore: writable again first. */
 	fchmod(fd, 0700);
 	close(fd);
-	dir_each(dfd, path, remove_one, &depth);
+	dirwalk_each(dfd, path, remove_one, &depth);
 	unlinkat(dfd, path, AT_REMOVEDIR);
 }
 

@@ -94,7 +94,7 @@ int sdir_list(void *priv, char ***names, size_t *n)
 	struct name_list l = { NULL, 0 };
 	int ret;
 
-	ret = dir_each(d->dfd, ".", list_one, &l);
+	ret = dirwalk_each(d->dfd, ".", list_one, &l);
 	if (ret) {
 		store_names_free(l.names, l.n);
 		l.names = NULL;
@@ -142,7 +142,7 @@ int sdir_why(void *priv, const char *name, char *why, size_t size)
 	if (kfd == -ENAMETOOLONG) {
 		struct long_search ls = { name, why, size };
 
-		dir_each(((struct dir_store *)priv)->dfd, ".", why_long, &ls);
+		dirwalk_each(((struct dir_store *)priv)->dfd, ".", why_long, &ls);
 	}
 	if (kfd < 0)
 		return kfd;

@@ -221,7 +221,7 @@ static int journal_write(struct live_store *ls, const char *name, unsigned n, un
 	struct iovec iov = { text, 0 };
 
 	iov.iov_len = (size_t)snprintf(text, sizeof(text), "%u %u\n", n, kept);
-	return journal_path(name, path) ? -ENAMETOOLONG : file_replace(ls->sfd, path, &iov, 1);
+	return journal_path(name, path) ? -ENAMETOOLONG : replace_file(ls->sfd, path, &iov, 1);
 }
 
 static void journal_remove(struct live_store *ls, const char *name)
@@ -231,7 +231,7 @@ static void journal_remove(struct live_store *ls, const char *name)
 	if (journal_path(name, path))
 		return;
 	unlinkat(ls->sfd, path, 0);
-	dir_fsync(ls->sfd, STATE_VERSIONS);
+	replace_dir_fsync(ls->sfd, STATE_VERSIONS);
 }
 
 /* install_keyset(), saying why in the log when it refuses. */

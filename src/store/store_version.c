@@ -120,10 +120,10 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 		/* no active keys: the version simply moves in */
 		if (renameat(d->sfd, src, d->dfd, raw))
 			return -errno;
-		ret = dir_fsync(d->dfd, ".");
-		return ret ? ret : dir_fsync(d->sfd, dir);
+		ret = replace_dir_fsync(d->dfd, ".");
+		return ret ? ret : replace_dir_fsync(d->sfd, dir);
 	}
-	ret = dir_fsync(d->dfd, ".");
+	ret = replace_dir_fsync(d->dfd, ".");
 	if (ret)
 		return ret;
 	/* The replaced keys sit at src now; give them the next number. */
@@ -137,5 +137,5 @@ static int activate_locked(struct dir_store *d, const char *name, unsigned versi
 		*kept = version; /* still safe, kept under the old number */
 		return 0;
 	}
-	return dir_fsync(d->sfd, dir);
+	return replace_dir_fsync(d->sfd, dir);
 }

@@ -29,7 +29,7 @@ static int remove_one(int dirfd, const char *name, const struct stat *st, void *
 
 void versions_clean_tmp(int sfd)
 {
-	dir_each(sfd, STATE_TMP, remove_one, NULL);
+	dirwalk_each(sfd, STATE_TMP, remove_one, NULL);
 }
 
 int versions_write_tmp(int sfd, const struct keyset *ks, char tmp[static PATH_MAX])
@@ -100,7 +100,7 @@ int versions_list(int sfd, const char *name, unsigned **v, size_t *n)
 	if (!keyset_name_valid(name))
 		return -ENOENT;
 	snprintf(path, sizeof(path), STATE_VERSIONS "/%s", name);
-	ret = dir_each(sfd, path, version_one, &l);
+	ret = dirwalk_each(sfd, path, version_one, &l);
 	if (ret == -ENOENT)
 		ret = 0; /* no versions yet */
 	if (ret) {
@@ -139,7 +139,7 @@ int versions_commit_tmp(int sfd, const char *tmp, int dfd, const char *dst, cons
 		keytree_remove(sfd, tmp);
 		return ret;
 	}
-	return dir_fsync(dfd, parent);
+	return replace_dir_fsync(dfd, parent);
 }
 
 int versions_put(int sfd, const struct keyset *ks, struct store_put *res)
@@ -205,5 +205,5 @@ void versions_remove(int sfd, const char *name, unsigned version)
 	snprintf(dir, sizeof(dir), STATE_VERSIONS "/%s", name);
 	snprintf(path, sizeof(path), "%s/%u", dir, version);
 	keytree_remove(sfd, path);
-	dir_fsync(sfd, dir);
+	replace_dir_fsync(sfd, dir);
 }

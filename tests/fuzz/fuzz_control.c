@@ -268,7 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	vault_forget(ctl.v);
 	keyring_forget(ctl.kr);
-	dir_each(state.fd, STATE_META, unlink_one, NULL);
+	dirwalk_each(state.fd, STATE_META, unlink_one, NULL);
 	while ((nul = memchr(p, '\0', left))) {
 		run_write(p, (size_t)(nul - p));
 		left -= (size_t)(nul - p) + 1;

@@ -72,16 +72,16 @@ static void test_mode_and_leftover(int dfd)
 {
 	struct stat st;
 
-	tap_ok(!file_replace_mode(dfd, "m", 0644, &(struct iovec){ (void *)"x", 1 }, 1) &&
+	tap_ok(!replace_file_mode(dfd, "m", 0644, &(struct iovec){ (void *)"x", 1 }, 1) &&
 	       !fstatat(dfd, "m", &st, 0) && (st.st_mode & 07777) == 0644,
-	       "file_replace_mode sets the mode whatever the umask");
+	       "replace_file_mode sets the mode whatever the umask");
 	/* a crash's leftover temporary does not stop the next replace */
 	close(openat(dfd, "sub/.g.tmp", O_WRONLY | O_CREAT, 0600));
-	tap_ok(!put(dfd, "sub/g", "one", file_replace) && !put(dfd, "sub/g", "two", file_replace) &&
+	tap_ok(!put(dfd, "sub/g", "one", replace_file) && !put(dfd, "sub/g", "two", replace_file) &&
 	       holds(dfd, "sub/g", "two"), "replaced beside a leftover temporary");
-	tap_ok(file_replace_is_temp(".g.tmp") && !file_replace_is_temp("g.tmp") &&
-	       !file_replace_is_temp(".tmp"), "temporaries are told apart");
-	tap_ok(put(dfd, "nodir/x", "x", file_replace) < 0, "a missing directory is an error");
+	tap_ok(replace_is_temp(".g.tmp") && !replace_is_temp("g.tmp") &&
+	       !replace_is_temp(".tmp"), "temporaries are told apart");
+	tap_ok(put(dfd, "nodir/x", "x", replace_file) < 0, "a missing directory is an error");
 }
 
 int main(void)
@@ -93,8 +93,8 @@ int main(void)
 	umask(077);
 	if (!mkdtemp(dir) || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) < 0 || mkdirat(dfd, "sub", 0700))
 		return tap_ok(false, "temporary directory"), tap_done();
-	test_new_and_replaced(dfd, file_replace, "synced");
-	test_new_and_replaced(dfd, file_replace_unsynced, "unsynced");
+	test_new_and_replaced(dfd, replace_file, "synced");
+	test_new_and_replaced(dfd, replace_file_unsynced, "unsynced");
 	test_mode_and_leftover(dfd);
 	close(dfd);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -538,16 +538,16 @@ static void test_open_regular(void)
 	if (mkfifo(p, 0600))
 		tap_ok(false, "mkfifo: %m");
 	alarm(10); /* a blocking open would hang here: fail instead */
-	fd = file_open_regular(dfd, "pipe", NULL, NULL);
+	fd = dirwalk_open_regular(dfd, "pipe", NULL, NULL);
 	alarm(0);
 	TAP_EQ_INT(fd, -EINVAL, "a FIFO is refused without blocking");
 	write_rel("plain", "x", 1, 0600, 0);
 	write_rel("other", "y", 1, 0600, 0);
 	fstatat(dfd, "other", &seen, AT_SYMLINK_NOFOLLOW);
-	fd = file_open_regular(dfd, "plain", &seen, NULL);
+	fd = dirwalk_open_regular(dfd, "plain", &seen, NULL);
 	TAP_EQ_INT(fd, -EAGAIN, "a file other than the one the walk saw: -EAGAIN");
 	fstatat(dfd, "plain", &seen, AT_SYMLINK_NOFOLLOW);
-	fd = file_open_regular(dfd, "plain", &seen, NULL);
+	fd = dirwalk_open_regular(dfd, "plain", &seen, NULL);
 	tap_ok(fd >= 0, "the file the walk saw opens");
 	if (fd >= 0)
 		close(fd);
