@@ -9,7 +9,9 @@
  *
  * Adding a type: one src/age_<type>.c defining its struct age_type, its
  * ops and constructors; its declarations at the end of this header; one
- * line in the table; the file in meson.build's core_src.
+ * line in the table; the file in meson.build's core_src. The wrapped
+ * stanza and the X25519 agreement the types share are in
+ * src/age/age_wrap.h.
  */
 #ifndef KEYFS_AGE_RECIPIENT_H
 #define KEYFS_AGE_RECIPIENT_H

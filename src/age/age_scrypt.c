@@ -11,6 +11,8 @@
 
 #include "keyfs/age_recipient.h"
 
+#include "age_wrap.h"
+
 #define SCRYPT_TYPE "scrypt"
 #define SCRYPT_LABEL "age-encryption.org/v1/scrypt"
 #define SCRYPT_R 8
@@ -97,15 +99,10 @@ static int wrap_key(uint8_t key[AGE_WRAP_KEY_LEN], const struct age_pass *pass,
 
 size_t age_scrypt_stanza_size(int logn)
 {
-	const struct age_stanza s = {
-		.type = { SCRYPT_TYPE, strlen(SCRYPT_TYPE) },
-		.arg = { { NULL, AGE_B64_LEN(AGE_SALT_LEN) },
-			 { NULL, (size_t)snprintf(NULL, 0, "%d", logn) } },
-		.nargs = 2,
-		.bodylen = AGE_WRAPPED_LEN,
-	};
+	const size_t arglen[] = { AGE_B64_LEN(AGE_SALT_LEN),
+				  (size_t)snprintf(NULL, 0, "%d", logn) };
 
-	return age_stanza_size(&s);
+	return age_stanza_wrapped_size(SCRYPT_TYPE, arglen, 2);
 }
 
 static size_t stanza_size(const struct age_recipient *r)
@@ -115,50 +112,31 @@ static size_t stanza_size(const struct age_recipient *r)
 	return age_scrypt_stanza_size(sr->logn);
 }
 
-/* Layout of a wrapped stanza's storage: salt digits, logN digits, body. */
-struct scrypt_stanza_mem {
-	char salt[AGE_B64_LEN(AGE_SALT_LEN)];
-	char logn[LOGN_DIGITS + 1];
-	uint8_t body[AGE_WRAPPED_LEN];
-};
-
+/* "-> scrypt <salt> <logN>", the salt fresh per file: the spec's MUST. */
 static int wrap(const struct age_recipient *r,
 		const uint8_t file_key[static AGE_FILE_KEY_LEN],
 		struct age_stanza *s)
 {
 	const struct scrypt_recipient *sr = r->priv;
+	char salt64[AGE_B64_LEN(AGE_SALT_LEN)], logn[LOGN_DIGITS + 1];
 	uint8_t salt[AGE_SALT_LEN], *key;
-	struct scrypt_stanza_mem *m;
+	struct age_str args[2];
 	int ret;
 
-	m = malloc(sizeof(*m));
 	key = sodium_malloc(AGE_WRAP_KEY_LEN);
-	if (!m || !key) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* The spec's MUST: a fresh salt per file. */
+	if (!key)
+		return -ENOMEM;
 	randombytes_buf(salt, sizeof(salt));
 	ret = wrap_key(key, &sr->pass, salt, (unsigned long)sr->logn);
-	if (ret < 0)
-		goto out;
-	age_wrap_file_key(m->body, file_key, key);
-	memset(s, 0, sizeof(*s));
-	s->type = (struct age_str){ SCRYPT_TYPE, strlen(SCRYPT_TYPE) };
-	s->arg[0] = (struct age_str){
-		m->salt, age_b64_encode(m->salt, salt, sizeof(salt))
-	};
-	s->arg[1] = (struct age_str){
-		m->logn,
-		(size_t)snprintf(m->logn, sizeof(m->logn), "%d", sr->logn)
-	};
-	s->nargs = 2;
-	s->body = m->body;
-	s->bodylen = sizeof(m->body);
-	s->mem = m;
-	m = NULL;
-out:
-	free(m);
+	if (ret == 0) {
+		args[0] = (struct age_str){
+			salt64, age_b64_encode(salt64, salt, sizeof(salt))
+		};
+		args[1] = (struct age_str){
+			logn, (size_t)snprintf(logn, sizeof(logn), "%d", sr->logn)
+		};
+		ret = age_stanza_wrap(s, SCRYPT_TYPE, args, 2, file_key, key);
+	}
 	sodium_free(key);
 	return ret;
 }

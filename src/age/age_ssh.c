@@ -18,9 +18,10 @@
 
 #include <sodium.h>
 
-#include "age_hkdf.h"
 #include "keyfs/age_recipient.h"
-#include "keyfs/secmem.h"
+
+#include "age_hkdf.h"
+#include "age_wrap.h"
 
 #define SSH_TYPE "ssh-ed25519"
 #define SSH_LABEL "age-encryption.org/v1/ssh-ed25519"
@@ -52,14 +53,6 @@ struct ssh_identity {
 	uint8_t sk[AGE_X25519_KEY_LEN];
 };
 
-/* Everything one wrap or unwrap derives, in guarded memory. */
-struct ssh_scratch {
-	uint8_t eph[AGE_X25519_KEY_LEN];
-	uint8_t dh[AGE_X25519_KEY_LEN];
-	uint8_t shared[AGE_X25519_KEY_LEN];
-	uint8_t key[AGE_WRAP_KEY_LEN];
-};
-
 static void put_u32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -88,22 +81,6 @@ static int pub_init(struct ssh_pub *p, const uint8_t ed_pk[ED_PK_LEN])
 			sizeof(SSH_LABEL) - 1);
 }
 
-/* shared = X25519(tweak, dh); key from it, share and pk. An all-zero
- * result at either step is refused. */
-static int derive(struct ssh_scratch *x, const struct ssh_pub *p,
-		  const uint8_t share[AGE_X25519_KEY_LEN])
-{
-	uint8_t salt[2 * AGE_X25519_KEY_LEN];
-
-	if (crypto_scalarmult(x->shared, p->tweak, x->dh) != 0)
-		return -EINVAL;
-	memcpy(salt, share, AGE_X25519_KEY_LEN);
-	memcpy(salt + AGE_X25519_KEY_LEN, p->pk, AGE_X25519_KEY_LEN);
-	return age_hkdf(x->key, sizeof(x->key), salt, sizeof(salt), x->shared,
-			sizeof(x->shared), (const uint8_t *)SSH_LABEL,
-			sizeof(SSH_LABEL) - 1);
-}
-
 static int parse_stanza(const struct age_stanza *s, uint8_t tag[SSH_TAG_LEN],
 			uint8_t share[AGE_X25519_KEY_LEN])
 {
@@ -128,65 +105,26 @@ static int check(const struct age_stanza *s)
 
 static size_t stanza_size(const struct age_recipient *r)
 {
-	const struct age_stanza s = {
-		.type = { SSH_TYPE, sizeof(SSH_TYPE) - 1 },
-		.arg = { { NULL, AGE_B64_LEN(SSH_TAG_LEN) },
-			 { NULL, AGE_B64_LEN(AGE_X25519_KEY_LEN) } },
-		.nargs = 2,
-		.bodylen = AGE_WRAPPED_LEN,
-	};
+	static const size_t arglen[] = { AGE_B64_LEN(SSH_TAG_LEN),
+					 AGE_B64_LEN(AGE_X25519_KEY_LEN) };
 
 	(void)r;
-	return age_stanza_size(&s);
+	return age_stanza_wrapped_size(SSH_TYPE, arglen, 2);
 }
 
-struct ssh_stanza_mem {
-	char tag[AGE_B64_LEN(SSH_TAG_LEN)];
-	char share[AGE_B64_LEN(AGE_X25519_KEY_LEN)];
-	uint8_t body[AGE_WRAPPED_LEN];
-};
-
+/* X25519 to the key's Montgomery form, tweaked; the tag first. */
 static int wrap(const struct age_recipient *r,
 		const uint8_t file_key[static AGE_FILE_KEY_LEN],
 		struct age_stanza *s)
 {
 	const struct ssh_pub *p = r->priv;
-	uint8_t share[AGE_X25519_KEY_LEN];
-	struct ssh_stanza_mem *m;
-	struct ssh_scratch *x;
-	int ret;
+	const struct age_dh dh = { SSH_LABEL, p->pk, p->tweak };
+	char tag[AGE_B64_LEN(SSH_TAG_LEN)];
+	const struct age_str arg = {
+		tag, age_b64_encode(tag, p->tag, sizeof(p->tag))
+	};
 
-	m = malloc(sizeof(*m));
-	x = secmem_alloc(sizeof(*x));
-	if (!m || !x) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* A fresh ephemeral key per stanza: the spec's MUST. */
-	randombytes_buf(x->eph, sizeof(x->eph));
-	crypto_scalarmult_base(share, x->eph);
-	ret = crypto_scalarmult(x->dh, x->eph, p->pk) != 0 ? -EINVAL :
-							     derive(x, p, share);
-	if (ret < 0)
-		goto out;
-	age_wrap_file_key(m->body, file_key, x->key);
-	memset(s, 0, sizeof(*s));
-	s->type = (struct age_str){ SSH_TYPE, sizeof(SSH_TYPE) - 1 };
-	s->arg[0] = (struct age_str){
-		m->tag, age_b64_encode(m->tag, p->tag, sizeof(p->tag))
-	};
-	s->arg[1] = (struct age_str){
-		m->share, age_b64_encode(m->share, share, sizeof(share))
-	};
-	s->nargs = 2;
-	s->body = m->body;
-	s->bodylen = sizeof(m->body);
-	s->mem = m;
-	m = NULL;
-out:
-	free(m);
-	secmem_free(x);
-	return ret;
+	return age_dh_wrap(s, SSH_TYPE, &arg, 1, file_key, &dh);
 }
 
 static const struct age_recipient_ops recipient_ops = {
@@ -337,8 +275,8 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 		  uint8_t file_key[static AGE_FILE_KEY_LEN])
 {
 	const struct ssh_identity *si = id->priv;
+	const struct age_dh dh = { SSH_LABEL, si->pub.pk, si->pub.tweak };
 	uint8_t tag[SSH_TAG_LEN], share[AGE_X25519_KEY_LEN];
-	struct ssh_scratch *x;
 	int ret;
 
 	if (!age_stanza_is(s, SSH_TYPE))
@@ -348,20 +286,10 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 		return ret;
 	if (sodium_memcmp(tag, si->pub.tag, SSH_TAG_LEN) != 0)
 		return AGE_NOT_MINE;
-	x = secmem_alloc(sizeof(*x));
-	if (!x)
-		return -ENOMEM;
-	/* As for X25519: a low-order share makes the file invalid. */
-	ret = crypto_scalarmult(x->dh, si->sk, share) != 0 ?
-		      -EINVAL :
-		      derive(x, &si->pub, share);
 	/* A tag that matches by chance (1 in 2^32) and a key that does not
-	 * open the body: someone else's stanza after all. */
-	if (ret == 0)
-		ret = age_unwrap_file_key(file_key, s->body, s->bodylen,
-					  x->key);
-	secmem_free(x);
-	return ret;
+	 * open the body: someone else's stanza after all, AGE_WRONG_KEY. As
+	 * for X25519, a low-order share makes the file invalid. */
+	return age_dh_unwrap(file_key, s, share, si->sk, &dh);
 }
 
 /* "ssh-ed25519 SHA256:...": the fingerprint ssh-keygen -l shows, the

@@ -11,9 +11,9 @@
 
 #include <sodium.h>
 
-#include "keyfs/secmem.h"
-#include "age_hkdf.h"
 #include "keyfs/age_recipient.h"
+
+#include "age_wrap.h"
 #include "bech32.h"
 
 #define X25519_TYPE "X25519"
@@ -41,13 +41,6 @@ struct x25519_identity {
 	uint8_t pk[AGE_X25519_KEY_LEN];
 };
 
-/* Everything one wrap or unwrap derives, in guarded memory. */
-struct x25519_scratch {
-	uint8_t eph[AGE_X25519_KEY_LEN];
-	uint8_t shared[AGE_X25519_KEY_LEN];
-	uint8_t key[AGE_WRAP_KEY_LEN];
-};
-
 static int parse_stanza(const struct age_stanza *s,
 			uint8_t share[AGE_X25519_KEY_LEN])
 {
@@ -66,83 +59,24 @@ static int check(const struct age_stanza *s)
 	return parse_stanza(s, share);
 }
 
-/* key = HKDF(shared, share || pk, label). */
-static int derive(uint8_t key[AGE_WRAP_KEY_LEN],
-		  const uint8_t shared[AGE_X25519_KEY_LEN],
-		  const uint8_t share[AGE_X25519_KEY_LEN],
-		  const uint8_t pk[AGE_X25519_KEY_LEN])
-{
-	uint8_t salt[2 * AGE_X25519_KEY_LEN];
-
-	memcpy(salt, share, AGE_X25519_KEY_LEN);
-	memcpy(salt + AGE_X25519_KEY_LEN, pk, AGE_X25519_KEY_LEN);
-	return age_hkdf(key, AGE_WRAP_KEY_LEN, salt, sizeof(salt), shared,
-			AGE_X25519_KEY_LEN, (const uint8_t *)X25519_LABEL,
-			sizeof(X25519_LABEL) - 1);
-}
-
 /* ---- recipient ---- */
 
 static size_t stanza_size(const struct age_recipient *r)
 {
-	const struct age_stanza s = {
-		.type = { X25519_TYPE, sizeof(X25519_TYPE) - 1 },
-		.arg = { { NULL, AGE_B64_LEN(AGE_X25519_KEY_LEN) } },
-		.nargs = 1,
-		.bodylen = AGE_WRAPPED_LEN,
-	};
+	static const size_t arglen[] = { AGE_B64_LEN(AGE_X25519_KEY_LEN) };
 
 	(void)r;
-	return age_stanza_size(&s);
+	return age_stanza_wrapped_size(X25519_TYPE, arglen, 1);
 }
-
-struct x25519_stanza_mem {
-	char share[AGE_B64_LEN(AGE_X25519_KEY_LEN)];
-	uint8_t body[AGE_WRAPPED_LEN];
-};
 
 static int wrap(const struct age_recipient *r,
 		const uint8_t file_key[static AGE_FILE_KEY_LEN],
 		struct age_stanza *s)
 {
 	const struct x25519_recipient *xr = r->priv;
-	struct x25519_scratch *x;
-	struct x25519_stanza_mem *m;
-	uint8_t share[AGE_X25519_KEY_LEN];
-	int ret;
+	const struct age_dh dh = { X25519_LABEL, xr->pk, NULL };
 
-	m = malloc(sizeof(*m));
-	x = secmem_alloc(sizeof(*x));
-	if (!m || !x) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* A fresh ephemeral key per stanza: the spec's MUST. */
-	randombytes_buf(x->eph, sizeof(x->eph));
-	crypto_scalarmult_base(share, x->eph);
-	/* All zeros (a low-order recipient) is refused by libsodium. */
-	if (crypto_scalarmult(x->shared, x->eph, xr->pk) != 0) {
-		ret = -EINVAL;
-		goto out;
-	}
-	ret = derive(x->key, x->shared, share, xr->pk);
-	if (ret < 0)
-		goto out;
-	age_wrap_file_key(m->body, file_key, x->key);
-	memset(s, 0, sizeof(*s));
-	s->type = (struct age_str){ X25519_TYPE, sizeof(X25519_TYPE) - 1 };
-	s->arg[0] = (struct age_str){
-		m->share, age_b64_encode(m->share, share, sizeof(share))
-	};
-	s->nargs = 1;
-	s->body = m->body;
-	s->bodylen = sizeof(m->body);
-	s->mem = m;
-	m = NULL;
-out:
-	free(m);
-	secmem_free(x);
-	return ret;
+	return age_dh_wrap(s, X25519_TYPE, NULL, 0, file_key, &dh);
 }
 
 static const struct age_recipient_ops recipient_ops = {
@@ -192,8 +126,8 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 		  uint8_t file_key[static AGE_FILE_KEY_LEN])
 {
 	const struct x25519_identity *xi = id->priv;
+	const struct age_dh dh = { X25519_LABEL, xi->pk, NULL };
 	uint8_t share[AGE_X25519_KEY_LEN];
-	struct x25519_scratch *x;
 	int ret;
 
 	if (!age_stanza_is(s, X25519_TYPE))
@@ -201,20 +135,7 @@ static int unwrap(const struct age_identity *id, const struct age_stanza *s,
 	ret = parse_stanza(s, share);
 	if (ret < 0)
 		return ret;
-	x = secmem_alloc(sizeof(*x));
-	if (!x)
-		return -ENOMEM;
-	/* The spec: an all-zero shared secret (a low-order share) makes
-	 * the file invalid, not merely someone else's. */
-	if (crypto_scalarmult(x->shared, xi->sk, share) != 0)
-		ret = -EINVAL;
-	else
-		ret = derive(x->key, x->shared, share, xi->pk);
-	if (ret == 0)
-		ret = age_unwrap_file_key(file_key, s->body, s->bodylen,
-					  x->key);
-	secmem_free(x);
-	return ret;
+	return age_dh_unwrap(file_key, s, share, xi->sk, &dh);
 }
 
 /* "age1...": the public key computed when the identity was made. */
