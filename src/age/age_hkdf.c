@@ -68,9 +68,10 @@ int age_hkdf_extract(uint8_t prk[static AGE_HKDF_LEN], const uint8_t *salt,
 	return 0;
 }
 
-int age_hkdf_expand(uint8_t *out, size_t outlen,
-		    const uint8_t prk[static AGE_HKDF_LEN], const uint8_t *info,
-		    size_t infolen)
+/* Expand from prk, or, with prk NULL, extract first into guarded memory. */
+static int hkdf(uint8_t *out, size_t outlen, const uint8_t *prk,
+		const uint8_t *salt, size_t saltlen, const uint8_t *ikm,
+		size_t ikmlen, const uint8_t *info, size_t infolen)
 {
 	struct hkdf_scratch *s;
 
@@ -80,24 +81,26 @@ int age_hkdf_expand(uint8_t *out, size_t outlen,
 	s = secmem_alloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	if (!prk) {
+		extract(s, s->prk, salt, saltlen, ikm, ikmlen);
+		prk = s->prk;
+	}
 	expand(s, out, outlen, prk, info, infolen);
 	secmem_free(s);
 	return 0;
+}
+
+int age_hkdf_expand(uint8_t *out, size_t outlen,
+		    const uint8_t prk[static AGE_HKDF_LEN], const uint8_t *info,
+		    size_t infolen)
+{
+	return hkdf(out, outlen, prk, NULL, 0, NULL, 0, info, infolen);
 }
 
 int age_hkdf(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen,
 	     const uint8_t *ikm, size_t ikmlen, const uint8_t *info,
 	     size_t infolen)
 {
-	struct hkdf_scratch *s;
-
-	if (outlen > AGE_HKDF_MAX)
-		return -EINVAL;
-	s = secmem_alloc(sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	extract(s, s->prk, salt, saltlen, ikm, ikmlen);
-	expand(s, out, outlen, s->prk, info, infolen);
-	secmem_free(s);
-	return 0;
+	return hkdf(out, outlen, NULL, salt, saltlen, ikm, ikmlen, info,
+		    infolen);
 }
