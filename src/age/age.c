@@ -12,9 +12,10 @@
 #include <sodium.h>
 
 #include "keyfs/age.h"
-#include "keyfs/secmem.h"
 #include "keyfs/age_header.h"
 #include "keyfs/age_recipient.h"
+#include "keyfs/secmem.h"
+
 #include "age_stream.h"
 
 /* Plaintext above this would overflow the sealed size; keysets are tiny. */

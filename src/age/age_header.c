@@ -16,8 +16,9 @@
 
 #include <sodium.h>
 
-#include "keyfs/secmem.h"
 #include "keyfs/age_header.h"
+#include "keyfs/secmem.h"
+
 #include "age_hkdf.h"
 
 #define AGE_MAGIC "age-encryption.org/v1\n"

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "keyfs/secmem.h"
+
 #include "age_hkdf.h"
 
 _Static_assert(AGE_HKDF_LEN == crypto_auth_hmacsha256_BYTES, "hmac size");

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "keyfs/secmem.h"
+
 #include "age_hkdf.h"
 #include "age_stream.h"
 

@@ -12,8 +12,9 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "keyfs/escape.h"
+
+#include "check.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 #define NAMES_SHOWN 5		/* keysets named in the output line, then "and N more" */
@@ -546,7 +547,7 @@ int check_main(const char *mount, int argc, char **argv)
 	return s;
 }
 
-int metrics_main(const char *mount, int argc, char **argv)
+int check_metrics_main(const char *mount, int argc, char **argv)
 {
 	char why[4200], *text;
 

@@ -28,6 +28,6 @@ enum check_status check_eval(const char *metrics, const struct check_opts *o, ti
 
 /* The commands: argv[0] is "check" or "metrics"; returns the exit status. */
 int check_main(const char *mount, int argc, char **argv);
-int metrics_main(const char *mount, int argc, char **argv);
+int check_metrics_main(const char *mount, int argc, char **argv);
 
 #endif

@@ -14,15 +14,16 @@
 #include <unistd.h>
 
 #include "keyfs/agent_proto.h"
-#include "check.h"
 #include "keyfs/command.h"
 #include "keyfs/config.h"
-#include "idfile.h"
-#include "outcome.h"
 #include "keyfs/keyset.h"
-#include "prompt.h"
 #include "keyfs/policy.h"
 #include "keyfs/vault.h"
+
+#include "check.h"
+#include "idfile.h"
+#include "outcome.h"
+#include "prompt.h"
 
 #define DEFAULT_MOUNT "/mnt/keys"
 
@@ -292,52 +293,6 @@ static int activate(const struct ctl_opts *o, const char *args, size_t len)
 	return ret;
 }
 
-/* Copies file into MNT/<dir>/ and reports close(2)'s verdict in words. */
-static int cmd_copy_in(const struct ctl_opts *o, const char *dir, const char *file)
-{
-	char path[4096], buf[65536], *copy;
-	const char *base;
-	ssize_t n = 0;
-	int in, out, err = 0;
-
-	in = open(file, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return report(file, -errno);
-	copy = strdup(file);
-	base = copy ? basename(copy) : "backup";
-	snprintf(path, sizeof(path), "%s/%s/%s", o->mount, dir, base);
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0) {
-		err = -errno;
-		goto out;
-	}
-	while (!err && (n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n)
-			err = errno ? -errno : -EIO;
-	if (n < 0 && !err)
-		err = -errno;
-	if (close(out) && !err)
-		err = -errno; /* the outcome of the import or verify */
-	unlink(path);
-out:
-	close(in);
-	if (!err)
-		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
-	else if (err == -EKEYREJECTED)
-		fprintf(stderr, "%s: no password or identity keyfs holds opens it\n", file);
-	else if (err == -ENOKEY)
-		fprintf(stderr, "%s: keyfs has no password or identity at all (keyfsctl password, "
-			"unlock or identity add)\n", file);
-	else if (err == -EBADMSG)
-		fprintf(stderr, "%s: damaged or truncated copy\n", file);
-	else if (err == -EINVAL)
-		fprintf(stderr, "%s: not a keyfs backup (not age, or a bad or unsafe archive)\n", file);
-	else
-		fprintf(stderr, "%s: %s\n", file, strerror(-err));
-	free(copy);
-	return err;
-}
-
 /* The agent's answer: 0, or the error after saying what it was. */
 static int agent_reply(const char *sock, const char *what, int ret, const struct agent_msg *m)
 {
@@ -492,7 +447,7 @@ static int run(const struct ctl_opts *o, int argc, char **argv)
 	if (!strcmp(verb, "status") && argc == 1)
 		return cmd_status(o);
 	if ((!strcmp(verb, "verify") || !strcmp(verb, "import")) && argc == 2)
-		return cmd_copy_in(o, verb, argv[1]);
+		return outcome_copy_in(o->mount, verb, argv[1]);
 	if (!strcmp(verb, "agent") && argc >= 2)
 		return cmd_agent(o, argc - 1, argv + 1);
 	usage(stderr);
@@ -588,7 +543,7 @@ int main(int argc, char *argv[])
 	if (!strcmp(verb, "check"))
 		return check_main(o.mount, argc, argv);
 	if (!strcmp(verb, "metrics"))
-		return metrics_main(o.mount, argc, argv);
+		return check_metrics_main(o.mount, argc, argv);
 	optind = 0; /* glibc: 0 also resets getopt's permutation state */
 	while ((c = getopt_long(argc, argv, "m:a:", longopts, NULL)) != -1) {
 		if (c == 's')

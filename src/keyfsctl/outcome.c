@@ -1,6 +1,8 @@
-/* The newest outcome in a keyfs status (outcome.h). */
+/* Outcomes of imports and activations, in keyfs' words (outcome.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,4 +47,56 @@ int outcome_last(const char *mount, char *buf, size_t size)
 	memmove(buf, at, len);
 	buf[len] = '\0';
 	return 0;
+}
+
+/* Copies file into MNT/<dir>/ and reports close(2)'s verdict in words. */
+int outcome_copy_in(const char *mount, const char *dir, const char *file)
+{
+	char path[4096], buf[65536], line[8192], *copy;
+	const char *base;
+	ssize_t n = 0;
+	int in, out, err = 0;
+
+	in = open(file, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		err = -errno;
+		fprintf(stderr, "keyfsctl: %s: %s\n", file, strerror(-err));
+		return err;
+	}
+	copy = strdup(file);
+	base = copy ? basename(copy) : "backup";
+	snprintf(path, sizeof(path), "%s/%s/%s", mount, dir, base);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		err = -errno;
+		goto out;
+	}
+	while (!err && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			err = errno ? -errno : -EIO;
+	if (n < 0 && !err)
+		err = -errno;
+	if (close(out) && !err)
+		err = -errno; /* the outcome of the import or verify */
+	unlink(path);
+out:
+	close(in);
+	if (!err)
+		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
+	else if (err == -EKEYREJECTED)
+		fprintf(stderr, "%s: no password or identity keyfs holds opens it\n", file);
+	else if (err == -ENOKEY)
+		fprintf(stderr, "%s: keyfs has no password or identity at all (keyfsctl password, "
+			"unlock or identity add)\n", file);
+	else if (err == -EBADMSG)
+		fprintf(stderr, "%s: damaged or truncated copy\n", file);
+	else if (err == -EINVAL)
+		fprintf(stderr, "%s: not a keyfs backup (not age, or a bad or unsafe archive)\n", file);
+	else
+		fprintf(stderr, "%s: %s\n", file, strerror(-err));
+	/* keyfs' own words: the member or directory a refusal is about */
+	if (err && outcome_last(mount, line, sizeof(line)) == 0)
+		fprintf(stderr, "keyfs: %s\n", line);
+	free(copy);
+	return err;
 }

@@ -10,4 +10,9 @@
  * newest outcome line, without its indent; -ENOENT if there is none. */
 int outcome_last(const char *mount, char *buf, size_t size);
 
+/* Copies file into MOUNT/DIR/ (import or verify) and says close(2)'s
+ * verdict in words, then keyfs' own outcome line when it failed; 0 or
+ * the -errno of the copy. */
+int outcome_copy_in(const char *mount, const char *dir, const char *file);
+
 #endif
