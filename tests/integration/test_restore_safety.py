@@ -481,6 +481,10 @@ def test_binaries_have_full_relro(build):
 def test_agent_locks_its_memory(build, tmp_path):
     """keyfs-agent holds passphrases: mlockall() keeps all of it in RAM."""
     from test_agent import Agent
+    if os.path.basename(build) == "asan":
+        # ASan reserves terabytes of shadow memory, which no limit lets
+        # anyone lock: the agent warns and goes on (tested: it serves)
+        pytest.skip("the sanitizer build's shadow memory cannot be locked")
     a = Agent(os.path.join(build, "keyfs-agent"), str(tmp_path)).start()
     try:
         with open(f"/proc/{a.proc.pid}/status") as f:

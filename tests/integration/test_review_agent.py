@@ -299,13 +299,15 @@ def man_text(page):
 def test_man_pages_say_when_the_agent_is_asked():
     agent = man_text("keyfs-agent.1")
     assert "never from inside a filesystem call" not in agent
-    for words in ("when an export file is opened", "is closed", "at most 500 ms",
-                  "(lookup, getattr, readdir) never ask the agent",
-                  "a given password always wins", "refuse an agent that runs as neither"):
+    for words in ("One thread of keyfs talks to the agent", "No filesystem call talks to the agent",
+                  "at most 500 ms", "(lookup, getattr, readdir) never ask the agent",
+                  "keyfs forgets nothing", "a given password always wins",
+                  "refuse an agent that runs as neither"):
         assert words in agent, words
     keyfs = man_text("keyfs.8")
     assert "Filesystem calls never wait for a password" not in keyfs
-    for words in ("waiting at most 500 ms", "never wait for a password or an agent",
+    for words in ("from a thread of its own", "waits at most 500 ms",
+                  "never wait for a password or an agent", "keeps what it gave",
                   "anyone but keyfs' own user or root owns it"):
         assert words in keyfs, words
     ini = man_text("keyfs.ini.5")
