@@ -18,6 +18,10 @@
 #define STATE_TMP "tmp"
 #define STATE_CACHE "cache"
 #define STATE_FRESH "fresh"
+/* "PID MOUNTPOINT" of the keyfs that holds the state directory's lock. */
+#define STATE_OWNER "owner"
+/* How long a keyfs waits for another to let go of the directory. */
+#define LOCK_WAIT_S 10
 
 struct meta_cache;
 
@@ -27,10 +31,17 @@ struct state {
 	struct meta_cache *meta; /* meta.h's values in memory; NULL: read the files */
 };
 
-/* Creates path (0700) if absent, opens and checks it, and makes the
+/* Creates path (0700) if absent, opens and checks it, takes its lock
+ * (flock, held until state_close(): one keyfs per state directory, a
+ * second waits LOCK_WAIT_S for the first to stop), and makes the
  * subdirectories. -ENOTDIR for a symlink or a non-directory, -EPERM for
- * one of another user or writable by others (each logged). */
+ * one of another user or writable by others, -EBUSY (naming the pid and
+ * mountpoint of the keyfs holding it) when the lock stays taken; each
+ * logged. The lock lives in the open file: a fork keeps it. */
 int state_open(struct state *s, const char *path);
+/* Records this process and its mountpoint as the lock's holder, for the
+ * message a second keyfs gives. */
+int state_owner_write(struct state *s, const char *mountpoint);
 void state_close(struct state *s);
 
 /* STORE/.keyfs: the default state directory of a store at path. */

@@ -438,6 +438,7 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	log_init("keyfs", cl->foreground, cl->debug);
 	if (keyfs_start(k))
 		goto out_signals;
+	state_owner_write(&k->state, cl->mountpoint); /* after the fork: this pid */
 	log_msg(LOG_NOTICE, "mounted %s on %s", k->cfg.store, cl->mountpoint);
 	loop = fuse_loop_cfg_create();
 	if (!loop)

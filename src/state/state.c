@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyfs/log.h"
@@ -20,6 +22,65 @@ static int make_subdirs(int fd)
 		if (mkdirat(fd, dirs[i], 0700) && errno != EEXIST)
 			return -errno;
 	return 0;
+}
+
+/* Who holds the lock, from OWNER_FILE: "PID MOUNTPOINT". */
+static void owner_read(int fd, char *buf, size_t size)
+{
+	ssize_t n = -1;
+	int ofd;
+
+	ofd = openat(fd, STATE_OWNER, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (ofd >= 0) {
+		n = read(ofd, buf, size - 1);
+		close(ofd);
+	}
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* One keyfs per state directory: two would lose each other's backup
+ * records and seal over each other. One that is stopping (unmounted, its
+ * records still being written) is waited for, LOCK_WAIT_S at most. */
+static int lock(struct state *s)
+{
+	char owner[PATH_MAX + 32], *mnt;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; flock(s->fd, LOCK_EX | LOCK_NB); i++) {
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (i == 0)
+			log_msg(LOG_NOTICE, "state directory %s is in use by another keyfs: waiting up "
+				"to %d s for it to stop", s->path, LOCK_WAIT_S);
+		if (i == LOCK_WAIT_S * 10) {
+			owner_read(s->fd, owner, sizeof(owner));
+			mnt = strchr(owner, ' ');
+			if (mnt)
+				*mnt++ = '\0';
+			log_msg(LOG_ERR, "state directory %s is served by keyfs pid %s (mounted on %s)",
+				s->path, *owner ? owner : "?", mnt ? mnt : "?");
+			return -EBUSY;
+		}
+		nanosleep(&tick, NULL);
+	}
+	return 0;
+}
+
+int state_owner_write(struct state *s, const char *mountpoint)
+{
+	char text[PATH_MAX + 32];
+	int fd, len, ret = 0;
+
+	len = snprintf(text, sizeof(text), "%d %s\n", (int)getpid(), mountpoint);
+	fd = openat(s->fd, STATE_OWNER, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, (size_t)len) != len)
+		ret = -EIO;
+	close(fd);
+	return ret;
 }
 
 int state_open(struct state *s, const char *path)
@@ -46,6 +107,8 @@ int state_open(struct state *s, const char *path)
 			"group or others", path, (unsigned)geteuid());
 		ret = -EPERM;
 	}
+	if (!ret)
+		ret = lock(s);
 	if (!ret)
 		ret = make_subdirs(s->fd);
 	if (!ret)

@@ -59,8 +59,9 @@ def age_encrypt(src, dst, password, armor=True):
                input=f"{password}\n{password}\n", check=False)
 
 
-# Derived state that sealing rewrites in the background: never keys.
-DERIVED = (".keyfs/cache/", ".keyfs/verifier", ".keyfs/fresh/")
+# Derived state that sealing rewrites in the background, and the record of
+# which keyfs serves the store: never keys.
+DERIVED = (".keyfs/cache/", ".keyfs/verifier", ".keyfs/fresh/", ".keyfs/owner")
 
 
 def tree_digest(path):

@@ -8,8 +8,9 @@ import pwd
 import re
 import shutil
 import tarfile
+import time
 
-from conftest import run, wait_for
+from conftest import Mount, run, wait_for
 from test_members import mounted_with
 from test_monitoring import CRITICAL, WARNING, check
 
@@ -139,3 +140,35 @@ def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
             assert res.returncode != 0
             assert 'no such version; inactive versions of "hk": 2' in res.stderr, res.stderr
             shutil.rmtree(os.path.join(store, ".keyfs", "versions"), ignore_errors=True)
+
+
+def test_one_keyfs_per_store(keyfs_bin, tmp_path):
+    """A second keyfs on a served store fails, naming the pid and the
+    mountpoint of the first, after waiting for it to stop; one started
+    right after an unmount waits for the first to finish writing its
+    records instead of racing it."""
+    store = str(tmp_path / "store")
+    os.makedirs(os.path.join(store, "ks"))
+    with open(os.path.join(store, "ks", "a.key"), "w") as f:
+        f.write("key\n")
+    first = Mount(keyfs_bin, str(tmp_path / "one"), store)
+    os.makedirs(first.tmp, exist_ok=True)
+    first.start()
+    try:
+        other = str(tmp_path / "two")
+        os.makedirs(other)
+        t0 = time.monotonic()
+        res = run([keyfs_bin, "-f", "-o", f"store={store},work_factor=10", other], check=False)
+        took = time.monotonic() - t0
+        assert res.returncode != 0 and not os.path.ismount(other)
+        assert f"is served by keyfs pid {first.proc.pid} (mounted on {first.path})" in res.stderr, \
+            res.stderr
+        assert 9 < took < 20, took
+        # unmounted, then at once a new one: it waits for the first to end
+        run(["fusermount3", "-u", first.path])
+        second = Mount(keyfs_bin, str(tmp_path / "three"), store)
+        second.start()
+        assert first.proc.wait(20) == 0
+        second.stop()
+    finally:
+        first.kill()
