@@ -17,26 +17,12 @@ import time
 import pytest
 
 from conftest import PASSWORD, Mount, run, wait_for
-from test_agent import ADD, OK, REMOVE, Agent
+from test_agent import ADD, OK, REMOVE
+from test_review_agent import new_agent  # noqa: F401 (a fixture)
 
 KEYSETS = 8
 OPEN_BOUND = 2.0    # seconds for one open while the agent is stopped
 TOTAL_BOUND = 2.5   # all of them, in parallel: well below KEYSETS agent timeouts
-
-
-@pytest.fixture
-def new_agent(build, tmp_path):
-    """Real keyfs-agent processes; a stopped one is continued and killed here."""
-    made = []
-
-    def make():
-        made.append(Agent(os.path.join(build, "keyfs-agent"), str(tmp_path)))
-        return made[-1]
-    yield make
-    for a in made:
-        if a.proc and a.proc.poll() is None:
-            a.proc.send_signal(signal.SIGCONT)
-        a.kill()
 
 
 @pytest.fixture
