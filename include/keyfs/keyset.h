@@ -97,6 +97,12 @@ struct keyset {
 	char hint[KEYSET_HINT_MAX + 1]; /* "" if none */
 	struct keyset_member *m;	/* sorted by name (strcmp) */
 	size_t n;
+	/* The keyset's own directory (a live keyset's path): its mode,
+	 * owner and owner names, so that a restore onto a host without it
+	 * makes it as it was. owned false when not recorded (a keystore
+	 * keyset, an older archive): 0700 and the keystore's owner. No
+	 * name, data, link, xattrs or time. */
+	struct keyset_member top;
 };
 
 /* Keyset names: up to 64 bytes of [A-Za-z0-9._-] and escapes, "%" and
@@ -168,11 +174,16 @@ const struct keyset_member *keyset_find(const struct keyset *ks, const char *nam
  * keyset's walk enters directories that may hold members, and only those
  * holding one are needed in the backup. */
 void keyset_prune_dirs(struct keyset *ks);
+/* Is ks->top recorded as other than what an unrecorded top is (0700,
+ * 0:0)? Only then is it in the tar's top entry and the fingerprint,
+ * so keysets without it keep their bytes. */
+bool keyset_top_recorded(const struct keyset *ks);
 /* Newest member mtime (0 for an empty keyset): the version's time. */
 time_t keyset_mtime(const struct keyset *ks);
 /* True if both hold the same member names, types, modes (&
  * KEYSET_MODE_MASK), link targets, extended attributes, owners (uid and
- * gid, where both recorded one) and contents. The keyset names, mtimes,
+ * gid, where both recorded one) and contents, and the same top mode and
+ * owner where both recorded one. The keyset names, mtimes,
  * owner names and hints are not compared. Both must be sorted. */
 bool keyset_equal(const struct keyset *a, const struct keyset *b);
 /* dst (cleared first) becomes a deep copy of src, members sorted; left

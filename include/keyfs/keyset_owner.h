@@ -15,7 +15,7 @@ struct keyset_owner_report {
 	char group[KEYSET_OWNER_MAX + 1];
 };
 
-/* For every member with a recorded owner, the uid and gid of its user
+/* For every member (and the top) with a recorded owner, the uid and gid of its user
  * and group names on this host; where a name does not exist here, the
  * recorded number stays, and that member is counted in *r. A name that
  * maps to another number than recorded is the normal case on a rebuilt

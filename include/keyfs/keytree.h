@@ -72,6 +72,11 @@ int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t
 int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel,
 		     struct keyset *ks, char *why, size_t why_size);
 
+/* ks->top from the directory kfd itself: mode (& KEYSET_MODE_MASK),
+ * owner and owner names. A live keyset's path, so that a restore onto a
+ * host without it makes it as it was. */
+int keytree_read_top(int kfd, struct keyset *ks);
+
 /* A cheap version stamp of the tree (sel optional): changes whenever a
  * member is added, removed, replaced or changed (names, inodes, sizes,
  * modes, mtimes and ctimes; no contents read). why as for keytree_walk(). */
@@ -88,6 +93,9 @@ int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, ch
  * refuses (no such LSM, not permitted) is left out; any other failure
  * fails the write, leaving the caller to remove dfd's contents. */
 int keytree_write(int dfd, const struct keyset *ks);
+
+/* dfd takes ks->top's owner and mode, when recorded; fsynced. */
+int keytree_top_finish(int dfd, const struct keyset *ks);
 
 /* The directories of ks an install has opened: the first open of each
  * checks that only root, this process or the directory's recorded owner

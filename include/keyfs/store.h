@@ -28,6 +28,7 @@ enum store_put_outcome {
 struct store_put {
 	enum store_put_outcome outcome;
 	unsigned version;	/* for STORE_KNOWN and STORE_VERSIONED */
+	unsigned made;		/* directories made for it (a live keyset's missing path) */
 };
 
 /* A backend: the required operations list, stamp, why and read; the

@@ -26,7 +26,8 @@ int store_live_open(struct store *s, const struct config *cfg, const struct stat
 
 /* Applies the restore rules of ks' keyset (store_policy.h) to ks, an
  * archive about to be verified or restored into s, so that what is
- * compared, fingerprinted and written is what a restore may set. No-op
+ * compared, fingerprinted and written is what a restore may set; the
+ * recorded top directory is dropped for a keystore keyset. No-op
  * on a store store_live_open() did not wrap. cfg must outlive s. */
 void store_live_apply(const struct store *s, struct keyset *ks);
 

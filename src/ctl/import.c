@@ -342,7 +342,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	struct keyset ks = { 0 };
 	struct store_put put;
 	uint8_t *pt = NULL;
-	size_t ptlen = 0;
+	size_t ptlen = 0, at;
 	int ret, logn = 0;
 
 	if (!data) {
@@ -402,6 +402,11 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	}
 	put_words(&put, words, sizeof(words));
 	owner_words(&owners, more, sizeof(more));
+	if (put.made) {
+		at = strlen(words);
+		snprintf(words + at, sizeof(words) - at, "; %u missing director%s made (see the "
+			 "log)", put.made, put.made == 1 ? "y" : "ies");
+	}
 	record(im, owners.members ? LOG_WARNING : LOG_NOTICE, "import \"%s\": %s, fingerprint %s%s",
 	       ks.name, words, fpr, more);
 out:

@@ -89,6 +89,14 @@ void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_
 		crypto_generichash_update(&st, (const uint8_t *)mode, sizeof(mode));
 		hash_bytes(&st, m->data, m->len);
 	}
+	/* "/" is no member's name: the top cannot be taken for one. */
+	if (keyset_top_recorded(ks)) {
+		snprintf(mode, sizeof(mode), "%04o", (unsigned)(ks->top.mode & KEYSET_MODE_MASK));
+		crypto_generichash_update(&st, (const uint8_t *)"/", 2);
+		crypto_generichash_update(&st, (const uint8_t *)mode, sizeof(mode));
+		hash_u64(&st, ks->top.uid);
+		hash_u64(&st, ks->top.gid);
+	}
 	crypto_generichash_final(&st, fpr, sizeof(fpr));
 	sodium_bin2hex(hex, 2 * BUNDLE_FPR_LEN + 1, fpr, sizeof(fpr));
 	sodium_memzero(&st, sizeof(st));
@@ -262,8 +270,13 @@ static int write_members(struct archive *a, struct archive_entry *e,
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/", ks->name);
-	entry_begin(e, path, AE_IFDIR, 0700, t, 0);
-	entry_owner(e, NULL);
+	if (keyset_top_recorded(ks)) {
+		entry_begin(e, path, AE_IFDIR, ks->top.mode & KEYSET_MODE_MASK, t, 0);
+		entry_owner(e, &ks->top);
+	} else {
+		entry_begin(e, path, AE_IFDIR, 0700, t, 0);
+		entry_owner(e, NULL);
+	}
 	ret = entry_write(a, e, NULL, 0);
 	for (i = 0; ret == 0 && i < ks->n; i++)
 		ret = write_member(a, e, ks->name, &ks->m[i]);

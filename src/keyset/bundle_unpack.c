@@ -264,6 +264,24 @@ static int entry_kind(struct archive_entry *e, struct keyset_meta *meta)
 	return -EINVAL;
 }
 
+/* The top entry as bundle_pack() writes it (0700, 0:0) says nothing
+ * was recorded: a restore then keeps to the keystore's 0700. */
+static int unpack_top(struct unpack *u, const struct keyset_meta *meta)
+{
+	struct keyset_member *t = &u->ks->top;
+
+	if ((meta->mode & KEYSET_MODE_MASK) == 0700 && meta->uid == 0 && meta->gid == 0)
+		return 0;
+	t->type = KEYSET_DIR;
+	t->mode = meta->mode & KEYSET_MODE_MASK;
+	t->owned = true;
+	t->uid = meta->uid;
+	t->gid = meta->gid;
+	snprintf(t->user, sizeof(t->user), "%s", meta->user ? meta->user : "");
+	snprintf(t->group, sizeof(t->group), "%s", meta->group ? meta->group : "");
+	return 0;
+}
+
 static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e)
 {
 	char top[KEYSET_NAME_MAX + 1], rest[KEYSET_PATH_MAX + 2];
@@ -288,7 +306,8 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
 		if (u->have_dir || meta.type != KEYSET_DIR)
 			return -EINVAL;
 		u->have_dir = true;
-		return 0;
+		ret = entry_meta(e, &meta);
+		return ret ? ret : unpack_top(u, &meta);
 	}
 	n = strnlen(after, sizeof(rest));
 	if (n == sizeof(rest))
@@ -347,6 +366,8 @@ static int finish(struct unpack *u)
 
 	keyset_sort(u->ks);
 	/* Format 1 wrote 0:0 for every file whoever owned it. */
+	if (u->format1)
+		memset(&u->ks->top, 0, sizeof(u->ks->top));
 	for (i = 0; u->format1 && i < u->ks->n; i++) {
 		struct keyset_member *m = &u->ks->m[i];
 

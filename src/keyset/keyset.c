@@ -242,6 +242,10 @@ bool keyset_equal(const struct keyset *a, const struct keyset *b)
 	 * what an archive or another store version holds. */
 	if (a->n != b->n)
 		return false;
+	if (a->top.owned && b->top.owned &&
+	    ((a->top.mode ^ b->top.mode) & KEYSET_MODE_MASK || a->top.uid != b->top.uid ||
+	     a->top.gid != b->top.gid))
+		return false;
 	for (i = 0; i < a->n; i++) {
 		if (!member_equal(&a->m[i], &b->m[i]))
 			return false;
@@ -273,6 +277,7 @@ int keyset_copy(struct keyset *dst, const struct keyset *src)
 	keyset_clear(dst);
 	memcpy(dst->name, src->name, sizeof(dst->name));
 	memcpy(dst->hint, src->hint, sizeof(dst->hint));
+	dst->top = src->top;
 	for (i = 0; ret == 0 && i < src->n; i++)
 		ret = copy_member(dst, &src->m[i]);
 	if (ret)
@@ -295,6 +300,13 @@ static void member_free(struct keyset_member *m)
 		free(m->xattr[i].value);
 	}
 	free(m->xattr);
+}
+
+bool keyset_top_recorded(const struct keyset *ks)
+{
+	const struct keyset_member *t = &ks->top;
+
+	return t->owned && ((t->mode & KEYSET_MODE_MASK) != 0700 || t->uid || t->gid);
 }
 
 const struct keyset_member *keyset_find(const struct keyset *ks, const char *name)

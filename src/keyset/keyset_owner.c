@@ -68,8 +68,9 @@ void keyset_owners_local(struct keyset *ks, struct keyset_owner_report *r)
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
-	for (i = 0; i < ks->n; i++) {
-		struct keyset_member *m = &ks->m[i];
+	/* ks->top after the members: the same names, mapped the same way */
+	for (i = 0; i <= ks->n; i++) {
+		struct keyset_member *m = i < ks->n ? &ks->m[i] : &ks->top;
 
 		if (!m->owned)
 			continue;

@@ -168,6 +168,8 @@ int install_keyset(int dfd, const char *where, const struct keyset *ks, const st
 	}
 	remove_extra(dfd, &pins, ks, old);
 	ret = finish_dirs(dfd, &pins, ks);
+	if (ret == 0)
+		ret = keytree_top_finish(dfd, ks);
 out:
 	if (ret == -ESTALE)
 		snprintf(pins.why, sizeof(pins.why), "a directory of %s was replaced while it was "

@@ -432,6 +432,24 @@ int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel
 	return ret;
 }
 
+int keytree_read_top(int kfd, struct keyset *ks)
+{
+	struct keyset_member *t = &ks->top;
+	struct stat st;
+
+	if (fstat(kfd, &st))
+		return -errno;
+	memset(t, 0, sizeof(*t));
+	t->type = KEYSET_DIR;
+	t->mode = st.st_mode & KEYSET_MODE_MASK;
+	t->owned = true;
+	t->uid = st.st_uid;
+	t->gid = st.st_gid;
+	owner_name(false, st.st_uid, t->user);
+	owner_name(true, st.st_gid, t->group);
+	return 0;
+}
+
 static int stamp_member(const struct keytree_entry *e, void *arg)
 {
 	const struct stat *st = e->st;

@@ -438,6 +438,16 @@ int keytree_dir_finish(int dfd, struct keytree_pins *pins, const struct keyset_m
 	return ret;
 }
 
+int keytree_top_finish(int dfd, const struct keyset *ks)
+{
+	if (!ks->top.owned)
+		return 0;
+	if (fchown(dfd, ks->top.uid, ks->top.gid) ||
+	    fchmod(dfd, ks->top.mode & KEYSET_MODE_MASK) || fsync(dfd))
+		return -errno;
+	return 0;
+}
+
 int keytree_write(int dfd, const struct keyset *ks)
 {
 	size_t i;

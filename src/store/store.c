@@ -43,6 +43,7 @@ int store_names_add(char ***names, size_t *n, const char *name)
 
 int store_put(struct store *s, const struct keyset *ks, struct store_put *res)
 {
+	*res = (struct store_put){ STORE_UNCHANGED, 0, 0 };
 	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "glob.h"
 #include "hook.h"
 #include "install.h"
+#include "live_path.h"
 #include "store_live_priv.h"
 #include "store_policy.h"
 #include "versions.h"
@@ -65,6 +67,8 @@ static int live_read(struct live_store *ls, struct live *l, struct keyset *ks, c
 		return fd;
 	}
 	ret = keytree_read_sel(fd, l->cfg.name, &l->sel, ks, why, size);
+	if (ret == 0)
+		ret = keytree_read_top(fd, ks);
 	close(fd);
 	if (ret)
 		return ret;
@@ -141,6 +145,7 @@ static int ls_stamp(void *priv, const char *name, uint64_t *stamp)
 {
 	struct live_store *ls = priv;
 	struct live *l = find_live(ls, name);
+	struct stat st;
 	int fd, ret;
 
 	if (!l)
@@ -150,6 +155,9 @@ static int ls_stamp(void *priv, const char *name, uint64_t *stamp)
 	if (fd < 0)
 		return fd == -ENOENT ? -ENODATA : fd; /* a missing path: see live_backup() */
 	ret = keytree_stamp(fd, &l->sel, stamp, NULL, 0);
+	/* the path's own mode and owner are in the backup too */
+	if (ret == 0 && fstat(fd, &st) == 0)
+		*stamp ^= ((uint64_t)st.st_mode << 48) ^ ((uint64_t)st.st_uid << 24) ^ st.st_gid;
 	close(fd);
 	return ret;
 }
@@ -267,13 +275,18 @@ static int run_hook(struct live_store *ls, struct live *l)
 }
 
 /* Installs version n (ks) over cur, journalled; then it is no version
- * any more. The caller runs on_activate once it let go of the lock. */
+ * any more. The path is made if missing (*made: how many directories).
+ * The caller runs on_activate once it let go of the lock. */
 static int install_version(struct live_store *ls, struct live *l, unsigned n,
-			   const struct keyset *ks, const struct keyset *cur, unsigned kept)
+			   const struct keyset *ks, const struct keyset *cur, unsigned kept,
+			   unsigned *made)
 {
+	char why[KEYSET_PATH_MAX * 2 + 256];
 	int fd, ret;
 
-	fd = open_path(l);
+	fd = live_path_make(l->cfg.name, l->cfg.path, ks, made, why, sizeof(why));
+	if (fd < 0 && *why)
+		log_msg(LOG_ERR, "keyset %s: not restored into %s: %s", l->cfg.name, l->cfg.path, why);
 	if (fd < 0)
 		return fd;
 	ret = journal_write(ls, l->cfg.name, n, kept);
@@ -294,8 +307,11 @@ static int put_locked(struct live_store *ls, struct live *l, const struct keyset
 	int ret;
 
 	ret = check_archive(l, ks);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = live_read(ls, l, &cur, NULL, 0);
+		if (ret == -ENOENT)
+			ret = 0; /* no path yet: a rebuilt host, made by the install */
+	}
 	if (ret)
 		goto out;
 	if (keyset_equal(&cur, ks)) {
@@ -308,7 +324,7 @@ static int put_locked(struct live_store *ls, struct live *l, const struct keyset
 	ret = versions_put(ls->sfd, ks, res);
 	if (ret || has_files(&cur))
 		goto out;
-	ret = install_version(ls, l, res->version, ks, &cur, 0);
+	ret = install_version(ls, l, res->version, ks, &cur, 0, &res->made);
 	res->outcome = STORE_CREATED;
 	res->version = 0;
 out:
@@ -345,7 +361,8 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 			   unsigned *kept)
 {
 	struct keyset ks = { 0 }, cur = { 0 };
-	struct store_put kr = { STORE_UNCHANGED, 0 };
+	struct store_put kr = { STORE_UNCHANGED, 0, 0 };
+	unsigned made;
 	int ret;
 
 	ret = versions_read(ls->sfd, l->cfg.name, version, &ks);
@@ -354,8 +371,11 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 		store_policy_apply(&ks, &l->pol, "restore", NULL, 0);
 		ret = check_archive(l, &ks);
 	}
-	if (ret == 0)
+	if (ret == 0) {
 		ret = live_read(ls, l, &cur, NULL, 0);
+		if (ret == -ENOENT)
+			ret = 0; /* no path yet: made by the install */
+	}
 	if (ret)
 		goto out;
 	if (keyset_equal(&cur, &ks)) {
@@ -366,7 +386,7 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 	if (has_files(&cur))
 		ret = versions_put(ls->sfd, &cur, &kr);
 	if (ret == 0)
-		ret = install_version(ls, l, version, &ks, &cur, kr.version);
+		ret = install_version(ls, l, version, &ks, &cur, kr.version, &made);
 	if (ret == 0)
 		*kept = kr.version;
 out:

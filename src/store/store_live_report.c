@@ -3,6 +3,7 @@
  * the restore rules for an archive about to be restored. */
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "keyfs/escape.h"
 #include "keyfs/store_live.h"
@@ -70,9 +71,15 @@ void store_live_apply(const struct store *s, struct keyset *ks)
 {
 	struct live_store *ls = store_live_of(s);
 	struct store_policy p;
+	size_t i;
 
 	if (!ls)
 		return;
 	p = store_live_policy(ls, ks->name);
 	store_policy_apply(ks, &p, "restore", NULL, 0);
+	/* a keystore keyset's directory is the keystore's own */
+	for (i = 0; i < ls->n && strcmp(ls->live[i].cfg.name, ks->name); i++)
+		;
+	if (i == ls->n)
+		memset(&ks->top, 0, sizeof(ks->top));
 }

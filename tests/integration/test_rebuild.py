@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import time
 
-from conftest import Mount, run, wait_for
+from conftest import PASSWORD, Mount, age_decrypt, run, wait_for
 from test_members import mounted_with
 from test_monitoring import CRITICAL, WARNING, check
 
@@ -172,3 +172,56 @@ def test_one_keyfs_per_store(keyfs_bin, tmp_path):
         second.stop()
     finally:
         first.kill()
+
+
+def test_missing_path_is_made_as_it_was(keyfs_bin, tmp_path):
+    """A rebuilt host has no /etc/ssl/private: the backup records the
+    keyset's own directory (0710, group by name), the restore makes it so,
+    and makes the missing parents root's 0755, saying how many it made."""
+    etc = tmp_path / "etc"
+    private = etc / "ssl" / "private"
+    private.mkdir(parents=True)
+    os.chmod(etc / "ssl", 0o755)
+    gid = grp.getgrnam("nogroup").gr_gid
+    os.chown(private, 0, gid)
+    os.chmod(private, 0o710)
+    key = private / "site.key"
+    key.write_bytes(b"private key\n")
+    os.chown(key, 0, gid)
+    os.chmod(key, 0o640)
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    conf = f"[keyset ssl]\npath = {private}\ninclude = *.key\n"
+    for m in mounted_with(keyfs_bin, tmp_path, store, conf):
+        m.unlock()
+        pem = tmp_path / "ssl.pem"
+        pem.write_bytes(open(os.path.join(m.export, "ssl.pem"), "rb").read())
+        # What stock tar makes of it: the top directory as it was.
+        res = age_decrypt(pem, tmp_path / "ssl.tar", PASSWORD)
+        assert res.returncode == 0, res.stdout
+        with tarfile.open(tmp_path / "ssl.tar") as t:
+            top = t.getmember("ssl")
+            assert (top.mode, top.uname, top.gname) == (0o710, "root", "nogroup")
+
+        shutil.rmtree(etc)
+        shutil.copyfile(pem, os.path.join(m.path, "import", "ssl.pem"))
+        st = os.stat(private)
+        assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o710", 0, gid)
+        for parent in (etc, etc / "ssl"):
+            st = os.stat(parent)
+            assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o755", 0, 0)
+        st = os.stat(key)
+        assert (oct(st.st_mode & 0o7777), st.st_gid) == ("0o640", gid)
+        assert key.read_bytes() == b"private key\n"
+        log = m.logtext()
+        assert 'import "ssl": restored (new keyset, active); 3 missing directories made' in log, log
+        assert f"made missing directory {etc} (root, 0755)" in log, log
+        # Restored as backed up: the same backup again changes nothing.
+        shutil.copyfile(pem, os.path.join(m.path, "import", "ssl.pem"))
+        assert 'import "ssl": identical to the active keys' in m.logtext()
+
+        # The directory's own mode is part of the backup: a change reseals.
+        before = open(os.path.join(m.export, "ssl.pem"), "rb").read()
+        os.chmod(private, 0o750)
+        assert wait_for(lambda: open(os.path.join(m.export, "ssl.pem"), "rb").read() != before,
+                        20)
