@@ -1,6 +1,7 @@
 /* Keyset <-> tar archive (the plaintext of an export), via libarchive.
  *
- * The tar is deterministic: "<name>/" (0700, 0:0 root) then each member
+ * The tar is deterministic: "<name>/" (the recorded top's mode, owner
+ * and names, keyset_top_recorded(); else 0700, 0:0 root) then each member
  * as "<name>/<path>" in path order (directories as "<path>/", symlinks
  * with their target as is), then "<name>/KEYSET.ini" (0600, 0:0 root).
  * Members keep their numeric owner and its names (0:0 "root" when none
@@ -27,8 +28,9 @@
  * NUL, a type letter (f, d, l), then as 8-byte little-endian numbers
  * (each string and value length-prefixed): owner recorded (0/1), uid,
  * gid, link target, xattr count, each xattr name and value. Owner names
- * and mtimes are not covered (a restore sets numeric ids). KEYSET.ini is
- * not part of it. hex is 64 chars + NUL. */
+ * and mtimes are not covered (a restore sets numeric ids). Then, for a
+ * recorded top only: "/", NUL, its mode as 4 octal digits, NUL, uid
+ * and gid as 8-byte little-endian. KEYSET.ini is not part of it. hex is 64 chars + NUL. */
 void bundle_fingerprint(const struct keyset *ks, char hex[static 2 * BUNDLE_FPR_LEN + 1]);
 
 /* Build the tar. *tar is in guarded memory (it holds keys): secmem_free().
