@@ -36,6 +36,10 @@ void store_live_apply(const struct store *s, struct keyset *ks);
 size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
 			       void *arg);
 
+/* The last on_activate of live keyset name in words ("exited 1 at
+ * ...: its output"); -ENOENT for another keyset. */
+int store_live_hook_words(const struct store *s, const char *name, char *buf, size_t size);
+
 /* The on_activate results of the live keysets, one line each
  * ("on_activate ssh: exited 0 at ...: output"), then per live keyset
  * whose last read left something out by the restore rules, a line

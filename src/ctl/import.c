@@ -23,7 +23,7 @@
 
 /* A record line holds the keyset name, the outcome in words and a
  * whole fingerprint (64 hex digits, as KEYSET.ini has it). */
-#define RECORD_LINE 320
+#define RECORD_LINE 512
 
 struct importer {
 	struct store *st;
@@ -219,11 +219,12 @@ static int scrypt_identities(struct importer *im, const struct age_pass *pass, s
  * vault's and the keyring's read locks, never inside them, so a change of
  * either waits for at most the one running unsealing. */
 static int open_sealed(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt,
-		       size_t *ptlen)
+		       size_t *ptlen, char *by, size_t by_size)
 {
+	char rec[AGE_IDENTITY_RECIPIENT_MAX];
 	struct age_identity id[KEYRING_MAX + VAULT_PASS_MAX] = { 0 };
 	struct age_pass pass[VAULT_PASS_MAX];
-	size_t n, nid = 0, made = 0, i;
+	size_t n, nid = 0, made = 0, i, which = 0;
 	int ret;
 
 	pthread_mutex_lock(&im->unseal_lock);
@@ -234,7 +235,12 @@ static int open_sealed(struct importer *im, const uint8_t *data, size_t len, uin
 	if (!ret && !nid && !n)
 		ret = -ENOKEY; /* nothing held at all */
 	else if (!ret)
-		ret = age_unseal_with(data, len, id, nid + n, pt, ptlen, NULL);
+		ret = age_unseal_with(data, len, id, nid + n, pt, ptlen, &which);
+	/* who made it: what opened it says who could have */
+	if (!ret && which < nid && !age_identity_recipient(&id[which], rec, sizeof(rec)))
+		snprintf(by, by_size, "recipient %s", rec);
+	else if (!ret)
+		snprintf(by, by_size, "a password");
 	for (i = 0; i < made; i++)
 		age_identity_clear(&id[nid + i]);
 	if (im->kr)
@@ -247,7 +253,7 @@ static int open_sealed(struct importer *im, const uint8_t *data, size_t len, uin
 /* Armored or binary age in, plaintext tar out (guarded memory). *logn
  * receives the file's work factor once it is known (else stays 0). */
 static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t **pt, size_t *ptlen,
-		  int *logn)
+		  int *logn, char *by, size_t by_size)
 {
 	uint8_t *bin = NULL;
 	size_t bin_len;
@@ -280,10 +286,30 @@ static int unseal(struct importer *im, const uint8_t *data, size_t len, uint8_t 
 	}
 	if (im->ask)
 		im->ask(im->ask_arg, NULL); /* a password provider, e.g. the agent */
-	ret = open_sealed(im, data, len, pt, ptlen);
+	ret = open_sealed(im, data, len, pt, ptlen, by, by_size);
 out:
 	free(bin);
 	return ret;
+}
+
+/* What an import of ks would do, as far as the active keys tell. */
+static const char *would_do(struct importer *im, const struct keyset *ks)
+{
+	struct keyset cur = { 0 };
+	const char *what;
+	int ret;
+
+	ret = im->st->ops->read(im->st->priv, ks->name, &cur);
+	if (ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0))
+		what = "new keyset";
+	else if (ret)
+		what = "unknown, the active keys cannot be read";
+	else if (keyset_equal(&cur, ks))
+		what = "identical, nothing changes";
+	else
+		what = "differs, becomes an inactive version";
+	keyset_clear(&cur);
+	return what;
 }
 
 static void put_words(const struct store_put *p, char *buf, size_t size)
@@ -337,6 +363,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 {
 	const char *what = verify_only ? "verify" : "import";
 	char fpr[2 * BUNDLE_FPR_LEN + 1], words[256], more[256];
+	char by[AGE_IDENTITY_RECIPIENT_MAX + 16] = "";
 	char why[KEYSET_PATH_MAX * 2 + 128] = "";
 	struct keyset_owner_report owners;
 	struct keyset ks = { 0 };
@@ -350,7 +377,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		count(im, verify_only, -EFBIG);
 		return -EFBIG;
 	}
-	ret = unseal(im, data, len, &pt, &ptlen, &logn);
+	ret = unseal(im, data, len, &pt, &ptlen, &logn, by, sizeof(by));
 	if (!ret)
 		ret = bundle_unpack_why(pt, ptlen, STORE_MEMBER_MAX, &ks, why, sizeof(why));
 	if (!ret) {
@@ -370,8 +397,9 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	bundle_fingerprint(&ks, fpr);
 	if (verify_only) {
 		owner_words(&owners, words, sizeof(words));
-		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s%s",
-		       ks.name, ks.n, fpr, words);
+		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s, "
+		       "sealed by %s; on import: %s%s", ks.name, ks.n, fpr, by,
+		       would_do(im, &ks), words);
 		goto out;
 	}
 	ret = store_put(im->st, &ks, &put);
@@ -441,8 +469,10 @@ int import_activate(struct importer *im, const char *name, unsigned version)
 
 	ret = store_activate(im->st, name, version, &kept);
 	if (ret == -ECHILD) {
-		record(im, LOG_ERR, "activate \"%s\": version %u is installed, but on_activate failed "
-		       "(see on_activate %s in the status)", name, version, name);
+		if (store_live_hook_words(im->st, name, words, sizeof(words)))
+			snprintf(words, sizeof(words), "see the status");
+		record(im, LOG_ERR, "activate \"%s\": version %u is installed, but on_activate "
+		       "failed: %s", name, version, words);
 		return ret;
 	}
 	if (ret == -ENOENT) {

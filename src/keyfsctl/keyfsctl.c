@@ -24,6 +24,7 @@
 #include "idfile.h"
 #include "outcome.h"
 #include "prompt.h"
+#include "restore.h"
 
 #define DEFAULT_MOUNT "/mnt/keys"
 
@@ -96,6 +97,8 @@ static void usage(FILE *f)
 	usage_line(f, "metrics", "print the metrics (Prometheus text format)");
 	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
 	usage_line(f, "import FILE", "restore a backup");
+	usage_line(f, "restore [--dry-run] [--activate] FILE|DIR...",
+		   "verify, plan and restore a whole backup (exit 0, 1 some refused)");
 	usage_line(f, "agent add NAME [--stdin]", "give keyfs-agent a passphrase");
 	usage_line(f, "agent add-identity [--stdin] FILE", "give keyfs-agent an identity file");
 	fprintf(f, "  agent remove NAME | agent list\n\n"
@@ -291,6 +294,15 @@ static int activate(const struct ctl_opts *o, const char *args, size_t len)
 	else
 		report("activate", ret);
 	return ret;
+}
+
+static int restore_activate(void *arg, const char *keyset, unsigned version)
+{
+	char args[KEYSET_NAME_MAX + 16];
+	int n;
+
+	n = snprintf(args, sizeof(args), "%s %u", keyset, version);
+	return activate(arg, args, (size_t)n);
 }
 
 /* The agent's answer: 0, or the error after saying what it was. */
@@ -544,6 +556,8 @@ int main(int argc, char *argv[])
 		return check_main(o.mount, argc, argv);
 	if (!strcmp(verb, "metrics"))
 		return check_metrics_main(o.mount, argc, argv);
+	if (!strcmp(verb, "restore"))
+		return restore_main(o.mount, argc, argv, restore_activate, &o);
 	optind = 0; /* glibc: 0 also resets getopt's permutation state */
 	while ((c = getopt_long(argc, argv, "m:a:", longopts, NULL)) != -1) {
 		if (c == 's')

@@ -49,20 +49,16 @@ int outcome_last(const char *mount, char *buf, size_t size)
 	return 0;
 }
 
-/* Copies file into MNT/<dir>/ and reports close(2)'s verdict in words. */
-int outcome_copy_in(const char *mount, const char *dir, const char *file)
+int outcome_copy(const char *mount, const char *dir, const char *file)
 {
-	char path[4096], buf[65536], line[8192], *copy;
+	char path[4096], buf[65536], *copy;
 	const char *base;
 	ssize_t n = 0;
 	int in, out, err = 0;
 
 	in = open(file, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		err = -errno;
-		fprintf(stderr, "keyfsctl: %s: %s\n", file, strerror(-err));
-		return err;
-	}
+	if (in < 0)
+		return -errno;
 	copy = strdup(file);
 	base = copy ? basename(copy) : "backup";
 	snprintf(path, sizeof(path), "%s/%s/%s", mount, dir, base);
@@ -81,9 +77,13 @@ int outcome_copy_in(const char *mount, const char *dir, const char *file)
 	unlink(path);
 out:
 	close(in);
-	if (!err)
-		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
-	else if (err == -EKEYREJECTED)
+	free(copy);
+	return err;
+}
+
+void outcome_say(const char *file, int err)
+{
+	if (err == -EKEYREJECTED)
 		fprintf(stderr, "%s: no password or identity keyfs holds opens it\n", file);
 	else if (err == -ENOKEY)
 		fprintf(stderr, "%s: keyfs has no password or identity at all (keyfsctl password, "
@@ -94,9 +94,26 @@ out:
 		fprintf(stderr, "%s: not a keyfs backup (not age, or a bad or unsafe archive)\n", file);
 	else
 		fprintf(stderr, "%s: %s\n", file, strerror(-err));
+}
+
+int outcome_copy_in(const char *mount, const char *dir, const char *file)
+{
+	char line[8192];
+	int err;
+
+	if (access(file, R_OK)) {
+		err = -errno;
+		fprintf(stderr, "keyfsctl: %s: %s\n", file, strerror(-err));
+		return err;
+	}
+	err = outcome_copy(mount, dir, file);
+	if (!err) {
+		printf("%s: %s\n", file, !strcmp(dir, "verify") ? "good copy" : "restored (see status)");
+		return 0;
+	}
+	outcome_say(file, err);
 	/* keyfs' own words: the member or directory a refusal is about */
-	if (err && outcome_last(mount, line, sizeof(line)) == 0)
+	if (outcome_last(mount, line, sizeof(line)) == 0)
 		fprintf(stderr, "keyfs: %s\n", line);
-	free(copy);
 	return err;
 }

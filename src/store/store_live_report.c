@@ -1,6 +1,7 @@
 /* What the live layer tells others (store_live.h): hook results and
  * what the restore rules left out, for the status and the metrics, and
  * the restore rules for an archive about to be restored. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,22 @@ size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, cons
 	}
 	pthread_mutex_unlock(&ls->lock);
 	return n;
+}
+
+int store_live_hook_words(const struct store *s, const char *name, char *buf, size_t size)
+{
+	struct live_store *ls = store_live_of(s);
+	size_t i;
+
+	for (i = 0; ls && i < ls->n; i++) {
+		if (strcmp(ls->live[i].cfg.name, name))
+			continue;
+		pthread_mutex_lock(&ls->lock);
+		hook_describe(&ls->live[i].hook, buf, size);
+		pthread_mutex_unlock(&ls->lock);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 void store_live_status(const struct store *s, char *buf, size_t size)

@@ -130,6 +130,7 @@ def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
                       check=False)
             assert res.returncode != 0, res
             assert "version 1 is installed, but on_activate failed" in res.stderr, res.stderr
+            assert says in res.stderr, res.stderr
             assert (live / "a.key").read_text() == "new\n"
             assert re.search(rf"^on_activate hk: .*{says}", m.status(), re.M), m.status()
             m.unlock()
