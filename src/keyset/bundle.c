@@ -155,6 +155,9 @@ static int keyset_format(const struct keyset *ks)
 {
 	size_t i;
 
+	/* format 1 recorded no owners, so no top either */
+	if (keyset_top_recorded(ks))
+		return KEYSET_FORMAT;
 	for (i = 0; i < ks->n; i++) {
 		if (!member_plain(&ks->m[i]))
 			return KEYSET_FORMAT;

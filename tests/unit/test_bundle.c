@@ -595,6 +595,40 @@ static void test_times(void)
 	}
 }
 
+/* A live keyset's own directory: in the tar and the fingerprint when
+ * recorded as anything but 0700 0:0, and back from the tar as it was;
+ * a keyset without one keeps its bytes. */
+static void test_top(void)
+{
+	char f1[2 * BUNDLE_FPR_LEN + 1], f2[2 * BUNDLE_FPR_LEN + 1];
+	struct keyset ks, back = { 0 };
+	uint8_t *plain, *t;
+	size_t lp, l;
+
+	sample(&ks, "k");
+	bundle_pack(&ks, &plain, &lp);
+	bundle_fingerprint(&ks, f1);
+	ks.top = (struct keyset_member){ .type = KEYSET_DIR, .mode = 0700, .owned = true };
+	bundle_pack(&ks, &t, &l);
+	tap_ok(l == lp && !memcmp(t, plain, l), "a 0700 root top: the bytes of none");
+	secmem_free(t);
+	ks.top.mode = 0755;
+	snprintf(ks.top.user, sizeof(ks.top.user), "root");
+	snprintf(ks.top.group, sizeof(ks.top.group), "root");
+	bundle_fingerprint(&ks, f2);
+	tap_ok(strcmp(f1, f2) != 0, "a recorded top is fingerprinted");
+	tap_ok(bundle_pack(&ks, &t, &l) == 0 && bundle_unpack(t, l, 1 << 20, &back) == 0,
+	       "a recorded top packs and unpacks");
+	tap_ok(back.top.owned && back.top.mode == 0755 && back.top.uid == 0 &&
+	       !strcmp(back.top.group, "root"), "... as it was, though its members are plain");
+	bundle_fingerprint(&back, f1);
+	tap_ok(!strcmp(f1, f2), "... with the same fingerprint");
+	secmem_free(t);
+	secmem_free(plain);
+	keyset_clear(&back);
+	keyset_clear(&ks);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -613,5 +647,6 @@ int main(void)
 	test_formats();
 	test_modes();
 	test_times();
+	test_top();
 	return tap_done();
 }
