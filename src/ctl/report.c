@@ -5,6 +5,7 @@
  * escape.h, so none can add a line or reach the reader's terminal. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,10 +320,14 @@ static int cmp_lines(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Lists what has no backup here (a keyset gone meanwhile is not). */
+/* Lists what has no backup here (a keyset gone meanwhile is not) under
+ * its heading, or says in one line that nothing is missing: a restorer
+ * reading this from a backup learns that the exports beside it are all
+ * there were. */
 static void readme_problems(struct ctl *c, FILE *f)
 {
 	struct problems p = { NULL, 0 };
+	bool shown = false;
 	uint64_t stamp;
 	char *tab;
 	size_t k;
@@ -334,6 +339,10 @@ static void readme_problems(struct ctl *c, FILE *f)
 		tab = strchr(p.lines[k], '\t');
 		*tab = '\0';
 		if (c->st->ops->stamp(c->st->priv, p.lines[k], &stamp) != -ENOENT) {
+			if (!shown)
+				put(f, "Keysets without a backup here\n"
+				       "-----------------------------\n\n");
+			shown = true;
 			/* the reason names members: file names in a live directory */
 			put(f, "  ");
 			escape_put(f, p.lines[k]);
@@ -344,6 +353,8 @@ static void readme_problems(struct ctl *c, FILE *f)
 		free(p.lines[k]);
 	}
 	free(p.lines);
+	if (!shown)
+		put(f, "Keysets without a backup here: none; every keyset has its .pem file.\n");
 }
 
 /* README.txt's time: when its text last changed in this daemon's life.
@@ -372,9 +383,13 @@ static time_t readme_mtime(const char *text, size_t len)
 	return t;
 }
 
-/* "    NAME.pem: SEALER" (a recipients file's path, its keys' comments) */
-static void own_sealer(FILE *f, const char *name, const char *sealer)
+/* "    NAME.pem: SEALER" (a recipients file's path, its keys' comments),
+ * under the heading when it is the first. */
+static void own_sealer(FILE *f, bool *shown, const char *name, const char *sealer)
 {
+	if (!*shown)
+		put(f, "but these, sealed by their own:\n\n");
+	*shown = true;
 	put(f, "    ");
 	escape_put(f, name);
 	put(f, ".pem: ");
@@ -385,22 +400,25 @@ static void own_sealer(FILE *f, const char *name, const char *sealer)
 /* The keysets sealed otherwise than the rest: those with recipients of
  * their own in the configuration, and those with a password of their
  * own. Bounded by the configuration and the vault, never by the number
- * of keysets. */
+ * of keysets. Nothing, not even the heading, when there are none. */
 static void readme_own_sealers(struct ctl *c, FILE *f)
 {
 	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1], sealer[4096];
+	bool shown = false;
 	size_t i, n;
 
 	for (i = 0; i < c->cfg->nkeysets; i++) {
 		if (!*c->cfg->keysets[i].recipients)
 			continue;
 		sealcache_sealer(c->sc, c->cfg->keysets[i].name, true, sealer, sizeof(sealer));
-		own_sealer(f, c->cfg->keysets[i].name, sealer);
+		own_sealer(f, &shown, c->cfg->keysets[i].name, sealer);
 	}
 	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
 	for (i = 0; i < n; i++)
 		if (!config_keyset(c->cfg, names[i]) || !*config_keyset(c->cfg, names[i])->recipients)
-			own_sealer(f, names[i], "its own password");
+			own_sealer(f, &shown, names[i], "its own password");
+	if (shown)
+		fputc('\n', f);
 }
 
 int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
@@ -418,37 +436,45 @@ int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	escape_str(shown_hint, sizeof(shown_hint), hint, 0);
 	escape_str(shown_sealer, sizeof(shown_sealer), sealer, 0);
 	/* Per-keyset facts (fingerprint, seal time, hint) travel in each
-	 * export's KEYSET.ini: listed here, they made this file grow with
-	 * the keysets and change with any of them, so that every backup
-	 * sent it again. */
+	 * export (KEYSET.ini, the file's mtime) and are in the status: listed
+	 * here, they made this file grow with the keysets and change with any
+	 * of them, so that every backup sent it again. Only the keysets that
+	 * are exceptions are named, and a heading only with lines below it. */
 	fprintf(f,
 		"keyfs key backups\n"
 		"=================\n\n"
 		"Each <keyset>.pem here is a sealed backup of one keyset: a standard\n"
-		"age v1 file holding a tar archive of the key files and KEYSET.ini\n"
-		"(its name, fingerprint, and password hint), sealed either by a\n"
-		"password (scrypt, work factor %d) or to public keys (any one of\n"
-		"them opens it). A password cannot be recovered if lost; the hint is\n"
-		"all that is kept of it.\n\n"
+		"age v1 file holding a tar archive of the keyset's files (owners and\n"
+		"groups by name, modes, times, symlinks, extended attributes and ACLs)\n"
+		"and <keyset>/KEYSET.ini (its name, fingerprint, the time of its newest\n"
+		"file, and password hint). The .pem file's modification time is when it\n"
+		"was sealed; \"keyfsctl status\" lists every keyset with its fingerprint\n"
+		"and seal time. It is sealed either by a password (scrypt, work factor\n"
+		"%d) or to public keys (any one of them opens it). A password cannot be\n"
+		"recovered if lost; the hint is all that is kept of it.\n\n"
 		"    sealed by:   %s\n"
-		"    hint:        %s\n\n"
-		"but these, sealed by their own:\n\n", c->cfg->work_factor, shown_sealer,
+		"    hint:        %s\n\n", c->cfg->work_factor, shown_sealer,
 		*hint ? shown_hint : "(none)");
 	readme_own_sealers(c, f);
-	fputc('\n', f);
-	fprintf(f, "Keysets without a backup here\n-----------------------------\n\n");
 	readme_problems(c, f);
-	fprintf(f,
-		"\nRestore with keyfs (mounted at MNT; a keyset that differs from the one in\n"
-		"the store arrives as an inactive version):\n\n"
-		"  cp sm.pem MNT/verify/     # check the copy first; close() reports the outcome\n"
-		"  cp sm.pem MNT/import/     # restore\n\n"
-		"Restore without keyfs (stock age and tar; age asks for the password,\n"
-		"or give it the identity of one of the public keys with -i):\n\n"
-		"  age -d -o sm.tar sm.pem && tar -xf sm.tar\n"
-		"  age -d -i key.txt -o sm.tar sm.pem     # or -i ~/.ssh/id_ed25519\n\n"
-		"This writes the directory sm/ with the key files and sm/KEYSET.ini;\n"
-		"compare its fingerprint with the one keyfs' status report gives.\n");
+	put(f,
+	    "\nRestore with keyfs (mounted at MNT): a keyset absent there is installed;\n"
+	    "one that differs from the keys there arrives as an inactive version,\n"
+	    "which \"keyfsctl -m MNT activate KEYSET N\" (or restore --activate) installs.\n\n"
+	    "  keyfsctl -m MNT restore --dry-run DIR    # the plan for every .pem in DIR\n"
+	    "  keyfsctl -m MNT restore --activate DIR   # restore them all\n"
+	    "  cp sm.pem MNT/verify/     # or one file: check the copy; close() reports\n"
+	    "  cp sm.pem MNT/import/     # restore it\n\n"
+	    "Restore without keyfs, as root, with stock age and GNU tar (age asks for\n"
+	    "the password, or give it the identity of one of the public keys with -i):\n\n"
+	    "  age -d -o sm.tar sm.pem              # or: age -d -i key.txt -o sm.tar sm.pem\n"
+	    "  tar -xp --same-owner --xattrs --xattrs-include='*' -f sm.tar\n\n"
+	    "This writes the directory sm/ with the keyset's files as they were below\n"
+	    "its directory (a live keyset's path in keyfs.ini), owners looked up by\n"
+	    "name, and sm/KEYSET.ini. --xattrs-include='*' restores ACLs and security.*\n"
+	    "labels too (tar --xattrs alone restores only user.*); do not add --acls,\n"
+	    "which resets the ACLs these archives carry as xattrs. Compare the\n"
+	    "fingerprint in KEYSET.ini with the one \"keyfsctl status\" gave.\n");
 	ret = finish(f, text, 0);
 	if (!ret)
 		*mtime = readme_mtime(*text, *len);
