@@ -445,17 +445,40 @@ out:
 	return ret;
 }
 
+/* An unknown keyset: the keysets there are, the first few by name. */
+static void keysets_words(struct importer *im, const char *name, char *buf, size_t size)
+{
+	size_t i, n, len;
+	char **names;
+
+	if (im->st->ops->list(im->st->priv, &names, &n)) {
+		snprintf(buf, size, "no keyset \"%s\"", name);
+		return;
+	}
+	len = (size_t)snprintf(buf, size, "no keyset \"%s\"; keysets:", name);
+	for (i = 0; i < n && i < 8 && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, " %s", names[i]);
+	if (i < n && len < size)
+		snprintf(buf + len, size - len, " and %zu more", n - i);
+	store_names_free(names, n);
+}
+
 /* What activate could have named: the keyset's inactive versions. */
 static void versions_words(struct importer *im, const char *name, char *buf, size_t size)
 {
 	size_t i, n, len;
+	uint64_t stamp;
 	unsigned *v;
 
-	if (store_versions(im->st, name, &v, &n) || n == 0) {
-		snprintf(buf, size, "keyset \"%s\" has no inactive version", name);
+	if (im->st->ops->stamp(im->st->priv, name, &stamp) == -ENOENT) {
+		keysets_words(im, name, buf, size);
 		return;
 	}
-	len = (size_t)snprintf(buf, size, "inactive versions of \"%s\":", name);
+	if (store_versions(im->st, name, &v, &n) || n == 0) {
+		snprintf(buf, size, "no such version; keyset \"%s\" has no inactive version", name);
+		return;
+	}
+	len = (size_t)snprintf(buf, size, "no such version; inactive versions of \"%s\":", name);
 	for (i = 0; i < n && len < size; i++)
 		len += (size_t)snprintf(buf + len, size - len, " %u", v[i]);
 	free(v);
@@ -477,7 +500,7 @@ int import_activate(struct importer *im, const char *name, unsigned version)
 	}
 	if (ret == -ENOENT) {
 		versions_words(im, name, words, sizeof(words));
-		record(im, LOG_WARNING, "activate \"%s\" version %u failed: no such version; %s", name,
+		record(im, LOG_WARNING, "activate \"%s\" version %u failed: %s", name,
 		       version, words);
 		return ret;
 	}

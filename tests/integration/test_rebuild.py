@@ -140,6 +140,10 @@ def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
                       check=False)
             assert res.returncode != 0
             assert 'no such version; inactive versions of "hk": 2' in res.stderr, res.stderr
+            res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "activate", "nosuch", "1"],
+                      check=False)
+            assert res.returncode != 0
+            assert 'no keyset "nosuch"; keysets: hk' in res.stderr, res.stderr
             shutil.rmtree(os.path.join(store, ".keyfs", "versions"), ignore_errors=True)
 
 
