@@ -36,12 +36,31 @@ static int mem_activate(void *priv, const char *name, unsigned version, unsigned
 	return -ENOENT;
 }
 
+/* No keysets: an activate names none. */
+static int mem_list(void *priv, char ***names, size_t *n)
+{
+	(void)priv;
+	*names = NULL;
+	*n = 0;
+	return 0;
+}
+
+static int mem_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	(void)priv;
+	(void)name;
+	*stamp = 0;
+	return -ENOENT;
+}
+
 static void mem_destroy(void *priv)
 {
 	(void)priv;
 }
 
 static const struct store_ops mem_ops = {
+	.list = mem_list,
+	.stamp = mem_stamp,
 	.activate = mem_activate,
 	.destroy = mem_destroy,
 };
