@@ -270,3 +270,32 @@ def test_purge_removes_every_file_and_reinstall_works(package):
     package.install()
     assert set(listed()) == set(files)
     assert run(["/usr/bin/keyfs", "--version"]).stdout.startswith("keyfs ")
+
+
+def test_check_timer_is_packaged(package, tmp_path):
+    """keyfs-check@.timer, which the README recommends, is in the package
+    beside its service, not enabled; systemd-analyze accepts both for a
+    mountpoint, and the service's command is one keyfsctl check takes."""
+    unitdir = "/usr/lib/systemd/system"
+    files = listed()
+    for name in ("keyfs-check@.service", "keyfs-check@.timer"):
+        assert os.path.join(unitdir, name) in files, f"{name} not in dpkg -L"
+    with open(os.path.join(unitdir, "keyfs-check@.service")) as f:
+        service = f.read()
+    execs = [line.split("=", 1)[1] for line in service.splitlines()
+             if line.startswith("ExecStart=")]
+    assert len(execs) == 1 and execs[0].startswith("/usr/bin/keyfsctl -m %f check"), execs
+    with open(os.path.join(unitdir, "keyfs-check@.timer")) as f:
+        assert "WantedBy=timers.target" in f.read()
+    assert not [p for d, _, ns in os.walk("/etc/systemd") for p in ns if "keyfs-check" in p]
+    # Nothing mounted there: CRITICAL (2), which fails the unit; the
+    # options were taken (a usage error is UNKNOWN, 3).
+    res = run(execs[0].replace("%f", str(tmp_path)).split(), check=False)
+    assert res.returncode == 2 and \
+        res.stdout.startswith(f"KEYFS CRITICAL - keyfs is not mounted on {tmp_path}"), \
+        res.stdout + res.stderr
+    if shutil.which("systemd-analyze"):
+        instance = "keyfs-check@" + run(["systemd-escape", "--path", "/mnt/keys"]).stdout.strip()
+        res = run(["systemd-analyze", "verify", os.path.join(unitdir, instance + ".timer"),
+                   os.path.join(unitdir, instance + ".service")], check=False)
+        assert res.returncode == 0 and res.stderr.strip() == "", res.stderr + res.stdout
