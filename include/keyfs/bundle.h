@@ -43,6 +43,24 @@ int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len);
 /* Size bundle_pack() would produce, without keeping the bytes. */
 int bundle_size(const struct keyset *ks, size_t *len);
 
+/* What signs KEYSET.ini (sshsig.h): the armored signature of ini into
+ * sig (size bytes); its length, or -errno. The same ini must give the
+ * same bytes (Ed25519 does), so that a size and a pack agree. */
+#define BUNDLE_SIG_MAX 1024
+struct bundle_signer {
+	int (*sign)(void *arg, const uint8_t *ini, size_t len, char *sig, size_t size);
+	void *arg;
+};
+
+/* bundle_pack() and bundle_size() with "<name>/KEYSET.sig" (0600, 0:0
+ * root) after KEYSET.ini: signer's signature of KEYSET.ini's bytes,
+ * which list every member (type, mode, owner, link, xattr names, sha256
+ * of its contents) and the fingerprint, so the signature covers the
+ * whole keyset. signer NULL: unsigned, as bundle_pack(). */
+int bundle_pack_signed(const struct keyset *ks, const struct bundle_signer *signer, uint8_t **tar,
+		       size_t *len);
+int bundle_size_signed(const struct keyset *ks, const struct bundle_signer *signer, size_t *len);
+
 /* Read any tar libarchive reads (GNU, pax, ustar): exactly one top
  * directory (named after a valid keyset) holding regular files,
  * directories and symlinks. Refuses (-EINVAL), before anything is kept:
@@ -69,5 +87,27 @@ int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keys
  * non-empty), naming the member. */
 int bundle_unpack_why(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks,
 		      char *why, size_t why_size);
+
+/* What a tar carries beside its keyset, for a signature check: the
+ * bytes of KEYSET.ini as they were (NUL-terminated; NULL if none) and
+ * of KEYSET.sig (sig_len 0 if none). */
+struct bundle_proof {
+	char *ini;
+	size_t ini_len;
+	char sig[BUNDLE_SIG_MAX + 1];
+	size_t sig_len;
+};
+
+/* bundle_unpack_why() that also fills *proof (zeroed on entry, freed
+ * with bundle_proof_free() also on error). KEYSET.sig is never a member. */
+int bundle_unpack_proof(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks,
+			struct bundle_proof *proof, char *why, size_t why_size);
+void bundle_proof_free(struct bundle_proof *proof);
+
+/* Does proof's KEYSET.ini list exactly ks, as bundle_pack_signed()
+ * writes it for ks? ks as bundle_unpack_proof() gave it, before any
+ * owner or restore rule changed it. So a signature over KEYSET.ini
+ * covers every member. */
+bool bundle_proof_matches(const struct keyset *ks, const struct bundle_proof *proof);
 
 #endif

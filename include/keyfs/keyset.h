@@ -35,6 +35,8 @@
 #define KEYSET_TOTAL_MAX (64 << 20)
 #define KEYSET_ENTRIES_MAX 4096
 #define KEYSET_INI "KEYSET.ini"
+/* Its signature (bundle.h): reserved beside it. */
+#define KEYSET_SIG "KEYSET.sig"
 /* 1: flat keysets, owner always written as 0:0 and meaningless; still
  * written for a keyset that format 1 can hold (regular files owned by
  * 0:0, no xattrs), so its tar stays byte-identical.

@@ -165,28 +165,6 @@ static int keyset_format(const struct keyset *ks)
 	return 1;
 }
 
-static int format_ini(const struct keyset *ks, char *buf, size_t size)
-{
-	char hex[2 * BUNDLE_FPR_LEN + 1], created[sizeof("YYYY-MM-DDTHH:MM:SSZ")];
-	time_t t = keyset_mtime(ks);
-	bool hint = ks->hint[0] != '\0';
-	struct tm tm;
-	int n;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return -EINVAL;
-	bundle_fingerprint(ks, hex);
-	n = snprintf(buf, size,
-		     "[keyset]\nname = %s\nformat = %d\ncreated = %s\n"
-		     "fingerprint = %s\n%s%s%s",
-		     ks->name, keyset_format(ks), created, hex,
-		     hint ? "hint = " : "", ks->hint, hint ? "\n" : "");
-	if (n < 0 || (size_t)n >= size)
-		return -EINVAL;
-	return n;
-}
-
 /* Where libarchive's output goes: counted only when buf is NULL. */
 struct sink {
 	uint8_t *buf;
@@ -265,7 +243,8 @@ static int write_member(struct archive *a, struct archive_entry *e, const char *
 }
 
 static int write_members(struct archive *a, struct archive_entry *e,
-			 const struct keyset *ks, const char *ini, size_t ini_len)
+			 const struct keyset *ks, const char *ini, size_t ini_len, const char *sig,
+			 size_t sig_len)
 {
 	time_t t = keyset_mtime(ks);
 	char path[PATH_LEN];
@@ -289,52 +268,68 @@ static int write_members(struct archive *a, struct archive_entry *e,
 		entry_owner(e, NULL);
 		ret = entry_write(a, e, ini, ini_len);
 	}
+	if (ret == 0 && sig_len) {
+		snprintf(path, sizeof(path), "%s/%s", ks->name, KEYSET_SIG);
+		entry_begin(e, path, AE_IFREG, 0600, t, sig_len);
+		entry_owner(e, NULL);
+		ret = entry_write(a, e, sig, sig_len);
+	}
 	return ret;
 }
 
-static int write_tar(const struct keyset *ks, struct sink *s)
+static int write_tar(const struct keyset *ks, const struct bundle_signer *signer, struct sink *s)
 {
 	struct archive *a = archive_write_new();
 	struct archive_entry *e = archive_entry_new();
-	char ini[INI_MAX];
-	int ret, n;
+	char *ini = NULL, sig[BUNDLE_SIG_MAX];
+	size_t ini_len = 0;
+	int ret, sig_len = 0;
 
 	ret = -ENOMEM;
 	if (a == NULL || e == NULL)
 		goto out;
-	ret = n = format_ini(ks, ini, sizeof(ini));
-	if (n < 0)
+	ret = bundle_ini(ks, keyset_format(ks), &ini, &ini_len);
+	if (ret == 0 && signer)
+		ret = sig_len = signer->sign(signer->arg, (const uint8_t *)ini, ini_len, sig,
+					     sizeof(sig));
+	if (ret < 0)
 		goto out;
 	ret = -EIO;
 	/* pax, restricted: a plain ustar header for an entry that needs no
-	 * more (a format 1 keyset's bytes are unchanged), pax records only
-	 * for long paths or links, big ids and xattrs, and those as GNU tar
-	 * reads them (SCHILY.xattr) and nothing else. */
+	 * more, pax records only for long paths or links, big ids and
+	 * xattrs, and those as GNU tar reads them (SCHILY.xattr) and
+	 * nothing else. */
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
 	    archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK ||
 	    archive_write_open(a, s, NULL, sink_write, NULL) != ARCHIVE_OK)
 		goto out;
-	ret = write_members(a, e, ks, ini, (size_t)n);
+	ret = write_members(a, e, ks, ini, ini_len, sig, (size_t)sig_len);
 	if (ret == 0 && archive_write_close(a) != ARCHIVE_OK)
 		ret = -EIO;
 out:
+	free(ini);
 	archive_entry_free(e);
 	archive_write_free(a);
 	return ret;
 }
 
-int bundle_size(const struct keyset *ks, size_t *len)
+int bundle_size_signed(const struct keyset *ks, const struct bundle_signer *signer, size_t *len)
 {
 	struct sink s = { 0 };
 	int ret;
 
 	ret = pack_check(ks);
 	if (ret == 0)
-		ret = write_tar(ks, &s);
+		ret = write_tar(ks, signer, &s);
 	if (ret == 0)
 		*len = s.len;
 	return ret;
+}
+
+int bundle_size(const struct keyset *ks, size_t *len)
+{
+	return bundle_size_signed(ks, NULL, len);
 }
 
 static size_t blocks(size_t n)
@@ -347,29 +342,35 @@ static size_t blocks(size_t n)
  * data, KEYSET.ini and the end. Big enough that one pass writes it. */
 static size_t tar_bound(const struct keyset *ks)
 {
-	size_t i, j, n = 8 * 512 + blocks(INI_MAX);
+	size_t i, j, ini = 1024 + KEYSET_HINT_MAX, n = 8 * 512 + blocks(BUNDLE_SIG_MAX);
 
 	for (i = 0; i < ks->n; i++) {
 		const struct keyset_member *m = &ks->m[i];
-		size_t rec = 512 + 2 * (sizeof(ks->name) + strlen(m->name) +
-					(m->link ? strlen(m->link) : 0) + 2 * KEYSET_OWNER_MAX);
+		size_t link = m->link ? strlen(m->link) : 0;
+		size_t rec = 512 + 2 * (sizeof(ks->name) + strlen(m->name) + link +
+					2 * KEYSET_OWNER_MAX);
 
-		for (j = 0; j < m->nxattr; j++)
+		/* its lines in KEYSET.ini: escapes at most four bytes a byte */
+		ini += 2 * strlen(m->name) + 4 * link + 2 * KEYSET_OWNER_MAX + 160;
+		for (j = 0; j < m->nxattr; j++) {
 			rec += 64 + 2 * (strlen(m->xattr[j].name) + m->xattr[j].len);
+			ini += 4 * strlen(m->xattr[j].name) + 1;
+		}
 		n += 2 * 512 + blocks(rec) + blocks(m->len);
 	}
-	return n;
+	return n + blocks(ini);
 }
 
 /* Into a buffer of cap bytes; 1 if the tar does not fit. */
-static int pack_into(const struct keyset *ks, size_t cap, struct sink *s)
+static int pack_into(const struct keyset *ks, const struct bundle_signer *signer, size_t cap,
+		     struct sink *s)
 {
 	int ret;
 
 	*s = (struct sink){ .buf = secmem_alloc(cap), .cap = cap };
 	if (!s->buf)
 		return -ENOMEM;
-	ret = write_tar(ks, s);
+	ret = write_tar(ks, signer, s);
 	if (ret < 0) {
 		secmem_free(s->buf);
 		s->buf = NULL;
@@ -379,7 +380,8 @@ static int pack_into(const struct keyset *ks, size_t cap, struct sink *s)
 
 /* One pass into a buffer sized by tar_bound(); should the bound ever
  * fall short, a counting pass sizes it exactly. */
-int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
+int bundle_pack_signed(const struct keyset *ks, const struct bundle_signer *signer, uint8_t **tar,
+		       size_t *len)
 {
 	struct sink s;
 	size_t exact;
@@ -387,11 +389,11 @@ int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
 
 	ret = pack_check(ks);
 	if (ret == 0)
-		ret = pack_into(ks, tar_bound(ks), &s);
+		ret = pack_into(ks, signer, tar_bound(ks), &s);
 	if (ret == 1) {
-		ret = bundle_size(ks, &exact);
+		ret = bundle_size_signed(ks, signer, &exact);
 		if (ret == 0)
-			ret = pack_into(ks, exact, &s);
+			ret = pack_into(ks, signer, exact, &s);
 		if (ret == 1)
 			ret = -EIO; /* the tar grew between passes */
 	}
@@ -400,4 +402,9 @@ int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
 	*tar = s.buf;
 	*len = s.len;
 	return 0;
+}
+
+int bundle_pack(const struct keyset *ks, uint8_t **tar, size_t *len)
+{
+	return bundle_pack_signed(ks, NULL, tar, len);
 }

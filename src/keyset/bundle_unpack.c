@@ -3,6 +3,7 @@
  * the whole archive, before the keystore sees any of it. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,7 +25,9 @@ struct unpack {
 	size_t max_member;
 	bool have_dir;	/* saw the "<top>/" entry */
 	bool have_ini;
+	bool have_sig;
 	bool format1;	/* KEYSET.ini says: owners not recorded */
+	struct bundle_proof *proof;	/* optional: KEYSET.ini's bytes and KEYSET.sig */
 	char *why;	/* optional: the tree check's reason */
 	size_t why_size;
 };
@@ -104,9 +107,11 @@ static int ini_line(struct unpack *u, const char *line, size_t n, bool *have_hin
 	return 0;
 }
 
+/* Only the [keyset] section speaks of the keyset: [members] lines are
+ * named after members, one of which may be called "hint". */
 static int parse_ini(struct unpack *u, const char *buf, size_t len)
 {
-	bool have_hint = false;
+	bool have_hint = false, keyset = true;
 	const char *p = buf, *end = buf + len, *nl;
 	int ret = 0;
 
@@ -114,7 +119,10 @@ static int parse_ini(struct unpack *u, const char *buf, size_t len)
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL)
 			nl = end;
-		ret = ini_line(u, p, (size_t)(nl - p), &have_hint);
+		if (*p == '[')
+			keyset = (size_t)(nl - p) == 8 && !memcmp(p, "[keyset]", 8);
+		else if (keyset)
+			ret = ini_line(u, p, (size_t)(nl - p), &have_hint);
 		p = nl + 1;
 	}
 	return ret;
@@ -122,18 +130,50 @@ static int parse_ini(struct unpack *u, const char *buf, size_t len)
 
 static int read_ini(struct unpack *u, struct archive *a, struct archive_entry *e)
 {
-	char buf[INI_MAX];
+	char *buf;
 	size_t len;
 	int ret;
 
 	if (u->have_ini)
 		return -EINVAL;
 	u->have_ini = true;
-	ret = entry_size(e, sizeof(buf), &len);
-	if (ret == 0)
-		ret = read_exact(a, buf, len);
+	ret = entry_size(e, INI_MAX, &len);
+	if (ret)
+		return ret;
+	buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	ret = read_exact(a, buf, len);
 	if (ret == 0)
 		ret = parse_ini(u, buf, len);
+	if (ret == 0 && u->proof) {
+		buf[len] = '\0';
+		u->proof->ini = buf;
+		u->proof->ini_len = len;
+		buf = NULL;
+	}
+	free(buf);
+	return ret;
+}
+
+/* KEYSET.sig: kept for the caller to check, never a member. */
+static int read_sig(struct unpack *u, struct archive *a, struct archive_entry *e)
+{
+	char sig[BUNDLE_SIG_MAX];
+	size_t len;
+	int ret;
+
+	if (u->have_sig)
+		return -EINVAL;
+	u->have_sig = true;
+	ret = entry_size(e, sizeof(sig), &len);
+	if (ret == 0)
+		ret = read_exact(a, sig, len);
+	if (ret == 0 && u->proof) {
+		memcpy(u->proof->sig, sig, len);
+		u->proof->sig[len] = '\0';
+		u->proof->sig_len = len;
+	}
 	return ret;
 }
 
@@ -318,6 +358,8 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
 		rest[n - 1] = '\0';
 	if (strcmp(rest, KEYSET_INI) == 0)
 		return meta.type == KEYSET_FILE ? read_ini(u, a, e) : -EINVAL;
+	if (strcmp(rest, KEYSET_SIG) == 0)
+		return meta.type == KEYSET_FILE ? read_sig(u, a, e) : -EINVAL;
 	return read_member(u, a, e, rest, &meta);
 }
 
@@ -394,7 +436,20 @@ int bundle_unpack(const uint8_t *tar, size_t len, size_t max_member, struct keys
 int bundle_unpack_why(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks,
 		      char *why, size_t why_size)
 {
-	struct unpack u = { .ks = ks, .max_member = max_member, .why = why, .why_size = why_size };
+	return bundle_unpack_proof(tar, len, max_member, ks, NULL, why, why_size);
+}
+
+void bundle_proof_free(struct bundle_proof *proof)
+{
+	free(proof->ini);
+	memset(proof, 0, sizeof(*proof));
+}
+
+int bundle_unpack_proof(const uint8_t *tar, size_t len, size_t max_member, struct keyset *ks,
+			struct bundle_proof *proof, char *why, size_t why_size)
+{
+	struct unpack u = { .ks = ks, .max_member = max_member, .why = why, .why_size = why_size,
+			    .proof = proof };
 	struct archive *a = NULL;
 	int ret;
 
@@ -414,5 +469,7 @@ out:
 	archive_read_free(a);
 	if (ret < 0)
 		keyset_clear(ks);
+	if (ret < 0 && proof)
+		bundle_proof_free(proof);
 	return ret;
 }

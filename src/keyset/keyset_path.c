@@ -116,8 +116,8 @@ bool keyset_member_name_valid(const char *name)
 	if (name == NULL)
 		return false;
 	len = strnlen(name, KEYSET_PATH_MAX + 1);
-	/* KEYSET.ini lives beside the top members in the tar. */
-	if (len > KEYSET_PATH_MAX || strcmp(name, KEYSET_INI) == 0)
+	/* KEYSET.ini and KEYSET.sig live beside the top members in the tar. */
+	if (len > KEYSET_PATH_MAX || !strcmp(name, KEYSET_INI) || !strcmp(name, KEYSET_SIG))
 		return false;
 	for (p = name;; p = slash + 1) {
 		slash = strchr(p, '/');

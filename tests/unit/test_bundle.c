@@ -245,7 +245,9 @@ static void test_pack_round_trip(void)
 	TAP_EQ_INT(bundle_size(&ks, &size), 0, "size");
 	TAP_EQ_INT(size, len, "bundle_size matches pack (%zu)", len);
 	/* dir + 3 members (one empty) + KEYSET.ini + 2 end blocks */
-	TAP_EQ_INT(len, 512 * (1 + 2 + 2 + 1 + 2 + 2), "smallest tar, no record padding");
+	find_ini(tar, len, ini, sizeof(ini));
+	TAP_EQ_INT(len, 512 * (1 + 2 + 2 + 1 + 1 + (strlen(ini) + 511) / 512 + 2),
+		   "smallest tar, no record padding");
 	TAP_EQ_INT(bundle_unpack(tar, len, MAX_MEMBER, &back), 0, "unpack");
 	tap_ok(keyset_equal(&ks, &back) && strcmp(back.name, "k") == 0, "round trip equal");
 	tap_ok(strcmp(back.hint, ks.hint) == 0, "hint round trip");
@@ -255,7 +257,12 @@ static void test_pack_round_trip(void)
 
 	bundle_fingerprint(&ks, fpr);
 	snprintf(want, sizeof(want), "[keyset]\nname = k\nformat = 1\n"
-		 "created = 2023-11-14T22:15:00Z\nfingerprint = %s\nhint = %s\n",
+		 "created = 2023-11-14T22:15:00Z\nfingerprint = %s\nhint = %s\n\n"
+		 "[members]\na = file 0600 -\nb.pub = file 0644 -\nempty = file 0600 -\n\n"
+		 "[sha256]\n; grep -E '^[0-9a-f]{64}  ' KEYSET.ini | sha256sum -c\n"
+		 "8766b9cb08e6040b704f1e3ee1e186efccf2635b1d2634d6525333007e6aeae1  a\n"
+		 "0b01bba03b3bac30d70ec1a751a61adcbe0af485871fc0ac7b72d96b76b72265  b.pub\n"
+		 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  empty\n",
 		 fpr, ks.hint);
 	find_ini(tar, len, ini, sizeof(ini));
 	tap_ok(strcmp(ini, want) == 0, "KEYSET.ini content");
@@ -629,6 +636,46 @@ static void test_top(void)
 	keyset_clear(&ks);
 }
 
+/* A stand-in signer: what bundle.h asks of one, a fixed length for the
+ * same bytes. */
+static int fake_sign(void *arg, const uint8_t *ini, size_t len, char *sig, size_t size)
+{
+	(void)arg;
+	return snprintf(sig, size, "signed %zu bytes starting %.8s\n", len, (const char *)ini);
+}
+
+/* KEYSET.sig beside KEYSET.ini, never a member; the proof lists the
+ * keyset exactly, and any change of a member no longer matches it. */
+static void test_signed(void)
+{
+	const struct bundle_signer signer = { fake_sign, NULL };
+	struct bundle_proof proof = { 0 };
+	struct keyset ks, back = { 0 };
+	uint8_t *tar;
+	size_t len, size;
+
+	sample(&ks, "k");
+	TAP_EQ_INT(bundle_pack_signed(&ks, &signer, &tar, &len), 0, "signed pack");
+	TAP_EQ_INT(bundle_size_signed(&ks, &signer, &size), 0, "signed size");
+	TAP_EQ_INT(size, len, "... agree");
+	TAP_EQ_INT(bundle_unpack_proof(tar, len, MAX_MEMBER, &back, &proof, NULL, 0), 0,
+		   "signed unpack");
+	tap_ok(back.n == 3 && !keyset_find(&back, KEYSET_SIG), "KEYSET.sig is no member");
+	tap_ok(proof.sig_len && !strncmp(proof.sig, "signed ", 7) && proof.ini &&
+	       strstr(proof.ini, "[members]"), "the proof: KEYSET.ini and KEYSET.sig");
+	tap_ok(bundle_proof_matches(&back, &proof), "it lists the keyset");
+	back.m[1].mode = 0600;
+	tap_ok(!bundle_proof_matches(&back, &proof), "a changed mode does not match");
+	back.m[1].mode = 0644;
+	back.m[0].data[0] ^= 1;
+	tap_ok(!bundle_proof_matches(&back, &proof), "changed contents do not match");
+	bundle_proof_free(&proof);
+	keyset_clear(&back);
+	secmem_free(tar);
+	tap_ok(!keyset_member_name_valid(KEYSET_SIG), "KEYSET.sig is a reserved name");
+	keyset_clear(&ks);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -648,5 +695,6 @@ int main(void)
 	test_modes();
 	test_times();
 	test_top();
+	test_signed();
 	return tap_done();
 }
