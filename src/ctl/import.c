@@ -312,7 +312,7 @@ static const char *would_do(struct importer *im, const struct keyset *ks)
 	return what;
 }
 
-static void put_words(const struct store_put *p, char *buf, size_t size)
+static void put_words(const char *name, const struct store_put *p, char *buf, size_t size)
 {
 	switch (p->outcome) {
 	case STORE_CREATED:
@@ -326,7 +326,7 @@ static void put_words(const struct store_put *p, char *buf, size_t size)
 		break;
 	case STORE_VERSIONED:
 		snprintf(buf, size, "differs from the active keys: stored as inactive version %u "
-			 "(activate with \"activate KEYSET %u\")", p->version, p->version);
+			 "(activate with \"activate %s %u\")", p->version, name, p->version);
 		break;
 	}
 }
@@ -428,7 +428,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		ret = -EIO;
 		goto out;
 	}
-	put_words(&put, words, sizeof(words));
+	put_words(ks.name, &put, words, sizeof(words));
 	owner_words(&owners, more, sizeof(more));
 	if (put.made) {
 		at = strlen(words);

@@ -95,9 +95,10 @@ static void usage(FILE *f)
 	usage_line(f, "check [--warn AGE] [--crit AGE] [--never crit|warn|ok]",
 		   "monitoring plugin: are keys backed up? (exit 0..3)");
 	usage_line(f, "metrics", "print the metrics (Prometheus text format)");
+	usage_line(f, "signer", "print keyfs' signing key as an allowed_signers line");
 	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
 	usage_line(f, "import FILE", "restore a backup");
-	usage_line(f, "restore [--dry-run] [--activate] FILE|DIR...",
+	usage_line(f, "restore [--dry-run|--activate] FILE|DIR...",
 		   "verify, plan and restore a whole backup (exit 0, 1 some refused)");
 	usage_line(f, "agent add NAME [--stdin]", "give keyfs-agent a passphrase");
 	usage_line(f, "agent add-identity [--stdin] FILE", "give keyfs-agent an identity file");
@@ -281,6 +282,33 @@ static int cmd_status(const struct ctl_opts *o)
 	return ret;
 }
 
+/* The status' "signer: " line, which comes first: the allowed_signers
+ * line of the key keyfs signs its exports with. */
+static int cmd_signer(const struct ctl_opts *o)
+{
+	char path[4096], *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+	int ret = -ENOENT;
+
+	snprintf(path, sizeof(path), "%s/.control", o->mount);
+	f = fopen(path, "re");
+	if (!f)
+		return report(path, -errno);
+	while (ret == -ENOENT && (n = getline(&line, &cap, f)) > 0) {
+		if (!strncmp(line, "signer: ", 8)) {
+			fputs(line + 8, stdout);
+			ret = 0;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (ret)
+		fprintf(stderr, "keyfsctl: keyfs at %s names no signing key\n", o->mount);
+	return ret;
+}
+
 /* activate KEYSET VERSION: a failure is told as keyfs recorded it (the
  * versions there are, or the hook that failed after the keys went in). */
 static int activate(const struct ctl_opts *o, const char *args, size_t len)
@@ -458,6 +486,8 @@ static int run(const struct ctl_opts *o, int argc, char **argv)
 		return run_command(o, cmd, argc, argv);
 	if (!strcmp(verb, "status") && argc == 1)
 		return cmd_status(o);
+	if (!strcmp(verb, "signer") && argc == 1)
+		return cmd_signer(o);
 	if ((!strcmp(verb, "verify") || !strcmp(verb, "import")) && argc == 2)
 		return outcome_copy_in(o->mount, verb, argv[1]);
 	if (!strcmp(verb, "agent") && argc >= 2)

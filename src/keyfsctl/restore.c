@@ -177,7 +177,7 @@ static int import_one(struct restore *r, struct item *it)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: keyfsctl [-m MOUNTPOINT] restore [--dry-run] [--activate] "
+	fprintf(stderr, "usage: keyfsctl [-m MOUNTPOINT] restore [--dry-run|--activate] "
 		"FILE|DIR...\n");
 	return 2;
 }

@@ -1,4 +1,4 @@
-/* `keyfsctl restore [--dry-run] [--activate] FILE|DIR...`: a whole
+/* `keyfsctl restore [--dry-run|--activate] FILE|DIR...`: a whole
  * backup (a directory restic, borg or rsync brought back) restored
  * through a mounted keyfs. Every file is verified first and the plan
  * printed, one line per file; then each is imported, and with
