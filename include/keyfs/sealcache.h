@@ -10,9 +10,14 @@
  * (<state>/verifier: one scrypt with its own salt), so a restart with the
  * same password revalidates every cached seal with one scrypt.
  *
+ * A seal that a backup read is kept when a new one replaces it, in
+ * <state>/cache/.kept (a few per keyset, same key only): keys restored
+ * from that backup are served with its very bytes again, so the backup
+ * tools see no change and the status says backed up (sealkept.h).
+ *
  * When a password is set, stale keysets are sealed in the background by a
  * pool of workers (one per core, bounded by seal.memory). sealcache_attr()
- * never waits; sealcache_open() waits for its own keyset only. */
+ * never waits for scrypt; sealcache_open() waits for its own keyset only. */
 #ifndef KEYFS_SEALCACHE_H
 #define KEYFS_SEALCACHE_H
 
@@ -106,7 +111,10 @@ uint64_t sealcache_ino(const char *name);
  * cannot be exported (a member that is not a key file, too many or too
  * large members, an export larger than import.max_size): such a keyset
  * is logged once and kept for sealcache_problem(), and never appears as
- * an entry that fails. Never waits for sealing or a password. */
+ * an entry that fails. Never waits for scrypt or a password: at most for
+ * a seal under way to learn whether it makes new bytes (a keyset read and
+ * a few small files), since one that keeps or serves again bytes made
+ * before leaves other attributes. */
 int sealcache_attr(struct sealcache *sc, const char *name, struct export_attr *a);
 
 /* The keyset changed in the store, appeared or went away: learns its new

@@ -6,7 +6,10 @@
  * sealed again, only its header restamped: files rewritten with the same
  * bytes (a store restored from a backup, moved to another disk, or
  * upgraded from a cache format that did not name the content) then keep
- * exactly the export backups already hold. */
+ * exactly the export backups already hold. So is an earlier seal a
+ * backup read, when its content comes back (sealkept.h): a backup
+ * imported and activated after the keys were damaged is served with the
+ * bytes the backup holds. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -23,6 +26,7 @@
 #include "export.h"
 #include "sealcache_priv.h"
 #include "sealfile.h"
+#include "sealkept.h"
 
 struct plan {
 	struct sealfile h;	/* the seal to make */
@@ -44,7 +48,12 @@ static void record(struct sealcache *sc, const struct sealfile *h)
 		memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
 		e->logn = h->logn;
 		sc_ctag_set(e, h->content);
+		/* a kept seal served again is older than the one it replaces */
+		if (e->sealed_at > e->newest)
+			e->newest = e->sealed_at;
 		e->sealed_at = h->sealed_at;
+		if (e->sealed_at > e->newest)
+			e->newest = e->sealed_at;
 		e->len = h->len;
 	}
 	pthread_mutex_unlock(&sc->lock);
@@ -123,8 +132,61 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	return ret;
 }
 
+/* The cache file of name, read into *cur, if a seal of content under
+ * (pwid, logn) that replaces it should keep it (sealkept.h): a seal of
+ * this keyset and of other content, under that very key (another key
+ * could never be served again), read to the end by a backup (the seals
+ * backup tools hold), and whole. Else NULL. */
+static const struct sealfile *to_keep(struct sealcache *sc, const char *name, const char *content,
+				      const uint8_t pwid[static VERIFIER_ID_LEN], int logn,
+				      struct sealfile *cur)
+{
+	struct fresh_info i;
+	bool keep;
+	int fd;
+
+	if (!sc->fresh)
+		return NULL;
+	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	keep = !sealfile_read(fd, cur) && !strcmp(cur->name, name) && cur->content[0] &&
+	       strcmp(cur->content, content) && cur->logn == logn &&
+	       !memcmp(cur->pwid, pwid, VERIFIER_ID_LEN) && !fresh_get(sc->fresh, name, &i) &&
+	       i.backup_at && i.backup_sealed == cur->sealed_at && !sealfile_check(fd, cur);
+	close(fd);
+	return keep ? cur : NULL;
+}
+
+int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char *content,
+	      const uint8_t pwid[static VERIFIER_ID_LEN], int logn)
+{
+	struct sealfile cur, h;
+	struct entry *e;
+	time_t newest;
+	int ret;
+
+	if (sc->kfd < 0)
+		return -ENOENT;
+	ret = sealkept_take(sc->kfd, sc->cfd, name, stamp, content, pwid, logn,
+			    to_keep(sc, name, content, pwid, logn, &cur), &h, &newest);
+	pthread_mutex_lock(&sc->lock);
+	e = sc_entry_get(sc, name);
+	if (e && newest > e->newest)
+		e->newest = newest;
+	pthread_mutex_unlock(&sc->lock);
+	if (ret)
+		return ret;
+	written(sc);
+	record(sc, &h);
+	log_msg(LOG_NOTICE, "keyset \"%s\": the same content as a seal made before, which a backup "
+		"read: its bytes are served again", name);
+	return 0;
+}
+
 /* 1 if the seal is current already, 2 if the cached seal holds the
- * content already (its header needs the new stamp only); p->h.stamp and
+ * content already (its header needs the new stamp only), 0 to seal (or
+ * to serve a kept seal: seal_one() marks e anew if none); p->h.stamp and
  * content are set by the caller. */
 static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 {
@@ -157,9 +219,6 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		/* a seal to recipients cannot be opened here to look inside */
 		p->try_cached = !p->rs && e->cached && !e->has_ctag && e->logn == p->h.logn &&
 				!memcmp(e->pwid, id, VERIFIER_ID_LEN);
-		/* scrypt, maybe: attributes waiting for this seal stop */
-		e->anew = true;
-		pthread_cond_broadcast(&sc->changed);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return ret;
@@ -227,10 +286,25 @@ static int seal_under(struct sealcache *sc, const struct plan *p, const struct k
 	return ret;
 }
 
+/* The seal under way makes new bytes (scrypt, maybe): attributes
+ * waiting for it stop (sc_learn_version()). */
+static void mark_anew(struct sealcache *sc, const char *name)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&sc->lock);
+	e = sc_entry_get(sc, name);
+	if (e)
+		e->anew = true;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
+}
+
 /* Seals one keyset into the cache unless its seal is current. -EAGAIN if
  * the password changed under us (the caller tries again). */
 static int seal_one(struct sealcache *sc, const char *name)
 {
+	struct sealfile cur;
 	struct keyset ks = { 0 };
 	struct plan p = { 0 };
 	char *pem = NULL;
@@ -243,8 +317,21 @@ static int seal_one(struct sealcache *sc, const char *name)
 		export_content_id(&ks, p.h.content);
 		ret = seal_plan(sc, name, &p);
 	}
+	/* 1: a kept seal of this content under this key is served again */
+	if (!ret && !seal_kept(sc, name, p.h.stamp, p.h.content, p.h.pwid, p.h.logn))
+		ret = 1;
+	else if (!ret)
+		mark_anew(sc, name);
 	if (!ret)
 		ret = seal_under(sc, &p, &ks, &pem, &p.h.len);
+	/* The seal replaced is kept if a backup read it; kept seals of
+	 * another key go (a retired password leaves no ciphertext). */
+	if (!ret && pem && sc->kfd >= 0 &&
+	    sealkept_put(sc->kfd, sc->cfd, name,
+			 to_keep(sc, name, p.h.content, p.h.pwid, p.h.logn, &cur), p.h.pwid,
+			 p.h.logn))
+		log_msg(LOG_WARNING, "seal cache of \"%s\": keeping the seal it replaces failed",
+			name);
 	/* 2: kept; seal_adopt() checks the file's header says so too */
 	if (ret == 2)
 		ret = seal_adopt(sc, name, p.h.stamp, p.h.content);

@@ -78,6 +78,11 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	int ret;
 
 	e = sc_entry_lock(sc, name, &stamp, &ret);
+	/* A seal under way that keeps or serves again bytes made before
+	 * takes no scrypt, and the attributes it leaves are the ones to
+	 * tell (see sc_learn_version()). */
+	while (e && e->sealing && !e->anew)
+		pthread_cond_wait(&sc->changed, &sc->lock);
 	/* A cached seal of this version answers without reading the
 	 * keyset: a mount over a full cache lists without reading any. */
 	if (e && !seal_fits(sc, e, stamp) && !sc_pred_current(sc, e, stamp)) {

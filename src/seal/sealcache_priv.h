@@ -6,6 +6,8 @@
  *   sealversion.c what a keyset version is, learnt without sealing
  *   sealinfo.c   what the reports ask: sealers, problems, export states
  *   sealattr.c   attributes and problems of an export, without opening it
+ *   sealkept.c   earlier seals a backup read, served again when their
+ *                content comes back (sealkept.h)
  *   sealcache.c  the other public calls: life cycle, opens, password
  *                changes, the queue of stale keysets for the worker pool
  * sealcache.c and sealattr.c call the others; those call neither of
@@ -71,6 +73,10 @@ struct entry {
 	 * holds the whole id and has the last word (seal_adopt()). */
 	uint64_t ctag;
 	time_t sealed_at;
+	/* The latest seal time served or kept (a kept seal served again is
+	 * older than the one it replaces): a new seal's time is later, so
+	 * that no two seals of a keyset share one (fresh.h). */
+	time_t newest;
 	size_t len;
 	int logn;			/* work factor it was sealed at */
 	/* why the keyset cannot be exported (0: it can); logged once */
@@ -81,8 +87,9 @@ struct entry {
 	bool cached;
 	bool has_ctag;
 	bool sealing;
-	bool anew;			/* the seal under way makes new bytes (its plan
-					 * says so): no attribute waits for it */
+	bool anew;			/* the seal under way makes new bytes (no seal
+					 * to keep or serve again): no attribute waits
+					 * for it */
 	bool own_pw;			/* keyset has a password of its own */
 	bool examined;			/* whether bad is known: attributes were worked
 					 * out, or the first scan found the seal current */
@@ -95,6 +102,7 @@ struct sealcache {
 	struct vault *v;
 	const struct config *cfg;
 	int cfd;			/* <state>/cache */
+	int kfd;			/* <state>/cache/.kept; -1: none kept */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* a seal finished or the key ids moved */
 	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
@@ -183,6 +191,11 @@ void sc_entry_report(const struct sealcache *sc, const struct entry *e, uint64_t
 /* Keeps the cached seal of name, which holds content, as the seal of
  * version stamp (its header restamped). -ESTALE if it holds another. */
 int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const char *content);
+/* Serves the kept seal (sealkept.h) of content under (pwid, logn) as
+ * the seal of version stamp, keeping the one it replaces if a backup
+ * read that. -ENOENT if none is kept. The caller holds e's sealing mark. */
+int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char *content,
+	      const uint8_t pwid[static VERIFIER_ID_LEN], int logn);
 /* Seals e, which the caller marked sealing; clears the mark after. */
 int seal_entry(struct sealcache *sc, struct entry *e);
 /* Makes the cache files written so far durable (one syncfs()), if any. */

@@ -63,6 +63,7 @@ static void load_cached(struct sealcache *sc, struct entry *e)
 		e->logn = h.logn;
 		sc_ctag_set(e, h.content);
 		e->sealed_at = h.sealed_at;
+		e->newest = h.sealed_at;
 		e->len = h.len;
 	}
 	close(fd);
@@ -197,13 +198,14 @@ struct ahead *sc_entry_ahead(struct entry *e)
 	return e->ahead;
 }
 
-/* Now, but never the time of a seal served before: a floor even when
- * that seal is gone from the cache. */
+/* Now, but never the time of a seal served or kept before: a floor even
+ * when that seal is gone from the cache. */
 static time_t due_now(const struct entry *e)
 {
+	time_t last = e->newest > e->sealed_at ? e->newest : e->sealed_at;
 	time_t now = time(NULL);
 
-	return now > e->sealed_at ? now : e->sealed_at + 1;
+	return now > last ? now : last + 1;
 }
 
 /* The time the seal of (stamp, current key) counts as made: when it

@@ -64,7 +64,8 @@ static int sealing_key(struct sealcache *sc, const char *name, struct recipients
 int sc_learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 {
 	char fpr[2 * BUNDLE_FPR_LEN + 1], cid[65];
-	uint8_t key[VERIFIER_ID_LEN];
+	uint8_t key[VERIFIER_ID_LEN], pwid[VERIFIER_ID_LEN];
+	const uint8_t *id;
 	struct recipients *rcp = NULL;
 	const struct recipset *rs;
 	struct keyset ks = { 0 };
@@ -72,7 +73,7 @@ int sc_learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	struct ahead *a;
 	bool same;
 	size_t size;
-	int ret;
+	int ret, logn = 0;
 
 	ret = sealing_key(sc, name, &rcp, &rs, key);
 	if (!ret)
@@ -94,21 +95,34 @@ int sc_learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 		a->has_fpr = sc_digest_set(a->fpr, fpr);
 	}
 	/* A seal under way that has not planned yet, or keeps the cached
-	 * seal, is waited for: the caller reports the attributes next, and
-	 * told "not sealed" meanwhile the backup records would take this
-	 * version for a change and its time for the changed time. It reads
-	 * and rewrites one small file, no scrypt; a seal that makes new
-	 * bytes says so when it plans, and is not waited for. */
-	while (e && e->sealing && !e->anew && sc_keeps_seal(e, stamp, cid))
+	 * seal or serves a kept one, is waited for: the caller reports the
+	 * attributes next, and told "not sealed" meanwhile the backup
+	 * records would take this version for a change and its time for the
+	 * changed time. It reads and rewrites one small file, no scrypt; a
+	 * seal that makes new bytes says so once it knows (after looking for
+	 * a kept seal), and is not waited for. */
+	while (e && e->sealing && !e->anew)
 		pthread_cond_wait(&sc->changed, &sc->lock);
 	/* Kept under the sealing mark, so no seal of the same keyset can
 	 * land between reading the cache file and rewriting it. */
 	same = e && !e->sealing && sc_keeps_seal(e, stamp, cid);
-	if (same)
+	/* Else an earlier seal of this content a backup read, under the key
+	 * that seals it now, is served again before the attributes tell a
+	 * change (sealkept.h): a few failed opens when there is none. */
+	id = e && !same && !e->sealing && sc->kfd >= 0 && !sc_entry_current(sc, e, stamp) ?
+	     sc_pwid_for(sc, e) : NULL;
+	if (id) {
+		memcpy(pwid, id, VERIFIER_ID_LEN);
+		logn = sc_logn_for(sc, e);
+	}
+	if (same || id)
 		e->sealing = true;
 	pthread_mutex_unlock(&sc->lock);
-	if (same) {
+	if (same)
 		seal_adopt(sc, name, stamp, cid);
+	else if (id)
+		seal_kept(sc, name, stamp, cid, pwid, logn);
+	if (same || id) {
 		pthread_mutex_lock(&sc->lock);
 		e->sealing = false;
 		pthread_cond_broadcast(&sc->changed);
