@@ -38,6 +38,7 @@ struct config {
 	size_t import_max_size;		/* per staged file */
 	size_t import_max_total;	/* all staged files together */
 	int import_max_work_factor;	/* scrypt logN cap for unsealing; 0: work_factor */
+	char import_signers[PATH_MAX];	/* allowed_signers file, "" for none */
 	bool allow_other;
 	char agent[PATH_MAX];		/* keyfs-agent socket, "" for none */
 	char password_file[PATH_MAX];	/* "" for none */

@@ -12,6 +12,7 @@
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
+#include "keyfs/signkey.h"
 #include "keyfs/vault.h"
 #include "keyfs/store.h"
 
@@ -42,6 +43,7 @@ struct ctl {
 	struct fresh *fresh;	/* backup records, for the reports; NULL: none */
 	struct importer *im;
 	struct keyring *kr;	/* identities; NULL: "identity" is refused */
+	struct signkey *sign;	/* the store's signing key; NULL: none (tests) */
 	struct ctl_observer obs;
 };
 

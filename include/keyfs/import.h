@@ -28,9 +28,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "keyfs/vault.h"
+#include "keyfs/signkey.h"
 #include "keyfs/state.h"
 #include "keyfs/store.h"
+#include "keyfs/vault.h"
 
 #define IMPORT_HISTORY 16
 
@@ -53,6 +54,15 @@ void import_set_provider(struct importer *im, void (*ask)(void *arg, const char 
  * (keyring.h); none without this call. Call before the first
  * import_file(). */
 void import_set_keyring(struct importer *im, struct keyring *kr);
+
+/* A backup's KEYSET.sig (bundle.h) is checked against KEYSET.ini and
+ * its members: a signature that does not verify, or a KEYSET.ini that
+ * does not list the archive's members exactly, refuses the file
+ * (-EBADMSG). One by k (this keyfs' own key) or by a key of the
+ * allowed_signers file at signers (optional, "" none; import.signers)
+ * names its signer in the outcome. Call before the first import_file();
+ * both outlive im. */
+void import_set_signers(struct importer *im, const struct signkey *k, const char *signers);
 
 /* The highest scrypt work factor (logN, AGE_LOGN_MIN..AGE_LOGN_MAX) a file
  * may claim: config_import_max_work_factor(). Call before the first

@@ -75,6 +75,10 @@ void sealcache_set_observer(struct sealcache *sc, void (*fn)(void *arg, const ch
  * seals went, and which exports were read to the end. Before
  * sealcache_start(); f outlives the seal cache. */
 void sealcache_set_fresh(struct sealcache *sc, struct fresh *f);
+/* Sign every export made from now on with s (bundle.h: KEYSET.sig).
+ * Seals made before keep their bytes until their keyset or key
+ * changes. Before sealcache_start(); s outlives the seal cache. */
+void sealcache_set_signer(struct sealcache *sc, const struct bundle_signer *s);
 
 /* Seal to the recipients of r (recipients.h; NULL: none) from now on,
  * taking over the caller's reference: every keyset whose key changes is

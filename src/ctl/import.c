@@ -2,12 +2,16 @@
  * restore it without ever destroying keys; outcomes logged and kept for
  * the status report (see import.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keyfs/age.h"
 #include "keyfs/age_recipient.h"
@@ -19,17 +23,20 @@
 #include "keyfs/keyset_owner.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
+#include "keyfs/sshsig.h"
 #include "keyfs/store_live.h"
 
 /* A record line holds the keyset name, the outcome in words and a
  * whole fingerprint (64 hex digits, as KEYSET.ini has it). */
-#define RECORD_LINE 512
+#define RECORD_LINE 1024
 
 struct importer {
 	struct store *st;
 	const struct state *state;
 	struct vault *v;
 	struct keyring *kr;	/* NULL: passwords alone */
+	const struct signkey *sign;	/* this keyfs' own; NULL: none */
+	const char *signers;		/* allowed_signers file; "" or NULL: none */
 	void (*ask)(void *arg, const char *keyset);	/* password provider */
 	void *ask_arg;
 	int max_logn;				/* set before the first import */
@@ -79,6 +86,88 @@ void import_set_provider(struct importer *im, void (*ask)(void *arg, const char 
 void import_set_keyring(struct importer *im, struct keyring *kr)
 {
 	im->kr = kr;
+}
+
+void import_set_signers(struct importer *im, const struct signkey *k, const char *signers)
+{
+	im->sign = k;
+	im->signers = signers;
+}
+
+/* The allowed_signers file, read anew for each check so an edit needs
+ * no reload; like the recipients file, only its owner (root or keyfs'
+ * user) may write it, or it is not trusted at all. */
+static char *read_signers(const char *path, size_t *len)
+{
+	struct stat st;
+	char *text = NULL;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		log_msg(LOG_WARNING, "import.signers %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
+	    (st.st_uid != 0 && st.st_uid != geteuid()) || st.st_size > (1 << 20)) {
+		log_msg(LOG_WARNING, "import.signers %s: not a file only its owner (root or "
+			"keyfs' user) may write: no signer trusted", path);
+		goto out;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	n = text ? read(fd, text, (size_t)st.st_size) : -1;
+	if (n != st.st_size) {
+		free(text);
+		text = NULL;
+		goto out;
+	}
+	text[n] = '\0';
+	*len = (size_t)n;
+out:
+	close(fd);
+	return text;
+}
+
+/* Who made the backup, as its signature says: 0 and who in words, or
+ * -EBADMSG (why in words) when KEYSET.sig does not verify or KEYSET.ini
+ * does not list the members. */
+static int check_signature(struct importer *im, const struct keyset *ks,
+			   const struct bundle_proof *proof, char *who, size_t size)
+{
+	uint8_t pk[SSHSIG_PK_LEN], own[SSHSIG_PK_LEN];
+	char principal[SSHSIG_PRINCIPAL_MAX + 1];
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!proof->sig_len) {
+		snprintf(who, size, "unsigned");
+		return 0;
+	}
+	if (!proof->ini || sshsig_verify(proof->sig, proof->sig_len, SSHSIG_NAMESPACE,
+					 (const uint8_t *)proof->ini, proof->ini_len, pk)) {
+		snprintf(who, size, "its KEYSET.sig does not verify");
+		return -EBADMSG;
+	}
+	if (!bundle_proof_matches(ks, proof)) {
+		snprintf(who, size, "its members do not match its signed KEYSET.ini");
+		return -EBADMSG;
+	}
+	if (im->sign)
+		signkey_public(im->sign, own);
+	if (im->sign && !memcmp(pk, own, sizeof(pk))) {
+		snprintf(who, size, "signed by %s (this keyfs)", signkey_principal(im->sign));
+		return 0;
+	}
+	if (im->signers && *im->signers)
+		text = read_signers(im->signers, &len);
+	if (text && sshsig_allowed(text, len, pk, SSHSIG_NAMESPACE, (long long)time(NULL),
+				   principal, sizeof(principal)))
+		snprintf(who, size, "signed by %s", principal);
+	else
+		snprintf(who, size, "signed by a key not in import.signers");
+	free(text);
+	return 0;
 }
 
 void import_set_listener(struct importer *im, void (*fn)(void *arg), void *arg)
@@ -363,7 +452,8 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 {
 	const char *what = verify_only ? "verify" : "import";
 	char fpr[2 * BUNDLE_FPR_LEN + 1], words[256], more[256];
-	char by[AGE_IDENTITY_RECIPIENT_MAX + 16] = "";
+	char by[AGE_IDENTITY_RECIPIENT_MAX + 16] = "", who[SSHSIG_PRINCIPAL_MAX + 64] = "";
+	struct bundle_proof proof = { 0 };
 	char why[KEYSET_PATH_MAX * 2 + 128] = "";
 	struct keyset_owner_report owners;
 	struct keyset ks = { 0 };
@@ -379,7 +469,13 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	}
 	ret = unseal(im, data, len, &pt, &ptlen, &logn, by, sizeof(by));
 	if (!ret)
-		ret = bundle_unpack_why(pt, ptlen, STORE_MEMBER_MAX, &ks, why, sizeof(why));
+		ret = bundle_unpack_proof(pt, ptlen, STORE_MEMBER_MAX, &ks, &proof, why, sizeof(why));
+	/* before anything here changes the owners or modes it lists */
+	if (!ret && (ret = check_signature(im, &ks, &proof, who, sizeof(who)))) {
+		record(im, LOG_WARNING, "%s \"%s\" failed: forged or damaged: %s; nothing changed",
+		       what, ks.name, who);
+		goto out;
+	}
 	if (!ret) {
 		keyset_owners_local(&ks, &owners);
 		store_live_apply(im->st, &ks);
@@ -398,7 +494,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	if (verify_only) {
 		owner_words(&owners, words, sizeof(words));
 		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s, "
-		       "sealed by %s; on import: %s%s", ks.name, ks.n, fpr, by,
+		       "sealed by %s, %s; on import: %s%s", ks.name, ks.n, fpr, by, who,
 		       would_do(im, &ks), words);
 		goto out;
 	}
@@ -435,9 +531,10 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		snprintf(words + at, sizeof(words) - at, "; %u missing director%s made (see the "
 			 "log)", put.made, put.made == 1 ? "y" : "ies");
 	}
-	record(im, owners.members ? LOG_WARNING : LOG_NOTICE, "import \"%s\": %s, fingerprint %s%s",
-	       ks.name, words, fpr, more);
+	record(im, owners.members ? LOG_WARNING : LOG_NOTICE, "import \"%s\": %s, fingerprint %s, "
+	       "%s%s", ks.name, words, fpr, who, more);
 out:
+	bundle_proof_free(&proof);
 	count(im, verify_only, ret);
 	keyset_clear(&ks);
 	if (pt)

@@ -249,6 +249,21 @@ static int finish(FILE *f, char **text, int ret)
 	return 0;
 }
 
+/* "signer: keyfs@HOST namespaces=\"keyfs\" ssh-ed25519 AAAA...", the
+ * allowed_signers line of the key signing every export; near the top,
+ * where keyfsctl signer stops reading. The host name is escaped. */
+static void put_signer(struct ctl *c, FILE *f)
+{
+	char line[SSHSIG_PRINCIPAL_MAX + SSHSIG_PUBKEY_TEXT_MAX + 64];
+
+	if (!c->sign || signkey_allowed_line(c->sign, line, sizeof(line)) < 0)
+		return;
+	line[strcspn(line, "\n")] = '\0';
+	fputs("signer: ", f);
+	escape_put(f, line);
+	fputc('\n', f);
+}
+
 int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	size_t total = 0, workers, pending, n, i;
@@ -263,6 +278,7 @@ int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 		return -ENOMEM;
 	meta_hint_for(c->state, NULL, hint, sizeof(hint));
 	fprintf(f, "keyfs %s\n", KEYFS_VERSION);
+	put_signer(c, f);
 	put_field(f, "store: ", c->cfg->store, "");
 	fprintf(f, "password: %s\n", vault_has_password(c->v) ? "set (unlocked)" : "not set (locked)");
 	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
@@ -421,6 +437,21 @@ static void readme_own_sealers(struct ctl *c, FILE *f)
 		fputc('\n', f);
 }
 
+/* The key this keyfs signs with, for the check above. */
+static void put_readme_signer(struct ctl *c, FILE *f)
+{
+	char line[SSHSIG_PRINCIPAL_MAX + SSHSIG_PUBKEY_TEXT_MAX + 64];
+
+	if (!c->sign || signkey_allowed_line(c->sign, line, sizeof(line)) < 0) {
+		put(f, "This keyfs signs with no key: its exports carry no KEYSET.sig.\n");
+		return;
+	}
+	line[strcspn(line, "\n")] = '\0';
+	put(f, "Exports made here are signed by:\n\n    ");
+	escape_put(f, line);
+	fputc('\n', f);
+}
+
 int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
 	char hint[KEYSET_HINT_MAX + 1], sealer[4096], shown_hint[4 * KEYSET_HINT_MAX + 1];
@@ -474,7 +505,14 @@ int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	    "name, and sm/KEYSET.ini. --xattrs-include='*' restores ACLs and security.*\n"
 	    "labels too (tar --xattrs alone restores only user.*); do not add --acls,\n"
 	    "which resets the ACLs these archives carry as xattrs. Compare the\n"
-	    "fingerprint in KEYSET.ini with the one \"keyfsctl status\" gave.\n");
+	    "fingerprint in KEYSET.ini with the one \"keyfsctl status\" gave.\n\n"
+	    "Check who made it and that every file is as backed up (stock OpenSSH;\n"
+	    "allowed_signers holds the line \"keyfsctl signer\" prints, kept off the\n"
+	    "server, and names the principal given to -I):\n\n"
+	    "  ssh-keygen -Y verify -f allowed_signers -I keyfs@HOST -n keyfs \\\n"
+	    "      -s sm/KEYSET.sig < sm/KEYSET.ini\n"
+	    "  (cd sm && grep -E '^[0-9a-f]{64}  ' KEYSET.ini | sha256sum -c)\n\n");
+	put_readme_signer(c, f);
 	ret = finish(f, text, 0);
 	if (!ret)
 		*mtime = readme_mtime(*text, *len);

@@ -13,6 +13,7 @@
 #include "keyfs/import.h"
 #include "keyfs/keyring.h"
 #include "keyfs/sealcache.h"
+#include "keyfs/signkey.h"
 #include "keyfs/sources.h"
 #include "keyfs/stage.h"
 #include "keyfs/store.h"
@@ -33,6 +34,8 @@ struct keyfs {
 	struct sources *src;	/* password file, credential, agent */
 	struct stage *stage;	/* files written into import/ and verify/ */
 	struct recipients *rcp;	/* read before the mount, until the seal cache takes it */
+	struct signkey *sign;	/* the store's signing key (signkey.h) */
+	struct bundle_signer signer;	/* its use by the seal cache */
 	struct ctl ctl;
 	uid_t uid;		/* the mounting user: owns the tree */
 	gid_t gid;

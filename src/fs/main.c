@@ -356,8 +356,12 @@ static int keyfs_start(struct keyfs *k)
 	if (!ret)
 		ret = fresh_new(&k->fresh, &k->state);
 	if (!ret)
+		ret = signkey_open(k->state.fd, &k->sign);
+	if (!ret)
 		ret = sealcache_new(&k->sc, &k->st, &k->state, k->v, &k->cfg);
 	if (!ret) {
+		k->signer = (struct bundle_signer){ signkey_sign, k->sign };
+		sealcache_set_signer(k->sc, &k->signer);
 		sealcache_set_fresh(k->sc, k->fresh);
 		sealcache_set_recipients(k->sc, k->rcp);
 		k->rcp = NULL;
@@ -370,6 +374,7 @@ static int keyfs_start(struct keyfs *k)
 		ret = import_new(&k->im, &k->st, &k->state, k->v);
 	if (!ret) {
 		import_set_keyring(k->im, k->kr);
+		import_set_signers(k->im, k->sign, k->cfg.import_signers);
 		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
 		import_set_provider(k->im, sources_provider, k->src);
 		sealcache_set_observer(k->sc, fs_changed, k);
@@ -389,6 +394,7 @@ static int keyfs_start(struct keyfs *k)
 		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
 			       .sc = k->sc, .fresh = k->fresh, .im = k->im, .kr = k->kr,
+			       .sign = k->sign,
 			       .obs = { ctl_secrets_changed, ctl_hints_changed, k, reload_hook } };
 	if (!ret)
 		ret = metrics_start(k);
@@ -412,6 +418,7 @@ static void keyfs_close(struct keyfs *k)
 	metricsfile_free(k->mf);
 	vault_free(k->v); /* wipes every password */
 	keyring_free(k->kr); /* and every identity */
+	signkey_free(k->sign);
 	store_close(&k->st);
 	state_close(&k->state);
 	recipients_put(k->rcp); /* if the start stopped before the seal cache took it */

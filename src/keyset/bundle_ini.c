@@ -13,17 +13,18 @@
 
 #include "bundle_priv.h"
 
-/* "root(0):ssl-cert(112)", or "-" when no owner was recorded. */
-static void owner_words(FILE *f, const struct keyset_member *m)
+/* "root(0):ssl-cert(112)", or "-" when no owner was recorded (format 1
+ * records none: its archive's 0:0 means nothing). */
+static void owner_words(FILE *f, const struct keyset_member *m, int format)
 {
-	if (!m->owned) {
+	if (!m->owned || format == 1) {
 		fputs("-", f);
 		return;
 	}
 	fprintf(f, "%s(%u):%s(%u)", m->user, (unsigned)m->uid, m->group, (unsigned)m->gid);
 }
 
-static void member_line(FILE *f, const struct keyset_member *m)
+static void member_line(FILE *f, const struct keyset_member *m, int format)
 {
 	static const char *const type[] = {
 		[KEYSET_FILE] = "file", [KEYSET_DIR] = "dir", [KEYSET_LINK] = "link",
@@ -31,7 +32,7 @@ static void member_line(FILE *f, const struct keyset_member *m)
 	size_t i;
 
 	fprintf(f, "%s = %s %04o ", m->name, type[m->type], (unsigned)(m->mode & KEYSET_MODE_MASK));
-	owner_words(f, m);
+	owner_words(f, m, format);
 	if (m->link) {
 		fputs(" -> ", f);
 		escape_put(f, m->link);
@@ -75,14 +76,14 @@ int bundle_ini(const struct keyset *ks, int format, char **ini, size_t *len)
 		fprintf(f, "hint = %s\n", ks->hint);
 	if (keyset_top_recorded(ks)) {
 		fprintf(f, "top = dir %04o ", (unsigned)(ks->top.mode & KEYSET_MODE_MASK));
-		owner_words(f, &ks->top);
+		owner_words(f, &ks->top, format);
 		fputc('\n', f);
 	}
 	/* What a signature over this file covers, member by member; the
 	 * fingerprint above covers the xattr values too. */
 	fputs("\n[members]\n", f);
 	for (i = 0; i < ks->n; i++)
-		member_line(f, &ks->m[i]);
+		member_line(f, &ks->m[i], format);
 	fputs("\n[sha256]\n; grep -E '^[0-9a-f]{64}  ' KEYSET.ini | sha256sum -c\n", f);
 	for (i = 0; i < ks->n; i++) {
 		if (ks->m[i].type == KEYSET_FILE)

@@ -16,7 +16,7 @@ int export_size(const struct keyset *ks, const struct export_key *key, size_t *s
 	size_t tar_len, bin_len;
 	int ret;
 
-	ret = bundle_size(ks, &tar_len);
+	ret = bundle_size_signed(ks, key->signer, &tar_len);
 	if (ret)
 		return ret;
 	bin_len = age_sealed_size_for(key->r, key->n, tar_len);
@@ -46,7 +46,7 @@ int export_seal(const struct keyset *ks, const struct export_key *key, char **pe
 	size_t tar_len = 0, bin_len;
 	int ret;
 
-	ret = bundle_pack(ks, &tar, &tar_len);
+	ret = bundle_pack_signed(ks, key->signer, &tar, &tar_len);
 	if (!ret)
 		ret = age_seal_to(tar, tar_len, key->r, key->n, &bin, &bin_len);
 	if (!ret)

@@ -8,6 +8,7 @@
 
 #include "keyfs/age.h"
 #include "keyfs/age_recipient.h"
+#include "keyfs/bundle.h"
 #include "keyfs/keyset.h"
 
 /* What seals an export: the age recipients it is sealed to. One scrypt
@@ -16,6 +17,7 @@
 struct export_key {
 	const struct age_recipient *r;
 	size_t n;
+	const struct bundle_signer *signer;	/* KEYSET.sig's; NULL: unsigned */
 };
 
 /* The exact length export_seal() gives for ks under key. Stanza sizes

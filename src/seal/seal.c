@@ -265,13 +265,14 @@ static int seal_under(struct sealcache *sc, const struct plan *p, const struct k
 		      char **pem, size_t *len)
 {
 	struct age_recipient r = { 0 };
-	struct export_key key = { &r, 1 };
+	struct export_key key = { &r, 1, sc->signer };
 	struct age_pass pass;
 	uint64_t gen;
 	int ret;
 
 	if (p->rs)
-		return export_seal(ks, &(struct export_key){ p->rs->l.r, p->rs->l.n }, pem, len);
+		return export_seal(ks, &(struct export_key){ p->rs->l.r, p->rs->l.n, sc->signer },
+				   pem, len);
 	ret = vault_read_for(sc->v, p->h.name, &pass, &gen);
 	if (ret)
 		return ret;

@@ -103,6 +103,11 @@ void sealcache_set_fresh(struct sealcache *sc, struct fresh *f)
 	sc->fresh = f;
 }
 
+void sealcache_set_signer(struct sealcache *sc, const struct bundle_signer *s)
+{
+	sc->signer = s;
+}
+
 void sealcache_free(struct sealcache *sc)
 {
 	struct entry *e, *next;

@@ -115,6 +115,7 @@ struct sealcache {
 	void (*changed_fn)(void *arg, const char *keyset); /* attribute observer */
 	void *changed_arg;
 	struct fresh *fresh;		/* backup records; NULL: none kept */
+	const struct bundle_signer *signer; /* signs KEYSET.ini; NULL: exports unsigned */
 	size_t unsynced;		/* cache files written since the last syncfs() */
 	/* The first look for stale keysets runs beside the mount, not before */
 	pthread_t scan;

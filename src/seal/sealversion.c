@@ -32,10 +32,10 @@ static int predict_size(struct sealcache *sc, const struct recipset *rs, const s
 	int ret;
 
 	if (rs)
-		return export_size(ks, &(struct export_key){ rs->l.r, rs->l.n }, size);
+		return export_size(ks, &(struct export_key){ rs->l.r, rs->l.n, sc->signer }, size);
 	ret = age_scrypt_recipient(&r, &any, sc->cfg->work_factor);
 	if (!ret)
-		ret = export_size(ks, &(struct export_key){ &r, 1 }, size);
+		ret = export_size(ks, &(struct export_key){ &r, 1, sc->signer }, size);
 	age_recipient_clear(&r);
 	return ret;
 }

@@ -82,6 +82,8 @@ const struct config_key config_keys[] = {
 	{ "import.max_total", NULL, CONFIG_SIZE, 4096, 1LL << 30, .def = "67108864",
 	  FIELD_AS(import_max_total, size_t),
 	  .help = "all files staged in import/ and verify/ together, in bytes" },
+	{ "import.signers", "signers", CONFIG_PATH, FIELD_TEXT(import_signers),
+	  .help = "an allowed_signers file (ssh-keygen) of keys trusted to sign backups" },
 	/* No default: unset, it follows seal.work_factor however that was set. */
 	{ "import.max_work_factor", NULL, CONFIG_INT, AGE_LOGN_MIN, AGE_LOGN_MAX,
 	  FIELD_AS(import_max_work_factor, int),

@@ -47,7 +47,8 @@ def config(work):
         "ssl": "*.key",
         "luks": "*.header",
     }
-    text = ""
+    # host A's signer line, kept off the server as an administrator would
+    text = f"[import]\nsigners = {os.path.join(work, 'allowed_signers')}\n"
     for k in KEYSETS:
         text += f"[keyset {k}]\npath = {p[k]}\ninclude = {inc[k]}\non_activate = {hook} {k}\n"
     return text
@@ -174,6 +175,9 @@ def host_a(work, build):
         for k in KEYSETS:  # sealed, whole
             with open(os.path.join(m.export, f"{k}.pem"), "rb") as f:
                 assert f.read(10) == b"-----BEGIN"
+        line = run([os.path.join(build, "keyfsctl"), "-m", m.path, "signer"]).stdout
+        with open(os.path.join(work, "allowed_signers"), "w") as f:
+            f.write(line)
         restic(work, "init")
         restic(work, "backup", m.export)
         res = {"manifest": manifest(work), "mnt": m.path}

@@ -52,8 +52,9 @@ def test_disaster_recovery_drill(build, tmp_path):
     code, out, err = b["restore"]
     assert code == 0, out + err
     for k in KEYSETS:
-        assert re.search(rf'{k}\.pem: keyset {k}, sealed by a password, fingerprint '
-                         rf'[0-9a-f]{{64}}: new$', out, re.M), out
+        # signed by host A's key, whose line the administrator kept
+        assert re.search(rf'{k}\.pem: keyset {k}, sealed by a password, signed by keyfs@\S+, '
+                         rf'fingerprint [0-9a-f]{{64}}: new$', out, re.M), out
         assert re.search(rf'{k}\.pem: import "{k}": restored \(new keyset, active', out), out
     assert "5 file(s): 0 refused" in out
 

@@ -45,7 +45,8 @@ def test_restore_plans_then_restores_a_backup_directory(build, keyfs_bin, tmp_pa
         assert res.returncode == 1, res
         out = res.stdout
         fpr = r"fingerprint [0-9a-f]{64}"
-        assert re.search(rf"alpha\.pem: keyset alpha, sealed by a password, {fpr}: new$", out,
+        assert re.search(rf"alpha\.pem: keyset alpha, sealed by a password, "
+                         rf"signed by keyfs@\S+ \(this keyfs\), {fpr}: new$", out,
                          re.M), out
         assert re.search(rf"beta\.pem: keyset beta, .*: identical$", out, re.M), out
         assert re.search(r"wg\.pem: keyset wg, .*: differs \(becomes an inactive version\)$",

@@ -392,7 +392,7 @@ static void test_table_rows(void)
 		if (k->type == CONFIG_CHOICE)
 			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
 	}
-	TAP_EQ_INT(n, 19, "19 keys in the table");
+	TAP_EQ_INT(n, 20, "20 keys in the table");
 	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
 }
 
@@ -507,6 +507,8 @@ static void test_table_types(void)
 		{ "seal.recipients", "/etc/keyfs/recipients.txt", "recipients.txt",
 		  "must be an absolute path of at most 4095 bytes" },
 		{ "identity.file", "/etc/keyfs/identity.txt", "identity.txt",
+		  "must be an absolute path of at most 4095 bytes" },
+		{ "import.signers", "/etc/keyfs/allowed_signers", "allowed_signers",
 		  "must be an absolute path of at most 4095 bytes" },
 		{ "identity.credential", "keyfs.identity", "a/b",
 		  "must be a plain name of at most 255 bytes (no \"/\", not \".\" or \"..\"), as in LoadCredential=" },

@@ -1,0 +1,109 @@
+"""Signed backups: every export carries KEYSET.sig, an SSH signature of its
+KEYSET.ini by the store's own key, which stock ssh-keygen -Y verify checks
+against the line keyfsctl signer prints; KEYSET.ini lists every member's
+sha256 for sha256sum -c. A backup whose signature or members were tampered
+with is refused and changes nothing."""
+import errno
+import os
+import shutil
+import tarfile
+
+from conftest import (PASSWORD, age_decrypt, age_encrypt, recipients_file, run, tree_digest,
+                      wait_for)
+from test_members import mounted_with
+
+
+def signer(build, m):
+    res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "signer"])
+    line = res.stdout
+    assert line.startswith("keyfs@") and ' namespaces="keyfs" ssh-ed25519 AAAA' in line, line
+    return line
+
+
+def opened(m, name, tmp_path, identity=None):
+    """The export of name, opened with stock age and extracted with tar."""
+    pem = tmp_path / f"{name}.pem"
+    shutil.copyfile(os.path.join(m.export, f"{name}.pem"), pem)
+    tar = tmp_path / f"{name}.tar"
+    if identity:
+        run(["age", "-d", "-i", identity, "-o", str(tar), str(pem)])
+    else:
+        assert age_decrypt(pem, tar, PASSWORD).returncode == 0
+    out = tmp_path / f"{name}.out"
+    out.mkdir()
+    run(["tar", "-C", str(out), "-xpf", str(tar)])
+    return pem, tar, out / name
+
+
+def ssh_verify(allowed, principal, d):
+    with open(d / "KEYSET.ini", "rb") as ini:
+        return run(["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
+                    "keyfs", "-s", str(d / "KEYSET.sig")], stdin=ini, check=False, text=False)
+
+
+def test_every_export_verifies_with_stock_ssh_keygen(build, keyfs_bin, tmp_path):
+    store = tmp_path / "store"
+    run([os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "demo-store"),
+         str(store)])
+    live = tmp_path / "wg"
+    live.mkdir()
+    (live / "wg0.conf").write_text("[Interface]\nPrivateKey = x\n")
+    rcp = recipients_file(tmp_path)
+    conf = (f"[keyset wg]\npath = {live}\ninclude = *.conf\n"
+            f"[keyset db]\nrecipients = {rcp}\n")
+    for m in mounted_with(keyfs_bin, tmp_path, str(store), conf):
+        m.unlock()
+        line = signer(build, m)
+        allowed = tmp_path / "allowed_signers"
+        allowed.write_text(line)
+        principal = line.split()[0]
+        assert f"signer: {line.strip()}" in m.status()
+        assert line.strip() in open(os.path.join(m.export, "README.txt")).read()
+        seed = open(store / ".keyfs" / "signing.key", "rb").read()
+        for name, identity in (("web", None), ("wg", None), ("db", str(tmp_path / "id.txt"))):
+            pem, tar, d = opened(m, name, tmp_path, identity)
+            res = ssh_verify(allowed, principal, d)
+            assert res.returncode == 0 and b"Good" in res.stdout + res.stderr, res
+            # every member is listed with its sha256, checkable by hand
+            res = run(["sh", "-c", "grep -E '^[0-9a-f]{64}  ' KEYSET.ini | sha256sum -c"],
+                      cwd=str(d))
+            assert ": OK" in res.stdout and "FAILED" not in res.stdout, res.stdout
+            assert seed not in open(tar, "rb").read()
+        assert seed.hex() not in m.logtext()
+
+
+def test_tampered_backups_are_refused(keyfs_bin, tmp_path, store):
+    """A member changed after signing, or KEYSET.ini edited to match it,
+    sealed to keyfs' identity as a forger can (its public key is no
+    secret): the signature check fails and nothing is restored."""
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    for m in mounted_with(keyfs_bin, tmp_path, store, f"[identity]\nfile = {key}\n"):
+        m.unlock()
+        pem, tar, d = opened(m, "web", tmp_path)
+        before = tree_digest(store)
+        for what in ("member", "ini"):
+            work = tmp_path / what
+            shutil.copytree(d.parent, work)
+            (work / "web" / "ed25519.key").write_text("a key of the forger's\n")
+            if what == "ini":
+                ini = work / "web" / "KEYSET.ini"
+                lines = [l for l in ini.read_text().splitlines(True)
+                         if " ed25519.key\n" not in l]
+                ini.write_text("".join(lines))
+            forged = tmp_path / f"forged-{what}.tar"
+            with tarfile.open(forged, "w", format=tarfile.PAX_FORMAT) as t:
+                t.add(work / "web", "web")
+            sealed = tmp_path / f"forged-{what}.pem"
+            run(["age", "-a", "-r", pub, "-o", str(sealed), str(forged)])
+            try:
+                shutil.copyfile(sealed, os.path.join(m.path, "import", "web.pem"))
+                refused = None
+            except OSError as e:
+                refused = e.errno
+            assert refused == errno.EBADMSG, refused
+            why = ("its members do not match its signed KEYSET.ini" if what == "member" else
+                   "its KEYSET.sig does not verify")
+            assert f'import "web" failed: forged or damaged: {why}' in m.logtext()
+            assert tree_digest(store) == before
