@@ -2,8 +2,19 @@
 driven with the programs administrators use (cp, tar, rsync, age).
 
 KEYFS_BUILDS names the build directories to test (colon separated); every
-test runs once per build, so the sanitizer build sees the same traffic."""
+test runs once per build, so the sanitizer build sees the same traffic.
+
+Tests may run in parallel (pytest-xdist, as scripts/test runs them): each
+one mounts its own keyfs below its own tmp_path. A test that changes what
+the whole machine shares (a sysctl, files in /usr, the dpkg database) is
+marked system_wide and runs alone: every test holds the machine lock
+(machine_lock()), shared, while it runs, and a system_wide one holds it
+exclusively. A fixture of module or session scope that changes such
+state takes machine_lock(exclusive=True) itself, for as long as the
+change lasts."""
+import contextlib
 import errno
+import fcntl
 import os
 import subprocess
 import time
@@ -14,6 +25,49 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILDS = [b for b in os.environ.get("KEYFS_BUILDS", os.path.join(ROOT, "build")).split(":") if b]
 PASSWORD = "Correct-Horse-7"
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+# Machine-wide, not per run: two test runs on one machine share the
+# sysctls and /usr as much as two workers of one run do.
+LOCK_DIR = "/run/lock"
+LOCK = os.path.join(LOCK_DIR, "keyfs-integration.lock")
+# Taken briefly before the lock: a test waiting for the exclusive lock
+# holds it, so no new shared holder keeps it waiting for ever.
+GATE = os.path.join(LOCK_DIR, "keyfs-integration.gate")
+_held = None  # "shared" or "exclusive" while this process holds the lock
+
+
+@contextlib.contextmanager
+def machine_lock(exclusive=False):
+    """Holds the machine lock: shared, or exclusive (no other test of any
+    run on this machine runs meanwhile). Nested, it holds what is held."""
+    global _held
+    if _held == "exclusive" or (_held == "shared" and not exclusive):
+        yield
+        return
+    if _held:
+        raise RuntimeError("the shared machine lock cannot become exclusive")
+    os.makedirs(LOCK_DIR, exist_ok=True)
+    with open(LOCK, "a") as lock:
+        with open(GATE, "a") as gate:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        _held = "exclusive" if exclusive else "shared"
+        try:
+            yield
+        finally:
+            _held = None  # closing the file releases the lock
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "system_wide: changes state the whole machine shares; runs alone")
+
+
+@pytest.fixture(autouse=True)
+def _machine_lock(request):
+    with machine_lock(exclusive=request.node.get_closest_marker("system_wide") is not None):
+        yield
 
 
 def run(cmd, check=True, **kw):

@@ -8,6 +8,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -435,7 +436,8 @@ def test_slow_hook_blocks_neither_status_nor_activate(keyfs_bin, tmp_path, world
     with open(os.path.join(live, "a.key"), "w") as f:
         f.write("old\n")
     hook = tmp_path / "hook.sh"
-    hook.write_text("#!/bin/sh\nsleep 60 &\nsleep 3\necho reloaded\n")
+    sleepers = tmp_path / "sleepers"  # the daemons left, killed at the end
+    hook.write_text(f"#!/bin/sh\nsleep 60 &\necho $! >> {sleepers}\nsleep 3\necho reloaded\n")
     hook.chmod(0o755)
     stage = tmp_path / "stage"
     os.makedirs(stage / "slow")
@@ -467,7 +469,13 @@ def test_slow_hook_blocks_neither_status_nor_activate(keyfs_bin, tmp_path, world
             t.join(90)
         assert result["ret"] == 0 and result["took"] < 10, result
         assert re.search(r"^on_activate slow: exited 0 .*reloaded", m.status(), re.M), status
-    run(["pkill", "-f", "sleep 60"], check=False)
+    # Only this test's: pkill -f "sleep 60" would also kill other tests'
+    # "sleep 600" (test_install's and test_package's mount namespaces).
+    for pid in sleepers.read_text().split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_binaries_have_full_relro(build):

@@ -2,11 +2,17 @@
 overflowed) the store is rescanned and no change is lost; when no inotify
 watch can be had (as on NFS, or past fs.inotify.max_user_watches) changes
 are found by periodic rescans. Both limits are sysctls of the whole
-machine: each test lowers one only while it runs."""
+machine: each test lowers one only while it runs, and runs alone
+(system_wide): a keyfs of another test started meanwhile would lose
+events or find no watch too."""
 import contextlib
+import glob
 import os
+import re
 import shutil
 import signal
+
+import pytest
 
 from conftest import Mount, recipients_file, wait_for
 
@@ -25,6 +31,33 @@ def inotify_limit(name, value):
             f.write(old)
 
 
+def watched_inodes(pid):
+    """The inode numbers process pid watches with inotify (its fdinfo)."""
+    found = set()
+    for fd in glob.glob(f"/proc/{pid}/fd/*"):
+        try:
+            if os.readlink(fd) != "anon_inode:inotify":
+                continue
+            with open(fd.replace("/fd/", "/fdinfo/")) as f:
+                found.update(int(i, 16) for i in re.findall(r"^inotify wd:\S+ ino:([0-9a-f]+) ",
+                                                             f.read(), re.M))
+        except OSError:
+            continue  # closed meanwhile
+    return found
+
+
+def stopped(pid):
+    """Whether every thread of pid is stopped (state T): none reads events."""
+    states = []
+    for stat in glob.glob(f"/proc/{pid}/task/*/stat"):
+        try:
+            with open(stat) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            continue
+    return bool(states) and all(s == "T" for s in states)
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -35,6 +68,7 @@ def rewrite(path, data):
         f.write(data)
 
 
+@pytest.mark.system_wide
 def test_lost_events_are_rescanned(build, tmp_path, store):
     m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
     try:
@@ -43,24 +77,34 @@ def test_lost_events_are_rescanned(build, tmp_path, store):
             m.start(opts=f"recipients={recipients_file(tmp_path)}")
             db = os.path.join(m.export, "db.pem")
             first = read(db)
-            # Stopped, keyfs reads no events: what is done meanwhile is
-            # more than the queue holds, and the change to db is among
-            # the events the kernel drops.
+            # The overflow is certain only if keyfs watches both keysets
+            # (it starts watching in the background) and reads no event
+            # while 400 of them come, 25 times what its queue holds.
+            keysets = {os.stat(os.path.join(store, k)).st_ino for k in ("web", "db")}
+            assert wait_for(lambda: keysets <= watched_inodes(m.proc.pid), 10), \
+                "keyfs does not watch the keysets"
             m.proc.send_signal(signal.SIGSTOP)
             try:
-                for i in range(100):
+                assert wait_for(lambda: stopped(m.proc.pid), 10), "keyfs did not stop"
+                for i in range(100):  # created, modified, closed, deleted
                     rewrite(os.path.join(store, "web", f".scratch{i}"), b"x")
                     os.unlink(os.path.join(store, "web", f".scratch{i}"))
+                # queued after the overflow: the kernel drops its events
                 rewrite(os.path.join(store, "db", "master.key"), os.urandom(32))
             finally:
                 m.proc.send_signal(signal.SIGCONT)
+            # Logged by the watcher once it runs again, maybe after a read
+            # of db already saw the change (events were queued: not from
+            # memory).
+            assert wait_for(lambda: "events were lost; rescanning the store" in m.logtext(), 10), \
+                m.logtext()
             assert wait_for(lambda: read(db) != first, 5), "the change was lost with the events"
-        assert "events were lost; rescanning the store" in m.logtext()
         m.stop()
     finally:
         m.kill()
 
 
+@pytest.mark.system_wide
 def test_without_watches_changes_are_found_by_rescans(build, tmp_path, store):
     m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
     try:
