@@ -181,6 +181,11 @@ int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char
 	record(sc, &h);
 	log_msg(LOG_NOTICE, "keyset \"%s\": the same content as a seal made before, which a backup "
 		"read: its bytes are served again", name);
+	/* An older time than the seal it replaces, maybe the same size: the
+	 * kernel must not answer a stat with the replaced one's (rsync would
+	 * see a change). Attributes asked for may get here too, no seal. */
+	if (sc->changed_fn)
+		sc->changed_fn(sc->changed_arg, name);
 	return 0;
 }
 

@@ -5,16 +5,14 @@ the status says backed up. Only bytes keyfs sealed itself come back: a
 file sealed by hand over the same tar, with the password or to the
 recipients, is never served; a damaged kept seal, or another key, means
 a fresh seal."""
-import errno
 import hashlib
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, run
+from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, run, wait_for
 
 # stock age -p seals at work factor 18: the forgeries must open
 CONF = "[import]\nmax_work_factor = 18\n"
@@ -83,8 +81,9 @@ def damage(path):
 
 
 def changed_and_resealed(m, ks, s1):
-    """After the keys changed: a new seal, not backed up."""
-    assert head(m, ks) != s1[:400]
+    """After the keys changed behind keyfs' back (the store watcher tells
+    it): a new seal, not backed up."""
+    assert wait_for(lambda: head(m, ks) != s1[:400], 10), "the change was never seen"
     assert "changed since last backup" in status_line(m, ks)
 
 
@@ -173,7 +172,7 @@ def test_only_a_seal_a_backup_read_is_kept(dirstore, tmp_path, store):
     s2_head = head(m, "web")
     with open(os.path.join(store, "web", "ed25519.pub"), "a") as f:
         f.write("# another change\n")
-    assert head(m, "web") != s2_head
+    assert wait_for(lambda: head(m, "web") != s2_head, 10)
     assert sorted(os.listdir(kept)) == ["web@1"], "S2 was never read to the end"
 
 
