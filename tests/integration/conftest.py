@@ -113,9 +113,11 @@ def age_encrypt(src, dst, password, armor=True):
                input=f"{password}\n{password}\n", check=False)
 
 
-# Derived state that sealing rewrites in the background, and the record of
-# which keyfs serves the store: never keys.
-DERIVED = (".keyfs/cache/", ".keyfs/verifier", ".keyfs/fresh/", ".keyfs/owner")
+# Derived state that sealing rewrites in the background, the record of
+# which keyfs serves the store, and the key it signs exports with (made
+# at first start): never keys of a keyset.
+DERIVED = (".keyfs/cache/", ".keyfs/verifier", ".keyfs/fresh/", ".keyfs/owner",
+           ".keyfs/signing.key")
 
 
 def tree_digest(path):

@@ -46,7 +46,7 @@ def test_cp_then_stock_age_and_tar_restore_the_store(mount, tmp_path, store):
         out.mkdir(exist_ok=True)
         run(["tar", "-xf", str(tmp_path / f"{ks}.tar"), "-C", str(out)])
         restored = out / ks
-        members = sorted(p for p in os.listdir(restored) if p != "KEYSET.ini")
+        members = sorted(p for p in os.listdir(restored) if p not in ("KEYSET.ini", "KEYSET.sig"))
         assert members == sorted(os.listdir(os.path.join(store, ks)))
         for m in members:
             src = os.path.join(store, ks, m)

@@ -169,6 +169,7 @@ def test_certbot_links_round_trip(links, tmp_path):
     out = str(tmp_path / "out")
     untar(str(tmp_path / "tls.tar"), out)
     os.unlink(os.path.join(out, "tls", "KEYSET.ini"))
+    os.unlink(os.path.join(out, "tls", "KEYSET.sig"))
     assert describe(os.path.join(out, "tls")) == want
     with open(os.path.join(out, "tls", "live", "current", "key.pem")) as f:
         assert f.read() == "privkey 1\n"

@@ -130,6 +130,7 @@ def test_round_trip_through_age_tar_and_import(live, tmp_path, name):
     out = str(tmp_path / "out")
     untar(str(tmp_path / "x.tar"), out)
     os.unlink(os.path.join(out, name, "KEYSET.ini"))
+    os.unlink(os.path.join(out, name, "KEYSET.sig"))
     assert describe(os.path.join(out, name)) == want
 
     # All absent: the import restores them in place at once.
