@@ -145,6 +145,8 @@ class Fsck:
             if not os.path.isdir(d):
                 continue
             for name in sorted(os.listdir(d)):
+                if sub == "cache" and name == ".kept":
+                    continue  # seals kept for re-imports: ciphertext, checked by keyfs
                 if name.startswith(".") and ".tmp" in name:
                     self.leftover(f"{self.rel(os.path.join(d, name))} (an interrupted write)")
                 elif not os.path.isfile(os.path.join(d, name)) or os.path.islink(os.path.join(d, name)):

@@ -51,6 +51,8 @@ def _headers(store):
     cache = os.path.join(store, ".keyfs", "cache")
     out = {}
     for name in sorted(os.listdir(cache)):
+        if os.path.isdir(os.path.join(cache, name)):
+            continue  # .kept: seals kept for re-imports
         with open(os.path.join(cache, name), "rb") as f:
             out[name] = f.readline().decode(errors="replace").rstrip("\n")
     return out
