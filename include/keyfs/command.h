@@ -78,6 +78,7 @@ struct command_call {
 	size_t arglen;				/* not NUL-terminated */
 	char name[KEYSET_NAME_MAX + 1];		/* CMD_ARGS_VERSION: the keyset */
 	unsigned version;			/* and its version */
+	bool unauthenticated;			/* and "unauthenticated" after it */
 };
 
 /* Parses buf[0..len). 0, or -EINVAL with call->error saying why. buf is

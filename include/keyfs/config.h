@@ -24,6 +24,12 @@ enum policy_kind {
 	POLICY_LENGTH,	/* length only */
 };
 
+/* import.unauthenticated: what a backup nothing vouches for becomes. */
+enum unauth_kind {
+	UNAUTH_INACTIVE,	/* an inactive version, activated on request */
+	UNAUTH_REFUSE,		/* refused */
+};
+
 struct config {
 	char store[PATH_MAX];
 	/* A backend's name, checked by the store (store_backend_check()):
@@ -39,6 +45,7 @@ struct config {
 	size_t import_max_total;	/* all staged files together */
 	int import_max_work_factor;	/* scrypt logN cap for unsealing; 0: work_factor */
 	char import_signers[PATH_MAX];	/* allowed_signers file, "" for none */
+	int import_unauthenticated;	/* UNAUTH_INACTIVE or UNAUTH_REFUSE */
 	bool allow_other;
 	char agent[PATH_MAX];		/* keyfs-agent socket, "" for none */
 	char password_file[PATH_MAX];	/* "" for none */

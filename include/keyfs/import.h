@@ -60,9 +60,17 @@ void import_set_keyring(struct importer *im, struct keyring *kr);
  * does not list the archive's members exactly, refuses the file
  * (-EBADMSG). One by k (this keyfs' own key) or by a key of the
  * allowed_signers file at signers (optional, "" none; import.signers)
- * names its signer in the outcome. Call before the first import_file();
- * both outlive im. */
-void import_set_signers(struct importer *im, const struct signkey *k, const char *signers);
+ * names its signer in the outcome, and vouches for it. So does a
+ * passphrase seal opened by one of keyfs' passwords. Any other backup
+ * (sealed to recipients, unsigned or by an unknown key) is
+ * unauthenticated: refused with -EKEYREJECTED when
+ * refuse_unauthenticated (import.unauthenticated = refuse), else a live
+ * keyset gets it only as an inactive version, even where its path holds
+ * nothing, and import_activate() installs it only when told
+ * unauthenticated. Call before the first import_file(); k and signers
+ * outlive im. */
+void import_set_signers(struct importer *im, const struct signkey *k, const char *signers,
+			bool refuse_unauthenticated);
 
 /* The highest scrypt work factor (logN, AGE_LOGN_MIN..AGE_LOGN_MAX) a file
  * may claim: config_import_max_work_factor(). Call before the first
@@ -75,7 +83,7 @@ void import_set_max_work_factor(struct importer *im, int logn);
 int import_file(struct importer *im, bool verify_only, const uint8_t *data, size_t len);
 
 /* activate <keyset> <version>, logged and recorded like an import. */
-int import_activate(struct importer *im, const char *name, unsigned version);
+int import_activate(struct importer *im, const char *name, unsigned version, bool unauthenticated);
 
 /* Outcomes counted since start, for the metrics. */
 enum import_outcome {

@@ -13,6 +13,7 @@
 #ifndef KEYFS_STORE_LIVE_H
 #define KEYFS_STORE_LIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "keyfs/config.h"
@@ -35,6 +36,17 @@ void store_live_apply(const struct store *s, struct keyset *ks);
  * not start (until one succeeds); returns how many. */
 size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
 			       void *arg);
+
+/* A live keyset's version restored from a backup nothing vouched for
+ * (versions.h): marked with its fingerprint; -ENOENT for a keystore
+ * keyset. */
+int store_live_mark_unauthenticated(const struct store *s, const char *name, unsigned version,
+				    const char *fpr);
+/* Is it so marked? fpr (size bytes) gets the fingerprint. */
+bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
+				char *fpr, size_t size);
+/* Is name a live keyset ([keyset] with a path)? */
+bool store_live_is_live(const struct store *s, const char *name);
 
 /* The last on_activate of live keyset name in words ("exited 1 at
  * ...: its output"); -ENOENT for another keyset. */

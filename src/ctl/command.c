@@ -30,7 +30,7 @@ const struct command command_table[] = {
 	  .refusal = "hint refused: longer than " STR(KEYSET_HINT_MAX)
 		     " bytes or with control characters" },
 	{ "activate", CMD_ACTIVATE, CMD_ARGS_VERSION,
-	  .synopsis = "activate KEYSET VERSION",
+	  .synopsis = "activate KEYSET VERSION [unauthenticated]",
 	  .help = "make an inactive version of a keyset active" },
 	{ "identity", CMD_IDENTITY, CMD_ARGS_KEYFILE, .secret = true,
 	  .synopsis = "identity IDENTITY-FILE-TEXT",
@@ -97,14 +97,22 @@ static int keyset_option(struct command_call *call)
 }
 
 /* "KEYSET VERSION", read as sscanf() reads it (the daemon always has). */
+/* "KEYSET VERSION", or "KEYSET VERSION unauthenticated": the consent to
+ * install a version no signature or password vouches for. */
 static bool keyset_version(struct command_call *call)
 {
-	char args[COMMAND_MAX], extra;
+	char args[COMMAND_MAX], word[16], extra;
+	int n;
 
 	memcpy(args, call->arg, call->arglen);
 	args[call->arglen] = '\0';
-	return sscanf(args, "%" STR(KEYSET_NAME_MAX) "s %u %c", call->name, &call->version, &extra) == 2 &&
-	       keyset_name_valid(call->name) && call->version;
+	n = sscanf(args, "%" STR(KEYSET_NAME_MAX) "s %u %15s %c", call->name, &call->version, word,
+		   &extra);
+	if (n == 3 && !strcmp(word, "unauthenticated"))
+		call->unauthenticated = true;
+	else if (n != 2)
+		return false;
+	return keyset_name_valid(call->name) && call->version;
 }
 
 /* Text lines: printable characters and tabs, each line ending in LF or

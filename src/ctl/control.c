@@ -126,7 +126,7 @@ static int cmd_hint(struct ctl *c, const struct command_call *call)
 
 static int cmd_activate(struct ctl *c, const struct command_call *call)
 {
-	return import_activate(c->im, call->name, call->version);
+	return import_activate(c->im, call->name, call->version, call->unauthenticated);
 }
 
 /* The identities of an identity file, to try on import. The log names

@@ -37,6 +37,7 @@ struct importer {
 	struct keyring *kr;	/* NULL: passwords alone */
 	const struct signkey *sign;	/* this keyfs' own; NULL: none */
 	const char *signers;		/* allowed_signers file; "" or NULL: none */
+	bool refuse_unauthenticated;	/* import.unauthenticated = refuse */
 	void (*ask)(void *arg, const char *keyset);	/* password provider */
 	void *ask_arg;
 	int max_logn;				/* set before the first import */
@@ -88,10 +89,12 @@ void import_set_keyring(struct importer *im, struct keyring *kr)
 	im->kr = kr;
 }
 
-void import_set_signers(struct importer *im, const struct signkey *k, const char *signers)
+void import_set_signers(struct importer *im, const struct signkey *k, const char *signers,
+			bool refuse_unauthenticated)
 {
 	im->sign = k;
 	im->signers = signers;
+	im->refuse_unauthenticated = refuse_unauthenticated;
 }
 
 /* The allowed_signers file, read anew for each check so an edit needs
@@ -129,17 +132,18 @@ out:
 	return text;
 }
 
-/* Who made the backup, as its signature says: 0 and who in words, or
- * -EBADMSG (why in words) when KEYSET.sig does not verify or KEYSET.ini
- * does not list the members. */
+/* Who made the backup, as its signature says: 0 and who in words
+ * (*trusted: a signer this keyfs knows), or -EBADMSG (why in words) when
+ * KEYSET.sig does not verify or KEYSET.ini does not list the members. */
 static int check_signature(struct importer *im, const struct keyset *ks,
-			   const struct bundle_proof *proof, char *who, size_t size)
+			   const struct bundle_proof *proof, char *who, size_t size, bool *trusted)
 {
 	uint8_t pk[SSHSIG_PK_LEN], own[SSHSIG_PK_LEN];
 	char principal[SSHSIG_PRINCIPAL_MAX + 1];
 	char *text = NULL;
 	size_t len = 0;
 
+	*trusted = false;
 	if (!proof->sig_len) {
 		snprintf(who, size, "unsigned");
 		return 0;
@@ -157,12 +161,14 @@ static int check_signature(struct importer *im, const struct keyset *ks,
 		signkey_public(im->sign, own);
 	if (im->sign && !memcmp(pk, own, sizeof(pk))) {
 		snprintf(who, size, "signed by %s (this keyfs)", signkey_principal(im->sign));
+		*trusted = true;
 		return 0;
 	}
 	if (im->signers && *im->signers)
 		text = read_signers(im->signers, &len);
-	if (text && sshsig_allowed(text, len, pk, SSHSIG_NAMESPACE, (long long)time(NULL),
-				   principal, sizeof(principal)))
+	*trusted = text && sshsig_allowed(text, len, pk, SSHSIG_NAMESPACE, (long long)time(NULL),
+					  principal, sizeof(principal));
+	if (*trusted)
 		snprintf(who, size, "signed by %s", principal);
 	else
 		snprintf(who, size, "signed by a key not in import.signers");
@@ -382,14 +388,17 @@ out:
 }
 
 /* What an import of ks would do, as far as the active keys tell. */
-static const char *would_do(struct importer *im, const struct keyset *ks)
+static const char *would_do(struct importer *im, const struct keyset *ks, bool trusted)
 {
 	struct keyset cur = { 0 };
 	const char *what;
 	int ret;
 
 	ret = im->st->ops->read(im->st->priv, ks->name, &cur);
-	if (ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0))
+	if ((ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0)) &&
+	    !trusted && store_live_is_live(im->st, ks->name))
+		what = "new keyset, but unauthenticated: becomes an inactive version";
+	else if (ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0))
 		what = "new keyset";
 	else if (ret)
 		what = "unknown, the active keys cannot be read";
@@ -453,6 +462,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	const char *what = verify_only ? "verify" : "import";
 	char fpr[2 * BUNDLE_FPR_LEN + 1], words[256], more[256];
 	char by[AGE_IDENTITY_RECIPIENT_MAX + 16] = "", who[SSHSIG_PRINCIPAL_MAX + 64] = "";
+	bool trusted = false;
 	struct bundle_proof proof = { 0 };
 	char why[KEYSET_PATH_MAX * 2 + 128] = "";
 	struct keyset_owner_report owners;
@@ -471,9 +481,18 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	if (!ret)
 		ret = bundle_unpack_proof(pt, ptlen, STORE_MEMBER_MAX, &ks, &proof, why, sizeof(why));
 	/* before anything here changes the owners or modes it lists */
-	if (!ret && (ret = check_signature(im, &ks, &proof, who, sizeof(who)))) {
+	if (!ret && (ret = check_signature(im, &ks, &proof, who, sizeof(who), &trusted))) {
 		record(im, LOG_WARNING, "%s \"%s\" failed: forged or damaged: %s; nothing changed",
 		       what, ks.name, who);
+		goto out;
+	}
+	/* a passphrase seal opened by keyfs' own password vouches too:
+	 * only its holders could have made it */
+	trusted = trusted || !strcmp(by, "a password");
+	if (!ret && !trusted && !verify_only && im->refuse_unauthenticated) {
+		record(im, LOG_WARNING, "import \"%s\" refused: unauthenticated (sealed to recipients, "
+		       "%s) and import.unauthenticated = refuse; nothing changed", ks.name, who);
+		ret = -EKEYREJECTED;
 		goto out;
 	}
 	if (!ret) {
@@ -494,11 +513,13 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	if (verify_only) {
 		owner_words(&owners, words, sizeof(words));
 		record(im, LOG_NOTICE, "verify \"%s\": good copy, %zu key files, fingerprint %s, "
-		       "sealed by %s, %s; on import: %s%s", ks.name, ks.n, fpr, by, who,
-		       would_do(im, &ks), words);
+		       "sealed by %s, %s%s; on import: %s%s", ks.name, ks.n, fpr, by, who,
+		       trusted ? "" : ", unauthenticated", would_do(im, &ks, trusted), words);
 		goto out;
 	}
-	ret = store_put(im->st, &ks, &put);
+	ret = trusted ? store_put(im->st, &ks, &put) : store_put_inactive(im->st, &ks, &put);
+	if (!ret && !trusted && (put.outcome == STORE_VERSIONED || put.outcome == STORE_KNOWN))
+		store_live_mark_unauthenticated(im->st, ks.name, put.version, fpr);
 	if (ret == -EPERM) {
 		/* refused before anything was written: say what to do */
 		record(im, LOG_ERR, "import \"%s\" failed: its files belong to another user; "
@@ -532,7 +553,8 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 			 "log)", put.made, put.made == 1 ? "y" : "ies");
 	}
 	record(im, owners.members ? LOG_WARNING : LOG_NOTICE, "import \"%s\": %s, fingerprint %s, "
-	       "%s%s", ks.name, words, fpr, who, more);
+	       "%s%s%s", ks.name, words, fpr, who, trusted ? "" : ", unauthenticated: activate only "
+	       "with --unauthenticated, once its fingerprint is checked", more);
 out:
 	bundle_proof_free(&proof);
 	count(im, verify_only, ret);
@@ -581,12 +603,18 @@ static void versions_words(struct importer *im, const char *name, char *buf, siz
 	free(v);
 }
 
-int import_activate(struct importer *im, const char *name, unsigned version)
+int import_activate(struct importer *im, const char *name, unsigned version, bool unauthenticated)
 {
-	char words[256];
+	char words[256], fpr[2 * BUNDLE_FPR_LEN + 8];
 	unsigned kept;
 	int ret;
 
+	if (!unauthenticated && store_live_unauthenticated(im->st, name, version, fpr, sizeof(fpr))) {
+		record(im, LOG_WARNING, "activate \"%s\" version %u refused: it came from an "
+		       "unauthenticated backup (fingerprint %s); once that fingerprint is checked, "
+		       "activate it with --unauthenticated", name, version, fpr);
+		return -EKEYREJECTED;
+	}
 	ret = store_activate(im->st, name, version, &kept);
 	if (ret == -ECHILD) {
 		if (store_live_hook_words(im->st, name, words, sizeof(words)))

@@ -374,7 +374,8 @@ static int keyfs_start(struct keyfs *k)
 		ret = import_new(&k->im, &k->st, &k->state, k->v);
 	if (!ret) {
 		import_set_keyring(k->im, k->kr);
-		import_set_signers(k->im, k->sign, k->cfg.import_signers);
+		import_set_signers(k->im, k->sign, k->cfg.import_signers,
+				   k->cfg.import_unauthenticated == UNAUTH_REFUSE);
 		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
 		import_set_provider(k->im, sources_provider, k->src);
 		sealcache_set_observer(k->sc, fs_changed, k);

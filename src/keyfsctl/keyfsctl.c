@@ -51,6 +51,7 @@ struct ctl_opts {
 	const char *keyset;
 	const char *hint;
 	bool from_stdin;
+	bool unauthenticated;	/* activate: a version no signature vouches for */
 };
 
 /* One line of the usage text: the help in a column, or below a long
@@ -72,7 +73,7 @@ static void command_synopsis(const struct command *cmd, char *buf, size_t size)
 		[CMD_ARGS_PASSWORD] = "",
 		[CMD_ARGS_SECRET] = "",
 		[CMD_ARGS_TEXT] = " TEXT",
-		[CMD_ARGS_VERSION] = " KEYSET VERSION",
+		[CMD_ARGS_VERSION] = " [--unauthenticated] KEYSET VERSION",
 		[CMD_ARGS_KEYFILE] = " add FILE",
 	};
 
@@ -98,7 +99,7 @@ static void usage(FILE *f)
 	usage_line(f, "signer", "print keyfs' signing key as an allowed_signers line");
 	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
 	usage_line(f, "import FILE", "restore a backup");
-	usage_line(f, "restore [--dry-run|--activate] FILE|DIR...",
+	usage_line(f, "restore [--dry-run|--activate [--unauthenticated]] FILE|DIR...",
 		   "verify, plan and restore a whole backup (exit 0, 1 some refused)");
 	usage_line(f, "agent add NAME [--stdin]", "give keyfs-agent a passphrase");
 	usage_line(f, "agent add-identity [--stdin] FILE", "give keyfs-agent an identity file");
@@ -317,19 +318,21 @@ static int activate(const struct ctl_opts *o, const char *args, size_t len)
 	int ret;
 
 	ret = send_command(o, CMD_ACTIVATE, args, len, NULL);
-	if (ret && (ret == -ENOENT || ret == -ECHILD) && outcome_last(o->mount, line, sizeof(line)) == 0)
+	if (ret && (ret == -ENOENT || ret == -ECHILD || ret == -EKEYREJECTED) &&
+	    outcome_last(o->mount, line, sizeof(line)) == 0)
 		fprintf(stderr, "keyfsctl: %s\n", line);
 	else
 		report("activate", ret);
 	return ret;
 }
 
-static int restore_activate(void *arg, const char *keyset, unsigned version)
+static int restore_activate(void *arg, const char *keyset, unsigned version, bool unauthenticated)
 {
-	char args[KEYSET_NAME_MAX + 16];
+	char args[KEYSET_NAME_MAX + 48];
 	int n;
 
-	n = snprintf(args, sizeof(args), "%s %u", keyset, version);
+	n = snprintf(args, sizeof(args), "%s %u%s", keyset, version,
+		     unauthenticated ? " unauthenticated" : "");
 	return activate(arg, args, (size_t)n);
 }
 
@@ -461,7 +464,8 @@ static int run_command(const struct ctl_opts *o, const struct command *cmd, int 
 		ho.hint = argv[1];
 		return set_hint(&ho);
 	case CMD_ACTIVATE:
-		n = snprintf(args, sizeof(args), "%s %s", argv[1], argv[2]);
+		n = snprintf(args, sizeof(args), "%s %s%s", argv[1], argv[2],
+			     o->unauthenticated ? " unauthenticated" : "");
 		if (n < 0 || (size_t)n >= sizeof(args))
 			n = sizeof(args); /* too long: refused by build() */
 		return activate(o, args, (size_t)n);
@@ -526,6 +530,7 @@ int main(int argc, char *argv[])
 		{ "stdin", no_argument, NULL, 's' },
 		{ "hint", required_argument, NULL, 'H' },
 		{ "keyset", required_argument, NULL, 'k' },
+		{ "unauthenticated", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -596,6 +601,8 @@ int main(int argc, char *argv[])
 			o.hint = optarg;
 		else if (c == 'k')
 			o.keyset = optarg;
+		else if (c == 'u')
+			o.unauthenticated = true;
 		else if (c == 'm')
 			o.mount = optarg;
 		else if (c == 'a')

@@ -150,10 +150,11 @@ static void plan_one(struct restore *r, struct item *it)
 	field(line, "fingerprint ", ",", fpr, sizeof(fpr));
 	field(line, "sealed by ", ";", by, sizeof(by));
 	field(line, "on import: ", ";", what, sizeof(what));
-	it->plan = !strncmp(what, "new", 3) ? PLAN_NEW : !strncmp(what, "identical", 9) ?
-		   PLAN_SAME : PLAN_DIFFERS;
+	it->plan = strstr(what, "inactive version") ? PLAN_DIFFERS : !strncmp(what, "new", 3) ?
+		   PLAN_NEW : !strncmp(what, "identical", 9) ? PLAN_SAME : PLAN_DIFFERS;
 	printf("%s: keyset %s, sealed by %s, fingerprint %s: %s\n", it->file, it->name, by, fpr,
 	       it->plan == PLAN_NEW ? "new" : it->plan == PLAN_SAME ? "identical" :
+	       !strncmp(what, "new", 3) ? "new, unauthenticated (becomes an inactive version)" :
 	       "differs (becomes an inactive version)");
 }
 
@@ -177,7 +178,7 @@ static int import_one(struct restore *r, struct item *it)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: keyfsctl [-m MOUNTPOINT] restore [--dry-run|--activate] "
+	fprintf(stderr, "usage: keyfsctl [-m MOUNTPOINT] restore [--dry-run|--activate [--unauthenticated]] "
 		"FILE|DIR...\n");
 	return 2;
 }
@@ -188,10 +189,11 @@ int restore_main(const char *mount, int argc, char **argv, restore_activate_fn *
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "activate", no_argument, NULL, 'a' },
+		{ "unauthenticated", no_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct restore r = { .mount = mount };
-	bool dry = false, act = false;
+	bool dry = false, act = false, unauth = false;
 	char path[4096], line[LINE_MAX_];
 	size_t i, refused = 0;
 	int c, status = 2;
@@ -202,6 +204,8 @@ int restore_main(const char *mount, int argc, char **argv, restore_activate_fn *
 			dry = true;
 		else if (c == 'a')
 			act = true;
+		else if (c == 'u')
+			unauth = true;
 		else if (c == 'm')
 			r.mount = mount = optarg;
 		else
@@ -231,7 +235,7 @@ int restore_main(const char *mount, int argc, char **argv, restore_activate_fn *
 	for (i = 0; act && i < r.n; i++) {
 		if (!r.item[i].version)
 			continue;
-		if (activate(arg, r.item[i].name, r.item[i].version)) {
+		if (activate(arg, r.item[i].name, r.item[i].version, unauth)) {
 			refused++;
 			continue;
 		}

@@ -6,9 +6,12 @@
 #ifndef KEYFS_RESTORE_H
 #define KEYFS_RESTORE_H
 
+#include <stdbool.h>
+
 /* Asks keyfs to activate version of keyset; 0 or -errno, reported by the
  * callee. */
-typedef int restore_activate_fn(void *arg, const char *keyset, unsigned version);
+typedef int restore_activate_fn(void *arg, const char *keyset, unsigned version,
+				bool unauthenticated);
 
 /* argv[0] is "restore"; returns the exit status: 0 every file restored
  * or identical, 1 some refused (each named), 2 usage or trouble. */

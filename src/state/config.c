@@ -36,6 +36,12 @@
 #define FIELD_TEXT(m) FIELD_TEXT_OF(config, m)
 
 /* Indexed by enum policy_kind: the stored index is the enum value. */
+static const char *const unauths[] = {
+	[UNAUTH_INACTIVE] = "inactive",
+	[UNAUTH_REFUSE] = "refuse",
+	NULL,
+};
+
 static const char *const policies[] = {
 	[POLICY_COMPLEX] = "complex",
 	[POLICY_LENGTH] = "length",
@@ -84,6 +90,9 @@ const struct config_key config_keys[] = {
 	  .help = "all files staged in import/ and verify/ together, in bytes" },
 	{ "import.signers", "signers", CONFIG_PATH, FIELD_TEXT(import_signers),
 	  .help = "an allowed_signers file (ssh-keygen) of keys trusted to sign backups" },
+	{ "import.unauthenticated", NULL, CONFIG_CHOICE, .choices = unauths, .def = "inactive",
+	  FIELD_AS(import_unauthenticated, int),
+	  .help = "inactive: a backup nothing vouches for becomes an inactive version; refuse" },
 	/* No default: unset, it follows seal.work_factor however that was set. */
 	{ "import.max_work_factor", NULL, CONFIG_INT, AGE_LOGN_MIN, AGE_LOGN_MAX,
 	  FIELD_AS(import_max_work_factor, int),

@@ -43,7 +43,13 @@ int store_names_add(char ***names, size_t *n, const char *name)
 
 int store_put(struct store *s, const struct keyset *ks, struct store_put *res)
 {
-	*res = (struct store_put){ STORE_UNCHANGED, 0, 0 };
+	*res = (struct store_put){ STORE_UNCHANGED, 0, 0, false };
+	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;
+}
+
+int store_put_inactive(struct store *s, const struct keyset *ks, struct store_put *res)
+{
+	*res = (struct store_put){ STORE_UNCHANGED, 0, 0, true };
 	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;
 }
 

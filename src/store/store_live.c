@@ -322,7 +322,7 @@ static int put_locked(struct live_store *ls, struct live *l, const struct keyset
 	/* Through a version even when nothing is there, so that a crash in
 	 * the middle is finished from it at the next start. */
 	ret = versions_put(ls->sfd, ks, res);
-	if (ret || has_files(&cur))
+	if (ret || has_files(&cur) || res->inactive)
 		goto out;
 	ret = install_version(ls, l, res->version, ks, &cur, 0, &res->made);
 	res->outcome = STORE_CREATED;
@@ -361,7 +361,7 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 			   unsigned *kept)
 {
 	struct keyset ks = { 0 }, cur = { 0 };
-	struct store_put kr = { STORE_UNCHANGED, 0, 0 };
+	struct store_put kr = { STORE_UNCHANGED, 0, 0, false };
 	unsigned made;
 	int ret;
 
@@ -436,6 +436,32 @@ static const struct store_ops live_ops = {
 	.activate = ls_activate,
 	.destroy = ls_destroy,
 };
+
+int store_live_mark_unauthenticated(const struct store *s, const char *name, unsigned version,
+				    const char *fpr)
+{
+	struct live_store *ls = store_live_of(s);
+
+	if (!ls || !find_live(ls, name))
+		return -ENOENT;
+	return versions_mark(ls->sfd, name, version, fpr);
+}
+
+bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
+				char *fpr, size_t size)
+{
+	struct live_store *ls = store_live_of(s);
+
+	*fpr = '\0';
+	return ls && find_live(ls, name) && versions_marked(ls->sfd, name, version, fpr, size);
+}
+
+bool store_live_is_live(const struct store *s, const char *name)
+{
+	struct live_store *ls = store_live_of(s);
+
+	return ls && find_live(ls, name);
+}
 
 struct live_store *store_live_of(const struct store *s)
 {

@@ -88,15 +88,12 @@ void store_live_apply(const struct store *s, struct keyset *ks)
 {
 	struct live_store *ls = store_live_of(s);
 	struct store_policy p;
-	size_t i;
 
 	if (!ls)
 		return;
 	p = store_live_policy(ls, ks->name);
 	store_policy_apply(ks, &p, "restore", NULL, 0);
 	/* a keystore keyset's directory is the keystore's own */
-	for (i = 0; i < ls->n && strcmp(ls->live[i].cfg.name, ks->name); i++)
-		;
-	if (i == ls->n)
+	if (!store_live_is_live(s, ks->name))
 		memset(&ks->top, 0, sizeof(ks->top));
 }

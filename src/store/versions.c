@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
@@ -205,5 +206,34 @@ void versions_remove(int sfd, const char *name, unsigned version)
 	snprintf(dir, sizeof(dir), STATE_VERSIONS "/%s", name);
 	snprintf(path, sizeof(path), "%s/%u", dir, version);
 	keytree_remove(sfd, path);
+	snprintf(path, sizeof(path), "%s/%u" VERSIONS_UNAUTH, dir, version);
+	unlinkat(sfd, path, 0);
 	replace_dir_fsync(sfd, dir);
+}
+
+int versions_mark(int sfd, const char *name, unsigned version, const char *fpr)
+{
+	char path[PATH_MAX], text[128];
+	struct iovec iov = { text, 0 };
+
+	iov.iov_len = (size_t)snprintf(text, sizeof(text), "%s\n", fpr);
+	snprintf(path, sizeof(path), STATE_VERSIONS "/%s/%u" VERSIONS_UNAUTH, name, version);
+	return replace_file(sfd, path, &iov, 1);
+}
+
+bool versions_marked(int sfd, const char *name, unsigned version, char *fpr, size_t size)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), STATE_VERSIONS "/%s/%u" VERSIONS_UNAUTH, name, version);
+	fd = openat(sfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT; /* unreadable: not vouched for either */
+	n = read(fd, fpr, size - 1);
+	close(fd);
+	fpr[n > 0 ? n : 0] = '\0';
+	fpr[strcspn(fpr, "\n")] = '\0';
+	return true;
 }

@@ -21,6 +21,15 @@ int versions_read(int sfd, const char *name, unsigned version, struct keyset *ks
 /* Removes a version (once it was installed elsewhere). */
 void versions_remove(int sfd, const char *name, unsigned version);
 
+/* Beside version N, "N.unauthenticated" holds the fingerprint of a
+ * version restored from a backup nothing vouched for (no known
+ * signature, no password of keyfs'): activate installs it only when
+ * told so. versions_list() skips it; versions_remove() removes it. */
+#define VERSIONS_UNAUTH ".unauthenticated"
+int versions_mark(int sfd, const char *name, unsigned version, const char *fpr);
+/* Is version N marked? fpr (size bytes) gets the fingerprint. */
+bool versions_marked(int sfd, const char *name, unsigned version, char *fpr, size_t size);
+
 /* Writes ks complete (fsynced, owners checked first: -EPERM) into a
  * fresh directory under STATE_TMP; tmp receives its path below sfd. */
 int versions_write_tmp(int sfd, const struct keyset *ks, char tmp[static PATH_MAX]);

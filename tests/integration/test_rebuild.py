@@ -88,12 +88,14 @@ def test_owners_are_restored_by_name(keyfs_bin, tmp_path):
     conf = f"[identity]\nfile = {key}\n[keyset own]\npath = {live}\ninclude = *.key\n"
     for m in mounted_with(keyfs_bin, tmp_path, store, conf):
         shutil.copyfile(pem, os.path.join(m.path, "import", "own.pem"))
+        # made by hand, so nothing vouches for it: installed on consent
+        assert m.control("activate own 1 unauthenticated") == 0, m.logtext()
         known = os.stat(live / "known.key")
         assert (known.st_uid, known.st_gid) == (pwd.getpwnam("nobody").pw_uid,
                                                 grp.getgrnam("nogroup").gr_gid)
         unknown = os.stat(live / "unknown.key")
         assert (unknown.st_uid, unknown.st_gid) == (4242, 4243)
-        line = 'import "own": restored (new keyset, active)'
+        line = 'import "own": differs from the active keys: stored as inactive version 1'
         log = m.logtext()
         assert line in log, log
         assert ("1 member(s) restored with their recorded numbers: user keyfs-no-such-user, "
@@ -128,6 +130,11 @@ def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
             shutil.copyfile(pem, os.path.join(m.path, "import", "hk.pem"))
             res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "activate", "hk", "1"],
                       check=False)
+            assert res.returncode != 0, res
+            assert "unauthenticated backup (fingerprint " in res.stderr, res.stderr
+            assert (live / "a.key").read_text() == "old\n"
+            res = run([os.path.join(build, "keyfsctl"), "-m", m.path, "activate",
+                       "--unauthenticated", "hk", "1"], check=False)
             assert res.returncode != 0, res
             assert "version 1 is installed, but on_activate failed" in res.stderr, res.stderr
             assert says in res.stderr, res.stderr

@@ -172,6 +172,18 @@ def versions(store, name):
     return sorted(int(n) for n in os.listdir(d) if n.isdigit())
 
 
+def restore(m, pem, name):
+    """A hand-made backup, which nothing vouches for (sealed to keyfs'
+    identity, unsigned): imported as an inactive version, then activated
+    with the administrator's consent. 0, or the errno either gave."""
+    err = copy_in(pem, os.path.join(m.path, "import", f"{name}.pem"))
+    v = versions(m.store, name)
+    if err or not v:
+        return err
+    return m.control(f"activate {name} {v[-1]} unauthenticated")
+
+
+
 def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside(
         keyfs_bin, tmp_path, world, identity):
     """A user who owns a directory below the live path flips it with a link
@@ -205,7 +217,9 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
         imp = os.path.join(m.path, "import")
         assert copy_in(pem_a, os.path.join(imp, "a.pem")) == 0, m.logtext()
         assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
-        assert versions(store, "race") == [1]
+        assert versions(store, "race") == [1, 2]
+        # A in place before the attack starts, as a first restore leaves it
+        assert m.control("activate race 1 unauthenticated") == 0, m.logtext()
         before = snapshot(outside)
         flipper = subprocess.Popen(["/usr/bin/python3", "-c", FLIPPER, live, outside, own,
                                     DEEP[-1]])
@@ -214,7 +228,7 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
             for _ in range(ACTIVATIONS):
                 v = versions(store, "race")
                 assert v, "a version to activate"
-                if m.control(f"activate race {v[0]}") == 0:
+                if m.control(f"activate race {v[0]} unauthenticated") == 0:
                     ok += 1
                 else:
                     failed += 1
@@ -237,7 +251,7 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
 def test_restore_refused_below_a_directory_others_can_change(
         keyfs_bin, tmp_path, world, identity, how):
     """The live path sits below a directory that a user other than root
-    and the keys' owner can change: the import is refused with EACCES,
+    and the keys' owner can change: the install is refused with EACCES,
     the log says which directory, and nothing is written."""
     parent = os.path.join(world, "parent")
     os.makedirs(parent)
@@ -262,7 +276,7 @@ def test_restore_refused_below_a_directory_others_can_change(
     for m in mounted_with(keyfs_bin, tmp_path, store,
                           conf(identity, f"[keyset k]\npath = {live}\ninclude = *.key\n")):
         before = snapshot(parent)
-        assert copy_in(pem, os.path.join(m.path, "import", "k.pem")) == errno.EACCES
+        assert restore(m, pem, "k") == errno.EACCES
         assert snapshot(parent) == before
         log = m.logtext()
         assert f"not restored into {live}" in log and "can be changed by a user" in log, log
@@ -292,7 +306,7 @@ def test_a_users_own_tree_restores_into_the_users_directory(keyfs_bin, tmp_path,
     os.makedirs(store)
     for m in mounted_with(keyfs_bin, tmp_path, store,
                           conf(identity, f"[keyset ssh]\npath = {live}\ninclude = id_*\n")):
-        assert copy_in(pem, os.path.join(m.path, "import", "ssh.pem")) == 0, m.logtext()
+        assert restore(m, pem, "ssh") == 0, m.logtext()
         st = os.lstat(os.path.join(live, "id_ed25519"))
         assert (st.st_uid, st.st_mode & 0o7777) == (NOBODY, 0o600)
 
@@ -323,7 +337,7 @@ def test_forged_capability_and_setuid_are_never_restored(keyfs_bin, tmp_path, wo
     os.makedirs(store)
     for m in mounted_with(keyfs_bin, tmp_path, store,
                           conf(identity, f"[keyset tools]\npath = {live}\ninclude = *\n")):
-        assert copy_in(pem, os.path.join(m.path, "import", "t.pem")) == 0, m.logtext()
+        assert restore(m, pem, "tools") == 0, m.logtext()
         with pytest.raises(OSError) as e:
             os.getxattr(os.path.join(live, "capped"), "security.capability")
         assert e.value.errno == errno.ENODATA
@@ -361,7 +375,7 @@ def test_executable_keeps_execute_bits_where_named(keyfs_bin, tmp_path, world, i
     sect = (f"[keyset le]\npath = {live}\ninclude = privkey.pem renewal-hooks/**\n"
             "executable = renewal-hooks/**\n")
     for m in mounted_with(keyfs_bin, tmp_path, store, conf(identity, sect)):
-        assert copy_in(pem, os.path.join(m.path, "import", "le.pem")) == 0, m.logtext()
+        assert restore(m, pem, "le") == 0, m.logtext()
         assert os.stat(os.path.join(live, "renewal-hooks/deploy/reload.sh")).st_mode & 0o7777 == 0o755
         assert os.stat(os.path.join(live, "privkey.pem")).st_mode & 0o7777 == 0o600
 
@@ -452,7 +466,7 @@ def test_slow_hook_blocks_neither_status_nor_activate(keyfs_bin, tmp_path, world
 
         def activate():
             t0 = time.monotonic()
-            result["ret"] = m.control("activate slow 1")
+            result["ret"] = m.control("activate slow 1 unauthenticated")
             result["took"] = time.monotonic() - t0
 
         t = threading.Thread(target=activate)

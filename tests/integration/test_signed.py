@@ -5,6 +5,7 @@ sha256 for sha256sum -c. A backup whose signature or members were tampered
 with is refused and changes nothing."""
 import errno
 import os
+import re
 import shutil
 import tarfile
 
@@ -107,3 +108,81 @@ def test_tampered_backups_are_refused(keyfs_bin, tmp_path, store):
                    "its KEYSET.sig does not verify")
             assert f'import "web" failed: forged or damaged: {why}' in m.logtext()
             assert tree_digest(store) == before
+
+
+def forged_backup(tmp_path, pub, name, files):
+    """What a forger who read a recipient makes: a tar of files, sealed to
+    it with stock age, unsigned."""
+    stage = tmp_path / "forge" / name
+    stage.mkdir(parents=True)
+    for f, text in files.items():
+        (stage / f).write_text(text)
+    tar = tmp_path / f"{name}-forged.tar"
+    run(["tar", "-C", str(stage.parent), "-cf", str(tar), name])
+    pem = tmp_path / f"{name}-forged.pem"
+    run(["age", "-a", "-r", pub, "-o", str(pem), str(tar)])
+    return pem
+
+
+def test_forged_backup_never_reaches_a_live_path_by_itself(build, keyfs_bin, tmp_path):
+    """Made from the public key alone, written into import/ while the live
+    path is empty (the disaster-recovery case): stored as an inactive
+    version only; activate refuses it and names its fingerprint; only
+    --unauthenticated installs it. With import.unauthenticated = refuse it
+    is refused outright."""
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    live = tmp_path / "wg"
+    live.mkdir()
+    store = tmp_path / "store"
+    store.mkdir()
+    pem = forged_backup(tmp_path, pub, "wg", {"wg0.conf": "PrivateKey = forged\n"})
+    ctl = os.path.join(build, "keyfsctl")
+    conf = f"[identity]\nfile = {key}\n[keyset wg]\npath = {live}\ninclude = *.conf\n"
+    for m in mounted_with(keyfs_bin, tmp_path, str(store), conf):
+        shutil.copyfile(pem, os.path.join(m.path, "import", "wg.pem"))
+        assert os.listdir(live) == []
+        log = m.logtext()
+        assert re.search(r'import "wg": .*stored as inactive version 1', log), log
+        assert "unsigned, unauthenticated: activate only with --unauthenticated" in log, log
+        res = run([ctl, "-m", m.path, "activate", "wg", "1"], check=False)
+        assert res.returncode != 0 and "unauthenticated backup (fingerprint " in res.stderr, res
+        assert os.listdir(live) == []
+        res = run([ctl, "-m", m.path, "activate", "--unauthenticated", "wg", "1"], check=False)
+        assert res.returncode == 0, res
+        assert (live / "wg0.conf").read_text() == "PrivateKey = forged\n"
+
+    os.unlink(live / "wg0.conf")
+    shutil.rmtree(store)
+    store.mkdir()
+    for m in mounted_with(keyfs_bin, tmp_path, str(store),
+                          conf + "[import]\nunauthenticated = refuse\n"):
+        try:
+            shutil.copyfile(pem, os.path.join(m.path, "import", "wg.pem"))
+            err = None
+        except OSError as e:
+            err = e.errno
+        assert err == errno.EKEYREJECTED, err
+        assert 'import "wg" refused: unauthenticated' in m.logtext()
+        assert os.listdir(live) == []
+
+
+def test_signed_recipient_backup_restores_into_an_empty_path(build, keyfs_bin, tmp_path):
+    """The same kind of seal, made by keyfs itself (signed with its key):
+    restored at once into the empty live path."""
+    rcp = recipients_file(tmp_path)
+    live = tmp_path / "wg"
+    live.mkdir()
+    (live / "wg0.conf").write_text("PrivateKey = real\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    conf = (f"[seal]\nrecipients = {rcp}\n[identity]\nfile = {tmp_path / 'id.txt'}\n"
+            f"[keyset wg]\npath = {live}\ninclude = *.conf\n")
+    for m in mounted_with(keyfs_bin, tmp_path, str(store), conf):
+        pem = tmp_path / "wg.pem"
+        shutil.copyfile(os.path.join(m.export, "wg.pem"), pem)
+        os.unlink(live / "wg0.conf")
+        shutil.copyfile(pem, os.path.join(m.path, "import", "wg.pem"))
+        assert (live / "wg0.conf").read_text() == "PrivateKey = real\n"
+        assert "(this keyfs)" in m.logtext()

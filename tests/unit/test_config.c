@@ -392,7 +392,7 @@ static void test_table_rows(void)
 		if (k->type == CONFIG_CHOICE)
 			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
 	}
-	TAP_EQ_INT(n, 20, "20 keys in the table");
+	TAP_EQ_INT(n, 21, "21 keys in the table");
 	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
 }
 
@@ -494,6 +494,8 @@ static void test_table_types(void)
 		{ "store.backend", "dir", "", "must not be empty or longer than 31 bytes" },
 		{ "state.dir", "/var/lib/keyfs-state", "state", "must be an absolute path of at most 4095 bytes" },
 		{ "password.policy", "length", "simple", "must be \"complex\" or \"length\"" },
+		{ "import.unauthenticated", "refuse", "allow",
+		  "must be \"inactive\" or \"refuse\"" },
 		{ "password.file", "/etc/keyfs/pw", "etc/keyfs/pw", "must be an absolute path of at most 4095 bytes" },
 		{ "password.agent", "/run/a.sock", "", "must be an absolute path of at most 4095 bytes" },
 		{ "password.credential", "keyfs.password", "..",
