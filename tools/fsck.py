@@ -132,6 +132,8 @@ class Fsck:
                 entry = found.setdefault(ks, {"active": None, "versions": {}})
                 for v in sorted(os.listdir(kp)):
                     vp = os.path.join(kp, v)
+                    if re.match(r"^[1-9][0-9]*\.unauthenticated$", v) and os.path.isfile(vp):
+                        continue  # the mark of a version no signature vouched for
                     if not VERSION_RE.match(v) or os.path.islink(vp) or not os.path.isdir(vp):
                         self.problem(f"{self.rel(vp)}: not a version directory (stray entry)")
                         continue
