@@ -20,8 +20,16 @@ from conftest import Mount, recipients_file, wait_for
 @contextlib.contextmanager
 def inotify_limit(name, value):
     path = f"/proc/sys/fs/inotify/{name}"
+    # The value before, kept until it is back: a run killed meanwhile
+    # (no finally ran) leaves it for the next one to put back.
+    saved = f"/run/lock/keyfs-test-inotify-{name}"
+    if os.path.exists(saved):
+        with open(saved) as f, open(path, "w") as out:
+            out.write(f.read().strip())
     with open(path) as f:
         old = f.read().strip()
+    with open(saved, "w") as f:
+        f.write(old)
     with open(path, "w") as f:
         f.write(str(value))
     try:
@@ -29,6 +37,7 @@ def inotify_limit(name, value):
     finally:
         with open(path, "w") as f:
             f.write(old)
+        os.unlink(saved)
 
 
 def watched_inodes(pid):
