@@ -36,6 +36,15 @@ def opened(m, name, tmp_path, identity=None):
     return pem, tar, out / name
 
 
+def import_errno(m, pem, name):
+    """cp's way into import/: the errno close() gave, or None."""
+    try:
+        shutil.copyfile(pem, os.path.join(m.path, "import", f"{name}.pem"))
+        return None
+    except OSError as e:
+        return e.errno
+
+
 def ssh_verify(allowed, principal, d):
     with open(d / "KEYSET.ini", "rb") as ini:
         return run(["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", principal, "-n",
@@ -98,12 +107,7 @@ def test_tampered_backups_are_refused(keyfs_bin, tmp_path, store):
                 t.add(work / "web", "web")
             sealed = tmp_path / f"forged-{what}.pem"
             run(["age", "-a", "-r", pub, "-o", str(sealed), str(forged)])
-            try:
-                shutil.copyfile(sealed, os.path.join(m.path, "import", "web.pem"))
-                refused = None
-            except OSError as e:
-                refused = e.errno
-            assert refused == errno.EBADMSG, refused
+            assert import_errno(m, sealed, "web") == errno.EBADMSG
             why = ("its members do not match its signed KEYSET.ini" if what == "member" else
                    "its KEYSET.sig does not verify")
             assert f'import "web" failed: forged or damaged: {why}' in m.logtext()
@@ -158,12 +162,7 @@ def test_forged_backup_never_reaches_a_live_path_by_itself(build, keyfs_bin, tmp
     store.mkdir()
     for m in mounted_with(keyfs_bin, tmp_path, str(store),
                           conf + "[import]\nunauthenticated = refuse\n"):
-        try:
-            shutil.copyfile(pem, os.path.join(m.path, "import", "wg.pem"))
-            err = None
-        except OSError as e:
-            err = e.errno
-        assert err == errno.EKEYREJECTED, err
+        assert import_errno(m, pem, "wg") == errno.EKEYREJECTED
         assert 'import "wg" refused: unauthenticated' in m.logtext()
         assert os.listdir(live) == []
 
