@@ -166,9 +166,7 @@ int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char
 	time_t newest;
 	int ret;
 
-	if (sc->kfd < 0)
-		return -ENOENT;
-	ret = sealkept_take(sc->kfd, sc->cfd, name, stamp, content, pwid, logn,
+	ret = sealkept_take(sc->cfd, name, stamp, content, pwid, logn,
 			    to_keep(sc, name, content, pwid, logn, &cur), &h, &newest);
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_get(sc, name);
@@ -332,8 +330,8 @@ static int seal_one(struct sealcache *sc, const char *name)
 		ret = seal_under(sc, &p, &ks, &pem, &p.h.len);
 	/* The seal replaced is kept if a backup read it; kept seals of
 	 * another key go (a retired password leaves no ciphertext). */
-	if (!ret && pem && sc->kfd >= 0 &&
-	    sealkept_put(sc->kfd, sc->cfd, name,
+	if (!ret && pem &&
+	    sealkept_put(sc->cfd, name,
 			 to_keep(sc, name, p.h.content, p.h.pwid, p.h.logn, &cur), p.h.pwid,
 			 p.h.logn))
 		log_msg(LOG_WARNING, "seal cache of \"%s\": keeping the seal it replaces failed",

@@ -20,7 +20,6 @@
 
 #include "sealcache_priv.h"
 #include "sealfile.h"
-#include "sealkept.h"
 
 /* ---- cache files at start ---- */
 
@@ -62,7 +61,6 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 	sc->state = state;
 	sc->v = v;
 	sc->cfg = c;
-	sc->kfd = -1;
 	pthread_mutex_init(&sc->lock, NULL);
 	pthread_mutex_init(&sc->pw_lock, NULL);
 	pthread_cond_init(&sc->changed, NULL);
@@ -74,12 +72,6 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 		return ret;
 	}
 	sweep_temps(sc->cfd);
-	/* Without it keyfs seals and serves as ever; it keeps no earlier
-	 * seals to serve again. */
-	sc->kfd = sealkept_open(sc->cfd);
-	if (sc->kfd < 0)
-		log_msg(LOG_WARNING, "seal cache: %s/%s: %s; earlier seals are not kept", STATE_CACHE,
-			SEALKEPT_DIR, strerror(-sc->kfd));
 	*out = sc;
 	return 0;
 }
@@ -132,8 +124,6 @@ void sealcache_free(struct sealcache *sc)
 		free(e);
 	}
 	htab_free(&sc->entries);
-	if (sc->kfd >= 0)
-		close(sc->kfd);
 	if (sc->cfd >= 0)
 		close(sc->cfd);
 	pthread_cond_destroy(&sc->changed);

@@ -102,7 +102,6 @@ struct sealcache {
 	struct vault *v;
 	const struct config *cfg;
 	int cfd;			/* <state>/cache */
-	int kfd;			/* <state>/cache/.kept; -1: none kept */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* a seal finished or the key ids moved */
 	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */

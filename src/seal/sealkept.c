@@ -23,11 +23,13 @@ struct slot {
 	struct sealfile h;
 };
 
-int sealkept_open(int cfd)
+/* Opens <cache>/.kept; made first if make. Made only once a seal is
+ * kept, so most caches hold keyset files alone. */
+static int open_dir(int cfd, bool make)
 {
 	int fd;
 
-	if (mkdirat(cfd, SEALKEPT_DIR, 0700) && errno != EEXIST)
+	if (make && mkdirat(cfd, SEALKEPT_DIR, 0700) && errno != EEXIST)
 		return -errno;
 	fd = openat(cfd, SEALKEPT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
@@ -112,26 +114,33 @@ static int keep(int kfd, int cfd, const char *name, struct slot s[static SEALKEP
 	return 0;
 }
 
-int sealkept_put(int kfd, int cfd, const char *name, const struct sealfile *cur,
+int sealkept_put(int cfd, const char *name, const struct sealfile *cur,
 		 const uint8_t pwid[static VERIFIER_ID_LEN], int logn)
 {
 	struct slot s[SEALKEPT_MAX];
-	int ret;
+	int kfd, ret;
 
+	kfd = open_dir(cfd, cur != NULL);
+	if (kfd < 0)
+		return kfd == -ENOENT ? 0 : kfd; /* none kept, none to keep */
 	read_slots(kfd, name, s);
 	ret = keep(kfd, cfd, name, s, cur, pwid, logn, -1);
 	close_slots(s);
+	close(kfd);
 	return ret;
 }
 
-int sealkept_take(int kfd, int cfd, const char *name, uint64_t stamp, const char *content,
+int sealkept_take(int cfd, const char *name, uint64_t stamp, const char *content,
 		  const uint8_t pwid[static VERIFIER_ID_LEN], int logn, const struct sealfile *cur,
 		  struct sealfile *h, time_t *newest)
 {
 	struct slot s[SEALKEPT_MAX];
-	int i, found = -1, ret;
+	int kfd, i, found = -1, ret;
 
 	*newest = 0;
+	kfd = open_dir(cfd, false);
+	if (kfd < 0)
+		return kfd;
 	read_slots(kfd, name, s);
 	for (i = 0; i < SEALKEPT_MAX; i++) {
 		if (s[i].fd < 0)
@@ -168,5 +177,6 @@ int sealkept_take(int kfd, int cfd, const char *name, uint64_t stamp, const char
 		unlinkat(kfd, s[found].file, 0);
 out:
 	close_slots(s);
+	close(kfd);
 	return ret;
 }

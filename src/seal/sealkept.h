@@ -31,24 +31,23 @@
 #define SEALKEPT_DIR ".kept"
 #define SEALKEPT_MAX 4
 
-/* Opens <cache>/.kept below the cache directory cfd, made if missing:
- * the fd, or -errno (the seal cache then keeps nothing). */
-int sealkept_open(int cfd);
+/* cfd is the cache directory; .kept is made below it when a first seal
+ * is kept. */
 
 /* The cache file cfd/name, read as cur (checked whole by the caller),
  * is about to be replaced by a seal under (pwid, logn): moves it among
  * name's kept seals (cur NULL: keeps nothing), in place of a kept seal of
  * the same content, else a free slot, else the oldest; and drops every
  * kept seal of name that is torn, or not sealed under (pwid, logn). */
-int sealkept_put(int kfd, int cfd, const char *name, const struct sealfile *cur,
+int sealkept_put(int cfd, const char *name, const struct sealfile *cur,
 		 const uint8_t pwid[static VERIFIER_ID_LEN], int logn);
 
 /* Makes the kept seal of name holding content under (pwid, logn) the
  * cache file cfd/name again, its header restamped with stamp (*h: the
  * header as written), after keeping cur as sealkept_put() does. -ENOENT
- * if no whole one is kept. *newest receives the latest seal time of any
+ * if no whole one is kept (or none at all). *newest receives the latest seal time of any
  * kept seal of name (0: none), which no new seal may reuse. */
-int sealkept_take(int kfd, int cfd, const char *name, uint64_t stamp, const char *content,
+int sealkept_take(int cfd, const char *name, uint64_t stamp, const char *content,
 		  const uint8_t pwid[static VERIFIER_ID_LEN], int logn, const struct sealfile *cur,
 		  struct sealfile *h, time_t *newest);
 

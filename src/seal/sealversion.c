@@ -108,9 +108,9 @@ int sc_learn_version(struct sealcache *sc, const char *name, uint64_t stamp)
 	same = e && !e->sealing && sc_keeps_seal(e, stamp, cid);
 	/* Else an earlier seal of this content a backup read, under the key
 	 * that seals it now, is served again before the attributes tell a
-	 * change (sealkept.h): a few failed opens when there is none. */
-	id = e && !same && !e->sealing && sc->kfd >= 0 && !sc_entry_current(sc, e, stamp) ?
-	     sc_pwid_for(sc, e) : NULL;
+	 * change (sealkept.h): one failed open when there is none. */
+	id = e && !same && !e->sealing && !sc_entry_current(sc, e, stamp) ? sc_pwid_for(sc, e) :
+	     NULL;
 	if (id) {
 		memcpy(pwid, id, VERIFIER_ID_LEN);
 		logn = sc_logn_for(sc, e);
