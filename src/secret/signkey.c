@@ -1,6 +1,7 @@
 /* The store's signing key (signkey.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ int signkey_open(int sfd, struct signkey **out)
 {
 	struct signkey *k;
 	uint8_t *seed = NULL;
-	char host[256] = "localhost";
+	char host[HOST_NAME_MAX + 1] = "localhost";
 	int ret = -ENOMEM;
 
 	k = calloc(1, sizeof(*k));
