@@ -374,7 +374,11 @@ int seal_entry(struct sealcache *sc, struct entry *e)
 	e->anew = false;
 	pthread_cond_broadcast(&sc->changed);
 	pthread_mutex_unlock(&sc->lock);
-	if (ret && ret != -ENOKEY && ret != -ENOENT)
+	/* the keyset's own trouble (nothing to back up, a bad member): the
+	 * status and README.txt name it even when nothing listed export/ */
+	if (ret == -ENODATA || ret == -EINVAL || ret == -E2BIG || ret == -EFBIG)
+		sc_note_problem(sc, e->name, ret, NULL);
+	else if (ret && ret != -ENOKEY && ret != -ENOENT)
 		log_msg(LOG_ERR, "sealing keyset \"%s\" failed: %s", e->name, strerror(-ret));
 	if (sc->fresh)
 		fresh_seal_done(sc->fresh, e->name, ret, seconds_since(&t0));

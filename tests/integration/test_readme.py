@@ -136,8 +136,6 @@ def test_keysets_without_a_backup_are_named(keyfs_bin, tmp_path):
         assert_no_empty_heading(text)
 
 
-@pytest.mark.xfail(reason="a keyset is examined for README.txt only when export/ is listed; "
-                   "a seal that fails for an empty keyset does not note the problem")
 def test_readme_read_alone_names_keysets_without_a_backup(keyfs_bin, tmp_path):
     """cat export/README.txt right after mounting, nothing listed first."""
     store = str(tmp_path / "store")
