@@ -281,14 +281,15 @@ static int write_tar(const struct keyset *ks, const struct bundle_signer *signer
 {
 	struct archive *a = archive_write_new();
 	struct archive_entry *e = archive_entry_new();
-	char *ini = NULL, sig[BUNDLE_SIG_MAX];
+	char *ini = NULL, sig[BUNDLE_SIG_MAX], fpr[2 * BUNDLE_FPR_LEN + 1];
 	size_t ini_len = 0;
 	int ret, sig_len = 0;
 
 	ret = -ENOMEM;
 	if (a == NULL || e == NULL)
 		goto out;
-	ret = bundle_ini(ks, keyset_format(ks), &ini, &ini_len);
+	bundle_fingerprint(ks, fpr);
+	ret = bundle_ini(ks, keyset_format(ks), fpr, &ini, &ini_len);
 	if (ret == 0 && signer)
 		ret = sig_len = signer->sign(signer->arg, (const uint8_t *)ini, ini_len, sig,
 					     sizeof(sig));

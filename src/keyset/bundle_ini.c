@@ -54,9 +54,9 @@ static void sha256_line(FILE *f, const struct keyset_member *m)
 	fprintf(f, "%s  %s\n", hex, m->name);
 }
 
-int bundle_ini(const struct keyset *ks, int format, char **ini, size_t *len)
+int bundle_ini(const struct keyset *ks, int format, const char *fpr, char **ini, size_t *len)
 {
-	char hex[2 * BUNDLE_FPR_LEN + 1], created[sizeof("YYYY-MM-DDTHH:MM:SSZ")];
+	char created[sizeof("YYYY-MM-DDTHH:MM:SSZ")];
 	time_t t = keyset_mtime(ks);
 	struct tm tm;
 	size_t i;
@@ -69,9 +69,8 @@ int bundle_ini(const struct keyset *ks, int format, char **ini, size_t *len)
 	f = textbuf_open(ini, len);
 	if (!f)
 		return -ENOMEM;
-	bundle_fingerprint(ks, hex);
 	fprintf(f, "[keyset]\nname = %s\nformat = %d\ncreated = %s\nfingerprint = %s\n",
-		ks->name, format, created, hex);
+		ks->name, format, created, fpr);
 	if (ks->hint[0])
 		fprintf(f, "hint = %s\n", ks->hint);
 	if (keyset_top_recorded(ks)) {
@@ -95,20 +94,4 @@ int bundle_ini(const struct keyset *ks, int format, char **ini, size_t *len)
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-bool bundle_proof_matches(const struct keyset *ks, const struct bundle_proof *proof)
-{
-	char *ini;
-	size_t len;
-	bool same;
-
-	if (!proof->ini)
-		return false;
-	/* format 1 or 2, as the archive's own KEYSET.ini said */
-	if (bundle_ini(ks, strstr(proof->ini, "\nformat = 1\n") ? 1 : KEYSET_FORMAT, &ini, &len))
-		return false;
-	same = len == proof->ini_len && !memcmp(ini, proof->ini, len);
-	free(ini);
-	return same;
 }

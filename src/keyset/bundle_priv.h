@@ -15,11 +15,12 @@
 /* KEYSET.ini: metadata, a line or two per member; bound what we read. */
 #define INI_MAX (4 << 20)
 
-/* KEYSET.ini of ks (format: what keyset_format() says) into *ini,
+/* KEYSET.ini of ks (format: what keyset_format() says; fpr: its
+ * bundle_fingerprint()) into *ini,
  * malloc()ed, *len bytes: the keyset's facts, then every member's type,
  * mode, owner, link and xattr names, then each file's sha256 as
  * sha256sum writes it. No key material. */
-int bundle_ini(const struct keyset *ks, int format, char **ini, size_t *len);
+int bundle_ini(const struct keyset *ks, int format, const char *fpr, char **ini, size_t *len);
 
 /* Hints end up in KEYSET.ini lines, README.txt and logs: no control
  * characters, so a hint cannot add a line or a terminal escape. */

@@ -473,3 +473,21 @@ out:
 		bundle_proof_free(proof);
 	return ret;
 }
+
+bool bundle_proof_matches(const struct keyset *ks, const struct bundle_proof *proof)
+{
+	char fpr[2 * BUNDLE_FPR_LEN + 1], *ini;
+	size_t len;
+	bool same;
+
+	if (!proof->ini)
+		return false;
+	bundle_fingerprint(ks, fpr);
+	/* format 1 or 2, as the archive's own KEYSET.ini said */
+	if (bundle_ini(ks, strstr(proof->ini, "\nformat = 1\n") ? 1 : KEYSET_FORMAT, fpr, &ini,
+		       &len))
+		return false;
+	same = len == proof->ini_len && !memcmp(ini, proof->ini, len);
+	free(ini);
+	return same;
+}
