@@ -2,16 +2,13 @@
  * restore it without ever destroying keys; outcomes logged and kept for
  * the status report (see import.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "keyfs/age.h"
 #include "keyfs/age_recipient.h"
@@ -25,6 +22,8 @@
 #include "keyfs/meta.h"
 #include "keyfs/sshsig.h"
 #include "keyfs/store_live.h"
+
+#include "import_sign.h"
 
 /* A record line holds the keyset name, the outcome in words and a
  * whole fingerprint (64 hex digits, as KEYSET.ini has it). */
@@ -95,85 +94,6 @@ void import_set_signers(struct importer *im, const struct signkey *k, const char
 	im->sign = k;
 	im->signers = signers;
 	im->refuse_unauthenticated = refuse_unauthenticated;
-}
-
-/* The allowed_signers file, read anew for each check so an edit needs
- * no reload; like the recipients file, only its owner (root or keyfs'
- * user) may write it, or it is not trusted at all. */
-static char *read_signers(const char *path, size_t *len)
-{
-	struct stat st;
-	char *text = NULL;
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		log_msg(LOG_WARNING, "import.signers %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
-	    (st.st_uid != 0 && st.st_uid != geteuid()) || st.st_size > (1 << 20)) {
-		log_msg(LOG_WARNING, "import.signers %s: not a file only its owner (root or "
-			"keyfs' user) may write: no signer trusted", path);
-		goto out;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	n = text ? read(fd, text, (size_t)st.st_size) : -1;
-	if (n != st.st_size) {
-		free(text);
-		text = NULL;
-		goto out;
-	}
-	text[n] = '\0';
-	*len = (size_t)n;
-out:
-	close(fd);
-	return text;
-}
-
-/* Who made the backup, as its signature says: 0 and who in words
- * (*trusted: a signer this keyfs knows), or -EBADMSG (why in words) when
- * KEYSET.sig does not verify or KEYSET.ini does not list the members. */
-static int check_signature(struct importer *im, const struct keyset *ks,
-			   const struct bundle_proof *proof, char *who, size_t size, bool *trusted)
-{
-	uint8_t pk[SSHSIG_PK_LEN], own[SSHSIG_PK_LEN];
-	char principal[SSHSIG_PRINCIPAL_MAX + 1];
-	char *text = NULL;
-	size_t len = 0;
-
-	*trusted = false;
-	if (!proof->sig_len) {
-		snprintf(who, size, "unsigned");
-		return 0;
-	}
-	if (!proof->ini || sshsig_verify(proof->sig, proof->sig_len, SSHSIG_NAMESPACE,
-					 (const uint8_t *)proof->ini, proof->ini_len, pk)) {
-		snprintf(who, size, "its KEYSET.sig does not verify");
-		return -EBADMSG;
-	}
-	if (!bundle_proof_matches(ks, proof)) {
-		snprintf(who, size, "its members do not match its signed KEYSET.ini");
-		return -EBADMSG;
-	}
-	if (im->sign)
-		signkey_public(im->sign, own);
-	if (im->sign && !memcmp(pk, own, sizeof(pk))) {
-		snprintf(who, size, "signed by %s (this keyfs)", signkey_principal(im->sign));
-		*trusted = true;
-		return 0;
-	}
-	if (im->signers && *im->signers)
-		text = read_signers(im->signers, &len);
-	*trusted = text && sshsig_allowed(text, len, pk, SSHSIG_NAMESPACE, (long long)time(NULL),
-					  principal, sizeof(principal));
-	if (*trusted)
-		snprintf(who, size, "signed by %s", principal);
-	else
-		snprintf(who, size, "signed by a key not in import.signers");
-	free(text);
-	return 0;
 }
 
 void import_set_listener(struct importer *im, void (*fn)(void *arg), void *arg)
@@ -481,7 +401,8 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	if (!ret)
 		ret = bundle_unpack_proof(pt, ptlen, STORE_MEMBER_MAX, &ks, &proof, why, sizeof(why));
 	/* before anything here changes the owners or modes it lists */
-	if (!ret && (ret = check_signature(im, &ks, &proof, who, sizeof(who), &trusted))) {
+	if (!ret && (ret = import_signature(im->sign, im->signers, &ks, &proof, who, sizeof(who),
+					    &trusted))) {
 		record(im, LOG_WARNING, "%s \"%s\" failed: forged or damaged: %s; nothing changed",
 		       what, ks.name, who);
 		goto out;
