@@ -382,7 +382,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	const char *what = verify_only ? "verify" : "import";
 	char fpr[2 * BUNDLE_FPR_LEN + 1], words[256], more[256];
 	char by[AGE_IDENTITY_RECIPIENT_MAX + 16] = "", who[SSHSIG_PRINCIPAL_MAX + 64] = "";
-	bool trusted = false;
+	bool trusted = false, marked;
 	struct bundle_proof proof = { 0 };
 	char why[KEYSET_PATH_MAX * 2 + 128] = "";
 	struct keyset_owner_report owners;
@@ -439,8 +439,9 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		goto out;
 	}
 	ret = trusted ? store_put(im->st, &ks, &put) : store_put_inactive(im->st, &ks, &put);
-	if (!ret && !trusted && (put.outcome == STORE_VERSIONED || put.outcome == STORE_KNOWN))
-		store_live_mark_unauthenticated(im->st, ks.name, put.version, fpr);
+	/* a live keyset's version activate must not install unasked */
+	marked = !ret && !trusted && (put.outcome == STORE_VERSIONED || put.outcome == STORE_KNOWN) &&
+		 !store_live_mark_unauthenticated(im->st, ks.name, put.version, fpr);
 	if (ret == -EPERM) {
 		/* refused before anything was written: say what to do */
 		record(im, LOG_ERR, "import \"%s\" failed: its files belong to another user; "
@@ -474,8 +475,9 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 			 "log)", put.made, put.made == 1 ? "y" : "ies");
 	}
 	record(im, owners.members ? LOG_WARNING : LOG_NOTICE, "import \"%s\": %s, fingerprint %s, "
-	       "%s%s%s", ks.name, words, fpr, who, trusted ? "" : ", unauthenticated: activate only "
-	       "with --unauthenticated, once its fingerprint is checked", more);
+	       "%s%s%s", ks.name, words, fpr, who, marked ? ", unauthenticated: activate only with "
+	       "--unauthenticated, once its fingerprint is checked" : trusted ? "" :
+	       ", unauthenticated", more);
 out:
 	bundle_proof_free(&proof);
 	count(im, verify_only, ret);
