@@ -62,6 +62,24 @@ static int mem_activate(void *priv, const char *name, unsigned version, unsigned
 	return -ENOENT;
 }
 
+/* No keysets: a refused activate names the keysets there are. */
+static int mem_list(void *priv, char ***names, size_t *n)
+{
+	(void)priv;
+	*names = NULL;
+	*n = 0;
+	return 0;
+}
+
+static int mem_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	(void)priv;
+	if (!keyset_name_valid(name))
+		abort();
+	*stamp = 0;
+	return -ENOENT;
+}
+
 static void mem_destroy(void *priv)
 {
 	(void)priv;
@@ -70,6 +88,8 @@ static void mem_destroy(void *priv)
 /* Only these are reachable from ctl_command() with no seal cache; a call
  * through any other (NULL) op is a finding. */
 static const struct store_ops mem_ops = {
+	.list = mem_list,
+	.stamp = mem_stamp,
 	.activate = mem_activate,
 	.destroy = mem_destroy,
 };
