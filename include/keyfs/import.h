@@ -94,6 +94,8 @@ enum import_outcome {
 	IMPORT_DAMAGED,		/* -EBADMSG */
 	IMPORT_TOO_LARGE,	/* -EFBIG */
 	IMPORT_STORE_ERROR,	/* -EIO, and anything else */
+	IMPORT_FORGED,		/* -EBADMSG: KEYSET.sig or its members do not hold */
+	IMPORT_UNAUTHENTICATED,	/* a good copy that nothing vouches for */
 	IMPORT_OUTCOMES,
 };
 

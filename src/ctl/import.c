@@ -108,7 +108,8 @@ const char *import_outcome_name(enum import_outcome o)
 		[IMPORT_OK] = "ok", [IMPORT_NO_PASSWORD] = "no_password",
 		[IMPORT_REJECTED] = "rejected", [IMPORT_INVALID] = "invalid",
 		[IMPORT_DAMAGED] = "damaged", [IMPORT_TOO_LARGE] = "too_large",
-		[IMPORT_STORE_ERROR] = "store_error",
+		[IMPORT_STORE_ERROR] = "store_error", [IMPORT_FORGED] = "forged",
+		[IMPORT_UNAUTHENTICATED] = "unauthenticated",
 	};
 
 	return names[o];
@@ -134,10 +135,10 @@ static enum import_outcome outcome_of(int err)
 	}
 }
 
-static void count(struct importer *im, bool verify_only, int err)
+static void count(struct importer *im, bool verify_only, enum import_outcome o)
 {
 	pthread_mutex_lock(&im->lock);
-	im->counts[verify_only][outcome_of(err)]++;
+	im->counts[verify_only][o]++;
 	pthread_mutex_unlock(&im->lock);
 	if (im->listen)
 		im->listen(im->listen_arg);
@@ -382,7 +383,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	const char *what = verify_only ? "verify" : "import";
 	char fpr[2 * BUNDLE_FPR_LEN + 1], words[256], more[256];
 	char by[AGE_IDENTITY_RECIPIENT_MAX + 16] = "", who[SSHSIG_PRINCIPAL_MAX + 64] = "";
-	bool trusted = false, marked;
+	bool trusted = false, marked, forged = false;
 	struct bundle_proof proof = { 0 };
 	char why[KEYSET_PATH_MAX * 2 + 128] = "";
 	struct keyset_owner_report owners;
@@ -394,7 +395,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 
 	if (!data) {
 		record(im, LOG_WARNING, "%s failed: %s (%zu bytes)", what, in_words(-EFBIG), len);
-		count(im, verify_only, -EFBIG);
+		count(im, verify_only, IMPORT_TOO_LARGE);
 		return -EFBIG;
 	}
 	ret = unseal(im, data, len, &pt, &ptlen, &logn, by, sizeof(by));
@@ -405,6 +406,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 					    &trusted))) {
 		record(im, LOG_WARNING, "%s \"%s\" failed: forged or damaged: %s; nothing changed",
 		       what, ks.name, who);
+		forged = true;
 		goto out;
 	}
 	/* a passphrase seal opened by keyfs' own password vouches too:
@@ -480,7 +482,8 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 	       ", unauthenticated", more);
 out:
 	bundle_proof_free(&proof);
-	count(im, verify_only, ret);
+	count(im, verify_only, forged ? IMPORT_FORGED : !ret && !trusted ?
+	      IMPORT_UNAUTHENTICATED : outcome_of(ret));
 	keyset_clear(&ks);
 	if (pt)
 		sodium_free(pt);

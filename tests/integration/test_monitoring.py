@@ -259,7 +259,7 @@ def test_metrics_file(keyfs_bin, build, tmp_path, store):
             assert text.endswith("\n") and text.startswith("# HELP keyfs_keysets "), text[-200:]
             lines = text.splitlines()
             assert lines[-1].startswith("keyfs_metrics_rendered_timestamp_seconds "), lines[-1]
-            assert 'keyfs_imports_total{kind="verify",outcome="store_error"}' in lines[-4]
+            assert 'keyfs_imports_total{kind="verify",outcome="unauthenticated"}' in lines[-4]
 
         time.sleep(2.5)  # settled: the file and keyfsctl metrics agree
         text = prom.read_text()

@@ -4,6 +4,7 @@ against the line keyfsctl signer prints; KEYSET.ini lists every member's
 sha256 for sha256sum -c. A backup whose signature or members were tampered
 with is refused and changes nothing."""
 import errno
+import io
 import os
 import re
 import shutil
@@ -112,6 +113,8 @@ def test_tampered_backups_are_refused(keyfs_bin, tmp_path, store):
                    "its KEYSET.sig does not verify")
             assert f'import "web" failed: forged or damaged: {why}' in m.logtext()
             assert tree_digest(store) == before
+        metrics = open(os.path.join(m.path, ".metrics")).read()
+        assert 'keyfs_imports_total{kind="import",outcome="forged"} 2' in metrics, metrics
 
 
 def forged_backup(tmp_path, pub, name, files):
@@ -149,6 +152,8 @@ def test_forged_backup_never_reaches_a_live_path_by_itself(build, keyfs_bin, tmp
         assert os.listdir(live) == []
         log = m.logtext()
         assert re.search(r'import "wg": .*stored as inactive version 1', log), log
+        metrics = open(os.path.join(m.path, ".metrics")).read()
+        assert 'keyfs_imports_total{kind="import",outcome="unauthenticated"} 1' in metrics
         assert "unsigned, unauthenticated: activate only with --unauthenticated" in log, log
         res = run([ctl, "-m", m.path, "activate", "wg", "1"], check=False)
         assert res.returncode != 0 and "unauthenticated backup (fingerprint " in res.stderr, res
@@ -185,3 +190,50 @@ def test_signed_recipient_backup_restores_into_an_empty_path(build, keyfs_bin, t
         shutil.copyfile(pem, os.path.join(m.path, "import", "wg.pem"))
         assert (live / "wg0.conf").read_text() == "PrivateKey = real\n"
         assert "(this keyfs)" in m.logtext()
+
+
+def test_backup_signed_by_an_administrator_restores(build, keyfs_bin, tmp_path):
+    """An administrator signs a backup's KEYSET.ini with their own ssh key
+    (ssh-keygen -Y sign -n keyfs) and seals it to keyfs' recipient: with
+    that key in import.signers it is vouched for, restored at once into the
+    empty live path, and its signer named; exports sealed to an ssh-ed25519
+    recipient verify with stock ssh-keygen as well."""
+    admin = str(tmp_path / "admin")
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin", "-f", admin])
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text("admin@example.org namespaces=\"keyfs\" " +
+                       open(admin + ".pub").read())
+    rcp = tmp_path / "recipients.txt"
+    rcp.write_text(open(admin + ".pub").read())
+    live = tmp_path / "wg"
+    live.mkdir()
+    (live / "wg0.conf").write_text("PrivateKey = real\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    conf = (f"[seal]\nrecipients = {rcp}\n[identity]\nfile = {admin}\n"
+            f"[import]\nsigners = {allowed}\n[keyset wg]\npath = {live}\ninclude = *.conf\n")
+    for m in mounted_with(keyfs_bin, tmp_path, str(store), conf):
+        pem, tar, d = opened(m, "wg", tmp_path, admin)
+        line = signer(build, m)
+        keyfs_allowed = tmp_path / "keyfs_allowed"
+        keyfs_allowed.write_text(line)
+        res = ssh_verify(keyfs_allowed, line.split()[0], d)
+        assert res.returncode == 0 and b"Good" in res.stdout + res.stderr, res
+        # the administrator's own signature in place of keyfs'
+        run(["ssh-keygen", "-Y", "sign", "-q", "-f", admin, "-n", "keyfs", str(d / "KEYSET.ini")])
+        resigned = tmp_path / "resigned.tar"
+        with tarfile.open(tar) as src, tarfile.open(resigned, "w", format=tarfile.PAX_FORMAT) as t:
+            for info in src.getmembers():
+                data = src.extractfile(info) if info.isfile() else None
+                if info.name == "wg/KEYSET.sig":
+                    sig = open(str(d / "KEYSET.ini") + ".sig", "rb").read()
+                    info.size = len(sig)
+                    data = io.BytesIO(sig)
+                t.addfile(info, data)
+        sealed = tmp_path / "resigned.pem"
+        run(["age", "-a", "-R", str(rcp), "-o", str(sealed), str(resigned)])
+        os.unlink(live / "wg0.conf")
+        assert import_errno(m, sealed, "wg") is None, m.logtext()
+        assert (live / "wg0.conf").read_text() == "PrivateKey = real\n"
+        assert re.search(r'import "wg": restored \(new keyset, active\).*signed by '
+                         r'admin@example\.org', m.logtext()), m.logtext()
