@@ -64,9 +64,10 @@ void import_set_keyring(struct importer *im, struct keyring *kr);
  * passphrase seal opened by one of keyfs' passwords. Any other backup
  * (sealed to recipients, unsigned or by an unknown key) is
  * unauthenticated: refused with -EKEYREJECTED when
- * refuse_unauthenticated (import.unauthenticated = refuse), else a live
- * keyset gets it only as an inactive version, even where its path holds
- * nothing, and import_activate() installs it only when told
+ * refuse_unauthenticated (import.unauthenticated = refuse), else it
+ * only becomes an inactive version, even of a keyset absent here or a
+ * live keyset whose path holds nothing, and import_activate() installs
+ * it only when told
  * unauthenticated. Call before the first import_file(); k and signers
  * outlive im. */
 void import_set_signers(struct importer *im, const struct signkey *k, const char *signers,

@@ -29,8 +29,9 @@ struct store_put {
 	enum store_put_outcome outcome;
 	unsigned version;	/* for STORE_KNOWN and STORE_VERSIONED */
 	unsigned made;		/* directories made for it (a live keyset's missing path) */
-	/* In, set by store_put_inactive(): for a live keyset, an
-	 * inactive version even where the put would install it. */
+	/* In, set by store_put_inactive(): an inactive version even where
+	 * the put would install it (an absent keystore keyset, a live
+	 * keyset whose path holds nothing). */
 	bool inactive;
 };
 
@@ -122,6 +123,8 @@ int store_put(struct store *s, const struct keyset *ks, struct store_put *res);
 /* The same for a backup nothing vouched for (import.h): a live keyset
  * gets it only as an inactive version, never installed. */
 int store_put_inactive(struct store *s, const struct keyset *ks, struct store_put *res);
+/* A layer's put passed on to the store it wraps, as it was asked. */
+int store_put_on(struct store *s, const struct keyset *ks, struct store_put *res);
 int store_versions(struct store *s, const char *name, unsigned **v, size_t *n);
 int store_activate(struct store *s, const char *name, unsigned version, unsigned *kept);
 

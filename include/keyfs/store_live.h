@@ -37,14 +37,17 @@ void store_live_apply(const struct store *s, struct keyset *ks);
 size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
 			       void *arg);
 
-/* A live keyset's version restored from a backup nothing vouched for
- * (versions.h): marked with its fingerprint; -ENOENT for a keystore
- * keyset. */
+/* A version restored from a backup nothing vouched for (versions.h;
+ * live and keystore keysets keep versions in the same place): marked
+ * with its fingerprint; -ENOENT on a store store_live_open() did not
+ * wrap. */
 int store_live_mark_unauthenticated(const struct store *s, const char *name, unsigned version,
 				    const char *fpr);
 /* Is it so marked? fpr (size bytes) gets the fingerprint. */
 bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
 				char *fpr, size_t size);
+/* The mark goes once the version is active. */
+void store_live_unmark(const struct store *s, const char *name, unsigned version);
 /* Is name a live keyset ([keyset] with a path)? */
 bool store_live_is_live(const struct store *s, const char *name);
 

@@ -316,8 +316,7 @@ static const char *would_do(struct importer *im, const struct keyset *ks, bool t
 	int ret;
 
 	ret = im->st->ops->read(im->st->priv, ks->name, &cur);
-	if ((ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0)) &&
-	    !trusted && store_live_is_live(im->st, ks->name))
+	if ((ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0)) && !trusted)
 		what = "new keyset, but unauthenticated: becomes an inactive version";
 	else if (ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0))
 		what = "new keyset";
@@ -441,7 +440,7 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		goto out;
 	}
 	ret = trusted ? store_put(im->st, &ks, &put) : store_put_inactive(im->st, &ks, &put);
-	/* a live keyset's version activate must not install unasked */
+	/* a version activate must not install unasked */
 	marked = !ret && !trusted && (put.outcome == STORE_VERSIONED || put.outcome == STORE_KNOWN) &&
 		 !store_live_mark_unauthenticated(im->st, ks.name, put.version, fpr);
 	if (ret == -EPERM) {
@@ -542,6 +541,8 @@ int import_activate(struct importer *im, const char *name, unsigned version, boo
 		return -EKEYREJECTED;
 	}
 	ret = store_activate(im->st, name, version, &kept);
+	if (ret == 0 || ret == -ECHILD)
+		store_live_unmark(im->st, name, version); /* active now, whoever made it */
 	if (ret == -ECHILD) {
 		if (store_live_hook_words(im->st, name, words, sizeof(words)))
 			snprintf(words, sizeof(words), "see the status");

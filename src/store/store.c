@@ -53,6 +53,11 @@ int store_put_inactive(struct store *s, const struct keyset *ks, struct store_pu
 	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;
 }
 
+int store_put_on(struct store *s, const struct keyset *ks, struct store_put *res)
+{
+	return res->inactive ? store_put_inactive(s, ks, res) : store_put(s, ks, res);
+}
+
 int store_versions(struct store *s, const char *name, unsigned **v, size_t *n)
 {
 	*v = NULL;

@@ -339,7 +339,7 @@ static int ls_put(void *priv, const struct keyset *ks, struct store_put *res)
 	int ret;
 
 	if (!l)
-		return store_put(&ls->inner, ks, res);
+		return store_put_on(&ls->inner, ks, res);
 	pthread_mutex_lock(&ls->lock);
 	ret = put_locked(ls, l, ks, res);
 	pthread_mutex_unlock(&ls->lock);
@@ -442,9 +442,7 @@ int store_live_mark_unauthenticated(const struct store *s, const char *name, uns
 {
 	struct live_store *ls = store_live_of(s);
 
-	if (!ls || !find_live(ls, name))
-		return -ENOENT;
-	return versions_mark(ls->sfd, name, version, fpr);
+	return ls ? versions_mark(ls->sfd, name, version, fpr) : -ENOENT;
 }
 
 bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
@@ -453,7 +451,15 @@ bool store_live_unauthenticated(const struct store *s, const char *name, unsigne
 	struct live_store *ls = store_live_of(s);
 
 	*fpr = '\0';
-	return ls && find_live(ls, name) && versions_marked(ls->sfd, name, version, fpr, size);
+	return ls && versions_marked(ls->sfd, name, version, fpr, size);
+}
+
+void store_live_unmark(const struct store *s, const char *name, unsigned version)
+{
+	struct live_store *ls = store_live_of(s);
+
+	if (ls)
+		versions_unmark(ls->sfd, name, version);
 }
 
 bool store_live_is_live(const struct store *s, const char *name)

@@ -64,6 +64,8 @@ static int put_locked(struct dir_store *d, const struct keyset *ks, struct store
 	if (ret)
 		return -EINVAL;
 	ret = versions_same(d->dfd, raw, ks, &same);
+	if (ret == -ENOENT && res->inactive)
+		return versions_put(d->sfd, ks, res); /* activated on request only */
 	if (ret == -ENOENT) {
 		ret = versions_write_tmp(d->sfd, ks, tmp);
 		if (!ret)

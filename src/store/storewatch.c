@@ -136,7 +136,7 @@ static int w_put(void *priv, const struct keyset *ks, struct store_put *res)
 	struct storewatch *w = priv;
 	int ret;
 
-	ret = store_put(&w->inner, ks, res);
+	ret = store_put_on(&w->inner, ks, res);
 	forget_versions(w, ks->name);
 	if (!ret)
 		note_put(w, ks->name);

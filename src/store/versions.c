@@ -206,9 +206,16 @@ void versions_remove(int sfd, const char *name, unsigned version)
 	snprintf(dir, sizeof(dir), STATE_VERSIONS "/%s", name);
 	snprintf(path, sizeof(path), "%s/%u", dir, version);
 	keytree_remove(sfd, path);
-	snprintf(path, sizeof(path), "%s/%u" VERSIONS_UNAUTH, dir, version);
-	unlinkat(sfd, path, 0);
+	versions_unmark(sfd, name, version);
 	replace_dir_fsync(sfd, dir);
+}
+
+void versions_unmark(int sfd, const char *name, unsigned version)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), STATE_VERSIONS "/%s/%u" VERSIONS_UNAUTH, name, version);
+	unlinkat(sfd, path, 0);
 }
 
 int versions_mark(int sfd, const char *name, unsigned version, const char *fpr)

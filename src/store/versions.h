@@ -29,6 +29,7 @@ void versions_remove(int sfd, const char *name, unsigned version);
 int versions_mark(int sfd, const char *name, unsigned version, const char *fpr);
 /* Is version N marked? fpr (size bytes) gets the fingerprint. */
 bool versions_marked(int sfd, const char *name, unsigned version, char *fpr, size_t size);
+void versions_unmark(int sfd, const char *name, unsigned version);
 
 /* Writes ks complete (fsynced, owners checked first: -EPERM) into a
  * fresh directory under STATE_TMP; tmp receives its path below sfd. */

@@ -161,6 +161,16 @@ def test_forged_backup_never_reaches_a_live_path_by_itself(build, keyfs_bin, tmp
         res = run([ctl, "-m", m.path, "activate", "--unauthenticated", "wg", "1"], check=False)
         assert res.returncode == 0, res
         assert (live / "wg0.conf").read_text() == "PrivateKey = forged\n"
+        # a new keyset of keyfs' own store: the same rule
+        other = forged_backup(tmp_path, pub, "newks", {"key": "forged\n"})
+        assert import_errno(m, other, "newks") is None
+        assert not (store / "newks").exists()
+        res = run([ctl, "-m", m.path, "activate", "newks", "1"], check=False)
+        assert res.returncode != 0 and "unauthenticated backup" in res.stderr, res
+        res = run([ctl, "-m", m.path, "activate", "--unauthenticated", "newks", "1"],
+                  check=False)
+        assert res.returncode == 0 and (store / "newks" / "key").read_text() == "forged\n", res
+        assert not (store / ".keyfs" / "versions" / "newks" / "1.unauthenticated").exists()
 
     os.unlink(live / "wg0.conf")
     shutil.rmtree(store)

@@ -136,7 +136,7 @@ static size_t versions(struct store *s, const char *name, unsigned *last)
 
 static void check_restore(const struct backend *b, struct store *s)
 {
-	struct store_put res;
+	struct store_put res = { 0 };
 	uint64_t a, c;
 	unsigned last;
 	char **names;
@@ -241,7 +241,7 @@ static void check_tree(const struct backend *b, struct store *s)
 	static const char two[] = "../../archive/example.org/cert2.pem";
 	/* another owner where this process may give one */
 	uid_t uid = geteuid() == 0 ? 1234 : geteuid();
-	struct store_put res;
+	struct store_put res = { 0 };
 	unsigned last;
 
 	tap_ok(!put_tree(s, one, uid, &res) && res.outcome == STORE_CREATED,

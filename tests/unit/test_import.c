@@ -217,15 +217,18 @@ static void test_identities(const char *root)
 	TAP_EQ_INT(give(kr, "age.key"), 1, "age.key held too");
 	TAP_EQ_INT(import_file(im, true, to_both, both_len), 0, "verify with age.key");
 	TAP_EQ_INT(import_file(im, false, to_both, both_len), 0, "import with age.key");
+	/* sealed to recipients and unsigned: nothing vouches for it */
 	snprintf(path, sizeof(path), "%s/both/a.key", root);
-	tap_ok(stat(path, &sb) == 0, "... restored");
+	tap_ok(stat(path, &sb) != 0, "... not installed by itself");
+	snprintf(path, sizeof(path), "%s/.keyfs/versions/both/1/a.key", root);
+	tap_ok(stat(path, &sb) == 0, "... but kept as inactive version 1");
 	TAP_EQ_INT(import_file(im, false, to_ssh, ssh_len), -EKEYREJECTED, "not the ssh key");
 	keyring_forget(kr);
 	TAP_EQ_INT(give(kr, "id_ed25519"), 1, "the ssh key alone");
 	TAP_EQ_INT(import_file(im, false, to_both, both_len), 0, "opens the two-recipient file alone");
 	TAP_EQ_INT(import_file(im, false, to_ssh, ssh_len), 0, "and the ssh one");
-	snprintf(path, sizeof(path), "%s/ssh/a.key", root);
-	tap_ok(stat(path, &sb) == 0, "... restored");
+	snprintf(path, sizeof(path), "%s/.keyfs/versions/ssh/1/a.key", root);
+	tap_ok(stat(path, &sb) == 0, "... kept as inactive version 1");
 	keyring_forget(kr);
 	TAP_EQ_INT(import_file(im, false, to_ssh, ssh_len), -ENOKEY, "forgotten: ENOKEY again");
 	free(to_both);

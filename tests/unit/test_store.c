@@ -583,7 +583,7 @@ static void test_state_symlink(void)
 static void test_activate_not_dir(struct store *s)
 {
 	struct keyset ks = { 0 };
-	struct store_put put;
+	struct store_put put = { 0 };
 	unsigned kept = 0;
 	int ret;
 
@@ -615,7 +615,7 @@ static void test_activate_not_dir(struct store *s)
 static void test_unreadable_version(struct store *s)
 {
 	struct keyset ks = { 0 };
-	struct store_put put;
+	struct store_put put = { 0 };
 	int ret;
 
 	snprintf(ks.name, sizeof(ks.name), "vers");
@@ -643,7 +643,7 @@ static void test_odd_names(struct store *s)
 {
 	char longname[40 * 2 + 1] = "", why[256], **names = NULL;
 	struct keyset ks = { 0 };
-	struct store_put put;
+	struct store_put put = { 0 };
 	uint64_t st;
 	size_t n = 0, i, found = 0;
 	int ret;

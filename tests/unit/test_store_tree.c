@@ -178,7 +178,7 @@ static void test_socket(struct store *s)
 static void test_restore(struct store *s)
 {
 	struct keyset ks = { 0 }, back = { 0 };
-	struct store_put res;
+	struct store_put res = { 0 };
 	char p[PATH_MAX];
 	struct stat st;
 
