@@ -80,6 +80,13 @@ def run(cmd, check=True, **kw):
     return res
 
 
+def age_identity(tmp_path):
+    """A new age identity at tmp_path/id.txt: (its path, its public key)."""
+    key = str(tmp_path / "id.txt")
+    run(["age-keygen", "-o", key])
+    return key, run(["age-keygen", "-y", key]).stdout.strip()
+
+
 def recipients_file(tmp_path):
     """A recipients file of one public key; its identity is tmp_path/id.txt."""
     key = str(tmp_path / "id.txt")

@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import time
 
-from conftest import PASSWORD, Mount, age_decrypt, run, wait_for
+from conftest import PASSWORD, Mount, age_decrypt, age_identity, run, wait_for
 from test_members import mounted_with
 from test_monitoring import CRITICAL, WARNING, check
 
@@ -64,9 +64,7 @@ def test_owners_are_restored_by_name(keyfs_bin, tmp_path):
     here (nobody and nogroup, recorded with other numbers, come back as
     this host's); a name unknown here keeps its number, and the import
     says so."""
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    key, pub = age_identity(tmp_path)
     raw = tmp_path / "own.tar"
     with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT) as t:
         d = tarfile.TarInfo("own")
@@ -107,9 +105,7 @@ def test_activate_tells_the_truth(build, keyfs_bin, tmp_path):
     """A hook that fails, or cannot start, fails activate (the keys stay
     installed and keyfsctl says so); an unknown version is named with the
     versions there are."""
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    key, pub = age_identity(tmp_path)
     live = tmp_path / "live"
     live.mkdir()
     (live / "a.key").write_text("old\n")

@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, run, wait_for
+from test_members import mounted_with
 
 # stock age -p seals at work factor 18: the forgeries must open
 CONF = "[import]\nmax_work_factor = 18\n"
@@ -89,16 +90,7 @@ def changed_and_resealed(m, ks, s1):
 
 @pytest.fixture
 def dirstore(keyfs_bin, tmp_path, store):
-    ini = tmp_path / "keyfs.ini"
-    ini.write_text(CONF)
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    m.conf = str(ini)
-    m.start("-c", m.conf)
-    try:
-        yield m
-        m.stop()
-    finally:
-        m.kill()
+    yield from mounted_with(keyfs_bin, tmp_path, store, CONF)
 
 
 def test_dir_store_reimport_activated_serves_the_backup_bytes(dirstore, tmp_path, store):
@@ -284,17 +276,9 @@ def live(keyfs_bin, tmp_path):
     for n in ("server.key", "client.key"):
         (app / n).write_bytes(os.urandom(48))
         os.chmod(app / n, 0o600)
-    ini = tmp_path / "keyfs.ini"
-    ini.write_text(CONF + f"\n[keyset app]\npath = {app}\ninclude = *.key\n")
-    m = Mount(keyfs_bin, str(tmp_path), store)
-    m.conf = str(ini)
-    m.app = str(app)
-    m.start("-c", m.conf)
-    try:
-        yield m
-        m.stop()
-    finally:
-        m.kill()
+    yield from mounted_with(keyfs_bin, tmp_path, store,
+                            CONF + f"\n[keyset app]\npath = {app}\ninclude = *.key\n",
+                            app=str(app))
 
 
 def test_live_keyset_reimport_and_activate_serves_the_backup_bytes(live, tmp_path):

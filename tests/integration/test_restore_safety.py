@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, age_decrypt, run, wait_for
+from conftest import PASSWORD, age_decrypt, age_identity, run, wait_for
 from test_members import mounted_with
 
 NOBODY = 65534
@@ -36,9 +36,7 @@ def world(tmp_path):
 
 @pytest.fixture
 def identity(tmp_path):
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    return key, run(["age-keygen", "-y", key]).stdout.strip()
+    return age_identity(tmp_path)
 
 
 def conf(identity, sections):

@@ -10,8 +10,8 @@ import re
 import shutil
 import tarfile
 
-from conftest import (PASSWORD, age_decrypt, age_encrypt, recipients_file, run, tree_digest,
-                      wait_for)
+from conftest import (PASSWORD, age_decrypt, age_encrypt, age_identity, recipients_file, run,
+                      tree_digest, wait_for)
 from test_members import mounted_with
 
 
@@ -44,6 +44,16 @@ def import_errno(m, pem, name):
         return None
     except OSError as e:
         return e.errno
+
+
+def wg_keyset(tmp_path):
+    """A live keyset's path holding a wireguard key, and an empty store."""
+    live = tmp_path / "wg"
+    live.mkdir()
+    (live / "wg0.conf").write_text("PrivateKey = real\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    return live, store
 
 
 def ssh_verify(allowed, principal, d):
@@ -87,9 +97,7 @@ def test_tampered_backups_are_refused(keyfs_bin, tmp_path, store):
     """A member changed after signing, or KEYSET.ini edited to match it,
     sealed to keyfs' identity as a forger can (its public key is no
     secret): the signature check fails and nothing is restored."""
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    key, pub = age_identity(tmp_path)
     for m in mounted_with(keyfs_bin, tmp_path, store, f"[identity]\nfile = {key}\n"):
         m.unlock()
         pem, tar, d = opened(m, "web", tmp_path)
@@ -137,9 +145,7 @@ def test_forged_backup_never_reaches_a_live_path_by_itself(build, keyfs_bin, tmp
     version only; activate refuses it and names its fingerprint; only
     --unauthenticated installs it. With import.unauthenticated = refuse it
     is refused outright."""
-    key = str(tmp_path / "id.txt")
-    run(["age-keygen", "-o", key])
-    pub = run(["age-keygen", "-y", key]).stdout.strip()
+    key, pub = age_identity(tmp_path)
     live = tmp_path / "wg"
     live.mkdir()
     store = tmp_path / "store"
@@ -186,11 +192,7 @@ def test_signed_recipient_backup_restores_into_an_empty_path(build, keyfs_bin, t
     """The same kind of seal, made by keyfs itself (signed with its key):
     restored at once into the empty live path."""
     rcp = recipients_file(tmp_path)
-    live = tmp_path / "wg"
-    live.mkdir()
-    (live / "wg0.conf").write_text("PrivateKey = real\n")
-    store = tmp_path / "store"
-    store.mkdir()
+    live, store = wg_keyset(tmp_path)
     conf = (f"[seal]\nrecipients = {rcp}\n[identity]\nfile = {tmp_path / 'id.txt'}\n"
             f"[keyset wg]\npath = {live}\ninclude = *.conf\n")
     for m in mounted_with(keyfs_bin, tmp_path, str(store), conf):
@@ -215,11 +217,7 @@ def test_backup_signed_by_an_administrator_restores(build, keyfs_bin, tmp_path):
                        open(admin + ".pub").read())
     rcp = tmp_path / "recipients.txt"
     rcp.write_text(open(admin + ".pub").read())
-    live = tmp_path / "wg"
-    live.mkdir()
-    (live / "wg0.conf").write_text("PrivateKey = real\n")
-    store = tmp_path / "store"
-    store.mkdir()
+    live, store = wg_keyset(tmp_path)
     conf = (f"[seal]\nrecipients = {rcp}\n[identity]\nfile = {admin}\n"
             f"[import]\nsigners = {allowed}\n[keyset wg]\npath = {live}\ninclude = *.conf\n")
     for m in mounted_with(keyfs_bin, tmp_path, str(store), conf):
