@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "keyfs/bundle.h"
+#include "keyfs/keyset.h"
 #include "keyfs/escape.h"
 #include "keyfs/textbuf.h"
 

@@ -437,31 +437,6 @@ static const struct store_ops live_ops = {
 	.destroy = ls_destroy,
 };
 
-int store_live_mark_unauthenticated(const struct store *s, const char *name, unsigned version,
-				    const char *fpr)
-{
-	struct live_store *ls = store_live_of(s);
-
-	return ls ? versions_mark(ls->sfd, name, version, fpr) : -ENOENT;
-}
-
-bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
-				char *fpr, size_t size)
-{
-	struct live_store *ls = store_live_of(s);
-
-	*fpr = '\0';
-	return ls && versions_marked(ls->sfd, name, version, fpr, size);
-}
-
-void store_live_unmark(const struct store *s, const char *name, unsigned version)
-{
-	struct live_store *ls = store_live_of(s);
-
-	if (ls)
-		versions_unmark(ls->sfd, name, version);
-}
-
 bool store_live_is_live(const struct store *s, const char *name)
 {
 	struct live_store *ls = store_live_of(s);
