@@ -187,7 +187,10 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
     """A user who owns a directory below the live path flips it with a link
     to an outside directory, by rename and by RENAME_EXCHANGE, during 600
     activations: nothing outside the keyset path changes owner, mode or
-    content, and no activation writes through the link."""
+    content, no activation writes through the link, and the keyset works
+    again once the attacker stops. (How many activations get through
+    during the attack depends on the machine's speed: on a slow one the
+    flips meet every one.)"""
     live = os.path.join(world, "live")
     os.makedirs(live)
     outside = os.path.join(world, "outside")
@@ -234,8 +237,18 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
             flipper.kill()
             flipper.wait()
         assert snapshot(outside) == before, "a directory outside the keyset changed"
-        # the attack ran: activations met the link, others got through
-        assert ok > 0 and failed > 0, (ok, failed)
+        # the attack ran: activations met the link
+        assert failed > 0, (ok, failed)
+        # and did not wedge the keyset: once the link is gone (the flipper
+        # may have been stopped mid-swap), an activation gets through
+        d = os.path.join(live, "u", "d")
+        if os.path.islink(d):
+            os.unlink(d)
+        v = versions(store, "race")
+        assert m.control(f"activate race {v[0]} unauthenticated") == 0, m.logtext()
+        with open(os.path.join(d, DEEP[-1], "key")) as f:
+            assert f.read() in ("A\n", "B\n")
+        assert snapshot(outside) == before
     finally:
         try:
             next(gen)
