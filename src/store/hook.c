@@ -1,5 +1,5 @@
-/* The on_activate command (hook.h). posix_spawn, not fork: the daemon is
- * multithreaded, and nothing but exec may run in a forked child.
+/* Running a hook's command (hook.h) and reading its output; starting it
+ * is hook_spawn.c's.
  *
  * The wait is for the command's own process, not for the end of its
  * output: a command that starts a daemon (a service restart) leaves a
@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +23,6 @@
 
 /* How often the exit is checked where no pidfd tells of it. */
 #define HOOK_POLL_MS 10
-
-extern char **environ;
 
 int hook_split(const char *cmd, char *buf, size_t size, char *argv[static HOOK_ARGS_MAX + 1])
 {
@@ -52,34 +49,6 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int spawn(char *const argv[], int out, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
-	int ret;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out, 1);
-	posix_spawn_file_actions_adddup2(&fa, out, 2);
-	/* its own process group, so that a timeout kills what it started;
-	 * the daemon's blocked and ignored signals are not the command's
-	 * (SIGPIPE ignored would keep a writer to a closed pipe going) */
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
-	ret = -posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return ret;
-}
-
 /* A descriptor that polls readable once pid has exited, or -1 where the
  * kernel has none (before 5.3, or refused by a seccomp filter): the
  * caller then checks on an interval. pid is an unreaped child of ours,
@@ -99,11 +68,12 @@ static int exit_fd(pid_t pid)
 	return -1;
 }
 
-/* The output pipe's reader: keeps the start, throws away the rest up to
- * HOOK_DRAIN_MAX bytes. */
+/* The output pipe's reader: keeps the start (or with tail, the end),
+ * throws away the rest up to HOOK_DRAIN_MAX bytes. */
 struct output {
 	int fd;			/* -1 once closed */
 	size_t dropped;
+	bool tail;
 	struct hook_result *res;
 };
 
@@ -112,6 +82,17 @@ static void output_close(struct output *o)
 	if (o->fd >= 0)
 		close(o->fd);
 	o->fd = -1;
+}
+
+/* With output full, keeps its last bytes: n more just read into buf. */
+static void keep_tail(struct hook_result *res, const char *buf, size_t n)
+{
+	if (n >= HOOK_OUTPUT_MAX) {
+		memcpy(res->output, buf + n - HOOK_OUTPUT_MAX, HOOK_OUTPUT_MAX);
+		return;
+	}
+	memmove(res->output, res->output + n, HOOK_OUTPUT_MAX - n);
+	memcpy(res->output + HOOK_OUTPUT_MAX - n, buf, n);
 }
 
 /* Reads what the pipe holds now (it is non-blocking): until it is
@@ -141,6 +122,8 @@ static void output_read(struct output *o)
 		} else {
 			res->output_cut = true;
 			o->dropped += (size_t)n;
+			if (o->tail)
+				keep_tail(res, drain, (size_t)n);
 			if (o->dropped >= HOOK_DRAIN_MAX)
 				output_close(o);
 		}
@@ -217,44 +200,64 @@ static void wait_child(pid_t pid, struct output *o, long long deadline)
 		close(efd);
 }
 
-int hook_run(const char *cmd, int timeout, struct hook_result *res)
+/* Starts cmd: 0 with *pid, and *fd the non-blocking read end of its
+ * output pipe. */
+static int start(const char *cmd, const struct hook_spec *spec, pid_t *pid, int *fd)
 {
 	char buf[HOOK_CMD_MAX + 1], *argv[HOOK_ARGS_MAX + 1];
-	struct output o = { .fd = -1, .res = res };
-	int pipefd[2], ret;
-	pid_t pid;
+	int pipefd[2] = { -1, -1 }, ret;
 
-	memset(res, 0, sizeof(*res));
-	res->when = time(NULL);
-	res->exit_code = -1;
 	ret = hook_split(cmd, buf, sizeof(buf), argv);
 	if (ret)
-		goto fail;
+		goto out;
 	if (pipe2(pipefd, O_CLOEXEC)) {
 		ret = -errno;
-		goto fail;
+		goto out;
 	}
 	/* only our end: the command's stays blocking, as it expects */
 	if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK)) {
 		ret = -errno;
+		goto out;
+	}
+	ret = hook_spawn(argv, spec, pipefd[1], pid);
+	if (ret == 0) {
+		*fd = pipefd[0];
+		pipefd[0] = -1;
+	}
+out:
+	if (pipefd[0] >= 0)
 		close(pipefd[0]);
+	if (pipefd[1] >= 0)
 		close(pipefd[1]);
-		goto fail;
-	}
-	ret = spawn(argv, pipefd[1], &pid);
-	close(pipefd[1]);
+	return ret;
+}
+
+int hook_run_in(const char *cmd, int timeout, const struct hook_spec *spec,
+		struct hook_result *res)
+{
+	struct output o = { .fd = -1, .tail = spec->tail, .res = res };
+	pid_t pid;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	res->when = time(NULL);
+	res->exit_code = -1;
+	ret = start(cmd, spec, &pid, &o.fd);
 	if (ret) {
-		close(pipefd[0]);
-		goto fail;
+		res->status = ret;
+		res->start_error = -ret;
+		return ret;
 	}
-	o.fd = pipefd[0];
 	wait_child(pid, &o, now_ms() + (long long)timeout * 1000);
 	res->output[res->output_len] = '\0';
 	return res->status == 0 && !res->timed_out ? 0 : -ECHILD;
-fail:
-	res->status = ret;
-	res->start_error = -ret;
-	return ret;
+}
+
+int hook_run(const char *cmd, int timeout, struct hook_result *res)
+{
+	const struct hook_spec spec = HOOK_SPEC_INIT;
+
+	return hook_run_in(cmd, timeout, &spec, res);
 }
 
 void hook_describe(const struct hook_result *res, char *buf, size_t size)
