@@ -27,6 +27,7 @@ enum command_id {
 	CMD_ACTIVATE,
 	CMD_IDENTITY,
 	CMD_RELOAD,
+	CMD_REFRESH,
 };
 
 /* What a command takes after its verb (and after --keyset K). */
@@ -36,6 +37,7 @@ enum command_args {
 	CMD_ARGS_SECRET,	/* 1..SECRET_PW_MAX bytes, no control characters */
 	CMD_ARGS_TEXT,		/* 0..KEYSET_HINT_MAX bytes, no control characters */
 	CMD_ARGS_VERSION,	/* KEYSET VERSION: a keyset name, a version from 1 */
+	CMD_ARGS_KEYSET,	/* KEYSET: a keyset name */
 	CMD_ARGS_KEYFILE,	/* an identity file's text, as it is: lines of
 				 * printable characters (and tabs), LF or CRLF;
 				 * not empty; bounded by COMMAND_MAX like any
@@ -76,7 +78,7 @@ struct command_call {
 	char keyset[KEYSET_NAME_MAX + 1];	/* --keyset's name; "" without */
 	const char *arg;			/* the arguments, inside the parsed buffer: */
 	size_t arglen;				/* not NUL-terminated */
-	char name[KEYSET_NAME_MAX + 1];		/* CMD_ARGS_VERSION: the keyset */
+	char name[KEYSET_NAME_MAX + 1];		/* CMD_ARGS_VERSION, _KEYSET: the keyset */
 	unsigned version;			/* and its version */
 	bool unauthenticated;			/* and "unauthenticated" after it */
 };

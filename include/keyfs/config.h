@@ -75,7 +75,20 @@ struct config_keyset {
 	char executable[1024];
 	char xattrs[1024];
 	size_t max_file_size;		/* 0: KEYSET_FILE_MAX */
+	/* A command keyset (store_command.h): the members are what
+	 * backup_command leaves in its directory, and its stdout as the
+	 * member backup_stdout; "" for none. */
+	char backup_command[1024];	/* argv, space-separated */
+	char backup_stdout[256];
+	char restore_command[1024];
+	char user[64];			/* "": root */
+	char env[1024];			/* K=V, space-separated */
+	int refresh;			/* seconds; 0: CONFIG_REFRESH_DEFAULT */
+	int timeout;			/* seconds; 0: CONFIG_TIMEOUT_DEFAULT */
 };
+
+#define CONFIG_REFRESH_DEFAULT 3600
+#define CONFIG_TIMEOUT_DEFAULT 60
 
 /* How a key's value is read and checked. */
 enum config_type {

@@ -39,6 +39,9 @@ const struct command command_table[] = {
 	{ "reload", CMD_RELOAD, CMD_ARGS_NONE,
 	  .synopsis = "reload",
 	  .help = "read the password and identity sources again (as SIGHUP)" },
+	{ "refresh", CMD_REFRESH, CMD_ARGS_KEYSET,
+	  .synopsis = "refresh KEYSET",
+	  .help = "run a command keyset's backup_command now" },
 	{ .verb = NULL },
 };
 
@@ -145,6 +148,12 @@ static bool args_fit(struct command_call *call)
 		return call->arglen <= KEYSET_HINT_MAX && printable(call->arg, call->arglen);
 	case CMD_ARGS_VERSION:
 		return keyset_version(call);
+	case CMD_ARGS_KEYSET:
+		if (!call->arglen || call->arglen >= sizeof(call->name))
+			return false;
+		memcpy(call->name, call->arg, call->arglen);
+		call->name[call->arglen] = '\0';
+		return keyset_name_valid(call->name);
 	case CMD_ARGS_KEYFILE:
 		return keyfile_text(call->arg, call->arglen);
 	}

@@ -14,6 +14,7 @@
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 #include "keyfs/policy.h"
+#include "keyfs/store_command.h"
 
 static int secrets_changed(struct ctl *c)
 {
@@ -168,6 +169,21 @@ static int cmd_reload(struct ctl *c, const struct command_call *call)
 	return c->obs.reload(c->obs.arg);
 }
 
+/* The run's failure is the keyset's trouble: the log and the status
+ * say why; the writer learns that it failed. */
+static int cmd_refresh(struct ctl *c, const struct command_call *call)
+{
+	int ret = store_command_refresh(c->st, call->name);
+
+	if (ret == -ENOENT)
+		log_msg(LOG_WARNING, "control: refresh \"%s\": not a keyset with a backup_command",
+			call->name);
+	else
+		log_msg(ret ? LOG_WARNING : LOG_NOTICE, "control: refresh \"%s\": %s", call->name,
+			ret ? "backup_command failed (see the status)" : "done");
+	return ret == -ENODATA ? -EIO : ret;
+}
+
 /* Indexed by enum command_id: every row of command_table has its handler. */
 static int (*const handlers[])(struct ctl *c, const struct command_call *call) = {
 	[CMD_PASSWORD] = cmd_password,
@@ -177,6 +193,7 @@ static int (*const handlers[])(struct ctl *c, const struct command_call *call) =
 	[CMD_ACTIVATE] = cmd_activate,
 	[CMD_IDENTITY] = cmd_identity,
 	[CMD_RELOAD] = cmd_reload,
+	[CMD_REFRESH] = cmd_refresh,
 };
 
 /* The reason goes to the log, the writer gets EINVAL. A command that takes

@@ -21,6 +21,7 @@
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
 #include "keyfs/sshsig.h"
+#include "keyfs/store_command.h"
 #include "keyfs/store_live.h"
 
 #include "import_sign.h"
@@ -530,7 +531,7 @@ static void versions_words(struct importer *im, const char *name, char *buf, siz
 
 int import_activate(struct importer *im, const char *name, unsigned version, bool unauthenticated)
 {
-	char words[256], fpr[2 * BUNDLE_FPR_LEN + 8];
+	char words[768], fpr[2 * BUNDLE_FPR_LEN + 8];
 	unsigned kept;
 	int ret;
 
@@ -541,6 +542,14 @@ int import_activate(struct importer *im, const char *name, unsigned version, boo
 		return -EKEYREJECTED;
 	}
 	ret = store_activate(im->st, name, version, &kept);
+	if (ret == -ECHILD && store_command_is(im->st, name)) {
+		/* nothing went in: the version stays what it was */
+		if (store_command_restore_words(im->st, name, words, sizeof(words)))
+			snprintf(words, sizeof(words), "see the status");
+		record(im, LOG_ERR, "activate \"%s\" version %u failed: %s; it stays an inactive "
+		       "version", name, version, words);
+		return ret;
+	}
 	if (ret == 0 || ret == -ECHILD)
 		store_live_unmark(im->st, name, version); /* active now, whoever made it */
 	if (ret == -ECHILD) {

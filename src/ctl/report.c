@@ -15,6 +15,7 @@
 #include "keyfs/control.h"
 #include "keyfs/escape.h"
 #include "keyfs/meta.h"
+#include "keyfs/store_command.h"
 #include "keyfs/store_live.h"
 #include "keyfs/textbuf.h"
 
@@ -306,6 +307,9 @@ int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	store_live_status(c->st, hooks, sizeof(hooks));
 	/* "on_activate K: exited 0 at ...: output", per live keyset; the
 	 * output escaped by hook_describe(), keyset names are config's */
+	fputs(hooks, f);
+	/* "backup_command K: exited 0 at ...", per command keyset */
+	store_command_status(c->st, hooks, sizeof(hooks));
 	fputs(hooks, f);
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);

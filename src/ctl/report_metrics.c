@@ -11,6 +11,7 @@
 #include "keyfs/control.h"
 #include "keyfs/fresh.h"
 #include "keyfs/metrics.h"
+#include "keyfs/store_command.h"
 #include "keyfs/store_live.h"
 #include "keyfs/textbuf.h"
 
@@ -157,12 +158,22 @@ static void hook_failed(void *arg, const char *keyset)
 		       (const char *const[]){ "keyset", keyset, NULL }, 1);
 }
 
+static void command_failed(void *arg, const char *keyset)
+{
+	metrics_sample(arg, "keyfs_keyset_command_failed",
+		       (const char *const[]){ "keyset", keyset, NULL }, 1);
+}
+
 static void hooks_out(FILE *f, struct ctl *c)
 {
 	metrics_family(f, "keyfs_keyset_activation_failed", "gauge",
 		       "1 for a live keyset whose last on_activate failed or could not start, "
 		       "until one succeeds.");
 	store_live_hooks_failed(c->st, hook_failed, f);
+	metrics_family(f, "keyfs_keyset_command_failed", "gauge",
+		       "1 for a command keyset whose last backup_command failed, timed out or "
+		       "wrote nothing, until one succeeds.");
+	store_command_failed(c->st, command_failed, f);
 }
 
 static void imports_out(FILE *f, struct ctl *c)

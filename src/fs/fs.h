@@ -25,6 +25,7 @@ struct keyfs {
 	struct state state;	/* keyfs' own: cache, verifiers, metadata */
 	struct store st;
 	struct storewatch *watch; /* over st; NULL: the backend has none */
+	struct command_store *cmds; /* over watch; NULL: no command keysets */
 	struct vault *v;
 	struct keyring *kr;	/* identities for import and verify */
 	struct sealcache *sc;

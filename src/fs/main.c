@@ -22,6 +22,7 @@
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
 #include "keyfs/metricsfile.h"
+#include "keyfs/store_command.h"
 #include "keyfs/store_live.h"
 
 #include "fs.h"
@@ -248,12 +249,15 @@ static int keyfs_open(struct keyfs *k)
 	 * live. */
 	if (!ret)
 		ret = storewatch_wrap(&k->st, &k->watch);
-	if (!ret) {
+	/* command keysets, then live ones, over it */
+	if (!ret)
+		ret = store_command_wrap(&k->st, &k->cfg, &k->state, &k->cmds);
+	if (!ret)
 		ret = store_live_open(&k->st, &k->cfg, &k->state);
-		if (ret) {
-			store_close(&k->st); /* the watcher with it */
-			k->watch = NULL;
-		}
+	if (ret && k->st.ops) {
+		store_close(&k->st); /* the watcher with it */
+		k->watch = NULL;
+		k->cmds = NULL;
 	}
 	if (ret) {
 		log_msg(LOG_ERR, "store %s: %s", k->cfg.store, strerror(-ret));
@@ -392,6 +396,8 @@ static int keyfs_start(struct keyfs *k)
 	if (!ret && k->watch)
 		ret = storewatch_start(k->watch);
 	if (!ret)
+		ret = store_command_start(k->cmds, store_changed, k->sc);
+	if (!ret)
 		ret = sources_start(k->src);
 	k->ctl = (struct ctl){ .cfg = &k->cfg, .v = k->v, .st = &k->st, .state = &k->state,
 			       .sc = k->sc, .fresh = k->fresh, .im = k->im, .kr = k->kr,
@@ -414,6 +420,7 @@ static void keyfs_close(struct keyfs *k)
 	import_free(k->im);
 	sources_free(k->src);
 	storewatch_stop(k->watch); /* it tells the seal cache */
+	store_command_stop(k->cmds); /* so does it */
 	sealcache_free(k->sc);
 	fresh_free(k->fresh);
 	metricsfile_free(k->mf);

@@ -256,6 +256,39 @@ static int cmd_signer(const struct ctl_opts *o)
 	return ret;
 }
 
+/* refresh KEYSET: a run that failed is told as the status has it
+ * ("backup_command KEYSET: exited 2 at ...: its stderr"). */
+static int refresh(const struct ctl_opts *o, const char *keyset)
+{
+	char path[4096], want[KEYSET_NAME_MAX + 32], *line = NULL;
+	size_t cap = 0, wlen;
+	bool told = false;
+	FILE *f;
+	int ret;
+
+	ret = send_command(o, CMD_REFRESH, keyset, strlen(keyset), NULL);
+	if (ret == -ENOENT) {
+		fprintf(stderr, "keyfsctl: refresh: %s is not a keyset with a backup_command\n",
+			keyset);
+		return ret;
+	}
+	if (ret == 0 || ret == -EINVAL)
+		return report("refresh", ret);
+	wlen = (size_t)snprintf(want, sizeof(want), "backup_command %s: ", keyset);
+	snprintf(path, sizeof(path), "%s/.control", o->mount);
+	f = fopen(path, "re");
+	while (f && !told && getline(&line, &cap, f) > 0) {
+		if (!strncmp(line, want, wlen)) {
+			fprintf(stderr, "keyfsctl: refresh %s: %s", keyset, line + wlen);
+			told = true;
+		}
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return told ? ret : report("refresh", ret);
+}
+
 /* activate KEYSET VERSION: a failure is told as keyfs recorded it (the
  * versions there are, or the hook that failed after the keys went in). */
 static int activate(const struct ctl_opts *o, const char *args, size_t len)
@@ -389,6 +422,7 @@ static int run_command(const struct ctl_opts *o, const struct command *cmd, int 
 		[CMD_ARGS_SECRET] = 0,
 		[CMD_ARGS_TEXT] = 1,
 		[CMD_ARGS_VERSION] = 2,
+		[CMD_ARGS_KEYSET] = 1,
 		[CMD_ARGS_KEYFILE] = 2,
 	};
 	struct ctl_opts ho = *o;
@@ -423,6 +457,8 @@ static int run_command(const struct ctl_opts *o, const struct command *cmd, int 
 		return add_identity(o, NULL, NULL, argv[2]);
 	case CMD_RELOAD:
 		return report("reload", send_command(o, CMD_RELOAD, NULL, 0, NULL));
+	case CMD_REFRESH:
+		return refresh(o, argv[1]);
 	}
 	return -E_REFUSED;
 }

@@ -28,6 +28,7 @@ static void command_synopsis(const struct command *cmd, char *buf, size_t size)
 		[CMD_ARGS_TEXT] = " TEXT",
 		[CMD_ARGS_VERSION] = " [--unauthenticated] KEYSET VERSION",
 		[CMD_ARGS_KEYFILE] = " add FILE",
+		[CMD_ARGS_KEYSET] = " KEYSET",
 	};
 
 	snprintf(buf, size, "%s%s%s%s%s", cmd->verb, cmd->secret ? " [--stdin]" : "",

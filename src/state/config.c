@@ -125,6 +125,23 @@ const struct config_key config_keyset_keys[] = {
 	{ "keyset.max_file_size", NULL, CONFIG_SIZE, 1, KEYSET_FILE_MAX,
 	  .offset = offsetof(struct config_keyset, max_file_size), .size = sizeof(size_t),
 	  .help = "largest member file, in bytes (default 20 MiB, a LUKS2 header backup fits)" },
+	{ "keyset.backup_command", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, backup_command),
+	  .help = "a command keyset: the files this command leaves in its directory (no shell)" },
+	{ "keyset.backup_stdout", NULL, CONFIG_NAME, FIELD_TEXT_OF(config_keyset, backup_stdout),
+	  .help = "the member that backup_command's standard output becomes" },
+	{ "keyset.restore_command", NULL, CONFIG_TEXT,
+	  FIELD_TEXT_OF(config_keyset, restore_command),
+	  .help = "run by activate in a directory holding the version's members (no shell)" },
+	{ "keyset.refresh", NULL, CONFIG_INT, 1, 7 * 86400,
+	  .offset = offsetof(struct config_keyset, refresh), .size = sizeof(int),
+	  .help = "seconds between runs of backup_command (default 3600)" },
+	{ "keyset.user", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, user),
+	  .help = "the user backup_command and restore_command run as (default root)" },
+	{ "keyset.timeout", NULL, CONFIG_INT, 1, 86400,
+	  .offset = offsetof(struct config_keyset, timeout), .size = sizeof(int),
+	  .help = "seconds a command may run before it is killed (default 60)" },
+	{ "keyset.env", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, env),
+	  .help = "the commands' environment besides PATH: K=V, space-separated" },
 	{ .name = NULL },
 };
 
@@ -494,6 +511,31 @@ out:
 	return ret;
 }
 
+/* A command keyset has no path; the command settings need a command. */
+static int config_keyset_check_command(const struct config_keyset *ks, const char **why)
+{
+	bool cmd = *ks->backup_command;
+
+	if (cmd && *ks->path) {
+		*why = "a [keyset] section has either a path or a backup_command";
+		return -EINVAL;
+	}
+	/* its members are the files the command leaves; restore_command
+	 * does what on_activate would */
+	if (cmd && (*ks->include || *ks->exclude || *ks->on_activate)) {
+		*why = "a [keyset] section with a backup_command takes no include, exclude or "
+		       "on_activate";
+		return -EINVAL;
+	}
+	if (!cmd && (*ks->backup_stdout || *ks->restore_command || *ks->user || *ks->env ||
+		     ks->refresh || ks->timeout)) {
+		*why = "a [keyset] section with backup_stdout, restore_command, user, env, "
+		       "refresh or timeout needs a backup_command";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_check(const struct config *c, const char **why)
 {
 	if (*c->password_file && *c->password_credential) {
@@ -511,8 +553,8 @@ int config_check(const struct config *c, const char **why)
 	for (size_t i = 0; i < c->nkeysets; i++) {
 		const struct config_keyset *ks = &c->keysets[i];
 
-		if (!*ks->path && (*ks->include || *ks->exclude || *ks->on_activate ||
-				   ks->max_file_size)) {
+		if (!*ks->path && !*ks->backup_command &&
+		    (*ks->include || *ks->exclude || *ks->on_activate || ks->max_file_size)) {
 			*why = "a [keyset] section with include, exclude, on_activate or max_file_size "
 			       "needs a path";
 			return -EINVAL;
@@ -521,6 +563,8 @@ int config_check(const struct config *c, const char **why)
 			*why = "a [keyset] section with a path needs include";
 			return -EINVAL;
 		}
+		if (config_keyset_check_command(ks, why))
+			return -EINVAL;
 	}
 	if (config_import_max_work_factor(c) < c->work_factor) {
 		*why = "import.max_work_factor is below seal.work_factor: keyfs could not "

@@ -147,15 +147,15 @@ static void test_table(void)
 	static const char *const with_keyset[] = { "password", "hint", "forget" };
 	static const char *const with_secret[] = { "password", "unlock", "identity" };
 	const struct command *k, *j;
-	bool ids[7] = { false };
+	bool ids[8] = { false };
 	char verbs[128];
 	size_t i, n;
 
 	for (k = command_table; k->verb; k++) {
 		tap_ok(command_find(k->verb) == k, "%s is found by its verb", k->verb);
-		tap_ok((unsigned)k->id < 7 && !ids[k->id], "%s has an id of its own", k->verb);
+		tap_ok((unsigned)k->id < 8 && !ids[k->id], "%s has an id of its own", k->verb);
 		tap_ok(&command_table[k->id] == k, "%s is the row of its id", k->verb);
-		if ((unsigned)k->id < 7)
+		if ((unsigned)k->id < 8)
 			ids[k->id] = true;
 		n = strlen(k->verb);
 		tap_ok(!strncmp(k->synopsis, k->verb, n) && (!k->synopsis[n] || k->synopsis[n] == ' '),
@@ -172,13 +172,13 @@ static void test_table(void)
 			n += !strcmp(k->verb, with_secret[i]);
 		tap_ok(k->secret == (n == 1), "%s %s a secret", k->verb, n ? "carries" : "carries no");
 	}
-	TAP_EQ_INT(k - command_table, 7, "seven commands");
+	TAP_EQ_INT(k - command_table, 8, "eight commands");
 	tap_ok(ids[CMD_PASSWORD] && ids[CMD_UNLOCK] && ids[CMD_FORGET] && ids[CMD_HINT] && ids[CMD_ACTIVATE] &&
-	       ids[CMD_IDENTITY] && ids[CMD_RELOAD], "every command id has a row");
+	       ids[CMD_IDENTITY] && ids[CMD_RELOAD] && ids[CMD_REFRESH], "every command id has a row");
 	tap_ok(!command_find("status") && !command_find("") && !command_find("Password"),
 	       "no row for status, \"\" or Password");
 	command_verbs(verbs, sizeof(verbs));
-	tap_ok(!strcmp(verbs, "password, unlock, forget, hint, activate, identity, reload"),
+	tap_ok(!strcmp(verbs, "password, unlock, forget, hint, activate, identity, reload, refresh"),
 	       "the verbs in order (%s)", verbs);
 }
 
@@ -249,18 +249,18 @@ static void test_agreement_formatted(struct ctl *c)
 		"k1234567890123456789012345678901234567890123456789012345678901234" };	/* 65 */
 	static const struct {
 		const char *arg;
-		bool ok[7];	/* the parser's verdict for password, unlock, forget, hint,
-				 * activate, identity, reload */
+		bool ok[8];	/* the parser's verdict for password, unlock, forget, hint,
+				 * activate, identity, reload, refresh */
 	} args[] = {
-		{ "Abcdefg1!", { true, true, false, true, false, true, true } },
-		{ "Zyxw vut9?", { true, true, false, true, false, true, true } },
-		{ "weak", { true, true, false, true, false, true, true } },
-		{ "", { true, false, true, true, false, false, true } },
-		{ "web 1", { true, true, false, true, true, true, true } },
-		{ "web 0", { true, true, false, true, false, true, true } },
-		{ "a\tb", { true, false, false, false, false, true, true } },
-		{ "a\x7f" "b", { true, false, false, false, false, false, true } },
-		{ AGE_KEY, { true, true, false, true, false, true, true } },
+		{ "Abcdefg1!", { true, true, false, true, false, true, true, false } },
+		{ "Zyxw vut9?", { true, true, false, true, false, true, true, false } },
+		{ "weak", { true, true, false, true, false, true, true, true } },
+		{ "", { true, false, true, true, false, false, true, false } },
+		{ "web 1", { true, true, false, true, true, true, true, false } },
+		{ "web 0", { true, true, false, true, false, true, true, false } },
+		{ "a\tb", { true, false, false, false, false, true, true, false } },
+		{ "a\x7f" "b", { true, false, false, false, false, false, true, false } },
+		{ AGE_KEY, { true, true, false, true, false, true, true, false } },
 	};
 	const struct command *k;
 	char buf[COMMAND_MAX + 2];
@@ -395,7 +395,7 @@ static void test_unknown_words(struct ctl *c)
 {
 	daemon_run(c, "Abcdefg1!\n", 10);
 	tap_ok(strstr(logbuf, "control: unknown command (commands: password, unlock, forget, hint, activate, "
-			      "identity, reload)") &&
+			      "identity, reload, refresh)") &&
 	       !strstr(logbuf, "Abcdefg1!"), "unknown: the verbs, not the text (%s)", logbuf);
 }
 

@@ -760,6 +760,67 @@ static void test_keyset_sections(void)
 	config_free(&c);
 }
 
+/* Command keysets: their keys parse, go only with a backup_command, and
+ * exclude the live keyset's; the shipped examples load and check. */
+static void test_command_sections(void)
+{
+	static const char *const refused[] = {
+		"[keyset k]\nbackup_command = /bin/true\npath = /etc/k\ninclude = *\n",
+		"[keyset k]\nbackup_command = /bin/true\ninclude = *\n",
+		"[keyset k]\nbackup_command = /bin/true\non_activate = /bin/true\n",
+		"[keyset k]\nrestore_command = /bin/true\n",
+		"[keyset k]\nrefresh = 10\n",
+		"[keyset k]\nuser = nobody\n",
+		"[keyset k]\npath = /etc/k\ninclude = *\ntimeout = 5\n",
+	};
+	const struct config_keyset *ks;
+	char err[256], *text;
+	const char *why;
+	struct config c;
+	size_t i;
+
+	config_defaults(&c);
+	TAP_EQ_INT(config_parse(&c, "test.ini",
+				"[keyset gpg]\nbackup_command = gpg --export-secret-keys\n"
+				"backup_stdout = keys.asc\nrestore_command = gpg --import keys.asc\n"
+				"user = nobody\nenv = GNUPGHOME=/g A=b\nrefresh = 10\ntimeout = 5\n"
+				"max_file_size = 4096\n", err, sizeof(err)), 0,
+		   "a command keyset parses (%s)", err);
+	ks = config_keyset(&c, "gpg");
+	tap_ok(ks && !strcmp(ks->backup_command, "gpg --export-secret-keys") &&
+	       !strcmp(ks->backup_stdout, "keys.asc") &&
+	       !strcmp(ks->restore_command, "gpg --import keys.asc") && !strcmp(ks->user, "nobody") &&
+	       !strcmp(ks->env, "GNUPGHOME=/g A=b") && ks->refresh == 10 && ks->timeout == 5 &&
+	       ks->max_file_size == 4096, "... with its keys");
+	TAP_EQ_INT(config_check(&c, &why), 0, "... and checks");
+	config_free(&c);
+	config_defaults(&c);
+	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset k]\nbackup_stdout = a/b\n", err,
+				sizeof(err)), -EINVAL, "backup_stdout must be a plain name (%s)", err);
+	TAP_EQ_INT(config_parse(&c, "test.ini", "[keyset k]\nrefresh = 0\n", err, sizeof(err)),
+		   -EINVAL, "refresh 0 is refused (%s)", err);
+	config_free(&c);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		config_defaults(&c);
+		why = NULL;
+		TAP_EQ_INT(config_parse(&c, "test.ini", refused[i], err, sizeof(err)), 0,
+			   "refused case %zu parses (%s)", i, err);
+		TAP_EQ_INT(config_check(&c, &why), -EINVAL, "... but does not check: %s",
+			   why ? why : "-");
+		config_free(&c);
+	}
+	text = source_file("conf/command-keysets.ini");
+	if (tap_ok(text != NULL, "conf/command-keysets.ini is readable")) {
+		config_defaults(&c);
+		TAP_EQ_INT(config_parse(&c, "command-keysets.ini", text, err, sizeof(err)), 0,
+			   "the shipped command keyset examples parse (%s)", err);
+		TAP_EQ_INT(c.nkeysets, 5, "... five of them");
+		TAP_EQ_INT(config_check(&c, &why), 0, "... and check");
+		config_free(&c);
+	}
+	free(text);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0) {
@@ -779,5 +840,6 @@ int main(void)
 	test_table_documented();
 	test_usage();
 	test_keyset_sections();
+	test_command_sections();
 	return tap_done();
 }

@@ -1,0 +1,624 @@
+/* Command keysets over the keystore's backend (store_command.h).
+ *
+ * The last good members live in STATE/commands/NAME/, written by keyfs
+ * (0600, its own), so reading and stamping a command keyset is reading
+ * a small tree. STATE/commands/NAME.failed holds the words of a run that
+ * failed, so that a restart does not serve the members from before as
+ * if the failure had not happened. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keyfs/keytree.h"
+#include "keyfs/log.h"
+#include "keyfs/replace.h"
+#include "keyfs/store_command.h"
+
+#include "command_run.h"
+#include "store_command_priv.h"
+#include "store_live_priv.h"
+#include "versions.h"
+
+#define DIR_COMMANDS "commands"
+
+static struct cmd_keyset *find_cmd(struct command_store *cs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cs->n; i++) {
+		if (!strcmp(cs->k[i].cfg.name, name))
+			return &cs->k[i];
+	}
+	return NULL;
+}
+
+static int path_of(const char *name, const char *suffix, char buf[static PATH_MAX])
+{
+	return snprintf(buf, PATH_MAX, DIR_COMMANDS "/%s%s", name, suffix) >= PATH_MAX ?
+	       -ENAMETOOLONG : 0;
+}
+
+/* The last good members' directory, or -ENODATA when there is none. */
+static int open_members(struct command_store *cs, const struct cmd_keyset *k)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (path_of(k->cfg.name, "", path))
+		return -ENAMETOOLONG;
+	fd = openat(cs->sfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? (errno == ENOENT ? -ENODATA : -errno) : fd;
+}
+
+/* The members as served; -ENODATA (why says so) while the last run
+ * failed or none ran yet. */
+static int members_read(struct command_store *cs, struct cmd_keyset *k, struct keyset *ks)
+{
+	int fd, ret;
+
+	pthread_mutex_lock(&cs->lock);
+	ret = k->error;
+	pthread_mutex_unlock(&cs->lock);
+	if (ret)
+		return ret;
+	fd = open_members(cs, k);
+	if (fd < 0)
+		return fd;
+	ret = keytree_read(fd, k->cfg.name, ks, NULL, 0);
+	close(fd);
+	return ret;
+}
+
+/* Replaces the members by ks: written beside, then exchanged. */
+static int members_replace(struct command_store *cs, const struct cmd_keyset *k,
+			   const struct keyset *ks)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd, ret;
+
+	if (path_of(k->cfg.name, "", path) || path_of(".new-", k->cfg.name, tmp))
+		return -ENAMETOOLONG;
+	keytree_remove(cs->sfd, tmp);
+	if (mkdirat(cs->sfd, tmp, 0700))
+		return -errno;
+	fd = openat(cs->sfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = keytree_write(fd, ks);
+	if (ret == 0 && fsync(fd))
+		ret = -errno;
+	close(fd);
+	if (ret)
+		goto out;
+	if (renameat2(cs->sfd, tmp, cs->sfd, path, RENAME_EXCHANGE) &&
+	    (errno != ENOENT || renameat(cs->sfd, tmp, cs->sfd, path)))
+		ret = -errno;
+	if (ret == 0)
+		replace_dir_fsync(cs->sfd, DIR_COMMANDS);
+out:
+	keytree_remove(cs->sfd, tmp);
+	return ret;
+}
+
+/* NAME.failed holds why, or is gone when why is NULL. */
+static void failure_note(struct command_store *cs, const struct cmd_keyset *k, const char *why)
+{
+	char path[PATH_MAX];
+	struct iovec iov;
+
+	if (path_of(k->cfg.name, ".failed", path))
+		return;
+	if (!why) {
+		if (unlinkat(cs->sfd, path, 0) == 0)
+			replace_dir_fsync(cs->sfd, DIR_COMMANDS);
+		return;
+	}
+	iov = (struct iovec){ (void *)why, strlen(why) };
+	replace_file(cs->sfd, path, &iov, 1);
+}
+
+static void failure_load(struct command_store *cs, struct cmd_keyset *k)
+{
+	char path[PATH_MAX];
+	ssize_t n = -1;
+	int fd;
+
+	if (path_of(k->cfg.name, ".failed", path))
+		return;
+	fd = openat(cs->sfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, k->why, sizeof(k->why) - 1);
+		close(fd);
+	}
+	if (n >= 0) {
+		k->why[n] = '\0';
+		k->error = -ENODATA;
+		return;
+	}
+	fd = open_members(cs, k);
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	snprintf(k->why, sizeof(k->why), "backup_command has not run yet");
+	k->error = -ENODATA;
+}
+
+static long long now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Runs k's backup_command and takes its members when they changed.
+ * Tells the listener when the members or the trouble changed. */
+static int refresh(struct command_store *cs, struct cmd_keyset *k)
+{
+	struct keyset ks = { 0 }, cur = { 0 };
+	char why[COMMAND_WHY_MAX];
+	struct hook_result res;
+	bool changed = false, was;
+	int ret;
+
+	pthread_mutex_lock(&k->run_lock);
+	ret = command_backup(&k->cfg, cs->tmpfd, &ks, &res, why, sizeof(why));
+	if (ret == 0) {
+		if (members_read_any(cs, k, &cur) || !keyset_equal(&cur, &ks)) {
+			ret = members_replace(cs, k, &ks);
+			changed = ret == 0;
+			if (ret)
+				snprintf(why, sizeof(why), "keeping its output: %s", strerror(-ret));
+		}
+	}
+	/* anything but a size limit is the program's: nothing to back up */
+	if (ret && ret != -EFBIG && ret != -E2BIG)
+		ret = -ENODATA;
+	failure_note(cs, k, ret ? why : NULL);
+	pthread_mutex_lock(&cs->lock);
+	was = k->error != 0;
+	k->error = ret;
+	k->last = res;
+	if (ret)
+		snprintf(k->why, sizeof(k->why), "%s", why);
+	k->next = now_s() + (k->cfg.refresh ? k->cfg.refresh : CONFIG_REFRESH_DEFAULT);
+	pthread_mutex_unlock(&cs->lock);
+	pthread_mutex_unlock(&k->run_lock);
+	if (ret)
+		log_msg(LOG_WARNING, "keyset %s: %s", k->cfg.name, why);
+	else if (changed)
+		log_msg(LOG_NOTICE, "keyset %s: backup_command gave %zu member%s, changed since "
+			"its last run", k->cfg.name, ks.n, ks.n == 1 ? "" : "s");
+	else if (was)
+		log_msg(LOG_NOTICE, "keyset %s: backup_command works again", k->cfg.name);
+	keyset_clear(&ks);
+	keyset_clear(&cur);
+	if ((changed || was != (ret != 0)) && cs->changed)
+		cs->changed(cs->changed_arg, k->cfg.name);
+	return ret;
+}
+
+int members_read_any(struct command_store *cs, const struct cmd_keyset *k, struct keyset *ks)
+{
+	int fd, ret;
+
+	fd = open_members(cs, k);
+	if (fd < 0)
+		return fd;
+	ret = keytree_read(fd, k->cfg.name, ks, NULL, 0);
+	close(fd);
+	return ret;
+}
+
+/* ------------------------------------------------------------ store operations */
+
+static int cs_list(void *priv, char ***names, size_t *n)
+{
+	struct command_store *cs = priv;
+	size_t i;
+	int ret;
+
+	ret = cs->inner.ops->list(cs->inner.priv, names, n);
+	for (i = 0; ret == 0 && i < cs->n; i++)
+		ret = store_names_add(names, n, cs->k[i].cfg.name);
+	if (ret) {
+		store_names_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+		return ret;
+	}
+	store_names_sort(*names, *n);
+	return 0;
+}
+
+static int cs_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	struct command_store *cs = priv;
+	struct cmd_keyset *k = find_cmd(cs, name);
+	int fd, ret;
+
+	if (!k)
+		return cs->inner.ops->stamp(cs->inner.priv, name, stamp);
+	*stamp = 0;
+	pthread_mutex_lock(&cs->lock);
+	ret = k->error;
+	pthread_mutex_unlock(&cs->lock);
+	if (ret)
+		return ret;
+	fd = open_members(cs, k);
+	if (fd < 0)
+		return fd;
+	ret = keytree_stamp(fd, NULL, stamp, NULL, 0);
+	close(fd);
+	return ret;
+}
+
+static int cs_why(void *priv, const char *name, char *why, size_t size)
+{
+	struct command_store *cs = priv;
+	struct cmd_keyset *k = find_cmd(cs, name);
+	int ret;
+
+	if (!k)
+		return cs->inner.ops->why(cs->inner.priv, name, why, size);
+	pthread_mutex_lock(&cs->lock);
+	ret = k->error;
+	snprintf(why, size, "%s", ret ? k->why : "");
+	pthread_mutex_unlock(&cs->lock);
+	return ret;
+}
+
+static int cs_read(void *priv, const char *name, struct keyset *ks)
+{
+	struct command_store *cs = priv;
+	struct cmd_keyset *k = find_cmd(cs, name);
+
+	if (!k)
+		return cs->inner.ops->read(cs->inner.priv, name, ks);
+	return members_read(cs, k, ks);
+}
+
+/* Files at the top, within the keyset's limits: what a program left and
+ * a restore gives it back. */
+static int check_archive(const struct cmd_keyset *k, const struct keyset *ks)
+{
+	uint64_t max = k->cfg.max_file_size ? k->cfg.max_file_size : KEYSET_FILE_MAX;
+	size_t i;
+
+	for (i = 0; i < ks->n; i++) {
+		const struct keyset_member *m = &ks->m[i];
+
+		if (m->type != KEYSET_FILE || strchr(m->name, '/')) {
+			log_msg(LOG_WARNING, "keyset %s: member \"%s\" is not a file at the top, "
+				"which is all a command keyset holds: refused", k->cfg.name,
+				m->name);
+			return -EINVAL;
+		}
+		if (m->len > max)
+			return -EFBIG;
+	}
+	return 0;
+}
+
+/* Never runs a program: equal to the last run's members, nothing to do;
+ * else an inactive version, for activate. */
+static int cs_put(void *priv, const struct keyset *ks, struct store_put *res)
+{
+	struct command_store *cs = priv;
+	struct cmd_keyset *k = find_cmd(cs, ks->name);
+	struct keyset cur = { 0 };
+	int ret;
+
+	if (!k)
+		return store_put_on(&cs->inner, ks, res);
+	ret = check_archive(k, ks);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&k->run_lock);
+	if (members_read(cs, k, &cur) == 0 && keyset_equal(&cur, ks)) {
+		res->outcome = STORE_UNCHANGED;
+		res->version = 0;
+	} else {
+		ret = versions_put(cs->sfd, ks, res);
+	}
+	pthread_mutex_unlock(&k->run_lock);
+	keyset_clear(&cur);
+	return ret;
+}
+
+static int cs_versions(void *priv, const char *name, unsigned **v, size_t *n)
+{
+	struct command_store *cs = priv;
+
+	if (!find_cmd(cs, name))
+		return store_versions(&cs->inner, name, v, n);
+	return versions_list(cs->sfd, name, v, n);
+}
+
+/* restore_command over version's members; the last run's members are
+ * kept as a version first (unless they are the same keys), since the
+ * program may now destroy what they came from. */
+static int activate_locked(struct command_store *cs, struct cmd_keyset *k, unsigned version,
+			   unsigned *kept)
+{
+	struct keyset ks = { 0 }, cur = { 0 };
+	struct store_put kr = { STORE_UNCHANGED, 0, 0, false };
+	char why[COMMAND_WHY_MAX];
+	struct hook_result res;
+	int ret;
+
+	ret = versions_read(cs->sfd, k->cfg.name, version, &ks);
+	if (ret == 0)
+		ret = check_archive(k, &ks);
+	if (ret)
+		goto out;
+	if (members_read_any(cs, k, &cur) == 0 && cur.n && !keyset_equal(&cur, &ks))
+		ret = versions_put(cs->sfd, &cur, &kr);
+	if (ret)
+		goto out;
+	ret = command_restore(&k->cfg, &ks, &res, why, sizeof(why));
+	pthread_mutex_lock(&cs->lock);
+	k->restore = res;
+	snprintf(k->restore_why, sizeof(k->restore_why), "%s", ret ? why : "");
+	pthread_mutex_unlock(&cs->lock);
+	if (ret) {
+		log_msg(LOG_ERR, "keyset %s: version %u not restored: %s", k->cfg.name, version,
+			why);
+		ret = -ECHILD;
+		goto out;
+	}
+	log_msg(LOG_NOTICE, "keyset %s: restore_command restored version %u", k->cfg.name,
+		version);
+	versions_remove(cs->sfd, k->cfg.name, version);
+	*kept = kr.version;
+out:
+	keyset_clear(&ks);
+	keyset_clear(&cur);
+	return ret;
+}
+
+static int cs_activate(void *priv, const char *name, unsigned version, unsigned *kept)
+{
+	struct command_store *cs = priv;
+	struct cmd_keyset *k = find_cmd(cs, name);
+	int ret;
+
+	if (!k)
+		return store_activate(&cs->inner, name, version, kept);
+	pthread_mutex_lock(&k->run_lock);
+	ret = activate_locked(cs, k, version, kept);
+	pthread_mutex_unlock(&k->run_lock);
+	/* export/ shows what the program holds now, not what went in */
+	if (ret == 0)
+		refresh(cs, k);
+	return ret;
+}
+
+static int cs_tree_fd(void *priv)
+{
+	struct command_store *cs = priv;
+
+	return cs->inner.ops->tree_fd ? cs->inner.ops->tree_fd(cs->inner.priv) : -1;
+}
+
+static void cs_batch(void *priv, bool on)
+{
+	struct command_store *cs = priv;
+
+	store_batch(&cs->inner, on);
+}
+
+void store_command_stop(struct command_store *cs)
+{
+	if (!cs || !cs->running)
+		return;
+	pthread_mutex_lock(&cs->lock);
+	cs->stop = true;
+	pthread_cond_signal(&cs->wake);
+	pthread_mutex_unlock(&cs->lock);
+	pthread_join(cs->thread, NULL);
+	cs->running = false;
+}
+
+static void cs_destroy(void *priv)
+{
+	struct command_store *cs = priv;
+	size_t i;
+
+	store_command_stop(cs);
+	store_close(&cs->inner);
+	for (i = 0; i < cs->n; i++)
+		pthread_mutex_destroy(&cs->k[i].run_lock);
+	pthread_mutex_destroy(&cs->lock);
+	pthread_cond_destroy(&cs->wake);
+	if (cs->tmpfd >= 0)
+		close(cs->tmpfd);
+	free(cs->k);
+	free(cs);
+}
+
+static const struct store_ops command_ops = {
+	.list = cs_list,
+	.stamp = cs_stamp,
+	.why = cs_why,
+	.read = cs_read,
+	.put = cs_put,
+	.versions = cs_versions,
+	.activate = cs_activate,
+	.tree_fd = cs_tree_fd,
+	.batch = cs_batch,
+	.destroy = cs_destroy,
+};
+
+struct command_store *store_command_of(const struct store *s)
+{
+	struct live_store *ls = store_live_of(s);
+
+	if (ls)
+		s = &ls->inner;
+	return s->ops == &command_ops ? s->priv : NULL;
+}
+
+/* ------------------------------------------------------------ the refresh thread */
+
+static void *refresher(void *arg)
+{
+	struct command_store *cs = arg;
+	struct cmd_keyset *due;
+	long long now, first;
+	struct timespec at;
+	size_t i;
+
+	pthread_mutex_lock(&cs->lock);
+	while (!cs->stop) {
+		now = now_s();
+		due = NULL;
+		first = now + 3600;
+		for (i = 0; i < cs->n && !due; i++) {
+			if (cs->k[i].next <= now)
+				due = &cs->k[i];
+			else if (cs->k[i].next < first)
+				first = cs->k[i].next;
+		}
+		if (due) {
+			/* not run again before it finished, whoever runs it */
+			due->next = now + CONFIG_TIMEOUT_DEFAULT;
+			pthread_mutex_unlock(&cs->lock);
+			refresh(cs, due);
+			pthread_mutex_lock(&cs->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &at);
+		at.tv_sec += first - now;
+		pthread_cond_timedwait(&cs->wake, &cs->lock, &at);
+	}
+	pthread_mutex_unlock(&cs->lock);
+	return NULL;
+}
+
+int store_command_start(struct command_store *cs, void (*changed)(void *arg, const char *name),
+			void *arg)
+{
+	int ret;
+
+	if (!cs)
+		return 0;
+	cs->changed = changed;
+	cs->changed_arg = arg;
+	ret = -pthread_create(&cs->thread, NULL, refresher, cs);
+	cs->running = ret == 0;
+	return ret;
+}
+
+int store_command_refresh(const struct store *s, const char *name)
+{
+	struct command_store *cs = store_command_of(s);
+	struct cmd_keyset *k = cs ? find_cmd(cs, name) : NULL;
+
+	return k ? refresh(cs, k) : -ENOENT;
+}
+
+bool store_command_is(const struct store *s, const char *name)
+{
+	struct command_store *cs = store_command_of(s);
+
+	return cs && find_cmd(cs, name);
+}
+
+/* ------------------------------------------------------------ opening */
+
+/* A command keyset's name must not also be one of the store's. */
+static int check_clash(struct command_store *cs)
+{
+	char **names;
+	size_t n, i;
+	int ret;
+
+	ret = cs->inner.ops->list(cs->inner.priv, &names, &n);
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++) {
+		if (find_cmd(cs, names[i])) {
+			log_msg(LOG_ERR, "[keyset %s] has a backup_command, but the store holds a "
+				"keyset of that name too: rename one of them", names[i]);
+			ret = -EEXIST;
+		}
+	}
+	store_names_free(names, n);
+	return ret;
+}
+
+static int init(struct command_store *cs, const struct config *cfg)
+{
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < cfg->nkeysets; i++) {
+		const struct config_keyset *c = &cfg->keysets[i];
+		struct cmd_keyset *k;
+
+		if (!*c->backup_command)
+			continue;
+		if (command_check(c, &why)) {
+			log_msg(LOG_ERR, "[keyset %s] %s", c->name, why);
+			return -EINVAL;
+		}
+		k = &cs->k[cs->n++];
+		k->cfg = *c;
+		pthread_mutex_init(&k->run_lock, NULL);
+		failure_load(cs, k);
+	}
+	return 0;
+}
+
+int store_command_wrap(struct store *s, const struct config *cfg, const struct state *state,
+		       struct command_store **out)
+{
+	struct command_store *cs;
+	pthread_condattr_t ca;
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	for (i = 0; i < cfg->nkeysets && !*cfg->keysets[i].backup_command; i++)
+		;
+	if (i == cfg->nkeysets)
+		return 0;
+	cs = calloc(1, sizeof(*cs));
+	if (!cs || !(cs->k = calloc(cfg->nkeysets, sizeof(*cs->k)))) {
+		free(cs);
+		return -ENOMEM;
+	}
+	cs->inner = *s;
+	cs->sfd = state->fd;
+	pthread_mutex_init(&cs->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cs->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	cs->tmpfd = openat(cs->sfd, STATE_TMP, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cs->tmpfd < 0 || (mkdirat(cs->sfd, DIR_COMMANDS, 0700) && errno != EEXIST))
+		ret = -errno;
+	else
+		ret = init(cs, cfg);
+	if (ret == 0)
+		ret = check_clash(cs);
+	if (ret) {
+		cs->inner.ops = NULL; /* the caller's still */
+		cs_destroy(cs);
+		return ret;
+	}
+	s->ops = &command_ops;
+	s->priv = cs;
+	*out = cs;
+	return 0;
+}
