@@ -317,7 +317,10 @@ static const char *would_do(struct importer *im, const struct keyset *ks, bool t
 	int ret;
 
 	ret = im->st->ops->read(im->st->priv, ks->name, &cur);
-	if ((ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0)) && !trusted)
+	/* a program's keys change only by activate's restore_command */
+	if (store_command_is(im->st, ks->name) && (ret || !keyset_equal(&cur, ks)))
+		what = "differs, becomes an inactive version (activate runs restore_command)";
+	else if ((ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0)) && !trusted)
 		what = "new keyset, but unauthenticated: becomes an inactive version";
 	else if (ret == -ENOENT || ret == -ENODATA || (!ret && cur.n == 0))
 		what = "new keyset";

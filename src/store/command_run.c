@@ -405,6 +405,11 @@ int command_restore(const struct config_keyset *c, const struct keyset *ks,
 
 	*why = '\0';
 	memset(res, 0, sizeof(*res));
+	if (!*c->restore_command) {
+		snprintf(why, size, "the keyset has no restore_command: give the program the "
+			 "version's members by hand (keyfs' state directory, versions/%s/)", c->name);
+		return -ENOTSUP;
+	}
 	ret = runner_init(&r, c);
 	if (ret) {
 		snprintf(why, size, "restore_command could not start: %s%s", strerror(-ret),
