@@ -10,8 +10,9 @@
  * the log) until one succeeds: the last good content is not served as
  * if current.
  *
- * An import never runs a program: a differing backup becomes an
- * inactive version, and activate runs restore_command over its members;
+ * An import never runs restore_command: it runs backup_command (the keys
+ * may be lost since the last run), and a backup differing from what
+ * that gives becomes an inactive version, and activate runs restore_command over its members;
  * its exit status is the activation's. The keys it replaced (the last
  * run's members) are kept as a version, and backup_command runs again
  * so that export/ shows what the program holds now. */

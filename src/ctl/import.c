@@ -316,6 +316,9 @@ static const char *would_do(struct importer *im, const struct keyset *ks, bool t
 	const char *what;
 	int ret;
 
+	/* a program's keys as it gives them now (store_command.h) */
+	if (store_command_is(im->st, ks->name))
+		store_command_refresh(im->st, ks->name);
 	ret = im->st->ops->read(im->st->priv, ks->name, &cur);
 	/* a program's keys change only by activate's restore_command */
 	if (store_command_is(im->st, ks->name) && (ret || !keyset_equal(&cur, ks)))

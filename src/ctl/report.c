@@ -190,6 +190,17 @@ static void backup_words(FILE *f, const struct ks_info *i)
 		fprintf(f, "; SEALING FAILED: %s", strerror(-i->r.backup.seal_error));
 }
 
+static void put_versions(FILE *f, const struct ks_info *i)
+{
+	if (!i->nversions)
+		return;
+	put(f, "; inactive versions:");
+	for (size_t k = 0; k < i->nversions; k++) {
+		fputc_unlocked(' ', f);
+		put_uint(f, i->versions[k]);
+	}
+}
+
 static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
 {
 	t->sealed += !err && i->r.current;
@@ -201,6 +212,8 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 		/* the reason names members: file names in a live directory */
 		put(f, " NOT EXPORTED: ");
 		escape_put(f, i->r.why);
+		/* what a restore of it would activate */
+		put_versions(f, i);
 		fputc_unlocked('\n', f);
 		return;
 	}
@@ -219,11 +232,7 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 	put(f, "  by ");
 	escape_put(f, i->r.sealer); /* a recipients file's path */
 	put(f, "  active");
-	if (i->nversions) {
-		fprintf(f, "; inactive versions:");
-		for (size_t k = 0; k < i->nversions; k++)
-			fprintf(f, " %u", i->versions[k]);
-	}
+	put_versions(f, i);
 	backup_words(f, i);
 	fputc_unlocked('\n', f);
 }

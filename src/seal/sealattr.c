@@ -184,7 +184,13 @@ int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t 
 void sealcache_keyset_changed(struct sealcache *sc, const char *name)
 {
 	struct export_attr a;
+	struct entry *e;
 
+	pthread_mutex_lock(&sc->lock);
+	e = sc_entry_get(sc, name);
+	if (e)
+		e->why_stale = true;
+	pthread_mutex_unlock(&sc->lock);
 	sealcache_attr(sc, name, &a); /* its error is in status and the log */
 	if (sc->changed_fn)
 		sc->changed_fn(sc->changed_arg, name);

@@ -82,6 +82,7 @@ struct entry {
 	/* why the keyset cannot be exported (0: it can); logged once */
 	int bad;
 	char *why;
+	bool why_stale;			/* the store said it changed: ask why again */
 	struct ahead *ahead;		/* the next version; NULL: none known */
 	struct fresh_rec *frec;		/* its backup record; NULL: not looked up yet */
 	bool cached;

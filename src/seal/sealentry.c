@@ -250,7 +250,7 @@ static const char *problem_words(int err)
 
 int sc_note_problem(struct sealcache *sc, const char *name, int err, const char *why)
 {
-	char buf[256] = "";
+	char buf[1024] = "";
 	struct entry *e;
 	bool news;
 
@@ -258,7 +258,8 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 		return err; /* gone: nothing to report */
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_get(sc, name);
-	news = e && e->bad != err;
+	/* the same error after a change may have new words (a program's) */
+	news = e && (e->bad != err || (err && e->why_stale));
 	if (e && !news)
 		e->examined = true;
 	pthread_mutex_unlock(&sc->lock);
@@ -271,12 +272,13 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 	/* Again under the lock: another thread may have told the same news
 	 * meanwhile, and it is logged once. */
 	pthread_mutex_lock(&sc->lock);
-	news = e->bad != err;
+	news = e->bad != err || (err && e->why_stale && (!e->why || strcmp(e->why, why)));
 	if (news) {
 		e->bad = err;
 		free(e->why);
 		e->why = err ? strdup(why) : NULL;
 	}
+	e->why_stale = false;
 	e->examined = true;
 	pthread_mutex_unlock(&sc->lock);
 	if (!news)

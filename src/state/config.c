@@ -511,33 +511,34 @@ out:
 	return ret;
 }
 
-/* A command keyset has no path; the command settings need a command. */
-static int config_keyset_check_command(const struct config_keyset *ks, const char **why)
+/* What is wrong with a [keyset] section, or NULL: a command keyset has
+ * no path, the command settings need a command, a path needs include. */
+static const char *keyset_wrong(const struct config_keyset *ks)
 {
 	bool cmd = *ks->backup_command;
 
-	if (cmd && *ks->path) {
-		*why = "a [keyset] section has either a path or a backup_command";
-		return -EINVAL;
-	}
+	if (!*ks->path && !cmd &&
+	    (*ks->include || *ks->exclude || *ks->on_activate || ks->max_file_size))
+		return "include, exclude, on_activate or max_file_size need a path";
+	if (cmd && *ks->path)
+		return "it has either a path or a backup_command";
 	/* its members are the files the command leaves; restore_command
 	 * does what on_activate would */
-	if (cmd && (*ks->include || *ks->exclude || *ks->on_activate)) {
-		*why = "a [keyset] section with a backup_command takes no include, exclude or "
-		       "on_activate";
-		return -EINVAL;
-	}
+	if (cmd && (*ks->include || *ks->exclude || *ks->on_activate))
+		return "a backup_command takes no include, exclude or on_activate";
 	if (!cmd && (*ks->backup_stdout || *ks->restore_command || *ks->user || *ks->env ||
-		     ks->refresh || ks->timeout)) {
-		*why = "a [keyset] section with backup_stdout, restore_command, user, env, "
-		       "refresh or timeout needs a backup_command";
-		return -EINVAL;
-	}
-	return 0;
+		     ks->refresh || ks->timeout))
+		return "backup_stdout, restore_command, user, env, refresh or timeout need a "
+		       "backup_command";
+	if (*ks->path && !*ks->include)
+		return "a path needs include";
+	return NULL;
 }
 
 int config_check(const struct config *c, const char **why)
 {
+	static __thread char text[KEYSET_NAME_MAX + 128];
+
 	if (*c->password_file && *c->password_credential) {
 		*why = "password.file and password.credential exclude each other";
 		return -EINVAL;
@@ -551,20 +552,13 @@ int config_check(const struct config *c, const char **why)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < c->nkeysets; i++) {
-		const struct config_keyset *ks = &c->keysets[i];
+		const char *wrong = keyset_wrong(&c->keysets[i]);
 
-		if (!*ks->path && !*ks->backup_command &&
-		    (*ks->include || *ks->exclude || *ks->on_activate || ks->max_file_size)) {
-			*why = "a [keyset] section with include, exclude, on_activate or max_file_size "
-			       "needs a path";
+		if (wrong) {
+			snprintf(text, sizeof(text), "[keyset %s]: %s", c->keysets[i].name, wrong);
+			*why = text;
 			return -EINVAL;
 		}
-		if (*ks->path && !*ks->include) {
-			*why = "a [keyset] section with a path needs include";
-			return -EINVAL;
-		}
-		if (config_keyset_check_command(ks, why))
-			return -EINVAL;
 	}
 	if (config_import_max_work_factor(c) < c->work_factor) {
 		*why = "import.max_work_factor is below seal.work_factor: keyfs could not "

@@ -202,7 +202,8 @@ static int refresh(struct command_store *cs, struct cmd_keyset *k)
 		log_msg(LOG_NOTICE, "keyset %s: backup_command works again", k->cfg.name);
 	keyset_clear(&ks);
 	keyset_clear(&cur);
-	if ((changed || was != (ret != 0)) && cs->changed)
+	/* a failure again may have new words: the status asks anew */
+	if ((changed || was || ret) && cs->changed)
 		cs->changed(cs->changed_arg, k->cfg.name);
 	return ret;
 }
@@ -309,8 +310,10 @@ static int check_archive(const struct cmd_keyset *k, const struct keyset *ks)
 	return 0;
 }
 
-/* Never runs a program: equal to the last run's members, nothing to do;
- * else an inactive version, for activate. */
+/* Runs no restore_command: equal to what the program gives now, nothing
+ * to do; else an inactive version, for activate. "Now": the last run
+ * may be up to refresh old, and the keys lost since (the reason for the
+ * restore), so backup_command runs first. */
 static int cs_put(void *priv, const struct keyset *ks, struct store_put *res)
 {
 	struct command_store *cs = priv;
@@ -323,6 +326,7 @@ static int cs_put(void *priv, const struct keyset *ks, struct store_put *res)
 	ret = check_archive(k, ks);
 	if (ret)
 		return ret;
+	refresh(cs, k);
 	pthread_mutex_lock(&k->run_lock);
 	if (members_read(cs, k, &cur) == 0 && keyset_equal(&cur, ks)) {
 		res->outcome = STORE_UNCHANGED;

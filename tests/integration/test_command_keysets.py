@@ -217,6 +217,28 @@ def test_gnupg_secret_keys_round_trip(build, keyfs_bin, tmp_path, gnupg):
         assert files_of(members, "gpg") == files
 
 
+def test_import_right_after_the_loss_is_compared_with_what_the_program_gives_now(
+        build, keyfs_bin, tmp_path):
+    """The keys are lost between two runs (refresh is an hour): the import
+    runs backup_command first, so the backup is not taken for identical
+    to the last run's members; it becomes a version, and verify says so."""
+    src = tmp_path / "src.key"
+    src.write_text("the key\n")
+    cp = script(tmp_path / "cp.sh", f"cp {src} key\n")
+    with mounted(keyfs_bin, tmp_path, f"[keyset app]\nbackup_command = {cp}\n") as m:
+        m.unlock()
+        wait_export(m, "app")
+        saved = read_pem(m, "app")
+        (tmp_path / "saved.pem").write_bytes(saved)
+        src.unlink()  # lost; keyfs last ran before
+        run(["cp", str(tmp_path / "saved.pem"), os.path.join(m.path, "verify", "app.pem")])
+        assert re.search(r'verify "app": good copy.*on import: differs, becomes an inactive '
+                         r'version \(activate runs restore_command\)', m.status()), m.status()
+        run(["cp", str(tmp_path / "saved.pem"), os.path.join(m.path, "import", "app.pem")])
+        assert versions(m, "app") == [1], m.logtext()
+        assert "NOT EXPORTED: backup_command exited 1" in keyset_line(m.status(), "app")
+
+
 # ------------------------------------------------------------------ refresh
 
 
@@ -486,13 +508,13 @@ def test_failing_restore_command_fails_the_activation(build, keyfs_bin, tmp_path
 
 @pytest.mark.parametrize("keyset, words", [
     ("path = {tmp}\nbackup_command = /bin/true\n",
-     "a [keyset] section has either a path or a backup_command"),
+     "[keyset odd]: it has either a path or a backup_command"),
     ("path = {tmp}\ninclude = *\nbackup_command = /bin/true\n",
-     "a [keyset] section has either a path or a backup_command"),
+     "[keyset odd]: it has either a path or a backup_command"),
     ("backup_command = /bin/true\nuser = no-such-user-keyfs\n",
      "[keyset odd] user: no such user on this host"),
     ("backup_command = /bin/true\non_activate = /bin/true\n",
-     "a [keyset] section with a backup_command takes no include, exclude or on_activate"),
+     "[keyset odd]: a backup_command takes no include, exclude or on_activate"),
 ], ids=["path-and-command", "path-include-and-command", "no-such-user", "on-activate"])
 def test_refused_configs(keyfs_bin, tmp_path, keyset, words):
     store = tmp_path / "store"
