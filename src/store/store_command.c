@@ -11,21 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "keyfs/keytree.h"
 #include "keyfs/log.h"
-#include "keyfs/replace.h"
 #include "keyfs/store_command.h"
 
 #include "command_run.h"
+#include "layer.h"
 #include "store_command_priv.h"
 #include "store_live_priv.h"
 #include "versions.h"
-
-#define DIR_COMMANDS "commands"
 
 static struct cmd_keyset *find_cmd(struct command_store *cs, const char *name)
 {
@@ -38,207 +34,19 @@ static struct cmd_keyset *find_cmd(struct command_store *cs, const char *name)
 	return NULL;
 }
 
-static int path_of(const char *name, const char *suffix, char buf[static PATH_MAX])
-{
-	return snprintf(buf, PATH_MAX, DIR_COMMANDS "/%s%s", name, suffix) >= PATH_MAX ?
-	       -ENAMETOOLONG : 0;
-}
-
-/* The last good members' directory, or -ENODATA when there is none. */
-static int open_members(struct command_store *cs, const struct cmd_keyset *k)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	if (path_of(k->cfg.name, "", path))
-		return -ENAMETOOLONG;
-	fd = openat(cs->sfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? (errno == ENOENT ? -ENODATA : -errno) : fd;
-}
-
-/* The members as served; -ENODATA (why says so) while the last run
- * failed or none ran yet. */
-static int members_read(struct command_store *cs, struct cmd_keyset *k, struct keyset *ks)
-{
-	int fd, ret;
-
-	pthread_mutex_lock(&cs->lock);
-	ret = k->error;
-	pthread_mutex_unlock(&cs->lock);
-	if (ret)
-		return ret;
-	fd = open_members(cs, k);
-	if (fd < 0)
-		return fd;
-	ret = keytree_read(fd, k->cfg.name, ks, NULL, 0);
-	close(fd);
-	return ret;
-}
-
-/* Replaces the members by ks: written beside, then exchanged. */
-static int members_replace(struct command_store *cs, const struct cmd_keyset *k,
-			   const struct keyset *ks)
-{
-	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd, ret;
-
-	if (path_of(k->cfg.name, "", path) || path_of(".new-", k->cfg.name, tmp))
-		return -ENAMETOOLONG;
-	keytree_remove(cs->sfd, tmp);
-	if (mkdirat(cs->sfd, tmp, 0700))
-		return -errno;
-	fd = openat(cs->sfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ret = keytree_write(fd, ks);
-	if (ret == 0 && fsync(fd))
-		ret = -errno;
-	close(fd);
-	if (ret)
-		goto out;
-	if (renameat2(cs->sfd, tmp, cs->sfd, path, RENAME_EXCHANGE) &&
-	    (errno != ENOENT || renameat(cs->sfd, tmp, cs->sfd, path)))
-		ret = -errno;
-	if (ret == 0)
-		replace_dir_fsync(cs->sfd, DIR_COMMANDS);
-out:
-	keytree_remove(cs->sfd, tmp);
-	return ret;
-}
-
-/* NAME.failed holds why, or is gone when why is NULL. */
-static void failure_note(struct command_store *cs, const struct cmd_keyset *k, const char *why)
-{
-	char path[PATH_MAX];
-	struct iovec iov;
-
-	if (path_of(k->cfg.name, ".failed", path))
-		return;
-	if (!why) {
-		if (unlinkat(cs->sfd, path, 0) == 0)
-			replace_dir_fsync(cs->sfd, DIR_COMMANDS);
-		return;
-	}
-	iov = (struct iovec){ (void *)why, strlen(why) };
-	replace_file(cs->sfd, path, &iov, 1);
-}
-
-static void failure_load(struct command_store *cs, struct cmd_keyset *k)
-{
-	char path[PATH_MAX];
-	ssize_t n = -1;
-	int fd;
-
-	if (path_of(k->cfg.name, ".failed", path))
-		return;
-	fd = openat(cs->sfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, k->why, sizeof(k->why) - 1);
-		close(fd);
-	}
-	if (n >= 0) {
-		k->why[n] = '\0';
-		k->error = -ENODATA;
-		return;
-	}
-	fd = open_members(cs, k);
-	if (fd >= 0) {
-		close(fd);
-		return;
-	}
-	snprintf(k->why, sizeof(k->why), "backup_command has not run yet");
-	k->error = -ENODATA;
-}
-
-static long long now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-/* Runs k's backup_command and takes its members when they changed.
- * Tells the listener when the members or the trouble changed. */
-static int refresh(struct command_store *cs, struct cmd_keyset *k)
-{
-	struct keyset ks = { 0 }, cur = { 0 };
-	char why[COMMAND_WHY_MAX];
-	struct hook_result res;
-	bool changed = false, was;
-	int ret;
-
-	pthread_mutex_lock(&k->run_lock);
-	ret = command_backup(&k->cfg, cs->tmpfd, &ks, &res, why, sizeof(why));
-	if (ret == 0) {
-		if (members_read_any(cs, k, &cur) || !keyset_equal(&cur, &ks)) {
-			ret = members_replace(cs, k, &ks);
-			changed = ret == 0;
-			if (ret)
-				snprintf(why, sizeof(why), "keeping its output: %s", strerror(-ret));
-		}
-	}
-	/* anything but a size limit is the program's: nothing to back up */
-	if (ret && ret != -EFBIG && ret != -E2BIG)
-		ret = -ENODATA;
-	failure_note(cs, k, ret ? why : NULL);
-	pthread_mutex_lock(&cs->lock);
-	was = k->error != 0;
-	k->error = ret;
-	k->last = res;
-	if (ret)
-		snprintf(k->why, sizeof(k->why), "%s", why);
-	k->next = now_s() + (k->cfg.refresh ? k->cfg.refresh : CONFIG_REFRESH_DEFAULT);
-	pthread_mutex_unlock(&cs->lock);
-	pthread_mutex_unlock(&k->run_lock);
-	if (ret)
-		log_msg(LOG_WARNING, "keyset %s: %s", k->cfg.name, why);
-	else if (changed)
-		log_msg(LOG_NOTICE, "keyset %s: backup_command gave %zu member%s, changed since "
-			"its last run", k->cfg.name, ks.n, ks.n == 1 ? "" : "s");
-	else if (was)
-		log_msg(LOG_NOTICE, "keyset %s: backup_command works again", k->cfg.name);
-	keyset_clear(&ks);
-	keyset_clear(&cur);
-	/* a failure again may have new words: the status asks anew */
-	if ((changed || was || ret) && cs->changed)
-		cs->changed(cs->changed_arg, k->cfg.name);
-	return ret;
-}
-
-int members_read_any(struct command_store *cs, const struct cmd_keyset *k, struct keyset *ks)
-{
-	int fd, ret;
-
-	fd = open_members(cs, k);
-	if (fd < 0)
-		return fd;
-	ret = keytree_read(fd, k->cfg.name, ks, NULL, 0);
-	close(fd);
-	return ret;
-}
-
 /* ------------------------------------------------------------ store operations */
+
+static struct layer_keysets command_keysets(const struct command_store *cs)
+{
+	return (struct layer_keysets){ cs->k, sizeof(*cs->k), cs->n };
+}
 
 static int cs_list(void *priv, char ***names, size_t *n)
 {
 	struct command_store *cs = priv;
-	size_t i;
-	int ret;
+	struct layer_keysets l = command_keysets(cs);
 
-	ret = cs->inner.ops->list(cs->inner.priv, names, n);
-	for (i = 0; ret == 0 && i < cs->n; i++)
-		ret = store_names_add(names, n, cs->k[i].cfg.name);
-	if (ret) {
-		store_names_free(*names, *n);
-		*names = NULL;
-		*n = 0;
-		return ret;
-	}
-	store_names_sort(*names, *n);
-	return 0;
+	return layer_list(&cs->inner, &l, names, n);
 }
 
 static int cs_stamp(void *priv, const char *name, uint64_t *stamp)
@@ -250,12 +58,7 @@ static int cs_stamp(void *priv, const char *name, uint64_t *stamp)
 	if (!k)
 		return cs->inner.ops->stamp(cs->inner.priv, name, stamp);
 	*stamp = 0;
-	pthread_mutex_lock(&cs->lock);
-	ret = k->error;
-	pthread_mutex_unlock(&cs->lock);
-	if (ret)
-		return ret;
-	fd = open_members(cs, k);
+	fd = cmd_open_served(cs, k);
 	if (fd < 0)
 		return fd;
 	ret = keytree_stamp(fd, NULL, stamp, NULL, 0);
@@ -285,7 +88,7 @@ static int cs_read(void *priv, const char *name, struct keyset *ks)
 
 	if (!k)
 		return cs->inner.ops->read(cs->inner.priv, name, ks);
-	return members_read(cs, k, ks);
+	return cmd_members_read(cs, k, ks);
 }
 
 /* Files at the top, within the keyset's limits: what a program left and
@@ -326,9 +129,9 @@ static int cs_put(void *priv, const struct keyset *ks, struct store_put *res)
 	ret = check_archive(k, ks);
 	if (ret)
 		return ret;
-	refresh(cs, k);
+	cmd_refresh(cs, k);
 	pthread_mutex_lock(&k->run_lock);
-	if (members_read(cs, k, &cur) == 0 && keyset_equal(&cur, ks)) {
+	if (cmd_members_read(cs, k, &cur) == 0 && keyset_equal(&cur, ks)) {
 		res->outcome = STORE_UNCHANGED;
 		res->version = 0;
 	} else {
@@ -365,7 +168,7 @@ static int activate_locked(struct command_store *cs, struct cmd_keyset *k, unsig
 		ret = check_archive(k, &ks);
 	if (ret)
 		goto out;
-	if (members_read_any(cs, k, &cur) == 0 && cur.n && !keyset_equal(&cur, &ks))
+	if (cmd_members_read_any(cs, k, &cur) == 0 && cur.n && !keyset_equal(&cur, &ks))
 		ret = versions_put(cs->sfd, &cur, &kr);
 	if (ret)
 		goto out;
@@ -403,7 +206,7 @@ static int cs_activate(void *priv, const char *name, unsigned version, unsigned 
 	pthread_mutex_unlock(&k->run_lock);
 	/* export/ shows what the program holds now, not what went in */
 	if (ret == 0)
-		refresh(cs, k);
+		cmd_refresh(cs, k);
 	return ret;
 }
 
@@ -484,7 +287,7 @@ static void *refresher(void *arg)
 
 	pthread_mutex_lock(&cs->lock);
 	while (!cs->stop) {
-		now = now_s();
+		now = cmd_now();
 		due = NULL;
 		first = now + 3600;
 		for (i = 0; i < cs->n && !due; i++) {
@@ -497,7 +300,7 @@ static void *refresher(void *arg)
 			/* not run again before it finished, whoever runs it */
 			due->next = now + CONFIG_TIMEOUT_DEFAULT;
 			pthread_mutex_unlock(&cs->lock);
-			refresh(cs, due);
+			cmd_refresh(cs, due);
 			pthread_mutex_lock(&cs->lock);
 			continue;
 		}
@@ -528,7 +331,7 @@ int store_command_refresh(const struct store *s, const char *name)
 	struct command_store *cs = store_command_of(s);
 	struct cmd_keyset *k = cs ? find_cmd(cs, name) : NULL;
 
-	return k ? refresh(cs, k) : -ENOENT;
+	return k ? cmd_refresh(cs, k) : -ENOENT;
 }
 
 bool store_command_is(const struct store *s, const char *name)
@@ -539,27 +342,6 @@ bool store_command_is(const struct store *s, const char *name)
 }
 
 /* ------------------------------------------------------------ opening */
-
-/* A command keyset's name must not also be one of the store's. */
-static int check_clash(struct command_store *cs)
-{
-	char **names;
-	size_t n, i;
-	int ret;
-
-	ret = cs->inner.ops->list(cs->inner.priv, &names, &n);
-	if (ret)
-		return ret;
-	for (i = 0; i < n; i++) {
-		if (find_cmd(cs, names[i])) {
-			log_msg(LOG_ERR, "[keyset %s] has a backup_command, but the store holds a "
-				"keyset of that name too: rename one of them", names[i]);
-			ret = -EEXIST;
-		}
-	}
-	store_names_free(names, n);
-	return ret;
-}
 
 static int init(struct command_store *cs, const struct config *cfg)
 {
@@ -579,7 +361,7 @@ static int init(struct command_store *cs, const struct config *cfg)
 		k = &cs->k[cs->n++];
 		k->cfg = *c;
 		pthread_mutex_init(&k->run_lock, NULL);
-		failure_load(cs, k);
+		cmd_failure_load(cs, k);
 	}
 	return 0;
 }
@@ -614,8 +396,11 @@ int store_command_wrap(struct store *s, const struct config *cfg, const struct s
 		ret = -errno;
 	else
 		ret = init(cs, cfg);
-	if (ret == 0)
-		ret = check_clash(cs);
+	if (ret == 0) {
+		struct layer_keysets l = command_keysets(cs);
+
+		ret = layer_check_clash(&cs->inner, &l, "a backup_command");
+	}
 	if (ret) {
 		cs->inner.ops = NULL; /* the caller's still */
 		cs_destroy(cs);

@@ -44,7 +44,25 @@ struct command_store {
 /* s's command layer (s itself, or the store the live layer wraps), or
  * NULL. */
 struct command_store *store_command_of(const struct store *s);
+/* Below the state directory: commands/NAME/ the last good members,
+ * commands/NAME.failed the words of a failed run. */
+#define DIR_COMMANDS "commands"
+
+/* store_command_members.c: */
+/* The members' directory as served: -ENODATA while the last run failed
+ * or none ran yet. */
+int cmd_open_served(struct command_store *cs, const struct cmd_keyset *k);
+/* The members as served (-ENODATA as above, why in k->why). */
+int cmd_members_read(struct command_store *cs, struct cmd_keyset *k, struct keyset *ks);
 /* The last good members, whatever the last run gave: -ENODATA if none. */
-int members_read_any(struct command_store *cs, const struct cmd_keyset *k, struct keyset *ks);
+int cmd_members_read_any(struct command_store *cs, const struct cmd_keyset *k, struct keyset *ks);
+/* At start: a failure recorded before, or no members yet, is k's error. */
+void cmd_failure_load(struct command_store *cs, struct cmd_keyset *k);
+/* Runs k's backup_command and takes its members when they changed;
+ * tells cs->changed when the members or the trouble changed. Takes
+ * k->run_lock. */
+int cmd_refresh(struct command_store *cs, struct cmd_keyset *k);
+/* CLOCK_MONOTONIC seconds, for cmd_keyset.next. */
+long long cmd_now(void);
 
 #endif

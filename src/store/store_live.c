@@ -17,6 +17,7 @@
 #include "glob.h"
 #include "hook.h"
 #include "install.h"
+#include "layer.h"
 #include "live_path.h"
 #include "store_live_priv.h"
 #include "store_policy.h"
@@ -122,23 +123,17 @@ struct store_policy store_live_policy(const struct live_store *ls, const char *n
 	return p;
 }
 
+static struct layer_keysets live_keysets(const struct live_store *ls)
+{
+	return (struct layer_keysets){ ls->live, sizeof(*ls->live), ls->n };
+}
+
 static int ls_list(void *priv, char ***names, size_t *n)
 {
 	struct live_store *ls = priv;
-	size_t i;
-	int ret;
+	struct layer_keysets l = live_keysets(ls);
 
-	ret = ls->inner.ops->list(ls->inner.priv, names, n);
-	for (i = 0; ret == 0 && i < ls->n; i++)
-		ret = store_names_add(names, n, ls->live[i].cfg.name);
-	if (ret) {
-		store_names_free(*names, *n);
-		*names = NULL;
-		*n = 0;
-		return ret;
-	}
-	store_names_sort(*names, *n);
-	return 0;
+	return layer_list(&ls->inner, &l, names, n);
 }
 
 static int ls_stamp(void *priv, const char *name, uint64_t *stamp)
@@ -512,27 +507,6 @@ static void recover(struct live_store *ls, struct live *l)
 	close(fd);
 }
 
-/* A live keyset's name must not also be one of the store's. */
-static int check_clash(struct live_store *ls)
-{
-	char **names;
-	size_t n, i;
-	int ret;
-
-	ret = ls->inner.ops->list(ls->inner.priv, &names, &n);
-	if (ret)
-		return ret;
-	for (i = 0; i < n; i++) {
-		if (find_live(ls, names[i])) {
-			log_msg(LOG_ERR, "[keyset %s] has a path, but the store holds a keyset "
-				"of that name too: rename one of them", names[i]);
-			ret = -EEXIST;
-		}
-	}
-	store_names_free(names, n);
-	return ret;
-}
-
 static void live_init(struct live *l, const struct config_keyset *c)
 {
 	l->cfg = *c;
@@ -563,7 +537,12 @@ int store_live_open(struct store *s, const struct config *cfg, const struct stat
 	ls->inner = *s;
 	ls->sfd = state->fd;
 	ls->cfg = cfg;
-	ret = ls->n ? check_clash(ls) : 0;
+	ret = 0;
+	if (ls->n) {
+		struct layer_keysets l = live_keysets(ls);
+
+		ret = layer_check_clash(&ls->inner, &l, "a path");
+	}
 	if (ret) {
 		free(ls->live);
 		free(ls);
