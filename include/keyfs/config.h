@@ -55,6 +55,7 @@ struct config {
 	char recipients[PATH_MAX];	/* age -R file sealing exports, "" for none */
 	char identity_file[PATH_MAX];	/* identities for import/verify, "" for none */
 	char identity_credential[256];	/* systemd credential of identities, "" for none */
+	char presets_dir[PATH_MAX];	/* the preset catalog, "" for the built-in one */
 	struct config_keyset *keysets;	/* [keyset NAME] sections, in file order */
 	size_t nkeysets;
 };
@@ -63,6 +64,12 @@ struct config {
 struct config_keyset {
 	char name[KEYSET_NAME_MAX + 1];
 	char recipients[PATH_MAX];	/* its own seal.recipients, "" for none */
+	/* A preset of the catalog (presets.h) fills in the keys this
+	 * section leaves unset, once config_presets() ran; target is what
+	 * its commands name as @TARGET@ (a LUKS volume). */
+	char preset[KEYSET_NAME_MAX + 1];
+	char target[PATH_MAX];
+	int preset_line;		/* line of "preset =", for errors */
 	/* A live keyset (store_live.h): the files below path that match a
 	 * pattern of include and none of exclude; "" for a keyset of the
 	 * store. */
@@ -143,6 +150,11 @@ void config_defaults(struct config *c);
  * next config_set() in the same thread. */
 int config_set(struct config *c, const char *key, const char *value, const char **why);
 
+/* Set key ("path", as in a [keyset] section) of ks alone, checked as
+ * config_set() checks it; for sections kept elsewhere (presets.h). */
+int config_keyset_set(struct config_keyset *ks, const char *key, const char *value,
+		      const char **why);
+
 /* Frees the [keyset] sections; *c is then as config_defaults() left it
  * but for the keys set. */
 void config_free(struct config *c);
@@ -152,7 +164,8 @@ const struct config_keyset *config_keyset(const struct config *c, const char *na
 
 /* Parse an INI buffer; on error writes "name:line: message" into err. */
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t errlen);
-/* Read and parse a file (bounded size). */
+/* Read and parse a file (bounded size), then fill in the keysets'
+ * presets (config_presets(), presets.h). */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Cross-field checks after everything is set; *why is static text. */

@@ -15,6 +15,7 @@
 #include "keyfs/escape.h"
 
 #include "check.h"
+#include "discover.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 #define NAMES_SHOWN 5		/* keysets named in the output line, then "and N more" */
@@ -458,6 +459,7 @@ static void check_usage(FILE *f)
 {
 	fprintf(f, "usage: keyfsctl [-m MOUNTPOINT] check [--warn AGE] [--crit AGE] "
 		   "[--never crit|warn|ok] [--timeout SECONDS]\n"
+		   "       [--discover [--root DIR] [--config CONFIG]]\n"
 		   "AGE: a number with s, m, h, d or w (default seconds); defaults --warn 1d "
 		   "--crit 7d --never warn --timeout %d\n"
 		   "exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n", TIMEOUT_DEFAULT);
@@ -491,13 +493,18 @@ int check_main(const char *mount, int argc, char **argv)
 		{ "never", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "mount", required_argument, NULL, 'm' },
+		{ "discover", no_argument, NULL, 'D' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct check_opts o = { 86400, 7 * 86400, CHECK_WARNING };
+	const char *root = NULL, *config = NULL;
 	enum check_status s;
-	char why[4200], out[2048], *text;
-	int timeout_secs = TIMEOUT_DEFAULT;
+	char why[4200], out[8192], *text;
+	int timeout_secs = TIMEOUT_DEFAULT, n;
+	bool discover = false;
 	long t;
 	int c;
 
@@ -524,6 +531,15 @@ int check_main(const char *mount, int argc, char **argv)
 		case 'm':
 			mount = optarg;
 			break;
+		case 'D':
+			discover = true;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 'C':
+			config = optarg;
+			break;
 		case 'h':
 			check_usage(stdout);
 			return CHECK_OK;
@@ -536,13 +552,15 @@ int check_main(const char *mount, int argc, char **argv)
 	s = read_metrics_within(mount, timeout_secs, &text, why, sizeof(why));
 	if (s != CHECK_OK) {
 		/* why holds the mount's path, and errors read from it */
-		printf("KEYFS %s - ", status_words[s]);
-		escape_put(stdout, why);
-		putchar('\n');
-		return s;
+		n = snprintf(out, sizeof(out), "KEYFS %s - ", status_words[s]);
+		escape_str(out + n, sizeof(out) - (size_t)n - 1, why, 0);
+		strcat(out, "\n");
+	} else {
+		s = check_eval(text, &o, time(NULL), out, sizeof(out));
+		free(text);
 	}
-	s = check_eval(text, &o, time(NULL), out, sizeof(out));
-	free(text);
+	if (discover)
+		s = discover_check(root, config, s, out, sizeof(out));
 	fputs(out, stdout);
 	return s;
 }

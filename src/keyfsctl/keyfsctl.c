@@ -20,13 +20,14 @@
 #include "keyfs/policy.h"
 #include "keyfs/vault.h"
 
+#include "agent_reply.h"
 #include "check.h"
+#include "discover.h"
 #include "idfile.h"
 #include "outcome.h"
 #include "prompt.h"
 #include "restore.h"
 #include "usage.h"
-
 
 /* Exit codes, documented in keyfsctl(1). main() alone turns an error
  * into one of these; everything below returns 0 or -errno. */
@@ -315,29 +316,6 @@ static int restore_activate(void *arg, const char *keyset, unsigned version, boo
 	return activate(arg, args, (size_t)n);
 }
 
-/* The agent's answer: 0, or the error after saying what it was. */
-static int agent_reply(const char *sock, const char *what, int ret, const struct agent_msg *m)
-{
-	if (ret == -EPERM) {
-		/* sudo -E keeps the user's $XDG_RUNTIME_DIR: say whose agent
-		 * that is, and that it got nothing */
-		fprintf(stderr,
-			"keyfsctl: agent %s runs as uid %u, not as uid %u or root: refused, nothing sent\n"
-			"keyfsctl: name the right socket with -a SOCKET\n",
-			sock, (unsigned)m->uid, (unsigned)geteuid());
-		return ret;
-	}
-	if (ret) {
-		fprintf(stderr, "keyfsctl: agent: %s\n", strerror(-ret));
-		return ret;
-	}
-	if (m->code == AGENT_OK)
-		return 0;
-	fprintf(stderr, "keyfsctl: agent refused %s: %.*s\n", what,
-		m->nfields ? (int)m->f[0].len : 0, m->nfields ? (const char *)m->f[0].p : "");
-	return -EACCES;
-}
-
 /* identity add FILE, and agent add-identity FILE (sock and buf set): the
  * file checked, and opened with its passphrase if encrypted, first. */
 static int add_identity(const struct ctl_opts *o, const char *sock, uint8_t *buf, const char *file)
@@ -573,6 +551,8 @@ int main(int argc, char *argv[])
 		return check_main(o.mount, argc, argv);
 	if (!strcmp(verb, "metrics"))
 		return check_metrics_main(o.mount, argc, argv);
+	if (!strcmp(verb, "discover"))
+		return discover_main(argc, argv);
 	if (!strcmp(verb, "restore"))
 		return restore_main(o.mount, argc, argv, restore_activate, &o);
 	optind = 0; /* glibc: 0 also resets getopt's permutation state */

@@ -49,7 +49,11 @@ void usage(FILE *f)
 	usage_line(f, "status", "print the status report");
 	usage_line(f, "check [--warn AGE] [--crit AGE] [--never crit|warn|ok]",
 		   "monitoring plugin: are keys backed up? (exit 0..3)");
+	usage_line(f, "check --discover [--root DIR] [--config CONFIG]",
+		   "... also warn of key locations no keyset covers");
 	usage_line(f, "metrics", "print the metrics (Prometheus text format)");
+	usage_line(f, "discover [--root DIR] [-c CONFIG] [--print-config] [--metrics FILE]",
+		   "find keys that no keyset covers (exit 0 none, 1 some)");
 	usage_line(f, "signer", "print keyfs' signing key as an allowed_signers line");
 	usage_line(f, "verify FILE", "check a backup copy, restore nothing");
 	usage_line(f, "import FILE", "restore a backup");

@@ -4,8 +4,6 @@
  * read the rows, so adding a key is adding a row (and documenting it in
  * keyfs.ini(5) and conf/keyfs.ini, which a unit test checks). */
 #include <errno.h>
-#include <fcntl.h>
-#include <ini.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +13,9 @@
 #include "keyfs/age.h"
 #include "keyfs/config.h"
 #include "keyfs/keyset.h"
+#include "keyfs/presets.h"
 
-#define CONFIG_FILE_MAX (64 * 1024)
+#include "inifile.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -103,12 +102,19 @@ const struct config_key config_keys[] = {
 	  .help = "a Prometheus textfile (node_exporter) kept up to date, replaced atomically" },
 	{ "metrics.per_keyset", NULL, CONFIG_BOOL, .def = "yes", FIELD_AS(metrics_per_keyset, bool),
 	  .help = "per-keyset series in the metrics (no: totals only, for very many keysets)" },
+	{ "presets.dir", NULL, CONFIG_PATH, FIELD_TEXT(presets_dir),
+	  .help = "the preset catalog: every *.ini file in this directory "
+		  "(default PREFIX/share/keyfs/presets)" },
 	{ .name = NULL },
 };
 
 const struct config_key config_keyset_keys[] = {
 	{ "keyset.recipients", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, recipients),
 	  .help = "seal this keyset to the public keys in this file (age -R format)" },
+	{ "keyset.preset", NULL, CONFIG_NAME, FIELD_TEXT_OF(config_keyset, preset),
+	  .help = "a preset of the catalog giving the keys this section does not set" },
+	{ "keyset.target", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, target),
+	  .help = "the device or directory a preset's commands name as @TARGET@" },
 	{ "keyset.path", NULL, CONFIG_PATH, FIELD_TEXT_OF(config_keyset, path),
 	  .help = "a live keyset: the key files where they are, below this directory" },
 	{ "keyset.include", NULL, CONFIG_TEXT, FIELD_TEXT_OF(config_keyset, include),
@@ -314,6 +320,30 @@ static struct config_keyset *keyset_section(struct config *c, const char *name)
 	return ks;
 }
 
+/* Checks value against row k (NULL: an unknown key) and stores it in
+ * base, the struct the row's offsets are of. */
+static int set_row(void *base, const struct config_key *k, const char *value, const char **why)
+{
+	long long n = 0;
+
+	if (!k) {
+		*why = "unknown key";
+		return -ENOENT;
+	}
+	if (parse_value(k, value, &n)) {
+		*why = refusal(k);
+		return -EINVAL;
+	}
+	store_value(base, k, value, n);
+	return 0;
+}
+
+int config_keyset_set(struct config_keyset *ks, const char *key, const char *value,
+		      const char **why)
+{
+	return set_row(ks, keyset_key_find(key), value, why);
+}
+
 /* "keyset NAME.key": the name may hold dots, the key does not. */
 static int keyset_set(struct config *c, const char *key, const char *value, const char **why)
 {
@@ -354,21 +384,11 @@ static int keyset_set(struct config *c, const char *key, const char *value, cons
 int config_set(struct config *c, const char *key, const char *value, const char **why)
 {
 	const struct config_key *k = config_key_find(key);
-	long long n = 0;
 
 	*why = NULL;
 	if (!k && !strncmp(key, "keyset ", strlen("keyset ")))
 		return keyset_set(c, key, value, why);
-	if (!k) {
-		*why = "unknown key";
-		return -ENOENT;
-	}
-	if (parse_value(k, value, &n)) {
-		*why = refusal(k);
-		return -EINVAL;
-	}
-	store_value(c, k, value, n);
-	return 0;
+	return set_row(c, k, value, why);
 }
 
 void config_free(struct config *c)
@@ -401,114 +421,41 @@ void config_defaults(struct config *c)
 			(void)config_set(c, k->name, k->def, &why);
 }
 
-/* inih's handler is not told the line (Debian builds it without
- * INI_HANDLER_LINENO), so the reader counts lines for it, handing inih
- * exactly one line per call so that both counts agree. */
-struct parse_state {
-	struct config *c;
-	const char *next;	/* unread text */
-	int line;		/* number of the line last handed to inih */
-	int err_line;		/* line of the first refused key, or 0 */
-	int long_line;		/* first line too long for inih, or 0 */
-	char why[200];		/* what was wrong on err_line */
-};
-
-static char *read_line(char *str, int num, void *stream)
+/* inifile's handler: a key of the configuration, "section.key". A
+ * keyset's preset keeps its line, for the errors of config_presets(). */
+static int on_key(void *arg, const char *section, const char *key, const char *value, int line,
+		  const char **why)
 {
-	struct parse_state *st = stream;
-	const char *nl;
-	size_t n;
-
-	if (!*st->next || num < 2)
-		return NULL;
-	nl = strchr(st->next, '\n');
-	n = nl ? (size_t)(nl - st->next) + 1 : strlen(st->next);
-	st->line++;
-	st->next += n;
-	if (n > (size_t)num - 1) {
-		const char *p = st->next - n + strspn(st->next - n, " \t");
-
-		/* Too long for inih's buffer: a comment is skipped, anything
-		 * else becomes a line inih refuses. */
-		if (*p != ';' && *p != '#' && !st->long_line)
-			st->long_line = st->line;
-		strcpy(str, *p == ';' || *p == '#' ? "\n" : "[\n");
-		return str;
-	}
-	memcpy(str, st->next - n, n);
-	str[n] = '\0';
-	return str;
-}
-
-static int on_key(void *user, const char *section, const char *key, const char *value)
-{
-	struct parse_state *st = user;
+	struct config *c = arg;
 	char full[128];
-	const char *why;
 	int ret;
 
 	if (snprintf(full, sizeof(full), "%s.%s", section, key) >= (int)sizeof(full)) {
-		ret = -ENOENT;
-		why = "unknown key";
-	} else {
-		ret = config_set(st->c, full, value, &why);
+		*why = "unknown key";
+		return -ENOENT;
 	}
-	if (ret && !st->err_line) {
-		snprintf(st->why, sizeof(st->why), "%s: %s", full, why);
-		st->err_line = st->line;
-	}
-	return !ret;
+	ret = config_set(c, full, value, why);
+	if (!ret && !strncmp(section, "keyset ", 7) && !strcmp(key, "preset"))
+		((struct config_keyset *)config_keyset(c, section + 7))->preset_line = line;
+	return ret;
 }
 
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t errlen)
 {
-	struct parse_state st = { .c = c, .next = text };
-	int line;
-
-	line = ini_parse_stream(read_line, &st, on_key, &st);
-	if (!line)
-		return 0;
-	/* inih returns the first failing line, refused key or not */
-	if (line == st.err_line)
-		snprintf(err, errlen, "%s:%d: %s", name, line, st.why);
-	else if (line == st.long_line)
-		snprintf(err, errlen, "%s:%d: line too long", name, line);
-	else
-		snprintf(err, errlen, "%s:%d: syntax error", name, line);
-	return -EINVAL;
+	return inifile_parse(name, text, on_key, c, err, errlen);
 }
 
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	char *text = NULL;
-	ssize_t n;
-	size_t len = 0;
-	int fd, ret;
+	char *text;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	ret = inifile_read(path, &text, err, errlen);
+	if (ret)
 		return ret;
-	}
-	text = malloc(CONFIG_FILE_MAX + 1);
-	if (!text) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	while ((n = read(fd, text + len, CONFIG_FILE_MAX + 1 - len)) > 0)
-		len += (size_t)n;
-	if (n < 0 || len > CONFIG_FILE_MAX) {
-		ret = n < 0 ? -errno : -EFBIG;
-		snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "file too large");
-		goto out;
-	}
-	text[len] = '\0';
 	ret = config_parse(c, path, text, err, errlen);
-out:
 	free(text);
-	close(fd);
-	return ret;
+	return ret ? ret : config_presets(c, path, err, errlen);
 }
 
 /* What is wrong with a [keyset] section, or NULL: a command keyset has

@@ -340,18 +340,22 @@ int command_backup(const struct config_keyset *c, int tmpfd, struct keyset *ks,
 			 ret == -ESRCH ? " (no such user)" : "");
 		return ret;
 	}
-	if (*c->backup_stdout) {
+	/* Its stdout is a member, or nowhere: a secret it prints (a key
+	 * exported without backup_stdout) must not reach the status or
+	 * the log, where its stderr goes. */
+	if (*c->backup_stdout)
 		out = openat(tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (out < 0) {
-			ret = -errno;
-			snprintf(why, size, "backup_command: its stdout: %s", strerror(-ret));
-			goto out;
-		}
+	else
+		out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (out < 0) {
+		ret = -errno;
+		snprintf(why, size, "backup_command: its stdout: %s", strerror(-ret));
+		goto out;
 	}
 	ret = run(&r, "backup_command", c->backup_command, out, res, why, size);
 	if (ret == 0)
 		ret = take_files(&r, ks, &total, why, size);
-	if (ret == 0 && out >= 0)
+	if (ret == 0 && *c->backup_stdout)
 		ret = take_stdout(&r, out, ks, &total, why, size);
 	if (ret == 0 && ks->n == 0) {
 		snprintf(why, size, "backup_command exited 0 but wrote nothing%s",

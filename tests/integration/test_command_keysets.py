@@ -239,6 +239,21 @@ def test_import_right_after_the_loss_is_compared_with_what_the_program_gives_now
         assert "NOT EXPORTED: backup_command exited 1" in keyset_line(m.status(), "app")
 
 
+def test_stdout_without_backup_stdout_reaches_neither_status_nor_log(
+        build, keyfs_bin, tmp_path):
+    """A key a program prints on stdout, with no backup_stdout to take it,
+    is thrown away: the status and the log show only its stderr."""
+    secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+    prog = script(tmp_path / "prints.sh", f"echo {secret}\necho 'said on stderr' >&2\nexit 1\n")
+    with mounted(keyfs_bin, tmp_path, f"[keyset leaky]\nbackup_command = {prog}\n") as m:
+        res = keyfsctl(build, "-m", m.path, "refresh", "leaky")
+        assert res.returncode == 1 and "said on stderr" in res.stderr, res
+        status = m.status()
+        assert "said on stderr" in status, status
+        assert secret not in status and secret not in res.stderr
+        assert secret not in m.logtext()
+
+
 # ------------------------------------------------------------------ refresh
 
 

@@ -392,7 +392,7 @@ static void test_table_rows(void)
 		if (k->type == CONFIG_CHOICE)
 			tap_ok(k->choices && k->choices[0], "%s has choices", k->name);
 	}
-	TAP_EQ_INT(n, 21, "21 keys in the table");
+	TAP_EQ_INT(n, 22, "22 keys in the table");
 	tap_ok(config_key_find("nope") == NULL && config_key_find("") == NULL, "unknown names are not found");
 }
 
@@ -514,6 +514,8 @@ static void test_table_types(void)
 		  "must be an absolute path of at most 4095 bytes" },
 		{ "identity.credential", "keyfs.identity", "a/b",
 		  "must be a plain name of at most 255 bytes (no \"/\", not \".\" or \"..\"), as in LoadCredential=" },
+		{ "presets.dir", "/etc/keyfs/presets", "presets",
+		  "must be an absolute path of at most 4095 bytes" },
 	};
 	const struct config_key *k;
 	char err[512], want[512];
