@@ -64,6 +64,10 @@ int ctl_command(struct ctl *c, char *buf, size_t len);
  * newest seal they describe (0 if none). */
 int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime);
 int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime);
+/* Every keyset, one line each, fields separated by tabs (escaped, "-"
+ * for none) under a "# keyset\tstate..." heading: .keysets, for
+ * keyfsctl list. */
+int report_list(struct ctl *c, char **text, size_t *len, time_t *mtime);
 
 /* The metrics (Prometheus text format, version 0.0.4) as malloc()ed text:
  * backup freshness, totals by state, locking, seal times, import

@@ -152,7 +152,7 @@ struct export_report {
 	time_t sealed_at;	/* the cached seal's time; 0: none */
 	char fpr[2 * BUNDLE_FPR_LEN + 1];	/* "" if this version was not read */
 	char sealer[1024];	/* sealcache_sealer() without keys */
-	char why[256];		/* -EPERM: why it cannot be exported */
+	char why[1024];		/* -EPERM: why it cannot be exported */
 	bool fresh;		/* backup below is known */
 	struct fresh_info backup;
 };

@@ -1,8 +1,14 @@
-/* Plain-text reports: the status read from .control and the README.txt
- * beside the exports. Neither carries a secret: keyset names,
- * fingerprints, times and hints only. Every text that comes from outside
- * keyfs (names, reasons, paths, hints, program names) goes through
- * escape.h, so none can add a line or reach the reader's terminal. */
+/* Plain-text reports: the status read from .control, and the list of
+ * every keyset read from .keysets (README.txt: report_readme.c). Neither
+ * carries a secret: keyset names, fingerprints, times and hints only.
+ * Every text that comes from outside keyfs (names, reasons, paths,
+ * hints, program names) goes through escape.h, so none can add a line
+ * or reach the reader's terminal.
+ *
+ * The status stays the same size however many keysets there are: a line
+ * per keyset up to STATUS_ALL_MAX of them; past that only the keysets
+ * with problems and the oldest changes not backed up, each list bounded.
+ * The list has a line per keyset, in fields for programs. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -18,6 +24,8 @@
 #include "keyfs/store_command.h"
 #include "keyfs/store_live.h"
 #include "keyfs/textbuf.h"
+
+#include "report_priv.h"
 
 /* v in n decimal digits at p (no NUL), the leading ones zeros. */
 static void digits(char *p, unsigned long v, int n)
@@ -58,10 +66,25 @@ static void iso_time(time_t t, char buf[static 32])
 	digits(buf + 17, secs % 60, 2);
 }
 
-/* What the summary lines count. */
+#define STATUS_ALL_MAX 64
+#define STATUS_PROBLEMS_MAX 32
+#define STATUS_PENDING_MAX 16
+
+/* A keyset changed and not backed up since, by when it changed. */
+struct pending {
+	time_t changed_at;
+	char name[KEYSET_NAME_MAX + 1];
+};
+
+/* What the summary lines count, and the keysets a long status shows. */
 struct tally {
 	size_t sealed;
 	size_t state[3];	/* by enum fresh_state */
+	bool all;		/* a line for every keyset */
+	char problems[STATUS_PROBLEMS_MAX][KEYSET_NAME_MAX + 1];
+	size_t nproblems;	/* found, shown or not */
+	struct pending pending[STATUS_PENDING_MAX]; /* the oldest, oldest first */
+	size_t npending;	/* kept */
 };
 
 struct ks_info {
@@ -99,6 +122,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 	ret = c->st->ops->list(c->st->priv, &names, &n);
 	if (ret)
 		return ret;
+	t->all = n <= STATUS_ALL_MAX;
 	store_batch(c->st, true);
 	for (k = 0; k < n; k++) {
 		/* what is read unset; the report's text fields are set by it */
@@ -113,12 +137,6 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 	return 0;
 }
 
-/* Pieces of a status line, written without printf's parsing: a status
- * has a line per keyset. */
-static void put(FILE *f, const char *s)
-{
-	fputs_unlocked(s, f);
-}
 
 /* A keyset name, escaped, padded to width columns. */
 static void put_name(FILE *f, const char *name, size_t width)
@@ -201,11 +219,8 @@ static void put_versions(FILE *f, const struct ks_info *i)
 	}
 }
 
-static void status_line(FILE *f, const char *name, const struct ks_info *i, int err, struct tally *t)
+static void status_line(FILE *f, const char *name, const struct ks_info *i, int err)
 {
-	t->sealed += !err && i->r.current;
-	if (!err && i->r.fresh)
-		t->state[fresh_state_of(&i->r.backup)]++;
 	put(f, "  ");
 	put_name(f, name, 20);
 	if (err == -EPERM) {
@@ -237,6 +252,65 @@ static void status_line(FILE *f, const char *name, const struct ks_info *i, int 
 	fputc_unlocked('\n', f);
 }
 
+/* Keeps name among the oldest changes not backed up. */
+static void keep_pending(struct tally *t, const char *name, time_t changed_at)
+{
+	size_t k = t->npending;
+
+	if (k == STATUS_PENDING_MAX && changed_at >= t->pending[k - 1].changed_at)
+		return;
+	if (k == STATUS_PENDING_MAX)
+		k--;
+	else
+		t->npending++;
+	for (; k > 0 && t->pending[k - 1].changed_at > changed_at; k--)
+		t->pending[k] = t->pending[k - 1];
+	t->pending[k].changed_at = changed_at;
+	snprintf(t->pending[k].name, sizeof(t->pending[k].name), "%s", name);
+}
+
+/* Counts the keyset, and writes its line (a short status) or keeps it
+ * for one of the bounded lists (a long one). */
+static void status_count(FILE *f, const char *name, const struct ks_info *i, int err,
+			 struct tally *t)
+{
+	enum fresh_state st = i->r.fresh ? fresh_state_of(&i->r.backup) : FRESH_BACKED_UP;
+
+	t->sealed += !err && i->r.current;
+	if (!err && i->r.fresh)
+		t->state[st]++;
+	if (t->all) {
+		status_line(f, name, i, err);
+	} else if (err || i->r.backup.seal_error) {
+		if (t->nproblems < STATUS_PROBLEMS_MAX)
+			snprintf(t->problems[t->nproblems], sizeof(t->problems[0]), "%s", name);
+		t->nproblems++;
+	} else if (i->r.fresh && st != FRESH_BACKED_UP) {
+		keep_pending(t, name, i->r.backup.changed_at);
+	}
+}
+
+/* A long status: the keysets kept, each with its line as a short one
+ * has it. */
+static void status_kept(struct ctl *c, FILE *f, size_t total, struct tally *t)
+{
+	struct ks_info info;
+	size_t k, shown = t->nproblems < STATUS_PROBLEMS_MAX ? t->nproblems : STATUS_PROBLEMS_MAX;
+
+	fprintf(f, "  (%zu keysets: %zu with problems, and the %zu oldest changes not backed up "
+		"are shown; every keyset: keyfsctl list)\n", total, t->nproblems, t->npending);
+	for (k = 0; k < shown + t->npending; k++) {
+		const char *name = k < shown ? t->problems[k] : t->pending[k - shown].name;
+
+		info.versions = NULL;
+		info.nversions = 0;
+		status_line(f, name, &info, ks_info(c, name, &info));
+		free(info.versions);
+	}
+	if (t->nproblems > shown)
+		fprintf(f, "  (and %zu more with problems)\n", t->nproblems - shown);
+}
+
 /* "label: text\n", text escaped, or the words for none. */
 static void put_field(FILE *f, const char *label, const char *text, const char *none)
 {
@@ -249,7 +323,7 @@ static void put_field(FILE *f, const char *label, const char *text, const char *
 }
 
 /* len was filled in by textbuf_open() and is final after fclose(). */
-static int finish(FILE *f, char **text, int ret)
+int report_finish(FILE *f, char **text, int ret)
 {
 	if (fclose(f) || ret) {
 		free(*text);
@@ -305,7 +379,9 @@ int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fprintf(f, "work factor: %d\n", c->cfg->work_factor);
 	fprintf(f, "keysets:\n");
 	*mtime = 0;
-	ret = each_keyset(c, f, &total, &t, status_line);
+	ret = each_keyset(c, f, &total, &t, status_count);
+	if (ret == 0 && !t.all)
+		status_kept(c, f, total, &t);
 	sealcache_progress(c->sc, &workers, &pending);
 	fprintf(f, "sealed %zu/%zu (%zu queued or sealing, %zu workers)\n", t.sealed, total, pending,
 		workers);
@@ -322,214 +398,67 @@ int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fputs(hooks, f);
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);
-	return finish(f, text, ret);
+	return report_finish(f, text, ret);
 }
 
-/* The keysets that cannot be exported, "name\twhy" each, to sort. */
-struct problems {
-	char **lines;
-	size_t n;
-};
-
-static void add_problem(void *arg, const char *name, const char *why)
+/* One field of a list line: text escaped (no tab, no newline can come
+ * through), "-" for none; tab after it unless it ends the line. */
+static void list_field(FILE *f, const char *text, bool last)
 {
-	struct problems *p = arg;
-	char **grown;
-
-	grown = realloc(p->lines, (p->n + 1) * sizeof(*p->lines));
-	if (!grown)
-		return;
-	p->lines = grown;
-	if (asprintf(&p->lines[p->n], "%s\t%s", name, why) >= 0)
-		p->n++;
+	if (*text)
+		escape_put(f, text);
+	else
+		put(f, "-");
+	fputc_unlocked(last ? '\n' : '\t', f);
 }
 
-static int cmp_lines(const void *a, const void *b)
+static void list_line(FILE *f, const char *name, const struct ks_info *i, int err,
+		      struct tally *t)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
+	static const char *const backups[] = {
+		[FRESH_BACKED_UP] = "backed-up", [FRESH_CHANGED] = "changed",
+		[FRESH_NEVER] = "never",
+	};
+	const struct fresh_info *b = &i->r.backup;
+	char versions[256] = "", changed[32] = "", backed[32] = "";
+	size_t k, n = 0;
 
-/* Lists what has no backup here (a keyset gone meanwhile is not) under
- * its heading, or says in one line that nothing is missing: a restorer
- * reading this from a backup learns that the exports beside it are all
- * there were. */
-static void readme_problems(struct ctl *c, FILE *f)
-{
-	struct problems p = { NULL, 0 };
-	bool shown = false;
-	uint64_t stamp;
-	char *tab;
-	size_t k;
-
-	sealcache_each_problem(c->sc, add_problem, &p);
-	if (p.n)
-		qsort(p.lines, p.n, sizeof(*p.lines), cmp_lines);
-	for (k = 0; k < p.n; k++) {
-		tab = strchr(p.lines[k], '\t');
-		*tab = '\0';
-		if (c->st->ops->stamp(c->st->priv, p.lines[k], &stamp) != -ENOENT) {
-			if (!shown)
-				put(f, "Keysets without a backup here\n"
-				       "-----------------------------\n\n");
-			shown = true;
-			/* the reason names members: file names in a live directory */
-			put(f, "  ");
-			escape_put(f, p.lines[k]);
-			put(f, ": NOT EXPORTED, no backup here: ");
-			escape_put(f, tab + 1);
-			fputc('\n', f);
-		}
-		free(p.lines[k]);
+	(void)t;
+	list_field(f, name, false);
+	put(f, err == -EPERM ? "not-exported\t" : err ? "unreadable\t" :
+	       i->r.current ? "sealed\t" : "not-sealed\t");
+	list_field(f, err ? "" : i->sealed, false);
+	list_field(f, err ? "" : i->r.fpr, false);
+	list_field(f, err ? "" : i->r.sealer, false);
+	for (k = 0; k < i->nversions && n + 12 < sizeof(versions); k++)
+		n += (size_t)snprintf(versions + n, sizeof(versions) - n, "%s%u", k ? "," : "",
+				      i->versions[k]);
+	list_field(f, versions, false);
+	if (!err && i->r.fresh) {
+		iso_time(b->changed_at, changed);
+		iso_time(b->backup_at, backed);
 	}
-	free(p.lines);
-	if (!shown)
-		put(f, "Keysets without a backup here: none; every keyset has its .pem file.\n");
+	list_field(f, !err && i->r.fresh ? backups[fresh_state_of(b)] : "", false);
+	list_field(f, changed, false);
+	list_field(f, backed, false);
+	list_field(f, !err && i->r.fresh && b->backup_at ? b->backup_comm : "", false);
+	list_field(f, err == -EPERM ? i->r.why : err ? strerror(-err) :
+		   b->seal_error ? strerror(-b->seal_error) : "", true);
 }
 
-/* README.txt's time: when its text last changed in this daemon's life.
- * Its text does not depend on any one keyset's export. */
-static pthread_mutex_t readme_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t readme_hash;
-static time_t readme_time;
-
-static time_t readme_mtime(const char *text, size_t len)
+int report_list(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
-	uint64_t h = 14695981039346656037ULL;
-	time_t t;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (uint8_t)text[i]) * 1099511628211ULL;
-	pthread_mutex_lock(&readme_lock);
-	if (h != readme_hash || !readme_time) {
-		t = time(NULL);
-		/* never the time of another text */
-		readme_time = t > readme_time ? t : readme_time + 1;
-		readme_hash = h;
-	}
-	t = readme_time;
-	pthread_mutex_unlock(&readme_lock);
-	return t;
-}
-
-/* "    NAME.pem: SEALER" (a recipients file's path, its keys' comments),
- * under the heading when it is the first. */
-static void own_sealer(FILE *f, bool *shown, const char *name, const char *sealer)
-{
-	if (!*shown)
-		put(f, "but these, sealed by their own:\n\n");
-	*shown = true;
-	put(f, "    ");
-	escape_put(f, name);
-	put(f, ".pem: ");
-	escape_put(f, sealer);
-	fputc('\n', f);
-}
-
-/* The keysets sealed otherwise than the rest: those with recipients of
- * their own in the configuration, and those with a password of their
- * own. Bounded by the configuration and the vault, never by the number
- * of keysets. Nothing, not even the heading, when there are none. */
-static void readme_own_sealers(struct ctl *c, FILE *f)
-{
-	char names[VAULT_KEYSET_SLOTS][KEYSET_NAME_MAX + 1], sealer[4096];
-	bool shown = false;
-	size_t i, n;
-
-	for (i = 0; i < c->cfg->nkeysets; i++) {
-		if (!*c->cfg->keysets[i].recipients)
-			continue;
-		sealcache_sealer(c->sc, c->cfg->keysets[i].name, true, sealer, sizeof(sealer));
-		own_sealer(f, &shown, c->cfg->keysets[i].name, sealer);
-	}
-	n = vault_keysets(c->v, names, VAULT_KEYSET_SLOTS);
-	for (i = 0; i < n; i++)
-		if (!config_keyset(c->cfg, names[i]) || !*config_keyset(c->cfg, names[i])->recipients)
-			own_sealer(f, &shown, names[i], "its own password");
-	if (shown)
-		fputc('\n', f);
-}
-
-/* The key this keyfs signs with, for the check above. */
-static void put_readme_signer(struct ctl *c, FILE *f)
-{
-	char line[SSHSIG_PRINCIPAL_MAX + SSHSIG_PUBKEY_TEXT_MAX + 64];
-
-	if (!c->sign || signkey_allowed_line(c->sign, line, sizeof(line)) < 0) {
-		put(f, "This keyfs signs with no key: its exports carry no KEYSET.sig.\n");
-		return;
-	}
-	line[strcspn(line, "\n")] = '\0';
-	put(f, "Exports made here are signed by:\n\n    ");
-	escape_put(f, line);
-	fputc('\n', f);
-}
-
-int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime)
-{
-	char hint[KEYSET_HINT_MAX + 1], sealer[4096], shown_hint[4 * KEYSET_HINT_MAX + 1];
-	char shown_sealer[4 * sizeof(sealer)];
+	struct tally t = { 0 };
+	size_t total;
 	FILE *f;
 	int ret;
 
 	f = textbuf_open(text, len);
 	if (!f)
 		return -ENOMEM;
-	meta_hint_for(c->state, NULL, hint, sizeof(hint));
-	sealcache_default_sealer(c->sc, true, sealer, sizeof(sealer));
-	escape_str(shown_hint, sizeof(shown_hint), hint, 0);
-	escape_str(shown_sealer, sizeof(shown_sealer), sealer, 0);
-	/* Per-keyset facts (fingerprint, seal time, hint) travel in each
-	 * export (KEYSET.ini, the file's mtime) and are in the status: listed
-	 * here, they made this file grow with the keysets and change with any
-	 * of them, so that every backup sent it again. Only the keysets that
-	 * are exceptions are named, and a heading only with lines below it. */
-	fprintf(f,
-		"keyfs key backups\n"
-		"=================\n\n"
-		"Each <keyset>.pem here is a sealed backup of one keyset: a standard\n"
-		"age v1 file holding a tar archive of the keyset's files (owners and\n"
-		"groups by name, modes, times, symlinks, extended attributes and ACLs)\n"
-		"and <keyset>/KEYSET.ini (its name, fingerprint, the time of its newest\n"
-		"file, password hint, and every member with its owner, mode and sha256),\n"
-		"signed by this keyfs in <keyset>/KEYSET.sig (an SSH signature, checked\n"
-		"below). The .pem file's modification time is when it\n"
-		"was sealed; \"keyfsctl status\" lists every keyset with its fingerprint\n"
-		"and seal time. It is sealed either by a password (scrypt, work factor\n"
-		"%d) or to public keys (any one of them opens it). A password cannot be\n"
-		"recovered if lost; the hint is all that is kept of it.\n\n"
-		"    sealed by:   %s\n"
-		"    hint:        %s\n\n", c->cfg->work_factor, shown_sealer,
-		*hint ? shown_hint : "(none)");
-	readme_own_sealers(c, f);
-	readme_problems(c, f);
-	put(f,
-	    "\nRestore with keyfs (mounted at MNT): a keyset absent there is installed;\n"
-	    "one that differs from the keys there arrives as an inactive version,\n"
-	    "which \"keyfsctl -m MNT activate KEYSET N\" (or restore --activate) installs.\n\n"
-	    "  keyfsctl -m MNT restore --dry-run DIR    # the plan for every .pem in DIR\n"
-	    "  keyfsctl -m MNT restore --activate DIR   # restore them all\n"
-	    "  cp sm.pem MNT/verify/     # or one file: check the copy; close() reports\n"
-	    "  cp sm.pem MNT/import/     # restore it\n\n"
-	    "Restore without keyfs, as root, with stock age and GNU tar (age asks for\n"
-	    "the password, or give it the identity of one of the public keys with -i):\n\n"
-	    "  age -d -o sm.tar sm.pem              # or: age -d -i key.txt -o sm.tar sm.pem\n"
-	    "  tar -xp --same-owner --xattrs --xattrs-include='*' -f sm.tar\n\n"
-	    "This writes the directory sm/ with the keyset's files as they were below\n"
-	    "its directory (a live keyset's path in keyfs.ini), owners looked up by\n"
-	    "name, and sm/KEYSET.ini. --xattrs-include='*' restores ACLs and security.*\n"
-	    "labels too (tar --xattrs alone restores only user.*); do not add --acls,\n"
-	    "which resets the ACLs these archives carry as xattrs. Compare the\n"
-	    "fingerprint in KEYSET.ini with the one \"keyfsctl status\" gave.\n\n"
-	    "Check who made it and that every file is as backed up (stock OpenSSH;\n"
-	    "allowed_signers holds the line \"keyfsctl signer\" prints, kept off the\n"
-	    "server, and names the principal given to -I):\n\n"
-	    "  ssh-keygen -Y verify -f allowed_signers -I keyfs@HOST -n keyfs \\\n"
-	    "      -s sm/KEYSET.sig < sm/KEYSET.ini\n"
-	    "  (cd sm && grep -E '^[0-9a-f]{64}  ' KEYSET.ini | sha256sum -c)\n\n");
-	put_readme_signer(c, f);
-	ret = finish(f, text, 0);
-	if (!ret)
-		*mtime = readme_mtime(*text, *len);
-	return ret;
+	*mtime = 0;
+	put(f, "# keyset\tstate\tsealed_at\tfingerprint\tsealed_by\tinactive_versions\tbackup\t"
+	       "changed_at\tbackup_at\tbackup_by\tproblem\n");
+	ret = each_keyset(c, f, &total, &t, list_line);
+	return report_finish(f, text, ret);
 }

@@ -1,6 +1,6 @@
 /* FUSE operations over the keyfs tree:
  *
- *   /            .control  .metrics  export/  import/  verify/
+ *   /            .control  .keysets  .metrics  export/  import/  verify/
  *   /export/     README.txt  <keyset>.pem
  *
  * Paths are mapped to core calls here and nothing else happens here;
@@ -103,6 +103,9 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		return 0;
 	case N_METRICS:
 		fs_fill_file(k, st, 7, 0444, 0, 0);
+		return 0;
+	case N_LIST:
+		fs_fill_file(k, st, 8, 0400, 0, 0);
 		return 0;
 	case N_EXPORT:
 		fs_fill_dir(k, st, 3, 0500);
@@ -250,6 +253,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	switch (fs_classify(path, name)) {
 	case N_ROOT:
 		fill(buf, ".control", NULL, 0, 0);
+		fill(buf, ".keysets", NULL, 0, 0);
 		fill(buf, ".metrics", NULL, 0, 0);
 		fill(buf, "export", NULL, 0, 0);
 		fill(buf, "import", NULL, 0, 0);
@@ -313,6 +317,13 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 			return -EACCES;
 		fi->direct_io = 1; /* its size is known only once made */
 		return open_text(fi, report_metrics);
+	case N_LIST:
+		if (!fs_caller_is_owner(k))
+			return -EACCES;
+		if (acc != O_RDONLY)
+			return -EACCES;
+		fi->direct_io = 1;
+		return open_text(fi, report_list);
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
@@ -356,6 +367,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	case N_CONTROL:
 	case N_README:
 	case N_METRICS:
+	case N_LIST:
 		t = (struct text *)fi->fh;
 		return t ? read_buf(t->buf, t->len, buf, size, off) : -EBADF;
 	case N_KEYSET: {
@@ -444,6 +456,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	case N_CONTROL:
 	case N_README:
 	case N_METRICS:
+	case N_LIST:
 		t = (struct text *)fi->fh;
 		if (t) {
 			free(t->buf);

@@ -32,7 +32,7 @@ enum node fs_classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
 	static const struct { const char *path; enum node n; } fixed[] = {
 		{ "/", N_ROOT }, { "/.control", N_CONTROL }, { "/export", N_EXPORT },
 		{ "/import", N_IMPORT }, { "/verify", N_VERIFY }, { "/export/README.txt", N_README },
-		{ "/.metrics", N_METRICS },
+		{ "/.metrics", N_METRICS }, { "/.keysets", N_LIST },
 	};
 	const char *base;
 	size_t i, len;

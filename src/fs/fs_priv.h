@@ -17,6 +17,7 @@ enum node {
 	N_KEYSET,	/* export/<keyset>.pem */
 	N_STAGED,	/* import/<file> or verify/<file> */
 	N_METRICS,	/* .metrics: the metrics text, no secrets */
+	N_LIST,		/* .keysets: every keyset, a line each (keyfsctl list) */
 };
 
 

@@ -23,6 +23,7 @@
 #include "agent_reply.h"
 #include "check.h"
 #include "discover.h"
+#include "list.h"
 #include "idfile.h"
 #include "outcome.h"
 #include "prompt.h"
@@ -553,6 +554,8 @@ int main(int argc, char *argv[])
 		return check_metrics_main(o.mount, argc, argv);
 	if (!strcmp(verb, "discover"))
 		return discover_main(argc, argv);
+	if (!strcmp(verb, "list"))
+		return list_main(o.mount, argc, argv);
 	if (!strcmp(verb, "restore"))
 		return restore_main(o.mount, argc, argv, restore_activate, &o);
 	optind = 0; /* glibc: 0 also resets getopt's permutation state */

@@ -52,6 +52,7 @@ void usage(FILE *f)
 	usage_line(f, "check --discover [--root DIR] [--config CONFIG]",
 		   "... also warn of key locations no keyset covers");
 	usage_line(f, "metrics", "print the metrics (Prometheus text format)");
+	usage_line(f, "list [--json]", "every keyset, a line each (the status shows only some)");
 	usage_line(f, "discover [--root DIR] [-c CONFIG] [--print-config] [--metrics FILE]",
 		   "find keys that no keyset covers (exit 0 none, 1 some)");
 	usage_line(f, "signer", "print keyfs' signing key as an allowed_signers line");

@@ -11,10 +11,10 @@ from conftest import PASSWORD, age_decrypt, run
 
 def test_tree_layout(mount):
     names = sorted(os.listdir(mount.path))
-    assert names == [".control", ".metrics", "export", "import", "verify"]
+    assert names == [".control", ".keysets", ".metrics", "export", "import", "verify"]
     modes = {n: stat.S_IMODE(os.stat(os.path.join(mount.path, n)).st_mode) for n in names}
-    assert modes == {".control": 0o600, ".metrics": 0o444, "export": 0o500, "import": 0o700,
-                     "verify": 0o700}
+    assert modes == {".control": 0o600, ".keysets": 0o400, ".metrics": 0o444, "export": 0o500,
+                     "import": 0o700, "verify": 0o700}
     assert sorted(os.listdir(mount.export)) == ["README.txt", "db.pem", "web.pem"]
     assert stat.S_IMODE(os.stat(os.path.join(mount.export, "web.pem")).st_mode) == 0o400
     assert stat.S_IMODE(os.stat(os.path.join(mount.export, "README.txt")).st_mode) == 0o444
