@@ -164,8 +164,8 @@ const struct config_keyset *config_keyset(const struct config *c, const char *na
 
 /* Parse an INI buffer; on error writes "name:line: message" into err. */
 int config_parse(struct config *c, const char *name, const char *text, char *err, size_t errlen);
-/* Read and parse a file (bounded size), then fill in the keysets'
- * presets (config_presets(), presets.h). */
+/* Read and parse a file (bounded size). The keysets' presets are the
+ * caller's next step (config_presets(), presets.h), before any check. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Cross-field checks after everything is set; *why is static text. */

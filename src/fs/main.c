@@ -22,6 +22,7 @@
 #include "keyfs/harden.h"
 #include "keyfs/log.h"
 #include "keyfs/metricsfile.h"
+#include "keyfs/presets.h"
 #include "keyfs/store_command.h"
 #include "keyfs/store_live.h"
 
@@ -122,7 +123,9 @@ static int load_config(struct cmdline *cl, struct config *cfg)
 	size_t i;
 
 	config_defaults(cfg);
-	if (cl->config && config_load(cfg, cl->config, err, sizeof(err))) {
+	/* presets filled in before any check: a section may name only one */
+	if (cl->config && (config_load(cfg, cl->config, err, sizeof(err)) ||
+			   config_presets(cfg, cl->config, err, sizeof(err)))) {
 		fprintf(stderr, "keyfs: %s\n", err);
 		return -1;
 	}

@@ -274,6 +274,8 @@ static int load_config(struct discovery *d, const char *config, char *err, size_
 	if (!config && access(path, F_OK) && errno == ENOENT)
 		return 0;
 	ret = config_load(&d->cfg, path, err, errlen);
+	if (!ret)
+		ret = config_presets(&d->cfg, path, err, errlen);
 	if (!ret && config_check(&d->cfg, &why)) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		ret = -EINVAL;

@@ -13,7 +13,6 @@
 #include "keyfs/age.h"
 #include "keyfs/config.h"
 #include "keyfs/keyset.h"
-#include "keyfs/presets.h"
 
 #include "inifile.h"
 
@@ -455,7 +454,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 		return ret;
 	ret = config_parse(c, path, text, err, errlen);
 	free(text);
-	return ret ? ret : config_presets(c, path, err, errlen);
+	return ret;
 }
 
 /* What is wrong with a [keyset] section, or NULL: a command keyset has

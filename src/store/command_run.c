@@ -148,10 +148,15 @@ static int env_build(struct runner *r)
 static int dir_make(struct runner *r)
 {
 	static const char *const bases[] = { "/run", "/tmp" };
-	size_t i;
+	size_t i, n;
 
 	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		snprintf(r->dir, sizeof(r->dir), "%s/keyfs-%s-XXXXXX", bases[i], r->c->name);
+		/* mkdtemp()'s template: six X at the end */
+		n = (size_t)snprintf(r->dir, sizeof(r->dir), "%s/keyfs-%s-", bases[i], r->c->name);
+		if (n + 7 > sizeof(r->dir))
+			return -ENAMETOOLONG;
+		memset(r->dir + n, 'X', 6);
+		r->dir[n + 6] = '\0';
 		if (mkdtemp(r->dir))
 			break;
 	}
