@@ -81,6 +81,7 @@ struct tally {
 	size_t sealed;
 	size_t state[3];	/* by enum fresh_state */
 	bool all;		/* a line for every keyset */
+	bool list;		/* the list's lines: every keyset's versions too */
 	char problems[STATUS_PROBLEMS_MAX][KEYSET_NAME_MAX + 1];
 	size_t nproblems;	/* found, shown or not */
 	struct pending pending[STATUS_PENDING_MAX]; /* the oldest, oldest first */
@@ -97,15 +98,18 @@ struct ks_info {
 /* From memory: the seal cache, the store watcher and the backup records
  * (read by sealcache_report(), after it told them what the export is)
  * know every keyset seen; a status read touches no keyset. */
-static int ks_info(struct ctl *c, const char *name, struct ks_info *i)
+static int ks_info(struct ctl *c, const char *name, struct ks_info *i, bool versions)
 {
-	int ret;
+	int ret, vret = 0;
 
 	ret = sealcache_report(c->sc, name, &i->r);
-	if (ret)
+	if (ret && ret != -EPERM)
 		return ret;
 	iso_time(i->r.sealed_at, i->sealed);
-	return store_versions(c->st, name, &i->versions, &i->nversions);
+	/* also of one that cannot be exported: what a restore would activate */
+	if (versions)
+		vret = store_versions(c->st, name, &i->versions, &i->nversions);
+	return ret ? ret : vret;
 }
 
 /* Runs fn for each keyset; a keyset that cannot be read is reported as
@@ -128,7 +132,8 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 		/* what is read unset; the report's text fields are set by it */
 		info.versions = NULL;
 		info.nversions = 0;
-		fn(f, names[k], &info, ks_info(c, names[k], &info), t);
+		/* counting needs no versions: only lines show them */
+		fn(f, names[k], &info, ks_info(c, names[k], &info, t->all || t->list), t);
 		free(info.versions);
 	}
 	store_batch(c->st, false);
@@ -304,7 +309,7 @@ static void status_kept(struct ctl *c, FILE *f, size_t total, struct tally *t)
 
 		info.versions = NULL;
 		info.nversions = 0;
-		status_line(f, name, &info, ks_info(c, name, &info));
+		status_line(f, name, &info, ks_info(c, name, &info, true));
 		free(info.versions);
 	}
 	if (t->nproblems > shown)
@@ -448,7 +453,7 @@ static void list_line(FILE *f, const char *name, const struct ks_info *i, int er
 
 int report_list(struct ctl *c, char **text, size_t *len, time_t *mtime)
 {
-	struct tally t = { 0 };
+	struct tally t = { .list = true };
 	size_t total;
 	FILE *f;
 	int ret;

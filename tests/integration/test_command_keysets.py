@@ -207,6 +207,9 @@ def test_gnupg_secret_keys_round_trip(build, keyfs_bin, tmp_path, gnupg):
         run(["cp", str(tmp_path / "first.pem"), os.path.join(m.path, "import", "gpg.pem")])
         vs = versions(m, "gpg")
         assert len(vs) == 1, (vs, m.logtext())
+        # the status names it, though the keyset cannot be exported now
+        assert re.search(rf"NOT EXPORTED: .*; inactive versions: {vs[0]}$",
+                         keyset_line(m.status(), "gpg")), m.status()
         res = keyfsctl(build, "-m", m.path, "activate", "gpg", str(vs[0]))
         assert res.returncode == 0, (res, m.logtext())
         assert fingerprints(home) == [fpr]
