@@ -198,6 +198,10 @@ int discover_main(int argc, char **argv)
 		snprintf(err, sizeof(err), "%s: %s", metrics, strerror(-ret));
 	for (i = 0; !ret && !print && i < d.n; i++)
 		print_location(&d, &d.v[i]);
+	/* silence would read as "it did not look" */
+	if (!ret && !d.n)
+		fprintf(stderr, "keyfsctl: discover: no key found in the %zu places of the catalog\n",
+			d.cat.n);
 	if (!ret && print && (ret = print_config(&d)))
 		snprintf(err, sizeof(err), "%s", strerror(-ret));
 	if (ret) {

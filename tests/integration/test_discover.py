@@ -247,6 +247,7 @@ def test_no_key_no_location(build, tmp_path):
     conf.write_text(f"[presets]\ndir = {CATALOG}\n")
     res = discover(build, str(tmp_path), "--root", str(root), "-c", str(conf))
     assert (res.returncode, res.stdout) == (0, ""), res.stderr
+    assert re.search(r"no key found in the \d+ places of the catalog", res.stderr), res.stderr
     # trouble: an unreadable configuration, a catalog that is not there
     res = discover(build, str(tmp_path), "--root", str(root), "-c", str(tmp_path / "none.ini"))
     assert res.returncode == 2 and "none.ini" in res.stderr, res.stderr
