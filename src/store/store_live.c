@@ -407,6 +407,16 @@ static int ls_activate(void *priv, const char *name, unsigned version, unsigned 
 	return ret;
 }
 
+/* The store's batch: a listing or a status stamps every keyset, and the
+ * store watcher below asks the kernel once for all of them. Live
+ * keysets are walked where they live each time. */
+static void ls_batch(void *priv, bool on)
+{
+	struct live_store *ls = priv;
+
+	store_batch(&ls->inner, on);
+}
+
 static void ls_destroy(void *priv)
 {
 	struct live_store *ls = priv;
@@ -429,6 +439,7 @@ static const struct store_ops live_ops = {
 	.put = ls_put,
 	.versions = ls_versions,
 	.activate = ls_activate,
+	.batch = ls_batch,
 	.destroy = ls_destroy,
 };
 
