@@ -10,13 +10,13 @@ import hashlib
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, age_decrypt, run, wait_for
+from conftest import run, wait_for
+from test_command_keysets import files_of, open_backup
 from test_members import mounted_with
 
 # A LUKS2 header backup is 16 MiB: its sealed export is bigger than the
@@ -66,19 +66,10 @@ def save_export(m, name, dst):
 
 def members_of(pem, tmp_path, name):
     """The backup opened with stock age: {member name: bytes} of the
-    keyset's directory in its tar."""
-    tar = tmp_path / f"{name}.tar"
-    res = age_decrypt(pem, tar, PASSWORD)
-    assert res.returncode == 0, res.stdout
-    out = {}
-    with tarfile.open(tar) as t:
-        for e in t.getmembers():
-            # KEYSET.ini and KEYSET.sig: keyfs' own, not the program's
-            if e.isfile() and e.name.startswith(f"{name}/") and \
-                    not e.name.startswith(f"{name}/KEYSET."):
-                out[e.name[len(name) + 1:]] = t.extractfile(e).read()
-    os.unlink(tar)
-    return out
+    keyset's directory in its tar, KEYSET.ini and KEYSET.sig left out."""
+    with open(pem, "rb") as f:
+        members, _ = open_backup(f.read(), tmp_path, f"{name}-opened")
+    return files_of(members, name)
 
 
 def import_version(m, pem, name):

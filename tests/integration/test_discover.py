@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, run, wait_for
+from conftest import ROOT, run
 from test_command_keysets import files_of, keyfsctl, mounted, open_backup, read_pem, \
     wait_export
 
