@@ -10,11 +10,10 @@
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
-
 /* The store's matcher of include and exclude, and its way of running
  * commands: the same as keyfs applies to the keysets found here. */
-#include "../store/glob.h"
-#include "../store/hook.h"
+#include "keyfs/glob.h"
+#include "keyfs/hook.h"
 
 #include "discover.h"
 

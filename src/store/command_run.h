@@ -10,9 +10,8 @@
 #include <stddef.h>
 
 #include "keyfs/config.h"
+#include "keyfs/hook.h"
 #include "keyfs/keyset.h"
-
-#include "hook.h"
 
 /* Words for a failure: the program's exit, its stderr's tail. */
 #define COMMAND_WHY_MAX (HOOK_OUTPUT_MAX * 4 + 256)

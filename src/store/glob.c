@@ -3,9 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keyfs/glob.h"
 #include "keyfs/keyset.h"
-
-#include "glob.h"
 
 /* Length of the component at s (up to '/' or the end). */
 static size_t comp_len(const char *s)

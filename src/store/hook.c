@@ -18,8 +18,7 @@
 #include <unistd.h>
 
 #include "keyfs/escape.h"
-
-#include "hook.h"
+#include "keyfs/hook.h"
 
 /* How often the exit is checked where no pidfd tells of it. */
 #define HOOK_POLL_MS 10

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hook.h"
+#include "keyfs/hook.h"
 
 /* Bound on getpwnam_r()'s buffer and on a user's groups. */
 #define PW_BUF_MAX (1 << 20)

@@ -8,10 +8,10 @@
 #include <stdbool.h>
 
 #include "keyfs/config.h"
+#include "keyfs/hook.h"
 #include "keyfs/store.h"
 
 #include "command_run.h"
-#include "hook.h"
 
 struct cmd_keyset {
 	struct config_keyset cfg;

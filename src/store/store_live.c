@@ -9,13 +9,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "keyfs/glob.h"
+#include "keyfs/hook.h"
 #include "keyfs/keytree.h"
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
 #include "keyfs/store_live.h"
 
-#include "glob.h"
-#include "hook.h"
 #include "install.h"
 #include "layer.h"
 #include "live_path.h"

@@ -7,10 +7,10 @@
 #include <pthread.h>
 
 #include "keyfs/config.h"
+#include "keyfs/hook.h"
 #include "keyfs/keytree.h"
 #include "keyfs/store.h"
 
-#include "hook.h"
 #include "store_policy.h"
 
 struct live {

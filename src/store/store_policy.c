@@ -5,9 +5,9 @@
 
 #include <sodium.h>
 
+#include "keyfs/glob.h"
 #include "keyfs/log.h"
 
-#include "glob.h"
 #include "store_policy.h"
 
 /* Members named in the log before the rest are only counted. */

@@ -26,7 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hook.h"
+#include "keyfs/hook.h"
+
 #include "tap.h"
 
 #define NOBODY 65534
