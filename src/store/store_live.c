@@ -357,6 +357,7 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 {
 	struct keyset ks = { 0 }, cur = { 0 };
 	struct store_put kr = { STORE_UNCHANGED, 0, 0, false };
+	char why[KEYSET_PATH_MAX + 256] = "";
 	unsigned made;
 	int ret;
 
@@ -367,9 +368,14 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 		ret = check_archive(l, &ks);
 	}
 	if (ret == 0) {
-		ret = live_read(ls, l, &cur, NULL, 0);
+		ret = live_read(ls, l, &cur, why, sizeof(why));
 		if (ret == -ENOENT)
 			ret = 0; /* no path yet: made by the install */
+		/* what is there now cannot be read, nor so be kept: say why
+		 * (a directory swapped for a link, a member that is no key) */
+		if (ret && *why)
+			log_msg(LOG_ERR, "keyset %s: version %u not installed: the files in %s: %s",
+				l->cfg.name, version, l->cfg.path, why);
 	}
 	if (ret)
 		goto out;

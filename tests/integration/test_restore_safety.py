@@ -525,3 +525,41 @@ def test_agent_locks_its_memory(build, tmp_path):
         assert lck > 1000, f"VmLck {lck} kB"
     finally:
         a.stop()
+
+
+def test_activation_over_a_link_left_in_place_says_why(keyfs_bin, tmp_path, world, identity):
+    """A directory below the live path replaced by a link to outside and
+    left so: every activation refuses, names the link in the log, and
+    nothing outside changes."""
+    live = os.path.join(world, "live")
+    outside = os.path.join(world, "outside")
+    os.makedirs(os.path.join(outside, DEEP[0]))
+    stage = str(tmp_path / "stage")
+    make_version(stage, "race", "A\n")
+    pem_a = seal_tree(tmp_path, identity, stage, "race", "a")
+    make_version(stage, "race", "B\n")
+    pem_b = seal_tree(tmp_path, identity, stage, "race", "b")
+    os.makedirs(live)
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    gen = mounted_with(keyfs_bin, tmp_path, store,
+                       conf(identity, f"[keyset race]\npath = {live}\ninclude = u/**\n"))
+    m = next(gen)
+    try:
+        imp = os.path.join(m.path, "import")
+        assert copy_in(pem_a, os.path.join(imp, "a.pem")) == 0, m.logtext()
+        assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
+        assert m.control("activate race 1 unauthenticated") == 0, m.logtext()
+        d = os.path.join(live, "u", "d")
+        shutil.rmtree(d)
+        os.symlink(outside, d)
+        before = snapshot(outside)
+        assert m.control(f"activate race {versions(store, 'race')[0]} unauthenticated") != 0
+        assert snapshot(outside) == before
+        assert re.search(r'keyset race: version \d+ not installed: the files in .*live: '
+                         r'member "u/d": a symlink leaving the keyset', m.logtext()), m.logtext()
+    finally:
+        try:
+            next(gen)
+        except StopIteration:
+            pass
