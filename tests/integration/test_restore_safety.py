@@ -4,6 +4,7 @@ swapped for a link to somewhere else while keyfs installs, directories on
 the way that another user can change, an archive carrying a file
 capability or a setuid program. Backups are sealed with stock age -r to
 keyfs' identity, as anyone who knows the public key could."""
+import contextlib
 import errno
 import os
 import re
@@ -182,6 +183,35 @@ def restore(m, pem, name):
 
 
 
+@contextlib.contextmanager
+def race_restored(keyfs_bin, tmp_path, identity, live):
+    """keyfs with keyset race at live (include u/**): versions A and B
+    imported from backups nothing vouches for, A activated, as a first
+    restore leaves it; B is inactive version 2. Stopped after the block."""
+    stage = str(tmp_path / "stage")
+    make_version(stage, "race", "A\n")
+    pem_a = seal_tree(tmp_path, identity, stage, "race", "a")
+    make_version(stage, "race", "B\n")
+    pem_b = seal_tree(tmp_path, identity, stage, "race", "b")
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    gen = mounted_with(keyfs_bin, tmp_path, store,
+                       conf(identity, f"[keyset race]\npath = {live}\ninclude = u/**\n"))
+    m = next(gen)
+    try:
+        imp = os.path.join(m.path, "import")
+        assert copy_in(pem_a, os.path.join(imp, "a.pem")) == 0, m.logtext()
+        assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
+        assert versions(store, "race") == [1, 2]
+        assert m.control("activate race 1 unauthenticated") == 0, m.logtext()
+        yield m
+    finally:
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+
+
 def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside(
         keyfs_bin, tmp_path, world, identity):
     """A user who owns a directory below the live path flips it with a link
@@ -204,23 +234,9 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
     own = os.path.join(world, "attacker")
     os.makedirs(own)
     os.chown(own, NOBODY, NOBODY)
-    stage = str(tmp_path / "stage")
-    make_version(stage, "race", "A\n")
-    pem_a = seal_tree(tmp_path, identity, stage, "race", "a")
-    make_version(stage, "race", "B\n")
-    pem_b = seal_tree(tmp_path, identity, stage, "race", "b")
-    store = str(tmp_path / "store")
-    os.makedirs(store)
-    gen = mounted_with(keyfs_bin, tmp_path, store,
-                       conf(identity, f"[keyset race]\npath = {live}\ninclude = u/**\n"))
-    m = next(gen)
-    try:
-        imp = os.path.join(m.path, "import")
-        assert copy_in(pem_a, os.path.join(imp, "a.pem")) == 0, m.logtext()
-        assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
-        assert versions(store, "race") == [1, 2]
-        # A in place before the attack starts, as a first restore leaves it
-        assert m.control("activate race 1 unauthenticated") == 0, m.logtext()
+    # A in place before the attack starts, as a first restore leaves it
+    with race_restored(keyfs_bin, tmp_path, identity, live) as m:
+        store = m.store
         before = snapshot(outside)
         flipper = subprocess.Popen(["/usr/bin/python3", "-c", FLIPPER, live, outside, own,
                                     DEEP[-1]])
@@ -249,11 +265,6 @@ def test_directory_swapped_for_a_link_during_activations_changes_nothing_outside
         with open(os.path.join(d, DEEP[-1], "key")) as f:
             assert f.read() in ("A\n", "B\n")
         assert snapshot(outside) == before
-    finally:
-        try:
-            next(gen)
-        except StopIteration:
-            pass
 
 
 # ------------------------------------------------ HIGH 1: directories others can change
@@ -534,32 +545,13 @@ def test_activation_over_a_link_left_in_place_says_why(keyfs_bin, tmp_path, worl
     live = os.path.join(world, "live")
     outside = os.path.join(world, "outside")
     os.makedirs(os.path.join(outside, DEEP[0]))
-    stage = str(tmp_path / "stage")
-    make_version(stage, "race", "A\n")
-    pem_a = seal_tree(tmp_path, identity, stage, "race", "a")
-    make_version(stage, "race", "B\n")
-    pem_b = seal_tree(tmp_path, identity, stage, "race", "b")
     os.makedirs(live)
-    store = str(tmp_path / "store")
-    os.makedirs(store)
-    gen = mounted_with(keyfs_bin, tmp_path, store,
-                       conf(identity, f"[keyset race]\npath = {live}\ninclude = u/**\n"))
-    m = next(gen)
-    try:
-        imp = os.path.join(m.path, "import")
-        assert copy_in(pem_a, os.path.join(imp, "a.pem")) == 0, m.logtext()
-        assert copy_in(pem_b, os.path.join(imp, "b.pem")) == 0, m.logtext()
-        assert m.control("activate race 1 unauthenticated") == 0, m.logtext()
+    with race_restored(keyfs_bin, tmp_path, identity, live) as m:
         d = os.path.join(live, "u", "d")
         shutil.rmtree(d)
         os.symlink(outside, d)
         before = snapshot(outside)
-        assert m.control(f"activate race {versions(store, 'race')[0]} unauthenticated") != 0
+        assert m.control(f"activate race {versions(m.store, 'race')[0]} unauthenticated") != 0
         assert snapshot(outside) == before
         assert re.search(r'keyset race: version \d+ not installed: the files in .*live: '
                          r'member "u/d": a symlink leaving the keyset', m.logtext()), m.logtext()
-    finally:
-        try:
-            next(gen)
-        except StopIteration:
-            pass
