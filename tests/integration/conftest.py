@@ -6,15 +6,18 @@ test runs once per build, so the sanitizer build sees the same traffic.
 
 Tests may run in parallel (pytest-xdist, as scripts/test runs them): each
 one mounts its own keyfs below its own tmp_path. A test that changes what
-the whole machine shares (a sysctl, files in /usr, the dpkg database) is
-marked system_wide and runs alone: every test holds the machine lock
+the whole machine shares and other tests depend on (a sysctl) is marked
+system_wide and runs alone: every test holds the machine lock
 (machine_lock()), shared, while it runs, and a system_wide one holds it
 exclusively. A fixture of module or session scope that changes such
 state takes machine_lock(exclusive=True) itself, for as long as the
 change lasts."""
+import base64
 import contextlib
 import errno
 import fcntl
+import hashlib
+import hmac
 import os
 import subprocess
 import time
@@ -118,6 +121,46 @@ def age_encrypt(src, dst, password, armor=True):
     flags = "-p -a" if armor else "-p"
     return run(["script", "-qec", f"age {flags} -o {dst} {src}", "/dev/null"],
                input=f"{password}\n{password}\n", check=False)
+
+
+def age_seal(src, dst, password, armor=True, logn=10):
+    """What age -p writes, at scrypt work factor logn (stock age always
+    uses 18, a quarter GiB and a second of CPU per file, on each side):
+    the age v1 format, written here from its specification with Python's
+    scrypt and the cryptography package's ChaCha20-Poly1305, independent
+    of keyfs' own code. For the crafted files of the bad-input tests;
+    stock age seals the files of the tests of what it makes, and
+    test_import checks that stock age opens these."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    def b64(data):
+        return base64.b64encode(data).decode().rstrip("=")
+
+    def hkdf(salt, ikm, info):
+        prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+        return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+    file_key, salt, nonce = os.urandom(16), os.urandom(16), os.urandom(16)
+    wrap = hashlib.scrypt(password.encode(), salt=b"age-encryption.org/v1/scrypt" + salt,
+                          n=1 << logn, r=8, p=1, dklen=32, maxmem=1 << 30)
+    body = ChaCha20Poly1305(wrap).encrypt(bytes(12), file_key, None)
+    header = (f"age-encryption.org/v1\n-> scrypt {b64(salt)} {logn}\n{b64(body)}\n---"
+              ).encode()
+    mac = hmac.new(hkdf(b"", file_key, b"header"), header, hashlib.sha256).digest()
+    out = header + f" {b64(mac)}\n".encode() + nonce
+    aead = ChaCha20Poly1305(hkdf(nonce, file_key, b"payload"))
+    data = open(src, "rb").read()
+    chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)] or [b""]
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        out += aead.encrypt(i.to_bytes(11, "big") + (b"\x01" if last else b"\x00"), chunk, None)
+    if armor:
+        text = base64.b64encode(out).decode()
+        out = ("-----BEGIN AGE ENCRYPTED FILE-----\n" +
+               "".join(text[i:i + 64] + "\n" for i in range(0, len(text), 64)) +
+               "-----END AGE ENCRYPTED FILE-----\n").encode()
+    with open(dst, "wb") as f:
+        f.write(out)
 
 
 # Derived state that sealing rewrites in the background, the record of

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Mount, age_encrypt, run, tree_digest
+from conftest import PASSWORD, ROOT, Mount, age_seal, run, tree_digest
 
 FSCK = os.path.join(ROOT, "tools", "fsck.py")
 STALE_MSG = "detached the stale mount"
@@ -438,13 +438,13 @@ BOMBS = sorted(_bomb_members())
 
 @pytest.fixture(scope="module")
 def bombs(tmp_path_factory):
-    """Each bomb sealed once with stock age (scrypt logN 18), binary form
-    (the smallest), shared by every build."""
+    """Each bomb sealed once (conftest's age_seal()), binary form (the
+    smallest), shared by every build."""
     d = tmp_path_factory.mktemp("bombs")
     out = {}
     for name, raw in _bomb_members().items():
         (d / f"{name}.tar").write_bytes(raw)
-        assert age_encrypt(d / f"{name}.tar", d / f"{name}.age", PASSWORD, armor=False).returncode == 0
+        age_seal(d / f"{name}.tar", d / f"{name}.age", PASSWORD, armor=False)
         assert (d / f"{name}.age").stat().st_size < 1 << 20
         out[name] = d / f"{name}.age"
     return out

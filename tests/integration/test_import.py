@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from conftest import PASSWORD, Mount, age_encrypt, run, tree_digest
+from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, age_seal, run, tree_digest
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def copy_in(src, dst):
 
 def sealed_tar(tmp_path, members, name="craft", password=PASSWORD, armor=True):
     """A tar built member by member (name -> bytes, or a TarInfo), sealed
-    with stock age."""
+    with conftest's age_seal()."""
     raw = tmp_path / f"{name}.tar"
     with tarfile.open(raw, "w", format=tarfile.GNU_FORMAT) as t:
         for m in members:
@@ -55,7 +55,7 @@ def sealed_tar(tmp_path, members, name="craft", password=PASSWORD, armor=True):
                 info.mode = 0o600
                 t.addfile(info, io.BytesIO(data))
     out = tmp_path / f"{name}.pem"
-    assert age_encrypt(raw, out, password, armor).returncode == 0
+    age_seal(raw, out, password, armor)
     return out
 
 
@@ -70,6 +70,18 @@ def test_round_trip_restores_store_byte_for_byte(mount, tmp_path, store):
     after = tree_digest(os.path.join(store, "web")), tree_digest(os.path.join(store, "db"))
     assert after == before
     assert 'import "web": restored' in mount.status()
+
+
+@pytest.mark.parametrize("armor", [True, False])
+def test_stock_age_opens_what_the_tests_seal(tmp_path, armor):
+    """The crafted files of the bad-input tests are sealed by age_seal():
+    stock age opens them, so keyfs meets what age -p would have made."""
+    data = os.urandom(3 * 65536 + 100)  # chunks, and a short last one
+    (tmp_path / "in").write_bytes(data)
+    age_seal(tmp_path / "in", tmp_path / "in.age", PASSWORD, armor)
+    assert age_decrypt(tmp_path / "in.age", tmp_path / "out", PASSWORD).returncode == 0
+    assert (tmp_path / "out").read_bytes() == data
+    assert age_decrypt(tmp_path / "in.age", tmp_path / "bad", "wrong").returncode != 0
 
 
 @pytest.mark.parametrize("maker", ["gnutar", "bsdtar-pax", "bsdtar-ustar", "binary"])

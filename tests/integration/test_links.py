@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 
-from conftest import PASSWORD, age_decrypt, age_encrypt, run, tree_digest
+from conftest import PASSWORD, age_decrypt, age_seal, run, tree_digest
 from test_members import describe, mounted_with, untar
 
 CONF = "[import]\nmax_size = 33554432\nmax_total = 67108864\nmax_work_factor = 18\n"
@@ -86,7 +86,7 @@ def sealed_chain(tmp_path, name):
             info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
             t.addfile(info)
     out = tmp_path / f"{name}.pem"
-    assert age_encrypt(raw, out, PASSWORD).returncode == 0
+    age_seal(raw, out, PASSWORD)
     return out
 
 

@@ -10,10 +10,12 @@ scripts/test builds the package (scripts/package) before pytest runs;
 alone, this module uses the .deb in build/package/ and builds one only if
 there is none (KEYFS_DEB names another). It runs once, not once per build
 in KEYFS_BUILDS, holds a lock so that two runs never share the dpkg
-database, and purges the package at the end whatever happened. Installed,
-the package changes /usr for every test: the module holds the machine
-lock exclusively from the first install to the last purge (no other test
-runs meanwhile), and its tests run on one worker (one install)."""
+database, and purges the package at the end whatever happened. Its tests
+run on one worker (one install), beside the other tests: those run keyfs
+from their build directories and mount in private mount namespaces where
+/usr/local would hide the package's programs, no other test runs apt or
+dpkg, and none makes a file whose name mentions keyfs below /etc, /usr or
+/var/lib, which traces() compares."""
 import fcntl
 import glob
 import json
@@ -24,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, ROOT, age_decrypt, machine_lock, run
+from conftest import PASSWORD, ROOT, age_decrypt, run
 
 PACKAGE = "keyfs"
 OUT = os.path.join(ROOT, "build", "package")
@@ -42,7 +44,6 @@ APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"),
                        reason="needs root and apt-get"),
-    pytest.mark.system_wide,
     pytest.mark.xdist_group("package"),
 ]
 
@@ -116,15 +117,14 @@ def package():
     os.makedirs("/run/lock", exist_ok=True)
     with open("/run/lock/keyfs-package-test.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        deb = find_deb()  # may build it: other tests go on meanwhile
-        with machine_lock(exclusive=True):
-            purge()  # left by an interrupted run
-            pkg = Package(deb, traces())
-            try:
-                pkg.install()
-                yield pkg
-            finally:
-                purge()
+        deb = find_deb()  # may build it
+        purge()  # left by an interrupted run
+        pkg = Package(deb, traces())
+        try:
+            pkg.install()
+            yield pkg
+        finally:
+            purge()
 
 
 def test_deb_version_and_dependencies(package):

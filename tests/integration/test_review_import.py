@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, run, tree_digest
+from conftest import PASSWORD, Mount, age_decrypt, age_encrypt, age_seal, run, tree_digest
 
 # What stock age -p seals with; keyfs itself seals at work_factor=10 here.
 AGE_CLI_LOGN = 18
@@ -67,11 +67,16 @@ def keyset_tar(path, top, members, fmt=tarfile.GNU_FORMAT):
             t.addfile(info, io.BytesIO(data))
 
 
-def sealed(tmp_path, top, members, fmt=tarfile.GNU_FORMAT, armor=True):
+def sealed(tmp_path, top, members, fmt=tarfile.GNU_FORMAT, armor=True, stock=False):
+    """The keyset's tar, sealed at work factor 10 (conftest's age_seal()),
+    or by stock age -p (stock: at its own, 18)."""
     raw = tmp_path / f"{top}.tar"
     keyset_tar(raw, top, members, fmt)
     out = tmp_path / f"{top}.{'pem' if armor else 'age'}"
-    assert age_encrypt(raw, out, PASSWORD, armor).returncode == 0
+    if stock:
+        assert age_encrypt(raw, out, PASSWORD, armor).returncode == 0
+    else:
+        age_seal(raw, out, PASSWORD, armor)
     return out
 
 
@@ -116,7 +121,7 @@ def test_high_work_factor_claim_is_refused_before_any_scrypt(mount, tmp_path, st
 def test_limit_defaults_to_the_sealing_work_factor(keyfs_bin, tmp_path, store):
     """Unset, import.max_work_factor is work_factor (10 here): stock age's
     logN 18 is refused; set to 18, the same file imports."""
-    pem = sealed(tmp_path, "wfks", [("k", 0o600, 1700000000, b"k" * 32)])
+    pem = sealed(tmp_path, "wfks", [("k", 0o600, 1700000000, b"k" * 32)], stock=True)
     m = Mount(keyfs_bin, str(tmp_path), store).start()
     try:
         m.unlock()
@@ -156,7 +161,7 @@ def test_listing_and_other_files_answer_while_an_import_unseals(mount18, tmp_pat
     scrypt), ls, stat, writes, renames and unlinks of other staged files
     answer at once; the import then succeeds with the last password."""
     m = mount18
-    pem = sealed(tmp_path, "slowks", [("k", 0o600, 1700000000, b"s" * 32)])
+    pem = sealed(tmp_path, "slowks", [("k", 0o600, 1700000000, b"s" * 32)], stock=True)
     assert m.control("password Wrong-Horse-1") == 0
     for i in range(2, 8):
         assert m.control(f"unlock Wrong-Horse-{i}") == 0
@@ -207,7 +212,7 @@ def test_parallel_imports_unseal_one_at_a_time(mount18, tmp_path, store):
     """Two imports at logN 18 (256 MiB of scrypt each) at once: the peak
     memory is one scrypt's, not two."""
     m = mount18
-    pems = [sealed(tmp_path, f"par{i}", [("k", 0o600, 1700000000, bytes([i]) * 32)])
+    pems = [sealed(tmp_path, f"par{i}", [("k", 0o600, 1700000000, bytes([i]) * 32)], stock=True)
             for i in range(2)]
     assert m.control("password Wrong-Horse-1") == 0
     assert m.control(f"unlock {PASSWORD}") == 0
