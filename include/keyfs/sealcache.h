@@ -130,6 +130,12 @@ void sealcache_keyset_changed(struct sealcache *sc, const char *name);
  * error (0 if it can) and words for the status report. */
 int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t size);
 
+/* Whether export/ lists the keyset's name: it can be exported, as far as
+ * is known. Right after a mount, a keyset not examined yet is listed
+ * without examining it if a run before left a seal of it and did not
+ * find it unexportable (sealknown.c). */
+bool sealcache_listed(struct sealcache *sc, const char *name);
+
 /* Opens the current seal, sealing first if needed (moving ahead of the
  * queue). -ENOKEY without a backup password. Release with sealcache_put(). */
 int sealcache_open(struct sealcache *sc, const char *name, struct seal **out);

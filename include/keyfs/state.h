@@ -18,6 +18,8 @@
 #define STATE_TMP "tmp"
 #define STATE_CACHE "cache"
 #define STATE_FRESH "fresh"
+/* An empty file per keyset found not exportable (see sealknown.c). */
+#define STATE_PROBLEMS "problems"
 /* "PID MOUNTPOINT" of the keyfs that holds the state directory's lock. */
 #define STATE_OWNER "owner"
 /* How long a keyfs waits for another to let go of the directory. */

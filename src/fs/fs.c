@@ -212,7 +212,7 @@ static int list_exports(struct keyfs *k, const struct listing *l, off_t off, voi
 			fuse_fill_dir_t fill, enum fuse_readdir_flags flags)
 {
 	static const char *const fixed[] = { ".", "..", "README.txt" };
-	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)], why[8];
+	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)];
 	bool plus = flags & FUSE_READDIR_PLUS;
 	struct export_attr a;
 	struct stat st;
@@ -224,10 +224,10 @@ static int list_exports(struct keyfs *k, const struct listing *l, off_t off, voi
 	store_batch(&k->st, true);
 	for (i = (size_t)off - 3; off >= 3 && i < l->n; i++) {
 		/* A keyset that cannot be exported is in status, not here.
-		 * Names alone (`ls`, find) need no attributes: its known
-		 * problem says, which the store watcher keeps current. */
+		 * Names alone (`ls`, find) need no attributes: what is known
+		 * of it says (sealcache_listed()). */
 		if (plus ? sealcache_attr(k->sc, l->names[i], &a) :
-			   sealcache_problem(k->sc, l->names[i], why, sizeof(why)))
+			   !sealcache_listed(k->sc, l->names[i]))
 			continue;
 		snprintf(file, sizeof(file), "%s" PEM_SUFFIX, l->names[i]);
 		if (plus)

@@ -183,11 +183,11 @@ struct found {
 	size_t n;
 };
 
-static int find_one(int dirfd, const char *name, const struct stat *st, void *arg)
+static int find_one(int dirfd, const char *name, mode_t type, void *arg)
 {
 	struct found *l = arg;
 
-	(void)st;
+	(void)type;
 	if (replace_is_temp(name))
 		unlinkat(dirfd, name, 0); /* left by a crash; only this thread writes */
 	else if (keyset_name_valid(name))
@@ -209,7 +209,7 @@ static void load_all(struct fresh *f)
 	struct found l = { NULL, 0 };
 	size_t i;
 
-	dirwalk_each(f->dfd, ".", find_one, &l);
+	dirwalk_types(f->dfd, ".", find_one, &l);
 	if (l.n)
 		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
 	for (i = 0; i < l.n; i++) {

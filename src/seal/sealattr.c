@@ -181,6 +181,22 @@ int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t 
 	return ret == 1 ? 0 : ret;
 }
 
+bool sealcache_listed(struct sealcache *sc, const char *name)
+{
+	char why[8];
+	struct entry *e;
+	int listed = -1;
+
+	pthread_mutex_lock(&sc->lock);
+	e = sc_entry_find(sc, name);
+	if (e && e->examined)
+		listed = !e->bad;
+	else if (sc_known(sc, name))
+		listed = 1;
+	pthread_mutex_unlock(&sc->lock);
+	return listed >= 0 ? listed : !sealcache_problem(sc, name, why, sizeof(why));
+}
+
 void sealcache_keyset_changed(struct sealcache *sc, const char *name)
 {
 	struct export_attr a;

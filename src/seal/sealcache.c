@@ -2,7 +2,6 @@
  * changes, and the queue of stale keysets for the worker pool (see
  * sealcache.h; attributes are in sealattr.c, the entry table and the
  * sealing of one keyset in sealentry.c and seal.c). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -10,42 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keyfs/dirwalk.h"
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
-#include "keyfs/replace.h"
 
 #include "sealcache_priv.h"
 #include "sealfile.h"
-
-/* ---- cache files at start ---- */
-
-/* Removes the temporary files a crash left. Names only, no stat and no
- * header read: the headers are read when a keyset is first asked for,
- * so a mount over a hundred thousand cached keysets is ready at once.
- * Runs before any seal can write a temporary file of its own. */
-static void sweep_temps(int cfd)
-{
-	struct dirent *d;
-	DIR *dir;
-	int fd;
-
-	fd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
-	while ((d = readdir(dir)))
-		if (replace_is_temp(d->d_name))
-			unlinkat(cfd, d->d_name, 0);
-	closedir(dir);
-}
 
 /* ---- life cycle ---- */
 
@@ -57,6 +28,7 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 	sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return -ENOMEM;
+	sc->cfd = sc->pfd = -1;
 	sc->st = st;
 	sc->state = state;
 	sc->v = v;
@@ -65,13 +37,18 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 	pthread_mutex_init(&sc->pw_lock, NULL);
 	pthread_cond_init(&sc->changed, NULL);
 	sc->cfd = openat(state->fd, STATE_CACHE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sc->cfd < 0) {
+	sc->pfd = sc->cfd < 0 ? -1 : openat(state->fd, STATE_PROBLEMS,
+					    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sc->pfd < 0) {
 		int ret = -errno;
 
 		sealcache_free(sc);
 		return ret;
 	}
-	sweep_temps(sc->cfd);
+	/* Names only, no stat and no header read: the headers are read
+	 * when a keyset is first asked for, so a mount over a hundred
+	 * thousand cached keysets is ready at once. */
+	sc_known_load(sc);
 	*out = sc;
 	return 0;
 }
@@ -124,8 +101,11 @@ void sealcache_free(struct sealcache *sc)
 		free(e);
 	}
 	htab_free(&sc->entries);
+	sc_known_drop(sc);
 	if (sc->cfd >= 0)
 		close(sc->cfd);
+	if (sc->pfd >= 0)
+		close(sc->pfd);
 	pthread_cond_destroy(&sc->changed);
 	pthread_mutex_destroy(&sc->pw_lock);
 	pthread_mutex_destroy(&sc->lock);
@@ -165,7 +145,10 @@ static size_t worker_count(const struct config *c)
 
 static void *first_scan(void *arg)
 {
-	sealcache_queue_stale(arg);
+	struct sealcache *sc = arg;
+
+	sealcache_queue_stale(sc);
+	sc_known_done(sc);
 	/* The scan's name lists are freed, but glibc keeps their pages: on
 	 * a large store, megabytes an idle daemon would hold. */
 	malloc_trim(0);

@@ -8,6 +8,7 @@
  *   sealattr.c   attributes and problems of an export, without opening it
  *   sealkept.c   earlier seals a backup read, served again when their
  *                content comes back (sealkept.h)
+ *   sealknown.c  what a listing tells of a keyset not examined yet
  *   sealcache.c  the other public calls: life cycle, opens, password
  *                changes, the queue of stale keysets for the worker pool
  * sealcache.c and sealattr.c call the others; those call neither of
@@ -97,12 +98,25 @@ struct entry {
 	char name[];
 };
 
+/* Names, as htab_hash()es, sorted. */
+struct hashset {
+	uint64_t *h;
+	size_t n, cap;
+};
+
 struct sealcache {
 	struct store *st;
 	const struct state *state;
 	struct vault *v;
 	const struct config *cfg;
 	int cfd;			/* <state>/cache */
+	int pfd;			/* <state>/problems */
+	/* Until the first scan is done (sealknown.c): the keysets with a
+	 * seal in the cache at start, and those marked not exportable. */
+	struct hashset sealed;
+	char **marked;
+	size_t nmarked;
+	bool known;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* a seal finished or the key ids moved */
 	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
@@ -127,6 +141,8 @@ struct sealcache {
 
 /* ---- sealentry.c; caller holds sc->lock unless said otherwise ---- */
 struct entry *sc_entry_get(struct sealcache *sc, const char *name);
+/* The entry of name if there is one; none is made. */
+struct entry *sc_entry_find(struct sealcache *sc, const char *name);
 /* Keeps a 64-digit hex digest in binary: false (and nothing kept) if hex
  * is no such digest ("" for an unknown content). */
 bool sc_digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex);
@@ -173,6 +189,22 @@ int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 /* Without the lock: the keyset with the hint to seal into it; say: log a
  * stored hint that cannot be used. */
 int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
+
+/* ---- sealknown.c ---- */
+/* Reads the cache's and the marks' names, and sweeps the temporary files
+ * a crash left in the cache. At start, before any other thread. */
+void sc_known_load(struct sealcache *sc);
+/* Whether the keyset name, not examined yet, may be listed without
+ * examining it. Caller holds sc->lock. */
+bool sc_known(const struct sealcache *sc, const char *name);
+/* Forgets it. Caller holds sc->lock. */
+void sc_known_drop(struct sealcache *sc);
+/* The first scan is done: forgets it, and removes the marks of keysets
+ * found exportable. Without the lock. */
+void sc_known_done(struct sealcache *sc);
+/* Marks name exportable or not, for the listing after the next start.
+ * Without the lock. */
+void sc_known_mark(struct sealcache *sc, const char *name, bool exportable);
 
 /* ---- sealversion.c ---- */
 /* Reads the keyset once for version stamp (without the lock): the

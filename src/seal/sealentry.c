@@ -110,6 +110,11 @@ static bool same_name(const struct hnode *n, const void *name)
 	return !strcmp(((const struct entry *)n)->name, name);
 }
 
+struct entry *sc_entry_find(struct sealcache *sc, const char *name)
+{
+	return (struct entry *)htab_find(&sc->entries, htab_hash(name), same_name, name);
+}
+
 struct entry *sc_entry_get(struct sealcache *sc, const char *name)
 {
 	uint64_t h = htab_hash(name);
@@ -254,8 +259,15 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 	struct entry *e;
 	bool news;
 
-	if (err == -ENOENT)
-		return err; /* gone: nothing to report */
+	if (err == -ENOENT) { /* gone: nothing to report, no mark to keep */
+		pthread_mutex_lock(&sc->lock);
+		e = sc_entry_find(sc, name);
+		news = e && e->bad;
+		pthread_mutex_unlock(&sc->lock);
+		if (news && keyset_name_valid(name))
+			sc_known_mark(sc, name, true);
+		return err;
+	}
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_get(sc, name);
 	/* the same error after a change may have new words (a program's) */
@@ -283,6 +295,8 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 	pthread_mutex_unlock(&sc->lock);
 	if (!news)
 		return err;
+	if (keyset_name_valid(name))
+		sc_known_mark(sc, name, !err);
 	if (err)
 		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
 	else

@@ -46,13 +46,13 @@ static void long_name(const char *raw, char out[static KEYSET_NAME_MAX + 1])
 /* Every directory is listed: under its escaped name, or, if that is too
  * long, under a long_name() whose stamp fails and whose why says so.
  * Hidden entries are keyfs' state (.keyfs) and temporaries. */
-static int list_one(int dirfd, const char *name, const struct stat *st, void *arg)
+static int list_one(int dirfd, const char *name, mode_t type, void *arg)
 {
 	char esc[KEYSET_NAME_MAX + 1];
 	struct name_list *l = arg;
 
 	(void)dirfd;
-	if (name[0] == '.' || !S_ISDIR(st->st_mode))
+	if (name[0] == '.' || !S_ISDIR(type))
 		return 0;
 	if (keyset_name_escape(name, esc))
 		long_name(name, esc);
@@ -72,13 +72,13 @@ struct long_search {
 	size_t size;
 };
 
-static int why_long(int dirfd, const char *raw, const struct stat *st, void *arg)
+static int why_long(int dirfd, const char *raw, mode_t type, void *arg)
 {
 	char esc[KEYSET_NAME_MAX + 1];
 	struct long_search *ls = arg;
 
 	(void)dirfd;
-	if (raw[0] == '.' || !S_ISDIR(st->st_mode) || !keyset_name_escape(raw, esc))
+	if (raw[0] == '.' || !S_ISDIR(type) || !keyset_name_escape(raw, esc))
 		return 0;
 	long_name(raw, esc);
 	if (strcmp(esc, ls->name))
@@ -94,7 +94,7 @@ int sdir_list(void *priv, char ***names, size_t *n)
 	struct name_list l = { NULL, 0 };
 	int ret;
 
-	ret = dirwalk_each(d->dfd, ".", list_one, &l);
+	ret = dirwalk_types(d->dfd, ".", list_one, &l);
 	if (ret) {
 		store_names_free(l.names, l.n);
 		l.names = NULL;
@@ -142,7 +142,7 @@ int sdir_why(void *priv, const char *name, char *why, size_t size)
 	if (kfd == -ENAMETOOLONG) {
 		struct long_search ls = { name, why, size };
 
-		dirwalk_each(((struct dir_store *)priv)->dfd, ".", why_long, &ls);
+		dirwalk_types(((struct dir_store *)priv)->dfd, ".", why_long, &ls);
 	}
 	if (kfd < 0)
 		return kfd;

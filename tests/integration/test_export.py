@@ -2,11 +2,10 @@
 import errno
 import os
 import stat
-import subprocess
 
 import pytest
 
-from conftest import PASSWORD, age_decrypt, run
+from conftest import PASSWORD, Mount, age_decrypt, recipients_file, run, wait_for
 
 
 def test_tree_layout(mount):
@@ -162,3 +161,34 @@ def test_work_factor_out_of_range_is_refused(keyfs_bin, tmp_path, store):
     res = run([keyfs_bin, "-f", "-o", f"store={store},work_factor=23", str(tmp_path)], check=False)
     assert res.returncode != 0
     assert "work_factor" in res.stderr
+
+
+def test_names_right_after_a_mount(keyfs_bin, tmp_path, store):
+    """A mount lists names from what the run before found, before it
+    walks the keysets again: a keyset it sealed at once, not one it found
+    could not be exported (marked in STATE/problems/), and one made while
+    keyfs was stopped only once examined."""
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    mark = os.path.join(store, ".keyfs", "problems", "db")
+    opts = f"recipients={recipients_file(tmp_path)}"
+    try:
+        m.start(opts=opts)
+        for name in ("web", "db"):
+            with open(os.path.join(m.export, f"{name}.pem"), "rb") as f:
+                assert f.read().startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        fifo = os.path.join(store, "db", "pipe")
+        os.mkfifo(fifo)  # not a key file: db cannot be exported
+        assert wait_for(lambda: "db.pem" not in os.listdir(m.export), 10)
+        assert wait_for(lambda: os.path.exists(mark), 10)
+        m.stop()
+        os.mkdir(os.path.join(store, "late"), 0o700)
+        os.mkfifo(os.path.join(store, "late", "pipe"))
+        m.start(opts=opts)
+        names = os.listdir(m.export)
+        assert "web.pem" in names and "db.pem" not in names and "late.pem" not in names, names
+        os.unlink(fifo)
+        assert wait_for(lambda: "db.pem" in os.listdir(m.export), 10)
+        assert wait_for(lambda: not os.path.exists(mark), 10)
+        m.stop()
+    finally:
+        m.kill()

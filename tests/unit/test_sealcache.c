@@ -5,8 +5,10 @@
  * again left out with its reason. With backup records: the same content
  * under a new stamp after a restart keeps the changed time, whether the
  * record saw the seal before the stop or not, and while a worker is
- * keeping the seal as the attributes are asked for. */
+ * keeping the seal as the attributes are asked for. What a listing of
+ * names tells right after a start. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +130,47 @@ static void test_cycle(void)
 	sealcache_free(sc);
 	free(two);
 	free(one);
+}
+
+/* A listing of names right after a start tells a keyset sealed before
+ * without examining it, unless it was found unexportable: then it is
+ * examined, and its mark goes once it can be exported again. */
+static void test_listed(void)
+{
+	struct sealcache *sc;
+	struct export_attr a;
+	size_t len;
+	time_t at;
+	char *buf;
+	int err;
+
+	set_keys("b", "a key of b");
+	sc = start();
+	sealcache_password_changed(sc);
+	buf = open_all(sc, "b", &len, &at, &err);
+	tap_ok(buf != NULL, "b sealed");
+	free(buf);
+	sealcache_free(sc);
+
+	cfg.import_max_size = 512; /* b cannot be exported any more */
+	if (!tap_ok(!sealcache_new(&sc, &st, &state, v, &cfg), "a seal cache, no first scan"))
+		return;
+	tap_ok(sealcache_listed(sc, "b"), "sealed before: listed without examining it");
+	TAP_EQ_INT(sealcache_attr(sc, "b", &a), -ENOENT, "examined: over import.max_size");
+	tap_ok(!sealcache_listed(sc, "b"), "... and no longer listed");
+	tap_ok(!faccessat(state.fd, STATE_PROBLEMS "/b", F_OK, 0), "... marked");
+	sealcache_free(sc);
+
+	sealcache_new(&sc, &st, &state, v, &cfg);
+	tap_ok(!sealcache_listed(sc, "b"), "marked: examined before it is listed after a restart");
+	sealcache_free(sc);
+
+	cfg.import_max_size = 1 << 20;
+	sc = start();
+	tap_ok(sealcache_listed(sc, "b"), "exportable again: listed");
+	sealcache_free(sc);
+	tap_ok(faccessat(state.fd, STATE_PROBLEMS "/b", F_OK, 0) && errno == ENOENT,
+	       "... its mark removed after the first scan");
 }
 
 /* Reads of one keyset by any thread but the main one wait while the
@@ -324,6 +367,7 @@ int main(void)
 	cfg.work_factor = 10;
 	set_keys("a", "the same key");
 	test_cycle();
+	test_listed();
 	gate_install();
 	test_fresh_restart();
 	vault_free(v);
