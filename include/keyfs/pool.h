@@ -31,4 +31,9 @@ bool pool_take(struct pool *p, struct pool_item *item);
 /* Items queued or being worked on. */
 size_t pool_pending(struct pool *p);
 
+/* Lowers the calling thread's priority (nice 10): for work in the
+ * background, such as the first look at every keyset after a mount,
+ * which a request from a reader must not wait behind for the CPU. */
+void thread_background(void);
+
 #endif

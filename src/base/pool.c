@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "keyfs/pool.h"
 
@@ -145,4 +147,11 @@ size_t pool_pending(struct pool *p)
 	n = p->queued + p->running;
 	pthread_mutex_unlock(&p->lock);
 	return n;
+}
+
+void thread_background(void)
+{
+	/* Linux keeps a nice value per thread; failing, the thread only
+	 * keeps its priority. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 }

@@ -15,6 +15,7 @@
 #include "keyfs/htab.h"
 #include "keyfs/keyset.h"
 #include "keyfs/log.h"
+#include "keyfs/pool.h"
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
 
@@ -365,6 +366,9 @@ static void *writer_run(void *arg)
 	struct timespec until;
 	bool stop;
 
+	/* reading every record at start, then writing them: neither is
+	 * waited for by a reader */
+	thread_background();
 	load_all(f);
 	for (;;) {
 		pthread_mutex_lock(&f->lock);

@@ -135,6 +135,8 @@ static int attr_report(struct sealcache *sc, const char *name, struct export_att
 	}
 	if (ret || bad) /* an exportable keyset that was so has no news */
 		sc_note_problem(sc, name, ret, *why ? why : NULL);
+	else if (sc_marked(sc, name)) /* by a run before */
+		sc_mark_sync(sc, name);
 	if (ret)
 		return -ENOENT; /* reported in status, never an entry that fails */
 	/* a BLAKE2b of the name: a report, for each keyset of a status,
@@ -183,6 +185,7 @@ int sealcache_problem(struct sealcache *sc, const char *name, char *why, size_t 
 
 bool sealcache_listed(struct sealcache *sc, const char *name)
 {
+	bool known = false;
 	char why[8];
 	struct entry *e;
 	int listed = -1;
@@ -191,9 +194,11 @@ bool sealcache_listed(struct sealcache *sc, const char *name)
 	e = sc_entry_find(sc, name);
 	if (e && e->examined)
 		listed = !e->bad;
-	else if (sc_known(sc, name))
-		listed = 1;
+	else
+		known = sc_known(sc, name);
 	pthread_mutex_unlock(&sc->lock);
+	if (listed < 0 && known && !sc_marked(sc, name))
+		listed = 1;
 	return listed >= 0 ? listed : !sealcache_problem(sc, name, why, sizeof(why));
 }
 

@@ -24,6 +24,7 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 		  struct vault *v, const struct config *c)
 {
 	struct sealcache *sc;
+	int ret;
 
 	sc = calloc(1, sizeof(*sc));
 	if (!sc)
@@ -36,19 +37,16 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 	pthread_mutex_init(&sc->lock, NULL);
 	pthread_mutex_init(&sc->pw_lock, NULL);
 	pthread_cond_init(&sc->changed, NULL);
+	pthread_mutex_init(&sc->mark_lock, NULL);
 	sc->cfd = openat(state->fd, STATE_CACHE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	sc->pfd = sc->cfd < 0 ? -1 : openat(state->fd, STATE_PROBLEMS,
-					    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sc->pfd < 0) {
-		int ret = -errno;
-
-		sealcache_free(sc);
-		return ret;
-	}
 	/* Names only, no stat and no header read: the headers are read
 	 * when a keyset is first asked for, so a mount over a hundred
 	 * thousand cached keysets is ready at once. */
-	sc_known_load(sc);
+	ret = sc->cfd < 0 ? -errno : sc_known_load(sc);
+	if (ret) {
+		sealcache_free(sc);
+		return ret;
+	}
 	*out = sc;
 	return 0;
 }
@@ -102,11 +100,13 @@ void sealcache_free(struct sealcache *sc)
 	}
 	htab_free(&sc->entries);
 	sc_known_drop(sc);
+	sc_marks_free(sc);
 	if (sc->cfd >= 0)
 		close(sc->cfd);
 	if (sc->pfd >= 0)
 		close(sc->pfd);
 	pthread_cond_destroy(&sc->changed);
+	pthread_mutex_destroy(&sc->mark_lock);
 	pthread_mutex_destroy(&sc->pw_lock);
 	pthread_mutex_destroy(&sc->lock);
 	free(sc);
@@ -143,12 +143,14 @@ static size_t worker_count(const struct config *c)
 	return n ? n : 1;
 }
 
+static bool queue_stale(struct sealcache *sc);
+
 static void *first_scan(void *arg)
 {
 	struct sealcache *sc = arg;
 
-	sealcache_queue_stale(sc);
-	sc_known_done(sc);
+	thread_background();
+	sc_known_done(sc, queue_stale(sc));
 	/* The scan's name lists are freed, but glibc keeps their pages: on
 	 * a large store, megabytes an idle daemon would hold. */
 	malloc_trim(0);
@@ -176,7 +178,8 @@ int sealcache_start(struct sealcache *sc)
 	return ret;
 }
 
-void sealcache_queue_stale(struct sealcache *sc)
+/* Whether it looked at every keyset listed. */
+static bool queue_stale(struct sealcache *sc)
 {
 	struct entry *e;
 	uint64_t stamp;
@@ -186,12 +189,14 @@ void sealcache_queue_stale(struct sealcache *sc)
 	int ret;
 
 	if (sc->st->ops->list(sc->st->priv, &names, &n))
-		return;
+		return false;
 	store_batch(sc->st, true);
 	for (i = 0; i < n; i++) {
 		e = sc_entry_lock(sc, names[i], &stamp, &ret);
 		if (!e) {
-			sc_note_problem(sc, names[i], ret, NULL);
+			/* passing trouble is not the keyset's, as in attr_report() */
+			if (ret != -ENOMEM && ret != -EAGAIN)
+				sc_note_problem(sc, names[i], ret, NULL);
 			continue;
 		}
 		if (sc->stopping) {
@@ -209,6 +214,12 @@ void sealcache_queue_stale(struct sealcache *sc)
 	}
 	store_batch(sc->st, false);
 	store_names_free(names, n);
+	return i == n;
+}
+
+void sealcache_queue_stale(struct sealcache *sc)
+{
+	queue_stale(sc);
 }
 
 void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)

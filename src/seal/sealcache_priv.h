@@ -12,14 +12,15 @@
  *   sealcache.c  the other public calls: life cycle, opens, password
  *                changes, the queue of stale keysets for the worker pool
  * sealcache.c and sealattr.c call the others; those call neither of
- * them, and each other only for the entry table (sealentry.c).
+ * them, and each other only for the entry table (sealentry.c) and the
+ * marks (sealknown.c).
  *
  * Locking: sc->lock protects every entry field, the sealing key ids and
  * the pool's use; it is never held across crypto, and never while calling
  * the vault: sealing holds a vault read lock for a whole scrypt, and the
  * vault's writers wait for it, so a vault call under sc->lock would close
- * a cycle (vault -> sc -> vault). Order: vault first, then sc->lock, then
- * the pool's own lock; never the reverse. */
+ * a cycle (vault -> sc -> vault). Order: vault first, then sc->mark_lock,
+ * then sc->lock, then the pool's own lock; never the reverse. */
 #ifndef KEYFS_SEALCACHE_PRIV_H
 #define KEYFS_SEALCACHE_PRIV_H
 
@@ -98,7 +99,7 @@ struct entry {
 	char name[];
 };
 
-/* Names, as htab_hash()es, sorted. */
+/* Names, as sealcache_ino()s, sorted. */
 struct hashset {
 	uint64_t *h;
 	size_t n, cap;
@@ -111,12 +112,15 @@ struct sealcache {
 	const struct config *cfg;
 	int cfd;			/* <state>/cache */
 	int pfd;			/* <state>/problems */
-	/* Until the first scan is done (sealknown.c): the keysets with a
-	 * seal in the cache at start, and those marked not exportable. */
+	/* Until the first scan is done (sealknown.c), under lock: the
+	 * keysets with a seal in the cache at start. */
 	struct hashset sealed;
-	char **marked;
-	size_t nmarked;
 	bool known;
+	/* The keysets marked not exportable, sorted; under mark_lock,
+	 * which is taken before lock, never while holding it. */
+	pthread_mutex_t mark_lock;
+	char **marks;
+	size_t nmarks;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* a seal finished or the key ids moved */
 	pthread_mutex_t pw_lock;	/* serializes sealcache_password_changed() */
@@ -191,20 +195,25 @@ int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
 
 /* ---- sealknown.c ---- */
-/* Reads the cache's and the marks' names, and sweeps the temporary files
- * a crash left in the cache. At start, before any other thread. */
-void sc_known_load(struct sealcache *sc);
-/* Whether the keyset name, not examined yet, may be listed without
- * examining it. Caller holds sc->lock. */
+/* Opens STATE/problems/ (made if missing), reads its marks and the names
+ * of the cache's files, and sweeps the temporary files a crash left in
+ * the cache. At start, before any other thread. */
+int sc_known_load(struct sealcache *sc);
+/* Whether name had a seal at start, while that is known. Caller holds
+ * sc->lock. */
 bool sc_known(const struct sealcache *sc, const char *name);
-/* Forgets it. Caller holds sc->lock. */
+/* Whether name is marked not exportable. Caller holds neither lock. */
+bool sc_marked(struct sealcache *sc, const char *name);
+/* Makes name's mark say what is known of it now. Caller holds neither
+ * lock. */
+void sc_mark_sync(struct sealcache *sc, const char *name);
+/* The first scan is done (whole: it looked at every keyset listed):
+ * forgets the seals of start, and removes the marks of keysets found
+ * exportable or, after a whole scan, gone. Caller holds neither lock. */
+void sc_known_done(struct sealcache *sc, bool whole);
+/* Frees what sc_known_load() kept; at the end, or when it failed. */
 void sc_known_drop(struct sealcache *sc);
-/* The first scan is done: forgets it, and removes the marks of keysets
- * found exportable. Without the lock. */
-void sc_known_done(struct sealcache *sc);
-/* Marks name exportable or not, for the listing after the next start.
- * Without the lock. */
-void sc_known_mark(struct sealcache *sc, const char *name, bool exportable);
+void sc_marks_free(struct sealcache *sc);
 
 /* ---- sealversion.c ---- */
 /* Reads the keyset once for version stamp (without the lock): the

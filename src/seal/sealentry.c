@@ -36,37 +36,39 @@ uint64_t sealcache_ino(const char *name)
  * first time the keyset is asked for. A file of the first format is
  * rewritten in the current one, its sealed bytes untouched; a file that
  * names another keyset is never served for this one. */
-static void load_cached(struct sealcache *sc, struct entry *e)
+static int read_cached(struct sealcache *sc, const char *name, struct sealfile *h)
 {
-	struct sealfile h;
 	int fd, ret;
 
-	fd = dirwalk_open_regular(sc->cfd, e->name, NULL, NULL);
+	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
 	if (fd < 0)
-		return;
-	ret = sealfile_read(fd, &h);
-	if (!ret && !h.name[0]) {
-		snprintf(h.name, sizeof(h.name), "%s", e->name);
-		if (sealfile_rewrite(sc->cfd, e->name, fd, &h))
+		return fd;
+	ret = sealfile_read(fd, h);
+	if (!ret && !h->name[0]) {
+		snprintf(h->name, sizeof(h->name), "%s", name);
+		if (sealfile_rewrite(sc->cfd, name, fd, h))
 			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
-				e->name);
-	} else if (!ret && strcmp(h.name, e->name)) {
+				name);
+	} else if (!ret && strcmp(h->name, name)) {
 		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served",
-			e->name, h.name);
+			name, h->name);
 		ret = -EINVAL;
 	}
-	if (!ret) {
-		_Static_assert(sizeof(h.content) == 2 * CONTENT_ID_LEN + 1, "content id size");
-		e->cached = true;
-		e->stamp = h.stamp;
-		memcpy(e->pwid, h.pwid, VERIFIER_ID_LEN);
-		e->logn = h.logn;
-		sc_ctag_set(e, h.content);
-		e->sealed_at = h.sealed_at;
-		e->newest = h.sealed_at;
-		e->len = h.len;
-	}
 	close(fd);
+	return ret;
+}
+
+static void keep_cached(struct entry *e, const struct sealfile *h)
+{
+	_Static_assert(sizeof(h->content) == 2 * CONTENT_ID_LEN + 1, "content id size");
+	e->cached = true;
+	e->stamp = h->stamp;
+	memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
+	e->logn = h->logn;
+	sc_ctag_set(e, h->content);
+	e->sealed_at = h->sealed_at;
+	e->newest = h->sealed_at;
+	e->len = h->len;
 }
 
 bool sc_digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
@@ -115,22 +117,32 @@ struct entry *sc_entry_find(struct sealcache *sc, const char *name)
 	return (struct entry *)htab_find(&sc->entries, htab_hash(name), same_name, name);
 }
 
-struct entry *sc_entry_get(struct sealcache *sc, const char *name)
+/* A new entry for name, with what its cache file holds: read already
+ * (cached: NULL if it has none), or read now. */
+static struct entry *entry_add(struct sealcache *sc, const char *name, const struct sealfile *cached,
+			       bool read)
 {
-	uint64_t h = htab_hash(name);
+	struct sealfile h;
 	struct entry *e;
 
-	e = (struct entry *)htab_find(&sc->entries, h, same_name, name);
-	if (e)
-		return e;
 	_Static_assert(offsetof(struct entry, h) == 0, "htab_add_named() returns the hnode");
-	e = htab_add_named(&sc->entries, sizeof(*e), offsetof(struct entry, name), name, h);
+	e = htab_add_named(&sc->entries, sizeof(*e), offsetof(struct entry, name), name,
+			   htab_hash(name));
 	if (!e)
 		return NULL;
 	e->own_pw = meta_own_password(sc->state, name);
-	if (keyset_name_valid(name))
-		load_cached(sc, e);
+	if (!read && keyset_name_valid(name) && !read_cached(sc, name, &h))
+		cached = &h;
+	if (cached)
+		keep_cached(e, cached);
 	return e;
+}
+
+struct entry *sc_entry_get(struct sealcache *sc, const char *name)
+{
+	struct entry *e = sc_entry_find(sc, name);
+
+	return e ? e : entry_add(sc, name, NULL, false);
 }
 
 struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
@@ -142,11 +154,26 @@ struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *st
 {
 	struct entry *e;
 
+	struct sealfile h;
+	bool known, read;
+
 	*err = sc_export_stamp(sc, name, stamp);
 	if (*err)
 		return NULL;
+	/* The cache file of a keyset asked for the first time is read
+	 * before the lock is taken: the first scan asks for every keyset,
+	 * and a listing waits on sc->lock, not on its reads. No seal of
+	 * name is written meanwhile: a seal has an entry. */
 	pthread_mutex_lock(&sc->lock);
-	e = sc_entry_get(sc, name);
+	known = sc_entry_find(sc, name) != NULL;
+	pthread_mutex_unlock(&sc->lock);
+	read = !known && keyset_name_valid(name);
+	if (read && read_cached(sc, name, &h))
+		h.name[0] = '\0';
+	pthread_mutex_lock(&sc->lock);
+	e = sc_entry_find(sc, name);
+	if (!e)
+		e = entry_add(sc, name, read && h.name[0] ? &h : NULL, read);
 	if (!e) {
 		pthread_mutex_unlock(&sc->lock);
 		*err = -ENOMEM;
@@ -259,15 +286,8 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 	struct entry *e;
 	bool news;
 
-	if (err == -ENOENT) { /* gone: nothing to report, no mark to keep */
-		pthread_mutex_lock(&sc->lock);
-		e = sc_entry_find(sc, name);
-		news = e && e->bad;
-		pthread_mutex_unlock(&sc->lock);
-		if (news && keyset_name_valid(name))
-			sc_known_mark(sc, name, true);
-		return err;
-	}
+	if (err == -ENOENT)
+		return err; /* gone: nothing to report */
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_get(sc, name);
 	/* the same error after a change may have new words (a program's) */
@@ -295,8 +315,7 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 	pthread_mutex_unlock(&sc->lock);
 	if (!news)
 		return err;
-	if (keyset_name_valid(name))
-		sc_known_mark(sc, name, !err);
+	sc_mark_sync(sc, name);
 	if (err)
 		log_msg(LOG_WARNING, "keyset \"%s\" cannot be exported: %s", name, why);
 	else

@@ -15,7 +15,7 @@
 static int make_subdirs(int fd)
 {
 	static const char *const dirs[] = { STATE_META, STATE_VERSIONS, STATE_TMP, STATE_CACHE,
-						 STATE_FRESH, STATE_PROBLEMS };
+						 STATE_FRESH };
 	size_t i;
 
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)

@@ -138,6 +138,7 @@ static void test_cycle(void)
 static void test_listed(void)
 {
 	struct sealcache *sc;
+	int i;
 	struct export_attr a;
 	size_t len;
 	time_t at;
@@ -170,7 +171,32 @@ static void test_listed(void)
 	tap_ok(sealcache_listed(sc, "b"), "exportable again: listed");
 	sealcache_free(sc);
 	tap_ok(faccessat(state.fd, STATE_PROBLEMS "/b", F_OK, 0) && errno == ENOENT,
-	       "... its mark removed after the first scan");
+	       "... its mark removed");
+
+	/* marked, then gone while keyfs was stopped */
+	cfg.import_max_size = 512;
+	sc = start();
+	sealcache_attr(sc, "b", &a);
+	sealcache_free(sc);
+	cfg.import_max_size = 1 << 20;
+	tap_ok(!faccessat(state.fd, STATE_PROBLEMS "/b", F_OK, 0), "b marked again");
+	set_keys("b", "");
+	store_mem_set(&st, &(struct keyset){ .name = "b" }, true);
+	sc = start();
+	for (i = 0; i < 500 && !faccessat(state.fd, STATE_PROBLEMS "/b", F_OK, 0); i++)
+		usleep(10000); /* the first scan runs in the background */
+	tap_ok(faccessat(state.fd, STATE_PROBLEMS "/b", F_OK, 0) && errno == ENOENT,
+	       "gone: its mark removed by the first scan");
+	sealcache_free(sc);
+
+	/* a state directory of an earlier keyfs: no marks to trust */
+	set_keys("b", "a key of b");
+	tap_ok(!unlinkat(state.fd, STATE_PROBLEMS, AT_REMOVEDIR), "problems/ removed");
+	cfg.import_max_size = 512;
+	sealcache_new(&sc, &st, &state, v, &cfg);
+	tap_ok(!sealcache_listed(sc, "b"), "without problems/: examined before it is listed");
+	sealcache_free(sc);
+	cfg.import_max_size = 1 << 20;
 }
 
 /* Reads of one keyset by any thread but the main one wait while the
