@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,9 @@
 #include "keyfs/store.h"
 
 #define RECORD_MAX 256
+/* Every record, written at a clean stop (see snapshot_write()). */
+#define SNAPSHOT "fresh.all"
+#define SNAPSHOT_TMP ".fresh.all.tmp"
 /* Distinct program names kept for the reports; later ones show as "?". */
 #define COMMS_MAX 256
 
@@ -53,6 +57,7 @@ static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 
 struct fresh {
 	int dfd;			/* <state>/fresh */
+	int sfd;			/* <state>, for SNAPSHOT; not owned */
 	pthread_mutex_t lock;		/* the table and the histogram */
 	struct htab recs;		/* struct fresh_rec by name */
 	struct histogram seals;
@@ -128,6 +133,16 @@ static int parse(struct fresh *f, struct fresh_rec *r, const char *text)
 	return 0;
 }
 
+/* A record's file: one line, which parse() reads. */
+static int format_rec(const struct rec_copy *r, char text[static RECORD_MAX])
+{
+	return snprintf(text, RECORD_MAX, "keyfs-fresh 1 %016" PRIx64 " %016" PRIx64
+			" %lld %lld %lld %lld %u %s\n", r->stamp, r->key,
+			(long long)r->i.changed_at, (long long)r->i.sealed_at,
+			(long long)r->i.backup_at, (long long)r->i.backup_sealed,
+			(unsigned)r->i.backup_uid, r->i.backup_comm);
+}
+
 static struct fresh_rec *rec_add(struct fresh *f, const char *name, uint64_t h)
 {
 	_Static_assert(offsetof(struct fresh_rec, h) == 0, "htab_add_named() returns the hnode");
@@ -201,6 +216,154 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* ---- the snapshot: every record in one file ----
+ *
+ * Written at a clean stop, after the last record file, with the times of
+ * fresh/ then: the next start reads it in one go instead of a file per
+ * keyset, but only if fresh/ has not changed since. Writing a record
+ * renames a file into fresh/, which makes its times later, whoever
+ * writes it (a keyfs that knows no snapshot too); a crash leaves records
+ * written after the snapshot, and so a snapshot that is not read. */
+
+static int cmp_recs(const void *a, const void *b)
+{
+	return strcmp((*(struct fresh_rec *const *)a)->name, (*(struct fresh_rec *const *)b)->name);
+}
+
+static void dir_times(int dfd, char buf[static 64])
+{
+	struct stat st;
+
+	if (fstat(dfd, &st))
+		snprintf(buf, 64, "?");
+	else
+		snprintf(buf, 64, "%lld.%09ld %lld.%09ld", (long long)st.st_mtim.tv_sec,
+			 st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
+/* In name order (see load_all()). Caller holds f->lock: at the stop,
+ * nobody else asks for records any more. */
+static int snapshot_put(struct fresh *f, FILE *out)
+{
+	struct fresh_rec **all, *r;
+	char text[RECORD_MAX], times[64];
+	struct rec_copy c;
+	size_t n = 0, i, pos = 0;
+
+	all = malloc((f->recs.n ? f->recs.n : 1) * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (r = (struct fresh_rec *)htab_next(&f->recs, &pos, NULL); r;
+	     r = (struct fresh_rec *)htab_next(&f->recs, &pos, &r->h))
+		if (r->seen)
+			all[n++] = r;
+	qsort(all, n, sizeof(*all), cmp_recs);
+	dir_times(f->dfd, times);
+	fprintf(out, "keyfs-fresh-all 1 %s %zu\n", times, n);
+	for (i = 0; i < n; i++) {
+		c = (struct rec_copy){ .name = all[i]->name, .stamp = all[i]->stamp, .key = all[i]->key };
+		rec_info(f, all[i], &c.i);
+		format_rec(&c, text);
+		fprintf(out, "%s %s", all[i]->name, text);
+	}
+	fprintf(out, "end %zu\n", n);
+	free(all);
+	return 0;
+}
+
+static void snapshot_write(struct fresh *f)
+{
+	FILE *out;
+	int fd, ret;
+
+	fd = openat(f->sfd, SNAPSHOT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	out = fd < 0 ? NULL : fdopen(fd, "w");
+	if (!out) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	pthread_mutex_lock(&f->lock);
+	ret = f->loaded ? snapshot_put(f, out) : -EAGAIN;
+	pthread_mutex_unlock(&f->lock);
+	if (fflush(out) || fsync(fileno(out)))
+		ret = ret ? ret : -errno;
+	fclose(out);
+	if (!ret && renameat(f->sfd, SNAPSHOT_TMP, f->sfd, SNAPSHOT))
+		ret = -errno;
+out:
+	if (ret && ret != -EAGAIN) /* -EAGAIN: stopped before every record was read */
+		log_msg(LOG_WARNING, "saving backup records in %s: %s", SNAPSHOT, strerror(-ret));
+	if (ret)
+		unlinkat(f->sfd, SNAPSHOT_TMP, 0);
+}
+
+/* One line of the snapshot: the name, then the record file's line. */
+static int snapshot_line(struct fresh *f, char *line)
+{
+	char *sp = strchr(line, ' ');
+	struct fresh_rec *r;
+	uint64_t h;
+
+	if (!sp)
+		return -EINVAL;
+	*sp = '\0';
+	if (!keyset_name_valid(line))
+		return -EINVAL;
+	h = htab_hash(line);
+	pthread_mutex_lock(&f->lock);
+	/* one read from its file meanwhile, for a request, is as new */
+	r = (struct fresh_rec *)htab_find(&f->recs, h, same_name, line);
+	if (!r) {
+		r = rec_add(f, line, h);
+		if (r && parse(f, r, sp + 1)) {
+			htab_del(&f->recs, &r->h);
+			free(r);
+			r = NULL;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r ? 0 : -EINVAL;
+}
+
+/* Whether every record was read from the snapshot. */
+static bool snapshot_read(struct fresh *f)
+{
+	char times[64], want[64], *line = NULL;
+	size_t cap = 0, n = 0, count = 0, end = 0;
+	bool whole = false;
+	FILE *in;
+	int fd;
+
+	fd = openat(f->sfd, SNAPSHOT, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	in = fd < 0 ? NULL : fdopen(fd, "r");
+	if (!in) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	dir_times(f->dfd, want);
+	if (getline(&line, &cap, in) < 0 ||
+	    sscanf(line, "keyfs-fresh-all 1 %63[0-9.] %*[0-9.] %zu", times, &count) != 2 ||
+	    strncmp(line + strlen("keyfs-fresh-all 1 "), want, strlen(want)))
+		goto out;
+	while (getline(&line, &cap, in) > 0) {
+		if (sscanf(line, "end %zu", &end) == 1) {
+			whole = end == count && n == count;
+			break;
+		}
+		if (snapshot_line(f, line))
+			break;
+		n++;
+	}
+out:
+	free(line);
+	fclose(in);
+	return whole;
+}
+
 /* Reads every record file not asked for already. In name order, as the
  * reports walk the keysets: records made one after the other lie close
  * together, and a status of a hundred thousand keysets misses the
@@ -210,6 +373,8 @@ static void load_all(struct fresh *f)
 	struct found l = { NULL, 0 };
 	size_t i;
 
+	if (snapshot_read(f))
+		goto out;
 	dirwalk_types(f->dfd, ".", find_one, &l);
 	if (l.n)
 		qsort(l.names, l.n, sizeof(*l.names), cmp_names);
@@ -219,6 +384,7 @@ static void load_all(struct fresh *f)
 		pthread_mutex_unlock(&f->lock);
 	}
 	store_names_free(l.names, l.n);
+out:
 	pthread_mutex_lock(&f->lock);
 	f->loaded = true;
 	pthread_mutex_unlock(&f->lock);
@@ -243,6 +409,7 @@ int fresh_new(struct fresh **out, const struct state *s)
 	metrics_histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
 	strcpy(f->comms[0], "?");
 	f->ncomms = 1;
+	f->sfd = s->fd;
 	f->dfd = openat(s->fd, STATE_FRESH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (f->dfd < 0) {
 		ret = -errno;
@@ -306,11 +473,7 @@ static void write_rec(struct fresh *f, const struct rec_copy *r)
 	char text[RECORD_MAX];
 	int len, ret;
 
-	len = snprintf(text, sizeof(text), "keyfs-fresh 1 %016" PRIx64 " %016" PRIx64
-		       " %lld %lld %lld %lld %u %s\n", r->stamp, r->key,
-		       (long long)r->i.changed_at, (long long)r->i.sealed_at,
-		       (long long)r->i.backup_at, (long long)r->i.backup_sealed,
-		       (unsigned)r->i.backup_uid, r->i.backup_comm);
+	len = format_rec(r, text);
 	ret = replace_file_unsynced(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
 	if (ret)
 		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", r->name,
@@ -377,8 +540,10 @@ static void *writer_run(void *arg)
 		stop = f->stop;
 		pthread_mutex_unlock(&f->lock);
 		flush(f);
-		if (stop)
+		if (stop) {
+			snapshot_write(f);
 			break;
+		}
 		/* at most one round of writes a second, unless stopping */
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += 1;

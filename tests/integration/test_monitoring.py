@@ -129,6 +129,31 @@ def test_change_warns_and_a_restart_keeps_the_times(mount, build, store, tmp_pat
     assert code == WARNING and "web" in line, line
 
 
+def test_a_record_written_after_the_stop_wins_over_its_snapshot(mount, build, store, tmp_path):
+    """A clean stop also writes every backup record into STATE/fresh.all,
+    which the next start reads in one go instead of a file per keyset,
+    unless a record file changed since (as a keyfs that knows no such file
+    would change one): then the files are read."""
+    mount.unlock()
+    run(["cp", os.path.join(mount.export, "web.pem"), os.path.join(mount.export, "db.pem"),
+         str(tmp_path)])
+    assert "backups: 2/2 backed up" in mount.status()
+    mount.stop()
+    snapshot = os.path.join(store, ".keyfs", "fresh.all")
+    with open(snapshot) as f:
+        assert f.readline().startswith("keyfs-fresh-all 1 ")
+    mount.start()
+    mount.unlock()
+    assert "backups: 2/2 backed up" in mount.status(), "the snapshot lost records"
+    mount.stop()
+    os.unlink(os.path.join(store, ".keyfs", "fresh", "db"))  # db's record, gone
+    mount.start()
+    mount.unlock()
+    text = metrics(build, mount)
+    assert sample(text, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
+    assert sample(text, "keyfs_keyset_backup_state", keyset="db", state="never") == 1, text
+
+
 def test_same_content_rewritten_while_stopped_keeps_the_times(mount, build, store, tmp_path):
     """Files written again with the same bytes (restored, moved to another
     disk) while keyfs is stopped get a new version stamp: the export, its
