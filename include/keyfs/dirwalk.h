@@ -4,6 +4,7 @@
 #ifndef KEYFS_DIRWALK_H
 #define KEYFS_DIRWALK_H
 
+#include <stdio.h>
 #include <sys/stat.h>
 
 /* Calls fn(dirfd, name, st, arg) for each entry of dfd/path but "." and
@@ -18,6 +19,19 @@ int dirwalk_each(int dfd, const char *path,
  * directory of a hundred thousand entries is listed without a stat each. */
 int dirwalk_types(int dfd, const char *path,
 		  int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg);
+
+/* The modification and change times of the directory dfd, as text ("?"
+ * if unknown): a file made, renamed or removed in it since makes them
+ * differ. For caches of a directory's contents kept in a file. */
+void dirwalk_times(int dfd, char buf[static 64]);
+
+/* A file that caches what a directory held, read as a stream: its first
+ * line is "MAGIC TIMES COUNT", TIMES being dirwalk_times() of directory
+ * dir when the file was written. dirwalk_cache_open() opens dfd/name (no
+ * link followed) and reads that line: NULL unless dir still has those
+ * times, else the stream after it, and COUNT in *count. */
+FILE *dirwalk_cache_open(int dfd, const char *name, const char *magic, int dir, size_t *count);
+void dirwalk_cache_head(FILE *out, const char *magic, int dir, size_t count);
 
 /* Opens dfd/name read-only for reading its bytes. Never blocks (a FIFO
  * or device swapped in by a writer of the directory would hang the

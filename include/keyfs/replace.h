@@ -6,6 +6,7 @@
 #ifndef KEYFS_REPLACE_H
 #define KEYFS_REPLACE_H
 
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -20,6 +21,12 @@ int replace_file_mode(int dfd, const char *path, mode_t mode, const struct iovec
  * makes a batch durable with one syncfs(). A crash before it may leave
  * the old file, the new one, or one its reader refuses as torn. */
 int replace_file_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt);
+
+/* Replaces dfd/path (a name in dfd) by what put(out, arg) writes, through
+ * a stream: for files too large to build in memory first. The file is
+ * fsynced and renamed over the old one; the directory is not. put's
+ * error, or the stream's, leaves the old file. */
+int replace_stream(int dfd, const char *path, int (*put)(FILE *out, void *arg), void *arg);
 
 /* fsync of the directory dfd/dir: makes renames in it durable. */
 int replace_dir_fsync(int dfd, const char *dir);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,29 +33,6 @@ static bool dots(const char *name)
 	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
 }
 
-int dirwalk_each(int dfd, const char *path,
-	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg)
-{
-	struct dirent *de;
-	struct stat st;
-	DIR *dir;
-	int ret = 0;
-
-	dir = open_dir(dfd, path);
-	if (!dir)
-		return -errno;
-	while (!ret && (de = readdir(dir))) {
-		if (dots(de->d_name))
-			continue;
-		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-			ret = errno == ENOENT ? 0 : -errno; /* gone meanwhile */
-		else
-			ret = fn(dirfd(dir), de->d_name, &st, arg);
-	}
-	closedir(dir);
-	return ret;
-}
-
 int dirwalk_types(int dfd, const char *path,
 		  int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg)
 {
@@ -77,6 +56,75 @@ int dirwalk_types(int dfd, const char *path,
 	}
 	closedir(dir);
 	return ret;
+}
+
+struct each {
+	int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg);
+	void *arg;
+};
+
+static int stat_one(int dirfd, const char *name, mode_t type, void *arg)
+{
+	struct each *e = arg;
+	struct stat st;
+
+	(void)type;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? 0 : -errno; /* gone meanwhile */
+	return e->fn(dirfd, name, &st, e->arg);
+}
+
+int dirwalk_each(int dfd, const char *path,
+	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg)
+{
+	return dirwalk_types(dfd, path, stat_one, &(struct each){ fn, arg });
+}
+
+void dirwalk_times(int dfd, char buf[static 64])
+{
+	struct stat st;
+
+	if (fstat(dfd, &st))
+		snprintf(buf, 64, "?");
+	else
+		snprintf(buf, 64, "%lld.%09ld %lld.%09ld", (long long)st.st_mtim.tv_sec,
+			 st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
+FILE *dirwalk_cache_open(int dfd, const char *name, const char *magic, int dir, size_t *count)
+{
+	char want[64], *line = NULL;
+	size_t cap = 0, skip;
+	bool ok;
+	FILE *in;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	in = fd < 0 ? NULL : fdopen(fd, "r");
+	if (!in) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	dirwalk_times(dir, want);
+	skip = strlen(magic) + 1 + strlen(want);
+	ok = getline(&line, &cap, in) > 0 && !strncmp(line, magic, strlen(magic)) &&
+	     line[strlen(magic)] == ' ' && !strncmp(line + strlen(magic) + 1, want, strlen(want)) &&
+	     sscanf(line + skip, " %zu", count) == 1;
+	free(line);
+	if (!ok) {
+		fclose(in);
+		return NULL;
+	}
+	return in;
+}
+
+void dirwalk_cache_head(FILE *out, const char *magic, int dir, size_t count)
+{
+	char times[64];
+
+	dirwalk_times(dir, times);
+	fprintf(out, "%s %s %zu\n", magic, times, count);
 }
 
 int dirwalk_open_regular(int dfd, const char *name, const struct stat *seen, struct stat *st)

@@ -152,6 +152,35 @@ int replace_file_unsynced(int dfd, const char *path, const struct iovec *iov, in
 	return replace(dfd, path, 0600, iov, iovcnt, false);
 }
 
+int replace_stream(int dfd, const char *path, int (*put)(FILE *out, void *arg), void *arg)
+{
+	char tmp[NAME_MAX + 1];
+	FILE *out;
+	int fd, ret;
+
+	if (strchr(path, '/') || snprintf(tmp, sizeof(tmp), ".%s.tmp", path) >= (int)sizeof(tmp))
+		return -EINVAL;
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	out = fdopen(fd, "w");
+	if (!out) {
+		ret = -errno;
+		close(fd);
+		goto out;
+	}
+	ret = put(out, arg);
+	if ((fflush(out) || fsync(fileno(out))) && !ret)
+		ret = -errno;
+	if (fclose(out) && !ret)
+		ret = -EIO;
+	if (!ret)
+		return rename_over(dfd, tmp, path);
+out:
+	unlinkat(dfd, tmp, 0);
+	return ret;
+}
+
 int replace_is_temp(const char *name)
 {
 	size_t n = strlen(name);

@@ -1,4 +1,5 @@
-/* Backup freshness records (see fresh.h). */
+/* Backup freshness records (see fresh.h): the table, the record files and
+ * the writer thread; the snapshot of a clean stop is fresh_snapshot.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,135 +20,11 @@
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
 
-#define RECORD_MAX 256
-/* Every record, written at a clean stop (see snapshot_write()). */
-#define SNAPSHOT "fresh.all"
-#define SNAPSHOT_TMP ".fresh.all.tmp"
-/* Distinct program names kept for the reports; later ones show as "?". */
-#define COMMS_MAX 256
-
-/* One per keyset, a hundred thousand on a large store: the fields of
- * struct fresh_info, but the program name by its number in f->comms (a
- * few tools read every export), the flags together and the name sized to
- * fit. */
-struct fresh_rec {
-	struct hnode h;		/* in f->recs */
-	uint64_t stamp, key;
-	time_t changed_at, sealed_at, backup_at, backup_sealed;
-	uid_t backup_uid;
-	int seal_error;
-	uint8_t comm;		/* f->comms[comm]; 0 is "?" */
-	bool locked;
-	bool seen;		/* stamp and key above are known */
-	bool dirty;		/* its file is behind; protected by f->lock */
-	char name[];
-};
-
-/* What the writer writes of a record, copied under f->lock. */
-struct rec_copy {
-	const char *name;
-	uint64_t stamp, key;
-	struct fresh_info i;
-};
+#include "fresh_priv.h"
 
 /* Seal times: from a work factor of 10 (tests, milliseconds) to 22
  * (minutes) on slow machines. */
 static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
-
-struct fresh {
-	int dfd;			/* <state>/fresh */
-	int sfd;			/* <state>, for SNAPSHOT; not owned */
-	pthread_mutex_t lock;		/* the table and the histogram */
-	struct htab recs;		/* struct fresh_rec by name */
-	struct histogram seals;
-	char comms[COMMS_MAX][FRESH_COMM_MAX];	/* [0] is "?" */
-	unsigned ncomms;
-	void (*fn)(void *arg);		/* set before threads start: read unlocked */
-	void *arg;
-	/* The writer thread: record files are written (and fsynced) by it,
-	 * never in a FUSE request, which would wait on the disk. */
-	pthread_t writer;
-	bool running;
-	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
-	bool pending, stop;		/* protected by lock */
-	/* Every record file is in recs: until then a record is read from
-	 * its file when first asked for, while the writer thread reads the
-	 * rest, so the mount does not wait for a hundred thousand files. */
-	bool loaded;			/* protected by lock */
-};
-
-/* A process name as status and metrics may show it: printable ASCII. */
-static void clean_comm(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			*s = '?';
-}
-
-/* The number of program name comm (printable) in f->comms, added if new;
- * 0 ("?") once the table is full. Caller holds f->lock. */
-static uint8_t comm_id(struct fresh *f, const char *comm)
-{
-	unsigned k;
-
-	for (k = 0; k < f->ncomms; k++)
-		if (!strcmp(f->comms[k], comm))
-			return (uint8_t)k;
-	if (f->ncomms == COMMS_MAX)
-		return 0;
-	snprintf(f->comms[f->ncomms], FRESH_COMM_MAX, "%s", comm);
-	return (uint8_t)f->ncomms++;
-}
-
-/* Caller holds f->lock. */
-static void rec_info(const struct fresh *f, const struct fresh_rec *r, struct fresh_info *i)
-{
-	*i = (struct fresh_info){ .changed_at = r->changed_at, .sealed_at = r->sealed_at,
-				  .backup_at = r->backup_at, .backup_sealed = r->backup_sealed,
-				  .backup_uid = r->backup_uid, .seal_error = r->seal_error,
-				  .locked = r->locked };
-	memcpy(i->backup_comm, f->comms[r->comm], FRESH_COMM_MAX);
-}
-
-/* Caller holds f->lock. */
-static int parse(struct fresh *f, struct fresh_rec *r, const char *text)
-{
-	char comm[FRESH_COMM_MAX];
-	long long changed, sealed, at, bsealed;
-	unsigned uid;
-	int n = 0;
-
-	if (sscanf(text, "keyfs-fresh 1 %" SCNx64 " %" SCNx64 " %lld %lld %lld %lld %u %n",
-		   &r->stamp, &r->key, &changed, &sealed, &at, &bsealed, &uid, &n) < 7 || !n)
-		return -EINVAL;
-	snprintf(comm, sizeof(comm), "%.*s", (int)strcspn(text + n, "\n"), text + n);
-	clean_comm(comm);
-	r->comm = comm[0] ? comm_id(f, comm) : 0;
-	r->seen = true;
-	r->changed_at = (time_t)changed;
-	r->sealed_at = (time_t)sealed;
-	r->backup_at = (time_t)at;
-	r->backup_sealed = (time_t)bsealed;
-	r->backup_uid = (uid_t)uid;
-	return 0;
-}
-
-/* A record's file: one line, which parse() reads. */
-static int format_rec(const struct rec_copy *r, char text[static RECORD_MAX])
-{
-	return snprintf(text, RECORD_MAX, "keyfs-fresh 1 %016" PRIx64 " %016" PRIx64
-			" %lld %lld %lld %lld %u %s\n", r->stamp, r->key,
-			(long long)r->i.changed_at, (long long)r->i.sealed_at,
-			(long long)r->i.backup_at, (long long)r->i.backup_sealed,
-			(unsigned)r->i.backup_uid, r->i.backup_comm);
-}
-
-static struct fresh_rec *rec_add(struct fresh *f, const char *name, uint64_t h)
-{
-	_Static_assert(offsetof(struct fresh_rec, h) == 0, "htab_add_named() returns the hnode");
-	return htab_add_named(&f->recs, sizeof(struct fresh_rec), offsetof(struct fresh_rec, name),
-			      name, h);
-}
 
 /* Reads name's record file into the table. Caller holds f->lock. */
 static struct fresh_rec *load_rec(struct fresh *f, const char *name, uint64_t h)
@@ -164,8 +40,8 @@ static struct fresh_rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	text[n > 0 ? n : 0] = '\0';
-	r = rec_add(f, name, h);
-	if (r && parse(f, r, text)) {
+	r = fr_rec_add(f, name, h);
+	if (r && fr_parse(f, r, text)) {
 		log_msg(LOG_WARNING, "backup record of \"%s\" is damaged: it counts as never backed up",
 			name);
 		htab_del(&f->recs, &r->h);
@@ -175,22 +51,17 @@ static struct fresh_rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 	return r;
 }
 
-static bool same_name(const struct hnode *h, const void *name)
-{
-	return !strcmp(((const struct fresh_rec *)h)->name, name);
-}
-
 /* Caller holds f->lock. */
 static struct fresh_rec *rec_get(struct fresh *f, const char *name, bool create)
 {
 	uint64_t h = htab_hash(name);
 	struct fresh_rec *r;
 
-	r = (struct fresh_rec *)htab_find(&f->recs, h, same_name, name);
+	r = (struct fresh_rec *)htab_find(&f->recs, h, fr_same_name, name);
 	if (!r && !f->loaded && keyset_name_valid(name))
 		r = load_rec(f, name, h);
 	if (!r && create)
-		r = rec_add(f, name, h);
+		r = fr_rec_add(f, name, h);
 	return r;
 }
 
@@ -216,154 +87,6 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* ---- the snapshot: every record in one file ----
- *
- * Written at a clean stop, after the last record file, with the times of
- * fresh/ then: the next start reads it in one go instead of a file per
- * keyset, but only if fresh/ has not changed since. Writing a record
- * renames a file into fresh/, which makes its times later, whoever
- * writes it (a keyfs that knows no snapshot too); a crash leaves records
- * written after the snapshot, and so a snapshot that is not read. */
-
-static int cmp_recs(const void *a, const void *b)
-{
-	return strcmp((*(struct fresh_rec *const *)a)->name, (*(struct fresh_rec *const *)b)->name);
-}
-
-static void dir_times(int dfd, char buf[static 64])
-{
-	struct stat st;
-
-	if (fstat(dfd, &st))
-		snprintf(buf, 64, "?");
-	else
-		snprintf(buf, 64, "%lld.%09ld %lld.%09ld", (long long)st.st_mtim.tv_sec,
-			 st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-}
-
-/* In name order (see load_all()). Caller holds f->lock: at the stop,
- * nobody else asks for records any more. */
-static int snapshot_put(struct fresh *f, FILE *out)
-{
-	struct fresh_rec **all, *r;
-	char text[RECORD_MAX], times[64];
-	struct rec_copy c;
-	size_t n = 0, i, pos = 0;
-
-	all = malloc((f->recs.n ? f->recs.n : 1) * sizeof(*all));
-	if (!all)
-		return -ENOMEM;
-	for (r = (struct fresh_rec *)htab_next(&f->recs, &pos, NULL); r;
-	     r = (struct fresh_rec *)htab_next(&f->recs, &pos, &r->h))
-		if (r->seen)
-			all[n++] = r;
-	qsort(all, n, sizeof(*all), cmp_recs);
-	dir_times(f->dfd, times);
-	fprintf(out, "keyfs-fresh-all 1 %s %zu\n", times, n);
-	for (i = 0; i < n; i++) {
-		c = (struct rec_copy){ .name = all[i]->name, .stamp = all[i]->stamp, .key = all[i]->key };
-		rec_info(f, all[i], &c.i);
-		format_rec(&c, text);
-		fprintf(out, "%s %s", all[i]->name, text);
-	}
-	fprintf(out, "end %zu\n", n);
-	free(all);
-	return 0;
-}
-
-static void snapshot_write(struct fresh *f)
-{
-	FILE *out;
-	int fd, ret;
-
-	fd = openat(f->sfd, SNAPSHOT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
-	out = fd < 0 ? NULL : fdopen(fd, "w");
-	if (!out) {
-		ret = -errno;
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	pthread_mutex_lock(&f->lock);
-	ret = f->loaded ? snapshot_put(f, out) : -EAGAIN;
-	pthread_mutex_unlock(&f->lock);
-	if (fflush(out) || fsync(fileno(out)))
-		ret = ret ? ret : -errno;
-	fclose(out);
-	if (!ret && renameat(f->sfd, SNAPSHOT_TMP, f->sfd, SNAPSHOT))
-		ret = -errno;
-out:
-	if (ret && ret != -EAGAIN) /* -EAGAIN: stopped before every record was read */
-		log_msg(LOG_WARNING, "saving backup records in %s: %s", SNAPSHOT, strerror(-ret));
-	if (ret)
-		unlinkat(f->sfd, SNAPSHOT_TMP, 0);
-}
-
-/* One line of the snapshot: the name, then the record file's line. */
-static int snapshot_line(struct fresh *f, char *line)
-{
-	char *sp = strchr(line, ' ');
-	struct fresh_rec *r;
-	uint64_t h;
-
-	if (!sp)
-		return -EINVAL;
-	*sp = '\0';
-	if (!keyset_name_valid(line))
-		return -EINVAL;
-	h = htab_hash(line);
-	pthread_mutex_lock(&f->lock);
-	/* one read from its file meanwhile, for a request, is as new */
-	r = (struct fresh_rec *)htab_find(&f->recs, h, same_name, line);
-	if (!r) {
-		r = rec_add(f, line, h);
-		if (r && parse(f, r, sp + 1)) {
-			htab_del(&f->recs, &r->h);
-			free(r);
-			r = NULL;
-		}
-	}
-	pthread_mutex_unlock(&f->lock);
-	return r ? 0 : -EINVAL;
-}
-
-/* Whether every record was read from the snapshot. */
-static bool snapshot_read(struct fresh *f)
-{
-	char times[64], want[64], *line = NULL;
-	size_t cap = 0, n = 0, count = 0, end = 0;
-	bool whole = false;
-	FILE *in;
-	int fd;
-
-	fd = openat(f->sfd, SNAPSHOT, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	in = fd < 0 ? NULL : fdopen(fd, "r");
-	if (!in) {
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	dir_times(f->dfd, want);
-	if (getline(&line, &cap, in) < 0 ||
-	    sscanf(line, "keyfs-fresh-all 1 %63[0-9.] %*[0-9.] %zu", times, &count) != 2 ||
-	    strncmp(line + strlen("keyfs-fresh-all 1 "), want, strlen(want)))
-		goto out;
-	while (getline(&line, &cap, in) > 0) {
-		if (sscanf(line, "end %zu", &end) == 1) {
-			whole = end == count && n == count;
-			break;
-		}
-		if (snapshot_line(f, line))
-			break;
-		n++;
-	}
-out:
-	free(line);
-	fclose(in);
-	return whole;
-}
-
 /* Reads every record file not asked for already. In name order, as the
  * reports walk the keysets: records made one after the other lie close
  * together, and a status of a hundred thousand keysets misses the
@@ -373,7 +96,7 @@ static void load_all(struct fresh *f)
 	struct found l = { NULL, 0 };
 	size_t i;
 
-	if (snapshot_read(f))
+	if (fr_snapshot_read(f))
 		goto out;
 	dirwalk_types(f->dfd, ".", find_one, &l);
 	if (l.n)
@@ -473,7 +196,7 @@ static void write_rec(struct fresh *f, const struct rec_copy *r)
 	char text[RECORD_MAX];
 	int len, ret;
 
-	len = format_rec(r, text);
+	len = fr_format(r, text);
 	ret = replace_file_unsynced(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
 	if (ret)
 		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", r->name,
@@ -511,7 +234,7 @@ static void flush(struct fresh *f)
 		copies[n].name = r->name;
 		copies[n].stamp = r->stamp;
 		copies[n].key = r->key;
-		rec_info(f, r, &copies[n++].i);
+		fr_rec_info(f, r, &copies[n++].i);
 		r->dirty = false;
 	}
 out:
@@ -541,7 +264,7 @@ static void *writer_run(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		flush(f);
 		if (stop) {
-			snapshot_write(f);
+			fr_snapshot_write(f);
 			break;
 		}
 		/* at most one round of writes a second, unless stopping */
@@ -601,7 +324,7 @@ int fresh_observe(struct fresh *f, struct fresh_rec **ref, const char *name, uin
 	if (dirty)
 		mark_dirty(f, r);
 	if (out)
-		rec_info(f, r, out);
+		fr_rec_info(f, r, out);
 	pthread_mutex_unlock(&f->lock);
 	if (dirty || news)
 		tell(f);
@@ -639,7 +362,7 @@ static void comm_of(pid_t pid, char comm[static FRESH_COMM_MAX])
 	}
 	comm[n > 0 ? n : 0] = '\0';
 	comm[strcspn(comm, "\n")] = '\0';
-	clean_comm(comm);
+	fr_clean_comm(comm);
 	if (!comm[0])
 		strcpy(comm, "?");
 }
@@ -656,7 +379,7 @@ void fresh_read_to_end(struct fresh *f, const char *name, time_t sealed_at, pid_
 		r->backup_at = time(NULL);
 		r->backup_sealed = sealed_at;
 		r->backup_uid = uid;
-		r->comm = comm_id(f, comm);
+		r->comm = fr_comm_id(f, comm);
 		mark_dirty(f, r);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -688,7 +411,7 @@ int fresh_get(struct fresh *f, const char *name, struct fresh_info *i)
 	pthread_mutex_lock(&f->lock);
 	r = rec_get(f, name, false);
 	if (r)
-		rec_info(f, r, i);
+		fr_rec_info(f, r, i);
 	pthread_mutex_unlock(&f->lock);
 	return r ? 0 : -ENOENT;
 }

@@ -89,8 +89,10 @@ void sealcache_free(struct sealcache *sc)
 		pthread_join(sc->scan, NULL);
 	}
 	pool_free(sc->pool); /* before the entries it works on */
-	if (sc->cfd >= 0)
+	if (sc->cfd >= 0) {
 		seal_sync(sc);
+		sc_index_write(sc);
+	}
 	recipients_put(sc->rcp);
 	for (e = sc_entry_next(sc, &pos, NULL); e; e = next) {
 		next = sc_entry_next(sc, &pos, e);
@@ -145,12 +147,36 @@ static size_t worker_count(const struct config *c)
 
 static bool queue_stale(struct sealcache *sc);
 
+/* The first scan is done (whole: it looked at every keyset listed):
+ * forgets what was known at start, and removes the marks of keysets
+ * found exportable or, after a whole scan, gone. */
+static void known_done(struct sealcache *sc, bool whole)
+{
+	struct entry *e;
+	size_t i;
+
+	pthread_mutex_lock(&sc->mark_lock);
+	pthread_mutex_lock(&sc->lock);
+	sc_known_drop(sc);
+	/* backwards: sc_mark_set() removes from sc->marks */
+	for (i = sc->nmarks; i-- > 0;) {
+		e = sc_entry_find(sc, sc->marks[i]);
+		if ((!e && whole) || (e && e->examined && !e->bad)) {
+			pthread_mutex_unlock(&sc->lock);
+			sc_mark_set(sc, sc->marks[i], false);
+			pthread_mutex_lock(&sc->lock);
+		}
+	}
+	pthread_mutex_unlock(&sc->lock);
+	pthread_mutex_unlock(&sc->mark_lock);
+}
+
 static void *first_scan(void *arg)
 {
 	struct sealcache *sc = arg;
 
 	thread_background();
-	sc_known_done(sc, queue_stale(sc));
+	known_done(sc, queue_stale(sc));
 	/* The scan's name lists are freed, but glibc keeps their pages: on
 	 * a large store, megabytes an idle daemon would hold. */
 	malloc_trim(0);

@@ -12,8 +12,8 @@
  *   sealcache.c  the other public calls: life cycle, opens, password
  *                changes, the queue of stale keysets for the worker pool
  * sealcache.c and sealattr.c call the others; those call neither of
- * them, and each other only for the entry table (sealentry.c) and the
- * marks (sealknown.c).
+ * them, and each other only for the entry table (sealentry.c), which
+ * calls sealknown.c for the marks and the index of a clean stop.
  *
  * Locking: sc->lock protects every entry field, the sealing key ids and
  * the pool's use; it is never held across crypto, and never while calling
@@ -61,6 +61,22 @@ struct ahead {
 	time_t due_at;			/* when that became due: the next seal's time */
 };
 
+/* What an entry keeps of its cache file's header. */
+struct cached {
+	uint64_t stamp, ctag;
+	time_t sealed_at;
+	size_t len;
+	uint8_t pwid[VERIFIER_ID_LEN];
+	int logn;
+	bool has_ctag;
+};
+
+/* The index of a clean stop: a keyset's header by sc_name_hash(). */
+struct index_rec {
+	uint64_t h;
+	struct cached c;
+};
+
 /* An entry is kept for every keyset seen, a hundred thousand of them on
  * a large store: digests in binary, flags together, the name sized to
  * fit. */
@@ -99,7 +115,7 @@ struct entry {
 	char name[];
 };
 
-/* Names, as sealcache_ino()s, sorted. */
+/* Names, as sc_name_hash()es, sorted. */
 struct hashset {
 	uint64_t *h;
 	size_t n, cap;
@@ -115,6 +131,8 @@ struct sealcache {
 	/* Until the first scan is done (sealknown.c), under lock: the
 	 * keysets with a seal in the cache at start. */
 	struct hashset sealed;
+	struct index_rec *index;	/* sorted by h */
+	size_t nindex;
 	bool known;
 	/* The keysets marked not exportable, sorted; under mark_lock,
 	 * which is taken before lock, never while holding it. */
@@ -185,6 +203,9 @@ time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
  * once per change, kept for the status report. Returns err. Without the
  * lock. */
 int sc_note_problem(struct sealcache *sc, const char *name, int err, const char *why);
+/* Makes name's mark say what is known of it now. Caller holds neither
+ * lock. */
+void sc_mark_sync(struct sealcache *sc, const char *name);
 /* Without the lock: why name cannot be exported, as last found (0: it
  * can), or 1 if it was never examined. */
 int sc_entry_problem(struct sealcache *sc, const char *name, char *why, size_t size);
@@ -195,6 +216,9 @@ int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
 
 /* ---- sealknown.c ---- */
+/* 64 bits of BLAKE2b of a name (sealcache_ino() is it with the top bit
+ * set). */
+uint64_t sc_name_hash(const char *name);
 /* Opens STATE/problems/ (made if missing), reads its marks and the names
  * of the cache's files, and sweeps the temporary files a crash left in
  * the cache. At start, before any other thread. */
@@ -204,13 +228,14 @@ int sc_known_load(struct sealcache *sc);
 bool sc_known(const struct sealcache *sc, const char *name);
 /* Whether name is marked not exportable. Caller holds neither lock. */
 bool sc_marked(struct sealcache *sc, const char *name);
-/* Makes name's mark say what is known of it now. Caller holds neither
- * lock. */
-void sc_mark_sync(struct sealcache *sc, const char *name);
-/* The first scan is done (whole: it looked at every keyset listed):
- * forgets the seals of start, and removes the marks of keysets found
- * exportable or, after a whole scan, gone. Caller holds neither lock. */
-void sc_known_done(struct sealcache *sc, bool whole);
+/* Makes or removes name's mark, and its name in sc->marks. Caller holds
+ * sc->mark_lock, not sc->lock. */
+void sc_mark_set(struct sealcache *sc, const char *name, bool bad);
+/* The header of name's cache file as the index of a clean stop has it:
+ * false if it has none. Caller holds sc->lock. */
+bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c);
+/* Writes the index: every entry's header, at a clean stop. */
+void sc_index_write(struct sealcache *sc);
 /* Frees what sc_known_load() kept; at the end, or when it failed. */
 void sc_known_drop(struct sealcache *sc);
 void sc_marks_free(struct sealcache *sc);

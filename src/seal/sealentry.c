@@ -18,57 +18,58 @@
 #include "sealcache_priv.h"
 #include "sealfile.h"
 
-static uint64_t hash_name(const char *name)
-{
-	uint64_t h;
-
-	crypto_generichash((uint8_t *)&h, sizeof(h), (const uint8_t *)name, strlen(name), NULL, 0);
-	return h;
-}
-
 uint64_t sealcache_ino(const char *name)
 {
 	/* High bit set: never collides with the fixed nodes 1..6. */
-	return hash_name(name) | (1ULL << 63);
+	return sc_name_hash(name) | (1ULL << 63);
 }
 
 /* Reads the header of name's cache file into e, when e is made: the
  * first time the keyset is asked for. A file of the first format is
  * rewritten in the current one, its sealed bytes untouched; a file that
  * names another keyset is never served for this one. */
-static int read_cached(struct sealcache *sc, const char *name, struct sealfile *h)
+static bool ctag_of(const char *hex, uint64_t *tag);
+
+static int read_cached(struct sealcache *sc, const char *name, struct cached *c)
 {
+	struct sealfile h;
 	int fd, ret;
 
 	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
 	if (fd < 0)
 		return fd;
-	ret = sealfile_read(fd, h);
-	if (!ret && !h->name[0]) {
-		snprintf(h->name, sizeof(h->name), "%s", name);
-		if (sealfile_rewrite(sc->cfd, name, fd, h))
+	ret = sealfile_read(fd, &h);
+	if (!ret && !h.name[0]) {
+		snprintf(h.name, sizeof(h.name), "%s", name);
+		if (sealfile_rewrite(sc->cfd, name, fd, &h))
 			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
 				name);
-	} else if (!ret && strcmp(h->name, name)) {
+	} else if (!ret && strcmp(h.name, name)) {
 		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served",
-			name, h->name);
+			name, h.name);
 		ret = -EINVAL;
 	}
 	close(fd);
-	return ret;
+	if (ret)
+		return ret;
+	*c = (struct cached){ .stamp = h.stamp, .sealed_at = h.sealed_at, .len = h.len,
+			      .logn = h.logn };
+	memcpy(c->pwid, h.pwid, VERIFIER_ID_LEN);
+	c->has_ctag = ctag_of(h.content, &c->ctag);
+	return 0;
 }
 
-static void keep_cached(struct entry *e, const struct sealfile *h)
+static void keep_cached(struct entry *e, const struct cached *c)
 {
-	_Static_assert(sizeof(h->content) == 2 * CONTENT_ID_LEN + 1, "content id size");
 	e->cached = true;
-	e->stamp = h->stamp;
-	memcpy(e->pwid, h->pwid, VERIFIER_ID_LEN);
-	e->logn = h->logn;
-	sc_ctag_set(e, h->content);
-	e->sealed_at = h->sealed_at;
-	e->newest = h->sealed_at;
-	e->len = h->len;
+	e->stamp = c->stamp;
+	memcpy(e->pwid, c->pwid, VERIFIER_ID_LEN);
+	e->logn = c->logn;
+	e->ctag = c->ctag;
+	e->has_ctag = c->has_ctag;
+	e->sealed_at = c->sealed_at;
+	e->newest = c->sealed_at;
+	e->len = c->len;
 }
 
 bool sc_digest_set(uint8_t bin[static CONTENT_ID_LEN], const char *hex)
@@ -119,10 +120,10 @@ struct entry *sc_entry_find(struct sealcache *sc, const char *name)
 
 /* A new entry for name, with what its cache file holds: read already
  * (cached: NULL if it has none), or read now. */
-static struct entry *entry_add(struct sealcache *sc, const char *name, const struct sealfile *cached,
+static struct entry *entry_add(struct sealcache *sc, const char *name, const struct cached *cached,
 			       bool read)
 {
-	struct sealfile h;
+	struct cached h;
 	struct entry *e;
 
 	_Static_assert(offsetof(struct entry, h) == 0, "htab_add_named() returns the hnode");
@@ -154,26 +155,29 @@ struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *st
 {
 	struct entry *e;
 
-	struct sealfile h;
-	bool known, read;
+	struct cached h;
+	bool known, read, have = false;
 
 	*err = sc_export_stamp(sc, name, stamp);
 	if (*err)
 		return NULL;
 	/* The cache file of a keyset asked for the first time is read
-	 * before the lock is taken: the first scan asks for every keyset,
-	 * and a listing waits on sc->lock, not on its reads. No seal of
-	 * name is written meanwhile: a seal has an entry. */
+	 * before the lock is taken (or found in the index of a clean stop):
+	 * the first scan asks for every keyset, and a listing waits on
+	 * sc->lock, not on its reads. No seal of name is written meanwhile:
+	 * a seal has an entry. */
 	pthread_mutex_lock(&sc->lock);
 	known = sc_entry_find(sc, name) != NULL;
+	if (!known)
+		have = sc_index_get(sc, name, &h);
 	pthread_mutex_unlock(&sc->lock);
 	read = !known && keyset_name_valid(name);
-	if (read && read_cached(sc, name, &h))
-		h.name[0] = '\0';
+	if (read && !have)
+		have = !read_cached(sc, name, &h);
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_find(sc, name);
 	if (!e)
-		e = entry_add(sc, name, read && h.name[0] ? &h : NULL, read);
+		e = entry_add(sc, name, have ? &h : NULL, read);
 	if (!e) {
 		pthread_mutex_unlock(&sc->lock);
 		*err = -ENOMEM;
@@ -323,6 +327,24 @@ int sc_note_problem(struct sealcache *sc, const char *name, int err, const char 
 	return err;
 }
 
+void sc_mark_sync(struct sealcache *sc, const char *name)
+{
+	struct entry *e;
+	bool bad;
+
+	if (!keyset_name_valid(name))
+		return;
+	/* Under mark_lock, the state read and the mark written are one
+	 * step: two threads telling news of one keyset leave the last. */
+	pthread_mutex_lock(&sc->mark_lock);
+	pthread_mutex_lock(&sc->lock);
+	e = sc_entry_find(sc, name);
+	bad = e && e->examined && e->bad;
+	pthread_mutex_unlock(&sc->lock);
+	sc_mark_set(sc, name, bad);
+	pthread_mutex_unlock(&sc->mark_lock);
+}
+
 int sc_entry_problem(struct sealcache *sc, const char *name, char *why, size_t size)
 {
 	struct entry *e;
@@ -349,7 +371,7 @@ static uint64_t empty_hash;
 
 static void hash_empty(void)
 {
-	empty_hash = hash_name("");
+	empty_hash = sc_name_hash("");
 }
 
 /* Most keysets have no hint: its hash is taken once. */
@@ -373,7 +395,7 @@ int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	if (ret)
 		return ret;
 	meta_hint_for(sc->state, name, hint, sizeof(hint));
-	*stamp = files ^ (*hint ? hash_name(hint) : no_hint_hash());
+	*stamp = files ^ (*hint ? sc_name_hash(hint) : no_hint_hash());
 	return 0;
 }
 

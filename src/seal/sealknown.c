@@ -14,6 +14,9 @@
  * earlier keyfs) has no marks to trust: every keyset is examined once. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,6 +30,14 @@
 #include "keyfs/store.h"
 
 #include "sealcache_priv.h"
+
+uint64_t sc_name_hash(const char *name)
+{
+	uint64_t h;
+
+	crypto_generichash((uint8_t *)&h, sizeof(h), (const uint8_t *)name, strlen(name), NULL, 0);
+	return h;
+}
 
 static int cmp_hash(const void *a, const void *b)
 {
@@ -47,8 +58,9 @@ struct sealed_walk {
 	int err;
 };
 
-/* A cryptographic hash of the name (sealcache_ino()): no name can be
- * made to pass for a sealed one. */
+/* By sc_name_hash(), 64 bits of BLAKE2b: two names that collide, found
+ * with some 2^32 tries, only list the one not sealed before until it is
+ * examined. */
 static int sealed_one(int dirfd, const char *name, mode_t type, void *arg)
 {
 	struct sealed_walk *w = arg;
@@ -73,13 +85,13 @@ static int sealed_one(int dirfd, const char *name, mode_t type, void *arg)
 		s->h = grown;
 		s->cap = cap;
 	}
-	s->h[s->n++] = sealcache_ino(name);
+	s->h[s->n++] = sc_name_hash(name);
 	return 0;
 }
 
 static bool sealed(const struct hashset *s, const char *name)
 {
-	uint64_t h = sealcache_ino(name);
+	uint64_t h = sc_name_hash(name);
 
 	return s->n && bsearch(&h, s->h, s->n, sizeof(h), cmp_hash);
 }
@@ -103,9 +115,7 @@ static char **mark_find(struct sealcache *sc, const char *name)
 			    NULL;
 }
 
-/* Makes or removes name's mark, and its name in sc->marks. Caller holds
- * sc->mark_lock. */
-static void mark_set(struct sealcache *sc, const char *name, bool bad)
+void sc_mark_set(struct sealcache *sc, const char *name, bool bad)
 {
 	char **at = mark_find(sc, name);
 	size_t i;
@@ -132,6 +142,125 @@ static void mark_set(struct sealcache *sc, const char *name, bool bad)
 	sc->nmarks--;
 }
 
+/* ---- the index of a clean stop ----
+ *
+ * Every entry's header, written at a clean stop with the times of cache/
+ * then: the next start takes a keyset's header from it instead of reading
+ * its cache file, if cache/ has not changed since (a seal written, kept
+ * or swept makes its times later) and the file is there. */
+
+#define INDEX "cache.all"
+
+static int cmp_index(const void *a, const void *b)
+{
+	return cmp_hash(&((const struct index_rec *)a)->h, &((const struct index_rec *)b)->h);
+}
+
+static bool index_line(const char *line, struct index_rec *r)
+{
+	char name[KEYSET_NAME_MAX + 1], ctag[17], pwid[2 * VERIFIER_ID_LEN + 1];
+	long long at;
+	size_t n;
+
+	*r = (struct index_rec){ 0 };
+	if (sscanf(line, "%64s %" SCNx64 " %16s %lld %zu %32s %d", name, &r->c.stamp, ctag, &at,
+		   &r->c.len, pwid, &r->c.logn) != 7 || !keyset_name_valid(name) ||
+	    sodium_hex2bin(r->c.pwid, VERIFIER_ID_LEN, pwid, strlen(pwid), NULL, &n, NULL) ||
+	    n != VERIFIER_ID_LEN)
+		return false;
+	_Static_assert(KEYSET_NAME_MAX == 64, "the %64s above");
+	r->c.has_ctag = strcmp(ctag, "-") && sscanf(ctag, "%" SCNx64, &r->c.ctag) == 1;
+	r->c.sealed_at = (time_t)at;
+	r->h = sc_name_hash(name);
+	return true;
+}
+
+/* Whether it read a whole index that is current. */
+static bool index_read(struct sealcache *sc)
+{
+	size_t cap = 0, count = 0, end = 0;
+	struct index_rec *r;
+	bool whole = false;
+	char *line = NULL;
+	FILE *in;
+
+	in = dirwalk_cache_open(sc->state->fd, INDEX, "keyfs-cache-all 1", sc->cfd, &count);
+	if (!in)
+		return false;
+	sc->index = calloc(count ? count : 1, sizeof(*sc->index));
+	while (sc->index && getline(&line, &cap, in) > 0) {
+		if (sscanf(line, "end %zu", &end) == 1) {
+			whole = end == count && sc->nindex == count;
+			break;
+		}
+		r = &sc->index[sc->nindex];
+		if (sc->nindex == count || !index_line(line, r))
+			break;
+		sc->nindex++;
+	}
+	if (whole)
+		qsort(sc->index, sc->nindex, sizeof(*sc->index), cmp_index);
+	free(line);
+	fclose(in);
+	if (!whole) {
+		free(sc->index);
+		sc->index = NULL;
+		sc->nindex = 0;
+	}
+	return whole;
+}
+
+bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c)
+{
+	struct index_rec key = { .h = sc_name_hash(name) }, *r;
+
+	if (!sc->known || !sc->nindex || !sealed(&sc->sealed, name))
+		return false;
+	r = bsearch(&key, sc->index, sc->nindex, sizeof(*sc->index), cmp_index);
+	if (r)
+		*c = r->c;
+	return r != NULL;
+}
+
+/* The workers are gone: the entries hold still. */
+static int index_put(FILE *out, void *arg)
+{
+	char pwid[2 * VERIFIER_ID_LEN + 1];
+	struct sealcache *sc = arg;
+	struct entry *e = NULL;
+	size_t pos = 0, n = 0;
+
+	pthread_mutex_lock(&sc->lock);
+	/* the table itself, as the entry table's own code walks it */
+	while ((e = (struct entry *)htab_next(&sc->entries, &pos, e ? &e->h : NULL)))
+		n += e->cached && keyset_name_valid(e->name);
+	dirwalk_cache_head(out, "keyfs-cache-all 1", sc->cfd, n);
+	pos = 0;
+	while ((e = (struct entry *)htab_next(&sc->entries, &pos, e ? &e->h : NULL))) {
+		if (!e->cached || !keyset_name_valid(e->name))
+			continue;
+		sodium_bin2hex(pwid, sizeof(pwid), e->pwid, VERIFIER_ID_LEN);
+		if (e->has_ctag)
+			fprintf(out, "%s %016" PRIx64 " %016" PRIx64 " %lld %zu %s %d\n", e->name,
+				e->stamp, e->ctag, (long long)e->sealed_at, e->len, pwid, e->logn);
+		else
+			fprintf(out, "%s %016" PRIx64 " - %lld %zu %s %d\n", e->name, e->stamp,
+				(long long)e->sealed_at, e->len, pwid, e->logn);
+	}
+	fprintf(out, "end %zu\n", n);
+	pthread_mutex_unlock(&sc->lock);
+	return 0;
+}
+
+void sc_index_write(struct sealcache *sc)
+{
+	int ret;
+
+	ret = replace_stream(sc->state->fd, INDEX, index_put, sc);
+	if (ret)
+		log_msg(LOG_WARNING, "saving the seal cache's index %s: %s", INDEX, strerror(-ret));
+}
+
 /* ---- life cycle ---- */
 
 int sc_known_load(struct sealcache *sc)
@@ -150,6 +279,9 @@ int sc_known_load(struct sealcache *sc)
 	if (ret)
 		return ret;
 	store_names_sort(sc->marks, sc->nmarks);
+	/* Before the sweep below, which changes cache/ if a crash left
+	 * temporary files, and then the index is not current anyway. */
+	index_read(sc);
 	/* Runs before any seal can write a temporary file of its own. */
 	ret = dirwalk_types(sc->cfd, ".", sealed_one, &w);
 	if (!ret && w.err)
@@ -167,6 +299,9 @@ void sc_known_drop(struct sealcache *sc)
 {
 	free(sc->sealed.h);
 	sc->sealed = (struct hashset){ 0 };
+	free(sc->index);
+	sc->index = NULL;
+	sc->nindex = 0;
 	sc->known = false;
 }
 
@@ -190,44 +325,4 @@ bool sc_marked(struct sealcache *sc, const char *name)
 	marked = mark_find(sc, name) != NULL;
 	pthread_mutex_unlock(&sc->mark_lock);
 	return marked;
-}
-
-void sc_mark_sync(struct sealcache *sc, const char *name)
-{
-	struct entry *e;
-	bool bad;
-
-	if (!keyset_name_valid(name))
-		return;
-	/* Under mark_lock, the state read and the mark written are one
-	 * step: two threads telling news of one keyset leave the last. */
-	pthread_mutex_lock(&sc->mark_lock);
-	pthread_mutex_lock(&sc->lock);
-	e = sc_entry_find(sc, name);
-	bad = e && e->examined && e->bad;
-	pthread_mutex_unlock(&sc->lock);
-	mark_set(sc, name, bad);
-	pthread_mutex_unlock(&sc->mark_lock);
-}
-
-void sc_known_done(struct sealcache *sc, bool whole)
-{
-	struct entry *e;
-	size_t i;
-
-	pthread_mutex_lock(&sc->mark_lock);
-	pthread_mutex_lock(&sc->lock);
-	sc_known_drop(sc);
-	/* Walked backwards: mark_set() removes from sc->marks. A keyset the
-	 * whole scan did not find is gone; one examined is known. */
-	for (i = sc->nmarks; i-- > 0;) {
-		e = sc_entry_find(sc, sc->marks[i]);
-		if ((!e && whole) || (e && e->examined && !e->bad)) {
-			pthread_mutex_unlock(&sc->lock);
-			mark_set(sc, sc->marks[i], false);
-			pthread_mutex_lock(&sc->lock);
-		}
-	}
-	pthread_mutex_unlock(&sc->lock);
-	pthread_mutex_unlock(&sc->mark_lock);
 }

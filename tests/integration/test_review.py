@@ -429,6 +429,8 @@ def test_first_format_cache_upgraded_in_place(keyfs_bin, tmp_path, store):
         old = b" ".join([b"keyfs-seal", b"1", f[3], f[4], f[6], f[7]])
         with open(os.path.join(cache, "web"), "wb") as out:
             out.write(old + b"\n" + body)
+        # as an earlier keyfs left it: without the index of a clean stop
+        os.unlink(os.path.join(store, ".keyfs", "cache.all"))
         m.start()
         m.unlock()
         after = os.stat(os.path.join(m.export, "web.pem"))

@@ -1,0 +1,88 @@
+/* Internals shared by the backup records' files: fresh.c (the table,
+ * the record files, the writer thread), fresh_rec.c (one record's line)
+ * and fresh_snapshot.c (every record in one file, written at a clean
+ * stop). */
+#ifndef KEYFS_FRESH_PRIV_H
+#define KEYFS_FRESH_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "keyfs/fresh.h"
+#include "keyfs/htab.h"
+#include "keyfs/metrics.h"
+
+#define RECORD_MAX 256
+/* Every record, written at a clean stop (fresh_snapshot.c). */
+#define SNAPSHOT "fresh.all"
+/* Distinct program names kept for the reports; later ones show as "?". */
+#define COMMS_MAX 256
+
+/* One per keyset, a hundred thousand on a large store: the fields of
+ * struct fresh_info, but the program name by its number in f->comms (a
+ * few tools read every export), the flags together and the name sized to
+ * fit. */
+struct fresh_rec {
+	struct hnode h;		/* in f->recs */
+	uint64_t stamp, key;
+	time_t changed_at, sealed_at, backup_at, backup_sealed;
+	uid_t backup_uid;
+	int seal_error;
+	uint8_t comm;		/* f->comms[comm]; 0 is "?" */
+	bool locked;
+	bool seen;		/* stamp and key above are known */
+	bool dirty;		/* its file is behind; protected by f->lock */
+	char name[];
+};
+
+/* What the writer writes of a record, copied under f->lock. */
+struct rec_copy {
+	const char *name;
+	uint64_t stamp, key;
+	struct fresh_info i;
+};
+
+struct fresh {
+	int dfd;			/* <state>/fresh */
+	int sfd;			/* <state>, for SNAPSHOT; not owned */
+	pthread_mutex_t lock;		/* the table and the histogram */
+	struct htab recs;		/* struct fresh_rec by name */
+	struct histogram seals;
+	char comms[COMMS_MAX][FRESH_COMM_MAX];	/* [0] is "?" */
+	unsigned ncomms;
+	void (*fn)(void *arg);		/* set before threads start: read unlocked */
+	void *arg;
+	/* The writer thread: record files are written (and fsynced) by it,
+	 * never in a FUSE request, which would wait on the disk. */
+	pthread_t writer;
+	bool running;
+	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
+	bool pending, stop;		/* protected by lock */
+	/* Every record file is in recs: until then a record is read from
+	 * its file when first asked for, while the writer thread reads the
+	 * rest, so the mount does not wait for a hundred thousand files. */
+	bool loaded;			/* protected by lock */
+};
+
+/* ---- fresh_rec.c; caller holds f->lock ---- */
+/* A process name as status and metrics may show it: printable ASCII. */
+void fr_clean_comm(char *s);
+/* comm's number in f->comms, added if new; 0 ("?") when full. */
+uint8_t fr_comm_id(struct fresh *f, const char *comm);
+void fr_rec_info(const struct fresh *f, const struct fresh_rec *r, struct fresh_info *i);
+/* Reads a record file's line into r. */
+int fr_parse(struct fresh *f, struct fresh_rec *r, const char *text);
+struct fresh_rec *fr_rec_add(struct fresh *f, const char *name, uint64_t h);
+bool fr_same_name(const struct hnode *h, const void *name);
+
+/* A record file's line, which fr_parse() reads. */
+int fr_format(const struct rec_copy *r, char text[static RECORD_MAX]);
+
+/* ---- fresh_snapshot.c; by the writer thread ---- */
+/* Whether every record was read from a snapshot that is current. */
+bool fr_snapshot_read(struct fresh *f);
+void fr_snapshot_write(struct fresh *f);
+
+#endif
