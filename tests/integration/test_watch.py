@@ -120,7 +120,9 @@ def test_without_watches_changes_are_found_by_rescans(build, tmp_path, store):
         # no watch to be had: keyfs must say so and rescan instead
         with inotify_limit("max_user_watches", 1):
             m.start(opts=f"recipients={recipients_file(tmp_path)}")
-            assert "looking for changes by rescanning" in m.logtext()
+            # said by the watcher's thread once a watch is refused
+            assert wait_for(lambda: "looking for changes by rescanning" in m.logtext(), 10), \
+                m.logtext()
             db = os.path.join(m.export, "db.pem")
             first = read(db)
             rewrite(os.path.join(store, "db", "master.key"), os.urandom(32))
