@@ -4,7 +4,6 @@ import errno
 import io
 import os
 import shutil
-import subprocess
 import tarfile
 
 import pytest

@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import threading
 import time
 

@@ -10,8 +10,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from conftest import PASSWORD, Mount, age_decrypt, run, tree_digest
 
 OTHER = "Other-Horse-8!"
