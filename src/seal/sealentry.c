@@ -24,12 +24,12 @@ uint64_t sealcache_ino(const char *name)
 	return sc_name_hash(name) | (1ULL << 63);
 }
 
-/* Reads the header of name's cache file into e, when e is made: the
- * first time the keyset is asked for. A file of the first format is
- * rewritten in the current one, its sealed bytes untouched; a file that
- * names another keyset is never served for this one. */
 static bool ctag_of(const char *hex, uint64_t *tag);
 
+/* Reads the header of name's cache file into c, when its entry is made:
+ * the first time the keyset is asked for. A file of the first format is
+ * rewritten in the current one, its sealed bytes untouched; a file that
+ * names another keyset is never served for this one. */
 static int read_cached(struct sealcache *sc, const char *name, struct cached *c)
 {
 	struct sealfile h;
@@ -153,10 +153,9 @@ struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
 
 struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
 {
-	struct entry *e;
-
-	struct cached h;
 	bool known, read, have = false;
+	struct cached h;
+	struct entry *e;
 
 	*err = sc_export_stamp(sc, name, stamp);
 	if (*err)

@@ -89,10 +89,9 @@ static int sealed_one(int dirfd, const char *name, mode_t type, void *arg)
 	return 0;
 }
 
-static bool sealed(const struct hashset *s, const char *name)
+/* Whether the name of hash h (sc_name_hash()) had a seal at start. */
+static bool sealed(const struct hashset *s, uint64_t h)
 {
-	uint64_t h = sc_name_hash(name);
-
 	return s->n && bsearch(&h, s->h, s->n, sizeof(h), cmp_hash);
 }
 
@@ -214,7 +213,7 @@ bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c
 {
 	struct index_rec key = { .h = sc_name_hash(name) }, *r;
 
-	if (!sc->known || !sc->nindex || !sealed(&sc->sealed, name))
+	if (!sc->known || !sc->nindex || !sealed(&sc->sealed, key.h))
 		return false;
 	r = bsearch(&key, sc->index, sc->nindex, sizeof(*sc->index), cmp_index);
 	if (r)
@@ -314,7 +313,7 @@ void sc_marks_free(struct sealcache *sc)
 
 bool sc_known(const struct sealcache *sc, const char *name)
 {
-	return sc->known && sealed(&sc->sealed, name);
+	return sc->known && sealed(&sc->sealed, sc_name_hash(name));
 }
 
 bool sc_marked(struct sealcache *sc, const char *name)
