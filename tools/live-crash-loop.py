@@ -9,11 +9,13 @@ Run as root (/dev/fuse). Setup: ssh-keygen -A host keys in ROOT/etc/ssh
 (content A), exported; every key file then rewritten (content B) and A
 imported, so that A is an inactive version. Each round starts keyfs (a
 stale mount from the kill is detached by the daemon), checks, then
-activates whichever content is not active in a loop from a thread and
+activates a version whose content is not active in a loop from a thread and
 kill -9s the daemon after a random delay in [0, --max-delay] s. After
 each start: every key file is A's or B's, the keyset is all A or all B
 (an interrupted install is finished at start), no temporary
-(.NAME.keyfs-new) is left, and the other content is still a version.
+(.NAME.keyfs-new) is left, the other content is still a version, and
+every version is all A or all B (a version half removed would delete
+the files it lacks when activated).
 
 Prints the figures at the end; exits 1 if any check failed.
 """
@@ -96,19 +98,34 @@ def check(d, ssh, a, b, figures):
     tmp = temporaries(os.path.dirname(ssh))
     if tmp:
         bad.append(f"temporaries left after the start: {tmp}")
-    if not versions(os.path.join(d.store, ".keyfs")):
+    state = os.path.join(d.store, ".keyfs")
+    if not versions(state):
         bad.append("the inactive content is lost: no version left")
+    for v in versions(state):
+        if contents(os.path.join(state, "versions", "ssh", str(v))) not in (a, b):
+            bad.append(f"version {v} is neither all A nor all B")
     figures["A" if now == a else "B"] += 1
     return bad
 
 
-def activator(d, stop, counts):
+def activator(d, ssh, stop, counts):
+    state = os.path.join(d.store, ".keyfs")
     while not stop.is_set():
-        vs = versions(os.path.join(d.store, ".keyfs"))
+        vs = versions(state)
         if not vs:
             return
+        # a version with other content than the live keys (read while
+        # the daemon may be installing: only a choice), so that a copy
+        # a kill left behind does not turn the loop into no-ops
         try:
-            ok = d.control(f"activate ssh {vs[-1]}") == 0
+            now = contents(ssh)
+            other = [v for v in vs
+                     if contents(os.path.join(state, "versions", "ssh", str(v))) != now]
+        except OSError:  # removed while read
+            other = []
+        v = other[-1] if other else vs[-1]
+        try:
+            ok = d.control(f"activate ssh {v}") == 0
         except OSError:  # the daemon died under us
             return
         if ok:
@@ -135,7 +152,7 @@ def main():
         d.start()
         failures += check(d, ssh, a, b, figures)
         stop = threading.Event()
-        t = threading.Thread(target=activator, args=(d, stop, figures), daemon=True)
+        t = threading.Thread(target=activator, args=(d, ssh, stop, figures), daemon=True)
         t.start()
         time.sleep(random.uniform(0, args.max_delay))
         stop.set()

@@ -33,6 +33,10 @@ struct store_put {
 	 * the put would install it (an absent keystore keyset, a live
 	 * keyset whose path holds nothing). */
 	bool inactive;
+	/* In, from store_put_inactive(): the fingerprint the version is
+	 * marked with (versions.h) before it can be listed, so that no kill
+	 * leaves it activatable unasked. */
+	const char *unauthenticated;
 };
 
 /* A backend: the required operations list, stamp, why and read; the
@@ -120,9 +124,11 @@ void store_names_sort(char **names, size_t n);
  * that cannot restore refuses with -EROFS, one without versions has
  * none, and cannot activate (-ENOENT: no such version). */
 int store_put(struct store *s, const struct keyset *ks, struct store_put *res);
-/* The same for a backup nothing vouched for (import.h): a live keyset
- * gets it only as an inactive version, never installed. */
-int store_put_inactive(struct store *s, const struct keyset *ks, struct store_put *res);
+/* The same for a backup nothing vouched for (import.h): it is only ever
+ * an inactive version, never installed, marked with its fingerprint fpr
+ * (NULL: unmarked, an inactive version all the same). */
+int store_put_inactive(struct store *s, const struct keyset *ks, const char *fpr,
+		       struct store_put *res);
 /* A layer's put passed on to the store it wraps, as it was asked. */
 int store_put_on(struct store *s, const struct keyset *ks, struct store_put *res);
 int store_versions(struct store *s, const char *name, unsigned **v, size_t *n);

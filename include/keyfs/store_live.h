@@ -37,13 +37,9 @@ void store_live_apply(const struct store *s, struct keyset *ks);
 size_t store_live_hooks_failed(const struct store *s, void (*fn)(void *arg, const char *keyset),
 			       void *arg);
 
-/* A version restored from a backup nothing vouched for (versions.h;
- * live and keystore keysets keep versions in the same place): marked
- * with its fingerprint; -ENOENT on a store store_live_open() did not
- * wrap. */
-int store_live_mark_unauthenticated(const struct store *s, const char *name, unsigned version,
-				    const char *fpr);
-/* Is it so marked? fpr (size bytes) gets the fingerprint. */
+/* Is a version marked as restored from a backup nothing vouched for
+ * (store_put_inactive(), versions.h; live and keystore keysets keep
+ * versions in the same place)? fpr (size bytes) gets the fingerprint. */
 bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
 				char *fpr, size_t size);
 /* The mark goes once the version is active. */

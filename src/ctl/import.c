@@ -446,10 +446,9 @@ int import_file(struct importer *im, bool verify_only, const uint8_t *data, size
 		       trusted ? "" : ", unauthenticated", would_do(im, &ks, trusted), words);
 		goto out;
 	}
-	ret = trusted ? store_put(im->st, &ks, &put) : store_put_inactive(im->st, &ks, &put);
-	/* a version activate must not install unasked */
-	marked = !ret && !trusted && (put.outcome == STORE_VERSIONED || put.outcome == STORE_KNOWN) &&
-		 !store_live_mark_unauthenticated(im->st, ks.name, put.version, fpr);
+	/* a version activate must not install unasked: marked by the store */
+	ret = trusted ? store_put(im->st, &ks, &put) : store_put_inactive(im->st, &ks, fpr, &put);
+	marked = !ret && !trusted && (put.outcome == STORE_VERSIONED || put.outcome == STORE_KNOWN);
 	if (ret == -EPERM) {
 		/* refused before anything was written: say what to do */
 		record(im, LOG_ERR, "import \"%s\" failed: its files belong to another user; "

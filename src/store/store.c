@@ -43,19 +43,21 @@ int store_names_add(char ***names, size_t *n, const char *name)
 
 int store_put(struct store *s, const struct keyset *ks, struct store_put *res)
 {
-	*res = (struct store_put){ STORE_UNCHANGED, 0, 0, false };
+	*res = (struct store_put){ STORE_UNCHANGED, 0, 0, false, NULL };
 	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;
 }
 
-int store_put_inactive(struct store *s, const struct keyset *ks, struct store_put *res)
+int store_put_inactive(struct store *s, const struct keyset *ks, const char *fpr,
+		       struct store_put *res)
 {
-	*res = (struct store_put){ STORE_UNCHANGED, 0, 0, true };
+	*res = (struct store_put){ STORE_UNCHANGED, 0, 0, true, fpr };
 	return s->ops->put ? s->ops->put(s->priv, ks, res) : -EROFS;
 }
 
 int store_put_on(struct store *s, const struct keyset *ks, struct store_put *res)
 {
-	return res->inactive ? store_put_inactive(s, ks, res) : store_put(s, ks, res);
+	return res->inactive ? store_put_inactive(s, ks, res->unauthenticated, res) :
+	       store_put(s, ks, res);
 }
 
 int store_versions(struct store *s, const char *name, unsigned **v, size_t *n)

@@ -158,7 +158,7 @@ static int activate_locked(struct command_store *cs, struct cmd_keyset *k, unsig
 			   unsigned *kept)
 {
 	struct keyset ks = { 0 }, cur = { 0 };
-	struct store_put kr = { STORE_UNCHANGED, 0, 0, false };
+	struct store_put kr = { STORE_UNCHANGED, 0, 0, false, NULL };
 	char why[COMMAND_WHY_MAX];
 	struct hook_result res;
 	int ret;

@@ -356,7 +356,7 @@ static int activate_locked(struct live_store *ls, struct live *l, unsigned versi
 			   unsigned *kept)
 {
 	struct keyset ks = { 0 }, cur = { 0 };
-	struct store_put kr = { STORE_UNCHANGED, 0, 0, false };
+	struct store_put kr = { STORE_UNCHANGED, 0, 0, false, NULL };
 	char why[KEYSET_PATH_MAX + 256] = "";
 	unsigned made;
 	int ret;

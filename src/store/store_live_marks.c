@@ -9,14 +9,6 @@
 #include "store_live_priv.h"
 #include "versions.h"
 
-int store_live_mark_unauthenticated(const struct store *s, const char *name, unsigned version,
-				    const char *fpr)
-{
-	struct live_store *ls = store_live_of(s);
-
-	return ls ? versions_mark(ls->sfd, name, version, fpr) : -ENOENT;
-}
-
 bool store_live_unauthenticated(const struct store *s, const char *name, unsigned version,
 				char *fpr, size_t size)
 {

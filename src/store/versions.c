@@ -163,7 +163,7 @@ int versions_put(int sfd, const struct keyset *ks, struct store_put *res)
 			continue;
 		res->outcome = STORE_KNOWN;
 		res->version = v[i];
-		ret = 0;
+		ret = res->unauthenticated ? versions_mark(sfd, ks->name, v[i], res->unauthenticated) : 0;
 		goto out;
 	}
 	next = n ? v[n - 1] + 1 : 1;
@@ -175,7 +175,18 @@ int versions_put(int sfd, const struct keyset *ks, struct store_put *res)
 	if (ret)
 		goto out;
 	snprintf(dst, sizeof(dst), "%s/%u", dir, next);
-	ret = versions_commit_tmp(sfd, tmp, sfd, dst, dir);
+	/* Marked before it is listed; unmarked, a mark a kill left from
+	 * an earlier holder of the number. */
+	if (res->unauthenticated)
+		ret = versions_mark(sfd, ks->name, next, res->unauthenticated);
+	else
+		versions_unmark(sfd, ks->name, next);
+	if (ret == 0)
+		ret = versions_commit_tmp(sfd, tmp, sfd, dst, dir);
+	else
+		keytree_remove(sfd, tmp);
+	if (ret)
+		versions_unmark(sfd, ks->name, next);
 	res->outcome = STORE_VERSIONED;
 	res->version = next;
 out:
@@ -199,15 +210,22 @@ int versions_read(int sfd, const char *name, unsigned version, struct keyset *ks
 	return ret;
 }
 
+/* Out of the list in one rename, then deleted: a kill while deleting
+ * file by file would otherwise leave part of a version, and activating
+ * that part later deletes the missing files from the live keys. What a
+ * kill leaves under STATE_TMP goes at the next start. */
 void versions_remove(int sfd, const char *name, unsigned version)
 {
-	char dir[128], path[PATH_MAX];
+	char dir[128], path[PATH_MAX], gone[PATH_MAX];
 
 	snprintf(dir, sizeof(dir), STATE_VERSIONS "/%s", name);
 	snprintf(path, sizeof(path), "%s/%u", dir, version);
-	keytree_remove(sfd, path);
-	versions_unmark(sfd, name, version);
+	snprintf(gone, sizeof(gone), STATE_TMP "/%s.%u.%08x", name, version, randombytes_random());
+	if (renameat(sfd, path, sfd, gone))
+		return;
 	replace_dir_fsync(sfd, dir);
+	versions_unmark(sfd, name, version);
+	keytree_remove(sfd, gone);
 }
 
 void versions_unmark(int sfd, const char *name, unsigned version)
