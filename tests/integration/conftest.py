@@ -65,10 +65,27 @@ def machine_lock(exclusive=False):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "system_wide: changes state the whole machine shares; runs alone")
+    config.addinivalue_line(
+        "markers", "independent: neither changes nor depends on what the machine shares "
+        "(no mount, no sysctl); takes no machine lock, so a long one keeps no "
+        "system_wide test waiting")
+
+
+# Started first, so that they do not end the run alone: the package's
+# tests (one worker builds, installs and purges it) and the fuzz targets.
+FIRST = ("test_package.py", "test_fuzz.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    # the same order on every xdist worker: stable, by file name only
+    items.sort(key=lambda i: os.path.basename(str(i.fspath)) not in FIRST)
 
 
 @pytest.fixture(autouse=True)
 def _machine_lock(request):
+    if request.node.get_closest_marker("independent"):
+        yield
+        return
     with machine_lock(exclusive=request.node.get_closest_marker("system_wide") is not None):
         yield
 
