@@ -71,14 +71,42 @@ def pytest_configure(config):
         "system_wide test waiting")
 
 
-# Started first, so that they do not end the run alone: the package's
-# tests (one worker builds, installs and purges it) and the fuzz targets.
-FIRST = ("test_package.py", "test_fuzz.py")
-
-
 def pytest_collection_modifyitems(config, items):
-    # the same order on every xdist worker: stable, by file name only
-    items.sort(key=lambda i: os.path.basename(str(i.fspath)) not in FIRST)
+    """The tests of what scripts/test builds in the background (below)
+    come late, when it is likely done: the package's (one worker
+    installs, mounts and purges it) halfway, so that they do not end the
+    run alone, the fuzz targets' last. The same order on every xdist
+    worker: stable, by position and file name only."""
+    def rank(pos_item):
+        pos, item = pos_item
+        name = os.path.basename(str(item.fspath))
+        if name == "test_fuzz.py":
+            return 3
+        if name == "test_package.py":
+            return 1
+        return 0 if pos < len(items) // 2 else 2
+    items[:] = [i for _, i in sorted(enumerate(items), key=rank)]
+
+
+def background(job, timeout):
+    """The outcome of a job scripts/test started beside the tests, in the
+    directory KEYFS_BACKGROUND names (JOB.rc once it ended, JOB.log):
+    (exit status, log), waiting for it up to timeout seconds; None when
+    no such directory is named."""
+    d = os.environ.get("KEYFS_BACKGROUND")
+    if not d:
+        return None
+    rc = os.path.join(d, f"{job}.rc")
+
+    def ended():
+        with contextlib.suppress(OSError):
+            with open(rc) as f:
+                return f.read().strip() != ""
+        return False
+
+    assert wait_for(ended, timeout, step=1), f"{job} did not end within {timeout} s"
+    with open(rc) as f, open(os.path.join(d, f"{job}.log"), errors="replace") as log:
+        return int(f.read()), log.read()
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,10 @@ a store with the installed /usr/bin/keyfs and an export opens with stock
 age; apt-get purge leaves no file of the package behind, and installing
 again works.
 
-This module uses the .deb in build/package/ and builds one
-(scripts/package) only if there is none; scripts/test removes it first,
-so that the test command builds the package of the tree, here, while
-the other tests run (KEYFS_DEB names another). It runs once, not once per build
+scripts/test builds the package (scripts/package) beside the other
+tests and this module waits for it; alone, it uses the .deb in
+build/package/ and builds one only if there is none (KEYFS_DEB names
+another). It runs once, not once per build
 in KEYFS_BUILDS, holds a lock so that two runs never share the dpkg
 database, and purges the package at the end whatever happened. Its tests
 run on one worker (one install), beside the other tests: those run keyfs
@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, ROOT, age_decrypt, run
+from conftest import PASSWORD, ROOT, age_decrypt, background, run
 
 PACKAGE = "keyfs"
 OUT = os.path.join(ROOT, "build", "package")
@@ -64,9 +64,11 @@ def find_deb():
         return os.environ["KEYFS_DEB"]
     arch = run(["dpkg", "--print-architecture"]).stdout.strip()
     pattern = os.path.join(OUT, f"{PACKAGE}_{meson_version()}-*_{arch}.deb")
-    if not glob.glob(pattern):
-        # beside the other tests: the mounts take the machine first
-        run(["nice", "-n", "10", os.path.join(ROOT, "scripts", "package")])
+    built = background("package", 1800)
+    if built is not None:
+        assert built[0] == 0, f"scripts/package failed:\n{built[1][-4000:]}"
+    elif not glob.glob(pattern):
+        run([os.path.join(ROOT, "scripts", "package")])
     debs = glob.glob(pattern)
     assert len(debs) == 1, f"expected one package matching {pattern}: {debs}"
     return debs[0]
