@@ -19,7 +19,7 @@
 struct signkey;
 
 /* Loads the key from the state directory sfd, making it first if there
- * is none; the secret lives in guarded memory, read-only between uses.
+ * is none; the secret lives in guarded memory, read-only.
  * -EINVAL for a file of the wrong size or one others may read. */
 int signkey_open(int sfd, struct signkey **out);
 void signkey_free(struct signkey *k);
