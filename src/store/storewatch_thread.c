@@ -269,7 +269,12 @@ static bool relist_once(struct storewatch *w)
 			w->fn(w->arg, n->name);
 		sw_wnode_free(n);
 	}
-	for (k = 0; k < nf; k++) {
+	/* From the end of the list: a listing right after the mount goes
+	 * from its start, and a keyset this thread reached first it answers
+	 * from memory. Both from the start, the two would walk the same
+	 * keysets at once, the listing's walk lost (it came before any
+	 * watch); this way they meet in the middle. */
+	for (k = nf; k-- > 0;) {
 		watch_keyset(w, fresh[k], "");
 		/* Walked once watched, so the stamp is kept. A walk before the
 		 * watch, as the seal cache's first look at the store makes, is
