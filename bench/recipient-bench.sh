@@ -9,6 +9,13 @@
 # A seal counts as done when its cache file is in the state directory (a
 # directory listing, so that measuring costs the daemon nothing); the
 # clock runs from starting keyfs. Runs build/release/keyfs (or $KEYFS_BIN).
+#
+# On ext4, run it where nothing was deleted in the last minutes (TMPDIR on
+# a fresh filesystem): ext4 skips inodes deleted recently when it
+# allocates one, up to five minutes while their table block is dirty,
+# and after a run before (a hundred thousand files removed) each new
+# file's allocation walks past them. That made keyfs' rate vary 1.4x
+# between back-to-back runs here.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
