@@ -111,6 +111,13 @@ def versions(m, name):
     return sorted(int(v) for v in os.listdir(d)) if os.path.isdir(d) else []
 
 
+def pid_in(path, timeout=5):
+    """The pid a script wrote to path with echo $! > path, once the line is
+    whole: the shell makes the file before it writes to it."""
+    assert wait_for(lambda: path.exists() and path.read_text().endswith("\n"), timeout), path
+    return int(path.read_text())
+
+
 def gone(pid):
     """The process is gone (or dead, waiting to be reaped)."""
     try:
@@ -336,15 +343,14 @@ def test_failing_programs_are_reported_each_for_its_own(build, keyfs_bin, tmp_pa
             wait_export(m, "good")
             wait_export(m, "daemon")
             assert time.monotonic() - t0 < 10
-            assert wait_for(daemon_pid.exists, 5)
-            pids.append(int(daemon_pid.read_text()))
+            pids.append(pid_in(daemon_pid))
             members, _ = open_backup(read_pem(m, "daemon"), tmp_path, "daemon")
             assert files_of(members, "daemon") == {"key": b"daemon key\n"}
 
             # the hanging one is killed after its timeout, its children too
             assert wait_for(lambda: re.search(r"^backup_command hangs: killed", m.status(),
                                               re.M), 10), m.status()
-            pids.append(int(hang_pid.read_text()))
+            pids.append(pid_in(hang_pid))
             assert wait_for(lambda: gone(pids[-1]), 5), "the hanging program's sleep lives on"
 
             status = m.status()
@@ -369,8 +375,7 @@ def test_failing_programs_are_reported_each_for_its_own(build, keyfs_bin, tmp_pa
                                         "refresh", "hangs"], stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True)
             try:
-                assert wait_for(hang_pid.exists, 5)
-                pids.append(int(hang_pid.read_text()))
+                pids.append(pid_in(hang_pid))
                 t = time.monotonic()
                 assert "backup_command good:" in m.status()
                 read_pem(m, "good")
