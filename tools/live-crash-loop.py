@@ -60,6 +60,10 @@ def versions(state):
     return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
 
 
+def version_contents(state, v):
+    return contents(os.path.join(state, "versions", "ssh", str(v)))
+
+
 def setup(work, binary):
     root, store, mnt = (os.path.join(work, n) for n in ("root", "store", "mnt"))
     ssh = os.path.join(root, "etc", "ssh")
@@ -99,10 +103,11 @@ def check(d, ssh, a, b, figures):
     if tmp:
         bad.append(f"temporaries left after the start: {tmp}")
     state = os.path.join(d.store, ".keyfs")
-    if not versions(state):
+    vs = versions(state)
+    if not vs:
         bad.append("the inactive content is lost: no version left")
-    for v in versions(state):
-        if contents(os.path.join(state, "versions", "ssh", str(v))) not in (a, b):
+    for v in vs:
+        if version_contents(state, v) not in (a, b):
             bad.append(f"version {v} is neither all A nor all B")
     figures["A" if now == a else "B"] += 1
     return bad
@@ -119,8 +124,7 @@ def activator(d, ssh, stop, counts):
         # a kill left behind does not turn the loop into no-ops
         try:
             now = contents(ssh)
-            other = [v for v in vs
-                     if contents(os.path.join(state, "versions", "ssh", str(v))) != now]
+            other = [v for v in vs if version_contents(state, v) != now]
         except OSError:  # removed while read
             other = []
         v = other[-1] if other else vs[-1]
