@@ -5,6 +5,7 @@
 #define KEYFS_CONTROL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "keyfs/command.h"
 #include "keyfs/config.h"
@@ -66,8 +67,15 @@ int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime);
 int report_readme(struct ctl *c, char **text, size_t *len, time_t *mtime);
 /* Every keyset, one line each, fields separated by tabs (escaped, "-"
  * for none) under a "# keyset\tstate..." heading: .keysets, for
- * keyfsctl list. */
-int report_list(struct ctl *c, char **text, size_t *len, time_t *mtime);
+ * keyfsctl list. A hundred thousand keysets make a 13 MiB text, so it is
+ * made as it is read: the keysets listed at open, their lines when a
+ * read reaches them. A read before the text held starts it again. */
+struct list_reader;
+int report_list_open(struct ctl *c, struct list_reader **out);
+/* Up to size bytes of the text from off on: their number, 0 at the end,
+ * or -ENOMEM. */
+ssize_t report_list_read(struct list_reader *r, char *buf, size_t size, off_t off);
+void report_list_close(struct list_reader *r);
 
 /* The metrics (Prometheus text format, version 0.0.4) as malloc()ed text:
  * backup freshness, totals by state, locking, seal times, import

@@ -1,5 +1,5 @@
-/* Plain-text reports: the status read from .control, and the list of
- * every keyset read from .keysets (README.txt: report_readme.c). Neither
+/* The plain-text status read from .control (the list of every keyset,
+ * .keysets: report_list.c; README.txt: report_readme.c). No report
  * carries a secret: keyset names, fingerprints, times and hints only.
  * Every text that comes from outside keyfs (names, reasons, paths,
  * hints, program names) goes through escape.h, so none can add a line
@@ -7,8 +7,7 @@
  *
  * The status stays the same size however many keysets there are: a line
  * per keyset up to STATUS_ALL_MAX of them; past that only the keysets
- * with problems and the oldest changes not backed up, each list bounded.
- * The list has a line per keyset, in fields for programs. */
+ * with problems and the oldest changes not backed up, each list bounded. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -40,7 +39,7 @@ static void digits(char *p, unsigned long v, int n)
  * H. Hinnant's "chrono-compatible low-level date algorithms"): a status
  * formats two times for each of a hundred thousand keysets, and
  * gmtime_r() takes a global lock and strftime() weighs. */
-static void iso_time(time_t t, char buf[static 32])
+void report_iso_time(time_t t, char buf[static 32])
 {
 	long long days, era, doe, yoe, doy, mp, y;
 	int secs;
@@ -81,31 +80,23 @@ struct tally {
 	size_t sealed;
 	size_t state[3];	/* by enum fresh_state */
 	bool all;		/* a line for every keyset */
-	bool list;		/* the list's lines: every keyset's versions too */
 	char problems[STATUS_PROBLEMS_MAX][KEYSET_NAME_MAX + 1];
 	size_t nproblems;	/* found, shown or not */
 	struct pending pending[STATUS_PENDING_MAX]; /* the oldest, oldest first */
 	size_t npending;	/* kept */
 };
 
-struct ks_info {
-	struct export_report r;
-	char sealed[32];
-	unsigned *versions;	/* inactive version numbers */
-	size_t nversions;
-};
-
 /* From memory: the seal cache, the store watcher and the backup records
  * (read by sealcache_report(), after it told them what the export is)
  * know every keyset seen; a status read touches no keyset. */
-static int ks_info(struct ctl *c, const char *name, struct ks_info *i, bool versions)
+int report_ks_info(struct ctl *c, const char *name, struct ks_info *i, bool versions)
 {
 	int ret, vret = 0;
 
 	ret = sealcache_report(c->sc, name, &i->r);
 	if (ret && ret != -EPERM)
 		return ret;
-	iso_time(i->r.sealed_at, i->sealed);
+	report_iso_time(i->r.sealed_at, i->sealed);
 	/* also of one that cannot be exported: what a restore would activate */
 	if (versions)
 		vret = store_versions(c->st, name, &i->versions, &i->nversions);
@@ -133,7 +124,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 		info.versions = NULL;
 		info.nversions = 0;
 		/* counting needs no versions: only lines show them */
-		fn(f, names[k], &info, ks_info(c, names[k], &info, t->all || t->list), t);
+		fn(f, names[k], &info, report_ks_info(c, names[k], &info, t->all), t);
 		free(info.versions);
 	}
 	store_batch(c->st, false);
@@ -158,7 +149,7 @@ static void put_time(FILE *f, time_t t)
 {
 	char buf[32];
 
-	iso_time(t, buf);
+	report_iso_time(t, buf);
 	put(f, buf);
 }
 
@@ -309,7 +300,7 @@ static void status_kept(struct ctl *c, FILE *f, size_t total, struct tally *t)
 
 		info.versions = NULL;
 		info.nversions = 0;
-		status_line(f, name, &info, ks_info(c, name, &info, true));
+		status_line(f, name, &info, report_ks_info(c, name, &info, true));
 		free(info.versions);
 	}
 	if (t->nproblems > shown)
@@ -403,67 +394,5 @@ int report_status(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	fputs(hooks, f);
 	fprintf(f, "last imports (newest first):\n");
 	import_report(c->im, f);
-	return report_finish(f, text, ret);
-}
-
-/* One field of a list line: text escaped (no tab, no newline can come
- * through), "-" for none; tab after it unless it ends the line. */
-static void list_field(FILE *f, const char *text, bool last)
-{
-	if (*text)
-		escape_put(f, text);
-	else
-		put(f, "-");
-	fputc_unlocked(last ? '\n' : '\t', f);
-}
-
-static void list_line(FILE *f, const char *name, const struct ks_info *i, int err,
-		      struct tally *t)
-{
-	static const char *const backups[] = {
-		[FRESH_BACKED_UP] = "backed-up", [FRESH_CHANGED] = "changed",
-		[FRESH_NEVER] = "never",
-	};
-	const struct fresh_info *b = &i->r.backup;
-	char versions[256] = "", changed[32] = "", backed[32] = "";
-	size_t k, n = 0;
-
-	(void)t;
-	list_field(f, name, false);
-	put(f, err == -EPERM ? "not-exported\t" : err ? "unreadable\t" :
-	       i->r.current ? "sealed\t" : "not-sealed\t");
-	list_field(f, err ? "" : i->sealed, false);
-	list_field(f, err ? "" : i->r.fpr, false);
-	list_field(f, err ? "" : i->r.sealer, false);
-	for (k = 0; k < i->nversions && n + 12 < sizeof(versions); k++)
-		n += (size_t)snprintf(versions + n, sizeof(versions) - n, "%s%u", k ? "," : "",
-				      i->versions[k]);
-	list_field(f, versions, false);
-	if (!err && i->r.fresh) {
-		iso_time(b->changed_at, changed);
-		iso_time(b->backup_at, backed);
-	}
-	list_field(f, !err && i->r.fresh ? backups[fresh_state_of(b)] : "", false);
-	list_field(f, changed, false);
-	list_field(f, backed, false);
-	list_field(f, !err && i->r.fresh && b->backup_at ? b->backup_comm : "", false);
-	list_field(f, err == -EPERM ? i->r.why : err ? strerror(-err) :
-		   b->seal_error ? strerror(-b->seal_error) : "", true);
-}
-
-int report_list(struct ctl *c, char **text, size_t *len, time_t *mtime)
-{
-	struct tally t = { .list = true };
-	size_t total;
-	FILE *f;
-	int ret;
-
-	f = textbuf_open(text, len);
-	if (!f)
-		return -ENOMEM;
-	*mtime = 0;
-	put(f, "# keyset\tstate\tsealed_at\tfingerprint\tsealed_by\tinactive_versions\tbackup\t"
-	       "changed_at\tbackup_at\tbackup_by\tproblem\n");
-	ret = each_keyset(c, f, &total, &t, list_line);
 	return report_finish(f, text, ret);
 }

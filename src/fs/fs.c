@@ -290,6 +290,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	char name[KEYSET_NAME_MAX + 1];
 	struct keyfs *k = fs_kfs();
+	struct list_reader *lr;
 	struct seal *s;
 	int ret, acc = fi->flags & O_ACCMODE;
 
@@ -323,7 +324,10 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (acc != O_RDONLY)
 			return -EACCES;
 		fi->direct_io = 1;
-		return open_text(fi, report_list);
+		ret = report_list_open(&k->ctl, &lr);
+		if (ret == 0)
+			fi->fh = (uint64_t)(uintptr_t)lr;
+		return ret;
 	case N_KEYSET:
 		if (acc != O_RDONLY)
 			return -EACCES;
@@ -367,9 +371,10 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	case N_CONTROL:
 	case N_README:
 	case N_METRICS:
-	case N_LIST:
 		t = (struct text *)fi->fh;
 		return t ? read_buf(t->buf, t->len, buf, size, off) : -EBADF;
+	case N_LIST:
+		return (int)report_list_read((struct list_reader *)fi->fh, buf, size, off);
 	case N_KEYSET: {
 		const struct fuse_context *c = fuse_get_context();
 		ssize_t n;
@@ -453,10 +458,12 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	case N_KEYSET:
 		sealcache_put((struct seal *)fi->fh);
 		break;
+	case N_LIST:
+		report_list_close((struct list_reader *)fi->fh);
+		break;
 	case N_CONTROL:
 	case N_README:
 	case N_METRICS:
-	case N_LIST:
 		t = (struct text *)fi->fh;
 		if (t) {
 			free(t->buf);

@@ -203,46 +203,66 @@ static void write_rec(struct fresh *f, const struct rec_copy *r)
 			strerror(-ret));
 }
 
-/* Writes every dirty record as it is now: copies taken under f->lock,
- * files written without it. Only the writer thread writes, so the last
- * file written holds the newest record. A round's files are made durable
- * with one syncfs(), not two fsyncs each: a record torn by a crash is
- * read as none, and the keyset counts as not backed up. */
-static void flush(struct fresh *f)
-{
-	struct rec_copy *copies = NULL;
-	struct fresh_rec *r;
-	size_t n = 0, cap = 0, i, pos = 0;
+/* Records copied, written and synced per round: a first seal of every
+ * keyset makes all of them dirty at once, and the copies of a hundred
+ * thousand would weigh 11 MiB. */
+#define FLUSH_BATCH 1024
 
-	pthread_mutex_lock(&f->lock);
-	f->pending = false;
-	for (r = (struct fresh_rec *)htab_next(&f->recs, &pos, NULL); r;
-	     r = (struct fresh_rec *)htab_next(&f->recs, &pos, &r->h)) {
+/* Copies up to FLUSH_BATCH dirty records, from bucket *pos on, and marks
+ * them clean. Caller holds f->lock. */
+static size_t take_dirty(struct fresh *f, struct rec_copy *copies, size_t *pos)
+{
+	struct fresh_rec *r;
+	size_t n = 0;
+
+	for (r = (struct fresh_rec *)htab_next(&f->recs, pos, NULL); r && n < FLUSH_BATCH;
+	     r = (struct fresh_rec *)htab_next(&f->recs, pos, &r->h)) {
 		if (!r->dirty)
 			continue;
-		if (n == cap) {
-			size_t c = cap ? 2 * cap : 16;
-			struct rec_copy *a = realloc(copies, c * sizeof(*copies));
-
-			if (!a) {
-				f->pending = true; /* the rest next time */
-				goto out;
-			}
-			copies = a;
-			cap = c;
-		}
 		copies[n].name = r->name;
 		copies[n].stamp = r->stamp;
 		copies[n].key = r->key;
 		fr_rec_info(f, r, &copies[n++].i);
 		r->dirty = false;
 	}
-out:
+	return n;
+}
+
+/* Writes every dirty record as it is now, in rounds: copies taken under
+ * f->lock, files written without it. Only the writer thread writes, so
+ * the last file written holds the newest record. A round's files are
+ * made durable with one syncfs(), not two fsyncs each: a record torn by
+ * a crash is read as none, and the keyset counts as not backed up.
+ * A record once listed is never removed (only a damaged one, as it is
+ * read), so a round goes on from the bucket the last one stopped in,
+ * unless the table grew meanwhile. */
+static void flush(struct fresh *f)
+{
+	struct rec_copy *copies = malloc(FLUSH_BATCH * sizeof(*copies));
+	size_t n, i, pos = 0, nb;
+
+	pthread_mutex_lock(&f->lock);
+	if (!copies) {
+		f->pending = true; /* the next time */
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	f->pending = false;
+	nb = f->recs.nb;
+	do {
+		if (f->recs.nb != nb) {
+			pos = 0;
+			nb = f->recs.nb;
+		}
+		n = take_dirty(f, copies, &pos);
+		pthread_mutex_unlock(&f->lock);
+		for (i = 0; i < n; i++)
+			write_rec(f, &copies[i]);
+		if (n && syncfs(f->dfd))
+			log_msg(LOG_WARNING, "saving backup records: syncfs: %m");
+		pthread_mutex_lock(&f->lock);
+	} while (n == FLUSH_BATCH);
 	pthread_mutex_unlock(&f->lock);
-	for (i = 0; i < n; i++)
-		write_rec(f, &copies[i]);
-	if (n && syncfs(f->dfd))
-		log_msg(LOG_WARNING, "saving backup records: syncfs: %m");
 	free(copies);
 }
 
