@@ -203,7 +203,7 @@ static void write_rec(struct fresh *f, const struct rec_copy *r)
 			strerror(-ret));
 }
 
-/* Records copied, written and synced per round: a first seal of every
+/* Records copied and written per round: a first seal of every
  * keyset makes all of them dirty at once, and the copies of a hundred
  * thousand would weigh 11 MiB. */
 #define FLUSH_BATCH 1024
@@ -230,16 +230,16 @@ static size_t take_dirty(struct fresh *f, struct rec_copy *copies, size_t *pos)
 
 /* Writes every dirty record as it is now, in rounds: copies taken under
  * f->lock, files written without it. Only the writer thread writes, so
- * the last file written holds the newest record. A round's files are
- * made durable with one syncfs(), not two fsyncs each: a record torn by
- * a crash is read as none, and the keyset counts as not backed up.
- * A record once listed is never removed (only a damaged one, as it is
- * read), so a round goes on from the bucket the last one stopped in,
+ * the last file written holds the newest record. The files are made
+ * durable with one syncfs() at the end, not two fsyncs each: a record
+ * torn by a crash is read as none, and the keyset counts as not backed
+ * up. A record once listed is never removed (only a damaged one, as it
+ * is read), so a round goes on from the bucket the last one stopped in,
  * unless the table grew meanwhile. */
 static void flush(struct fresh *f)
 {
 	struct rec_copy *copies = malloc(FLUSH_BATCH * sizeof(*copies));
-	size_t n, i, pos = 0, nb;
+	size_t n, i, pos = 0, nb, written = 0;
 
 	pthread_mutex_lock(&f->lock);
 	if (!copies) {
@@ -258,11 +258,12 @@ static void flush(struct fresh *f)
 		pthread_mutex_unlock(&f->lock);
 		for (i = 0; i < n; i++)
 			write_rec(f, &copies[i]);
-		if (n && syncfs(f->dfd))
-			log_msg(LOG_WARNING, "saving backup records: syncfs: %m");
+		written += n;
 		pthread_mutex_lock(&f->lock);
 	} while (n == FLUSH_BATCH);
 	pthread_mutex_unlock(&f->lock);
+	if (written && syncfs(f->dfd))
+		log_msg(LOG_WARNING, "saving backup records: syncfs: %m");
 	free(copies);
 }
 
