@@ -241,12 +241,9 @@ static void flush(struct fresh *f)
 	struct rec_copy *copies = malloc(FLUSH_BATCH * sizeof(*copies));
 	size_t n, i, pos = 0, nb, written = 0;
 
+	if (!copies)
+		return; /* the records stay dirty: written at the next wake */
 	pthread_mutex_lock(&f->lock);
-	if (!copies) {
-		f->pending = true; /* the next time */
-		pthread_mutex_unlock(&f->lock);
-		return;
-	}
 	f->pending = false;
 	nb = f->recs.nb;
 	do {
