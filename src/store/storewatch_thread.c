@@ -1,7 +1,6 @@
 /* The store watcher's thread: inotify watches on the store directory and
  * on every directory of every keyset, and rescans where events do not
  * come (see storewatch.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyfs/dirwalk.h"
 #include "keyfs/log.h"
 
 #include "storewatch_priv.h"
@@ -109,24 +109,28 @@ static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char 
 
 static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char *rel, int depth);
 
-/* The subdirectories of dir; d_type saves a stat per member. */
-static int watch_below(struct storewatch *w, DIR *dir, struct wnode *n, const char *rel, int depth)
-{
-	char sub[PATH_MAX];
-	struct dirent *de;
-	int fd, ret = 0;
+struct below {
+	struct storewatch *w;
+	struct wnode *n;
+	const char *rel;
+	int depth;
+};
 
-	while (!ret && (de = readdir(dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
-			continue;
-		fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue; /* not a directory, or gone: nothing to watch */
-		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		ret = watch_tree(w, fd, n, sub, depth + 1);
-		close(fd);
-	}
+/* A subdirectory of the one walked; d_type saves a stat per member. */
+static int watch_below(int dirfd, const char *name, mode_t type, void *arg)
+{
+	struct below *b = arg;
+	char sub[PATH_MAX];
+	int fd, ret;
+
+	if (type != S_IFDIR)
+		return 0;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* gone: nothing to watch */
+	snprintf(sub, sizeof(sub), "%s%s%s", b->rel, *b->rel ? "/" : "", name);
+	ret = watch_tree(b->w, fd, b->n, sub, b->depth + 1);
+	close(fd);
 	return ret;
 }
 
@@ -134,23 +138,12 @@ static int watch_below(struct storewatch *w, DIR *dir, struct wnode *n, const ch
  * keyset may be is not followed further (it cannot be exported anyway). */
 static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char *rel, int depth)
 {
-	DIR *dir;
-	int fd, ret;
+	int ret;
 
 	ret = watch_one(w, dfd, n, rel);
 	if (ret || depth > KEYSET_DEPTH_MAX)
 		return ret;
-	fd = dup(dfd);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -errno;
-	}
-	ret = watch_below(w, dir, n, rel, depth);
-	closedir(dir);
-	return ret;
+	return dirwalk_types(dfd, ".", watch_below, &(struct below){ w, n, rel, depth });
 }
 
 /* Without events nothing keeps the cache right but rescans. */
