@@ -145,17 +145,32 @@ static const struct sealfile *to_keep(struct sealcache *sc, const char *name, co
 	bool keep;
 	int fd;
 
-	if (!sc->fresh)
+	/* No backup read any seal of it (a first seal of every keyset): no
+	 * cache file to open. */
+	if (!sc->fresh || fresh_get(sc->fresh, name, &i) || !i.backup_at)
 		return NULL;
 	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
 	if (fd < 0)
 		return NULL;
 	keep = !sealfile_read(fd, cur) && !strcmp(cur->name, name) && cur->content[0] &&
 	       strcmp(cur->content, content) && cur->logn == logn &&
-	       !memcmp(cur->pwid, pwid, VERIFIER_ID_LEN) && !fresh_get(sc->fresh, name, &i) &&
-	       i.backup_at && i.backup_sealed == cur->sealed_at && !sealfile_check(fd, cur);
+	       !memcmp(cur->pwid, pwid, VERIFIER_ID_LEN) && i.backup_sealed == cur->sealed_at &&
+	       !sealfile_check(fd, cur);
 	close(fd);
 	return keep ? cur : NULL;
+}
+
+/* Whether <cache>/.kept may hold seals: none to look for at each seal
+ * until one is kept (keeping: about to be). */
+static bool kept_any(struct sealcache *sc, bool keeping)
+{
+	bool any;
+
+	pthread_mutex_lock(&sc->lock);
+	sc->kept |= keeping;
+	any = sc->kept;
+	pthread_mutex_unlock(&sc->lock);
+	return any;
 }
 
 int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char *content,
@@ -163,11 +178,12 @@ int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char
 {
 	struct sealfile cur, h;
 	struct entry *e;
-	time_t newest;
-	int ret;
+	time_t newest = 0;
+	int ret = -ENOENT;
 
-	ret = sealkept_take(sc->cfd, name, stamp, content, pwid, logn,
-			    to_keep(sc, name, content, pwid, logn, &cur), &h, &newest);
+	if (kept_any(sc, false))
+		ret = sealkept_take(sc->cfd, name, stamp, content, pwid, logn,
+				    to_keep(sc, name, content, pwid, logn, &cur), &h, &newest);
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_get(sc, name);
 	if (e && newest > e->newest)
@@ -308,6 +324,7 @@ static void mark_anew(struct sealcache *sc, const char *name)
  * the password changed under us (the caller tries again). */
 static int seal_one(struct sealcache *sc, const char *name)
 {
+	const struct sealfile *keep;
 	struct sealfile cur;
 	struct keyset ks = { 0 };
 	struct plan p = { 0 };
@@ -330,12 +347,13 @@ static int seal_one(struct sealcache *sc, const char *name)
 		ret = seal_under(sc, &p, &ks, &pem, &p.h.len);
 	/* The seal replaced is kept if a backup read it; kept seals of
 	 * another key go (a retired password leaves no ciphertext). */
-	if (!ret && pem &&
-	    sealkept_put(sc->cfd, name,
-			 to_keep(sc, name, p.h.content, p.h.pwid, p.h.logn, &cur), p.h.pwid,
-			 p.h.logn))
-		log_msg(LOG_WARNING, "seal cache of \"%s\": keeping the seal it replaces failed",
-			name);
+	if (!ret && pem) {
+		keep = to_keep(sc, name, p.h.content, p.h.pwid, p.h.logn, &cur);
+		if (kept_any(sc, keep != NULL) &&
+		    sealkept_put(sc->cfd, name, keep, p.h.pwid, p.h.logn))
+			log_msg(LOG_WARNING,
+				"seal cache of \"%s\": keeping the seal it replaces failed", name);
+	}
 	/* 2: kept; seal_adopt() checks the file's header says so too */
 	if (ret == 2)
 		ret = seal_adopt(sc, name, p.h.stamp, p.h.content);

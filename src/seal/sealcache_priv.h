@@ -134,6 +134,12 @@ struct sealcache {
 	struct index_rec *index;	/* sorted by h */
 	size_t nindex;
 	bool known;
+	/* sealed holds the names of cache/'s files at start (known also
+	 * needs marks of a run before to trust); under lock */
+	bool listed;
+	/* <cache>/.kept exists, or may: some seal was ever kept (sealkept.h);
+	 * under lock */
+	bool kept;
 	/* The keysets marked not exportable, sorted; under mark_lock,
 	 * which is taken before lock, never while holding it. */
 	pthread_mutex_t mark_lock;
@@ -226,6 +232,9 @@ int sc_known_load(struct sealcache *sc);
 /* Whether name had a seal at start, while that is known. Caller holds
  * sc->lock. */
 bool sc_known(const struct sealcache *sc, const char *name);
+/* Whether name surely has no cache file: none at start, while that is
+ * known (a seal since has an entry). Caller holds sc->lock. */
+bool sc_known_absent(const struct sealcache *sc, const char *name);
 /* Whether name is marked not exportable. Caller holds neither lock. */
 bool sc_marked(struct sealcache *sc, const char *name);
 /* Makes or removes name's mark, and its name in sc->marks. Caller holds

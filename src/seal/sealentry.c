@@ -153,7 +153,7 @@ struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
 
 struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
 {
-	bool known, read, have = false;
+	bool known, read, have = false, none = false;
 	struct cached h;
 	struct entry *e;
 
@@ -164,14 +164,17 @@ struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *st
 	 * before the lock is taken (or found in the index of a clean stop):
 	 * the first scan asks for every keyset, and a listing waits on
 	 * sc->lock, not on its reads. No seal of name is written meanwhile:
-	 * a seal has an entry. */
+	 * a seal has an entry. While the names of the cache's files at
+	 * start are known, one not among them has none to read. */
 	pthread_mutex_lock(&sc->lock);
 	known = sc_entry_find(sc, name) != NULL;
-	if (!known)
+	if (!known) {
 		have = sc_index_get(sc, name, &h);
+		none = sc_known_absent(sc, name);
+	}
 	pthread_mutex_unlock(&sc->lock);
 	read = !known && keyset_name_valid(name);
-	if (read && !have)
+	if (read && !have && !none)
 		have = !read_cached(sc, name, &h);
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_find(sc, name);

@@ -30,6 +30,7 @@
 #include "keyfs/store.h"
 
 #include "sealcache_priv.h"
+#include "sealkept.h"
 
 uint64_t sc_name_hash(const char *name)
 {
@@ -268,6 +269,9 @@ int sc_known_load(struct sealcache *sc)
 	bool trusted;
 	int ret;
 
+	/* no seal was ever kept: none to look for at each seal */
+	sc->kept = faccessat(sc->cfd, SEALKEPT_DIR, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+		   errno != ENOENT;
 	/* Made here, not with the other state directories: one that was
 	 * not there has no marks of a run before to trust. */
 	trusted = mkdirat(sc->state->fd, STATE_PROBLEMS, 0700) && errno == EEXIST;
@@ -288,8 +292,9 @@ int sc_known_load(struct sealcache *sc)
 			strerror(-w.err));
 	if (!ret && !w.err && sc->sealed.n)
 		qsort(sc->sealed.h, sc->sealed.n, sizeof(*sc->sealed.h), cmp_hash);
-	sc->known = !ret && !w.err && trusted;
-	if (!sc->known)
+	sc->listed = !ret && !w.err;
+	sc->known = sc->listed && trusted;
+	if (!sc->listed)
 		sc_known_drop(sc);
 	return ret;
 }
@@ -302,6 +307,7 @@ void sc_known_drop(struct sealcache *sc)
 	sc->index = NULL;
 	sc->nindex = 0;
 	sc->known = false;
+	sc->listed = false;
 }
 
 void sc_marks_free(struct sealcache *sc)
@@ -314,6 +320,11 @@ void sc_marks_free(struct sealcache *sc)
 bool sc_known(const struct sealcache *sc, const char *name)
 {
 	return sc->known && sealed(&sc->sealed, sc_name_hash(name));
+}
+
+bool sc_known_absent(const struct sealcache *sc, const char *name)
+{
+	return sc->listed && !sealed(&sc->sealed, sc_name_hash(name));
 }
 
 bool sc_marked(struct sealcache *sc, const char *name)
