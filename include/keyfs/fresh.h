@@ -11,12 +11,12 @@
  * never gives two seals of a keyset the same time, so "backed up" is
  * "the seal time read equals the current seal time".
  *
- * Records persist across restarts, one file per keyset under
- * <state>/fresh, replaced atomically; the seal outcome and the seal
- * duration histogram are the running daemon's only. The files are
- * written by a thread of fresh's own, at most once a second, never in
- * the caller (a FUSE request would wait on fsync): a crash loses up to
- * about a second of recorded times; fresh_free() writes the rest. */
+ * Records persist across restarts in one journal, <state>/fresh.log, a
+ * line per change; the seal outcome and the seal duration histogram are
+ * the running daemon's only. It is written by a thread of fresh's own,
+ * at most once a second, never in the caller (a FUSE request would wait
+ * on fdatasync): a crash loses up to about a second of recorded times;
+ * fresh_free() writes the rest. */
 #ifndef KEYFS_FRESH_H
 #define KEYFS_FRESH_H
 
@@ -49,7 +49,8 @@ struct fresh_info {
 
 struct fresh;
 
-/* Starts the writer thread, which first loads every record under
+/* Reads the journal and starts the writer thread. Without a journal,
+ * the thread first loads the records earlier releases kept under
  * <state>/fresh; a record asked for before that is read from its file
  * then. Call it after any fork (fuse_daemonize). */
 int fresh_new(struct fresh **f, const struct state *s);

@@ -1,5 +1,6 @@
-/* Backup freshness records (see fresh.h): the table, the record files and
- * the writer thread; the snapshot of a clean stop is fresh_snapshot.c. */
+/* Backup freshness records (see fresh.h): the table and the writer
+ * thread; the journal they are kept in is fresh_log.c, and reading what
+ * earlier releases kept fresh_snapshot.c and load_all() here. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,7 +27,8 @@
  * (minutes) on slow machines. */
 static const double seal_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 
-/* Reads name's record file into the table. Caller holds f->lock. */
+/* Reads name's record file, as earlier releases wrote one per keyset,
+ * into the table. Caller holds f->lock. */
 static struct fresh_rec *load_rec(struct fresh *f, const char *name, uint64_t h)
 {
 	char text[RECORD_MAX];
@@ -87,10 +89,10 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads every record file not asked for already. In name order, as the
- * reports walk the keysets: records made one after the other lie close
- * together, and a status of a hundred thousand keysets misses the
- * processor's cache far less. */
+/* Without a journal: reads every record file of earlier releases not
+ * asked for already. In name order, as the reports walk the keysets:
+ * records made one after the other lie close together, and a status of
+ * a hundred thousand keysets misses the processor's cache far less. */
 static void load_all(struct fresh *f)
 {
 	struct found l = { NULL, 0 };
@@ -133,12 +135,15 @@ int fresh_new(struct fresh **out, const struct state *s)
 	strcpy(f->comms[0], "?");
 	f->ncomms = 1;
 	f->sfd = s->fd;
+	f->lfd = -1;
 	f->dfd = openat(s->fd, STATE_FRESH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (f->dfd < 0) {
 		ret = -errno;
 		fresh_free(f);
 		return ret;
 	}
+	/* one file of a hundred bytes per keyset: read before the mount */
+	f->loaded = fr_log_read(f);
 	ret = -pthread_create(&f->writer, NULL, writer_run, f);
 	if (ret) {
 		fresh_free(f);
@@ -171,6 +176,8 @@ void fresh_free(struct fresh *f)
 	htab_free(&f->recs);
 	if (f->dfd >= 0)
 		close(f->dfd);
+	if (f->lfd >= 0)
+		close(f->lfd);
 	pthread_cond_destroy(&f->wake);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -189,18 +196,6 @@ static void mark_dirty(struct fresh *f, struct fresh_rec *r)
 	r->dirty = true;
 	f->pending = true;
 	pthread_cond_signal(&f->wake);
-}
-
-static void write_rec(struct fresh *f, const struct rec_copy *r)
-{
-	char text[RECORD_MAX];
-	int len, ret;
-
-	len = fr_format(r, text);
-	ret = replace_file_unsynced(f->dfd, r->name, &(struct iovec){ text, (size_t)len }, 1);
-	if (ret)
-		log_msg(LOG_WARNING, "saving the backup record of \"%s\": %s", r->name,
-			strerror(-ret));
 }
 
 /* Records copied and written per round: a first seal of every
@@ -228,21 +223,25 @@ static size_t take_dirty(struct fresh *f, struct rec_copy *copies, size_t *pos)
 	return n;
 }
 
-/* Writes every dirty record as it is now, in rounds: copies taken under
- * f->lock, files written without it. Only the writer thread writes, so
- * the last file written holds the newest record. The files are made
- * durable with one syncfs() at the end, not two fsyncs each: a record
- * torn by a crash is read as none, and the keyset counts as not backed
- * up. A record once listed is never removed (only a damaged one, as it
- * is read), so a round goes on from the bucket the last one stopped in,
- * unless the table grew meanwhile. */
+/* Appends every dirty record as it is now to the journal, in rounds:
+ * copies taken under f->lock, lines written without it. Only the writer
+ * thread writes, so the last line of a keyset holds its newest record.
+ * They are made durable with one fdatasync() at the end. A record once
+ * listed is never removed (only a damaged one, as it is read), so a
+ * round goes on from the bucket the last one stopped in, unless the
+ * table grew meanwhile. */
 static void flush(struct fresh *f)
 {
 	struct rec_copy *copies = malloc(FLUSH_BATCH * sizeof(*copies));
-	size_t n, i, pos = 0, nb, written = 0;
+	size_t n, pos = 0, nb, written = 0;
+	int ret;
 
-	if (!copies)
+	if (f->lfd < 0 || f->torn)
+		fr_log_compact(f);
+	if (!copies || f->lfd < 0) {
+		free(copies);
 		return; /* the records stay dirty: written at the next wake */
+	}
 	pthread_mutex_lock(&f->lock);
 	f->pending = false;
 	nb = f->recs.nb;
@@ -253,15 +252,21 @@ static void flush(struct fresh *f)
 		}
 		n = take_dirty(f, copies, &pos);
 		pthread_mutex_unlock(&f->lock);
-		for (i = 0; i < n; i++)
-			write_rec(f, &copies[i]);
+		/* after an append that failed, the journal is written whole
+		 * below instead */
+		ret = n && !f->torn ? fr_log_append(f, copies, n) : 0;
+		if (ret)
+			log_msg(LOG_WARNING, "saving backup records: %s", strerror(-ret));
 		written += n;
 		pthread_mutex_lock(&f->lock);
 	} while (n == FLUSH_BATCH);
+	n = f->recs.n;
 	pthread_mutex_unlock(&f->lock);
-	if (written && syncfs(f->dfd))
-		log_msg(LOG_WARNING, "saving backup records: syncfs: %m");
+	if (written && fdatasync(f->lfd))
+		log_msg(LOG_WARNING, "saving backup records: fdatasync: %m");
 	free(copies);
+	if (fr_log_due(f, n))
+		fr_log_compact(f);
 }
 
 static void *writer_run(void *arg)
@@ -273,7 +278,15 @@ static void *writer_run(void *arg)
 	/* reading every record at start, then writing them: neither is
 	 * waited for by a reader */
 	thread_background();
-	load_all(f);
+	if (!f->loaded) {
+		load_all(f);
+		fr_log_compact(f);
+		/* the journal holds them now, and is read instead */
+		if (f->lfd >= 0)
+			unlinkat(f->sfd, SNAPSHOT, 0);
+	} else if (f->torn) {
+		fr_log_compact(f); /* before a line goes after the torn one */
+	}
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
 		while (!f->pending && !f->stop)
@@ -282,7 +295,9 @@ static void *writer_run(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		flush(f);
 		if (stop) {
-			fr_snapshot_write(f);
+			/* the next start reads a line per keyset */
+			if (f->logged || f->torn)
+				fr_log_compact(f);
 			break;
 		}
 		/* at most one round of writes a second, unless stopping */

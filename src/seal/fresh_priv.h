@@ -1,7 +1,7 @@
 /* Internals shared by the backup records' files: fresh.c (the table,
- * the record files, the writer thread), fresh_rec.c (one record's line)
- * and fresh_snapshot.c (every record in one file, written at a clean
- * stop). */
+ * the writer thread), fresh_rec.c (one record's line), fresh_log.c (the
+ * journal they are kept in) and fresh_snapshot.c (reading what earlier
+ * releases kept: a file per record, and all of them at a clean stop). */
 #ifndef KEYFS_FRESH_PRIV_H
 #define KEYFS_FRESH_PRIV_H
 
@@ -15,7 +15,7 @@
 #include "keyfs/metrics.h"
 
 #define RECORD_MAX 256
-/* Every record, written at a clean stop (fresh_snapshot.c). */
+/* Every record, as earlier releases wrote it at a clean stop. */
 #define SNAPSHOT "fresh.all"
 /* Distinct program names kept for the reports; later ones show as "?". */
 #define COMMS_MAX 256
@@ -33,7 +33,7 @@ struct fresh_rec {
 	uint8_t comm;		/* f->comms[comm]; 0 is "?" */
 	bool locked;
 	bool seen;		/* stamp and key above are known */
-	bool dirty;		/* its file is behind; protected by f->lock */
+	bool dirty;		/* the journal is behind; protected by f->lock */
 	char name[];
 };
 
@@ -45,8 +45,14 @@ struct rec_copy {
 };
 
 struct fresh {
-	int dfd;			/* <state>/fresh */
-	int sfd;			/* <state>, for SNAPSHOT; not owned */
+	int dfd;			/* <state>/fresh: earlier releases' records */
+	int sfd;			/* <state>, for the journal; not owned */
+	/* The journal, the writer thread's alone once started: appended
+	 * to; lines appended since it was last written whole; whether its
+	 * last line may be torn. */
+	int lfd;
+	size_t logged;
+	bool torn;
 	pthread_mutex_t lock;		/* the table and the histogram */
 	struct htab recs;		/* struct fresh_rec by name */
 	struct histogram seals;
@@ -54,15 +60,16 @@ struct fresh {
 	unsigned ncomms;
 	void (*fn)(void *arg);		/* set before threads start: read unlocked */
 	void *arg;
-	/* The writer thread: record files are written (and fsynced) by it,
+	/* The writer thread: the journal is written (and synced) by it,
 	 * never in a FUSE request, which would wait on the disk. */
 	pthread_t writer;
 	bool running;
 	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
 	bool pending, stop;		/* protected by lock */
-	/* Every record file is in recs: until then a record is read from
-	 * its file when first asked for, while the writer thread reads the
-	 * rest, so the mount does not wait for a hundred thousand files. */
+	/* Every record is in recs. The journal is read before the mount;
+	 * without one, until the writer thread has read earlier releases'
+	 * files, a record is read from its file when first asked for, so
+	 * the mount does not wait for a hundred thousand files. */
 	bool loaded;			/* protected by lock */
 };
 
@@ -80,9 +87,21 @@ bool fr_same_name(const struct hnode *h, const void *name);
 /* A record file's line, which fr_parse() reads. */
 int fr_format(const struct rec_copy *r, char text[static RECORD_MAX]);
 
+/* ---- fresh_log.c ---- */
+/* Reads the journal into the table, if there is one and fresh/ has not
+ * changed since it was written whole; at start, before any other
+ * thread. Whether it did. */
+bool fr_log_read(struct fresh *f);
+/* Writes it whole (by the writer thread); kept as it was on failure. */
+void fr_log_compact(struct fresh *f);
+/* Appends n records (by the writer thread): 0 or -errno. */
+int fr_log_append(struct fresh *f, const struct rec_copy *c, size_t n);
+/* Whether it must be written whole before the next append, or may be
+ * now: none yet, torn, or more appended lines than records. */
+bool fr_log_due(const struct fresh *f, size_t records);
+
 /* ---- fresh_snapshot.c; by the writer thread ---- */
 /* Whether every record was read from a snapshot that is current. */
 bool fr_snapshot_read(struct fresh *f);
-void fr_snapshot_write(struct fresh *f);
 
 #endif

@@ -1,11 +1,11 @@
-/* Backup records: the snapshot of a clean stop.
+/* Backup records: the snapshot of a clean stop, as earlier releases
+ * wrote it, read once when there is no journal (fresh_log.c).
  *
- * Written at a clean stop, after the last record file, with the times of
- * fresh/ then: the next start reads it in one go instead of a file per
+ * They wrote it at a clean stop, after the last record file, with the
+ * times of fresh/ then: it is read in one go instead of a file per
  * keyset, but only if fresh/ has not changed since. Writing a record
- * renames a file into fresh/, which makes its times later, whoever
- * writes it (a keyfs that knows no snapshot too); a crash leaves records
- * written after the snapshot, and so a snapshot that is not read. */
+ * renamed a file into fresh/, which made its times later; a crash left
+ * records written after the snapshot, and so a snapshot not read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,56 +19,6 @@
 #include "keyfs/replace.h"
 
 #include "fresh_priv.h"
-
-static int cmp_recs(const void *a, const void *b)
-{
-	return strcmp((*(struct fresh_rec *const *)a)->name, (*(struct fresh_rec *const *)b)->name);
-}
-
-/* In name order (see load_all() in fresh.c). At the stop, nobody else asks for
- * records any more. */
-static int snapshot_put(FILE *out, void *arg)
-{
-	char text[RECORD_MAX];
-	struct fresh_rec **all, *r;
-	struct fresh *f = arg;
-	size_t n = 0, i, pos = 0;
-	struct rec_copy c;
-	int ret = 0;
-
-	pthread_mutex_lock(&f->lock);
-	all = malloc((f->recs.n ? f->recs.n : 1) * sizeof(*all));
-	if (!f->loaded || !all) {
-		ret = f->loaded ? -ENOMEM : -EAGAIN; /* stopped before every record was read */
-		goto out;
-	}
-	for (r = (struct fresh_rec *)htab_next(&f->recs, &pos, NULL); r;
-	     r = (struct fresh_rec *)htab_next(&f->recs, &pos, &r->h))
-		if (r->seen)
-			all[n++] = r;
-	qsort(all, n, sizeof(*all), cmp_recs);
-	dirwalk_cache_head(out, "keyfs-fresh-all 1", f->dfd, n);
-	for (i = 0; i < n; i++) {
-		c = (struct rec_copy){ .name = all[i]->name, .stamp = all[i]->stamp, .key = all[i]->key };
-		fr_rec_info(f, all[i], &c.i);
-		fr_format(&c, text);
-		fprintf(out, "%s %s", all[i]->name, text);
-	}
-	fprintf(out, "end %zu\n", n);
-out:
-	pthread_mutex_unlock(&f->lock);
-	free(all);
-	return ret;
-}
-
-void fr_snapshot_write(struct fresh *f)
-{
-	int ret;
-
-	ret = replace_stream(f->sfd, SNAPSHOT, snapshot_put, f);
-	if (ret && ret != -EAGAIN)
-		log_msg(LOG_WARNING, "saving backup records in %s: %s", SNAPSHOT, strerror(-ret));
-}
 
 /* One line of the snapshot: the name, then the record file's line. */
 static int snapshot_line(struct fresh *f, char *line)

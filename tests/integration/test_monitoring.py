@@ -128,29 +128,93 @@ def test_change_warns_and_a_restart_keeps_the_times(mount, build, store, tmp_pat
     assert code == WARNING and "web" in line, line
 
 
-def test_a_record_written_after_the_stop_wins_over_its_snapshot(mount, build, store, tmp_path):
-    """A clean stop also writes every backup record into STATE/fresh.all,
-    which the next start reads in one go instead of a file per keyset,
-    unless a record file changed since (as a keyfs that knows no such file
-    would change one): then the files are read."""
-    mount.unlock()
-    run(["cp", os.path.join(mount.export, "web.pem"), os.path.join(mount.export, "db.pem"),
-         str(tmp_path)])
-    assert "backups: 2/2 backed up" in mount.status()
+def journal(store):
+    """STATE/fresh.log: its first line, and the record line of each keyset
+    (the last one wins)."""
+    with open(os.path.join(store, ".keyfs", "fresh.log")) as f:
+        head, *lines = f.read().splitlines()
+    return head, {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines}
+
+
+def backed_up_after_restart(mount, build, expect):
     mount.stop()
-    snapshot = os.path.join(store, ".keyfs", "fresh.all")
-    with open(snapshot) as f:
-        assert f.readline().startswith("keyfs-fresh-all 1 ")
-    mount.start()
-    mount.unlock()
-    assert "backups: 2/2 backed up" in mount.status(), "the snapshot lost records"
-    mount.stop()
-    os.unlink(os.path.join(store, ".keyfs", "fresh", "db"))  # db's record, gone
     mount.start()
     mount.unlock()
     text = metrics(build, mount)
-    assert sample(text, "keyfs_keyset_backup_state", keyset="web", state="backed_up") == 1
-    assert sample(text, "keyfs_keyset_backup_state", keyset="db", state="never") == 1, text
+    for ks, state in expect.items():
+        assert sample(text, "keyfs_keyset_backup_state", keyset=ks, state=state) == 1, (ks, text)
+
+
+def test_records_are_kept_in_one_journal(mount, build, store, tmp_path):
+    """Backup records go to STATE/fresh.log, a line per change, not a file
+    per keyset; a clean stop writes it again with a line per keyset."""
+    mount.unlock()
+    run(["cp", os.path.join(mount.export, "web.pem"), str(tmp_path)])
+    state = os.path.join(store, ".keyfs")
+    assert wait_for(lambda: "cp" in journal(store)[1].get("web", "")), journal(store)
+    assert "never backed up" in status_line(mount, "db")  # db's record made too
+    mount.stop()
+    head, recs = journal(store)
+    assert head.startswith("keyfs-fresh-log 1 ") and head.endswith(" 2"), head
+    assert set(recs) == {"web", "db"}
+    with open(os.path.join(state, "fresh.log")) as f:
+        assert len(f.read().splitlines()) == 3, "one line per keyset after a clean stop"
+    assert os.listdir(os.path.join(state, "fresh")) == []
+    assert not os.path.exists(os.path.join(state, "fresh.all"))
+    mount.start()
+    backed_up_after_restart(mount, build, {"web": "backed_up", "db": "never"})
+
+
+def test_a_torn_journal_keeps_what_comes_before_and_what_comes_after(mount, build, store, tmp_path):
+    """A crash may tear the journal's last line: the records before it
+    are read, the journal is written again whole, and what is recorded
+    after the restart lasts (no line goes after the torn one)."""
+    mount.unlock()
+    run(["cp", os.path.join(mount.export, "web.pem"), str(tmp_path)])
+    mount.stop()
+    log = os.path.join(store, ".keyfs", "fresh.log")
+    with open(log, "a") as f:
+        f.write("db keyfs-fresh 1 0123456789")
+    mount.start()
+    mount.unlock()
+    assert "fresh.log ends early" in mount.logtext()
+    assert wait_for(lambda: "keyfs-fresh 1 0123456789" not in open(log).read()), "not written again"
+    assert "backed up" in status_line(mount, "web")
+    run(["cp", os.path.join(mount.export, "db.pem"), str(tmp_path)])
+    assert wait_for(lambda: "cp" in journal(store)[1].get("db", "")), journal(store)
+    mount.proc.kill()  # no clean stop: the appended line is what is left
+    mount.proc.wait()
+    mount.logf.close()
+    mount.proc = None
+    run(["fusermount3", "-u", "-z", mount.path], check=False)
+    mount.start()
+    mount.unlock()
+    text = metrics(build, mount)
+    for ks in ("web", "db"):
+        assert sample(text, "keyfs_keyset_backup_state", keyset=ks, state="backed_up") == 1, text
+
+
+def test_records_of_a_file_per_keyset_are_read_into_the_journal(mount, build, store, tmp_path):
+    """A state directory of a release that kept a file per record in
+    STATE/fresh/ (and all of them in fresh.all): read once, then kept in
+    the journal. A record file changed after the journal was written (by
+    such a release again) makes the files count, not the journal."""
+    mount.unlock()
+    run(["cp", os.path.join(mount.export, "web.pem"), os.path.join(mount.export, "db.pem"),
+         str(tmp_path)])
+    mount.stop()
+    state = os.path.join(store, ".keyfs")
+    for ks, line in journal(store)[1].items():
+        with open(os.path.join(state, "fresh", ks), "w") as f:
+            f.write(line + "\n")
+    os.unlink(os.path.join(state, "fresh.log"))
+    mount.start()
+    backed_up_after_restart(mount, build, {"web": "backed_up", "db": "backed_up"})
+    assert set(journal(store)[1]) == {"web", "db"}
+    mount.stop()
+    os.unlink(os.path.join(state, "fresh", "db"))  # db's record, gone
+    mount.start()
+    backed_up_after_restart(mount, build, {"web": "backed_up", "db": "never"})
 
 
 def test_same_content_rewritten_while_stopped_keeps_the_times(mount, build, store, tmp_path):

@@ -202,6 +202,7 @@ def test_hand_sealed_copy_without_a_kept_seal_gets_a_fresh_seal(dirstore, tmp_pa
     m.stop()
     shutil.rmtree(os.path.join(store, ".keyfs", "cache"))
     shutil.rmtree(os.path.join(store, ".keyfs", "fresh"))
+    os.unlink(os.path.join(store, ".keyfs", "fresh.log"))
     damage(os.path.join(store, "web", "ed25519.key"))
     m.start("-c", m.conf)
     m.unlock()
