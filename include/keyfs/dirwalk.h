@@ -20,6 +20,14 @@ int dirwalk_each(int dfd, const char *path,
 int dirwalk_types(int dfd, const char *path,
 		  int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg);
 
+/* The same walks of the directory fd itself, from its start (its offset
+ * moves): for a caller that opened fd to walk it and reads it nowhere
+ * else meanwhile, which saves opening it a second time. */
+int dirwalk_types_fd(int fd, int (*fn)(int dirfd, const char *name, mode_t type, void *arg),
+		     void *arg);
+int dirwalk_each_fd(int fd, int (*fn)(int dirfd, const char *name, const struct stat *st,
+				      void *arg), void *arg);
+
 /* The modification and change times of the directory dfd, as text ("?"
  * if unknown): a file made, renamed or removed in it since makes them
  * differ. For caches of a directory's contents kept in a file. */

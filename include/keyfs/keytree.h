@@ -53,7 +53,9 @@ struct keytree_walk {
 };
 
 /* Walks the tree in directory kfd (its members, not kfd itself), in no
- * particular order. Fails the whole keyset on anything that is not a
+ * particular order. kfd is read from its start (its offset moves), as
+ * by the other calls here that take one: the caller's own, opened for
+ * them. Fails the whole keyset on anything that is not a
  * key: -EINVAL for a socket, FIFO or device, a hard-linked file, a name
  * outside the member alphabet or too deep, a symlink leaving the
  * keyset; -EFBIG past KEYSET_FILE_MAX or KEYSET_TOTAL_MAX; -E2BIG

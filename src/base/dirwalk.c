@@ -22,23 +22,18 @@ static bool dots(const char *name)
  * size: a directory of a few entries is read in one call. */
 #define DENTS_BUF 32768
 
-int dirwalk_types(int dfd, const char *path,
-		  int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg)
+/* The directory fd from where its offset is. */
+static int walk(int fd, int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg)
 {
 	struct dirent64 *de;
 	struct stat st;
 	char *buf;
 	ssize_t n, off;
-	int fd, ret = 0;
+	int ret = 0;
 
-	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	buf = malloc(DENTS_BUF);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!buf)
+		return -ENOMEM;
 	while (!ret && (n = getdents64(fd, buf, DENTS_BUF)) > 0) {
 		for (off = 0; !ret && off < n; off += de->d_reclen) {
 			de = (struct dirent64 *)(buf + off);
@@ -54,10 +49,29 @@ int dirwalk_types(int dfd, const char *path,
 	}
 	if (!ret && n < 0)
 		ret = -errno;
-out:
 	free(buf);
+	return ret;
+}
+
+int dirwalk_types(int dfd, const char *path,
+		  int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg)
+{
+	int fd, ret;
+
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = walk(fd, fn, arg);
 	close(fd);
 	return ret;
+}
+
+int dirwalk_types_fd(int fd, int (*fn)(int dirfd, const char *name, mode_t type, void *arg),
+		     void *arg)
+{
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return walk(fd, fn, arg);
 }
 
 struct each {
@@ -80,6 +94,12 @@ int dirwalk_each(int dfd, const char *path,
 	     int (*fn)(int dirfd, const char *name, const struct stat *st, void *arg), void *arg)
 {
 	return dirwalk_types(dfd, path, stat_one, &(struct each){ fn, arg });
+}
+
+int dirwalk_each_fd(int fd, int (*fn)(int dirfd, const char *name, const struct stat *st,
+				      void *arg), void *arg)
+{
+	return dirwalk_types_fd(fd, stat_one, &(struct each){ fn, arg });
 }
 
 void dirwalk_times(int dfd, char buf[static 64])

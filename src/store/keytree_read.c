@@ -136,13 +136,14 @@ static int walk_one(int dirfd, const char *name, const struct stat *st, void *ar
 	return ret;
 }
 
+/* dfd/sub, or dfd itself if sub is NULL. */
 static int walk_dir(int dfd, const char *sub, struct keytree_walk *w)
 {
 	int ret;
 
 	/* keyset_member_name_valid() bounds the depth before we get here. */
 	w->depth++;
-	ret = dirwalk_each(dfd, sub, walk_one, w);
+	ret = sub ? dirwalk_each(dfd, sub, walk_one, w) : dirwalk_each_fd(dfd, walk_one, w);
 	w->depth--;
 	/* A directory swapped for a link or file since its stat. */
 	return ret == -ELOOP || ret == -ENOTDIR ? -EAGAIN : ret;
@@ -156,7 +157,7 @@ int keytree_walk(int kfd, struct keytree_walk *w)
 	w->path[0] = '\0';
 	if (w->why && w->why_size)
 		w->why[0] = '\0';
-	return walk_dir(kfd, ".", w);
+	return walk_dir(kfd, NULL, w);
 }
 
 /* Reading: state of one keytree_read() pass. */
@@ -319,8 +320,10 @@ static int read_data(int fd, const struct stat *st, uint8_t **data)
 	buf = secmem_alloc(size + 1);
 	if (!buf)
 		return -ENOMEM;
-	/* Read one byte more than stat said, to notice a file that grew. */
-	while (len <= size && (n = read(fd, buf + len, size + 1 - len)) > 0)
+	/* Read one byte more than stat said, to notice a file that grew;
+	 * once st_size bytes are in, a read that got no more was at the end
+	 * (a change after that shows in the next stamp). */
+	while (len < size && (n = read(fd, buf + len, size + 1 - len)) > 0)
 		len += (size_t)n;
 	if (n < 0 || len != size) {
 		secmem_free(buf);
