@@ -20,7 +20,6 @@
  * an older journal (they are read instead, and the journal rewritten). */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,30 +40,6 @@
 #define JOURNAL_LINE_MAX (KEYSET_NAME_MAX + 1 + RECORD_MAX)
 /* Records formatted per hold of f->lock while dumping. */
 #define DUMP_ROUND 1024
-
-/* One line: its record replaces the one read before. */
-static int log_line(struct fresh *f, char *line)
-{
-	char *sp = strchr(line, ' ');
-	struct fresh_rec tmp = { 0 }, *r;
-	uint64_t hash;
-
-	if (!sp)
-		return -EINVAL;
-	*sp = '\0';
-	if (!keyset_name_valid(line) || fr_parse(f, &tmp, sp + 1))
-		return -EINVAL;
-	hash = htab_hash(line);
-	r = (struct fresh_rec *)htab_find(&f->recs, hash, fr_same_name, line);
-	if (!r)
-		r = fr_rec_add(f, line, hash);
-	if (!r)
-		return -ENOMEM;
-	/* every field between the node and the name */
-	memcpy((char *)r + sizeof(r->h), (char *)&tmp + sizeof(tmp.h),
-	       offsetof(struct fresh_rec, name) - sizeof(tmp.h));
-	return 0;
-}
 
 static void open_for_append(struct fresh *f)
 {
@@ -87,7 +62,8 @@ bool fr_log_read(struct fresh *f)
 		return false;
 	pthread_mutex_lock(&f->lock);
 	while ((len = getline(&line, &cap, in)) > 0) {
-		if (line[len - 1] != '\n' || log_line(f, line)) {
+		/* a line read later replaces what an earlier one said */
+		if (line[len - 1] != '\n' || fr_parse_line(f, line, true)) {
 			f->torn = true;
 			break;
 		}

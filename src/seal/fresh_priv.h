@@ -81,6 +81,10 @@ uint8_t fr_comm_id(struct fresh *f, const char *comm);
 void fr_rec_info(const struct fresh *f, const struct fresh_rec *r, struct fresh_info *i);
 /* Reads a record file's line into r. */
 int fr_parse(struct fresh *f, struct fresh_rec *r, const char *text);
+/* A line of the journal or the snapshot, "NAME RECORD-LINE" (line is
+ * changed): its record goes into the table, in place of one there only
+ * if replace. */
+int fr_parse_line(struct fresh *f, char *line, bool replace);
 struct fresh_rec *fr_rec_add(struct fresh *f, const char *name, uint64_t h);
 bool fr_same_name(const struct hnode *h, const void *name);
 

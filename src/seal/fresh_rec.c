@@ -1,11 +1,13 @@
-/* One backup record: its line in a record file or the snapshot, and its
- * place in the table (see fresh_priv.h). */
+/* One backup record: its line in the journal, a record file or the
+ * snapshot, and its place in the table (see fresh_priv.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "keyfs/keyset.h"
 
 #include "fresh_priv.h"
 
@@ -62,6 +64,31 @@ int fr_parse(struct fresh *f, struct fresh_rec *r, const char *text)
 	r->backup_at = (time_t)at;
 	r->backup_sealed = (time_t)bsealed;
 	r->backup_uid = (uid_t)uid;
+	return 0;
+}
+
+int fr_parse_line(struct fresh *f, char *line, bool replace)
+{
+	char *sp = strchr(line, ' ');
+	struct fresh_rec tmp = { 0 }, *r;
+	uint64_t hash;
+
+	if (!sp)
+		return -EINVAL;
+	*sp = '\0';
+	if (!keyset_name_valid(line) || fr_parse(f, &tmp, sp + 1))
+		return -EINVAL;
+	hash = htab_hash(line);
+	r = (struct fresh_rec *)htab_find(&f->recs, hash, fr_same_name, line);
+	if (r && !replace)
+		return 0;
+	if (!r)
+		r = fr_rec_add(f, line, hash);
+	if (!r)
+		return -ENOMEM;
+	/* every field between the node and the name */
+	memcpy((char *)r + sizeof(r->h), (char *)&tmp + sizeof(tmp.h),
+	       offsetof(struct fresh_rec, name) - sizeof(tmp.h));
 	return 0;
 }
 

@@ -204,7 +204,22 @@ def test_records_of_a_file_per_keyset_are_read_into_the_journal(mount, build, st
          str(tmp_path)])
     mount.stop()
     state = os.path.join(store, ".keyfs")
-    for ks, line in journal(store)[1].items():
+    recs = journal(store)[1]
+    os.unlink(os.path.join(state, "fresh.log"))
+    # a clean stop of such a release: every record in fresh.all, with the
+    # times of fresh/ then
+    st = os.stat(os.path.join(state, "fresh"))
+    times = " ".join(f"{ns // 10**9}.{ns % 10**9:09d}" for ns in (st.st_mtime_ns, st.st_ctime_ns))
+    with open(os.path.join(state, "fresh.all"), "w") as f:
+        f.write(f"keyfs-fresh-all 1 {times} 2\n")
+        f.write("".join(f"{ks} {recs[ks]}\n" for ks in sorted(recs)) + "end 2\n")
+    mount.start()
+    backed_up_after_restart(mount, build, {"web": "backed_up", "db": "backed_up"})
+    assert set(journal(store)[1]) == {"web", "db"}
+    assert not os.path.exists(os.path.join(state, "fresh.all")), "read again next time"
+    # the file per keyset such a release writes
+    mount.stop()
+    for ks, line in recs.items():
         with open(os.path.join(state, "fresh", ks), "w") as f:
             f.write(line + "\n")
     os.unlink(os.path.join(state, "fresh.log"))
