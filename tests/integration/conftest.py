@@ -212,8 +212,8 @@ def age_seal(src, dst, password, armor=True, logn=10):
 # which keyfs serves the store, and the key it signs exports with (made
 # at first start): never keys of a keyset.
 DERIVED = (".keyfs/cache/", ".keyfs/cache.all", ".keyfs/verifier", ".keyfs/fresh/",
-           ".keyfs/fresh.all", ".keyfs/fresh.log", ".keyfs/problems/", ".keyfs/owner",
-           ".keyfs/signing.key")
+           ".keyfs/fresh.all", ".keyfs/fresh.log", ".keyfs/.fresh.log.tmp", ".keyfs/problems/",
+           ".keyfs/owner", ".keyfs/signing.key")
 
 
 def tree_digest(path):
