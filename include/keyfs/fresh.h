@@ -49,10 +49,10 @@ struct fresh_info {
 
 struct fresh;
 
-/* Reads the journal and starts the writer thread. Without a journal,
- * the thread first loads the records earlier releases kept under
- * <state>/fresh; a record asked for before that is read from its file
- * then. Call it after any fork (fuse_daemonize). */
+/* Starts the writer thread, which first reads the journal (a request
+ * waits for it), or, without one, the records earlier releases kept
+ * under <state>/fresh (a record asked for before that is read from its
+ * file then). Call it after any fork (fuse_daemonize). */
 int fresh_new(struct fresh **f, const struct state *s);
 void fresh_free(struct fresh *f);
 

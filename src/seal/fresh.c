@@ -59,6 +59,8 @@ static struct fresh_rec *rec_get(struct fresh *f, const char *name, bool create)
 	uint64_t h = htab_hash(name);
 	struct fresh_rec *r;
 
+	while (f->reading)
+		pthread_cond_wait(&f->read, &f->lock);
 	r = (struct fresh_rec *)htab_find(&f->recs, h, fr_same_name, name);
 	if (!r && !f->loaded && keyset_name_valid(name))
 		r = load_rec(f, name, h);
@@ -131,6 +133,7 @@ int fresh_new(struct fresh **out, const struct state *s)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&f->wake, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&f->read, NULL);
 	metrics_histogram_init(&f->seals, seal_bounds, sizeof(seal_bounds) / sizeof(seal_bounds[0]));
 	strcpy(f->comms[0], "?");
 	f->ncomms = 1;
@@ -142,8 +145,7 @@ int fresh_new(struct fresh **out, const struct state *s)
 		fresh_free(f);
 		return ret;
 	}
-	/* one file of a hundred bytes per keyset: read before the mount */
-	f->loaded = fr_log_read(f);
+	f->reading = true;
 	ret = -pthread_create(&f->writer, NULL, writer_run, f);
 	if (ret) {
 		fresh_free(f);
@@ -179,6 +181,7 @@ void fresh_free(struct fresh *f)
 	if (f->lfd >= 0)
 		close(f->lfd);
 	pthread_cond_destroy(&f->wake);
+	pthread_cond_destroy(&f->read);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -273,12 +276,18 @@ static void *writer_run(void *arg)
 {
 	struct fresh *f = arg;
 	struct timespec until;
-	bool stop;
+	bool stop, loaded;
 
-	/* reading every record at start, then writing them: neither is
-	 * waited for by a reader */
+	/* the journal first, at the daemon's priority: requests wait */
+	loaded = fr_log_read(f);
+	pthread_mutex_lock(&f->lock);
+	f->loaded = loaded;
+	f->reading = false;
+	pthread_cond_broadcast(&f->read);
+	pthread_mutex_unlock(&f->lock);
+	/* earlier releases' files and the writes: waited for by no reader */
 	thread_background();
-	if (!f->loaded) {
+	if (!loaded) {
 		load_all(f);
 		fr_log_compact(f);
 		/* the journal holds them now, and is read instead */
