@@ -135,7 +135,8 @@ static int watch_below(int dirfd, const char *name, mode_t type, void *arg)
 }
 
 /* Watches dfd and every directory below it; a tree deeper than any
- * keyset may be is not followed further (it cannot be exported anyway). */
+ * keyset may be is not followed further (it cannot be exported anyway).
+ * dfd is the caller's, opened for this, and walked itself. */
 static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char *rel, int depth)
 {
 	int ret;
@@ -143,7 +144,7 @@ static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char
 	ret = watch_one(w, dfd, n, rel);
 	if (ret || depth > KEYSET_DEPTH_MAX)
 		return ret;
-	return dirwalk_types(dfd, ".", watch_below, &(struct below){ w, n, rel, depth });
+	return dirwalk_types_fd(dfd, watch_below, &(struct below){ w, n, rel, depth });
 }
 
 /* Without events nothing keeps the cache right but rescans. */
