@@ -16,8 +16,6 @@
 
 #include "fs_priv.h"
 
-#define CACHE_SECONDS 60
-
 /* Open-file state for the read-only text files (status, README.txt). */
 struct text {
 	char *buf;
@@ -27,11 +25,10 @@ struct text {
 
 static void invalidate_export(struct keyfs *k, const char *keyset)
 {
-	char path[KEYSET_NAME_MAX + 16];
+	char file[KEYSET_NAME_MAX + sizeof(PEM_SUFFIX)];
 
-	snprintf(path, sizeof(path), "/export/%s" PEM_SUFFIX, keyset);
-	/* -ENOENT only says the kernel holds nothing of it yet */
-	fuse_invalidate_path(k->fuse, path);
+	snprintf(file, sizeof(file), "%s" PEM_SUFFIX, keyset);
+	fs_invalidate(k, "export", file);
 }
 
 void fs_changed(void *arg, const char *keyset)
@@ -47,8 +44,8 @@ void fs_changed(void *arg, const char *keyset)
 		n = 0;
 	/* Sealing workers call this too: never after the unmount began. */
 	pthread_mutex_lock(&k->fuse_lock);
-	if (k->fuse) {
-		fuse_invalidate_path(k->fuse, "/export/README.txt");
+	if (k->se) {
+		fs_invalidate(k, "export", "README.txt");
 		if (keyset)
 			invalidate_export(k, keyset);
 		for (i = 0; i < n; i++)
@@ -66,20 +63,6 @@ static void export_stat(struct keyfs *k, struct stat *st, const struct export_at
 	st->st_gid = k->gid;
 	st->st_blksize = 4096;
 	fs_fill_file(k, st, a->ino, 0400, a->size, a->mtime);
-}
-
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
-{
-	(void)conn;
-	cfg->use_ino = 1;	/* stable inode numbers: backup tools key on them */
-	/* Every change of an export's attributes is told to the kernel
-	 * (fs_changed(): seals, key changes, the store watcher), so it may
-	 * keep them: `ls -l` and rsync of many keysets then stat from its
-	 * cache. The timeout only bounds a change nobody told. */
-	cfg->entry_timeout = CACHE_SECONDS;
-	cfg->attr_timeout = CACHE_SECONDS;
-	cfg->negative_timeout = 0;
-	return fs_kfs();
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -376,7 +359,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	case N_LIST:
 		return (int)report_list_read((struct list_reader *)fi->fh, buf, size, off);
 	case N_KEYSET: {
-		const struct fuse_context *c = fuse_get_context();
+		const struct fuse_ctx *c = fs_ctx();
 		ssize_t n;
 
 		size_t done, end;
@@ -498,7 +481,6 @@ static int fs_poll(const char *path, struct fuse_file_info *fi, struct fuse_poll
 }
 
 const struct fuse_operations fs_ops = {
-	.init = fs_init,
 	.getattr = fs_getattr,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,

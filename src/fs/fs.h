@@ -4,6 +4,7 @@
 #define KEYFS_FS_H
 
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <sys/types.h>
 #include <time.h>
@@ -42,11 +43,16 @@ struct keyfs {
 	gid_t gid;
 	time_t started;		/* times of the fixed directories */
 	pthread_mutex_t fuse_lock;
-	struct fuse *fuse;	/* for telling the kernel what changed, until the
-				 * unmount; protected by fuse_lock */
+	struct fuse_session *se; /* for telling the kernel what changed, until
+				  * the unmount; protected by fuse_lock */
 };
 
+/* The tree's operations by path (fs.c), as libfuse's high-level
+ * layer would call them; fs_ll.c serves them. */
 extern const struct fuse_operations fs_ops;
+
+/* A session serving fs_ops for k (fs_ll.c). */
+struct fuse_session *fs_session_new(struct fuse_args *args, struct keyfs *k);
 
 /* The seal cache's observer: drops what the kernel caches of an export
  * (keyset NULL: of every export and README.txt) whose size, times or

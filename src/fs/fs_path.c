@@ -4,11 +4,6 @@
 
 #include "fs_priv.h"
 
-struct keyfs *fs_kfs(void)
-{
-	return fuse_get_context()->private_data;
-}
-
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
 int fs_staged_dir(const char *path, const char **file)
@@ -60,7 +55,7 @@ enum node fs_classify(const char *path, char name[static KEYSET_NAME_MAX + 1])
  * modes, and commands and imports check the caller again here. */
 bool fs_caller_is_owner(struct keyfs *k)
 {
-	uid_t uid = fuse_get_context()->uid;
+	uid_t uid = fs_ctx()->uid;
 
 	return uid == k->uid || uid == 0;
 }

@@ -23,7 +23,13 @@ enum node {
 
 #define PEM_SUFFIX ".pem"
 
+/* fs_ll.c: the mounted keyfs, the caller of the request being served,
+ * and dropping what the kernel caches of dir/name (dir a directory of
+ * the root), if it holds it. */
 struct keyfs *fs_kfs(void);
+const struct fuse_ctx *fs_ctx(void);
+void fs_invalidate(struct keyfs *k, const char *dir, const char *name);
+
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
 int fs_staged_dir(const char *path, const char **file);

@@ -438,18 +438,18 @@ static void keyfs_close(struct keyfs *k)
 static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 {
 	struct fuse_loop_config *loop = NULL;
-	struct fuse *f;
+	struct fuse_session *se;
 	int ret = 1;
 
-	f = fuse_new(args, &fs_ops, sizeof(fs_ops), k);
-	if (!f)
+	se = fs_session_new(args, k);
+	if (!se)
 		return 1;
 	pthread_mutex_init(&k->fuse_lock, NULL);
-	k->fuse = f;
+	k->se = se;
 	clear_stale_mount(cl->mountpoint);
-	if (fuse_mount(f, cl->mountpoint))
+	if (fuse_session_mount(se, cl->mountpoint))
 		goto out_destroy;
-	if (fuse_set_signal_handlers(fuse_get_session(f)))
+	if (fuse_set_signal_handlers(se))
 		goto out_unmount;
 	if (fuse_daemonize(cl->foreground))
 		goto out_signals;
@@ -461,20 +461,20 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		goto out_signals;
-	ret = fuse_loop_mt(f, loop);
+	ret = fuse_session_loop_mt(se, loop);
 	/* A positive result is the signal that stopped the loop: a clean stop. */
 	ret = ret < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop);
 	log_msg(LOG_NOTICE, "unmounting %s", cl->mountpoint);
 out_signals:
 	pthread_mutex_lock(&k->fuse_lock);
-	k->fuse = NULL; /* the seal cache's observer stops telling it */
+	k->se = NULL; /* the seal cache's observer stops telling it */
 	pthread_mutex_unlock(&k->fuse_lock);
-	fuse_remove_signal_handlers(fuse_get_session(f));
+	fuse_remove_signal_handlers(se);
 out_unmount:
-	fuse_unmount(f);
+	fuse_session_unmount(se);
 out_destroy:
-	fuse_destroy(f);
+	fuse_session_destroy(se);
 	return ret;
 }
 
