@@ -58,7 +58,7 @@ static time_t attr_locked(struct sealcache *sc, struct entry *e, uint64_t stamp,
 		a->sealed = true;
 		return e->sealed_at;
 	}
-	/* attr_of() learnt this version: e->ahead is made, and stays */
+	/* attr_of() learnt this version: e->ahead is made */
 	a->size = e->ahead->pred_size;
 	a->sealed = sc_pwid_for(sc, e) != NULL;
 	a->mtime = a->sealed ? sc_due_time(sc, e, stamp) : e->ahead->pred_mtime;
@@ -75,7 +75,7 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	struct entry *e;
 	uint64_t stamp, key;
 	bool locked;
-	int ret;
+	int ret, tries = 0;
 
 	e = sc_entry_lock(sc, name, &stamp, &ret);
 	/* A seal under way that keeps or serves again bytes made before
@@ -83,17 +83,22 @@ static int attr_of(struct sealcache *sc, const char *name, struct export_attr *a
 	 * tell (see sc_learn_version()). */
 	while (e && e->sealing && !e->anew)
 		pthread_cond_wait(&sc->changed, &sc->lock);
+	if (!e)
+		return ret;
 	/* A cached seal of this version answers without reading the
-	 * keyset: a mount over a full cache lists without reading any. */
-	if (e && !seal_fits(sc, e, stamp) && !sc_pred_current(sc, e, stamp)) {
+	 * keyset: a mount over a full cache lists without reading any. What
+	 * was learnt goes when a seal of it lands (sc_ahead_landed()), and
+	 * a seal that landed under a key changed since fits no more: learnt
+	 * again, a few times at most. */
+	while (!seal_fits(sc, e, stamp) && !sc_pred_current(sc, e, stamp)) {
 		pthread_mutex_unlock(&sc->lock);
+		if (++tries > 3)
+			return -EAGAIN;
 		ret = sc_learn_version(sc, name, stamp);
 		if (ret)
 			return ret;
 		pthread_mutex_lock(&sc->lock);
 	}
-	if (!e)
-		return ret;
 	seal_time = attr_locked(sc, e, stamp, a, r);
 	*bad = e->bad;
 	/* known now, but for an export over import.max_size, which

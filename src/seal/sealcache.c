@@ -230,8 +230,9 @@ static bool queue_stale(struct sealcache *sc)
 			break;
 		}
 		current = sc_entry_current(sc, e, stamp);
+		/* No due time is noted: nobody was told one yet, so the seal
+		 * takes its own (sc_seal_time()). */
 		if (!e->bad && sc_pwid_for(sc, e) && !current) {
-			sc_due_time(sc, e, stamp);
 			sc_entry_enqueue(sc, e);
 		} else if (!e->bad && current && sc_importable(sc, e->len)) {
 			e->examined = true; /* what an attribute request would find */

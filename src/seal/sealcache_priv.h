@@ -46,8 +46,10 @@ _Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as diges
 /* What is known of a keyset version not sealed yet: its attributes,
  * learnt without sealing, and when its seal became due. Most keysets
  * have none (a mount over a full cache seals nothing), so it is kept
- * apart from the entry, made when first needed. It stays once the
- * version is sealed: the status shows the fingerprint from it. */
+ * apart from the entry, made when first needed, and dropped when a
+ * seal of that version lands: a cold seal of a large store would keep
+ * one for every keyset. The status shows the fingerprint from it while
+ * it is there. */
 struct ahead {
 	uint64_t pred_stamp;		/* version the attributes are for */
 	size_t pred_size;
@@ -100,9 +102,9 @@ struct entry {
 	/* why the keyset cannot be exported (0: it can); logged once */
 	int bad;
 	char *why;
-	bool why_stale;			/* the store said it changed: ask why again */
 	struct ahead *ahead;		/* the next version; NULL: none known */
 	struct fresh_rec *frec;		/* its backup record; NULL: not looked up yet */
+	bool why_stale;			/* the store said it changed: ask why again */
 	bool cached;
 	bool has_ctag;
 	bool sealing;
@@ -204,7 +206,13 @@ bool sc_importable(const struct sealcache *sc, size_t size);
 /* e's record of its next version, made when first needed; NULL if out
  * of memory. */
 struct ahead *sc_entry_ahead(struct entry *e);
+/* The time a seal of (stamp, current key) counts as made, noted in e's
+ * ahead once told (attributes); sc_seal_time() notes none. */
 time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
+time_t sc_seal_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
+/* A seal of e's version landed: its ahead goes unless about a later one.
+ * Caller holds sc->lock. */
+void sc_ahead_landed(struct entry *e);
 /* Records that name cannot be exported (err) or can again (0): logged
  * once per change, kept for the status report. Returns err. Without the
  * lock. */

@@ -271,6 +271,30 @@ time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 	return a->due_at;
 }
 
+/* The time of a seal of (stamp, current key) about to be made: the due
+ * time if one was told, else now. Noting one takes an ahead of 128
+ * bytes, for every keyset of a cold store. */
+time_t sc_seal_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
+{
+	return e->ahead ? sc_due_time(sc, e, stamp) : due_now(e);
+}
+
+/* A seal of e's version just landed. What was learnt ahead of it for that
+ * version (size, due time, fingerprint) is in the entry now or no longer
+ * needed, and a cold seal of a large store would otherwise keep an ahead
+ * for every keyset: it goes, unless it is about a later version. */
+void sc_ahead_landed(struct entry *e)
+{
+	struct ahead *a = e->ahead;
+
+	if (!a || (a->pred_stamp && a->pred_stamp != e->stamp) ||
+	    (a->due_at && (a->due_stamp != e->stamp || a->due_logn != e->logn ||
+			   memcmp(a->due_pwid, e->pwid, VERIFIER_ID_LEN))))
+		return;
+	free(a);
+	e->ahead = NULL;
+}
+
 /* Words for a keyset that cannot be exported, when the store gave none. */
 static const char *problem_words(int err)
 {
