@@ -3,18 +3,13 @@
  * The kernel names files by node id. libfuse's high-level layer keeps a
  * node of about 150 bytes, a copy of the name and two hash entries for
  * every file the kernel holds, and a listing of export/ makes the kernel
- * hold every export: 17 MB at a hundred thousand keysets. Here a node is
- * its name and a lookup count, 64 bytes. The tree is two levels deep:
- * the root's children are fixed, and only files in export/, import/ and
- * verify/ get nodes, which the kernel's FORGET frees. A node's id is its
- * address. */
+ * hold every export: 17 MB at a hundred thousand keysets. The nodes here
+ * are fs_node.c's, 64 bytes each. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
-
-#include "keyfs/htab.h"
 
 #include "fs_priv.h"
 
@@ -24,26 +19,7 @@
 /* An entry listed without attributes: the number libfuse gives it. */
 #define UNKNOWN_INO 0xffffffffU
 
-struct fnode {
-	struct hnode h;		/* in nodes, by parent and name */
-	struct fnode *parent;	/* NULL: unlinked, or a fixed node */
-	uint64_t nlookup;	/* the kernel's references */
-	char *name;		/* inl, or its own after a rename */
-	char inl[];
-};
-
-/* The root and its children never go: the kernel's lookups of them are
- * not counted. */
-static struct fnode fixed[] = {
-	{ .name = (char *)"" },	  { .name = (char *)".control" }, { .name = (char *)".keysets" },
-	{ .name = (char *)".metrics" }, { .name = (char *)"export" }, { .name = (char *)"import" },
-	{ .name = (char *)"verify" },
-};
-#define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
-
 static struct keyfs *kfs;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct htab nodes;	/* protected by lock */
 /* The request the calling thread serves: its caller. */
 static __thread const struct fuse_ctx *ctx;
 
@@ -57,137 +33,11 @@ const struct fuse_ctx *fs_ctx(void)
 	return ctx;
 }
 
-static bool is_fixed(const struct fnode *n)
-{
-	return n >= fixed && n < fixed + NFIXED;
-}
-
-static struct fnode *node_of(fuse_ino_t ino)
-{
-	return ino == FUSE_ROOT_ID ? &fixed[0] : (struct fnode *)(uintptr_t)ino;
-}
-
-static fuse_ino_t ino_of(struct fnode *n)
-{
-	return n == &fixed[0] ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
-}
-
-static uint64_t key_hash(const struct fnode *parent, const char *name)
-{
-	return htab_hash(name) ^ ((uintptr_t)parent * 0x9e3779b97f4a7c15ULL);
-}
-
-struct key {
-	const struct fnode *parent;
-	const char *name;
-};
-
-static bool same_key(const struct hnode *h, const void *arg)
-{
-	const struct fnode *n = (const struct fnode *)h;
-	const struct key *k = arg;
-
-	return n->parent == k->parent && !strcmp(n->name, k->name);
-}
-
-/* Caller holds lock. */
-static struct fnode *child(struct fnode *parent, const char *name)
-{
-	size_t i;
-
-	if (parent == &fixed[0]) {
-		for (i = 1; i < NFIXED; i++)
-			if (!strcmp(fixed[i].name, name))
-				return &fixed[i];
-		return NULL;
-	}
-	return (struct fnode *)htab_find(&nodes, key_hash(parent, name), same_key,
-					 &(struct key){ parent, name });
-}
-
-/* The node of parent/name with one more lookup, made if new; NULL if out
- * of memory. */
-static struct fnode *node_ref(struct fnode *parent, const char *name)
-{
-	struct fnode *n;
-
-	_Static_assert(offsetof(struct fnode, h) == 0, "htab_add_named() returns the hnode");
-	pthread_mutex_lock(&lock);
-	n = child(parent, name);
-	if (!n) {
-		n = htab_add_named(&nodes, sizeof(*n), offsetof(struct fnode, inl), name,
-				   key_hash(parent, name));
-		if (n) {
-			n->parent = parent;
-			n->name = n->inl;
-		}
-	}
-	if (n && !is_fixed(n))
-		n->nlookup++;
-	pthread_mutex_unlock(&lock);
-	return n;
-}
-
-static void node_free(struct fnode *n)
-{
-	if (n->name != n->inl)
-		free(n->name);
-	free(n);
-}
-
-/* Takes it out of the tree: an unlinked node has no path. Caller holds
- * lock. */
-static void detach(struct fnode *n)
-{
-	if (n && !is_fixed(n) && n->parent) {
-		htab_del(&nodes, &n->h);
-		n->parent = NULL;
-	}
-}
-
-static void node_unref(fuse_ino_t ino, uint64_t count)
-{
-	struct fnode *n = node_of(ino);
-
-	if (is_fixed(n))
-		return;
-	pthread_mutex_lock(&lock);
-	n->nlookup -= count < n->nlookup ? count : n->nlookup;
-	if (!n->nlookup) {
-		detach(n);
-		node_free(n);
-	}
-	pthread_mutex_unlock(&lock);
-}
-
-/* "/dir/name" of node n (and name below it, if not NULL) into path:
- * -ENOENT once unlinked, -ENAMETOOLONG past PATH_MAX. */
-static int path_of(fuse_ino_t ino, const char *name, char path[static PATH_MAX])
-{
-	struct fnode *n = node_of(ino);
-	int len;
-
-	pthread_mutex_lock(&lock);
-	if (n == &fixed[0])
-		len = snprintf(path, PATH_MAX, "/%s", name ? name : "");
-	else if (is_fixed(n))
-		len = snprintf(path, PATH_MAX, "/%s%s%s", n->name, name ? "/" : "", name ? name : "");
-	else if (n->parent)
-		len = snprintf(path, PATH_MAX, "/%s/%s%s%s", n->parent->name, n->name,
-			       name ? "/" : "", name ? name : "");
-	else
-		len = -ENOENT;
-	pthread_mutex_unlock(&lock);
-	if (len >= PATH_MAX)
-		return -ENAMETOOLONG;
-	return len < 0 ? len : 0;
-}
-
 /* The path of the request's node, the caller noted: 0 or -errno. */
 static int begin(fuse_req_t req, fuse_ino_t ino, const char *name, char path[static PATH_MAX])
 {
 	ctx = fuse_req_ctx(req);
-	return path_of(ino, name, path);
+	return fs_node_path(ino, name, path);
 }
 
 /* Tells the kernel of parent/name at path, created and opened if fi. */
@@ -196,22 +46,21 @@ static void reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, con
 {
 	struct fuse_entry_param e = { .attr = *st, .attr_timeout = CACHE_SECONDS,
 				      .entry_timeout = CACHE_SECONDS };
-	struct fnode *n = node_ref(node_of(parent), name);
 	int ret;
 
-	if (!n) {
+	e.ino = fs_node_ref(parent, name);
+	if (!e.ino) {
 		if (fi)
 			fs_ops.release(path, fi);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	e.ino = ino_of(n);
 	ret = fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e);
 	/* the kernel did not take it: the caller is gone */
 	if (ret) {
 		if (fi)
 			fs_ops.release(path, fi);
-		node_unref(e.ino, 1);
+		fs_node_unref(e.ino, 1);
 	}
 }
 
@@ -232,7 +81,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	node_unref(ino, nlookup);
+	fs_node_unref(ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -241,7 +90,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	size_t i;
 
 	for (i = 0; i < count; i++)
-		node_unref(f[i].ino, f[i].nlookup);
+		fs_node_unref(f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -364,7 +213,6 @@ static int add(struct dirbuf *b, const char *name, const struct stat *st, off_t 
 {
 	struct fuse_entry_param e = { .attr_timeout = CACHE_SECONDS,
 				      .entry_timeout = CACHE_SECONDS };
-	struct fnode *n = NULL;
 	size_t len;
 
 	if (st)
@@ -377,19 +225,18 @@ static int add(struct dirbuf *b, const char *name, const struct stat *st, off_t 
 	} else {
 		/* With attributes the kernel holds the file: a lookup. */
 		if (st) {
-			n = node_ref(node_of(b->ino), name);
-			if (!n) {
+			e.ino = fs_node_ref(b->ino, name);
+			if (!e.ino) {
 				b->err = -ENOMEM;
 				return 1;
 			}
-			e.ino = ino_of(n);
 		}
 		len = fuse_add_direntry_plus(b->req, b->buf + b->pos, b->size - b->pos, name, &e,
 					     off);
 	}
 	if (len > b->size - b->pos) {
-		if (n)
-			node_unref(e.ino, 1);
+		if (e.ino)
+			fs_node_unref(e.ino, 1);
 		return 1;
 	}
 	b->pos += len;
@@ -597,56 +444,26 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!ret)
 		ret = fs_ops.unlink(path);
 	if (!ret) {
-		pthread_mutex_lock(&lock);
-		detach(child(node_of(parent), name));
-		pthread_mutex_unlock(&lock);
+		fs_node_unlink(parent, name);
 	}
 	fuse_reply_err(req, -ret);
 }
 
 /* After a rename the node the kernel holds names the new path; one it
  * held for the target is unlinked. */
-static int move(struct fnode *n, struct fnode *to, const char *name)
-{
-	char *copy = NULL;
-
-	if (strcmp(n->name, name)) {
-		copy = strdup(name);
-		if (!copy)
-			return -ENOMEM;
-	}
-	detach(child(to, name));
-	htab_del(&nodes, &n->h);
-	if (copy) {
-		if (n->name != n->inl)
-			free(n->name);
-		n->name = copy;
-	}
-	n->parent = to;
-	n->h.hash = key_hash(to, n->name);
-	return htab_add(&nodes, &n->h);
-}
-
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
 	char from[PATH_MAX], to[PATH_MAX];
-	struct fnode *n;
 	int ret;
 
 	ret = begin(req, parent, name, from);
 	if (!ret)
-		ret = path_of(newparent, newname, to);
+		ret = fs_node_path(newparent, newname, to);
 	if (!ret)
 		ret = fs_ops.rename(from, to, flags);
-	if (!ret) {
-		pthread_mutex_lock(&lock);
-		n = child(node_of(parent), name);
-		/* out of memory: the kernel looks it up again */
-		if (n && !is_fixed(n) && move(n, node_of(newparent), newname))
-			detach(n);
-		pthread_mutex_unlock(&lock);
-	}
+	if (!ret)
+		fs_node_rename(parent, name, newparent, newname);
 	fuse_reply_err(req, -ret);
 }
 
@@ -695,17 +512,8 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 /* At the session's end: what the kernel still held. */
 static void ll_destroy(void *userdata)
 {
-	struct hnode *h, *next;
-	size_t pos = 0;
-
 	(void)userdata;
-	pthread_mutex_lock(&lock);
-	for (h = htab_next(&nodes, &pos, NULL); h; h = next) {
-		next = htab_next(&nodes, &pos, h);
-		node_free((struct fnode *)h);
-	}
-	htab_free(&nodes);
-	pthread_mutex_unlock(&lock);
+	fs_node_free_all();
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {
@@ -740,18 +548,8 @@ struct fuse_session *fs_session_new(struct fuse_args *args, struct keyfs *k)
 
 void fs_invalidate(struct keyfs *k, const char *dir, const char *name)
 {
-	struct fnode *n;
-	fuse_ino_t ino = 0;
-	size_t i;
+	fuse_ino_t ino = fs_node_find(dir, name);
 
-	pthread_mutex_lock(&lock);
-	for (i = 1; i < NFIXED; i++)
-		if (!strcmp(fixed[i].name, dir))
-			break;
-	n = i < NFIXED ? child(&fixed[i], name) : NULL;
-	if (n)
-		ino = ino_of(n);
-	pthread_mutex_unlock(&lock);
 	/* A node forgotten meanwhile: the kernel no longer knows the id. */
 	if (ino)
 		fuse_lowlevel_notify_inval_inode(k->se, ino, 0, 0);

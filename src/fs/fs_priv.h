@@ -4,6 +4,8 @@
 #ifndef KEYFS_FS_PRIV_H
 #define KEYFS_FS_PRIV_H
 
+#include <limits.h>
+
 #include "fs.h"
 
 enum node {
@@ -29,6 +31,22 @@ enum node {
 struct keyfs *fs_kfs(void);
 const struct fuse_ctx *fs_ctx(void);
 void fs_invalidate(struct keyfs *k, const char *dir, const char *name);
+
+/* fs_node.c: the node ids of what the kernel holds. A lookup of
+ * parent/name told to the kernel (0: out of memory); FORGET's count;
+ * "/dir/name" of ino, and of name below it if not NULL (-ENOENT once
+ * unlinked, -ENAMETOOLONG past PATH_MAX); unlink and rename, so that the
+ * node the kernel holds names the new path and no node the old; the id
+ * of dir/name (dir a directory of the root) if held, else 0; and freeing
+ * every node at the session's end. */
+fuse_ino_t fs_node_ref(fuse_ino_t parent, const char *name);
+void fs_node_unref(fuse_ino_t ino, uint64_t count);
+int fs_node_path(fuse_ino_t ino, const char *name, char path[static PATH_MAX]);
+void fs_node_unlink(fuse_ino_t parent, const char *name);
+void fs_node_rename(fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		    const char *newname);
+fuse_ino_t fs_node_find(const char *dir, const char *name);
+void fs_node_free_all(void);
 
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
