@@ -144,9 +144,10 @@ static void fill_name(void *arg, const char *name)
 }
 
 /* export/'s keysets, listed at opendir: readdir answers from the list
- * by offset. Without offsets libfuse's high-level layer buffers the
- * whole listing and walks it from its start for every READDIRPLUS
- * request, a cost quadratic in the number of keysets. */
+ * by offset, so a request resumes where the last ended. Listed whole
+ * for every request instead (what fs_ll.c does for the small
+ * directories), a hundred thousand keysets would cost time quadratic in
+ * their number. */
 struct listing {
 	char **names;
 	size_t n;
