@@ -19,24 +19,10 @@
 /* An entry listed without attributes: the number libfuse gives it. */
 #define UNKNOWN_INO 0xffffffffU
 
-static struct keyfs *kfs;
-/* The request the calling thread serves: its caller. */
-static __thread const struct fuse_ctx *ctx;
-
-struct keyfs *fs_kfs(void)
-{
-	return kfs;
-}
-
-const struct fuse_ctx *fs_ctx(void)
-{
-	return ctx;
-}
-
 /* The path of the request's node, the caller noted: 0 or -errno. */
 static int begin(fuse_req_t req, fuse_ino_t ino, const char *name, char path[static PATH_MAX])
 {
-	ctx = fuse_req_ctx(req);
+	fs_set_caller(req);
 	return fs_node_path(ino, name, path);
 }
 
@@ -279,7 +265,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	size_t i;
 	int ret;
 
-	ctx = fuse_req_ctx(req);
+	fs_set_caller(req);
 	b.buf = malloc(size);
 	if (!b.buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -327,7 +313,7 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct fuse_file_info own = *fi;
 
 	(void)ino;
-	ctx = fuse_req_ctx(req);
+	fs_set_caller(req);
 	own.fh = d->fh;
 	fs_ops.releasedir(d->path, &own);
 	dirh_clear(d);
@@ -443,9 +429,8 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	ret = begin(req, parent, name, path);
 	if (!ret)
 		ret = fs_ops.unlink(path);
-	if (!ret) {
+	if (!ret)
 		fs_node_unlink(parent, name);
-	}
 	fuse_reply_err(req, -ret);
 }
 
@@ -542,15 +527,6 @@ static const struct fuse_lowlevel_ops ll_ops = {
 
 struct fuse_session *fs_session_new(struct fuse_args *args, struct keyfs *k)
 {
-	kfs = k;
+	fs_set_kfs(k);
 	return fuse_session_new(args, &ll_ops, sizeof(ll_ops), k);
-}
-
-void fs_invalidate(struct keyfs *k, const char *dir, const char *name)
-{
-	fuse_ino_t ino = fs_node_find(dir, name);
-
-	/* A node forgotten meanwhile: the kernel no longer knows the id. */
-	if (ino)
-		fuse_lowlevel_notify_inval_inode(k->se, ino, 0, 0);
 }

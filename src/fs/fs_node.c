@@ -227,3 +227,12 @@ void fs_node_free_all(void)
 	htab_free(&nodes);
 	pthread_mutex_unlock(&lock);
 }
+
+void fs_invalidate(struct keyfs *k, const char *dir, const char *name)
+{
+	fuse_ino_t ino = fs_node_find(dir, name);
+
+	/* A node forgotten meanwhile: the kernel no longer knows the id. */
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(k->se, ino, 0, 0);
+}

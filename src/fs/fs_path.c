@@ -4,6 +4,30 @@
 
 #include "fs_priv.h"
 
+static struct keyfs *kfs;
+/* The request the calling thread serves: its caller. */
+static __thread const struct fuse_ctx *caller;
+
+void fs_set_kfs(struct keyfs *k)
+{
+	kfs = k;
+}
+
+struct keyfs *fs_kfs(void)
+{
+	return kfs;
+}
+
+void fs_set_caller(fuse_req_t req)
+{
+	caller = fuse_req_ctx(req);
+}
+
+const struct fuse_ctx *fs_ctx(void)
+{
+	return caller;
+}
+
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
 int fs_staged_dir(const char *path, const char **file)

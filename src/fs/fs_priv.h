@@ -25,12 +25,12 @@ enum node {
 
 #define PEM_SUFFIX ".pem"
 
-/* fs_ll.c: the mounted keyfs, the caller of the request being served,
- * and dropping what the kernel caches of dir/name (dir a directory of
- * the root), if it holds it. */
+/* The mounted keyfs, and the caller of the request the calling thread
+ * serves (set by fs_ll.c). */
+void fs_set_kfs(struct keyfs *k);
 struct keyfs *fs_kfs(void);
+void fs_set_caller(fuse_req_t req);
 const struct fuse_ctx *fs_ctx(void);
-void fs_invalidate(struct keyfs *k, const char *dir, const char *name);
 
 /* fs_node.c: the node ids of what the kernel holds. A lookup of
  * parent/name told to the kernel (0: out of memory); FORGET's count;
@@ -47,6 +47,9 @@ void fs_node_rename(fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		    const char *newname);
 fuse_ino_t fs_node_find(const char *dir, const char *name);
 void fs_node_free_all(void);
+/* Drops what the kernel caches of dir/name (dir a directory of the
+ * root), if it holds it. */
+void fs_invalidate(struct keyfs *k, const char *dir, const char *name);
 
 /* For import/<file> and verify/<file>: which staging directory, and the
  * file name; -1 for any other path. */
