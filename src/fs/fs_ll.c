@@ -141,7 +141,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_se
 struct dirh {
 	uint64_t fh;
 	char **names;
-	size_t n, cap;
+	size_t n;
 	char path[];
 };
 
@@ -149,7 +149,7 @@ static void dirh_clear(struct dirh *d)
 {
 	store_names_free(d->names, d->n);
 	d->names = NULL;
-	d->n = d->cap = 0;
+	d->n = 0;
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -233,27 +233,12 @@ static int fill(void *buf, const char *name, const struct stat *st, off_t off,
 		enum fuse_fill_dir_flags flags)
 {
 	struct dirbuf *b = buf;
-	struct dirh *d = b->d;
-	char **grown;
 
 	if (off)
 		return add(b, name, flags & FUSE_FILL_DIR_PLUS ? st : NULL, off);
 	/* no offsets: the whole listing, answered from below */
-	if (d->n == d->cap) {
-		grown = realloc(d->names, (d->cap ? 2 * d->cap : 16) * sizeof(*grown));
-		if (!grown)
-			goto nomem;
-		d->names = grown;
-		d->cap = d->cap ? 2 * d->cap : 16;
-	}
-	d->names[d->n] = strdup(name);
-	if (!d->names[d->n])
-		goto nomem;
-	d->n++;
-	return 0;
-nomem:
-	b->err = -ENOMEM;
-	return 1;
+	b->err = store_names_add(&b->d->names, &b->d->n, name);
+	return b->err ? 1 : 0;
 }
 
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

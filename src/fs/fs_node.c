@@ -177,7 +177,6 @@ static int move(struct fnode *n, struct fnode *to, const char *name)
 	return htab_add(&nodes, &n->h);
 }
 
-
 void fs_node_unlink(fuse_ino_t parent, const char *name)
 {
 	pthread_mutex_lock(&lock);
@@ -201,13 +200,10 @@ fuse_ino_t fs_node_find(const char *dir, const char *name)
 {
 	struct fnode *n;
 	fuse_ino_t ino = 0;
-	size_t i;
 
 	pthread_mutex_lock(&lock);
-	for (i = 1; i < NFIXED; i++)
-		if (!strcmp(fixed[i].name, dir))
-			break;
-	n = i < NFIXED ? child(&fixed[i], name) : NULL;
+	n = child(&fixed[0], dir);
+	n = n ? child(n, name) : NULL;
 	if (n)
 		ino = ino_of(n);
 	pthread_mutex_unlock(&lock);
