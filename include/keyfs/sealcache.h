@@ -101,6 +101,15 @@ void sealcache_recipients_report(struct sealcache *sc, FILE *f);
 int sealcache_start(struct sealcache *sc);
 void sealcache_free(struct sealcache *sc);
 
+/* Before sealcache_start(): that thread compares the keysets sealed
+ * before with the store only once sealcache_store_ready() is called, as
+ * a store watcher does when its first pass has their stamps in memory,
+ * instead of walking each a second time beside it and beside a first
+ * listing. Keysets without a seal need no comparing: they are queued at
+ * once either way. */
+void sealcache_await_store(struct sealcache *sc);
+void sealcache_store_ready(struct sealcache *sc);
+
 /* The backup password changed (set or forgotten): find its id with the
  * verifier, and queue every stale keyset for sealing. Runs one scrypt. */
 int sealcache_password_changed(struct sealcache *sc);

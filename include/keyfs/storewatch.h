@@ -30,6 +30,12 @@ int storewatch_wrap(struct store *s, struct storewatch **w);
 void storewatch_set_listener(struct storewatch *w, void (*fn)(void *arg, const char *keyset),
 			     void *arg);
 
+/* fn(arg) is called once, from the watcher's thread, when its first list
+ * of the store is watched and every keyset on it stamped: from then on
+ * stamps are answered from memory, but for keysets changed since. Set
+ * before storewatch_start(). */
+void storewatch_set_ready(struct storewatch *w, void (*fn)(void *arg), void *arg);
+
 /* Starts the watcher's thread (after any fork): it lists the store and
  * adds the watches in the background; until a keyset is watched, its
  * stamp is walked on each call, as without the watcher. */

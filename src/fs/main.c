@@ -350,6 +350,12 @@ static void store_changed(void *sc, const char *keyset)
 	sealcache_keyset_changed(sc, keyset);
 }
 
+/* The store watcher's first pass is done: stamps come from memory. */
+static void store_ready(void *sc)
+{
+	sealcache_store_ready(sc);
+}
+
 /* After fuse_daemonize(): threads and locked memory do not survive its
  * fork, so everything holding either is made here, before the loop
  * serves the first request. */
@@ -386,8 +392,11 @@ static int keyfs_start(struct keyfs *k)
 		import_set_max_work_factor(k->im, config_import_max_work_factor(&k->cfg));
 		import_set_provider(k->im, sources_provider, k->src);
 		sealcache_set_observer(k->sc, fs_changed, k);
-		if (k->watch)
+		if (k->watch) {
 			storewatch_set_listener(k->watch, store_changed, k->sc);
+			storewatch_set_ready(k->watch, store_ready, k->sc);
+			sealcache_await_store(k->sc);
+		}
 	}
 	if (!ret)
 		ret = stage_new(&k->stage, k->cfg.import_max_size, k->cfg.import_max_total,

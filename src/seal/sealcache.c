@@ -85,6 +85,7 @@ void sealcache_free(struct sealcache *sc)
 	if (sc->scan_running) {
 		pthread_mutex_lock(&sc->lock);
 		sc->stopping = true;
+		pthread_cond_broadcast(&sc->changed);
 		pthread_mutex_unlock(&sc->lock);
 		pthread_join(sc->scan, NULL);
 	}
@@ -145,7 +146,7 @@ static size_t worker_count(const struct config *c)
 	return n ? n : 1;
 }
 
-static bool queue_stale(struct sealcache *sc);
+static bool queue_listed(struct sealcache *sc, char **names, size_t n);
 
 /* The first scan is done (whole: it looked at every keyset listed):
  * forgets what was known at start, and removes the marks of keysets
@@ -171,16 +172,69 @@ static void known_done(struct sealcache *sc, bool whole)
 	pthread_mutex_unlock(&sc->mark_lock);
 }
 
+/* Queues the keysets that had no seal at start, without a walk: no
+ * stamp makes them current. The seal reads each anyway. */
+static void queue_unsealed(struct sealcache *sc, char **names, size_t n)
+{
+	struct entry *e;
+	size_t i;
+
+	pthread_mutex_lock(&sc->lock);
+	for (i = 0; i < n && !sc->stopping; i++) {
+		if (!sc_known_absent(sc, names[i]))
+			continue;
+		e = sc_entry_get(sc, names[i]);
+		if (e && !e->bad && sc_pwid_for(sc, e))
+			sc_entry_enqueue(sc, e);
+	}
+	pthread_mutex_unlock(&sc->lock);
+}
+
+/* Whether to go on: the store is ready (sealcache_await_store()), and
+ * no stop came meanwhile. */
+static bool store_awaited(struct sealcache *sc)
+{
+	bool go;
+
+	pthread_mutex_lock(&sc->lock);
+	while (sc->await_store && !sc->store_ready && !sc->stopping)
+		pthread_cond_wait(&sc->changed, &sc->lock);
+	go = !sc->stopping;
+	pthread_mutex_unlock(&sc->lock);
+	return go;
+}
+
 static void *first_scan(void *arg)
 {
 	struct sealcache *sc = arg;
+	char **names;
+	size_t n;
 
 	thread_background();
-	known_done(sc, queue_stale(sc));
+	if (sc->st->ops->list(sc->st->priv, &names, &n)) {
+		known_done(sc, false);
+		return NULL;
+	}
+	queue_unsealed(sc, names, n);
+	known_done(sc, store_awaited(sc) && queue_listed(sc, names, n));
+	store_names_free(names, n);
 	/* The scan's name lists are freed, but glibc keeps their pages: on
 	 * a large store, megabytes an idle daemon would hold. */
 	malloc_trim(0);
 	return NULL;
+}
+
+void sealcache_await_store(struct sealcache *sc)
+{
+	sc->await_store = true;
+}
+
+void sealcache_store_ready(struct sealcache *sc)
+{
+	pthread_mutex_lock(&sc->lock);
+	sc->store_ready = true;
+	pthread_cond_broadcast(&sc->changed);
+	pthread_mutex_unlock(&sc->lock);
 }
 
 int sealcache_start(struct sealcache *sc)
@@ -197,25 +251,22 @@ int sealcache_start(struct sealcache *sc)
 	log_msg(LOG_INFO, "sealing with %zu background worker(s), work factor %d", pool_workers(p),
 		sc->cfg->work_factor);
 	/* A password from a file or credential may be waiting already: the
-	 * stale keysets are looked for in the background, as this walks
-	 * every keyset the store watcher has not seen yet. */
+	 * stale keysets are looked for in the background, as this may walk
+	 * every keyset. */
 	ret = -pthread_create(&sc->scan, NULL, first_scan, sc);
 	sc->scan_running = !ret;
 	return ret;
 }
 
-/* Whether it looked at every keyset listed. */
-static bool queue_stale(struct sealcache *sc)
+/* Queues the stale keysets of names; whether it looked at each. */
+static bool queue_listed(struct sealcache *sc, char **names, size_t n)
 {
 	struct entry *e;
 	uint64_t stamp;
 	bool current;
-	char **names;
-	size_t n, i;
+	size_t i;
 	int ret;
 
-	if (sc->st->ops->list(sc->st->priv, &names, &n))
-		return false;
 	store_batch(sc->st, true);
 	for (i = 0; i < n; i++) {
 		e = sc_entry_lock(sc, names[i], &stamp, &ret);
@@ -240,13 +291,18 @@ static bool queue_stale(struct sealcache *sc)
 		pthread_mutex_unlock(&sc->lock);
 	}
 	store_batch(sc->st, false);
-	store_names_free(names, n);
 	return i == n;
 }
 
 void sealcache_queue_stale(struct sealcache *sc)
 {
-	queue_stale(sc);
+	char **names;
+	size_t n;
+
+	if (sc->st->ops->list(sc->st->priv, &names, &n))
+		return;
+	queue_listed(sc, names, n);
+	store_names_free(names, n);
 }
 
 void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)

@@ -165,6 +165,8 @@ struct sealcache {
 	pthread_t scan;
 	bool scan_running;
 	bool stopping;			/* protected by lock: the scan ends early */
+	bool await_store;		/* the scan compares once store_ready */
+	bool store_ready;		/* protected by lock */
 	uint8_t kh_in[VERIFIER_ID_LEN + sizeof(int)]; /* the last key hashed ... */
 	uint64_t kh;			/* ... and its hash; 0: none yet */
 };

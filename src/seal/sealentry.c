@@ -143,7 +143,9 @@ struct entry *sc_entry_get(struct sealcache *sc, const char *name)
 {
 	struct entry *e = sc_entry_find(sc, name);
 
-	return e ? e : entry_add(sc, name, NULL, false);
+	/* none had a cache file at start, nor was one written since: a
+	 * seal has an entry */
+	return e ? e : entry_add(sc, name, NULL, sc_known_absent(sc, name));
 }
 
 struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)

@@ -234,6 +234,12 @@ void storewatch_set_listener(struct storewatch *w, void (*fn)(void *arg, const c
 	w->arg = arg;
 }
 
+void storewatch_set_ready(struct storewatch *w, void (*fn)(void *arg), void *arg)
+{
+	w->ready_fn = fn;
+	w->ready_arg = arg;
+}
+
 int storewatch_start(struct storewatch *w)
 {
 	int ret;

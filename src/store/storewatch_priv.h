@@ -75,6 +75,8 @@ struct storewatch {
 	bool running;
 	void (*fn)(void *arg, const char *keyset);
 	void *arg;
+	void (*ready_fn)(void *arg);
+	void *ready_arg;
 };
 
 /* ---- storewatch_node.c; caller holds w->lock ---- */

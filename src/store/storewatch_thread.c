@@ -544,6 +544,8 @@ void *storewatch_main(void *arg)
 	watch_root(w);
 	took = now_ms();
 	relist(w);
+	if (w->ready_fn)
+		w->ready_fn(w->ready_arg);
 	next_scan = now_ms() + RESCAN_MIN_MS;
 	p[0] = (struct pollfd){ .fd = w->efd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = w->ifd, .events = POLLIN };
