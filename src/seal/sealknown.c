@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,39 @@ static int cmp_hash(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* The element of base (n elements of size bytes, sorted by the name hash
+ * each begins with) whose hash is h; NULL if none. The hashes are
+ * uniform, so interpolating finds it in a few probes where bisecting
+ * takes seventeen cache misses among a hundred thousand; every fourth
+ * probe bisects all the same, so no spread of hashes makes it slow. */
+static const void *hash_find(const void *base, size_t n, size_t size, uint64_t h)
+{
+	const char *b = base;
+	size_t lo = 0, hi = n, mid, probes = 0;
+	uint64_t first, last, v;
+
+	while (lo < hi) {
+		memcpy(&first, b + lo * size, sizeof(first));
+		memcpy(&last, b + (hi - 1) * size, sizeof(last));
+		if (h < first || h > last)
+			return NULL;
+		mid = lo + (hi - lo) / 2;
+		if (++probes % 4 && last > first)
+			mid = lo + (size_t)((double)(h - first) / (double)(last - first) *
+					    (double)(hi - 1 - lo));
+		if (mid >= hi)
+			mid = hi - 1;
+		memcpy(&v, b + mid * size, sizeof(v));
+		if (v == h)
+			return b + mid * size;
+		if (v < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -93,7 +127,7 @@ static int sealed_one(int dirfd, const char *name, mode_t type, void *arg)
 /* Whether the name of hash h (sc_name_hash()) had a seal at start. */
 static bool sealed(const struct hashset *s, uint64_t h)
 {
-	return s->n && bsearch(&h, s->h, s->n, sizeof(h), cmp_hash);
+	return hash_find(s->h, s->n, sizeof(h), h) != NULL;
 }
 
 /* ---- the marks ---- */
@@ -212,11 +246,14 @@ static bool index_read(struct sealcache *sc)
 
 bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c)
 {
-	struct index_rec key = { .h = sc_name_hash(name) }, *r;
+	const struct index_rec *r;
+	uint64_t h;
 
-	if (!sc->known || !sc->nindex || !sealed(&sc->sealed, key.h))
+	_Static_assert(offsetof(struct index_rec, h) == 0, "hash_find() reads the hash first");
+	if (!sc->known || !sc->nindex)
 		return false;
-	r = bsearch(&key, sc->index, sc->nindex, sizeof(*sc->index), cmp_index);
+	h = sc_name_hash(name);
+	r = sealed(&sc->sealed, h) ? hash_find(sc->index, sc->nindex, sizeof(*sc->index), h) : NULL;
 	if (r)
 		*c = r->c;
 	return r != NULL;
