@@ -190,14 +190,16 @@ static void queue_unsealed(struct sealcache *sc, char **names, size_t n)
 	pthread_mutex_unlock(&sc->lock);
 }
 
-/* Whether to go on: the store is ready (sealcache_await_store()), and
- * no stop came meanwhile. */
-static bool store_awaited(struct sealcache *sc)
+/* Whether to go on: the store is ready (sealcache_await_store()) and no
+ * stop came meanwhile. if_sealed: waits only if the cache held seals at
+ * start (or cannot say), as an empty cache has nothing to compare. */
+static bool store_awaited(struct sealcache *sc, bool if_sealed)
 {
 	bool go;
 
 	pthread_mutex_lock(&sc->lock);
-	while (sc->await_store && !sc->store_ready && !sc->stopping)
+	while (sc->await_store && !sc->store_ready && !sc->stopping &&
+	       (!if_sealed || !sc->listed || sc->sealed.n))
 		pthread_cond_wait(&sc->changed, &sc->lock);
 	go = !sc->stopping;
 	pthread_mutex_unlock(&sc->lock);
@@ -211,12 +213,14 @@ static void *first_scan(void *arg)
 	size_t n;
 
 	thread_background();
-	if (sc->st->ops->list(sc->st->priv, &names, &n)) {
+	/* Listing the store now too would slow a first listing of export/,
+	 * and a cache with seals waits for the watcher anyway. */
+	if (!store_awaited(sc, true) || sc->st->ops->list(sc->st->priv, &names, &n)) {
 		known_done(sc, false);
 		return NULL;
 	}
 	queue_unsealed(sc, names, n);
-	known_done(sc, store_awaited(sc) && queue_listed(sc, names, n));
+	known_done(sc, store_awaited(sc, false) && queue_listed(sc, names, n));
 	store_names_free(names, n);
 	/* The scan's name lists are freed, but glibc keeps their pages: on
 	 * a large store, megabytes an idle daemon would hold. */

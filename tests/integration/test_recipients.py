@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, Mount, age_decrypt, run
+from conftest import PASSWORD, Mount, age_decrypt, run, wait_for
 
 KEYSETS = ("db", "web")
 
@@ -188,6 +188,52 @@ def test_byte_identical_across_restart_and_sighup(keyfs_bin, tmp_path, store, ke
         wait_sealed(m, 2)
         assert {ks: export_state(m, ks) for ks in KEYSETS} == before
         assert "sealed keyset" not in m.logtext().split("mounted")[-1]
+        m.stop()
+    finally:
+        m.kill()
+
+
+def test_changes_made_while_stopped_are_sealed_after_the_start(keyfs_bin, tmp_path, store,
+                                                                keys):
+    """A keyset changed and one added while keyfs was stopped are sealed
+    after the next start with nobody reading export/: the seals of the
+    clean stop are compared with the store once the watcher has its
+    stamps, and a keyset without a seal is queued at once. An unchanged
+    keyset keeps its seal."""
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"])
+    cache = os.path.join(store, ".keyfs", "cache")
+    m = Mount(keyfs_bin, str(tmp_path), store)
+    opts = f"work_factor=10,recipients={rcpt}"
+
+    def cached(ks):
+        with open(os.path.join(cache, ks), "rb") as f:
+            return f.read()
+    try:
+        m.start(opts=opts)
+        wait_sealed(m, 2)
+        before = {ks: cached(ks) for ks in KEYSETS}
+        m.stop()
+        with open(os.path.join(store, "web", "ed25519.pub"), "a") as f:
+            f.write("# rotated while stopped\n")
+        os.mkdir(os.path.join(store, "mail"), 0o700)
+        with open(os.path.join(store, "mail", "dkim.key"), "w") as f:
+            f.write("mail-key\n")
+        m.start(opts=opts)
+        assert wait_for(lambda: os.path.exists(os.path.join(cache, "mail")) and
+                        cached("web") != before["web"], 10), m.logtext()
+        assert cached("db") == before["db"]
+        for ks, member, want in (("web", "ed25519.pub", b"# rotated while stopped\n"),
+                                 ("mail", "dkim.key", b"mail-key\n")):
+            out = tmp_path / f"{ks}.tar"
+            assert open_with(keys["age"], os.path.join(m.export, f"{ks}.pem"), out)[0] == 0
+            x = tmp_path / f"x-{ks}"
+            x.mkdir()
+            run(["tar", "-xf", str(out), "-C", str(x)])
+            found = [os.path.join(d, f) for d, _, fs in os.walk(x) for f in fs if f == member]
+            assert len(found) == 1, found
+            with open(found[0], "rb") as f:
+                assert f.read().endswith(want)
         m.stop()
     finally:
         m.kill()
