@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "keyfs/htab.h"
 #include "keyfs/storewatch.h"
@@ -52,6 +53,9 @@ struct wnode {
 struct storewatch {
 	struct store inner;
 	int root;			/* inner's tree_fd */
+	dev_t dev;			/* root's device ... */
+	bool counts_subdirs;		/* ... whose directories' link counts
+					 * count their subdirectories */
 	pthread_mutex_t lock;
 	struct htab nodes;		/* struct wnode by name */
 	const char **names;		/* sorted, when list_valid: the nodes' names */
@@ -94,8 +98,9 @@ bool sw_answer_now(struct storewatch *w);
  * the lock. */
 void sw_wnode_batch(struct storewatch *w, bool on);
 /* name's stamp: from memory while its node is valid, else walked (and
- * kept if it is watched and no event came meanwhile). Without the lock. */
-int sw_wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp);
+ * kept if it is watched and no event came meanwhile), through kfd if
+ * the caller has name's directory open (else -1). Without the lock. */
+int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *stamp);
 
 /* ---- storewatch_thread.c ---- */
 void *storewatch_main(void *arg);

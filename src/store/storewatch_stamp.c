@@ -82,14 +82,17 @@ struct snap {
 	bool have_base;
 };
 
-/* Walks name's stamp; what was known before (s) tells whether an event
- * came since and whether the walk alone says anything new. */
-static int walk_stamp(struct storewatch *w, const char *name, const struct snap *s,
+/* Walks name's stamp (through kfd if open); what was known before (s)
+ * tells whether an event came since and whether the walk alone says
+ * anything new. */
+static int walk_stamp(struct storewatch *w, const char *name, int kfd, const struct snap *s,
 		      uint64_t *base, uint64_t *stamp)
 {
+	const struct store_ops *ops = w->inner.ops;
 	int ret;
 
-	ret = w->inner.ops->stamp(w->inner.priv, name, base);
+	ret = kfd >= 0 && ops->stamp_at ? ops->stamp_at(w->inner.priv, name, kfd, base) :
+					  ops->stamp(w->inner.priv, name, base);
 	if (ret)
 		return ret;
 	*stamp = *base;
@@ -101,7 +104,7 @@ static int walk_stamp(struct storewatch *w, const char *name, const struct snap 
 	return 0;
 }
 
-int sw_wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
+int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *stamp)
 {
 	struct snap s = { 0 };
 	struct wnode *n;
@@ -122,7 +125,7 @@ int sw_wnode_stamp(struct storewatch *w, const char *name, uint64_t *stamp)
 	if (n)
 		s = (struct snap){ true, n->gen, n->base_gen, n->base, n->stamp, n->have_base };
 	pthread_mutex_unlock(&w->lock);
-	ret = walk_stamp(w, name, &s, &base, stamp);
+	ret = walk_stamp(w, name, kfd, &s, &base, stamp);
 	pthread_mutex_lock(&w->lock);
 	n = sw_wnode_find(w, name);
 	/* Kept only if no event came during the walk, and one would come.

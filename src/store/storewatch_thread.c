@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -134,6 +135,16 @@ static int watch_below(int dirfd, const char *name, mode_t type, void *arg)
 	return ret;
 }
 
+/* Whether directory dfd has no subdirectory, as its link count says on
+ * a filesystem that counts them (its name and its "." make two): one
+ * fstat instead of reading it, for nearly every keyset. */
+static bool leaf(const struct storewatch *w, int dfd)
+{
+	struct stat st;
+
+	return w->counts_subdirs && !fstat(dfd, &st) && st.st_dev == w->dev && st.st_nlink == 2;
+}
+
 /* Watches dfd and every directory below it; a tree deeper than any
  * keyset may be is not followed further (it cannot be exported anyway).
  * dfd is the caller's, opened for this, and walked itself. */
@@ -142,7 +153,7 @@ static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char
 	int ret;
 
 	ret = watch_one(w, dfd, n, rel);
-	if (ret || depth > KEYSET_DEPTH_MAX)
+	if (ret || depth > KEYSET_DEPTH_MAX || leaf(w, dfd))
 		return ret;
 	return dirwalk_types_fd(dfd, watch_below, &(struct below){ w, n, rel, depth });
 }
@@ -157,20 +168,13 @@ static void start_polling(struct storewatch *w, const char *why)
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Watches keyset n's directory rel (its top if ""), and what is below. */
-static void watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
+/* Watches keyset n's directory rel (its top if ""), and what is below;
+ * fd is that directory, the caller's. */
+static void watch_open(struct storewatch *w, int fd, struct wnode *n, const char *rel)
 {
-	char path[PATH_MAX];
-	int fd, ret;
+	int ret;
 
-	if (w->ifd < 0)
-		return;
-	snprintf(path, sizeof(path), "%s%s%s", n->name, *rel ? "/" : "", rel);
-	fd = openat(w->root, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return; /* gone: the store directory's event tells */
 	ret = watch_tree(w, fd, n, rel, 0);
-	close(fd);
 	if (ret == -ENOSPC)
 		start_polling(w, "no inotify watches left (fs.inotify.max_user_watches)");
 	if (!*rel) {
@@ -178,6 +182,44 @@ static void watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
 		n->watched = !ret;
 		pthread_mutex_unlock(&w->lock);
 	}
+}
+
+/* Keyset n's directory rel, to watch; -1 if gone (the store directory's
+ * event tells), past any member's path, or if nothing watches. */
+static int open_dir(struct storewatch *w, struct wnode *n, const char *rel)
+{
+	char path[PATH_MAX];
+
+	if (w->ifd < 0 || snprintf(path, sizeof(path), "%s%s%s", n->name, *rel ? "/" : "", rel) >=
+			      (int)sizeof(path))
+		return -1;
+	return openat(w->root, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
+{
+	int fd = open_dir(w, n, rel);
+
+	if (fd >= 0) {
+		watch_open(w, fd, n, rel);
+		close(fd);
+	}
+}
+
+/* A keyset new to the list: watched, then walked through the directory
+ * it was watched by, so the stamp is kept. A walk before the watch, as
+ * the seal cache's first look at the store makes, is not: a change in
+ * between sent no event. */
+static void watch_first(struct storewatch *w, struct wnode *n)
+{
+	uint64_t stamp;
+	int fd = open_dir(w, n, "");
+
+	if (fd >= 0)
+		watch_open(w, fd, n, "");
+	sw_wnode_stamp(w, n->name, fd, &stamp);
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Drops every watch of keyset n: its directory is gone, or another one
@@ -208,7 +250,7 @@ static bool relist_once(struct storewatch *w)
 	struct hnode *h, *next;
 	size_t k, nf = 0, nl = 0, pos = 0;
 	const char **list;
-	uint64_t puts, stamp;
+	uint64_t puts;
 	char **names;
 	size_t count;
 	bool same;
@@ -268,13 +310,8 @@ static bool relist_once(struct storewatch *w)
 	 * from memory. Both from the start, the two would walk the same
 	 * keysets at once, the listing's walk lost (it came before any
 	 * watch); this way they meet in the middle. */
-	for (k = nf; k-- > 0;) {
-		watch_keyset(w, fresh[k], "");
-		/* Walked once watched, so the stamp is kept. A walk before the
-		 * watch, as the seal cache's first look at the store makes, is
-		 * not: a change in between sent no event. */
-		sw_wnode_stamp(w, fresh[k]->name, &stamp);
-	}
+	for (k = nf; k-- > 0;)
+		watch_first(w, fresh[k]);
 	free(fresh);
 	return same;
 }
@@ -457,8 +494,18 @@ static void read_events(struct storewatch *w, bool *list, bool *overflow)
 	pthread_mutex_unlock(&w->lock);
 }
 
+static bool magic_in(long type, const long *magic, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (type == magic[i])
+			return true;
+	return false;
+}
+
 /* Filesystems whose changes made elsewhere send no inotify events. */
-static bool remote(int fd)
+static bool remote(long type)
 {
 	static const long magic[] = {
 		0x6969,		/* NFS */
@@ -471,22 +518,34 @@ static bool remote(int fd)
 		0x47504653,	/* GPFS */
 		0x0BD00BD0,	/* Lustre */
 	};
-	struct statfs sf;
-	size_t i;
 
-	if (fstatfs(fd, &sf))
-		return false;
-	for (i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
-		if ((long)(uint32_t)sf.f_type == magic[i])
-			return true;
-	return false;
+	return magic_in(type, magic, sizeof(magic) / sizeof(magic[0]));
+}
+
+/* Filesystems where a directory's link count is two plus its
+ * subdirectories (leaf()); others, such as btrfs (always one), walk. */
+static bool counts_subdirs(long type)
+{
+	static const long magic[] = {
+		0xEF53,		/* ext2, ext3, ext4 */
+		0x58465342,	/* XFS */
+		0x01021994,	/* tmpfs */
+	};
+
+	return magic_in(type, magic, sizeof(magic) / sizeof(magic[0]));
 }
 
 static void watch_root(struct storewatch *w)
 {
+	struct statfs sf;
+	struct stat st;
 	char path[64];
+	long type;
 
-	if (remote(w->root))
+	type = fstatfs(w->root, &sf) ? 0 : (long)(uint32_t)sf.f_type;
+	w->counts_subdirs = counts_subdirs(type) && !fstat(w->root, &st);
+	w->dev = w->counts_subdirs ? st.st_dev : 0;
+	if (remote(type))
 		start_polling(w, "the store is on a network filesystem");
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->ifd < 0) {

@@ -104,3 +104,38 @@ def test_same_size_and_mtime_rewrite_is_seen(build, tmp_path, store):
         m.stop()
     finally:
         m.kill()
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda b: os.path.basename(b.rstrip("/")))
+def test_a_change_deep_in_a_keyset_is_seen(build, tmp_path, store):
+    """The watcher reads a directory for subdirectories to watch only where
+    its link count says there are any. Once watched, stamps come from
+    memory and only an event tells a change: a rewrite two levels down in
+    a keyset that had subdirectories at the start, and one in a
+    subdirectory made later in a keyset that had none, are both seen."""
+    deep = os.path.join(store, "certs", "live", "example.org")
+    os.makedirs(deep, 0o700)
+    with open(os.path.join(deep, "privkey.pem"), "wb") as f:
+        f.write(os.urandom(64))
+    later = os.path.join(store, "db", "later")
+
+    def rewrite(path):
+        with open(path, "wb") as f:
+            f.write(os.urandom(64))
+
+    def changes(pem, change):
+        before = open(pem, "rb").read()
+        change()
+        return wait_for(lambda: open(pem, "rb").read() != before, 5)
+    m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
+    try:
+        m.start(opts=f"recipients={recipients_file(tmp_path)}")
+        certs = os.path.join(m.export, "certs.pem")
+        db = os.path.join(m.export, "db.pem")
+        assert changes(certs, lambda: rewrite(os.path.join(deep, "privkey.pem")))
+        assert changes(db, lambda: (os.mkdir(later, 0o700),
+                                    rewrite(os.path.join(later, "extra.key"))))
+        assert changes(db, lambda: rewrite(os.path.join(later, "extra.key")))
+        m.stop()
+    finally:
+        m.kill()
