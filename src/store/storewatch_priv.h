@@ -1,7 +1,8 @@
 /* Internals shared by the store watcher's files: storewatch.c (the
  * store operations answered from memory), storewatch_node.c (the node
- * table), storewatch_stamp.c (a keyset's stamp, from memory or walked)
- * and storewatch_thread.c (the inotify thread and rescans).
+ * table), storewatch_stamp.c (a keyset's stamp, from memory or walked),
+ * storewatch_watch.c (the inotify watches) and storewatch_thread.c (the
+ * thread: the list, events and rescans).
  *
  * Locking: w->lock protects the node table, the name list and every
  * node field; the watch table (wd -> node) belongs to the thread alone. */
@@ -101,6 +102,24 @@ void sw_wnode_batch(struct storewatch *w, bool on);
  * kept if it is watched and no event came meanwhile), through kfd if
  * the caller has name's directory open (else -1). Without the lock. */
 int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *stamp);
+
+/* ---- storewatch_watch.c; the thread only ---- */
+/* The keyset directory watched as wd, and the keyset whose top is. */
+struct wdir *sw_wdir_find(struct storewatch *w, int wd);
+struct wnode *sw_top_find(struct storewatch *w, int wd);
+/* Forget a watch the kernel dropped (IN_IGNORED). */
+void sw_wdir_drop(struct storewatch *w, struct wdir *d);
+void sw_top_drop(struct storewatch *w, struct wnode *n);
+/* Watches keyset n's directory rel (its top if ""), and what is below. */
+void sw_watch_keyset(struct storewatch *w, struct wnode *n, const char *rel);
+/* A keyset new to the list: watched, then its stamp walked and kept. */
+void sw_watch_first(struct storewatch *w, struct wnode *n);
+/* Drops every watch of keyset n: its directory is gone, or another one
+ * has its name now. Walked until watched again. */
+void sw_unwatch_keyset(struct storewatch *w, struct wnode *n);
+/* inotify on the store directory (w->ifd, w->root_wd), or polling. */
+void sw_watch_root(struct storewatch *w);
+void sw_unwatch_all(struct storewatch *w);
 
 /* ---- storewatch_thread.c ---- */
 void *storewatch_main(void *arg);
