@@ -292,7 +292,6 @@ void *storewatch_main(void *arg)
 	int timeout;
 
 	sw_watch_root(w);
-	took = now_ms();
 	relist(w);
 	if (w->ready_fn)
 		w->ready_fn(w->ready_arg);
