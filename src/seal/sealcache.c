@@ -173,21 +173,22 @@ static void known_done(struct sealcache *sc, bool whole)
 }
 
 /* Queues the keysets that had no seal at start, without a walk: no
- * stamp makes them current. The seal reads each anyway. */
+ * stamp makes them current. The seal reads each anyway. The lock is
+ * taken per keyset, as a listing at the mount waits on it. */
 static void queue_unsealed(struct sealcache *sc, char **names, size_t n)
 {
 	struct entry *e;
+	bool stop = false;
 	size_t i;
 
-	pthread_mutex_lock(&sc->lock);
-	for (i = 0; i < n && !sc->stopping; i++) {
-		if (!sc_known_absent(sc, names[i]))
-			continue;
-		e = sc_entry_get(sc, names[i]);
+	for (i = 0; i < n && !stop; i++) {
+		pthread_mutex_lock(&sc->lock);
+		stop = sc->stopping;
+		e = !stop && sc_known_absent(sc, names[i]) ? sc_entry_get(sc, names[i]) : NULL;
 		if (e && !e->bad && sc_pwid_for(sc, e))
 			sc_entry_enqueue(sc, e);
+		pthread_mutex_unlock(&sc->lock);
 	}
-	pthread_mutex_unlock(&sc->lock);
 }
 
 /* Whether to go on: the store is ready (sealcache_await_store()) and no
