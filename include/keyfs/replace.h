@@ -31,6 +31,10 @@ int replace_stream(int dfd, const char *path, int (*put)(FILE *out, void *arg), 
 /* fsync of the directory dfd/dir: makes renames in it durable. */
 int replace_dir_fsync(int dfd, const char *dir);
 
+/* Writes all len bytes of buf to fd, past short writes and EINTR (a
+ * full disk is -ENOSPC, a write of nothing -EIO). */
+int replace_write_all(int fd, const void *buf, size_t len);
+
 /* Is name a temporary file replace_file() left behind in a crash? */
 int replace_is_temp(const char *name);
 

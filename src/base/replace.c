@@ -30,14 +30,30 @@ int replace_dir_fsync(int dfd, const char *dir)
 	return ret;
 }
 
+int replace_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int write_all(int fd, const struct iovec *iov, int iovcnt)
 {
-	int i;
+	int i, ret = 0;
 
-	for (i = 0; i < iovcnt; i++)
-		if (write(fd, iov[i].iov_base, iov[i].iov_len) != (ssize_t)iov[i].iov_len)
-			return errno ? -errno : -EIO;
-	return 0;
+	for (i = 0; !ret && i < iovcnt; i++)
+		ret = replace_write_all(fd, iov[i].iov_base, iov[i].iov_len);
+	return ret;
 }
 
 /* The content, mode set explicitly (the daemon's umask is 077). */

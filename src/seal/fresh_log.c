@@ -152,22 +152,6 @@ void fr_log_compact(struct fresh *f)
 	open_for_append(f);
 }
 
-static int write_out(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int fr_log_append(struct fresh *f, const struct rec_copy *c, size_t n)
 {
 	char text[RECORD_MAX], *buf;
@@ -181,7 +165,7 @@ int fr_log_append(struct fresh *f, const struct rec_copy *c, size_t n)
 		fr_format(&c[i], text);
 		used += (size_t)snprintf(buf + used, size - used, "%s %s", c[i].name, text);
 		if (size - used < JOURNAL_LINE_MAX + 1 || i == n - 1) {
-			ret = write_out(f->lfd, buf, used);
+			ret = replace_write_all(f->lfd, buf, used);
 			used = 0;
 		}
 	}

@@ -10,6 +10,7 @@
 
 #include "keyfs/log.h"
 #include "keyfs/meta.h"
+#include "keyfs/replace.h"
 #include "keyfs/state.h"
 
 static int make_subdirs(int fd)
@@ -71,14 +72,13 @@ static int lock(struct state *s)
 int state_owner_write(struct state *s, const char *mountpoint)
 {
 	char text[PATH_MAX + 32];
-	int fd, len, ret = 0;
+	int fd, len, ret;
 
 	len = snprintf(text, sizeof(text), "%d %s\n", (int)getpid(), mountpoint);
 	fd = openat(s->fd, STATE_OWNER, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, text, (size_t)len) != len)
-		ret = -EIO;
+	ret = replace_write_all(fd, text, (size_t)len);
 	close(fd);
 	return ret;
 }

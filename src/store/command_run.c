@@ -17,6 +17,7 @@
 
 #include "keyfs/keytree.h"
 #include "keyfs/log.h"
+#include "keyfs/replace.h"
 #include "keyfs/secmem.h"
 
 #include "command_run.h"
@@ -385,20 +386,12 @@ out:
 /* A member into the directory, owned by the program's user. */
 static int put_file(struct runner *r, const struct keyset_member *m)
 {
-	size_t done = 0;
-	ssize_t n;
-	int fd, ret = 0;
+	int fd, ret;
 
 	fd = openat(r->dfd, m->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	while (ret == 0 && done < m->len) {
-		n = write(fd, m->data + done, m->len - done);
-		if (n < 0 && errno != EINTR)
-			ret = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
+	ret = replace_write_all(fd, m->data, m->len);
 	if (ret == 0 && fchown(fd, r->uid, r->gid))
 		ret = -errno;
 	close(fd);

@@ -269,8 +269,7 @@ static int write_file(int pfd, const char *tmp, const struct keyset_member *m)
 	fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (m->len && write(fd, m->data, m->len) != (ssize_t)m->len)
-		ret = errno ? -errno : -EIO;
+	ret = replace_write_all(fd, m->data, m->len);
 	if (!ret)
 		ret = set_attrs(fd, m);
 	if (!ret && (fchmod(fd, m->mode & KEYSET_MODE_MASK) || futimens(fd, times) || fsync(fd)))

@@ -1,9 +1,12 @@
 /* replace: a file is old or new, never half; readers of the old keep it. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,6 +87,37 @@ static void test_mode_and_leftover(int dfd)
 	tap_ok(put(dfd, "nodir/x", "x", replace_file) < 0, "a missing directory is an error");
 }
 
+/* A write cut short (here by RLIMIT_FSIZE, as a full disk would) goes
+ * on and ends in the error that stopped it, not a stale errno; a file
+ * being replaced keeps its old content. */
+static void test_short_write(int dfd)
+{
+	static const char text[] = "0123456789abcdefghij";
+	struct rlimit was, cap = { 10, 0 };
+	struct stat st;
+	int fd, ret;
+
+	tap_ok(put(dfd, "capped", "old\n", replace_file) == 0, "a file to replace");
+	fd = openat(dfd, "short", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &was);
+	cap.rlim_max = was.rlim_max;
+	setrlimit(RLIMIT_FSIZE, &cap);
+	errno = 0;
+	ret = replace_write_all(fd, text, sizeof(text) - 1);
+	tap_ok(ret == -EFBIG, "a write cut short ends in its error (%d)", ret);
+	tap_ok(fstat(fd, &st) == 0 && st.st_size == 10, "after the part that fit");
+	errno = 0;
+	ret = put(dfd, "capped", text, replace_file);
+	setrlimit(RLIMIT_FSIZE, &was);
+	signal(SIGXFSZ, SIG_DFL);
+	close(fd);
+	tap_ok(ret == -EFBIG && holds(dfd, "capped", "old\n"),
+	       "a replacement that does not fit leaves the old file (%d)", ret);
+	tap_ok(replace_write_all(-1, text, 1) == -EBADF && replace_write_all(-1, text, 0) == 0,
+	       "errors as they are; nothing to write is no error");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/keyfs-replace.XXXXXX";
@@ -96,6 +130,7 @@ int main(void)
 	test_new_and_replaced(dfd, replace_file, "synced");
 	test_new_and_replaced(dfd, replace_file_unsynced, "unsynced");
 	test_mode_and_leftover(dfd);
+	test_short_write(dfd);
 	close(dfd);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))
