@@ -158,12 +158,14 @@ bool keyset_link_valid(const char *name, const char *target)
 	return true;
 }
 
-/* Printable ASCII without spaces: what pax and GNU tar carry as the
- * same name both ways (other bytes are escaped or re-encoded). */
+/* Printable ASCII without spaces, '%' or '=': what a pax tar carries as
+ * the same name both ways. Writers %-encode the others in SCHILY.xattr
+ * names ("a%b" as "a%25b"), and libarchive's reader, which import uses,
+ * gives those names back as they stand. */
 static bool xattr_name_plain(const char *name)
 {
 	for (; *name; name++)
-		if (*name <= ' ' || *name > '~')
+		if (*name <= ' ' || *name > '~' || *name == '%' || *name == '=')
 			return false;
 	return true;
 }

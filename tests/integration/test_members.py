@@ -171,3 +171,34 @@ def test_keyset_with_a_socket_is_reported_and_rsync_succeeds(tree_mount, tmp_pat
     with open(os.path.join(sock_dir, "key"), "w") as f:
         f.write("k\n")
     socket_reported(m, tmp_path, os.path.join(sock_dir, "agent.sock"), "sock", "tree")
+
+
+def test_xattr_names_a_tar_would_change_are_not_carried(keyfs_bin, tmp_path):
+    """A key with user.a%b and user.c=d besides user.purpose: a pax tar
+    holds such names %-encoded (user.a%25b), which libarchive, and so an
+    import, reads back as they stand, so the export leaves them out and
+    carries the rest; its tar, unpacked by GNU tar and imported into an
+    emptied store, gives the key back with user.purpose alone, and no
+    attribute of a changed name anywhere."""
+    store = str(tmp_path / "store")
+    key = os.path.join(store, "odd", "host.key")
+    os.makedirs(os.path.dirname(key))
+    with open(key, "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\n")
+    for name, value in (("user.purpose", b"tls"), ("user.a%b", b"1"), ("user.c=d", b"2")):
+        os.setxattr(key, name, value)
+    for m in mounted_with(keyfs_bin, tmp_path, store, CONF):
+        m.unlock()
+        pem = tmp_path / "odd.pem"
+        pem.write_bytes(read_export(m, "odd.pem"))
+        res = age_decrypt(pem, tmp_path / "odd.tar", PASSWORD)
+        assert res.returncode == 0, res.stdout
+        out = str(tmp_path / "out")
+        untar(str(tmp_path / "odd.tar"), out)
+        assert sorted(os.listxattr(os.path.join(out, "odd", "host.key"))) == ["user.purpose"]
+        shutil.rmtree(os.path.dirname(key))
+        shutil.copyfile(pem, os.path.join(m.path, "import", "odd.pem"))
+        assert sorted(os.listxattr(key)) == ["user.purpose"], m.logtext()
+        assert os.getxattr(key, "user.purpose") == b"tls"
+        with open(key) as f:
+            assert f.read() == "-----BEGIN PRIVATE KEY-----\n"

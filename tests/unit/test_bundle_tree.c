@@ -193,6 +193,8 @@ static void test_foreign_xattrs(void)
 	archive_entry_set_size(e, 1);
 	archive_entry_xattr_add_entry(e, "user.x", "1", 1);
 	archive_entry_xattr_add_entry(e, "trusted.y", "2", 1);
+	archive_entry_xattr_add_entry(e, "user.a%b", "3", 1);
+	archive_entry_xattr_add_entry(e, "user.c=d", "4", 1);
 	ok = ok && archive_write_header(a, e) == ARCHIVE_OK && archive_write_data(a, "a", 1) == 1 &&
 	     archive_write_close(a) == ARCHIVE_OK;
 	archive_write_free(a);
@@ -200,7 +202,10 @@ static void test_foreign_xattrs(void)
 	tap_ok(ok && contains(buf, len, "LIBARCHIVE.xattr.user.x"), "crafted a pax tar");
 	TAP_EQ_INT(bundle_unpack(buf, len, MAX_MEMBER, &ks), 0, "it unpacks");
 	tap_ok(ks.n == 1 && ks.m[0].nxattr == 1 && !strcmp(ks.m[0].xattr[0].name, "user.x"),
-	       "user.x once, trusted.y dropped");
+	       "user.x once; trusted.y, user.a%%b and user.c=d dropped");
+	tap_ok(keyset_add_xattr(&(struct keyset_member){ 0 }, "user.a%b", "3", 1) == -EINVAL &&
+	       keyset_add_xattr(&(struct keyset_member){ 0 }, "user.c=d", "4", 1) == -EINVAL,
+	       "names a pax tar would not give back the same are not kept");
 	tap_ok(ks.n == 1 && ks.m[0].owned && ks.m[0].uid == 0, "without KEYSET.ini owners are kept");
 	keyset_clear(&ks);
 	free(buf);
