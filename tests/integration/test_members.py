@@ -8,7 +8,6 @@ import hashlib
 import os
 import shutil
 import socket
-import subprocess
 
 import pytest
 
@@ -110,6 +109,18 @@ def read_export(m, name):
         return f.read()
 
 
+def export_untarred(m, tmp_path, name):
+    """NAME.pem copied out of export/, opened with age -d and unpacked
+    with GNU tar: the copy's path and the directory it went into."""
+    pem = tmp_path / f"{name}.pem"
+    pem.write_bytes(read_export(m, f"{name}.pem"))
+    res = age_decrypt(pem, tmp_path / f"{name}.tar", PASSWORD)
+    assert res.returncode == 0, res.stdout
+    out = str(tmp_path / "out")
+    untar(str(tmp_path / f"{name}.tar"), out)
+    return pem, out
+
+
 def test_tree_round_trips_through_age_tar_and_import(tree_mount, tmp_path):
     m = tree_mount
     src = os.path.join(m.store, "tree")
@@ -117,12 +128,7 @@ def test_tree_round_trips_through_age_tar_and_import(tree_mount, tmp_path):
     assert "live/example.org/cert.pem 0 0 777 l ../../archive/example.org/cert1.pem" in want[0]
     assert "theirs.key 1234 5678 644 f " in want[0] and "user.purpose" in want[2]
     m.unlock()
-    pem = tmp_path / "tree.pem"
-    pem.write_bytes(read_export(m, "tree.pem"))
-    res = age_decrypt(pem, tmp_path / "tree.tar", PASSWORD)
-    assert res.returncode == 0, res.stdout
-    out = str(tmp_path / "out")
-    untar(str(tmp_path / "tree.tar"), out)
+    pem, out = export_untarred(m, tmp_path, "tree")
     os.unlink(os.path.join(out, "tree", "KEYSET.ini"))
     os.unlink(os.path.join(out, "tree", "KEYSET.sig"))
     assert describe(os.path.join(out, "tree")) == want
@@ -189,12 +195,7 @@ def test_xattr_names_a_tar_would_change_are_not_carried(keyfs_bin, tmp_path):
         os.setxattr(key, name, value)
     for m in mounted_with(keyfs_bin, tmp_path, store, CONF):
         m.unlock()
-        pem = tmp_path / "odd.pem"
-        pem.write_bytes(read_export(m, "odd.pem"))
-        res = age_decrypt(pem, tmp_path / "odd.tar", PASSWORD)
-        assert res.returncode == 0, res.stdout
-        out = str(tmp_path / "out")
-        untar(str(tmp_path / "odd.tar"), out)
+        pem, out = export_untarred(m, tmp_path, "odd")
         assert sorted(os.listxattr(os.path.join(out, "odd", "host.key"))) == ["user.purpose"]
         shutil.rmtree(os.path.dirname(key))
         shutil.copyfile(pem, os.path.join(m.path, "import", "odd.pem"))
