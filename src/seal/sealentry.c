@@ -27,10 +27,10 @@ uint64_t sealcache_ino(const char *name)
 static bool ctag_of(const char *hex, uint64_t *tag);
 
 /* Reads the header of name's cache file into c, when its entry is made:
- * the first time the keyset is asked for. A file of the first format is
- * rewritten in the current one, its sealed bytes untouched; a file that
- * names another keyset is never served for this one. */
-static int read_cached(struct sealcache *sc, const char *name, struct cached *c)
+ * the first time the keyset is asked for. A file of the first format
+ * names no keyset (*first); a file that names another keyset is never
+ * served for this one. Only reads: this may run outside sc->lock. */
+static int read_cached(struct sealcache *sc, const char *name, struct cached *c, bool *first)
 {
 	struct sealfile h;
 	int fd, ret;
@@ -39,12 +39,8 @@ static int read_cached(struct sealcache *sc, const char *name, struct cached *c)
 	if (fd < 0)
 		return fd;
 	ret = sealfile_read(fd, &h);
-	if (!ret && !h.name[0]) {
-		snprintf(h.name, sizeof(h.name), "%s", name);
-		if (sealfile_rewrite(sc->cfd, name, fd, &h))
-			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
-				name);
-	} else if (!ret && strcmp(h.name, name)) {
+	*first = !ret && !h.name[0];
+	if (!ret && !*first && strcmp(h.name, name)) {
 		log_msg(LOG_WARNING, "seal cache file \"%s\" holds keyset \"%s\": not served",
 			name, h.name);
 		ret = -EINVAL;
@@ -57,6 +53,28 @@ static int read_cached(struct sealcache *sc, const char *name, struct cached *c)
 	memcpy(c->pwid, h.pwid, VERIFIER_ID_LEN);
 	c->has_ctag = ctag_of(h.content, &c->ctag);
 	return 0;
+}
+
+/* Rewrites name's cache file of the first format in the current one,
+ * its sealed bytes untouched, as its entry is made, under sc->lock. No
+ * seal of name can have landed since the file was read (a seal has an
+ * entry), so this never puts an older header over a newer seal, as a
+ * rewrite by each reader could. */
+static void upgrade_first(struct sealcache *sc, const char *name)
+{
+	struct sealfile h;
+	int fd;
+
+	fd = dirwalk_open_regular(sc->cfd, name, NULL, NULL);
+	if (fd < 0)
+		return;
+	if (!sealfile_read(fd, &h) && !h.name[0]) {
+		snprintf(h.name, sizeof(h.name), "%s", name);
+		if (sealfile_rewrite(sc->cfd, name, fd, &h))
+			log_msg(LOG_WARNING, "seal cache of \"%s\": upgrading the file format failed",
+				name);
+	}
+	close(fd);
 }
 
 static void keep_cached(struct entry *e, const struct cached *c)
@@ -119,9 +137,10 @@ struct entry *sc_entry_find(struct sealcache *sc, const char *name)
 }
 
 /* A new entry for name, with what its cache file holds: read already
- * (cached: NULL if it has none), or read now. */
+ * (cached: NULL if it has none; first: of the first format), or read
+ * now. Caller holds sc->lock. */
 static struct entry *entry_add(struct sealcache *sc, const char *name, const struct cached *cached,
-			       bool read)
+			       bool read, bool first)
 {
 	struct cached h;
 	struct entry *e;
@@ -132,10 +151,12 @@ static struct entry *entry_add(struct sealcache *sc, const char *name, const str
 	if (!e)
 		return NULL;
 	e->own_pw = meta_own_password(sc->state, name);
-	if (!read && keyset_name_valid(name) && !read_cached(sc, name, &h))
+	if (!read && keyset_name_valid(name) && !read_cached(sc, name, &h, &first))
 		cached = &h;
 	if (cached)
 		keep_cached(e, cached);
+	if (cached && first)
+		upgrade_first(sc, name);
 	return e;
 }
 
@@ -145,7 +166,7 @@ struct entry *sc_entry_get(struct sealcache *sc, const char *name)
 
 	/* none had a cache file at start, nor was one written since: a
 	 * seal has an entry */
-	return e ? e : entry_add(sc, name, NULL, sc_known_absent(sc, name));
+	return e ? e : entry_add(sc, name, NULL, sc_known_absent(sc, name), false);
 }
 
 struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
@@ -155,7 +176,7 @@ struct entry *sc_entry_next(struct sealcache *sc, size_t *pos, struct entry *e)
 
 struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *stamp, int *err)
 {
-	bool known, read, have = false, none = false;
+	bool known, read, have = false, none = false, first = false;
 	struct cached h;
 	struct entry *e;
 
@@ -177,11 +198,11 @@ struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *st
 	pthread_mutex_unlock(&sc->lock);
 	read = !known && keyset_name_valid(name);
 	if (read && !have && !none)
-		have = !read_cached(sc, name, &h);
+		have = !read_cached(sc, name, &h, &first);
 	pthread_mutex_lock(&sc->lock);
 	e = sc_entry_find(sc, name);
 	if (!e)
-		e = entry_add(sc, name, have ? &h : NULL, read);
+		e = entry_add(sc, name, have ? &h : NULL, read, first);
 	if (!e) {
 		pthread_mutex_unlock(&sc->lock);
 		*err = -ENOMEM;
