@@ -79,11 +79,6 @@ struct store_ops {
 	 * (<dir>/<keyset>/, members below), for a change watcher
 	 * (storewatch.h); the backend keeps it open. NULL: not such a tree. */
 	int (*tree_fd)(void *priv);
-	/* Optional, with tree_fd: stamp() of name through kfd, the
-	 * directory the caller opened as name below tree_fd (its offset
-	 * moves), so that a watcher that opened it to watch it does not open
-	 * it again. */
-	int (*stamp_at)(void *priv, const char *name, int kfd, uint64_t *stamp);
 	/* Optional: until batch(priv, false), this thread's calls may take
 	 * every change made before batch(priv, true) for all there is to
 	 * know. A listing or a status stamps every keyset: what a layer

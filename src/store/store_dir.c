@@ -118,17 +118,6 @@ static int open_keyset(struct dir_store *d, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-int sdir_stamp_at(void *priv, const char *name, int kfd, uint64_t *stamp)
-{
-	char raw[NAME_MAX + 1];
-
-	/* kfd is name's directory only if name is its own raw name */
-	if (sdir_real_name(name, raw) || strcmp(raw, name))
-		return sdir_stamp(priv, name, stamp);
-	*stamp = 0;
-	return keytree_stamp(kfd, NULL, stamp, NULL, 0);
-}
-
 int sdir_stamp(void *priv, const char *name, uint64_t *stamp)
 {
 	int kfd, ret;

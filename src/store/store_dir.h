@@ -28,7 +28,6 @@ int sdir_real_name(const char *name, char raw[static NAME_MAX + 1]);
 
 int sdir_list(void *priv, char ***names, size_t *n);
 int sdir_stamp(void *priv, const char *name, uint64_t *stamp);
-int sdir_stamp_at(void *priv, const char *name, int kfd, uint64_t *stamp);
 int sdir_why(void *priv, const char *name, char *why, size_t size);
 int sdir_read(void *priv, const char *name, struct keyset *ks);
 int sdir_put(void *priv, const struct keyset *ks, struct store_put *res);

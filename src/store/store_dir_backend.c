@@ -35,7 +35,6 @@ static const struct store_ops dir_ops = {
 	.versions = sdir_versions,
 	.activate = sdir_activate,
 	.tree_fd = dir_tree_fd,
-	.stamp_at = sdir_stamp_at,
 	.destroy = dir_destroy,
 };
 

@@ -53,7 +53,7 @@ static int w_list(void *priv, char ***names, size_t *n)
 
 static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 {
-	return sw_wnode_stamp(priv, name, -1, stamp);
+	return sw_wnode_stamp(priv, name, false, stamp);
 }
 
 static void w_batch(void *priv, bool on)

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "keyfs/htab.h"
+#include "keyfs/keyset.h"
 #include "keyfs/storewatch.h"
 
 struct wnode;
@@ -75,6 +76,13 @@ struct storewatch {
 	bool relist_due;		/* a store directory event applied, the list not
 					 * read again yet; protected by lock */
 	int root_wd;
+	bool here;			/* the thread's working directory is root */
+	/* The keyset some caller walked last, how many it walked, while
+	 * stamped is false: the first pass goes on past it. Protected by
+	 * lock. */
+	char walked[KEYSET_NAME_MAX + 1];
+	uint64_t nwalked;
+	bool stamped;
 	int efd;			/* eventfd: stop the thread */
 	pthread_t thread;
 	bool running;
@@ -99,9 +107,12 @@ bool sw_answer_now(struct storewatch *w);
  * the lock. */
 void sw_wnode_batch(struct storewatch *w, bool on);
 /* name's stamp: from memory while its node is valid, else walked (and
- * kept if it is watched and no event came meanwhile), through kfd if
- * the caller has name's directory open (else -1). Without the lock. */
-int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *stamp);
+ * kept if it was watched and no event came meanwhile); own: the
+ * thread's walk, not a listing's. Without the lock. */
+int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *stamp);
+/* The first pass's stamps of the keysets fresh, once all are watched,
+ * ahead of a listing made meanwhile; the thread only. */
+void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf);
 
 /* ---- storewatch_watch.c; the thread only ---- */
 /* The keyset directory watched as wd, and the keyset whose top is. */
@@ -112,8 +123,6 @@ void sw_wdir_drop(struct storewatch *w, struct wdir *d);
 void sw_top_drop(struct storewatch *w, struct wnode *n);
 /* Watches keyset n's directory rel (its top if ""), and what is below. */
 void sw_watch_keyset(struct storewatch *w, struct wnode *n, const char *rel);
-/* A keyset new to the list: watched, then its stamp walked and kept. */
-void sw_watch_first(struct storewatch *w, struct wnode *n);
 /* Drops every watch of keyset n: its directory is gone, or another one
  * has its name now. Walked until watched again. */
 void sw_unwatch_keyset(struct storewatch *w, struct wnode *n);

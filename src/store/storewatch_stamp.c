@@ -3,6 +3,8 @@
  * when nothing can have changed unseen (see storewatch_priv.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 
 #include "keyfs/bundle.h"
@@ -76,23 +78,20 @@ static int content_stamp(struct storewatch *w, const char *name, uint64_t base, 
 }
 
 struct snap {
-	bool known;
+	bool known, watched;
 	uint32_t gen, base_gen;
 	uint64_t base, stamp;
 	bool have_base;
 };
 
-/* Walks name's stamp (through kfd if open); what was known before (s)
- * tells whether an event came since and whether the walk alone says
- * anything new. */
-static int walk_stamp(struct storewatch *w, const char *name, int kfd, const struct snap *s,
+/* Walks name's stamp; what was known before (s) tells whether an event
+ * came since and whether the walk alone says anything new. */
+static int walk_stamp(struct storewatch *w, const char *name, const struct snap *s,
 		      uint64_t *base, uint64_t *stamp)
 {
-	const struct store_ops *ops = w->inner.ops;
 	int ret;
 
-	ret = kfd >= 0 && ops->stamp_at ? ops->stamp_at(w->inner.priv, name, kfd, base) :
-					  ops->stamp(w->inner.priv, name, base);
+	ret = w->inner.ops->stamp(w->inner.priv, name, base);
 	if (ret)
 		return ret;
 	*stamp = *base;
@@ -104,7 +103,7 @@ static int walk_stamp(struct storewatch *w, const char *name, int kfd, const str
 	return 0;
 }
 
-int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *stamp)
+int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *stamp)
 {
 	struct snap s = { 0 };
 	struct wnode *n;
@@ -123,17 +122,24 @@ int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *st
 		return ret;
 	}
 	if (n)
-		s = (struct snap){ true, n->gen, n->base_gen, n->base, n->stamp, n->have_base };
+		s = (struct snap){ true, n->watched, n->gen, n->base_gen, n->base, n->stamp,
+				   n->have_base };
 	pthread_mutex_unlock(&w->lock);
-	ret = walk_stamp(w, name, kfd, &s, &base, stamp);
+	ret = walk_stamp(w, name, &s, &base, stamp);
 	pthread_mutex_lock(&w->lock);
 	n = sw_wnode_find(w, name);
-	/* Kept only if no event came during the walk, and one would come.
-	 * Nor while events wait: they may be of changes this walk saw
+	if (n && !own && !w->stamped) {
+		snprintf(w->walked, sizeof(w->walked), "%s", name);
+		w->nwalked++;
+	}
+	/* Kept only if no event came during the walk, and one would have
+	 * come from its start: a watch added midway says nothing of what
+	 * changed before it, after the walk read it. Nor while events
+	 * wait: they may be of changes this walk saw
 	 * already, and applied after it they would make the next walk fold
 	 * the content into the stamp, a version no walk after a restart
 	 * finds again, for files that did not change. */
-	if (n && s.known && n->gen == s.gen && (n->watched || w->polling) &&
+	if (n && s.known && n->gen == s.gen && ((s.watched && n->watched) || w->polling) &&
 	    !events_pending(w)) {
 		n->base_gen = s.gen;
 		n->have_base = !ret;
@@ -146,3 +152,56 @@ int sw_wnode_stamp(struct storewatch *w, const char *name, int kfd, uint64_t *st
 	return ret;
 }
 
+/* Where a listing is in fresh (sorted as listed): the first keyset
+ * after the one it walked last. */
+static size_t listing_at(struct wnode *const *fresh, size_t nf, const char *walked)
+{
+	size_t lo = 0, hi = nf, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(fresh[mid]->name, walked) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* How far past a listing this thread goes on: about a readdirplus
+ * reply's worth of keysets, which the listing walks meanwhile. */
+#define LEAD 32
+
+/* Stamps each of fresh, watched and sorted as listed, that no one else
+ * stamped, from the start: a listing right after the mount goes the same
+ * way, one keyset at a time, and answers from memory what this thread
+ * stamped before it got there. When the listing walks one itself, it is
+ * ahead: this thread goes on past it. A second round takes what was
+ * passed over and not walked by the listing. */
+void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf)
+{
+	uint64_t seen = 0, stamp;
+	size_t k, at;
+	bool valid;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		for (k = 0; k < nf; k++) {
+			pthread_mutex_lock(&w->lock);
+			if (!round && w->nwalked != seen) {
+				seen = w->nwalked;
+				at = listing_at(fresh, nf, w->walked) + LEAD;
+				k = at > k ? at : k;
+			}
+			valid = k < nf && fresh[k]->valid;
+			pthread_mutex_unlock(&w->lock);
+			if (k >= nf)
+				break;
+			if (!valid)
+				sw_wnode_stamp(w, fresh[k]->name, true, &stamp);
+		}
+	}
+	pthread_mutex_lock(&w->lock);
+	w->stamped = true;
+	pthread_mutex_unlock(&w->lock);
+}

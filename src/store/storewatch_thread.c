@@ -84,13 +84,14 @@ static bool relist_once(struct storewatch *w)
 			w->fn(w->arg, n->name);
 		sw_wnode_free(n);
 	}
-	/* From the end of the list: a listing right after the mount goes
-	 * from its start, and a keyset this thread reached first it answers
-	 * from memory. Both from the start, the two would walk the same
-	 * keysets at once, the listing's walk lost (it came before any
-	 * watch); this way they meet in the middle. */
-	for (k = nf; k-- > 0;)
-		sw_watch_first(w, fresh[k]);
+	/* Watched first, all of them, from the start of the list: a few
+	 * calls each, so this pass runs ahead of a listing made right after
+	 * the mount, and every keyset that listing walks from then on is
+	 * kept (a walk is kept only once a watch would tell of a change).
+	 * Then stamped, ahead of that listing. */
+	for (k = 0; k < nf; k++)
+		sw_watch_keyset(w, fresh[k], "");
+	sw_stamp_fresh(w, fresh, nf);
 	free(fresh);
 	return same;
 }

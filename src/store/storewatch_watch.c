@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,17 +66,14 @@ void sw_wdir_drop(struct storewatch *w, struct wdir *d)
 	free(d);
 }
 
-/* Watches the directory dfd (rel below keyset n's top); -errno. */
-static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char *rel)
+/* Keeps watch wd (-errno: none) of keyset n's directory rel (its top
+ * if ""); -errno. */
+static int keep_watch(struct storewatch *w, int wd, struct wnode *n, const char *rel)
 {
-	char path[64];
 	struct wdir *d;
-	int wd;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
-	wd = inotify_add_watch(w->ifd, path, KEYSET_MASK);
 	if (wd < 0)
-		return -errno;
+		return wd;
 	if (sw_wdir_find(w, wd) || sw_top_find(w, wd))
 		return 0; /* the same directory, seen twice */
 	if (!*rel) {
@@ -100,6 +98,17 @@ static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char 
 	d->sib = n->dirs;
 	n->dirs = d;
 	return 0;
+}
+
+/* Watches the directory dfd (rel below keyset n's top); -errno. */
+static int watch_one(struct storewatch *w, int dfd, struct wnode *n, const char *rel)
+{
+	char path[64];
+	int wd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
+	wd = inotify_add_watch(w->ifd, path, KEYSET_MASK);
+	return keep_watch(w, wd < 0 ? -errno : wd, n, rel);
 }
 
 static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char *rel, int depth);
@@ -190,30 +199,53 @@ static int open_dir(struct storewatch *w, struct wnode *n, const char *rel)
 	return openat(w->root, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* Keyset n's top, watched by its name, not opened: a third of the
+ * calls, for each of a hundred thousand keysets at the start. The name
+ * is one component (keyset_name_valid()) and not followed if a link,
+ * as the open would not. -EAGAIN: it has subdirectories to watch too,
+ * through an open directory. */
+static int watch_top(struct storewatch *w, struct wnode *n)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int wd;
+
+	if (w->here)
+		wd = inotify_add_watch(w->ifd, n->name, KEYSET_MASK | IN_DONT_FOLLOW);
+	else if (snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", w->root, n->name) <
+		 (int)sizeof(path))
+		wd = inotify_add_watch(w->ifd, path, KEYSET_MASK | IN_DONT_FOLLOW);
+	else
+		return -EAGAIN;
+	if (wd < 0)
+		return errno == ENOSPC ? -ENOSPC : -EAGAIN;
+	/* the directory watched, or one put in its place since: the store
+	 * directory's event of that renews the watch */
+	if (!w->counts_subdirs || fstatat(w->root, n->name, &st, AT_SYMLINK_NOFOLLOW) ||
+	    st.st_dev != w->dev || st.st_nlink != 2)
+		return -EAGAIN;
+	return keep_watch(w, wd, n, "");
+}
+
 void sw_watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
 {
-	int fd = open_dir(w, n, rel);
+	int fd, ret = -EAGAIN;
 
+	if (w->ifd >= 0 && !*rel)
+		ret = watch_top(w, n);
+	if (ret != -EAGAIN) {
+		if (ret == -ENOSPC)
+			start_polling(w, "no inotify watches left (fs.inotify.max_user_watches)");
+		pthread_mutex_lock(&w->lock);
+		n->watched = !ret;
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	fd = open_dir(w, n, rel);
 	if (fd >= 0) {
 		watch_open(w, fd, n, rel);
 		close(fd);
 	}
-}
-
-/* A keyset new to the list: watched, then walked through the directory
- * it was watched by, so the stamp is kept. A walk before the watch, as
- * the seal cache's first look at the store makes, is not: a change in
- * between sent no event. */
-void sw_watch_first(struct storewatch *w, struct wnode *n)
-{
-	uint64_t stamp;
-	int fd = open_dir(w, n, "");
-
-	if (fd >= 0)
-		watch_open(w, fd, n, "");
-	sw_wnode_stamp(w, n->name, fd, &stamp);
-	if (fd >= 0)
-		close(fd);
 }
 
 /* Drops every watch of keyset n: its directory is gone, or another one
@@ -302,6 +334,9 @@ void sw_watch_root(struct storewatch *w)
 	pthread_mutex_lock(&w->lock);
 	w->qfd = w->ifd;
 	pthread_mutex_unlock(&w->lock);
+	/* This thread's own working directory, the store: watch_top()
+	 * names a keyset without a trip through /proc. */
+	w->here = !unshare(CLONE_FS) && !fchdir(w->root);
 }
 
 void sw_unwatch_all(struct storewatch *w)

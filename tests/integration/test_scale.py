@@ -139,3 +139,47 @@ def test_a_change_deep_in_a_keyset_is_seen(build, tmp_path, store):
         m.stop()
     finally:
         m.kill()
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda b: os.path.basename(b.rstrip("/")))
+def test_a_backup_right_after_the_start_has_the_changes_made_while_stopped(build, tmp_path,
+                                                                          store):
+    """Right after a mount, the store watcher watches every keyset, then
+    stamps them ahead of a listing, which stamps what it reaches first
+    itself. An rsync started with the mount, racing both, sends exactly
+    the exports of the keysets changed while keyfs was stopped (at the
+    start, the middle and the end of the list), with their new keys; the
+    rest keep their seals, and no keyset is left out. (README.txt tells
+    of this mount, so it is sent too.)"""
+    n = 3000
+    make_keysets(store, n)
+    changed_ks = ("t00000", f"t{n // 2:05d}", f"t{n - 1:05d}")
+    m = Mount(os.path.join(build, "keyfs"), str(tmp_path), store)
+    opts = f"recipients={recipients_file(tmp_path)}"
+    dst = str(tmp_path / "copy")
+    try:
+        m.start(opts=opts)
+        cache = os.path.join(store, ".keyfs", "cache")
+        assert wait_for(lambda: len(os.listdir(cache)) >= n + 2, 120), m.logtext()[-2000:]
+        files, _, _ = rsync(m.export, dst)
+        assert files == n + 3
+        m.stop()
+        for ks in changed_ks:
+            with open(os.path.join(store, ks, "key"), "ab") as f:
+                f.write(b"rotated while stopped " + ks.encode())
+        m.start(opts=opts)
+        sent = run(["rsync", "-a", "-i", m.export + "/", dst + "/"]).stdout.split("\n")
+        sent = sorted(line.split()[1] for line in sent
+                      if line.startswith(">f") and line.endswith(".pem"))
+        assert sent == [f"{ks}.pem" for ks in changed_ks], sent
+        assert len(os.listdir(dst)) == n + 3
+        for ks in changed_ks:
+            out = tmp_path / f"{ks}.tar"
+            run(["age", "-d", "-i", str(tmp_path / "id.txt"), "-o", str(out),
+                 os.path.join(dst, f"{ks}.pem")])
+            key = run(["tar", "-xOf", str(out), "--wildcards", "*/key"],
+                      text=False).stdout
+            assert key.endswith(b"rotated while stopped " + ks.encode())
+        m.stop()
+    finally:
+        m.kill()
