@@ -7,7 +7,10 @@
  *     a member written and for a keyset made;
  *   - the events of a change a walk saw already, read after it, leave
  *     the stamp as that walk found it, which is also what a store without
- *     the watcher (a restart) finds. */
+ *     the watcher (a restart) finds;
+ *   - a keyset's directory swapped for a link to one outside the store is
+ *     not watched through the link. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -281,6 +284,71 @@ static void test_batch(struct store *s, struct store *plain)
 	set_hold(false);
 }
 
+/* Whether this process watches inode ino with inotify (its fdinfo). */
+static bool watched(ino_t ino)
+{
+	char fd[PATH_MAX], link[64], line[512];
+	bool found = false;
+	unsigned long i;
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+	ssize_t n;
+
+	d = opendir("/proc/self/fd");
+	while (d && (de = readdir(d)) && !found) {
+		snprintf(fd, sizeof(fd), "/proc/self/fd/%s", de->d_name);
+		n = readlink(fd, link, sizeof(link) - 1);
+		if (n < 0 || (link[n] = 0, strcmp(link, "anon_inode:inotify")))
+			continue;
+		snprintf(fd, sizeof(fd), "/proc/self/fdinfo/%s", de->d_name);
+		f = fopen(fd, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "inotify wd:%*x ino:%lx", &i) == 1 && i == ino)
+				found = true;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A keyset's directory swapped for a link to a directory outside the
+ * store: the watcher renews the keyset's watch by its name, and does not
+ * follow the link to watch what it points at. */
+static void test_link_swapped_in(void)
+{
+	char out[sizeof(root) + 16], p[sizeof(root) + 16], old[sizeof(root) + 16],
+		key[sizeof(out) + 8];
+	struct stat st;
+	unsigned since;
+
+	snprintf(out, sizeof(out), "%s.outside", root);
+	snprintf(key, sizeof(key), "%s/k", out);
+	snprintf(p, sizeof(p), "%s/b", root);
+	snprintf(old, sizeof(old), "%s/.b-before", root);
+	if (!tap_ok(mkdir(out, 0700) == 0 && close(open(key, O_WRONLY | O_CREAT, 0600)) == 0,
+		    "a directory outside the store"))
+		return;
+	tap_ok(stat(p, &st) == 0 && watched(st.st_ino), "b's directory is watched");
+	set_hold(true);
+	write_rel("a/five", "5\n");
+	if (tap_ok(wait_held(), "the watcher's thread is held")) {
+		tap_ok(rename(p, old) == 0 && symlink(out, p) == 0, "b is a link outside now");
+		since = count_of(&lis.told_b);
+		set_hold(false);
+		tap_ok(wait_told(&lis.told_b, since), "the change of b is told");
+		tap_ok(stat(out, &st) == 0 && !watched(st.st_ino),
+		       "the directory the link points at is not watched");
+	}
+	set_hold(false);
+	unlink(p);
+	rename(old, p);
+	unlink(key);
+	rmdir(out);
+}
+
 int main(void)
 {
 	struct store s = { 0 }, plain = { 0 };
@@ -317,6 +385,7 @@ int main(void)
 		if (!ret) {
 			test_pending_events(&s, &plain);
 			test_batch(&s, &plain);
+			test_link_swapped_in();
 		}
 		set_hold(false);
 	}
