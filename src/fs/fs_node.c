@@ -14,7 +14,8 @@
 #include "fs_priv.h"
 
 struct fnode {
-	struct hnode h;		/* in nodes, by parent and name */
+	struct hnode h;		/* in nodes, by parent and name; once
+				 * unlinked, in gone by address */
 	struct fnode *parent;	/* NULL: unlinked, or a fixed node */
 	uint64_t nlookup;	/* the kernel's references */
 	char *name;		/* inl, or its own after a rename */
@@ -32,6 +33,9 @@ static struct fnode fixed[] = {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct htab nodes;	/* protected by lock */
+/* Unlinked nodes the kernel still holds: freed by its FORGET, or at the
+ * end if it sends none before the unmount. Protected by lock. */
+static struct htab gone;
 
 static bool is_fixed(const struct fnode *n)
 {
@@ -116,6 +120,8 @@ static void detach(struct fnode *n)
 	if (n && !is_fixed(n) && n->parent) {
 		htab_del(&nodes, &n->h);
 		n->parent = NULL;
+		n->h.hash = (uintptr_t)n;
+		htab_add(&gone, &n->h); /* if not, only the end does not free it */
 	}
 }
 
@@ -128,7 +134,7 @@ void fs_node_unref(fuse_ino_t ino, uint64_t count)
 	pthread_mutex_lock(&lock);
 	n->nlookup -= count < n->nlookup ? count : n->nlookup;
 	if (!n->nlookup) {
-		detach(n);
+		htab_del(n->parent ? &nodes : &gone, &n->h);
 		node_free(n);
 	}
 	pthread_mutex_unlock(&lock);
@@ -158,6 +164,7 @@ int fs_node_path(fuse_ino_t ino, const char *name, char path[static PATH_MAX])
 /* Caller holds lock. */
 static int move(struct fnode *n, struct fnode *to, const char *name)
 {
+	struct fnode *old = child(to, name);
 	char *copy = NULL;
 
 	if (strcmp(n->name, name)) {
@@ -165,7 +172,8 @@ static int move(struct fnode *n, struct fnode *to, const char *name)
 		if (!copy)
 			return -ENOMEM;
 	}
-	detach(child(to, name));
+	if (old != n)
+		detach(old); /* the file it replaces */
 	htab_del(&nodes, &n->h);
 	if (copy) {
 		if (n->name != n->inl)
@@ -210,17 +218,23 @@ fuse_ino_t fs_node_find(const char *dir, const char *name)
 	return ino;
 }
 
-void fs_node_free_all(void)
+static void free_table(struct htab *t)
 {
 	struct hnode *h, *next;
 	size_t pos = 0;
 
-	pthread_mutex_lock(&lock);
-	for (h = htab_next(&nodes, &pos, NULL); h; h = next) {
-		next = htab_next(&nodes, &pos, h);
+	for (h = htab_next(t, &pos, NULL); h; h = next) {
+		next = htab_next(t, &pos, h);
 		node_free((struct fnode *)h);
 	}
-	htab_free(&nodes);
+	htab_free(t);
+}
+
+void fs_node_free_all(void)
+{
+	pthread_mutex_lock(&lock);
+	free_table(&nodes);
+	free_table(&gone);
 	pthread_mutex_unlock(&lock);
 }
 
