@@ -171,13 +171,9 @@ static void start_polling(struct storewatch *w, const char *why)
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Watches keyset n's directory rel (its top if ""), and what is below;
- * fd is that directory, the caller's. */
-static void watch_open(struct storewatch *w, int fd, struct wnode *n, const char *rel)
+/* What watching keyset n's directory rel (its top if "") came to. */
+static void watched(struct storewatch *w, struct wnode *n, const char *rel, int ret)
 {
-	int ret;
-
-	ret = watch_tree(w, fd, n, rel, 0);
 	if (ret == -ENOSPC)
 		start_polling(w, "no inotify watches left (fs.inotify.max_user_watches)");
 	if (!*rel) {
@@ -233,19 +229,14 @@ void sw_watch_keyset(struct storewatch *w, struct wnode *n, const char *rel)
 
 	if (w->ifd >= 0 && !*rel)
 		ret = watch_top(w, n);
-	if (ret != -EAGAIN) {
-		if (ret == -ENOSPC)
-			start_polling(w, "no inotify watches left (fs.inotify.max_user_watches)");
-		pthread_mutex_lock(&w->lock);
-		n->watched = !ret;
-		pthread_mutex_unlock(&w->lock);
-		return;
-	}
-	fd = open_dir(w, n, rel);
-	if (fd >= 0) {
-		watch_open(w, fd, n, rel);
+	if (ret == -EAGAIN) {
+		fd = open_dir(w, n, rel);
+		if (fd < 0)
+			return;
+		ret = watch_tree(w, fd, n, rel, 0);
 		close(fd);
 	}
+	watched(w, n, rel, ret);
 }
 
 /* Drops every watch of keyset n: its directory is gone, or another one
