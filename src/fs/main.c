@@ -444,6 +444,17 @@ static void keyfs_close(struct keyfs *k)
 	recipients_put(k->rcp); /* if the start stopped before the seal cache took it */
 }
 
+/* SIGINT and SIGTERM, which libfuse's handlers take for a stop. */
+static const sigset_t *stop_signals(void)
+{
+	static sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	return &set;
+}
+
 static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 {
 	struct fuse_loop_config *loop = NULL;
@@ -470,6 +481,9 @@ static int serve(struct keyfs *k, struct fuse_args *args, struct cmdline *cl)
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		goto out_signals;
+	/* A stop asked for meanwhile is taken now; the loop's threads are
+	 * made from here on, so they take one too (see main()). */
+	pthread_sigmask(SIG_UNBLOCK, stop_signals(), NULL);
 	ret = fuse_session_loop_mt(se, loop);
 	/* A positive result is the signal that stopped the loop: a clean stop. */
 	ret = ret < 0 ? 1 : 0;
@@ -525,10 +539,15 @@ int main(int argc, char *argv[])
 	log_init("keyfs", true, cl.debug);
 	ret = EXIT_FAILURE;
 	/* SIGHUP goes to the sources thread only (sigtimedwait): block it
-	 * before any thread exists so that every thread inherits the mask. */
+	 * before any thread exists so that every thread inherits the mask.
+	 * A stop (SIGINT, SIGTERM) goes to the loop's threads only: its
+	 * handler merely marks the session ended, and only a loop thread is
+	 * woken by it from its wait. Taken by another of keyfs' threads, the
+	 * loop slept on until the next request. serve() unblocks them. */
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+	pthread_sigmask(SIG_BLOCK, stop_signals(), NULL);
 	if (sodium_init() < 0 || keyfs_open(&k))
 		goto out_close;
 	snprintf(mount_opts, sizeof(mount_opts), "-odefault_permissions,fsname=keyfs,subtype=keyfs%s",
