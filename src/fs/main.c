@@ -542,8 +542,9 @@ int main(int argc, char *argv[])
 	 * before any thread exists so that every thread inherits the mask.
 	 * A stop (SIGINT, SIGTERM) goes to the loop's threads only: its
 	 * handler merely marks the session ended, and only a loop thread is
-	 * woken by it from its wait. Taken by another of keyfs' threads, the
-	 * loop slept on until the next request. serve() unblocks them. */
+	 * woken by it from its wait. Taken by another of keyfs' threads, it
+	 * could leave the loop asleep until the next request. serve()
+	 * unblocks them. */
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);

@@ -138,14 +138,17 @@ static int watch_below(int dirfd, const char *name, mode_t type, void *arg)
 	return ret;
 }
 
-/* Whether directory dfd has no subdirectory, as its link count says on
- * a filesystem that counts them (its name and its "." make two): one
- * fstat instead of reading it, for nearly every keyset. */
-static bool leaf(const struct storewatch *w, int dfd)
+/* Whether directory name below dfd (dfd itself if "") has no
+ * subdirectory, as its link count says on a filesystem that counts them
+ * (its name and its "." make two): one stat instead of reading it, for
+ * nearly every keyset. */
+static bool leaf(const struct storewatch *w, int dfd, const char *name)
 {
 	struct stat st;
 
-	return w->counts_subdirs && !fstat(dfd, &st) && st.st_dev == w->dev && st.st_nlink == 2;
+	return w->counts_subdirs &&
+	       !fstatat(dfd, name, &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) &&
+	       st.st_dev == w->dev && st.st_nlink == 2;
 }
 
 /* Watches dfd and every directory below it; a tree deeper than any
@@ -156,7 +159,7 @@ static int watch_tree(struct storewatch *w, int dfd, struct wnode *n, const char
 	int ret;
 
 	ret = watch_one(w, dfd, n, rel);
-	if (ret || depth > KEYSET_DEPTH_MAX || leaf(w, dfd))
+	if (ret || depth > KEYSET_DEPTH_MAX || leaf(w, dfd, ""))
 		return ret;
 	return dirwalk_types_fd(dfd, watch_below, &(struct below){ w, n, rel, depth });
 }
@@ -203,7 +206,6 @@ static int open_dir(struct storewatch *w, struct wnode *n, const char *rel)
 static int watch_top(struct storewatch *w, struct wnode *n)
 {
 	char path[PATH_MAX];
-	struct stat st;
 	int wd;
 
 	if (w->here)
@@ -217,8 +219,7 @@ static int watch_top(struct storewatch *w, struct wnode *n)
 		return errno == ENOSPC ? -ENOSPC : -EAGAIN;
 	/* the directory watched, or one put in its place since: the store
 	 * directory's event of that renews the watch */
-	if (!w->counts_subdirs || fstatat(w->root, n->name, &st, AT_SYMLINK_NOFOLLOW) ||
-	    st.st_dev != w->dev || st.st_nlink != 2)
+	if (!leaf(w, w->root, n->name))
 		return -EAGAIN;
 	return keep_watch(w, wd, n, "");
 }
