@@ -35,5 +35,7 @@ size_t pool_pending(struct pool *p);
  * background, such as the first look at every keyset after a mount,
  * which a request from a reader must not wait behind for the CPU. */
 void thread_background(void);
+/* Names the calling thread as ps -L and top -H show it (15 bytes). */
+void thread_name(const char *name);
 
 #endif

@@ -38,6 +38,7 @@ static void *worker(void *arg)
 	struct pool *p = arg;
 	struct pool_item *it;
 
+	thread_name("keyfs-seal");
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		if (!p->head) {
@@ -147,6 +148,11 @@ size_t pool_pending(struct pool *p)
 	n = p->queued + p->running;
 	pthread_mutex_unlock(&p->lock);
 	return n;
+}
+
+void thread_name(const char *name)
+{
+	(void)pthread_setname_np(pthread_self(), name);
 }
 
 void thread_background(void)

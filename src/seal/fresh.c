@@ -278,6 +278,7 @@ static void *writer_run(void *arg)
 	struct timespec until;
 	bool stop, loaded;
 
+	thread_name("keyfs-record");
 	/* the journal first, at the daemon's priority: requests wait */
 	loaded = fr_log_read(f);
 	pthread_mutex_lock(&f->lock);

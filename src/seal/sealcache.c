@@ -213,6 +213,7 @@ static void *first_scan(void *arg)
 	char **names;
 	size_t n;
 
+	thread_name("keyfs-scan");
 	thread_background();
 	/* Listing the store now too would slow a first listing of export/,
 	 * and a cache with seals waits for the watcher anyway. */

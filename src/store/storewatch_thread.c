@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "keyfs/log.h"
+#include "keyfs/pool.h"
 
 #include "storewatch_priv.h"
 
@@ -292,6 +293,7 @@ void *storewatch_main(void *arg)
 	bool list, overflow;
 	int timeout;
 
+	thread_name("keyfs-watch");
 	sw_watch_root(w);
 	relist(w);
 	if (w->ready_fn)

@@ -157,6 +157,20 @@ def test_clean_stop_on_sigterm(keyfs_bin, tmp_path, store):
         m.kill()
 
 
+def test_threads_say_what_they_do(keyfs_bin, tmp_path, store):
+    """ps -L and top -H tell the daemon's background work from the
+    threads that answer requests, which keep the daemon's name."""
+    from conftest import Mount
+    m = Mount(keyfs_bin, str(tmp_path), store).start()
+    try:
+        task = f"/proc/{m.proc.pid}/task"
+        names = {open(f"{task}/{t}/comm").read().strip() for t in os.listdir(task)}
+        assert {"keyfs", "keyfs-watch", "keyfs-seal", "keyfs-record"} <= names, names
+        m.stop()
+    finally:
+        m.kill()
+
+
 def test_work_factor_out_of_range_is_refused(keyfs_bin, tmp_path, store):
     res = run([keyfs_bin, "-f", "-o", f"store={store},work_factor=23", str(tmp_path)], check=False)
     assert res.returncode != 0
