@@ -103,6 +103,32 @@ static int walk_stamp(struct storewatch *w, const char *name, const struct snap 
 	return 0;
 }
 
+static struct snap snap_of(const struct wnode *n)
+{
+	return (struct snap){ true, n->watched, n->gen, n->base_gen, n->base, n->stamp,
+			      n->have_base };
+}
+
+/* Keeps a walk of n if no event came during it, and one would have
+ * come from its start: a watch added midway says nothing of what
+ * changed before it, after the walk read it. Nor while events wait
+ * (pending): they may be of changes this walk saw already, and applied
+ * after it they would make the next walk fold the content into the
+ * stamp, a version no walk after a restart finds again, for files that
+ * did not change. Caller holds w->lock. */
+static void keep(struct storewatch *w, struct wnode *n, const struct snap *s, bool pending,
+		 uint64_t base, uint64_t stamp, int err)
+{
+	if (!s->known || n->gen != s->gen || pending || !((s->watched && n->watched) || w->polling))
+		return;
+	n->base_gen = s->gen;
+	n->have_base = !err;
+	n->base = base;
+	n->stamp = stamp;
+	n->err = err;
+	n->valid = true;
+}
+
 int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *stamp)
 {
 	struct snap s = { 0 };
@@ -122,8 +148,7 @@ int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *s
 		return ret;
 	}
 	if (n)
-		s = (struct snap){ true, n->watched, n->gen, n->base_gen, n->base, n->stamp,
-				   n->have_base };
+		s = snap_of(n);
 	pthread_mutex_unlock(&w->lock);
 	ret = walk_stamp(w, name, &s, &base, stamp);
 	pthread_mutex_lock(&w->lock);
@@ -132,22 +157,8 @@ int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *s
 		snprintf(w->walked, sizeof(w->walked), "%s", name);
 		w->nwalked++;
 	}
-	/* Kept only if no event came during the walk, and one would have
-	 * come from its start: a watch added midway says nothing of what
-	 * changed before it, after the walk read it. Nor while events
-	 * wait: they may be of changes this walk saw
-	 * already, and applied after it they would make the next walk fold
-	 * the content into the stamp, a version no walk after a restart
-	 * finds again, for files that did not change. */
-	if (n && s.known && n->gen == s.gen && ((s.watched && n->watched) || w->polling) &&
-	    !events_pending(w)) {
-		n->base_gen = s.gen;
-		n->have_base = !ret;
-		n->base = base;
-		n->stamp = *stamp;
-		n->err = ret;
-		n->valid = true;
-	}
+	if (n)
+		keep(w, n, &s, events_pending(w), base, *stamp, ret);
 	pthread_mutex_unlock(&w->lock);
 	return ret;
 }
@@ -172,34 +183,70 @@ static size_t listing_at(struct wnode *const *fresh, size_t nf, const char *walk
  * reply's worth of keysets, which the listing walks meanwhile. */
 #define LEAD 32
 
+/* Keysets walked between two looks at the lock and the event queue. */
+#define BATCH 16
+
+struct batch {
+	struct wnode *n[BATCH];
+	struct snap s[BATCH];
+	uint64_t base[BATCH], stamp[BATCH];
+	int err[BATCH];
+	size_t len;
+};
+
+/* Takes into b up to BATCH keysets of fresh from *k on that are still
+ * to be stamped; in the first round, from past where a listing walked
+ * last if that is further. Caller holds w->lock. */
+static void batch_take(struct storewatch *w, struct wnode *const *fresh, size_t nf, size_t *k,
+		       bool first, uint64_t *seen, struct batch *b)
+{
+	size_t at;
+
+	if (first && w->nwalked != *seen) {
+		*seen = w->nwalked;
+		at = listing_at(fresh, nf, w->walked) + LEAD;
+		*k = at > *k ? at : *k;
+	}
+	for (b->len = 0; *k < nf && b->len < BATCH; (*k)++)
+		if (!fresh[*k]->valid) {
+			b->n[b->len] = fresh[*k];
+			b->s[b->len++] = snap_of(fresh[*k]);
+		}
+}
+
 /* Stamps each of fresh, watched and sorted as listed, that no one else
  * stamped, from the start: a listing right after the mount goes the same
  * way, one keyset at a time, and answers from memory what this thread
  * stamped before it got there. When the listing walks one itself, it is
  * ahead: this thread goes on past it. A second round takes what was
- * passed over and not walked by the listing. */
+ * passed over and not walked by the listing.
+ *
+ * Walked a batch at a time, the event queue asked once after each: only
+ * this thread reads it, and it is not reading now, so a queue empty
+ * after the batch's last walk was empty after each of its walks. */
 void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf)
 {
-	uint64_t seen = 0, stamp;
-	size_t k, at;
-	bool valid;
+	size_t k, i;
+	uint64_t seen = 0;
+	struct batch b;
+	bool pending;
 	int round;
 
 	for (round = 0; round < 2; round++) {
-		for (k = 0; k < nf; k++) {
+		k = 0;
+		do {
 			pthread_mutex_lock(&w->lock);
-			if (!round && w->nwalked != seen) {
-				seen = w->nwalked;
-				at = listing_at(fresh, nf, w->walked) + LEAD;
-				k = at > k ? at : k;
-			}
-			valid = k < nf && fresh[k]->valid;
+			batch_take(w, fresh, nf, &k, !round, &seen, &b);
 			pthread_mutex_unlock(&w->lock);
-			if (k >= nf)
-				break;
-			if (!valid)
-				sw_wnode_stamp(w, fresh[k]->name, true, &stamp);
-		}
+			for (i = 0; i < b.len; i++)
+				b.err[i] = walk_stamp(w, b.n[i]->name, &b.s[i], &b.base[i],
+						      &b.stamp[i]);
+			pthread_mutex_lock(&w->lock);
+			pending = events_pending(w);
+			for (i = 0; i < b.len; i++)
+				keep(w, b.n[i], &b.s[i], pending, b.base[i], b.stamp[i], b.err[i]);
+			pthread_mutex_unlock(&w->lock);
+		} while (b.len);
 	}
 	pthread_mutex_lock(&w->lock);
 	w->stamped = true;
