@@ -193,7 +193,7 @@ struct entry *sc_entry_lock(struct sealcache *sc, const char *name, uint64_t *st
 	known = sc_entry_find(sc, name) != NULL;
 	if (!known) {
 		have = sc_index_get(sc, name, &h);
-		none = sc_known_absent(sc, name);
+		none = !have && sc_known_absent(sc, name);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	read = !known && keyset_name_valid(name);

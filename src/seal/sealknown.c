@@ -244,6 +244,22 @@ static bool index_read(struct sealcache *sc)
 	return whole;
 }
 
+/* Drops the index's records of seals gone since it was written: a
+ * record found is then a seal there is, at one search. Both sorted. */
+static void index_keep_sealed(struct sealcache *sc)
+{
+	const uint64_t *h = sc->sealed.h, *end = h + sc->sealed.n;
+	size_t i, n = 0;
+
+	for (i = 0; i < sc->nindex; i++) {
+		while (h < end && *h < sc->index[i].h)
+			h++;
+		if (h < end && *h == sc->index[i].h)
+			sc->index[n++] = sc->index[i];
+	}
+	sc->nindex = n;
+}
+
 bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c)
 {
 	const struct index_rec *r;
@@ -253,7 +269,7 @@ bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c
 	if (!sc->known || !sc->nindex)
 		return false;
 	h = sc_name_hash(name);
-	r = sealed(&sc->sealed, h) ? hash_find(sc->index, sc->nindex, sizeof(*sc->index), h) : NULL;
+	r = hash_find(sc->index, sc->nindex, sizeof(*sc->index), h);
 	if (r)
 		*c = r->c;
 	return r != NULL;
@@ -333,6 +349,7 @@ int sc_known_load(struct sealcache *sc)
 	sc->known = sc->listed && trusted;
 	if (!sc->listed)
 		sc_known_drop(sc);
+	index_keep_sealed(sc);
 	return ret;
 }
 
