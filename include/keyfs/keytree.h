@@ -85,6 +85,14 @@ int keytree_read_top(int kfd, struct keyset *ks);
 int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,
 		  size_t why_size);
 
+/* keytree_stamp() of the tree at dfd/dir (no selection), when its top
+ * directory is known to hold exactly the regular files files (names
+ * each ended by a NUL, the list by an empty name) and nothing else:
+ * each is stat'ed by its path, the directory is not listed. -EAGAIN
+ * when one is no longer a regular file or fails a check: the caller
+ * walks the tree, which says why. */
+int keytree_stamp_files(int dfd, const char *dir, const char *files, uint64_t *stamp);
+
 /* Writes ks into the empty directory dfd: directories with their modes
  * (set once their contents are written), files through a temporary name
  * (write, owner, mode, xattrs, times, fsync, rename), symlinks through

@@ -85,6 +85,11 @@ struct store_ops {
 	 * must ask the system before each answer from memory, it asks once
 	 * (storewatch.h). */
 	void (*batch)(void *priv, bool on);
+	/* Optional: a first stamp of every keyset was asked for since the
+	 * store was opened (the store watcher's first pass); what the
+	 * backend kept to make those fast may go, and a clean stop may
+	 * keep some for the next start. */
+	void (*settled)(void *priv);
 	void (*destroy)(void *priv);
 };
 

@@ -488,3 +488,25 @@ int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, ch
 	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
 	return ret;
 }
+
+int keytree_stamp_files(int dfd, const char *dir, const char *files, uint64_t *stamp)
+{
+	uint64_t acc[2] = { 0, 0 };
+	struct keytree_walk w = { 0 };
+	char path[PATH_MAX];
+	const char *f;
+	struct stat st;
+
+	for (f = files; *f; f += strlen(f) + 1) {
+		struct keytree_entry e = { -1, f, f, &st, NULL };
+
+		if (snprintf(path, sizeof(path), "%s/%s", dir, f) >= (int)sizeof(path) ||
+		    fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			return -EAGAIN;
+		w.entries++;
+		if (check_entry(&w, &e, NULL) || stamp_member(&e, acc))
+			return -EAGAIN;
+	}
+	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
+	return 0;
+}

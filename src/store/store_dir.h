@@ -4,6 +4,8 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "keyfs/keyset.h"
 #include "keyfs/state.h"
@@ -12,10 +14,17 @@
 #define VERSIONS_DIR STATE_VERSIONS
 #define TMP_DIR STATE_TMP
 
+struct dir_walks;
+
 struct dir_store {
 	int dfd;		/* the store directory */
 	int sfd;		/* keyfs' state directory (borrowed) */
 	pthread_mutex_t write_lock; /* held by restores and activations */
+	/* What the last clean stop found (store_dir_walks.c), until the
+	 * store watcher's first pass is over (settled). */
+	pthread_rwlock_t walks_lock;
+	struct dir_walks *walks;
+	bool settled;
 };
 
 /* Reads the keyset in directory kfd (members sorted). */
@@ -33,6 +42,15 @@ int sdir_read(void *priv, const char *name, struct keyset *ks);
 int sdir_put(void *priv, const struct keyset *ks, struct store_put *res);
 int sdir_versions(void *priv, const char *name, unsigned **v, size_t *n);
 int sdir_activate(void *priv, const char *name, unsigned version, unsigned *kept);
+/* store_dir_walks.c: read at open, used by sdir_stamp() until settled,
+ * written at a clean stop if settled. sdir_walks_stamp(): name's stamp
+ * from its record (raw: its directory), or -EAGAIN: walk it. */
+void sdir_walks_load(struct dir_store *d);
+int sdir_walks_stamp(struct dir_store *d, const char *name, const char *raw, uint64_t *stamp);
+void sdir_walks_settled(void *priv);
+void sdir_walks_save(struct dir_store *d);
+void sdir_walks_close(struct dir_store *d);
+
 /* Removes what a crash left in the temp directory. */
 void sdir_clean_tmp(struct dir_store *d);
 

@@ -15,6 +15,8 @@ static void dir_destroy(void *priv)
 {
 	struct dir_store *d = priv;
 
+	sdir_walks_save(d);
+	sdir_walks_close(d);
 	close(d->dfd);
 	pthread_mutex_destroy(&d->write_lock);
 	free(d);
@@ -35,6 +37,7 @@ static const struct store_ops dir_ops = {
 	.versions = sdir_versions,
 	.activate = sdir_activate,
 	.tree_fd = dir_tree_fd,
+	.settled = sdir_walks_settled,
 	.destroy = dir_destroy,
 };
 
@@ -74,6 +77,7 @@ int store_dir_open(const char *dir, const struct state *state, struct store *s)
 	}
 	pthread_mutex_init(&d->write_lock, NULL);
 	sdir_clean_tmp(d);
+	sdir_walks_load(d);
 	s->ops = &dir_ops;
 	s->priv = d;
 	return 0;

@@ -296,6 +296,8 @@ void *storewatch_main(void *arg)
 	thread_name("keyfs-watch");
 	sw_watch_root(w);
 	relist(w);
+	if (w->inner.ops->settled)
+		w->inner.ops->settled(w->inner.priv);
 	if (w->ready_fn)
 		w->ready_fn(w->ready_arg);
 	next_scan = now_ms() + RESCAN_MIN_MS;

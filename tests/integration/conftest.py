@@ -211,7 +211,7 @@ def age_seal(src, dst, password, armor=True, logn=10):
 # Derived state that sealing rewrites in the background, the record of
 # which keyfs serves the store, and the key it signs exports with (made
 # at first start): never keys of a keyset.
-DERIVED = (".keyfs/cache/", ".keyfs/cache.all", ".keyfs/verifier", ".keyfs/fresh/",
+DERIVED = (".keyfs/cache/", ".keyfs/cache.all", ".keyfs/walks", ".keyfs/verifier", ".keyfs/fresh/",
            ".keyfs/fresh.all", ".keyfs/fresh.log", ".keyfs/.fresh.log.tmp", ".keyfs/problems/",
            ".keyfs/owner", ".keyfs/signing.key")
 

@@ -8,6 +8,7 @@ The 20 000-keyset test runs once, with the first build of KEYFS_BUILDS
 data structures, not about memory errors a second build would find."""
 import os
 import re
+import time
 
 import pytest
 
@@ -150,7 +151,11 @@ def test_a_backup_right_after_the_start_has_the_changes_made_while_stopped(build
     the exports of the keysets changed while keyfs was stopped (at the
     start, the middle and the end of the list), with their new keys; the
     rest keep their seals, and no keyset is left out. (README.txt tells
-    of this mount, so it is sent too.)"""
+    of this mount, so it is sent too.) The clean stop recorded what each
+    keyset directory held (STATE/walks), so the first stamps stat the
+    files without listing the directories: a key appended to is seen
+    there, and a file added beside a key is seen although the directory's
+    mtime was set back, as its change time moved."""
     n = 3000
     make_keysets(store, n)
     changed_ks = ("t00000", f"t{n // 2:05d}", f"t{n - 1:05d}")
@@ -163,10 +168,21 @@ def test_a_backup_right_after_the_start_has_the_changes_made_while_stopped(build
         assert wait_for(lambda: len(os.listdir(cache)) >= n + 2, 120), m.logtext()[-2000:]
         files, _, _ = rsync(m.export, dst)
         assert files == n + 3
+        # a directory changed in the last 2 s before a stop gets no record
+        newest = os.stat(os.path.join(store, f"t{n - 1:05d}")).st_ctime
+        time.sleep(max(0.0, 2.5 - (time.time() - newest)))
         m.stop()
-        for ks in changed_ks:
+        with open(os.path.join(store, ".keyfs", "walks")) as f:
+            assert f.read().endswith(f"\nend {n + 2}\n")  # and db, web
+        rotated = (changed_ks[0], changed_ks[2])
+        for ks in rotated:
             with open(os.path.join(store, ks, "key"), "ab") as f:
                 f.write(b"rotated while stopped " + ks.encode())
+        mid = os.path.join(store, changed_ks[1])
+        st = os.stat(mid)
+        with open(os.path.join(mid, "extra"), "wb") as f:
+            f.write(b"added while stopped")
+        os.utime(mid, ns=(st.st_atime_ns, st.st_mtime_ns))
         m.start(opts=opts)
         sent = run(["rsync", "-a", "-i", m.export + "/", dst + "/"]).stdout.split("\n")
         sent = sorted(line.split()[1] for line in sent
@@ -174,12 +190,15 @@ def test_a_backup_right_after_the_start_has_the_changes_made_while_stopped(build
         assert sent == [f"{ks}.pem" for ks in changed_ks], sent
         assert len(os.listdir(dst)) == n + 3
         for ks in changed_ks:
-            out = tmp_path / f"{ks}.tar"
-            run(["age", "-d", "-i", str(tmp_path / "id.txt"), "-o", str(out),
+            run(["age", "-d", "-i", str(tmp_path / "id.txt"), "-o", str(tmp_path / f"{ks}.tar"),
                  os.path.join(dst, f"{ks}.pem")])
-            key = run(["tar", "-xOf", str(out), "--wildcards", "*/key"],
+        for ks in rotated:
+            key = run(["tar", "-xOf", str(tmp_path / f"{ks}.tar"), "--wildcards", "*/key"],
                       text=False).stdout
             assert key.endswith(b"rotated while stopped " + ks.encode())
+        extra = run(["tar", "-xOf", str(tmp_path / f"{changed_ks[1]}.tar"), "--wildcards",
+                     "*/extra"], text=False).stdout
+        assert extra == b"added while stopped"
         m.stop()
     finally:
         m.kill()

@@ -676,6 +676,164 @@ static void test_odd_names(struct store *s)
 	       "only canonical escapes are valid");
 }
 
+/* Stamps of w's keysets a..e, into st[]. */
+static void stamps_of(struct store *s, uint64_t st[5])
+{
+	static const char *names[] = { "a", "b", "c", "d", "e" };
+	int i;
+
+	for (i = 0; i < 5; i++)
+		if (stamp(s, names[i], &st[i]))
+			tap_ok(false, "stamp %s", names[i]);
+}
+
+static bool open_w(struct store *s, struct state *ws)
+{
+	char p[PATH_MAX], sp[PATH_MAX];
+
+	path_of(p, sizeof(p), "w");
+	path_of(sp, sizeof(sp), "w/.keyfs");
+	return !state_open(ws, sp) && !store_open("dir", p, ws, s);
+}
+
+static void close_w(struct store *s, struct state *ws)
+{
+	store_close(s);
+	state_close(ws);
+}
+
+/* What the stamps are with the records of the last stop (h), and with
+ * walks once settled (w): the same, if the records were trusted only
+ * where they hold. */
+static void stamps_both(uint64_t h[5], uint64_t w[5])
+{
+	struct state ws = { .fd = -1 };
+	struct store s = { 0 };
+
+	if (!open_w(&s, &ws)) {
+		tap_ok(false, "open w");
+		return;
+	}
+	stamps_of(&s, h);
+	s.ops->settled(s.priv);
+	stamps_of(&s, w);
+	close_w(&s, &ws);
+}
+
+/* STATE/walks: a clean stop records what each keyset directory held; the
+ * next start stamps from it while the directory is unchanged, and walks
+ * where anything may have changed while keyfs was stopped. */
+static void test_walks(void)
+{
+	uint64_t s0[5], h[5], w[5];
+	struct state ws = { .fd = -1 };
+	struct store s = { 0 };
+	char p[PATH_MAX], line[256];
+	FILE *f;
+	int i, lines = 0;
+	bool a = false, b = false, e = false, other = false;
+
+	mkdir_rel("w");
+	mkdir_rel("w/a");
+	write_rel("w/a/k1", "one", 3, 0600, T0);
+	write_rel("w/a/k2", "two", 3, 0600, T0);
+	mkdir_rel("w/b");
+	write_rel("w/b/k", "bee", 3, 0600, T0);
+	mkdir_rel("w/c");
+	mkdir_rel("w/c/sub");
+	write_rel("w/c/sub/k", "sub", 3, 0600, T0);
+	mkdir_rel("w/d");
+	write_rel("w/d/k", "dee", 3, 0600, T0);
+	path_of(p, sizeof(p), "w/d/l");
+	if (symlink("k", p))
+		tap_ok(false, "symlink: %m");
+	mkdir_rel("w/e");
+	/* directories changed within 2 s of a stop get no record */
+	sleep(3);
+
+	/* no first pass, no record: keyfsctl and failed starts write none */
+	if (!tap_ok(open_w(&s, &ws), "open w"))
+		return;
+	close_w(&s, &ws);
+	path_of(p, sizeof(p), "w/.keyfs/walks");
+	tap_ok(access(p, F_OK) && errno == ENOENT, "no records without a first pass");
+
+	if (!open_w(&s, &ws))
+		return;
+	stamps_of(&s, s0);
+	s.ops->settled(s.priv);
+	close_w(&s, &ws);
+	f = fopen(p, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		lines++;
+		a |= !strncmp(line, "a ", 2) && (strstr(line, " 2 k1 k2\n") || strstr(line, " 2 k2 k1\n"));
+		b |= !strncmp(line, "b ", 2) && strstr(line, " 1 k\n");
+		e |= !strncmp(line, "e ", 2) && strstr(line, " 0\n");
+		other |= !strncmp(line, "c ", 2) || !strncmp(line, "d ", 2);
+	}
+	if (f)
+		fclose(f);
+	tap_ok(a && b && e && !other && lines == 5,
+	       "a clean stop records keysets of files only (a, b, e; not c, d)");
+
+	stamps_both(h, w);
+	for (i = 0; i < 5; i++)
+		tap_ok(h[i] == s0[i] && w[i] == s0[i], "keyset %c: the same stamp from the record", 'a' + i);
+
+	/* while stopped: a's content, b gets a file and its times set back,
+	 * e is made anew */
+	write_rel("w/a/k1", "uno", 3, 0600, T0);
+	write_rel("w/b/new", "n", 1, 0600, T0);
+	set_mtime_rel("w/b", T0);
+	path_of(p, sizeof(p), "w/e");
+	if (rmdir(p) || mkdir(p, 0700))
+		tap_ok(false, "e anew: %m");
+	stamps_both(h, w);
+	tap_ok(h[0] == w[0] && h[0] != s0[0], "a file rewritten while stopped changes the stamp");
+	tap_ok(h[1] == w[1] && h[1] != s0[1], "a file added while stopped: walked, whatever the mtime");
+	tap_ok(h[2] == w[2] && h[3] == w[3] && h[4] == w[4], "the others as walked");
+
+	/* The record is what is trusted: one naming k1 alone gives a's
+	 * stamp without k2. */
+	sleep(3);
+	if (!open_w(&s, &ws))
+		return;
+	s.ops->settled(s.priv);
+	stamps_of(&s, s0);
+	close_w(&s, &ws);
+	path_of(p, sizeof(p), "w/.keyfs/walks");
+	f = fopen(p, "r+");
+	{
+		char buf[4096], *k;
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		buf[n] = '\0';
+		k = strstr(buf, " 2 k1 k2\n");
+		if (!k)
+			k = strstr(buf, " 2 k2 k1\n");
+		if (k && f) {
+			memcpy(k, " 1 k1   \n", 9);
+			rewind(f);
+			fwrite(buf, 1, n, f);
+		}
+		tap_ok(k != NULL, "a's record found");
+		if (f)
+			fclose(f);
+	}
+	stamps_both(h, w);
+	tap_ok(h[0] != w[0] && w[0] == s0[0], "the first stamps come from the record");
+
+	/* a torn file is not used */
+	f = fopen(p, "r+");
+	if (f) {
+		if (ftruncate(fileno(f), 40))
+			tap_ok(false, "truncate: %m");
+		fclose(f);
+	}
+	stamps_both(h, w);
+	tap_ok(h[0] == w[0], "a torn record file is not used");
+}
+
 int main(void)
 {
 	struct store s = { 0 };
@@ -715,6 +873,7 @@ int main(void)
 	test_open();
 	test_open_regular();
 	test_state_symlink();
+	test_walks();
 	tap_ok(tap_rmtree(root) == 0, "temp dir removed");
 	return tap_done();
 }

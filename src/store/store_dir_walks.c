@@ -1,0 +1,356 @@
+/* What a clean stop found in each keyset directory, so that the first
+ * stamp of a keyset after a start stats its files without listing the
+ * directory: an open, two getdents and a close saved per keyset, most of
+ * what a listing right after the mount of a large store waits for.
+ *
+ * STATE/walks, written at a clean stop (after the store watcher's first
+ * pass, so never by keyfsctl), holds per keyset whose directory holds
+ * only regular files: the directory's inode and change time, and the
+ * files' names. A record is used only while the directory still has that
+ * inode and change time. The change time moves with every entry made,
+ * removed or renamed in the directory and cannot be set back by its
+ * owner (utimensat() sets only the other two times), so the directory
+ * still holds exactly those files: each is stat'ed for the stamp, as a
+ * walk would. Two changes within one clock tick can share a change
+ * time, so a directory changed less than RACY_S before the file was
+ * written gets no record. Anything else, a missing, torn or foreign
+ * file included, means a walk, as without the file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keyfs/htab.h"
+#include "keyfs/keytree.h"
+#include "keyfs/log.h"
+#include "keyfs/replace.h"
+#include "keyfs/store.h"
+
+#include "store_dir.h"
+
+#define WALKS "walks"
+#define MAGIC "keyfs-walks 1"
+#define RACY_S 2
+
+struct walk_rec {
+	uint64_t h;		/* htab_hash() of the keyset's name */
+	uint64_t ino;
+	int64_t ctime_s;
+	uint32_t ctime_ns;
+	uint32_t files;		/* offset in pool: names, each NUL-ended, then "" */
+};
+
+struct dir_walks {
+	struct walk_rec *r;
+	size_t n, nr;
+	char *pool;
+	size_t len, cap;
+	size_t last[4];		/* offsets of the last file lists: keysets
+				 * mostly hold files of the same names */
+	size_t nlast;
+};
+
+static void walks_free(struct dir_walks *dw)
+{
+	if (!dw)
+		return;
+	free(dw->r);
+	free(dw->pool);
+	free(dw);
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+	uint64_t x = ((const struct walk_rec *)a)->h, y = ((const struct walk_rec *)b)->h;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool same_list(const char *a, const char *b)
+{
+	size_t n;
+
+	for (; *a && *b; a += n + 1, b += n + 1) {
+		n = strlen(a);
+		if (strcmp(a, b))
+			return false;
+	}
+	return !*a && !*b;
+}
+
+/* The offset of list (names each NUL-ended, then ""; len bytes) in the
+ * pool, added unless one of the last lists is the same. */
+static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t *off)
+{
+	size_t i, cap;
+	char *p;
+
+	for (i = 0; i < dw->nlast; i++) {
+		if (same_list(dw->pool + dw->last[i], list)) {
+			*off = (uint32_t)dw->last[i];
+			return 0;
+		}
+	}
+	if (dw->len + len > UINT32_MAX)
+		return -E2BIG;
+	if (dw->len + len > dw->cap) {
+		cap = dw->cap ? dw->cap * 2 : 4096;
+		while (cap < dw->len + len)
+			cap *= 2;
+		p = realloc(dw->pool, cap);
+		if (!p)
+			return -ENOMEM;
+		dw->pool = p;
+		dw->cap = cap;
+	}
+	memcpy(dw->pool + dw->len, list, len);
+	*off = (uint32_t)dw->len;
+	memmove(dw->last + 1, dw->last, sizeof(dw->last) - sizeof(dw->last[0]));
+	dw->last[0] = dw->len;
+	dw->nlast += dw->nlast < 4;
+	dw->len += len;
+	return 0;
+}
+
+/* Room for a keyset's file names, as written (walk_line()). */
+#define FILES_MAX 4096
+
+/* "NAME INO CSEC CNSEC COUNT FILE..." into r, and the file names into
+ * files, each NUL-ended, then "" (len bytes in all). */
+static bool parse_line(char *line, struct walk_rec *r, char files[static FILES_MAX + 1],
+		       size_t *len)
+{
+	char name[KEYSET_NAME_MAX + 1], *f, *save = NULL;
+	unsigned long long ino, ns;
+	size_t n, i = 0, at = 0;
+	long long s;
+	int off = 0;
+
+	line[strcspn(line, "\n")] = '\0';
+	if (sscanf(line, "%64s %llu %lld %llu %zu%n", name, &ino, &s, &ns, &n, &off) != 5 ||
+	    !keyset_name_valid(name) || ns >= 1000000000ULL)
+		return false;
+	_Static_assert(KEYSET_NAME_MAX == 64, "the %64s above");
+	for (f = strtok_r(line + off, " ", &save); f; f = strtok_r(NULL, " ", &save), i++) {
+		if (i == n || strchr(f, '/') || !keyset_member_name_valid(f) ||
+		    at + strlen(f) + 1 > FILES_MAX)
+			return false;
+		memcpy(files + at, f, strlen(f) + 1);
+		at += strlen(f) + 1;
+	}
+	if (i != n)
+		return false;
+	files[at++] = '\0';
+	*len = at;
+	*r = (struct walk_rec){ htab_hash(name), ino, s, (uint32_t)ns, 0 };
+	return true;
+}
+
+static int rec_add(struct dir_walks *dw, const struct walk_rec *r, const char *files, size_t len)
+{
+	struct walk_rec *p;
+	size_t cap;
+
+	if (dw->n == dw->nr) {
+		cap = dw->nr ? dw->nr * 2 : 1024;
+		p = reallocarray(dw->r, cap, sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		dw->r = p;
+		dw->nr = cap;
+	}
+	dw->r[dw->n] = *r;
+	return pool_add(dw, files, len, &dw->r[dw->n++].files);
+}
+
+static struct dir_walks *walks_read(int sfd)
+{
+	char *line = NULL, files[FILES_MAX + 1];
+	struct dir_walks *dw = NULL;
+	size_t cap = 0, end, len;
+	struct walk_rec r;
+	bool whole = false;
+	FILE *in;
+	int fd;
+
+	fd = openat(sfd, WALKS, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	in = fd < 0 ? NULL : fdopen(fd, "r");
+	if (!in) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (getline(&line, &cap, in) <= 0 || strcmp(line, MAGIC "\n"))
+		goto out;
+	dw = calloc(1, sizeof(*dw));
+	while (dw && getline(&line, &cap, in) > 0) {
+		if (sscanf(line, "end %zu", &end) == 1) {
+			whole = end == dw->n;
+			break;
+		}
+		if (!parse_line(line, &r, files, &len) || rec_add(dw, &r, files, len))
+			break;
+	}
+out:
+	free(line);
+	fclose(in);
+	if (!whole) {
+		walks_free(dw);
+		return NULL;
+	}
+	if (dw->n)
+		qsort(dw->r, dw->n, sizeof(*dw->r), cmp_rec);
+	return dw;
+}
+
+void sdir_walks_load(struct dir_store *d)
+{
+	pthread_rwlock_init(&d->walks_lock, NULL);
+	d->walks = walks_read(d->sfd);
+}
+
+static const struct walk_rec *rec_find(const struct dir_walks *dw, uint64_t h)
+{
+	size_t lo = 0, hi = dw->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (dw->r[mid].h == h)
+			return &dw->r[mid];
+		if (dw->r[mid].h < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int sdir_walks_stamp(struct dir_store *d, const char *name, const char *raw, uint64_t *stamp)
+{
+	const struct walk_rec *r;
+	struct stat st;
+	int ret = -EAGAIN;
+
+	pthread_rwlock_rdlock(&d->walks_lock);
+	r = d->walks ? rec_find(d->walks, htab_hash(name)) : NULL;
+	/* A name of the same hash finds another directory's record, whose
+	 * inode this one does not have. */
+	if (r && !fstatat(d->dfd, raw, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode) &&
+	    st.st_nlink == 2 && (uint64_t)st.st_ino == r->ino && st.st_ctim.tv_sec == r->ctime_s &&
+	    (uint32_t)st.st_ctim.tv_nsec == r->ctime_ns)
+		ret = keytree_stamp_files(d->dfd, raw, d->walks->pool + r->files, stamp);
+	pthread_rwlock_unlock(&d->walks_lock);
+	return ret;
+}
+
+void sdir_walks_settled(void *priv)
+{
+	struct dir_store *d = priv;
+
+	pthread_rwlock_wrlock(&d->walks_lock);
+	walks_free(d->walks);
+	d->walks = NULL;
+	d->settled = true;
+	pthread_rwlock_unlock(&d->walks_lock);
+}
+
+/* ---- writing, at a clean stop ---- */
+
+struct files {
+	char buf[FILES_MAX];
+	size_t len;
+	bool ok;
+};
+
+static int add_file(const struct keytree_entry *e, void *arg)
+{
+	struct files *f = arg;
+	size_t n = strlen(e->path);
+
+	/* a link or directory: walked each time */
+	if (!S_ISREG(e->st->st_mode) || f->len + n + 2 > sizeof(f->buf)) {
+		f->ok = false;
+		return 1;
+	}
+	memcpy(f->buf + f->len, e->path, n);
+	f->buf[f->len + n] = ' ';
+	f->len += n + 1;
+	return 0;
+}
+
+/* One keyset's line, if its directory holds only regular files and did
+ * not change within RACY_S of now. */
+static bool walk_line(struct dir_store *d, const char *name, time_t now, FILE *out)
+{
+	struct keytree_walk w = { 0 };
+	char raw[NAME_MAX + 1];
+	struct files f = { .ok = true };
+	size_t count = 0, i;
+	struct stat st;
+	bool ok = false;
+	int kfd;
+
+	if (sdir_real_name(name, raw))
+		return false;
+	kfd = openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (kfd < 0)
+		return false;
+	/* the times first: a change during the walk makes them old */
+	if (fstat(kfd, &st) || st.st_nlink != 2 || st.st_ctim.tv_sec >= now - RACY_S)
+		goto out;
+	w.fn = add_file;
+	w.arg = &f;
+	if (keytree_walk(kfd, &w) || !f.ok)
+		goto out;
+	for (i = 0; i < f.len; i++)
+		count += f.buf[i] == ' ';
+	fprintf(out, "%s %llu %lld %ld %zu%s%.*s\n", name, (unsigned long long)st.st_ino,
+		(long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec, count, count ? " " : "",
+		(int)(f.len ? f.len - 1 : 0), f.buf);
+	ok = true;
+out:
+	close(kfd);
+	return ok;
+}
+
+static int walks_put(FILE *out, void *arg)
+{
+	struct dir_store *d = arg;
+	time_t now = time(NULL);
+	size_t n, i, count = 0;
+	char **names;
+	int ret;
+
+	ret = sdir_list(d, &names, &n);
+	if (ret)
+		return ret;
+	fprintf(out, MAGIC "\n");
+	for (i = 0; i < n; i++)
+		count += walk_line(d, names[i], now, out);
+	store_names_free(names, n);
+	fprintf(out, "end %zu\n", count);
+	return 0;
+}
+
+void sdir_walks_save(struct dir_store *d)
+{
+	int ret;
+
+	if (!d->settled)
+		return;
+	ret = replace_stream(d->sfd, WALKS, walks_put, d);
+	if (ret)
+		log_msg(LOG_WARNING, "saving %s: %s", WALKS, strerror(-ret));
+}
+
+void sdir_walks_close(struct dir_store *d)
+{
+	walks_free(d->walks);
+	d->walks = NULL;
+	pthread_rwlock_destroy(&d->walks_lock);
+}
