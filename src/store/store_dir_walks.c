@@ -50,8 +50,10 @@ struct dir_walks {
 	size_t n, nr;
 	char *pool;
 	size_t len, cap;
-	size_t last[4];		/* offsets of the last file lists: keysets
-				 * mostly hold files of the same names */
+	struct {
+		size_t off, len;
+	} last[4];		/* the last file lists added: keysets mostly
+				 * hold files of the same names */
 	size_t nlast;
 };
 
@@ -71,18 +73,6 @@ static int cmp_rec(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool same_list(const char *a, const char *b)
-{
-	size_t n;
-
-	for (; *a && *b; a += n + 1, b += n + 1) {
-		n = strlen(a);
-		if (strcmp(a, b))
-			return false;
-	}
-	return !*a && !*b;
-}
-
 /* The offset of list (names each NUL-ended, then ""; len bytes) in the
  * pool, added unless one of the last lists is the same. */
 static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t *off)
@@ -91,8 +81,8 @@ static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t
 	char *p;
 
 	for (i = 0; i < dw->nlast; i++) {
-		if (same_list(dw->pool + dw->last[i], list)) {
-			*off = (uint32_t)dw->last[i];
+		if (dw->last[i].len == len && !memcmp(dw->pool + dw->last[i].off, list, len)) {
+			*off = (uint32_t)dw->last[i].off;
 			return 0;
 		}
 	}
@@ -111,7 +101,8 @@ static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t
 	memcpy(dw->pool + dw->len, list, len);
 	*off = (uint32_t)dw->len;
 	memmove(dw->last + 1, dw->last, sizeof(dw->last) - sizeof(dw->last[0]));
-	dw->last[0] = dw->len;
+	dw->last[0].off = dw->len;
+	dw->last[0].len = len;
 	dw->nlast += dw->nlast < 4;
 	dw->len += len;
 	return 0;
@@ -262,8 +253,8 @@ void sdir_walks_settled(void *priv)
 /* ---- writing, at a clean stop ---- */
 
 struct files {
-	char buf[FILES_MAX];
-	size_t len;
+	char buf[FILES_MAX];	/* names, each followed by a space */
+	size_t len, count;
 	bool ok;
 };
 
@@ -280,6 +271,7 @@ static int add_file(const struct keytree_entry *e, void *arg)
 	memcpy(f->buf + f->len, e->path, n);
 	f->buf[f->len + n] = ' ';
 	f->len += n + 1;
+	f->count++;
 	return 0;
 }
 
@@ -290,7 +282,6 @@ static bool walk_line(struct dir_store *d, const char *name, time_t now, FILE *o
 	struct keytree_walk w = { 0 };
 	char raw[NAME_MAX + 1];
 	struct files f = { .ok = true };
-	size_t count = 0, i;
 	struct stat st;
 	bool ok = false;
 	int kfd;
@@ -307,11 +298,9 @@ static bool walk_line(struct dir_store *d, const char *name, time_t now, FILE *o
 	w.arg = &f;
 	if (keytree_walk(kfd, &w) || !f.ok)
 		goto out;
-	for (i = 0; i < f.len; i++)
-		count += f.buf[i] == ' ';
 	fprintf(out, "%s %llu %lld %ld %zu%s%.*s\n", name, (unsigned long long)st.st_ino,
-		(long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec, count, count ? " " : "",
-		(int)(f.len ? f.len - 1 : 0), f.buf);
+		(long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec, f.count,
+		f.count ? " " : "", (int)(f.len ? f.len - 1 : 0), f.buf);
 	ok = true;
 out:
 	close(kfd);
