@@ -33,6 +33,10 @@ int dirwalk_each_fd(int fd, int (*fn)(int dirfd, const char *name, const struct 
  * differ. For caches of a directory's contents kept in a file. */
 void dirwalk_times(int dfd, char buf[static 64]);
 
+/* dfd/name opened for reading as a stream, no link followed; NULL (errno
+ * set) if it cannot be. */
+FILE *dirwalk_fopen(int dfd, const char *name);
+
 /* A file that caches what a directory held, read as a stream: its first
  * line is "MAGIC TIMES COUNT", TIMES being dirwalk_times() of directory
  * dir when the file was written. dirwalk_cache_open() opens dfd/name (no

@@ -113,21 +113,28 @@ void dirwalk_times(int dfd, char buf[static 64])
 			 st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 }
 
+FILE *dirwalk_fopen(int dfd, const char *name)
+{
+	FILE *in;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	in = fd < 0 ? NULL : fdopen(fd, "r");
+	if (!in && fd >= 0)
+		close(fd);
+	return in;
+}
+
 FILE *dirwalk_cache_open(int dfd, const char *name, const char *magic, int dir, size_t *count)
 {
 	char want[64], *line = NULL;
 	size_t cap = 0, skip;
 	bool ok;
 	FILE *in;
-	int fd;
 
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	in = fd < 0 ? NULL : fdopen(fd, "r");
-	if (!in) {
-		if (fd >= 0)
-			close(fd);
+	in = dirwalk_fopen(dfd, name);
+	if (!in)
 		return NULL;
-	}
 	dirwalk_times(dir, want);
 	skip = strlen(magic) + 1 + strlen(want);
 	ok = getline(&line, &cap, in) > 0 && !strncmp(line, magic, strlen(magic)) &&

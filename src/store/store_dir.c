@@ -120,12 +120,9 @@ static int open_keyset(struct dir_store *d, const char *name)
 
 int sdir_stamp(void *priv, const char *name, uint64_t *stamp)
 {
-	char raw[NAME_MAX + 1];
 	int kfd, ret;
 
 	*stamp = 0;
-	if (!sdir_real_name(name, raw) && !sdir_walks_stamp(priv, name, raw, stamp))
-		return 0;
 	kfd = open_keyset(priv, name);
 	if (kfd < 0)
 		return kfd;

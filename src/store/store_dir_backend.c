@@ -30,7 +30,7 @@ static int dir_tree_fd(void *priv)
 
 static const struct store_ops dir_ops = {
 	.list = sdir_list,
-	.stamp = sdir_stamp,
+	.stamp = sdir_walks_stamp,
 	.why = sdir_why,
 	.read = sdir_read,
 	.put = sdir_put,

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyfs/dirwalk.h"
 #include "keyfs/htab.h"
 #include "keyfs/keytree.h"
 #include "keyfs/log.h"
@@ -167,15 +168,10 @@ static struct dir_walks *walks_read(int sfd)
 	struct walk_rec r;
 	bool whole = false;
 	FILE *in;
-	int fd;
 
-	fd = openat(sfd, WALKS, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	in = fd < 0 ? NULL : fdopen(fd, "r");
-	if (!in) {
-		if (fd >= 0)
-			close(fd);
+	in = dirwalk_fopen(sfd, WALKS);
+	if (!in)
 		return NULL;
-	}
 	if (getline(&line, &cap, in) <= 0 || strcmp(line, MAGIC "\n"))
 		goto out;
 	dw = calloc(1, sizeof(*dw));
@@ -221,7 +217,8 @@ static const struct walk_rec *rec_find(const struct dir_walks *dw, uint64_t h)
 	return NULL;
 }
 
-int sdir_walks_stamp(struct dir_store *d, const char *name, const char *raw, uint64_t *stamp)
+/* name's stamp from its record, or -EAGAIN. */
+static int recorded_stamp(struct dir_store *d, const char *name, const char *raw, uint64_t *stamp)
 {
 	const struct walk_rec *r;
 	struct stat st;
@@ -237,6 +234,15 @@ int sdir_walks_stamp(struct dir_store *d, const char *name, const char *raw, uin
 		ret = keytree_stamp_files(d->dfd, raw, d->walks->pool + r->files, stamp);
 	pthread_rwlock_unlock(&d->walks_lock);
 	return ret;
+}
+
+int sdir_walks_stamp(void *priv, const char *name, uint64_t *stamp)
+{
+	char raw[NAME_MAX + 1];
+
+	if (!sdir_real_name(name, raw) && !recorded_stamp(priv, name, raw, stamp))
+		return 0;
+	return sdir_stamp(priv, name, stamp);
 }
 
 void sdir_walks_settled(void *priv)
