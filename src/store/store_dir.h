@@ -24,6 +24,7 @@ struct dir_store {
 	 * store watcher's first pass is over (settled). */
 	pthread_rwlock_t walks_lock;
 	struct dir_walks *walks;
+	bool walks_loaded;	/* walks is what the file holds */
 	bool settled;
 };
 
@@ -42,10 +43,11 @@ int sdir_read(void *priv, const char *name, struct keyset *ks);
 int sdir_put(void *priv, const struct keyset *ks, struct store_put *res);
 int sdir_versions(void *priv, const char *name, unsigned **v, size_t *n);
 int sdir_activate(void *priv, const char *name, unsigned version, unsigned *kept);
-/* store_dir_walks.c: read at open, used until settled, written at a
- * clean stop if settled. sdir_walks_stamp(), the backend's stamp: name's
- * from its record while that holds, else sdir_stamp()'s walk. */
-void sdir_walks_load(struct dir_store *d);
+/* store_dir_walks.c: read at the first stamp, used until settled,
+ * written at a clean stop if settled. sdir_walks_stamp(), the backend's
+ * stamp: name's from its record while that holds, else sdir_stamp()'s
+ * walk. */
+void sdir_walks_init(struct dir_store *d);
 int sdir_walks_stamp(void *priv, const char *name, uint64_t *stamp);
 void sdir_walks_settled(void *priv);
 void sdir_walks_save(struct dir_store *d);

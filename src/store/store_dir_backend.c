@@ -77,7 +77,7 @@ int store_dir_open(const char *dir, const struct state *state, struct store *s)
 	}
 	pthread_mutex_init(&d->write_lock, NULL);
 	sdir_clean_tmp(d);
-	sdir_walks_load(d);
+	sdir_walks_init(d);
 	s->ops = &dir_ops;
 	s->priv = d;
 	return 0;

@@ -195,10 +195,20 @@ out:
 	return dw;
 }
 
-void sdir_walks_load(struct dir_store *d)
+void sdir_walks_init(struct dir_store *d)
 {
 	pthread_rwlock_init(&d->walks_lock, NULL);
-	d->walks = walks_read(d->sfd);
+}
+
+/* Read at the first stamp, not at open: the mount waits for no line of
+ * it. A stamp asked for meanwhile waits for the read. */
+static void walks_load(struct dir_store *d)
+{
+	pthread_rwlock_wrlock(&d->walks_lock);
+	if (!d->walks_loaded)
+		d->walks = walks_read(d->sfd);
+	__atomic_store_n(&d->walks_loaded, true, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&d->walks_lock);
 }
 
 static const struct walk_rec *rec_find(const struct dir_walks *dw, uint64_t h)
@@ -224,6 +234,8 @@ static int recorded_stamp(struct dir_store *d, const char *name, const char *raw
 	struct stat st;
 	int ret = -EAGAIN;
 
+	if (!__atomic_load_n(&d->walks_loaded, __ATOMIC_ACQUIRE))
+		walks_load(d);
 	pthread_rwlock_rdlock(&d->walks_lock);
 	r = d->walks ? rec_find(d->walks, htab_hash(name)) : NULL;
 	/* A name of the same hash finds another directory's record, whose
@@ -252,6 +264,7 @@ void sdir_walks_settled(void *priv)
 	pthread_rwlock_wrlock(&d->walks_lock);
 	walks_free(d->walks);
 	d->walks = NULL;
+	__atomic_store_n(&d->walks_loaded, true, __ATOMIC_RELEASE);
 	d->settled = true;
 	pthread_rwlock_unlock(&d->walks_lock);
 }
