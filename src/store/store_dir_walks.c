@@ -112,23 +112,39 @@ static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t
 /* Room for a keyset's file names, as written (walk_line()). */
 #define FILES_MAX 4096
 
+/* A decimal number of at most max, all of s. */
+static bool number(const char *s, unsigned long long max, unsigned long long *v)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return !*end && !errno && *v <= max;
+}
+
 /* "NAME INO CSEC CNSEC COUNT FILE..." into r, and the file names into
- * files, each NUL-ended, then "" (len bytes in all). */
+ * files, each NUL-ended, then "" (len bytes in all). Not sscanf(): a
+ * hundred thousand lines are read while a listing waits. The name is
+ * only hashed: a record is looked up by a keyset's name, and one found
+ * for another name of the same hash is of another directory's inode. */
 static bool parse_line(char *line, struct walk_rec *r, char files[static FILES_MAX + 1],
 		       size_t *len)
 {
-	char name[KEYSET_NAME_MAX + 1], *f, *save = NULL;
-	unsigned long long ino, ns;
-	size_t n, i = 0, at = 0;
-	long long s;
-	int off = 0;
+	unsigned long long ino, s, ns, n;
+	char *name, *f, *save = NULL;
+	size_t i, at = 0;
 
 	line[strcspn(line, "\n")] = '\0';
-	if (sscanf(line, "%64s %llu %lld %llu %zu%n", name, &ino, &s, &ns, &n, &off) != 5 ||
-	    !keyset_name_valid(name) || ns >= 1000000000ULL)
+	name = strtok_r(line, " ", &save);
+	if (!name || strlen(name) > KEYSET_NAME_MAX ||
+	    !number(strtok_r(NULL, " ", &save), UINT64_MAX, &ino) ||
+	    !number(strtok_r(NULL, " ", &save), INT64_MAX, &s) ||
+	    !number(strtok_r(NULL, " ", &save), 999999999, &ns) ||
+	    !number(strtok_r(NULL, " ", &save), KEYSET_MEMBERS_MAX, &n))
 		return false;
-	_Static_assert(KEYSET_NAME_MAX == 64, "the %64s above");
-	for (f = strtok_r(line + off, " ", &save); f; f = strtok_r(NULL, " ", &save), i++) {
+	for (i = 0; (f = strtok_r(NULL, " ", &save)); i++) {
 		if (i == n || strchr(f, '/') || !keyset_member_name_valid(f) ||
 		    at + strlen(f) + 1 > FILES_MAX)
 			return false;
@@ -139,7 +155,7 @@ static bool parse_line(char *line, struct walk_rec *r, char files[static FILES_M
 		return false;
 	files[at++] = '\0';
 	*len = at;
-	*r = (struct walk_rec){ htab_hash(name), ino, s, (uint32_t)ns, 0 };
+	*r = (struct walk_rec){ htab_hash(name), ino, (int64_t)s, (uint32_t)ns, 0 };
 	return true;
 }
 
@@ -201,10 +217,11 @@ void sdir_walks_init(struct dir_store *d)
 }
 
 /* Read at the first stamp, not at open: the mount waits for no line of
- * it. A stamp asked for meanwhile waits for the read. */
+ * it, and a stamp asked for meanwhile walks rather than wait. */
 static void walks_load(struct dir_store *d)
 {
-	pthread_rwlock_wrlock(&d->walks_lock);
+	if (pthread_rwlock_trywrlock(&d->walks_lock))
+		return;
 	if (!d->walks_loaded)
 		d->walks = walks_read(d->sfd);
 	__atomic_store_n(&d->walks_loaded, true, __ATOMIC_RELEASE);
@@ -236,7 +253,8 @@ static int recorded_stamp(struct dir_store *d, const char *name, const char *raw
 
 	if (!__atomic_load_n(&d->walks_loaded, __ATOMIC_ACQUIRE))
 		walks_load(d);
-	pthread_rwlock_rdlock(&d->walks_lock);
+	if (pthread_rwlock_tryrdlock(&d->walks_lock))
+		return ret; /* being read or dropped */
 	r = d->walks ? rec_find(d->walks, htab_hash(name)) : NULL;
 	/* A name of the same hash finds another directory's record, whose
 	 * inode this one does not have. */
