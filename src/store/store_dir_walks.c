@@ -3,8 +3,8 @@
  * directory: an open, two getdents and a close saved per keyset, most of
  * what a listing right after the mount of a large store waits for.
  *
- * STATE/walks, written at a clean stop (after the store watcher's first
- * pass, so never by keyfsctl), holds per keyset whose directory holds
+ * STATE/walks, written at a clean stop of a daemon whose store watcher
+ * finished its first pass, holds per keyset whose directory holds
  * only regular files: the directory's inode and change time, and the
  * files' names. A record is used only while the directory still has that
  * inode and change time. The change time moves with every entry made,
@@ -13,8 +13,9 @@
  * still holds exactly those files: each is stat'ed for the stamp, as a
  * walk would. Two changes within one clock tick can share a change
  * time, so a directory changed less than RACY_S before the file was
- * written gets no record. Anything else, a missing, torn or foreign
- * file included, means a walk, as without the file. */
+ * written gets no record; one still holding at the next stop is written
+ * again as it was, without a walk. Anything else, a missing, torn or
+ * foreign file included, means a walk, as without the file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -244,23 +245,34 @@ static const struct walk_rec *rec_find(const struct dir_walks *dw, uint64_t h)
 	return NULL;
 }
 
+/* dw's record of name if its directory raw is still the one it was made
+ * of, else NULL. A name of the same hash finds another directory's
+ * record, whose inode this one does not have. */
+static const struct walk_rec *rec_holding(const struct dir_store *d, const struct dir_walks *dw,
+					  const char *name, const char *raw)
+{
+	const struct walk_rec *r = dw ? rec_find(dw, htab_hash(name)) : NULL;
+	struct stat st;
+
+	if (r && !fstatat(d->dfd, raw, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode) &&
+	    st.st_nlink == 2 && (uint64_t)st.st_ino == r->ino && st.st_ctim.tv_sec == r->ctime_s &&
+	    (uint32_t)st.st_ctim.tv_nsec == r->ctime_ns)
+		return r;
+	return NULL;
+}
+
 /* name's stamp from its record, or -EAGAIN. */
 static int recorded_stamp(struct dir_store *d, const char *name, const char *raw, uint64_t *stamp)
 {
 	const struct walk_rec *r;
-	struct stat st;
 	int ret = -EAGAIN;
 
 	if (!__atomic_load_n(&d->walks_loaded, __ATOMIC_ACQUIRE))
 		walks_load(d);
 	if (pthread_rwlock_tryrdlock(&d->walks_lock))
 		return ret; /* being read or dropped */
-	r = d->walks ? rec_find(d->walks, htab_hash(name)) : NULL;
-	/* A name of the same hash finds another directory's record, whose
-	 * inode this one does not have. */
-	if (r && !fstatat(d->dfd, raw, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode) &&
-	    st.st_nlink == 2 && (uint64_t)st.st_ino == r->ino && st.st_ctim.tv_sec == r->ctime_s &&
-	    (uint32_t)st.st_ctim.tv_nsec == r->ctime_ns)
+	r = rec_holding(d, d->walks, name, raw);
+	if (r)
 		ret = keytree_stamp_files(d->dfd, raw, d->walks->pool + r->files, stamp);
 	pthread_rwlock_unlock(&d->walks_lock);
 	return ret;
@@ -312,19 +324,32 @@ static int add_file(const struct keytree_entry *e, void *arg)
 	return 0;
 }
 
+/* The line of a record still holding: as it was written. */
+static void rec_line(const struct walk_rec *r, const char *files, const char *name, FILE *out)
+{
+	const char *f;
+	size_t n = 0;
+
+	for (f = files; *f; f += strlen(f) + 1)
+		n++;
+	fprintf(out, "%s %llu %lld %u %zu", name, (unsigned long long)r->ino,
+		(long long)r->ctime_s, r->ctime_ns, n);
+	for (f = files; *f; f += strlen(f) + 1)
+		fprintf(out, " %s", f);
+	fputc('\n', out);
+}
+
 /* One keyset's line, if its directory holds only regular files and did
  * not change within RACY_S of now. */
-static bool walk_line(struct dir_store *d, const char *name, time_t now, FILE *out)
+static bool walk_line(struct dir_store *d, const char *name, const char *raw, time_t now,
+		      FILE *out)
 {
 	struct keytree_walk w = { 0 };
-	char raw[NAME_MAX + 1];
 	struct files f = { .ok = true };
 	struct stat st;
 	bool ok = false;
 	int kfd;
 
-	if (sdir_real_name(name, raw))
-		return false;
 	kfd = openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (kfd < 0)
 		return false;
@@ -347,6 +372,9 @@ out:
 static int walks_put(FILE *out, void *arg)
 {
 	struct dir_store *d = arg;
+	const struct walk_rec *r;
+	struct dir_walks *old;
+	char raw[NAME_MAX + 1];
 	time_t now = time(NULL);
 	size_t n, i, count = 0;
 	char **names;
@@ -355,9 +383,19 @@ static int walks_put(FILE *out, void *arg)
 	ret = sdir_list(d, &names, &n);
 	if (ret)
 		return ret;
+	/* A directory the last stop recorded and unchanged since is not
+	 * listed again: a stop of a large store walks only what changed. */
+	old = walks_read(d->sfd);
 	fprintf(out, MAGIC "\n");
-	for (i = 0; i < n; i++)
-		count += walk_line(d, names[i], now, out);
+	for (i = 0; i < n; i++) {
+		if (sdir_real_name(names[i], raw))
+			continue;
+		r = rec_holding(d, old, names[i], raw);
+		if (r)
+			rec_line(r, old->pool + r->files, names[i], out);
+		count += r || walk_line(d, names[i], raw, now, out);
+	}
+	walks_free(old);
 	store_names_free(names, n);
 	fprintf(out, "end %zu\n", count);
 	return 0;
