@@ -476,6 +476,12 @@ static int stamp_member(const struct keytree_entry *e, void *arg)
 	return 0;
 }
 
+/* The stamp of what stamp_member() summed up. */
+static uint64_t stamp_of(const uint64_t acc[2])
+{
+	return acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
+}
+
 int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,
 		  size_t why_size)
 {
@@ -485,7 +491,7 @@ int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, ch
 	int ret;
 
 	ret = keytree_walk(kfd, &w);
-	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
+	*stamp = stamp_of(acc);
 	return ret;
 }
 
@@ -507,6 +513,6 @@ int keytree_stamp_files(int dfd, const char *dir, const char *files, uint64_t *s
 		if (check_entry(&w, &e, NULL) || stamp_member(&e, acc))
 			return -EAGAIN;
 	}
-	*stamp = acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
+	*stamp = stamp_of(acc);
 	return 0;
 }

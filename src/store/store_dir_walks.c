@@ -229,31 +229,17 @@ static void walks_load(struct dir_store *d)
 	pthread_rwlock_unlock(&d->walks_lock);
 }
 
-static const struct walk_rec *rec_find(const struct dir_walks *dw, uint64_t h)
-{
-	size_t lo = 0, hi = dw->n, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (dw->r[mid].h == h)
-			return &dw->r[mid];
-		if (dw->r[mid].h < h)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 /* dw's record of name if its directory raw is still the one it was made
  * of, else NULL. A name of the same hash finds another directory's
  * record, whose inode this one does not have. */
 static const struct walk_rec *rec_holding(const struct dir_store *d, const struct dir_walks *dw,
 					  const char *name, const char *raw)
 {
-	const struct walk_rec *r = dw ? rec_find(dw, htab_hash(name)) : NULL;
+	const struct walk_rec key = { .h = htab_hash(name) };
+	const struct walk_rec *r;
 	struct stat st;
 
+	r = dw && dw->n ? bsearch(&key, dw->r, dw->n, sizeof(*dw->r), cmp_rec) : NULL;
 	if (r && !fstatat(d->dfd, raw, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode) &&
 	    st.st_nlink == 2 && (uint64_t)st.st_ino == r->ino && st.st_ctim.tv_sec == r->ctime_s &&
 	    (uint32_t)st.st_ctim.tv_nsec == r->ctime_ns)
@@ -301,30 +287,29 @@ void sdir_walks_settled(void *priv)
 
 /* ---- writing, at a clean stop ---- */
 
+/* A walk's file names as a record holds them: each NUL-ended, then "". */
 struct files {
-	char buf[FILES_MAX];	/* names, each followed by a space */
-	size_t len, count;
+	char buf[FILES_MAX + 1];
+	size_t len;
 	bool ok;
 };
 
 static int add_file(const struct keytree_entry *e, void *arg)
 {
 	struct files *f = arg;
-	size_t n = strlen(e->path);
+	size_t n = strlen(e->path) + 1;
 
 	/* a link or directory: walked each time */
-	if (!S_ISREG(e->st->st_mode) || f->len + n + 2 > sizeof(f->buf)) {
+	if (!S_ISREG(e->st->st_mode) || f->len + n > FILES_MAX) {
 		f->ok = false;
 		return 1;
 	}
 	memcpy(f->buf + f->len, e->path, n);
-	f->buf[f->len + n] = ' ';
-	f->len += n + 1;
-	f->count++;
+	f->len += n;
 	return 0;
 }
 
-/* The line of a record still holding: as it was written. */
+/* A record's line. */
 static void rec_line(const struct walk_rec *r, const char *files, const char *name, FILE *out)
 {
 	const char *f;
@@ -360,9 +345,9 @@ static bool walk_line(struct dir_store *d, const char *name, const char *raw, ti
 	w.arg = &f;
 	if (keytree_walk(kfd, &w) || !f.ok)
 		goto out;
-	fprintf(out, "%s %llu %lld %ld %zu%s%.*s\n", name, (unsigned long long)st.st_ino,
-		(long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec, f.count,
-		f.count ? " " : "", (int)(f.len ? f.len - 1 : 0), f.buf);
+	f.buf[f.len] = '\0';
+	rec_line(&(struct walk_rec){ 0, st.st_ino, st.st_ctim.tv_sec, (uint32_t)st.st_ctim.tv_nsec, 0 },
+		 f.buf, name, out);
 	ok = true;
 out:
 	close(kfd);
