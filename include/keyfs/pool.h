@@ -9,9 +9,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* NULL while not queued; protected by the pool's lock. One pointer:
+ * every keyset's seal-cache entry holds an item. */
 struct pool_item {
-	struct pool_item *next;	/* protected by the pool's lock */
-	bool queued;		/* protected by the pool's lock */
+	struct pool_item *next;
 };
 
 typedef void pool_work_fn(void *arg, struct pool_item *item);

@@ -73,7 +73,8 @@ void *htab_add_named(struct htab *t, size_t size, size_t name_off, const char *n
 	size_t len = strlen(name);
 	struct hnode *n;
 
-	n = calloc(1, size + len + 1);
+	/* The name may begin in the structure's tail padding. */
+	n = calloc(1, name_off + len + 1 > size ? name_off + len + 1 : size);
 	if (!n)
 		return NULL;
 	memcpy((char *)n + name_off, name, len + 1);

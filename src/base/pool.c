@@ -21,14 +21,18 @@ struct pool {
 	pthread_t threads[POOL_MAX];
 };
 
+/* The last queued item's next: an item is queued while its next is not
+ * NULL, so it needs no flag of its own. */
+static struct pool_item end;
+
 static struct pool_item *pop(struct pool *p)
 {
 	struct pool_item *it = p->head;
 
-	p->head = it->next;
+	p->head = it->next != &end ? it->next : NULL;
 	if (!p->head)
 		p->tail = NULL;
-	it->queued = false;
+	it->next = NULL;
 	p->queued--;
 	return it;
 }
@@ -105,9 +109,8 @@ size_t pool_workers(const struct pool *p)
 void pool_push(struct pool *p, struct pool_item *it)
 {
 	pthread_mutex_lock(&p->lock);
-	if (!it->queued) {
-		it->queued = true;
-		it->next = NULL;
+	if (!it->next) {
+		it->next = &end;
 		if (p->tail)
 			p->tail->next = it;
 		else
@@ -125,16 +128,18 @@ bool pool_take(struct pool *p, struct pool_item *it)
 	bool was;
 
 	pthread_mutex_lock(&p->lock);
-	was = it->queued;
-	for (q = &p->head; was && *q; prev = *q, q = &(*q)->next) {
-		if (*q == it) {
-			*q = it->next;
-			if (p->tail == it)
-				p->tail = prev;
-			it->queued = false;
-			p->queued--;
-			break;
+	was = it->next != NULL;
+	if (was) {
+		for (q = &p->head; *q != it; q = &(*q)->next)
+			prev = *q;
+		*q = it->next != &end ? it->next : NULL;
+		if (p->tail == it) {
+			p->tail = prev;
+			if (prev)
+				prev->next = &end;
 		}
+		it->next = NULL;
+		p->queued--;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return was;

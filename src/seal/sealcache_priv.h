@@ -80,8 +80,9 @@ struct index_rec {
 };
 
 /* An entry is kept for every keyset seen, a hundred thousand of them on
- * a large store: digests in binary, flags together, the name sized to
- * fit. */
+ * a large store: digests in binary, small numbers in small fields, flags
+ * as bits (sc->lock guards them all), the name sized to fit. With a name
+ * of up to 14 bytes, it takes a 128-byte chunk of malloc's, not 144. */
 struct entry {
 	struct hnode h;			/* in sc->entries */
 	struct pool_item item;		/* in the sealing queue */
@@ -97,22 +98,22 @@ struct entry {
 	 * older than the one it replaces): a new seal's time is later, so
 	 * that no two seals of a keyset share one (fresh.h). */
 	time_t newest;
-	size_t len;
-	int logn;			/* work factor it was sealed at */
-	/* why the keyset cannot be exported (0: it can); logged once */
-	int bad;
 	char *why;
 	struct ahead *ahead;		/* the next version; NULL: none known */
 	struct fresh_rec *frec;		/* its backup record; NULL: not looked up yet */
-	bool why_stale;			/* the store said it changed: ask why again */
-	bool cached;
-	bool has_ctag;
-	bool sealing;
-	bool anew;			/* the seal under way makes new bytes (no seal
+	uint32_t len;			/* an export is far below 4 GiB (KEYSET_TOTAL_MAX) */
+	/* why the keyset cannot be exported (0: it can); logged once */
+	int bad;
+	int8_t logn;			/* work factor it was sealed at */
+	bool why_stale : 1;		/* the store said it changed: ask why again */
+	bool cached : 1;
+	bool has_ctag : 1;
+	bool sealing : 1;
+	bool anew : 1;			/* the seal under way makes new bytes (no seal
 					 * to keep or serve again): no attribute waits
 					 * for it */
-	bool own_pw;			/* keyset has a password of its own */
-	bool examined;			/* whether bad is known: attributes were worked
+	bool own_pw : 1;		/* keyset has a password of its own */
+	bool examined : 1;		/* whether bad is known: attributes were worked
 					 * out, or the first scan found the seal current */
 	char name[];
 };

@@ -295,10 +295,10 @@ static int index_put(FILE *out, void *arg)
 		sodium_bin2hex(pwid, sizeof(pwid), e->pwid, VERIFIER_ID_LEN);
 		if (e->has_ctag)
 			fprintf(out, "%s %016" PRIx64 " %016" PRIx64 " %lld %zu %s %d\n", e->name,
-				e->stamp, e->ctag, (long long)e->sealed_at, e->len, pwid, e->logn);
+				e->stamp, e->ctag, (long long)e->sealed_at, (size_t)e->len, pwid, e->logn);
 		else
 			fprintf(out, "%s %016" PRIx64 " - %lld %zu %s %d\n", e->name, e->stamp,
-				(long long)e->sealed_at, e->len, pwid, e->logn);
+				(long long)e->sealed_at, (size_t)e->len, pwid, e->logn);
 	}
 	fprintf(out, "end %zu\n", n);
 	pthread_mutex_unlock(&sc->lock);

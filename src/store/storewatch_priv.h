@@ -29,8 +29,9 @@ struct wdir {
 };
 
 /* One keyset of the list, a hundred thousand on a large store: its top
- * directory's watch within, the flags after the other fields, where the
- * name begins. */
+ * directory's watch within, the error and the flags (w->lock guards them
+ * all) small, where the name begins: with a name of up to 8 bytes it
+ * takes a 96-byte chunk of malloc's, not 112. */
 struct wnode {
 	struct hnode h;		/* in w->nodes */
 	struct hnode top;	/* in w->tops, hash = the top's watch; 0: none;
@@ -41,14 +42,14 @@ struct wnode {
 	struct wdir *dirs;	/* below the top; thread only */
 	uint32_t gen;		/* events seen for it (compared, never ordered) */
 	uint32_t base_gen;	/* gen when base was walked */
-	int err;		/* ... or this error */
 	unsigned nversions;
-	bool valid;		/* answer without a walk */
-	bool have_base;
-	bool watched;		/* every directory of it is watched */
-	bool pending;		/* the listener is to be told */
-	bool seen;		/* still listed (during a relist) */
-	bool vvalid;		/* versions above are current */
+	int16_t err;		/* ... or this error (a negative errno) */
+	bool valid : 1;		/* answer without a walk */
+	bool have_base : 1;
+	bool watched : 1;	/* every directory of it is watched */
+	bool pending : 1;	/* the listener is to be told */
+	bool seen : 1;		/* still listed (during a relist) */
+	bool vvalid : 1;	/* versions above are current */
 	char name[];
 };
 
