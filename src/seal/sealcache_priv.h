@@ -52,16 +52,17 @@ _Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as diges
  * it is there. */
 struct ahead {
 	uint64_t pred_stamp;		/* version the attributes are for */
-	size_t pred_size;
 	uint8_t pred_key[VERIFIER_ID_LEN];	/* recipients it is for; zero: a password */
 	time_t pred_mtime;		/* the keyset's own time */
 	uint8_t fpr[BUNDLE_FPR_LEN];	/* its fingerprint, if has_fpr */
-	bool has_fpr;
-	int due_logn;
 	uint64_t due_stamp;		/* version and key the next seal is for */
 	uint8_t due_pwid[VERIFIER_ID_LEN];
 	time_t due_at;			/* when that became due: the next seal's time */
+	uint32_t pred_size;		/* as an entry's len */
+	int8_t due_logn;
+	bool has_fpr;
 };
+_Static_assert(sizeof(struct ahead) <= 104, "one per keyset not sealed yet: a 112-byte chunk");
 
 /* What an entry keeps of its cache file's header. */
 struct cached {

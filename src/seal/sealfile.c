@@ -58,6 +58,8 @@ static int parse(const char *line, struct sealfile *h)
 	} else {
 		return -EINVAL;
 	}
+	if (ln > UINT32_MAX) /* an entry keeps 32 bits: exports are far smaller */
+		return -EINVAL;
 	h->stamp = st;
 	h->sealed_at = (time_t)at;
 	h->len = (size_t)ln;

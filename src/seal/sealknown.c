@@ -200,8 +200,8 @@ static bool index_line(const char *line, struct index_rec *r)
 	if (sscanf(line, "%64s %" SCNx64 " %16s %lld %zu %32s %d", name, &r->c.stamp, ctag, &at,
 		   &r->c.len, pwid, &r->c.logn) != 7 || !keyset_name_valid(name) ||
 	    sodium_hex2bin(r->c.pwid, VERIFIER_ID_LEN, pwid, strlen(pwid), NULL, &n, NULL) ||
-	    n != VERIFIER_ID_LEN)
-		return false;
+	    n != VERIFIER_ID_LEN || r->c.len > UINT32_MAX || r->c.logn < -1 || r->c.logn > 64)
+		return false; /* as sealfile.c reads a header; an entry's fields are small */
 	_Static_assert(KEYSET_NAME_MAX == 64, "the %64s above");
 	r->c.has_ctag = strcmp(ctag, "-") && sscanf(ctag, "%" SCNx64, &r->c.ctag) == 1;
 	r->c.sealed_at = (time_t)at;
