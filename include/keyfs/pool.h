@@ -2,7 +2,9 @@
  * in the queue at most once. The pool knows nothing of what an item is:
  * it calls work(arg, item) with no lock of its own held, so work may take
  * the caller's locks; the caller may push and take under its own lock
- * (the pool's lock is always taken last). */
+ * (the pool's lock is always taken last). The workers run in the
+ * background (thread_background()): their work is ahead of demand, and a
+ * reader's request must not wait behind it for the CPU. */
 #ifndef KEYFS_POOL_H
 #define KEYFS_POOL_H
 

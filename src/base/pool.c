@@ -43,6 +43,7 @@ static void *worker(void *arg)
 	struct pool_item *it;
 
 	thread_name("keyfs-seal");
+	thread_background();
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		if (!p->head) {

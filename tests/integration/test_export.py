@@ -159,13 +159,22 @@ def test_clean_stop_on_sigterm(keyfs_bin, tmp_path, store):
 
 def test_threads_say_what_they_do(keyfs_bin, tmp_path, store):
     """ps -L and top -H tell the daemon's background work from the
-    threads that answer requests, which keep the daemon's name."""
+    threads that answer requests, which keep the daemon's name. Sealing
+    ahead of demand and writing the backup records yield the CPU to the
+    requests: a status or a listing while a store seals waits on neither."""
     from conftest import Mount
     m = Mount(keyfs_bin, str(tmp_path), store).start()
     try:
         task = f"/proc/{m.proc.pid}/task"
-        names = {open(f"{task}/{t}/comm").read().strip() for t in os.listdir(task)}
-        assert {"keyfs", "keyfs-watch", "keyfs-seal", "keyfs-record"} <= names, names
+        nice = {}
+        for t in os.listdir(task):
+            comm = open(f"{task}/{t}/comm").read().strip()
+            # stat: "pid (comm) state ...", nice is its 19th field
+            fields = open(f"{task}/{t}/stat").read().rsplit(")", 1)[1].split()
+            nice.setdefault(comm, set()).add(int(fields[16]))
+        assert {"keyfs", "keyfs-watch", "keyfs-seal", "keyfs-record"} <= set(nice), nice
+        assert nice["keyfs"] == {0} and nice["keyfs-watch"] == {0}, nice
+        assert nice["keyfs-seal"] == {10} and nice["keyfs-record"] == {10}, nice
         m.stop()
     finally:
         m.kill()
