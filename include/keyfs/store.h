@@ -43,7 +43,8 @@ struct store_put {
  * optional ones (NULL when a backend cannot) put, versions and activate.
  * The core answers for an absent one (store_put() and friends below). */
 struct store_ops {
-	/* Names of the keysets, sorted; free with store_names_free().
+	/* Names of the keysets, sorted, as store_list_pack() makes them;
+	 * free with store_list_free().
 	 * Exception, live keysets (store_live.h): their names are fixed by
 	 * the configuration, so each is listed, restored or not. */
 	int (*list)(void *priv, char ***names, size_t *n);
@@ -120,10 +121,16 @@ store_open_fn store_dir_open;
 /* ops->batch, if the backend has one. */
 void store_batch(struct store *s, bool on);
 
-void store_names_free(char **names, size_t n);
-/* Appends a copy of name (for list()); sorts a list. */
+/* A list that grows: store_names_add() appends a copy of name;
+ * store_names_free() frees each name and the list. */
 int store_names_add(char ***names, size_t *n, const char *name);
+void store_names_free(char **names, size_t n);
 void store_names_sort(char **names, size_t n);
+/* A list as list() answers: the n names of src copied, in their order,
+ * into one block after their pointers, so that a hundred thousand names
+ * take one allocation and one free(), not one each. */
+int store_list_pack(const char *const *src, size_t n, char ***out);
+void store_list_free(char **names);
 
 /* The optional operations, answered by the core when absent: a backend
  * that cannot restore refuses with -EROFS, one without versions has

@@ -510,7 +510,7 @@ static void keysets_words(struct importer *im, const char *name, char *buf, size
 		len += (size_t)snprintf(buf + len, size - len, " %s", names[i]);
 	if (i < n && len < size)
 		snprintf(buf + len, size - len, " and %zu more", n - i);
-	store_names_free(names, n);
+	store_list_free(names);
 }
 
 /* What activate could have named: the keyset's inactive versions. */

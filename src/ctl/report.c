@@ -128,7 +128,7 @@ static int each_keyset(struct ctl *c, FILE *f, size_t *total, struct tally *t,
 		free(info.versions);
 	}
 	store_batch(c->st, false);
-	store_names_free(names, n);
+	store_list_free(names);
 	*total = n;
 	return 0;
 }

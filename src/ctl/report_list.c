@@ -178,7 +178,7 @@ void report_list_close(struct list_reader *r)
 	if (!r)
 		return;
 	pthread_mutex_destroy(&r->lock);
-	store_names_free(r->names, r->n);
+	store_list_free(r->names);
 	free(r->buf);
 	free(r);
 }

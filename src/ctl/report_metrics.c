@@ -232,6 +232,6 @@ int report_metrics(struct ctl *c, char **text, size_t *len, time_t *mtime)
 	}
 out:
 	free(rows);
-	store_names_free(names, n);
+	store_list_free(names);
 	return ret;
 }

@@ -52,7 +52,7 @@ void fs_changed(void *arg, const char *keyset)
 			invalidate_export(k, names[i]);
 	}
 	pthread_mutex_unlock(&k->fuse_lock);
-	store_names_free(names, n);
+	store_list_free(names);
 }
 
 /* The attributes of an export not open. */
@@ -181,7 +181,7 @@ static int fs_releasedir(const char *path, struct fuse_file_info *fi)
 
 	(void)path;
 	if (l) {
-		store_names_free(l->names, l->n);
+		store_list_free(l->names);
 		free(l);
 	}
 	return 0;

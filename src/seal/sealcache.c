@@ -223,7 +223,7 @@ static void *first_scan(void *arg)
 	}
 	queue_unsealed(sc, names, n);
 	known_done(sc, store_awaited(sc, false) && queue_listed(sc, names, n));
-	store_names_free(names, n);
+	store_list_free(names);
 	/* The scan's name lists are freed, but glibc keeps their pages: on
 	 * a large store, megabytes an idle daemon would hold. */
 	malloc_trim(0);
@@ -308,7 +308,7 @@ void sealcache_queue_stale(struct sealcache *sc)
 	if (sc->st->ops->list(sc->st->priv, &names, &n))
 		return;
 	queue_listed(sc, names, n);
-	store_names_free(names, n);
+	store_list_free(names);
 }
 
 void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)

@@ -1,27 +1,43 @@
 /* Keysets a layer adds by configuration (layer.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "keyfs/log.h"
 
 #include "layer.h"
 
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int layer_list(struct store *inner, const struct layer_keysets *l, char ***names, size_t *n)
 {
-	size_t i;
+	const char **all;
+	char **below;
+	size_t nb, i;
 	int ret;
 
-	ret = inner->ops->list(inner->priv, names, n);
-	for (i = 0; ret == 0 && i < l->n; i++)
-		ret = store_names_add(names, n, layer_name(l, i));
-	if (ret) {
-		store_names_free(*names, *n);
-		*names = NULL;
-		*n = 0;
+	ret = inner->ops->list(inner->priv, &below, &nb);
+	if (ret || !l->n) { /* sorted already */
+		*names = ret ? NULL : below;
+		*n = ret ? 0 : nb;
 		return ret;
 	}
-	store_names_sort(*names, *n);
-	return 0;
+	all = malloc((nb + l->n) * sizeof(*all));
+	ret = all ? 0 : -ENOMEM;
+	if (!ret) {
+		memcpy(all, below, nb * sizeof(*all));
+		for (i = 0; i < l->n; i++)
+			all[nb + i] = layer_name(l, i);
+		qsort(all, nb + l->n, sizeof(*all), cmp_names);
+		ret = store_list_pack(all, nb + l->n, names);
+	}
+	*n = ret ? 0 : nb + l->n;
+	free(all);
+	store_list_free(below);
+	return ret;
 }
 
 static bool layer_has(const struct layer_keysets *l, const char *name)
@@ -50,6 +66,6 @@ int layer_check_clash(struct store *inner, const struct layer_keysets *l, const 
 			ret = -EEXIST;
 		}
 	}
-	store_names_free(names, n);
+	store_list_free(names);
 	return ret;
 }

@@ -15,6 +15,32 @@ void store_names_free(char **names, size_t n)
 	free(names);
 }
 
+int store_list_pack(const char *const *src, size_t n, char ***out)
+{
+	size_t i, len, total = 0;
+	char **names, *p;
+
+	for (i = 0; i < n; i++)
+		total += strlen(src[i]) + 1;
+	*out = NULL;
+	names = malloc((n ? n : 1) * sizeof(*names) + total);
+	if (!names)
+		return -ENOMEM;
+	p = (char *)(names + n);
+	for (i = 0; i < n; i++) {
+		len = strlen(src[i]) + 1;
+		names[i] = memcpy(p, src[i], len);
+		p += len;
+	}
+	*out = names;
+	return 0;
+}
+
+void store_list_free(char **names)
+{
+	free(names);
+}
+
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

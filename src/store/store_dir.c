@@ -94,15 +94,15 @@ int sdir_list(void *priv, char ***names, size_t *n)
 	struct name_list l = { NULL, 0 };
 	int ret;
 
+	*names = NULL;
+	*n = 0;
 	ret = dirwalk_types(d->dfd, ".", list_one, &l);
-	if (ret) {
-		store_names_free(l.names, l.n);
-		l.names = NULL;
-		l.n = 0;
+	if (!ret) {
+		store_names_sort(l.names, l.n);
+		ret = store_list_pack((const char *const *)l.names, l.n, names);
+		*n = ret ? 0 : l.n;
 	}
-	store_names_sort(l.names, l.n);
-	*names = l.names;
-	*n = l.n;
+	store_names_free(l.names, l.n);
 	return ret;
 }
 

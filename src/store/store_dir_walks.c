@@ -381,7 +381,7 @@ static int walks_put(FILE *out, void *arg)
 		count += r || walk_line(d, names[i], raw, now, out);
 	}
 	walks_free(old);
-	store_names_free(names, n);
+	store_list_free(names);
 	fprintf(out, "end %zu\n", count);
 	return 0;
 }

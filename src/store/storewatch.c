@@ -14,25 +14,6 @@
 
 /* ---- list ---- */
 
-static int copy_names(const char *const *src, size_t n, char ***out)
-{
-	char **names;
-	size_t i;
-
-	names = calloc(n ? n : 1, sizeof(*names));
-	if (!names)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		names[i] = strdup(src[i]);
-		if (!names[i]) {
-			store_names_free(names, i);
-			return -ENOMEM;
-		}
-	}
-	*out = names;
-	return 0;
-}
-
 static int w_list(void *priv, char ***names, size_t *n)
 {
 	struct storewatch *w = priv;
@@ -40,7 +21,7 @@ static int w_list(void *priv, char ***names, size_t *n)
 
 	pthread_mutex_lock(&w->lock);
 	if (w->list_valid && sw_answer_now(w)) {
-		ret = copy_names(w->names, w->n, names);
+		ret = store_list_pack(w->names, w->n, names);
 		*n = ret ? 0 : w->n;
 	}
 	pthread_mutex_unlock(&w->lock);

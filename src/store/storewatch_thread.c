@@ -68,7 +68,7 @@ static bool relist_once(struct storewatch *w)
 	same = puts == w->puts;
 	w->list_valid = fresh && list && nl == count && same;
 	pthread_mutex_unlock(&w->lock);
-	store_names_free(names, count);
+	store_list_free(names);
 	/* Gone ones: only this thread frees nodes, so no lock is needed
 	 * to walk the table, only to change it. */
 	pos = 0;
@@ -155,13 +155,9 @@ static void rescan(struct storewatch *w, bool rewatch)
 
 	relist(w);
 	pthread_mutex_lock(&w->lock);
-	ret = w->list_valid ? 0 : -EAGAIN;
 	names = NULL;
-	count = 0;
-	if (!ret && !(names = calloc(w->n ? w->n : 1, sizeof(*names))))
-		ret = -ENOMEM;
-	for (k = 0; !ret && k < w->n && (names[k] = strdup(w->names[k])); k++)
-		count++;
+	ret = w->list_valid ? store_list_pack(w->names, w->n, &names) : -EAGAIN;
+	count = ret ? 0 : w->n;
 	pthread_mutex_unlock(&w->lock);
 	for (k = 0; k < count; k++) {
 		pthread_mutex_lock(&w->lock);
@@ -184,7 +180,7 @@ static void rescan(struct storewatch *w, bool rewatch)
 		n->valid = n->gen == gen && (n->have_base || n->err) && (w->polling || n->watched);
 		pthread_mutex_unlock(&w->lock);
 	}
-	store_names_free(names, count);
+	store_list_free(names);
 }
 
 /* ---- events ---- */

@@ -59,19 +59,25 @@ static int cmp_names(const void *a, const void *b)
 static int mem_list(void *priv, char ***names, size_t *n)
 {
 	struct mem_store *m = priv;
-	size_t i;
+	const char **active;
+	size_t i, k = 0;
+	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	*names = calloc(m->n + 1, sizeof(**names));
-	*n = 0;
-	for (i = 0; *names && i < m->n; i++)
+	active = calloc(m->n + 1, sizeof(*active));
+	for (i = 0; active && i < m->n; i++)
 		if (m->ks[i].active)
-			(*names)[(*n)++] = strdup(m->ks[i].name);
+			active[k++] = m->ks[i].name;
+	if (active) {
+		qsort(active, k, sizeof(*active), cmp_names);
+		ret = store_list_pack(active, k, names);
+	} else {
+		ret = -ENOMEM;
+	}
 	pthread_mutex_unlock(&m->lock);
-	if (!*names)
-		return -ENOMEM;
-	qsort(*names, *n, sizeof(**names), cmp_names);
-	return 0;
+	free(active);
+	*n = ret ? 0 : k;
+	return ret;
 }
 
 static int mem_stamp(void *priv, const char *name, uint64_t *stamp)

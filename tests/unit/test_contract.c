@@ -145,7 +145,7 @@ static void check_restore(const struct backend *b, struct store *s)
 	if (!skip(b, X_LIST, "a new store lists nothing")) {
 		tap_ok(!s->ops->list(s->priv, &names, &n) && n == 0, "%s: a new store lists nothing",
 		       b->name);
-		store_names_free(names, n);
+		store_list_free(names);
 	}
 	if (!skip(b, X_NONE, "read of none"))
 		TAP_EQ_INT(s->ops->read(s->priv, "k", &(struct keyset){ 0 }), -ENOENT,
@@ -158,7 +158,7 @@ static void check_restore(const struct backend *b, struct store *s)
 	if (!skip(b, X_LIST, "it is listed")) {
 		tap_ok(!s->ops->list(s->priv, &names, &n) && n == 1 && !strcmp(names[0], "k"),
 		       "%s: it is listed", b->name);
-		store_names_free(names, n);
+		store_list_free(names);
 	}
 	tap_ok(holds(s, "k", "one"), "%s: and reads back", b->name);
 	tap_ok(!s->ops->stamp(s->priv, "k", &a) && !s->ops->stamp(s->priv, "k", &c) && a == c,
@@ -289,7 +289,7 @@ static void run(const struct backend *b, const struct config *cfg, const struct 
 			return;
 		tap_ok(!s.ops->list(s.priv, &names, &n) && n == 2, "%s: leftovers are not keysets",
 		       b->name);
-		store_names_free(names, n);
+		store_list_free(names);
 		tap_ok(faccessat(state->fd, STATE_TMP "/k.deadbeef", F_OK, 0) != 0,
 		       "%s: and are gone", b->name);
 	}

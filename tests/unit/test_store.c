@@ -135,7 +135,7 @@ static void test_list(struct store *s)
 		tap_ok(strcmp(names[i], ".hidden") && strcmp(names[i], "bad name") &&
 		       strcmp(names[i], "notadir") && strcmp(names[i], "link") &&
 		       strcmp(names[i], ".keyfs"), "list entry %zu (%s) is a keyset", i, names[i]);
-	store_names_free(names, n);
+	store_list_free(names);
 }
 
 static void test_read(struct store *s)
@@ -670,7 +670,7 @@ static void test_odd_names(struct store *s)
 		tap_ok(strstr(why, "longer than 64") != NULL, "why says the name is too long: %s", why);
 	}
 	TAP_EQ_INT(found, 1, "the too long name is listed, not skipped");
-	store_names_free(names, n);
+	store_list_free(names);
 	tap_ok(keyset_name_valid("%2Ex") && !keyset_name_valid("a%2Ex") && !keyset_name_valid("%41") &&
 	       !keyset_name_valid("%c3") && !keyset_name_valid("%00") && !keyset_name_valid("%2"),
 	       "only canonical escapes are valid");

@@ -195,7 +195,7 @@ static bool listed(struct store *s, const char *name)
 		return false;
 	for (i = 0; i < n; i++)
 		found |= !strcmp(names[i], name);
-	store_names_free(names, n);
+	store_list_free(names);
 	return found;
 }
 
