@@ -7,15 +7,9 @@
 
 #include "layer.h"
 
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int layer_list(struct store *inner, const struct layer_keysets *l, char ***names, size_t *n)
 {
-	const char **all;
-	char **below;
+	char **all, **below;
 	size_t nb, i;
 	int ret;
 
@@ -30,9 +24,9 @@ int layer_list(struct store *inner, const struct layer_keysets *l, char ***names
 	if (!ret) {
 		memcpy(all, below, nb * sizeof(*all));
 		for (i = 0; i < l->n; i++)
-			all[nb + i] = layer_name(l, i);
-		qsort(all, nb + l->n, sizeof(*all), cmp_names);
-		ret = store_list_pack(all, nb + l->n, names);
+			all[nb + i] = (char *)layer_name(l, i); /* only read */
+		store_names_sort(all, nb + l->n);
+		ret = store_list_pack((const char *const *)all, nb + l->n, names);
 	}
 	*n = ret ? 0 : nb + l->n;
 	free(all);
