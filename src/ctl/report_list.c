@@ -26,7 +26,7 @@ struct list_reader {
 	size_t n;
 	size_t next;		/* the first keyset whose line is not made yet */
 	char *buf;		/* the text made and not read past yet ... */
-	size_t len;
+	size_t len, cap;
 	size_t off;		/* ... from this offset on */
 };
 
@@ -82,9 +82,34 @@ static int list_rewind(struct list_reader *r)
 		return -ENOMEM;
 	free(r->buf);
 	r->buf = text;
-	r->len = sizeof(heading) - 1;
+	r->len = r->cap = sizeof(heading) - 1;
 	r->off = 0;
 	r->next = 0;
+	return 0;
+}
+
+/* Appends text to what is not read yet, dropping the first drop bytes.
+ * The buffer is kept from read to read: a fresh one for each would be
+ * new pages, faulted in, for every 128 KiB a reader asks. */
+static int list_append(struct list_reader *r, size_t drop, const char *text, size_t len)
+{
+	size_t cap = r->cap;
+	char *grown;
+
+	memmove(r->buf, r->buf + drop, r->len - drop);
+	r->len -= drop;
+	r->off += drop;
+	while (cap < r->len + len)
+		cap *= 2;
+	if (cap != r->cap) {
+		grown = realloc(r->buf, cap);
+		if (!grown)
+			return -ENOMEM;
+		r->buf = grown;
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, text, len);
+	r->len += len;
 	return 0;
 }
 
@@ -96,6 +121,7 @@ static int list_more(struct list_reader *r, size_t off)
 	struct ks_info info;
 	char *text;
 	FILE *f;
+	int ret;
 
 	if (drop > r->len)
 		drop = r->len;
@@ -103,7 +129,6 @@ static int list_more(struct list_reader *r, size_t off)
 	f = textbuf_open(&text, &len);
 	if (!f)
 		return -ENOMEM;
-	fwrite_unlocked(r->buf + drop, 1, r->len - drop, f);
 	store_batch(r->c->st, true);
 	for (r->next = from; r->next < end; r->next++) {
 		/* what is read unset; the report's text fields are set by it */
@@ -114,15 +139,13 @@ static int list_more(struct list_reader *r, size_t off)
 		free(info.versions);
 	}
 	store_batch(r->c->st, false);
-	if (report_finish(f, &text, 0)) {
+	ret = report_finish(f, &text, 0);
+	if (!ret)
+		ret = list_append(r, drop, text, len);
+	if (ret)
 		r->next = from; /* made again by the next read */
-		return -ENOMEM;
-	}
-	free(r->buf);
-	r->buf = text;
-	r->len = len;
-	r->off += drop;
-	return 0;
+	free(text);
+	return ret;
 }
 
 int report_list_open(struct ctl *c, struct list_reader **out)
