@@ -137,6 +137,12 @@ struct sealcache {
 	struct hashset sealed;
 	struct index_rec *index;	/* sorted by h */
 	size_t nindex;
+	/* index[starts[b]] to index[starts[b + 1]] are the records whose
+	 * hash's top bits (h >> shift) are b: about one a bucket, so a
+	 * lookup reads starts and a record, two cache misses, where
+	 * searching the records took four or more. NULL: search them. */
+	uint32_t *starts;
+	unsigned shift;
 	bool known;
 	/* sealed holds the names of cache/'s files at start (known also
 	 * needs marks of a run before to trust); under lock */

@@ -260,16 +260,49 @@ static void index_keep_sealed(struct sealcache *sc)
 	sc->nindex = n;
 }
 
+/* sc->starts for the index as kept: the first listing after a mount
+ * looks up every keyset in it. */
+static void index_buckets(struct sealcache *sc)
+{
+	size_t nb = 2, b, i = 0;
+	unsigned bits = 1;
+
+	free(sc->starts);
+	sc->starts = NULL;
+	if (sc->nindex < 2 || sc->nindex > UINT32_MAX)
+		return;
+	while (nb < sc->nindex) {
+		nb *= 2;
+		bits++;
+	}
+	sc->starts = malloc((nb + 1) * sizeof(*sc->starts));
+	if (!sc->starts)
+		return; /* searched instead */
+	sc->shift = 64 - bits;
+	for (b = 0; b <= nb; b++) {
+		while (i < sc->nindex && sc->index[i].h >> sc->shift < b)
+			i++;
+		sc->starts[b] = (uint32_t)i;
+	}
+}
+
 bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c)
 {
-	const struct index_rec *r;
+	const struct index_rec *r = NULL;
+	size_t i, b;
 	uint64_t h;
 
 	_Static_assert(offsetof(struct index_rec, h) == 0, "hash_find() reads the hash first");
 	if (!sc->known || !sc->nindex)
 		return false;
 	h = sc_name_hash(name);
-	r = hash_find(sc->index, sc->nindex, sizeof(*sc->index), h);
+	if (sc->starts) {
+		b = (size_t)(h >> sc->shift);
+		for (i = sc->starts[b]; !r && i < sc->starts[b + 1]; i++)
+			r = sc->index[i].h == h ? &sc->index[i] : NULL;
+	} else {
+		r = hash_find(sc->index, sc->nindex, sizeof(*sc->index), h);
+	}
 	if (r)
 		*c = r->c;
 	return r != NULL;
@@ -350,6 +383,7 @@ int sc_known_load(struct sealcache *sc)
 	if (!sc->listed)
 		sc_known_drop(sc);
 	index_keep_sealed(sc);
+	index_buckets(sc);
 	return ret;
 }
 
@@ -360,6 +394,8 @@ void sc_known_drop(struct sealcache *sc)
 	free(sc->index);
 	sc->index = NULL;
 	sc->nindex = 0;
+	free(sc->starts);
+	sc->starts = NULL;
 	sc->known = false;
 	sc->listed = false;
 }

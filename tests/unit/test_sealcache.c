@@ -201,20 +201,32 @@ static void test_listed(void)
 
 /* A clean stop writes cache.all, every entry's header: the next start
  * takes a header from it instead of the cache file, unless cache/
- * changed since. The index is doctored here to tell which was read. */
+ * changed since. The index is doctored here to tell which was read: each
+ * size one more, for a and for enough keysets more that its buckets hold
+ * none, one and several records. */
+#define INDEXED 40
 static void test_index(void)
 {
-	char *text, *at, line[512];
+	char *text, *at, line[512], name[8];
+	size_t len, ilen[INDEXED];
 	struct sealcache *sc;
 	struct export_attr a;
-	size_t len;
+	int fd, i, err, found = 0;
+	time_t t;
 	FILE *f;
-	int fd;
 
+	for (i = 0; i < INDEXED; i++) {
+		snprintf(name, sizeof(name), "i%02d", i);
+		set_keys(name, name);
+	}
 	sc = start();
 	sealcache_password_changed(sc);
 	TAP_EQ_INT(sealcache_attr(sc, "a", &a), 0, "a, sealed");
 	len = a.size;
+	for (i = 0; i < INDEXED; i++) {
+		snprintf(name, sizeof(name), "i%02d", i);
+		free(open_all(sc, name, &ilen[i], &t, &err));
+	}
 	sealcache_free(sc);
 	fd = openat(state.fd, "cache.all", O_RDONLY);
 	f = fd < 0 ? NULL : fdopen(fd, "r");
@@ -222,13 +234,13 @@ static void test_index(void)
 		return;
 	text = calloc(1, 1 << 16);
 	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "a ", 2)) {
-			/* a's size, one more: the fields are name, stamp, tag, time, size */
+		if (!strncmp(line, "a ", 2) || (line[0] == 'i' && line[3] == ' ')) {
+			/* the size, one more: the fields are name, stamp, tag, time, size */
 			at = line;
-			for (int i = 0; i < 4; i++)
+			for (int k = 0; k < 4; k++)
 				at = strchr(at, ' ') + 1;
-			snprintf(at, sizeof(line) - (size_t)(at - line), "%zu %s", len + 1,
-				 strchr(at, ' ') + 1);
+			snprintf(at, sizeof(line) - (size_t)(at - line), "%llu %s",
+				 strtoull(at, NULL, 10) + 1, strchr(at, ' ') + 1);
 		}
 		strcat(text, line);
 	}
@@ -239,6 +251,11 @@ static void test_index(void)
 	sc = start();
 	sealcache_password_changed(sc);
 	tap_ok(!sealcache_attr(sc, "a", &a) && a.size == len + 1, "the start took a's header from it");
+	for (i = 0; i < INDEXED; i++) {
+		snprintf(name, sizeof(name), "i%02d", i);
+		found += !sealcache_attr(sc, name, &a) && a.size == ilen[i] + 1;
+	}
+	TAP_EQ_INT(found, INDEXED, "... and every other keyset's");
 	sealcache_free(sc); /* writes it anew, from the entries: size len + 1 */
 
 	/* a file made and removed in cache/, as by a crashed run */
@@ -250,6 +267,12 @@ static void test_index(void)
 	tap_ok(!sealcache_attr(sc, "a", &a) && a.size == len, "cache/ changed since: the files are read");
 	sealcache_free(sc);
 	free(text);
+	for (i = 0; i < INDEXED; i++) {
+		struct keyset gone = { 0 };
+
+		snprintf(gone.name, sizeof(gone.name), "i%02d", i);
+		store_mem_set(&st, &gone, true);
+	}
 }
 
 /* Reads of one keyset by any thread but the main one wait while the
