@@ -13,4 +13,9 @@
  * fclose() failed. NULL if out of memory. */
 FILE *textbuf_open(char **buf, size_t *len);
 
+/* Appends n bytes of p to *buf, which has *len bytes in use of *cap,
+ * doubling it as needed (from 4 KiB): a buffer kept and added to, where
+ * a new one each time would be new pages. -ENOMEM leaves it as it was. */
+int textbuf_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n);
+
 #endif

@@ -1,4 +1,5 @@
 /* Text in memory through stdio (see textbuf.h). */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +60,25 @@ static int text_close(void *cookie)
 	*t->len = t->n;
 	free(t);
 	return ret;
+}
+
+int textbuf_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+	size_t want = *cap ? *cap : 4096;
+	char *grown;
+
+	while (want < *len + n)
+		want *= 2;
+	if (want != *cap) {
+		grown = realloc(*buf, want);
+		if (!grown)
+			return -ENOMEM;
+		*buf = grown;
+		*cap = want;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	return 0;
 }
 
 FILE *textbuf_open(char **buf, size_t *len)

@@ -93,24 +93,10 @@ static int list_rewind(struct list_reader *r)
  * new pages, faulted in, for every 128 KiB a reader asks. */
 static int list_append(struct list_reader *r, size_t drop, const char *text, size_t len)
 {
-	size_t cap = r->cap;
-	char *grown;
-
 	memmove(r->buf, r->buf + drop, r->len - drop);
 	r->len -= drop;
 	r->off += drop;
-	while (cap < r->len + len)
-		cap *= 2;
-	if (cap != r->cap) {
-		grown = realloc(r->buf, cap);
-		if (!grown)
-			return -ENOMEM;
-		r->buf = grown;
-		r->cap = cap;
-	}
-	memcpy(r->buf + r->len, text, len);
-	r->len += len;
-	return 0;
+	return textbuf_append(&r->buf, &r->len, &r->cap, text, len);
 }
 
 /* Drops the text before off and makes the next LIST_CHUNK keysets'

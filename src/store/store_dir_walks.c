@@ -32,6 +32,7 @@
 #include "keyfs/log.h"
 #include "keyfs/replace.h"
 #include "keyfs/store.h"
+#include "keyfs/textbuf.h"
 
 #include "store_dir.h"
 
@@ -79,8 +80,7 @@ static int cmp_rec(const void *a, const void *b)
  * pool, added unless one of the last lists is the same. */
 static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t *off)
 {
-	size_t i, cap;
-	char *p;
+	size_t i;
 
 	for (i = 0; i < dw->nlast; i++) {
 		if (dw->last[i].len == len && !memcmp(dw->pool + dw->last[i].off, list, len)) {
@@ -90,23 +90,13 @@ static int pool_add(struct dir_walks *dw, const char *list, size_t len, uint32_t
 	}
 	if (dw->len + len > UINT32_MAX)
 		return -E2BIG;
-	if (dw->len + len > dw->cap) {
-		cap = dw->cap ? dw->cap * 2 : 4096;
-		while (cap < dw->len + len)
-			cap *= 2;
-		p = realloc(dw->pool, cap);
-		if (!p)
-			return -ENOMEM;
-		dw->pool = p;
-		dw->cap = cap;
-	}
-	memcpy(dw->pool + dw->len, list, len);
 	*off = (uint32_t)dw->len;
+	if (textbuf_append(&dw->pool, &dw->len, &dw->cap, list, len))
+		return -ENOMEM;
 	memmove(dw->last + 1, dw->last, sizeof(dw->last) - sizeof(dw->last[0]));
-	dw->last[0].off = dw->len;
+	dw->last[0].off = *off;
 	dw->last[0].len = len;
 	dw->nlast += dw->nlast < 4;
-	dw->len += len;
 	return 0;
 }
 
