@@ -232,7 +232,7 @@ static int seal_plan(struct sealcache *sc, const char *name, struct plan *p)
 		snprintf(p->h.name, sizeof(p->h.name), "%s", name);
 		memcpy(p->h.pwid, id, VERIFIER_ID_LEN);
 		p->h.logn = sc_logn_for(sc, e);
-		p->h.sealed_at = sc_seal_time(sc, e, p->h.stamp);
+		p->h.sealed_at = sc_due_time(sc, e, p->h.stamp);
 		p->gen = sc->ids.gen;
 		p->rs = sc_rset_for(sc, e);
 		p->rcp = p->rs ? recipients_ref(sc->rcp) : NULL;

@@ -288,7 +288,8 @@ static bool queue_listed(struct sealcache *sc, char **names, size_t n)
 		}
 		current = sc_entry_current(sc, e, stamp);
 		/* No due time is noted: nobody was told one yet, so the seal
-		 * takes its own (sc_seal_time()). */
+		 * notes its own when it is planned (sc_due_time()), and a
+		 * cold store's keysets do not each hold an ahead meanwhile. */
 		if (!e->bad && sc_pwid_for(sc, e) && !current) {
 			sc_entry_enqueue(sc, e);
 		} else if (!e->bad && current && sc_importable(sc, e->len)) {

@@ -217,9 +217,10 @@ bool sc_importable(const struct sealcache *sc, size_t size);
  * of memory. */
 struct ahead *sc_entry_ahead(struct entry *e);
 /* The time a seal of (stamp, current key) counts as made, noted in e's
- * ahead once told (attributes); sc_seal_time() notes none. */
+ * ahead when first told (attributes) or taken (a seal planned): an
+ * attribute asked for while that seal runs tells the time it will land
+ * with. The ahead goes when it lands (sc_ahead_landed()). */
 time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
-time_t sc_seal_time(struct sealcache *sc, struct entry *e, uint64_t stamp);
 /* A seal of e's version landed: its ahead goes unless about a later one.
  * Caller holds sc->lock. */
 void sc_ahead_landed(struct entry *e);

@@ -294,14 +294,6 @@ time_t sc_due_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
 	return a->due_at;
 }
 
-/* The time of a seal of (stamp, current key) about to be made: the due
- * time if one was told, else now. Noting one takes an ahead of 128
- * bytes, for every keyset of a cold store. */
-time_t sc_seal_time(struct sealcache *sc, struct entry *e, uint64_t stamp)
-{
-	return e->ahead ? sc_due_time(sc, e, stamp) : due_now(e);
-}
-
 /* A seal of e's version just landed. What was learnt ahead of it for that
  * version (size, due time, fingerprint) is in the entry now or no longer
  * needed, and a cold seal of a large store would otherwise keep an ahead
