@@ -114,7 +114,7 @@ static void relist(struct storewatch *w)
 static void tell(struct storewatch *w)
 {
 	struct hnode *h;
-	char **names = NULL, **grown;
+	char **names = NULL;
 	size_t n = 0, k, pos = 0;
 
 	pthread_mutex_lock(&w->lock);
@@ -123,13 +123,8 @@ static void tell(struct storewatch *w)
 
 		if (!node->pending)
 			continue;
-		grown = realloc(names, (n + 1) * sizeof(*names));
-		if (!grown || !(grown[n] = strdup(node->name))) {
-			names = grown ? grown : names;
+		if (store_names_add(&names, &n, node->name))
 			break; /* stays pending: the next round tells it */
-		}
-		names = grown;
-		n++;
 		node->pending = false;
 	}
 	pthread_mutex_unlock(&w->lock);
