@@ -47,12 +47,29 @@ int replace_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* One writev() for the whole content, the usual case; what a short
+ * write leaves is written piece by piece. */
 static int write_all(int fd, const struct iovec *iov, int iovcnt)
 {
+	ssize_t n;
+	size_t done;
 	int i, ret = 0;
 
-	for (i = 0; !ret && i < iovcnt; i++)
-		ret = replace_write_all(fd, iov[i].iov_base, iov[i].iov_len);
+	do
+		n = writev(fd, iov, iovcnt);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	done = (size_t)n;
+	for (i = 0; !ret && i < iovcnt; i++) {
+		if (done >= iov[i].iov_len) {
+			done -= iov[i].iov_len;
+			continue;
+		}
+		ret = replace_write_all(fd, (const char *)iov[i].iov_base + done,
+					iov[i].iov_len - done);
+		done = 0;
+	}
 	return ret;
 }
 
