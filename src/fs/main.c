@@ -176,10 +176,14 @@ static void clear_stale_mount(const char *mountpoint)
  * block, would raise its mmap threshold and keep the next ones in the
  * heap, one heap per thread that made them. A fixed threshold returns
  * large blocks at once; two arenas keep the FUSE and worker threads'
- * small blocks from scattering over a dozen heaps. */
+ * small blocks from scattering over a dozen heaps. The threshold and
+ * the heap's free top both stay above a read's buffer (the kernel asks
+ * for 128 KiB), so a read of an export is no mmap() and munmap(), a TLB
+ * shootdown to every core, each. */
 static void malloc_tune(void)
 {
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 512 * 1024);
 	mallopt(M_ARENA_MAX, 2);
 }
 
