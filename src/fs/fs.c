@@ -267,6 +267,7 @@ static int open_text(struct fuse_file_info *fi,
 		return ret;
 	}
 	fi->fh = (uint64_t)(uintptr_t)t;
+	fi->noflush = 1; /* a read has nothing to flush (fs_flush()) */
 	return 0;
 }
 
@@ -308,6 +309,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (acc != O_RDONLY)
 			return -EACCES;
 		fi->direct_io = 1;
+		fi->noflush = 1;
 		ret = report_list_open(&k->ctl, &lr);
 		if (ret == 0)
 			fi->fh = (uint64_t)(uintptr_t)lr;
@@ -325,6 +327,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		 * cache readahead does: only then does a read of the last
 		 * byte mean the reader read it (a backup, not a `head`). */
 		fi->direct_io = 1;
+		/* Only an import's close has an outcome (fs_flush()): a
+		 * backup's close of an export is one request fewer. */
+		fi->noflush = 1;
 		return 0;
 	case N_STAGED:
 		return fs_open_staged(path, fi, false, 0);
