@@ -267,7 +267,6 @@ static int open_text(struct fuse_file_info *fi,
 		return ret;
 	}
 	fi->fh = (uint64_t)(uintptr_t)t;
-	fi->noflush = 1; /* a read has nothing to flush (fs_flush()) */
 	return 0;
 }
 
@@ -278,8 +277,13 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	struct list_reader *lr;
 	struct seal *s;
 	int ret, acc = fi->flags & O_ACCMODE;
+	enum node node = fs_classify(path, name);
 
-	switch (fs_classify(path, name)) {
+	/* Only a staged file's close has an outcome (fs_flush()): the close
+	 * of anything else, a backup's of an export above all, is one
+	 * request fewer. */
+	fi->noflush = node != N_STAGED;
+	switch (node) {
 	case N_CONTROL:
 		if (!fs_caller_is_owner(k))
 			return -EACCES;
@@ -309,7 +313,6 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (acc != O_RDONLY)
 			return -EACCES;
 		fi->direct_io = 1;
-		fi->noflush = 1;
 		ret = report_list_open(&k->ctl, &lr);
 		if (ret == 0)
 			fi->fh = (uint64_t)(uintptr_t)lr;
@@ -327,9 +330,6 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		 * cache readahead does: only then does a read of the last
 		 * byte mean the reader read it (a backup, not a `head`). */
 		fi->direct_io = 1;
-		/* Only an import's close has an outcome (fs_flush()): a
-		 * backup's close of an export is one request fewer. */
-		fi->noflush = 1;
 		return 0;
 	case N_STAGED:
 		return fs_open_staged(path, fi, false, 0);
