@@ -19,7 +19,9 @@ int replace_file_mode(int dfd, const char *path, mode_t mode, const struct iovec
 /* The same (mode 0600) without either fsync, for files written many at
  * a time whose readers check them whole (the seal cache): the caller
  * makes a batch durable with one syncfs(). A crash before it may leave
- * the old file, the new one, or one its reader refuses as torn. */
+ * the old file, the new one, or one its reader refuses as torn. A name
+ * nothing has yet is written in place, so its reader must not look at
+ * it before this returns. */
 int replace_file_unsynced(int dfd, const char *path, const struct iovec *iov, int iovcnt);
 
 /* Replaces dfd/path (a name in dfd) by what put(out, arg) writes, through

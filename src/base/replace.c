@@ -151,6 +151,26 @@ static int replace_named(int dfd, const char *path, const char *tmp, mode_t mode
 	return ret;
 }
 
+/* An unsynced file whose name nothing has yet is written in place: a
+ * reader of such files refuses a torn one whatever its name, so a
+ * temporary would only add an inode on the orphan list and a link (ext4:
+ * a third of the CPU of writing the file). Its mode is 0600 as created:
+ * a umask only takes bits away. 1: the name is taken. */
+static int create_new(int dfd, const char *path, const struct iovec *iov, int iovcnt)
+{
+	int fd, ret;
+
+	fd = openat(dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 1 : -errno;
+	ret = write_all(fd, iov, iovcnt);
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (ret)
+		unlinkat(dfd, path, 0);
+	return ret;
+}
+
 static int replace(int dfd, const char *path, mode_t mode, const struct iovec *iov, int iovcnt,
 		   bool sync)
 {
@@ -162,7 +182,9 @@ static int replace(int dfd, const char *path, mode_t mode, const struct iovec *i
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
 	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	ret = replace_unnamed(dfd, dir, path, tmp, mode, iov, iovcnt, sync);
+	ret = sync ? 1 : create_new(dfd, path, iov, iovcnt);
+	if (ret == 1)
+		ret = replace_unnamed(dfd, dir, path, tmp, mode, iov, iovcnt, sync);
 	if (ret == 1)
 		ret = replace_named(dfd, path, tmp, mode, iov, iovcnt, sync);
 	if (ret)
