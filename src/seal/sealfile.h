@@ -14,8 +14,9 @@
  * comes from the age header inside, the content is not known, and
  * sealfile_rewrite() writes them in the new format with the very same
  * armored bytes.
- * <sum> (BLAKE2b-128 of the armored bytes; absent in files written
- * before it) lets a reader check the bytes whole.
+ * <sum> (SipHash-2-4 of the armored bytes, 16 hex digits; BLAKE2b-128,
+ * 32 digits, in files written before it; absent in older ones still)
+ * lets a reader check the bytes whole.
  * Written to a temporary name and renamed into place without an fsync
  * each (the seal cache syncs its files a batch at a time), so a crash
  * leaves the old file, the new one, or one that is never served: its
@@ -30,7 +31,7 @@
 #include "keyfs/keyset.h"
 #include "keyfs/verifier.h"
 
-#define SEALFILE_SUM_LEN 16
+#define SEALFILE_SUM_LEN 16 /* the longest sum's bytes */
 
 struct sealfile {
 	char name[KEYSET_NAME_MAX + 1];	/* keyset sealed; "" in a first-format file */

@@ -3,6 +3,7 @@ seal cache and the control file: each test drives a real mount the way
 the fault was found, and fails on the code that had the fault."""
 import base64
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -440,6 +441,43 @@ def test_first_format_cache_upgraded_in_place(keyfs_bin, tmp_path, store):
     assert (before.st_ino, before.st_mtime, before.st_size) == \
         (after.st_ino, after.st_mtime, after.st_size)
     assert open(os.path.join(cache, "web"), "rb").read().startswith(b"keyfs-seal 2 web ")
+
+
+# Cache files written with the BLAKE2b-128 sum of the release before
+# are served unchanged; one whose bytes no longer match that sum is
+# sealed anew, never served.
+def test_blake2b_summed_cache_still_served(keyfs_bin, tmp_path, store):
+    m = Mount(keyfs_bin, str(tmp_path), store).start()
+    cache = os.path.join(store, ".keyfs", "cache")
+    try:
+        m.unlock()
+        for k in ("web", "db"):
+            shutil.copyfile(os.path.join(m.export, f"{k}.pem"), tmp_path / f"{k}.before")
+        m.stop()
+        for k in ("web", "db"):
+            hdr, body = open(os.path.join(cache, k), "rb").read().split(b"\n", 1)
+            assert len(hdr.split(b" ")[-1]) == 16, hdr  # SipHash-2-4, hex
+            if k == "db":  # a byte of the armor changed, the size the same
+                i = body.index(b"\n", 40) - 5
+                body = body[:i] + (b"A" if body[i:i + 1] != b"A" else b"B") + body[i + 1:]
+            sum_ = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
+            if k == "db":  # the sum of the bytes as written, before the change
+                sum_ = hashlib.blake2b(open(tmp_path / "db.before", "rb").read(),
+                                       digest_size=16).hexdigest().encode()
+            with open(os.path.join(cache, k), "wb") as out:
+                out.write(hdr.rsplit(b" ", 1)[0] + b" " + sum_ + b"\n" + body)
+        os.unlink(os.path.join(store, ".keyfs", "cache.all"))
+        m.start()
+        m.unlock()
+        for k in ("web", "db"):
+            shutil.copyfile(os.path.join(m.export, f"{k}.pem"), tmp_path / f"{k}.after")
+        m.stop()
+    finally:
+        m.kill()
+    assert (tmp_path / "web.before").read_bytes() == (tmp_path / "web.after").read_bytes()
+    assert (tmp_path / "db.before").read_bytes() != (tmp_path / "db.after").read_bytes()
+    assert age_decrypt(tmp_path / "db.after", tmp_path / "db.tar", PASSWORD).returncode == 0
+    assert "db/" in run(["tar", "-tf", str(tmp_path / "db.tar")]).stdout
 
 
 # Finding 21 (export side): an export the same configuration could not
