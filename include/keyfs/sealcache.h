@@ -4,7 +4,7 @@
  *
  * The sealed bytes live under <state>/cache/<keyset>, each file a one-line
  * header (sealfile.h) followed by the armored age file, replaced atomically
- * by rename. An open export holds
+ * by rename once there is one. An open export holds
  * a file descriptor of the file it opened, so it keeps its bytes while a
  * reseal replaces them. The password id comes from a verifier
  * (<state>/verifier: one scrypt with its own salt), so a restart with the

@@ -17,10 +17,11 @@
  * <sum> (SipHash-2-4 of the armored bytes, 16 hex digits; BLAKE2b-128,
  * 32 digits, in files written before it; absent in older ones still)
  * lets a reader check the bytes whole.
- * Written to a temporary name and renamed into place without an fsync
- * each (the seal cache syncs its files a batch at a time), so a crash
- * leaves the old file, the new one, or one that is never served: its
- * size disagrees with its header, or its bytes with their sum. */
+ * Written without an fsync each (the seal cache syncs its files a batch
+ * at a time), in place for a keyset's first and else to a temporary
+ * renamed over the old, so a crash leaves the old file, the new one, or
+ * one that is never served: its size disagrees with its header, or its
+ * bytes with their sum. */
 #ifndef KEYFS_SEALFILE_H
 #define KEYFS_SEALFILE_H
 
