@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from conftest import PASSWORD, Mount, age_decrypt, run, tree_digest
 
@@ -451,32 +452,28 @@ def test_blake2b_summed_cache_still_served(keyfs_bin, tmp_path, store):
     cache = os.path.join(store, ".keyfs", "cache")
     try:
         m.unlock()
-        for k in ("web", "db"):
-            shutil.copyfile(os.path.join(m.export, f"{k}.pem"), tmp_path / f"{k}.before")
+        before = {k: Path(m.export, f"{k}.pem").read_bytes() for k in ("web", "db")}
         m.stop()
-        for k in ("web", "db"):
-            hdr, body = open(os.path.join(cache, k), "rb").read().split(b"\n", 1)
-            assert len(hdr.split(b" ")[-1]) == 16, hdr  # SipHash-2-4, hex
+        for k, pem in before.items():
+            hdr, body = Path(cache, k).read_bytes().split(b"\n", 1)
+            assert body == pem and len(hdr.split(b" ")[-1]) == 16, hdr  # SipHash-2-4, hex
+            old = hashlib.blake2b(pem, digest_size=16).hexdigest().encode()
             if k == "db":  # a byte of the armor changed, the size the same
                 i = body.index(b"\n", 40) - 5
-                body = body[:i] + (b"A" if body[i:i + 1] != b"A" else b"B") + body[i + 1:]
-            sum_ = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
-            if k == "db":  # the sum of the bytes as written, before the change
-                sum_ = hashlib.blake2b(open(tmp_path / "db.before", "rb").read(),
-                                       digest_size=16).hexdigest().encode()
+                body = body[:i] + (b"B" if body[i:i + 1] == b"A" else b"A") + body[i + 1:]
             with open(os.path.join(cache, k), "wb") as out:
-                out.write(hdr.rsplit(b" ", 1)[0] + b" " + sum_ + b"\n" + body)
+                out.write(hdr.rsplit(b" ", 1)[0] + b" " + old + b"\n" + body)
         os.unlink(os.path.join(store, ".keyfs", "cache.all"))
         m.start()
         m.unlock()
-        for k in ("web", "db"):
-            shutil.copyfile(os.path.join(m.export, f"{k}.pem"), tmp_path / f"{k}.after")
+        after = {k: Path(m.export, f"{k}.pem").read_bytes() for k in before}
         m.stop()
     finally:
         m.kill()
-    assert (tmp_path / "web.before").read_bytes() == (tmp_path / "web.after").read_bytes()
-    assert (tmp_path / "db.before").read_bytes() != (tmp_path / "db.after").read_bytes()
-    assert age_decrypt(tmp_path / "db.after", tmp_path / "db.tar", PASSWORD).returncode == 0
+    assert after["web"] == before["web"]
+    assert after["db"] != before["db"]
+    (tmp_path / "db.pem").write_bytes(after["db"])
+    assert age_decrypt(tmp_path / "db.pem", tmp_path / "db.tar", PASSWORD).returncode == 0
     assert "db/" in run(["tar", "-tf", str(tmp_path / "db.tar")]).stdout
 
 
