@@ -162,11 +162,8 @@ def test_threads_say_what_they_do(keyfs_bin, tmp_path, store):
     threads that answer requests, which keep the daemon's name. Sealing
     ahead of demand and writing the backup records yield the CPU to the
     requests: a status or a listing while a store seals waits on neither."""
-    from conftest import Mount
-    m = Mount(keyfs_bin, str(tmp_path), store).start()
-    try:
-        task = f"/proc/{m.proc.pid}/task"
-        nice = {}
+    def threads(pid):
+        task, nice = f"/proc/{pid}/task", {}
         for t in os.listdir(task):
             try:
                 comm = open(f"{task}/{t}/comm").read().strip()
@@ -175,7 +172,19 @@ def test_threads_say_what_they_do(keyfs_bin, tmp_path, store):
             except FileNotFoundError:
                 continue  # a thread that ended meanwhile, such as the first scan
             nice.setdefault(comm, set()).add(int(fields[16]))
-        assert {"keyfs", "keyfs-watch", "keyfs-seal", "keyfs-record"} <= set(nice), nice
+        return nice
+
+    names = {"keyfs", "keyfs-watch", "keyfs-seal", "keyfs-record"}
+    m = Mount(keyfs_bin, str(tmp_path), store).start()
+    try:
+        # a thread names itself and sets its priority as it starts,
+        # which may come a moment after the mount
+        def settled():
+            nice = threads(m.proc.pid)
+            return names <= set(nice) and nice["keyfs-seal"] == nice["keyfs-record"] == {10}
+        wait_for(settled, 10)
+        nice = threads(m.proc.pid)
+        assert names <= set(nice), nice
         assert nice["keyfs"] == {0} and nice["keyfs-watch"] == {0}, nice
         assert nice["keyfs-seal"] == {10} and nice["keyfs-record"] == {10}, nice
         m.stop()
