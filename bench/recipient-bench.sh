@@ -11,7 +11,8 @@
 # clock runs from starting keyfs. Progress is followed in keyfs' log (one
 # line per keyset sealed, after its file), not by listing the cache
 # directory: a listing of 100 000 names is a tenth of a core taken from
-# what is measured. One listing confirms the count at the end. Runs build/release/keyfs (or $KEYFS_BIN).
+# what is measured. One listing confirms the count at the end. Runs
+# build/release/keyfs (or $KEYFS_BIN).
 #
 # On ext4, run it where nothing was deleted in the last minutes (TMPDIR on
 # a fresh filesystem): ext4 skips inodes deleted recently when it
