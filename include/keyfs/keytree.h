@@ -85,6 +85,13 @@ int keytree_read_top(int kfd, struct keyset *ks);
 int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,
 		  size_t why_size);
 
+/* keytree_read() and the keytree_stamp() of the tree as read, in one
+ * walk: each member's stamp is of the stat its read checked the opened
+ * file against, so a member changed while read has content newer than
+ * the stamp says, and the next stamp differs, as when the stamp walk
+ * comes first. */
+int keytree_read_stamped(int kfd, const char *name, struct keyset *ks, uint64_t *stamp);
+
 /* keytree_stamp() of the tree at dfd/dir (no selection), when its top
  * directory is known to hold exactly the regular files files (names
  * each ended by a NUL, the list by an empty name) and nothing else:

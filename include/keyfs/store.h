@@ -64,6 +64,9 @@ struct store_ops {
 	 * security.* xattrs a put wrote do not read back; callers apply
 	 * store_live_apply() before they put or compare. */
 	int (*read)(void *priv, const char *name, struct keyset *ks);
+	/* Optional: read() and stamp() in one walk (store_read_stamped()).
+	 * -EOPNOTSUPP: not for this keyset; the core stamps, then reads. */
+	int (*read_stamped)(void *priv, const char *name, struct keyset *ks, uint64_t *stamp);
 	/* Restore a keyset without ever destroying one: absent -> created
 	 * active; equal to the active one or a stored version -> nothing
 	 * written; else a new inactive version. Atomic either way.
@@ -117,6 +120,11 @@ int store_backend_check(const char *backend, const char **why);
  * versions and temporaries live in the state directory, which must be on
  * the same filesystem (keys move there and back by rename). */
 store_open_fn store_dir_open;
+
+/* The keyset and a stamp never newer than what was read: what a seal
+ * records, so that a change made while it read is sealed again. One
+ * walk where the backend can; else stamp(), then read(). */
+int store_read_stamped(struct store *s, const char *name, struct keyset *ks, uint64_t *stamp);
 
 /* ops->batch, if the backend has one. */
 void store_batch(struct store *s, bool on);

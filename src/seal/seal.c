@@ -332,9 +332,7 @@ static int seal_one(struct sealcache *sc, const char *name)
 	char *pem = NULL;
 	int ret;
 
-	ret = sc_export_stamp(sc, name, &p.h.stamp);
-	if (!ret)
-		ret = sc_read_keyset(sc, name, &ks, true);
+	ret = sc_read_stamped(sc, name, &ks, &p.h.stamp);
 	if (!ret) {
 		export_content_id(&ks, p.h.content);
 		ret = seal_plan(sc, name, &p);

@@ -239,6 +239,9 @@ int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp);
 /* Without the lock: the keyset with the hint to seal into it; say: log a
  * stored hint that cannot be used. */
 int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say);
+/* Both, the stamp never newer than the keyset read (store_read_stamped()),
+ * said as sc_read_keyset() says. */
+int sc_read_stamped(struct sealcache *sc, const char *name, struct keyset *ks, uint64_t *stamp);
 
 /* ---- sealknown.c ---- */
 /* 64 bits of BLAKE2b of a name (sealcache_ino() is it with the top bit

@@ -426,6 +426,11 @@ static uint64_t no_hint_hash(void)
 
 /* The version of an export: the keyset's files plus the hint sealed with
  * them, since the hint is part of the plaintext. */
+static uint64_t export_stamp(uint64_t files, const char *hint)
+{
+	return files ^ (*hint ? sc_name_hash(hint) : no_hint_hash());
+}
+
 int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 {
 	char hint[KEYSET_HINT_MAX + 1];
@@ -436,8 +441,15 @@ int sc_export_stamp(struct sealcache *sc, const char *name, uint64_t *stamp)
 	if (ret)
 		return ret;
 	meta_hint_for(sc->state, name, hint, sizeof(hint));
-	*stamp = files ^ (*hint ? sc_name_hash(hint) : no_hint_hash());
+	*stamp = export_stamp(files, hint);
 	return 0;
+}
+
+static void read_hint(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
+{
+	if (meta_hint_for(sc->state, name, ks->hint, sizeof(ks->hint)) && say)
+		log_msg(LOG_WARNING, "keyset \"%s\": the stored password hint has control characters; "
+			"sealed without a hint (set it again with keyfsctl hint)", name);
 }
 
 int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bool say)
@@ -445,8 +457,20 @@ int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bo
 	int ret;
 
 	ret = sc->st->ops->read(sc->st->priv, name, ks);
-	if (!ret && meta_hint_for(sc->state, name, ks->hint, sizeof(ks->hint)) && say)
-		log_msg(LOG_WARNING, "keyset \"%s\": the stored password hint has control characters; "
-			"sealed without a hint (set it again with keyfsctl hint)", name);
+	if (!ret)
+		read_hint(sc, name, ks, say);
+	return ret;
+}
+
+int sc_read_stamped(struct sealcache *sc, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	uint64_t files;
+	int ret;
+
+	ret = store_read_stamped(sc->st, name, ks, &files);
+	if (!ret) {
+		read_hint(sc, name, ks, true);
+		*stamp = export_stamp(files, ks->hint);
+	}
 	return ret;
 }

@@ -160,10 +160,42 @@ int keytree_walk(int kfd, struct keytree_walk *w)
 	return walk_dir(kfd, NULL, w);
 }
 
+/* ---- stamps ---- */
+
+static int stamp_member(const struct keytree_entry *e, void *arg)
+{
+	const struct stat *st = e->st;
+	uint64_t *acc = arg;
+	uint8_t h[8];
+	crypto_generichash_state s;
+
+	/* Order-independent: XOR of per-member hashes. The ctime moves on
+	 * chown, chmod and xattr changes too. */
+	crypto_generichash_init(&s, NULL, 0, sizeof(h));
+	crypto_generichash_update(&s, (const uint8_t *)e->path, strlen(e->path) + 1);
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_ino, sizeof(st->st_ino));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_size, sizeof(st->st_size));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_mode, sizeof(st->st_mode));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_mtim, sizeof(st->st_mtim));
+	crypto_generichash_update(&s, (const uint8_t *)&st->st_ctim, sizeof(st->st_ctim));
+	crypto_generichash_final(&s, h, sizeof(h));
+	for (size_t i = 0; i < sizeof(h); i++)
+		acc[0] ^= (uint64_t)h[i] << (8 * i);
+	acc[1]++;
+	return 0;
+}
+
+/* The stamp of what stamp_member() summed up. */
+static uint64_t stamp_of(const uint64_t acc[2])
+{
+	return acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
+}
+
 /* Reading: state of one keytree_read() pass. */
 struct reader {
 	struct keyset *ks;
 	struct keytree_walk *w;
+	uint64_t *acc;		/* optional: stamp_member()'s sums */
 	uint8_t *xbuf;		/* one xattr value at a time */
 	/* The last names looked up: members mostly share one owner. */
 	uid_t uid;
@@ -395,6 +427,8 @@ static int read_entry(const struct keytree_entry *e, void *arg)
 				S_ISREG(got.st_mode) ? (size_t)got.st_size : 0, &m);
 	if (ret == 0 && fd >= 0)
 		ret = read_xattrs(r, fd, e->path, m);
+	if (ret == 0 && r->acc)
+		ret = stamp_member(e, r->acc);
 out:
 	secmem_free(data);
 	if (fd >= 0)
@@ -402,16 +436,12 @@ out:
 	return ret;
 }
 
-int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t why_size)
-{
-	return keytree_read_sel(kfd, name, NULL, ks, why, why_size);
-}
-
-int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel,
-		     struct keyset *ks, char *why, size_t why_size)
+/* keytree_read_sel(), and the stamp of the walk that read if acc. */
+static int read_tree(int kfd, const char *name, const struct keytree_select *sel,
+		     struct keyset *ks, char *why, size_t why_size, uint64_t acc[2])
 {
 	struct keytree_walk w = { .fn = read_entry, .sel = sel, .why = why, .why_size = why_size };
-	struct reader r = { .ks = ks, .w = &w };
+	struct reader r = { .ks = ks, .w = &w, .acc = acc };
 	int ret, tries = 0;
 
 	r.xbuf = malloc(KEYSET_XATTR_SIZE_MAX);
@@ -421,6 +451,8 @@ int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel
 	do {
 		keyset_clear(ks);
 		snprintf(ks->name, sizeof(ks->name), "%s", name);
+		if (acc)
+			acc[0] = acc[1] = 0;
 		ret = keytree_walk(kfd, &w);
 	} while (ret == -EAGAIN && ++tries < 5);
 	free(r.xbuf);
@@ -432,6 +464,28 @@ int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel
 	}
 	if (ret)
 		keyset_clear(ks);
+	return ret;
+}
+
+int keytree_read(int kfd, const char *name, struct keyset *ks, char *why, size_t why_size)
+{
+	return read_tree(kfd, name, NULL, ks, why, why_size, NULL);
+}
+
+int keytree_read_sel(int kfd, const char *name, const struct keytree_select *sel,
+		     struct keyset *ks, char *why, size_t why_size)
+{
+	return read_tree(kfd, name, sel, ks, why, why_size, NULL);
+}
+
+int keytree_read_stamped(int kfd, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	uint64_t acc[2];
+	int ret;
+
+	ret = read_tree(kfd, name, NULL, ks, NULL, 0, acc);
+	if (ret == 0)
+		*stamp = stamp_of(acc);
 	return ret;
 }
 
@@ -451,35 +505,6 @@ int keytree_read_top(int kfd, struct keyset *ks)
 	owner_name(false, st.st_uid, t->user);
 	owner_name(true, st.st_gid, t->group);
 	return 0;
-}
-
-static int stamp_member(const struct keytree_entry *e, void *arg)
-{
-	const struct stat *st = e->st;
-	uint64_t *acc = arg;
-	uint8_t h[8];
-	crypto_generichash_state s;
-
-	/* Order-independent: XOR of per-member hashes. The ctime moves on
-	 * chown, chmod and xattr changes too. */
-	crypto_generichash_init(&s, NULL, 0, sizeof(h));
-	crypto_generichash_update(&s, (const uint8_t *)e->path, strlen(e->path) + 1);
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_ino, sizeof(st->st_ino));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_size, sizeof(st->st_size));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_mode, sizeof(st->st_mode));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_mtim, sizeof(st->st_mtim));
-	crypto_generichash_update(&s, (const uint8_t *)&st->st_ctim, sizeof(st->st_ctim));
-	crypto_generichash_final(&s, h, sizeof(h));
-	for (size_t i = 0; i < sizeof(h); i++)
-		acc[0] ^= (uint64_t)h[i] << (8 * i);
-	acc[1]++;
-	return 0;
-}
-
-/* The stamp of what stamp_member() summed up. */
-static uint64_t stamp_of(const uint64_t acc[2])
-{
-	return acc[0] ^ (acc[1] * 0x9e3779b97f4a7c15ULL);
 }
 
 int keytree_stamp(int kfd, const struct keytree_select *sel, uint64_t *stamp, char *why,

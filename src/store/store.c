@@ -99,6 +99,18 @@ int store_activate(struct store *s, const char *name, unsigned version, unsigned
 	return s->ops->activate ? s->ops->activate(s->priv, name, version, kept) : -ENOENT;
 }
 
+int store_read_stamped(struct store *s, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	int ret = -EOPNOTSUPP;
+
+	if (s->ops->read_stamped)
+		ret = s->ops->read_stamped(s->priv, name, ks, stamp);
+	if (ret != -EOPNOTSUPP)
+		return ret;
+	ret = s->ops->stamp(s->priv, name, stamp);
+	return ret ? ret : s->ops->read(s->priv, name, ks);
+}
+
 void store_batch(struct store *s, bool on)
 {
 	if (s->ops->batch)

@@ -91,6 +91,15 @@ static int cs_read(void *priv, const char *name, struct keyset *ks)
 	return cmd_members_read(cs, k, ks);
 }
 
+static int cs_read_stamped(void *priv, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	struct command_store *cs = priv;
+
+	if (find_cmd(cs, name))
+		return -EOPNOTSUPP;
+	return store_read_stamped(&cs->inner, name, ks, stamp);
+}
+
 /* Files at the top, within the keyset's limits: what a program left and
  * a restore gives it back. */
 static int check_archive(const struct cmd_keyset *k, const struct keyset *ks)
@@ -258,6 +267,7 @@ static const struct store_ops command_ops = {
 	.stamp = cs_stamp,
 	.why = cs_why,
 	.read = cs_read,
+	.read_stamped = cs_read_stamped,
 	.put = cs_put,
 	.versions = cs_versions,
 	.activate = cs_activate,

@@ -160,6 +160,18 @@ int sdir_read_fd(int kfd, const char *name, struct keyset *ks)
 	return keytree_read(kfd, name, ks, NULL, 0);
 }
 
+int sdir_read_stamped(void *priv, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	int kfd, ret;
+
+	kfd = open_keyset(priv, name);
+	if (kfd < 0)
+		return kfd;
+	ret = keytree_read_stamped(kfd, name, ks, stamp);
+	close(kfd);
+	return ret;
+}
+
 int sdir_read(void *priv, const char *name, struct keyset *ks)
 {
 	int kfd, ret;

@@ -33,6 +33,7 @@ static const struct store_ops dir_ops = {
 	.stamp = sdir_walks_stamp,
 	.why = sdir_why,
 	.read = sdir_read,
+	.read_stamped = sdir_read_stamped,
 	.put = sdir_put,
 	.versions = sdir_versions,
 	.activate = sdir_activate,

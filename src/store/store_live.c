@@ -172,21 +172,36 @@ static int ls_why(void *priv, const char *name, char *why, size_t size)
 	return ret;
 }
 
-static int ls_read(void *priv, const char *name, struct keyset *ks)
+/* A keyset of the store's own, under its backup rules; stamped if
+ * stamp (store_read_stamped()). */
+static int inner_read(struct live_store *ls, const char *name, struct keyset *ks,
+		      uint64_t *stamp)
 {
-	struct live_store *ls = priv;
-	struct live *l = find_live(ls, name);
 	struct store_policy p;
 	int ret;
 
-	if (l)
-		return live_backup(ls, l, ks, NULL, 0);
-	ret = ls->inner.ops->read(ls->inner.priv, name, ks);
+	ret = stamp ? store_read_stamped(&ls->inner, name, ks, stamp) :
+	      ls->inner.ops->read(ls->inner.priv, name, ks);
 	if (ret == 0) {
 		p = store_live_policy(ls, name);
 		store_policy_apply(ks, &p, "backup", NULL, 0);
 	}
 	return ret;
+}
+
+static int ls_read(void *priv, const char *name, struct keyset *ks)
+{
+	struct live_store *ls = priv;
+	struct live *l = find_live(ls, name);
+
+	return l ? live_backup(ls, l, ks, NULL, 0) : inner_read(ls, name, ks, NULL);
+}
+
+static int ls_read_stamped(void *priv, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	struct live_store *ls = priv;
+
+	return find_live(ls, name) ? -EOPNOTSUPP : inner_read(ls, name, ks, stamp);
 }
 
 /* Every member of an archive must be one the keyset's patterns select,
@@ -442,6 +457,7 @@ static const struct store_ops live_ops = {
 	.stamp = ls_stamp,
 	.why = ls_why,
 	.read = ls_read,
+	.read_stamped = ls_read_stamped,
 	.put = ls_put,
 	.versions = ls_versions,
 	.activate = ls_activate,

@@ -34,7 +34,12 @@ static int w_list(void *priv, char ***names, size_t *n)
 
 static int w_stamp(void *priv, const char *name, uint64_t *stamp)
 {
-	return sw_wnode_stamp(priv, name, false, stamp);
+	return sw_wnode_stamp(priv, name, NULL, stamp);
+}
+
+static int w_read_stamped(void *priv, const char *name, struct keyset *ks, uint64_t *stamp)
+{
+	return sw_wnode_stamp(priv, name, ks, stamp);
 }
 
 static void w_batch(void *priv, bool on)
@@ -175,6 +180,7 @@ static const struct store_ops watch_ops = {
 	.batch = w_batch,
 	.why = w_why,
 	.read = w_read,
+	.read_stamped = w_read_stamped,
 	.put = w_put,
 	.versions = w_versions,
 	.activate = w_activate,

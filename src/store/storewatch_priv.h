@@ -108,9 +108,10 @@ bool sw_answer_now(struct storewatch *w);
  * the lock. */
 void sw_wnode_batch(struct storewatch *w, bool on);
 /* name's stamp: from memory while its node is valid, else walked (and
- * kept if it was watched and no event came meanwhile); own: the
- * thread's walk, not a listing's. Without the lock. */
-int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *stamp);
+ * kept if it was watched and no event came meanwhile). With ks, the
+ * keyset is read too, in the walk or after the stamp from memory
+ * (store_read_stamped()). Without the lock. */
+int sw_wnode_stamp(struct storewatch *w, const char *name, struct keyset *ks, uint64_t *stamp);
 /* The first pass's stamps of the keysets fresh, once all are watched,
  * ahead of a listing made meanwhile; the thread only. */
 void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf);

@@ -59,22 +59,15 @@ void sw_wnode_batch(struct storewatch *w, bool on)
 
 /* A walk that sees the very stamp of before although an event came:
  * the content may have been rewritten within one timestamp tick with
- * the same size. The content decides. */
-static int content_stamp(struct storewatch *w, const char *name, uint64_t base, uint64_t *stamp)
+ * the same size. The content decides: base with ks's folded in. */
+static uint64_t content_stamp(uint64_t base, const struct keyset *ks)
 {
 	char hex[2 * BUNDLE_FPR_LEN + 1];
-	struct keyset ks = { 0 };
 	uint64_t h;
-	int ret;
 
-	ret = w->inner.ops->read(w->inner.priv, name, &ks);
-	if (!ret) {
-		bundle_fingerprint(&ks, hex);
-		h = htab_hash(hex);
-		*stamp = base ^ (h ? h : 1);
-	}
-	keyset_clear(&ks);
-	return ret;
+	bundle_fingerprint(ks, hex);
+	h = htab_hash(hex);
+	return base ^ (h ? h : 1);
 }
 
 struct snap {
@@ -84,23 +77,32 @@ struct snap {
 	bool have_base;
 };
 
-/* Walks name's stamp; what was known before (s) tells whether an event
- * came since and whether the walk alone says anything new. */
+/* Walks name's stamp, reading the keyset into ks with it if ks; what
+ * was known before (s) tells whether an event came since and whether
+ * the walk alone says anything new. */
 static int walk_stamp(struct storewatch *w, const char *name, const struct snap *s,
-		      uint64_t *base, uint64_t *stamp)
+		      struct keyset *ks, uint64_t *base, uint64_t *stamp)
 {
+	struct keyset content = { 0 };
 	int ret;
 
-	ret = w->inner.ops->stamp(w->inner.priv, name, base);
+	ret = ks ? store_read_stamped(&w->inner, name, ks, base) :
+	      w->inner.ops->stamp(w->inner.priv, name, base);
 	if (ret)
 		return ret;
 	*stamp = *base;
-	if (s->have_base && *base == s->base) {
-		if (s->gen != s->base_gen)
-			return content_stamp(w, name, *base, stamp);
+	if (!s->have_base || *base != s->base)
+		return 0;
+	if (s->gen == s->base_gen) {
 		*stamp = s->stamp; /* nothing new: keep it */
+		return 0;
 	}
-	return 0;
+	if (ks)
+		*stamp = content_stamp(*base, ks);
+	else if (!(ret = w->inner.ops->read(w->inner.priv, name, &content)))
+		*stamp = content_stamp(*base, &content);
+	keyset_clear(&content);
+	return ret;
 }
 
 static struct snap snap_of(const struct wnode *n)
@@ -129,7 +131,7 @@ static void keep(struct storewatch *w, struct wnode *n, const struct snap *s, bo
 	n->valid = true;
 }
 
-int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *stamp)
+int sw_wnode_stamp(struct storewatch *w, const char *name, struct keyset *ks, uint64_t *stamp)
 {
 	struct snap s = { 0 };
 	struct wnode *n;
@@ -145,19 +147,22 @@ int sw_wnode_stamp(struct storewatch *w, const char *name, bool own, uint64_t *s
 			*stamp = n->stamp;
 		ret = n ? n->err : -ENOENT;
 		pthread_mutex_unlock(&w->lock);
-		return ret;
+		/* read after the stamp, as store_read_stamped() wants */
+		return ret || !ks ? ret : w->inner.ops->read(w->inner.priv, name, ks);
 	}
 	if (n)
 		s = snap_of(n);
 	pthread_mutex_unlock(&w->lock);
-	ret = walk_stamp(w, name, &s, &base, stamp);
+	ret = walk_stamp(w, name, &s, ks, &base, stamp);
 	pthread_mutex_lock(&w->lock);
 	n = sw_wnode_find(w, name);
-	if (n && !own && !w->stamped) {
+	if (n && !w->stamped) {
 		snprintf(w->walked, sizeof(w->walked), "%s", name);
 		w->nwalked++;
 	}
-	if (n)
+	/* A read fails where a stamp would not (a file that kept
+	 * changing, an xattr): none of its failures is kept. */
+	if (n && (!ks || !ret))
 		keep(w, n, &s, events_pending(w), base, *stamp, ret);
 	pthread_mutex_unlock(&w->lock);
 	return ret;
@@ -239,7 +244,7 @@ void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf)
 			batch_take(w, fresh, nf, &k, !round, &seen, &b);
 			pthread_mutex_unlock(&w->lock);
 			for (i = 0; i < b.len; i++)
-				b.err[i] = walk_stamp(w, b.n[i]->name, &b.s[i], &b.base[i],
+				b.err[i] = walk_stamp(w, b.n[i]->name, &b.s[i], NULL, &b.base[i],
 						      &b.stamp[i]);
 			pthread_mutex_lock(&w->lock);
 			pending = events_pending(w);

@@ -153,6 +153,30 @@ static void test_stamp(struct store *s)
 	tap_ok(a != b, "a link pointed elsewhere moves the stamp");
 }
 
+/* One walk reads and stamps (a seal's): the stamp is stamp()'s and the
+ * keyset read()'s, on a tree of directories, files, links and xattrs. */
+static void test_read_stamped(struct store *s)
+{
+	struct keyset a = { 0 }, b = { 0 };
+	uint64_t st = 0, rs = 1;
+	char p[PATH_MAX];
+
+	TAP_EQ_INT(store_read_stamped(s, "tls", &a, &rs), 0, "read and stamped in one walk");
+	s->ops->stamp(s->priv, "tls", &st);
+	s->ops->read(s->priv, "tls", &b);
+	tap_ok(rs == st, "... the stamp is stamp()'s");
+	tap_ok(a.n == 10 && keyset_equal(&a, &b), "... the keyset is read()'s");
+	keyset_clear(&a);
+	keyset_clear(&b);
+	at(p, sizeof(p), "store/tls/archive/example.org/cert1.pem");
+	chmod(p, 0640);
+	TAP_EQ_INT(store_read_stamped(s, "tls", &a, &rs), 0, "a member changed, read again");
+	tap_ok(rs != st && !s->ops->stamp(s->priv, "tls", &st) && rs == st,
+	       "... a new stamp, stamp()'s");
+	keyset_clear(&a);
+	chmod(p, 0644);
+}
+
 static void test_socket(struct store *s)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -266,6 +290,7 @@ int main(void)
 	    tap_ok(!store_open("dir", dir, &state, &s), "open")) {
 		test_read(&s);
 		test_stamp(&s);
+		test_read_stamped(&s);
 		test_socket(&s);
 		test_restore(&s);
 		test_link_chain(&s);

@@ -8,6 +8,7 @@
  *   - the events of a change a walk saw already, read after it, leave
  *     the stamp as that walk found it, which is also what a store without
  *     the watcher (a restart) finds;
+ *   - a keyset read and stamped in one walk gets that same stamp;
  *   - a keyset's directory swapped for a link to one outside the store is
  *     not watched through the link. */
 #include <dirent.h>
@@ -284,6 +285,49 @@ static void test_batch(struct store *s, struct store *plain)
 	set_hold(false);
 }
 
+static bool holds(const struct keyset *ks, const char *member)
+{
+	size_t i;
+
+	for (i = 0; i < ks->n; i++)
+		if (!strcmp(ks->m[i].name, member))
+			return true;
+	return false;
+}
+
+/* A seal reads a keyset and its stamp in one walk: the stamp is the one
+ * stamp() gives, whether walked while events wait or from memory. */
+static void test_read_stamped(struct store *s, struct store *plain)
+{
+	struct keyset ks = { 0 };
+	uint64_t rs, own, after;
+	unsigned since;
+
+	set_hold(true);
+	write_rel("a/five", "5\n");
+	if (!tap_ok(wait_held(), "the watcher's thread is held")) {
+		set_hold(false);
+		return;
+	}
+	write_rel("b/five", "5\n");
+	TAP_EQ_INT(store_read_stamped(s, "b", &ks, &rs), 0,
+		   "b read and stamped in one walk, its event not read yet");
+	tap_ok(holds(&ks, "five"), "... the member written before the call is read");
+	TAP_EQ_INT(stamp(plain, "b", &own), 0, "the store's own stamp of b");
+	tap_ok(rs == own, "... the same stamp");
+	keyset_clear(&ks);
+
+	since = count_of(&lis.told_b);
+	set_hold(false);
+	tap_ok(wait_told(&lis.told_b, since), "the change of b is told");
+	TAP_EQ_INT(stamp(s, "b", &after), 0, "stamp of b after its events");
+	tap_ok(after == rs, "... the one the read found");
+	TAP_EQ_INT(store_read_stamped(s, "b", &ks, &rs), 0, "b read again, the stamp from memory");
+	tap_ok(rs == after && holds(&ks, "five") && holds(&ks, "k"), "... the same stamp and keyset");
+	keyset_clear(&ks);
+	tap_ok(store_read_stamped(s, "none", &ks, &rs) == -ENOENT, "no such keyset: -ENOENT");
+}
+
 /* Whether this process watches inode ino with inotify (its fdinfo). */
 static bool watched(ino_t ino)
 {
@@ -385,6 +429,7 @@ int main(void)
 		if (!ret) {
 			test_pending_events(&s, &plain);
 			test_batch(&s, &plain);
+			test_read_stamped(&s, &plain);
 			test_link_swapped_in();
 		}
 		set_hold(false);
