@@ -7,12 +7,12 @@
 #   bench/recipient-bench.sh          100 000 keysets (8 in passphrase mode)
 #   QUICK=1 bench/recipient-bench.sh  2 000 keysets (4 in passphrase mode)
 #
-# A seal counts as done when its cache file is in the state directory; the
-# clock runs from starting keyfs. Progress is followed in keyfs' log (one
-# line per keyset sealed, after its file), not by listing the cache
-# directory: a listing of 100 000 names is a tenth of a core taken from
-# what is measured. One listing confirms the count at the end. Runs
-# build/release/keyfs (or $KEYFS_BIN).
+# A seal counts as done when its cache file is in the state directory and
+# synced; the clock runs from starting keyfs. Progress is followed in
+# keyfs' log (a line per batch of seals, once its files are synced), not
+# by listing the cache directory: a listing of 100 000 names is a tenth of
+# a core taken from what is measured. One listing confirms the count at
+# the end. Runs build/release/keyfs (or $KEYFS_BIN).
 #
 # On ext4, run it where nothing was deleted in the last minutes (TMPDIR on
 # a fresh filesystem): ext4 skips inodes deleted recently when it
@@ -59,7 +59,12 @@ PY
 
 # Cache files in place (temporaries are dot files, which ls leaves out).
 cached() { ls -U "$1/cache" | wc -l; }
-logged() { grep -cF 'sealed keyset' "$TMP/keyfs.log" || true; }
+# Keysets sealed as the log says: a line per batch of seals, "sealed
+# keyset NAME" or "sealed N keysets".
+logged() {
+	awk '/: sealed keyset "/ { n++ } /: sealed [0-9]+ keysets$/ { n += $(NF - 1) }
+	     END { print n + 0 }' "$TMP/keyfs.log"
+}
 
 # Seconds from start until n cache files exist. $1 store, $2 n, $3 -o extra,
 # $4 a command to run once mounted (giving the password).

@@ -33,6 +33,8 @@ void pool_push(struct pool *p, struct pool_item *item);
 bool pool_take(struct pool *p, struct pool_item *item);
 /* Items queued or being worked on. */
 size_t pool_pending(struct pool *p);
+/* Items queued, not taken by a worker yet. */
+size_t pool_queued(struct pool *p);
 
 /* Lowers the calling thread's priority (nice 10): for work in the
  * background, such as the first look at every keyset after a mount,

@@ -4,13 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "keyfs/escape.h"
 #include "keyfs/log.h"
-
-/* A message's length before its bytes are escaped ("\xNN" at most). */
-#define MSG_MAX 1024
 
 static bool log_foreground = true;
 static bool log_debug;
@@ -25,39 +21,13 @@ void log_init(const char *ident, bool foreground, bool debug)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
-/* One write() per line, so lines of concurrent threads never mix, and no
- * stdio: stderr's lock is held across the write, and the seal workers,
- * each logging every keyset it seals, spent more in futex calls waiting
- * for it than in the writes. */
-static void write_line(const char *level, const char *text)
-{
-	char buf[4 * MSG_MAX + 64]; /* ident and level names are short */
-	size_t len, off = 0;
-	ssize_t n;
-	int w;
-
-	w = snprintf(buf, sizeof(buf), "%s: %s: %s\n", log_ident, level, text);
-	if (w < 0)
-		return;
-	len = (size_t)w < sizeof(buf) ? (size_t)w : sizeof(buf) - 1;
-	buf[len - 1] = '\n'; /* a line cut short still ends */
-	while (off < len) {
-		n = write(STDERR_FILENO, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		off += (size_t)n;
-	}
-}
-
 void log_msg(int level, const char *fmt, ...)
 {
 	static const char *const names[] = {
 		"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
 	};
 	int saved = errno; /* so callers may use %m after other calls */
-	char line[MSG_MAX], safe[4 * MSG_MAX];
+	char line[1024], safe[4 * sizeof(line)]; /* "\xNN" per byte at most */
 	va_list ap;
 
 	if (level == LOG_DEBUG && !log_debug)
@@ -70,8 +40,9 @@ void log_msg(int level, const char *fmt, ...)
 	 * newline would forge a log line and an escape sequence would drive
 	 * the terminal that shows the log. */
 	escape_str(safe, sizeof(safe), line, ESCAPE_HEX);
+	/* one write per line so lines of concurrent threads never mix */
 	if (log_foreground)
-		write_line(names[level & 7], safe);
+		fprintf(stderr, "%s: %s: %s\n", log_ident, names[level & 7], safe);
 	else
 		syslog(level, "%s", safe);
 	errno = saved;

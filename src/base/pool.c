@@ -156,6 +156,16 @@ size_t pool_pending(struct pool *p)
 	return n;
 }
 
+size_t pool_queued(struct pool *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->queued;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 void thread_name(const char *name)
 {
 	(void)pthread_setname_np(pthread_self(), name);

@@ -60,28 +60,54 @@ static void record(struct sealcache *sc, const struct sealfile *h)
 	pthread_mutex_unlock(&sc->lock);
 }
 
+static time_t now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	return t.tv_sec;
+}
+
+/* The log says a batch, not each keyset: a first mount of a large store
+ * would log more lines than journald keeps of a service by default
+ * (10 000 in 30 s), crowding out the warnings that matter, and the
+ * workers took turns at the log. -d logs each keyset too. */
 void seal_sync(struct sealcache *sc)
 {
-	size_t n;
+	char one[KEYSET_NAME_MAX + 1];
+	size_t n, sealed;
 
 	pthread_mutex_lock(&sc->lock);
 	n = sc->unsynced;
-	sc->unsynced = 0;
+	sealed = sc->batch_sealed;
+	memcpy(one, sc->batch_first, sizeof(one));
+	sc->unsynced = sc->batch_sealed = 0;
 	pthread_mutex_unlock(&sc->lock);
 	if (n && syncfs(sc->cfd))
 		log_msg(LOG_ERR, "seal cache: syncfs: %m");
+	if (sealed == 1)
+		log_msg(LOG_INFO, "sealed keyset \"%s\"", one);
+	else if (sealed)
+		log_msg(LOG_INFO, "sealed %zu keysets", sealed);
 }
 
 /* Cache files are written without an fsync each (sealfile.h): one
- * syncfs() makes a batch durable, once no other seal is queued or every
- * SYNC_BATCH files, so a thousand seals cost one flush, not two
- * thousand. */
-static void written(struct sealcache *sc)
+ * syncfs() makes a batch durable, once no other seal is queued or the
+ * batch is full or old, so a thousand seals cost one flush, not two
+ * thousand. Queued, not running: the worker calling is one of those
+ * running, and the last seals of a burst each end a batch. sealed: the
+ * keyset a new seal was written for, else NULL. */
+static void written(struct sealcache *sc, const char *sealed)
 {
 	bool now;
 
 	pthread_mutex_lock(&sc->lock);
-	now = ++sc->unsynced >= SYNC_BATCH || !sc->pool || !pool_pending(sc->pool);
+	if (!sc->unsynced++)
+		sc->batch_began = now_s();
+	if (sealed && !sc->batch_sealed++)
+		snprintf(sc->batch_first, sizeof(sc->batch_first), "%s", sealed);
+	now = sc->unsynced >= SYNC_BATCH || !sc->pool || !pool_queued(sc->pool) ||
+	      now_s() - sc->batch_began >= SYNC_BATCH_SECONDS;
 	pthread_mutex_unlock(&sc->lock);
 	if (now)
 		seal_sync(sc);
@@ -108,7 +134,7 @@ int seal_adopt(struct sealcache *sc, const char *name, uint64_t stamp, const cha
 	}
 	close(fd);
 	if (!ret) {
-		written(sc);
+		written(sc, NULL);
 		/* Before the entry shows the kept seal: whoever then asks for
 		 * the attributes tells the backup records a version they hold
 		 * already, not a change. Its record may still be at the old
@@ -192,7 +218,7 @@ int seal_kept(struct sealcache *sc, const char *name, uint64_t stamp, const char
 	pthread_mutex_unlock(&sc->lock);
 	if (ret)
 		return ret;
-	written(sc);
+	written(sc, NULL);
 	record(sc, &h);
 	log_msg(LOG_NOTICE, "keyset \"%s\": the same content as a seal made before, which a backup "
 		"read: its bytes are served again", name);
@@ -359,9 +385,9 @@ static int seal_one(struct sealcache *sc, const char *name)
 	else if (!ret)
 		ret = sealfile_write(sc->cfd, name, &p.h, pem);
 	if (!ret && pem) {
-		written(sc);
 		record(sc, &p.h);
-		log_msg(LOG_INFO, "sealed keyset \"%s\"", name);
+		log_msg(LOG_DEBUG, "sealed keyset \"%s\"", name);
+		written(sc, name);
 	}
 	free(pem);
 	keyset_clear(&ks);

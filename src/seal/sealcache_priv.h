@@ -37,8 +37,11 @@
 #include "sealkey.h"
 
 #define OPEN_WAIT_SECONDS 60
-/* Cache files written between two syncfs() at most. */
+/* A batch of seals: cache files written between two syncfs() at most,
+ * and its longest time, so that a slow batch (scrypt) is durable and
+ * said in the log before long too. */
 #define SYNC_BATCH 1024
+#define SYNC_BATCH_SECONDS 10
 /* export_content_id() and bundle_fingerprint() in binary */
 #define CONTENT_ID_LEN 32
 _Static_assert(BUNDLE_FPR_LEN == CONTENT_ID_LEN, "fingerprints are kept as digests");
@@ -168,7 +171,11 @@ struct sealcache {
 	void *changed_arg;
 	struct fresh *fresh;		/* backup records; NULL: none kept */
 	const struct bundle_signer *signer; /* signs KEYSET.ini; NULL: exports unsigned */
+	/* The batch under way, protected by lock (seal.c) */
 	size_t unsynced;		/* cache files written since the last syncfs() */
+	size_t batch_sealed;		/* keysets sealed anew among them */
+	char batch_first[KEYSET_NAME_MAX + 1]; /* the first of those */
+	time_t batch_began;		/* CLOCK_MONOTONIC seconds */
 	/* The first look for stale keysets runs beside the mount, not before */
 	pthread_t scan;
 	bool scan_running;

@@ -187,7 +187,7 @@ def test_byte_identical_across_restart_and_sighup(keyfs_bin, tmp_path, store, ke
         time.sleep(1)
         wait_sealed(m, 2)
         assert {ks: export_state(m, ks) for ks in KEYSETS} == before
-        assert "sealed keyset" not in m.logtext().split("mounted")[-1]
+        assert not re.search(r"sealed (keyset|\d+ keysets)", m.logtext().split("mounted")[-1])
         m.stop()
     finally:
         m.kill()
@@ -337,3 +337,40 @@ def test_own_export_restores_with_an_identity(build, keyfs_bin, tmp_path, store,
         run(["cp", copy, os.path.join(m.path, "import", "db.pem")])
         with open(os.path.join(store, "db", "master.key"), "rb") as f:
             assert f.read() == key
+
+
+def sealed_lines(text):
+    """The log's seal lines: (keysets each says, its name or None)."""
+    lines = []
+    for m in re.finditer(r'info: sealed (?:keyset "([^"]+)"|(\d+) keysets)$', text, re.M):
+        lines.append((1, m.group(1)) if m.group(1) else (int(m.group(2)), None))
+    return lines
+
+
+def test_log_says_a_batch_of_seals(keyfs_bin, tmp_path, keys):
+    """A first mount of many keysets logs a line per batch of seals, not
+    per keyset; together they count every keyset once. -d logs each one.
+    A single keyset changed later is named."""
+    store = tmp_path / "store"
+    n = 300
+    for i in range(n):
+        (store / f"ks{i}").mkdir(parents=True, mode=0o700)
+        (store / f"ks{i}" / "key").write_bytes(os.urandom(32))
+    rcpt = str(tmp_path / "recipients.txt")
+    write_recipients(rcpt, keys["age_pub"])
+    m = Mount(keyfs_bin, str(tmp_path), str(store))
+    try:
+        m.start("-d", opts=f"work_factor=10,recipients={rcpt}")
+        wait_sealed(m, n, timeout=60)
+        assert wait_for(lambda: sum(k for k, _ in sealed_lines(m.logtext())) == n, timeout=10)
+        text = m.logtext()
+        batches = sealed_lines(text)
+        assert len(batches) < n // 2, batches
+        each = re.findall(r'debug: sealed keyset "(ks\d+)"$', text, re.M)
+        assert sorted(each) == sorted(f"ks{i}" for i in range(n))
+        (store / "ks7" / "key").write_bytes(os.urandom(32))
+        assert wait_for(lambda: len(sealed_lines(m.logtext())) > len(batches), timeout=10)
+        assert sealed_lines(m.logtext())[len(batches):] == [(1, "ks7")]
+        m.stop()
+    finally:
+        m.kill()
