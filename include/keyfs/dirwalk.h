@@ -7,6 +7,13 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+/* openat(dfd, name, flags) leaving the access time as it is where the
+ * kernel lets it (O_NOATIME: the file's owner, or CAP_FOWNER), as backup
+ * tools read: keyfs reading a key for its backup is no use of the key,
+ * which an administrator may tell by its access time. Every open of a
+ * walk below goes through it. */
+int dirwalk_openat(int dfd, const char *name, int flags);
+
 /* Calls fn(dirfd, name, st, arg) for each entry of dfd/path but "." and
  * "..", in no particular order, with st from fstatat (no symlinks
  * followed); the walk stops at the first nonzero return, which it

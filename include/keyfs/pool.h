@@ -31,10 +31,8 @@ size_t pool_workers(const struct pool *p);
 void pool_push(struct pool *p, struct pool_item *item);
 /* Takes item out of the queue; true if it was queued. */
 bool pool_take(struct pool *p, struct pool_item *item);
-/* Items queued or being worked on. */
-size_t pool_pending(struct pool *p);
-/* Items queued, not taken by a worker yet. */
-size_t pool_queued(struct pool *p);
+/* Items queued (not taken by a worker yet), and being worked on. */
+void pool_counts(struct pool *p, size_t *queued, size_t *running);
 
 /* Lowers the calling thread's priority (nice 10): for work in the
  * background, such as the first look at every keyset after a mount,

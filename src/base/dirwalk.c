@@ -53,12 +53,19 @@ static int walk(int fd, int (*fn)(int dirfd, const char *name, mode_t type, void
 	return ret;
 }
 
+int dirwalk_openat(int dfd, const char *name, int flags)
+{
+	int fd = openat(dfd, name, flags | O_NOATIME);
+
+	return fd < 0 && errno == EPERM ? openat(dfd, name, flags) : fd;
+}
+
 int dirwalk_types(int dfd, const char *path,
 		  int (*fn)(int dirfd, const char *name, mode_t type, void *arg), void *arg)
 {
 	int fd, ret;
 
-	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = dirwalk_openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ret = walk(fd, fn, arg);
@@ -161,7 +168,7 @@ int dirwalk_open_regular(int dfd, const char *name, const struct stat *seen, str
 	struct stat got;
 	int fd, ret;
 
-	fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	fd = dirwalk_openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &got)) {

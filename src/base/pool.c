@@ -146,24 +146,12 @@ bool pool_take(struct pool *p, struct pool_item *it)
 	return was;
 }
 
-size_t pool_pending(struct pool *p)
+void pool_counts(struct pool *p, size_t *queued, size_t *running)
 {
-	size_t n;
-
 	pthread_mutex_lock(&p->lock);
-	n = p->queued + p->running;
+	*queued = p->queued;
+	*running = p->running;
 	pthread_mutex_unlock(&p->lock);
-	return n;
-}
-
-size_t pool_queued(struct pool *p)
-{
-	size_t n;
-
-	pthread_mutex_lock(&p->lock);
-	n = p->queued;
-	pthread_mutex_unlock(&p->lock);
-	return n;
 }
 
 void thread_name(const char *name)

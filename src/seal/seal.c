@@ -99,6 +99,7 @@ void seal_sync(struct sealcache *sc)
  * keyset a new seal was written for, else NULL. */
 static void written(struct sealcache *sc, const char *sealed)
 {
+	size_t queued = 0, running;
 	bool now;
 
 	pthread_mutex_lock(&sc->lock);
@@ -106,7 +107,9 @@ static void written(struct sealcache *sc, const char *sealed)
 		sc->batch_began = now_s();
 	if (sealed && !sc->batch_sealed++)
 		snprintf(sc->batch_first, sizeof(sc->batch_first), "%s", sealed);
-	now = sc->unsynced >= SYNC_BATCH || !sc->pool || !pool_queued(sc->pool) ||
+	if (sc->pool)
+		pool_counts(sc->pool, &queued, &running);
+	now = sc->unsynced >= SYNC_BATCH || !queued ||
 	      now_s() - sc->batch_began >= SYNC_BATCH_SECONDS;
 	pthread_mutex_unlock(&sc->lock);
 	if (now)

@@ -314,8 +314,12 @@ void sealcache_queue_stale(struct sealcache *sc)
 
 void sealcache_progress(struct sealcache *sc, size_t *workers, size_t *pending)
 {
+	size_t queued = 0, running = 0;
+
 	*workers = pool_workers(sc->pool);
-	*pending = sc->pool ? pool_pending(sc->pool) : 0;
+	if (sc->pool)
+		pool_counts(sc->pool, &queued, &running);
+	*pending = queued + running;
 }
 
 /* ---- password changes ---- */

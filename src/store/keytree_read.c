@@ -374,7 +374,7 @@ static int open_seen(const struct keytree_entry *e, struct stat *got)
 		fd = dirwalk_open_regular(e->dirfd, e->name, e->st, got);
 		return fd == -EINVAL ? -EAGAIN : fd; /* it changed since the walk */
 	}
-	fd = openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = dirwalk_openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP || errno == ENOTDIR || errno == ENOENT ? -EAGAIN : -errno;
 	if (fstat(fd, got) || got->st_ino != e->st->st_ino || got->st_dev != e->st->st_dev) {

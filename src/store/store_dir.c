@@ -114,7 +114,7 @@ static int open_keyset(struct dir_store *d, const char *name)
 	fd = sdir_real_name(name, raw);
 	if (fd)
 		return fd;
-	fd = openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = dirwalk_openat(d->dfd, raw, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 

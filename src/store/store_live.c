@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "keyfs/dirwalk.h"
 #include "keyfs/glob.h"
 #include "keyfs/hook.h"
 #include "keyfs/keytree.h"
@@ -49,7 +50,7 @@ static struct live *find_live(struct live_store *ls, const char *name)
 
 static int open_path(const struct live *l)
 {
-	int fd = open(l->cfg.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = dirwalk_openat(AT_FDCWD, l->cfg.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	return fd < 0 ? -errno : fd;
 }

@@ -374,3 +374,27 @@ def test_log_says_a_batch_of_seals(keyfs_bin, tmp_path, keys):
         m.stop()
     finally:
         m.kill()
+
+
+def test_sealing_leaves_access_times(keyfs_bin, tmp_path, store, keys):
+    """keyfs reads keys for their backup as backup tools read (O_NOATIME):
+    a key's access time still tells when something last used the key."""
+    def aged(path):
+        """The access time an hour before the change: the next read
+        updates it, unless the reader asks not to."""
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_mtime_ns - 3600 * 10**9, st.st_mtime_ns))
+        return os.stat(path).st_atime_ns
+
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x")
+    before = aged(probe)
+    probe.read_bytes()
+    if os.stat(probe).st_atime_ns == before:
+        pytest.skip("this filesystem keeps no access times (noatime)")
+    key, top = os.path.join(store, "web", "ed25519.key"), os.path.join(store, "web")
+    times = {p: aged(p) for p in (key, top)}
+    with mounted(keyfs_bin, tmp_path, store, keys["age_pub"]) as (m, _):
+        wait_sealed(m, 2)
+        assert os.path.getsize(os.path.join(m.export, "web.pem")) > 0
+        assert {p: os.stat(p).st_atime_ns for p in times} == times
