@@ -167,19 +167,12 @@ int sdir_read_stamped(void *priv, const char *name, struct keyset *ks, uint64_t 
 	kfd = open_keyset(priv, name);
 	if (kfd < 0)
 		return kfd;
-	ret = keytree_read_stamped(kfd, name, ks, stamp);
+	ret = stamp ? keytree_read_stamped(kfd, name, ks, stamp) : sdir_read_fd(kfd, name, ks);
 	close(kfd);
 	return ret;
 }
 
 int sdir_read(void *priv, const char *name, struct keyset *ks)
 {
-	int kfd, ret;
-
-	kfd = open_keyset(priv, name);
-	if (kfd < 0)
-		return kfd;
-	ret = sdir_read_fd(kfd, name, ks);
-	close(kfd);
-	return ret;
+	return sdir_read_stamped(priv, name, ks, NULL);
 }

@@ -40,6 +40,7 @@ int sdir_list(void *priv, char ***names, size_t *n);
 int sdir_stamp(void *priv, const char *name, uint64_t *stamp);
 int sdir_why(void *priv, const char *name, char *why, size_t size);
 int sdir_read(void *priv, const char *name, struct keyset *ks);
+/* sdir_read(), and the stamp of the walk that read if stamp. */
 int sdir_read_stamped(void *priv, const char *name, struct keyset *ks, uint64_t *stamp);
 int sdir_put(void *priv, const struct keyset *ks, struct store_put *res);
 int sdir_versions(void *priv, const char *name, unsigned **v, size_t *n);
