@@ -77,7 +77,8 @@ struct cached {
 	bool has_ctag;
 };
 
-/* The index of a clean stop: a keyset's header by sc_name_hash(). */
+/* The index of a clean stop: a keyset's header by its name's
+ * known_hash() (sealknown.c). */
 struct index_rec {
 	uint64_t h;
 	struct cached c;
@@ -122,10 +123,21 @@ struct entry {
 	char name[];
 };
 
-/* Names, as sc_name_hash()es, sorted. */
+/* Over an array sorted by the hash each element begins with: elements
+ * starts[b] to starts[b + 1] are those whose hash's top bits (h >> shift)
+ * are b, about one a bucket, so a lookup reads starts and an element, two
+ * cache misses, where searching the array took four or more. NULL:
+ * search it. */
+struct buckets {
+	uint32_t *starts;
+	unsigned shift;
+};
+
+/* Names, as known_hash()es (sealknown.c), sorted. */
 struct hashset {
 	uint64_t *h;
 	size_t n, cap;
+	struct buckets b;
 };
 
 struct sealcache {
@@ -140,12 +152,7 @@ struct sealcache {
 	struct hashset sealed;
 	struct index_rec *index;	/* sorted by h */
 	size_t nindex;
-	/* index[starts[b]] to index[starts[b + 1]] are the records whose
-	 * hash's top bits (h >> shift) are b: about one a bucket, so a
-	 * lookup reads starts and a record, two cache misses, where
-	 * searching the records took four or more. NULL: search them. */
-	uint32_t *starts;
-	unsigned shift;
+	struct buckets index_b;
 	bool known;
 	/* sealed holds the names of cache/'s files at start (known also
 	 * needs marks of a run before to trust); under lock */
@@ -251,8 +258,8 @@ int sc_read_keyset(struct sealcache *sc, const char *name, struct keyset *ks, bo
 int sc_read_stamped(struct sealcache *sc, const char *name, struct keyset *ks, uint64_t *stamp);
 
 /* ---- sealknown.c ---- */
-/* 64 bits of BLAKE2b of a name (sealcache_ino() is it with the top bit
- * set). */
+/* 64 bits of BLAKE2b of a name, the same from run to run: stamps hold
+ * it, and sealcache_ino() is it with the top bit set. */
 uint64_t sc_name_hash(const char *name);
 /* Opens STATE/problems/ (made if missing), reads its marks and the names
  * of the cache's files, and sweeps the temporary files a crash left in

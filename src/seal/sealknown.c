@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -41,6 +42,29 @@ uint64_t sc_name_hash(const char *name)
 	return h;
 }
 
+static uint8_t known_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t known_key_once = PTHREAD_ONCE_INIT;
+
+static void known_key_draw(void)
+{
+	randombytes_buf(known_key, sizeof(known_key));
+}
+
+/* The hash the sets below find a name by. They live in memory only, so
+ * SipHash under a key drawn at start does: a tenth of BLAKE2b's cost on
+ * a name (the first listing after a mount hashes every one), and no two
+ * names collide but by chance. */
+static uint64_t known_hash(const char *name)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t h;
+
+	pthread_once(&known_key_once, known_key_draw);
+	crypto_shorthash(out, (const uint8_t *)name, strlen(name), known_key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
 static int cmp_hash(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -48,20 +72,28 @@ static int cmp_hash(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The element of base (n elements of size bytes, sorted by the name hash
+/* The hash element i of an array of size-byte elements begins with. */
+static uint64_t hash_at(const void *base, size_t i, size_t size)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)base + i * size, sizeof(v));
+	return v;
+}
+
+/* The element of base (n elements of size bytes, sorted by the hash
  * each begins with) whose hash is h; NULL if none. The hashes are
  * uniform, so interpolating finds it in a few probes where bisecting
  * takes seventeen cache misses among a hundred thousand; every fourth
  * probe bisects all the same, so no spread of hashes makes it slow. */
-static const void *hash_find(const void *base, size_t n, size_t size, uint64_t h)
+static const void *hash_search(const void *base, size_t n, size_t size, uint64_t h)
 {
-	const char *b = base;
 	size_t lo = 0, hi = n, mid, probes = 0;
 	uint64_t first, last, v;
 
 	while (lo < hi) {
-		memcpy(&first, b + lo * size, sizeof(first));
-		memcpy(&last, b + (hi - 1) * size, sizeof(last));
+		first = hash_at(base, lo, size);
+		last = hash_at(base, hi - 1, size);
 		if (h < first || h > last)
 			return NULL;
 		mid = lo + (hi - lo) / 2;
@@ -70,14 +102,54 @@ static const void *hash_find(const void *base, size_t n, size_t size, uint64_t h
 					    (double)(hi - 1 - lo));
 		if (mid >= hi)
 			mid = hi - 1;
-		memcpy(&v, b + mid * size, sizeof(v));
+		v = hash_at(base, mid, size);
 		if (v == h)
-			return b + mid * size;
+			return (const char *)base + mid * size;
 		if (v < h)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	return NULL;
+}
+
+/* bk over base, as hash_search() takes it: a bucket per element or so. */
+static void buckets_make(struct buckets *bk, const void *base, size_t n, size_t size)
+{
+	size_t nb = 2, k, i = 0;
+	unsigned bits = 1;
+
+	free(bk->starts);
+	bk->starts = NULL;
+	if (n < 2 || n > UINT32_MAX)
+		return;
+	while (nb < n) {
+		nb *= 2;
+		bits++;
+	}
+	bk->starts = malloc((nb + 1) * sizeof(*bk->starts));
+	if (!bk->starts)
+		return; /* searched instead */
+	bk->shift = 64 - bits;
+	for (k = 0; k <= nb; k++) {
+		while (i < n && hash_at(base, i, size) >> bk->shift < k)
+			i++;
+		bk->starts[k] = (uint32_t)i;
+	}
+}
+
+/* As hash_search(), by bk's buckets where it has them. */
+static const void *hash_find(const struct buckets *bk, const void *base, size_t n, size_t size,
+			     uint64_t h)
+{
+	size_t i, k;
+
+	if (!bk->starts)
+		return hash_search(base, n, size, h);
+	k = (size_t)(h >> bk->shift);
+	for (i = bk->starts[k]; i < bk->starts[k + 1]; i++)
+		if (hash_at(base, i, size) == h)
+			return (const char *)base + i * size;
 	return NULL;
 }
 
@@ -93,8 +165,8 @@ struct sealed_walk {
 	int err;
 };
 
-/* By sc_name_hash(), 64 bits of BLAKE2b: two names that collide, found
- * with some 2^32 tries, only list the one not sealed before until it is
+/* By known_hash(): two names that collide, by a chance of one in 2^64
+ * for any pair, only list the one not sealed before until it is
  * examined. */
 static int sealed_one(int dirfd, const char *name, mode_t type, void *arg)
 {
@@ -120,14 +192,14 @@ static int sealed_one(int dirfd, const char *name, mode_t type, void *arg)
 		s->h = grown;
 		s->cap = cap;
 	}
-	s->h[s->n++] = sc_name_hash(name);
+	s->h[s->n++] = known_hash(name);
 	return 0;
 }
 
-/* Whether the name of hash h (sc_name_hash()) had a seal at start. */
+/* Whether the name of hash h (known_hash()) had a seal at start. */
 static bool sealed(const struct hashset *s, uint64_t h)
 {
-	return hash_find(s->h, s->n, sizeof(h), h) != NULL;
+	return hash_find(&s->b, s->h, s->n, sizeof(h), h) != NULL;
 }
 
 /* ---- the marks ---- */
@@ -205,7 +277,7 @@ static bool index_line(const char *line, struct index_rec *r)
 	_Static_assert(KEYSET_NAME_MAX == 64, "the %64s above");
 	r->c.has_ctag = strcmp(ctag, "-") && sscanf(ctag, "%" SCNx64, &r->c.ctag) == 1;
 	r->c.sealed_at = (time_t)at;
-	r->h = sc_name_hash(name);
+	r->h = known_hash(name);
 	return true;
 }
 
@@ -260,49 +332,14 @@ static void index_keep_sealed(struct sealcache *sc)
 	sc->nindex = n;
 }
 
-/* sc->starts for the index as kept: the first listing after a mount
- * looks up every keyset in it. */
-static void index_buckets(struct sealcache *sc)
-{
-	size_t nb = 2, b, i = 0;
-	unsigned bits = 1;
-
-	free(sc->starts);
-	sc->starts = NULL;
-	if (sc->nindex < 2 || sc->nindex > UINT32_MAX)
-		return;
-	while (nb < sc->nindex) {
-		nb *= 2;
-		bits++;
-	}
-	sc->starts = malloc((nb + 1) * sizeof(*sc->starts));
-	if (!sc->starts)
-		return; /* searched instead */
-	sc->shift = 64 - bits;
-	for (b = 0; b <= nb; b++) {
-		while (i < sc->nindex && sc->index[i].h >> sc->shift < b)
-			i++;
-		sc->starts[b] = (uint32_t)i;
-	}
-}
-
 bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c)
 {
-	const struct index_rec *r = NULL;
-	size_t i, b;
-	uint64_t h;
+	const struct index_rec *r;
 
 	_Static_assert(offsetof(struct index_rec, h) == 0, "hash_find() reads the hash first");
 	if (!sc->known || !sc->nindex)
 		return false;
-	h = sc_name_hash(name);
-	if (sc->starts) {
-		b = (size_t)(h >> sc->shift);
-		for (i = sc->starts[b]; !r && i < sc->starts[b + 1]; i++)
-			r = sc->index[i].h == h ? &sc->index[i] : NULL;
-	} else {
-		r = hash_find(sc->index, sc->nindex, sizeof(*sc->index), h);
-	}
+	r = hash_find(&sc->index_b, sc->index, sc->nindex, sizeof(*sc->index), known_hash(name));
 	if (r)
 		*c = r->c;
 	return r != NULL;
@@ -383,19 +420,22 @@ int sc_known_load(struct sealcache *sc)
 	if (!sc->listed)
 		sc_known_drop(sc);
 	index_keep_sealed(sc);
-	index_buckets(sc);
+	/* the first listing after a mount looks up every keyset in both */
+	buckets_make(&sc->sealed.b, sc->sealed.h, sc->sealed.n, sizeof(*sc->sealed.h));
+	buckets_make(&sc->index_b, sc->index, sc->nindex, sizeof(*sc->index));
 	return ret;
 }
 
 void sc_known_drop(struct sealcache *sc)
 {
 	free(sc->sealed.h);
+	free(sc->sealed.b.starts);
 	sc->sealed = (struct hashset){ 0 };
 	free(sc->index);
 	sc->index = NULL;
 	sc->nindex = 0;
-	free(sc->starts);
-	sc->starts = NULL;
+	free(sc->index_b.starts);
+	sc->index_b.starts = NULL;
 	sc->known = false;
 	sc->listed = false;
 }
@@ -409,12 +449,12 @@ void sc_marks_free(struct sealcache *sc)
 
 bool sc_known(const struct sealcache *sc, const char *name)
 {
-	return sc->known && sealed(&sc->sealed, sc_name_hash(name));
+	return sc->known && sealed(&sc->sealed, known_hash(name));
 }
 
 bool sc_known_absent(const struct sealcache *sc, const char *name)
 {
-	return sc->listed && !sealed(&sc->sealed, sc_name_hash(name));
+	return sc->listed && !sealed(&sc->sealed, known_hash(name));
 }
 
 bool sc_marked(struct sealcache *sc, const char *name)
