@@ -29,7 +29,7 @@ int sealcache_new(struct sealcache **out, struct store *st, const struct state *
 	sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return -ENOMEM;
-	sc->cfd = sc->pfd = -1;
+	sc->cfd = sc->pfd = sc->index_fd = -1;
 	sc->st = st;
 	sc->state = state;
 	sc->v = v;
@@ -94,6 +94,7 @@ void sealcache_free(struct sealcache *sc)
 		seal_sync(sc);
 		sc_index_write(sc);
 	}
+	sc_index_close(sc);
 	recipients_put(sc->rcp);
 	for (e = sc_entry_next(sc, &pos, NULL); e; e = next) {
 		next = sc_entry_next(sc, &pos, e);

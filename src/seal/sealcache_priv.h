@@ -153,6 +153,9 @@ struct sealcache {
 	struct index_rec *index;	/* sorted by h */
 	size_t nindex;
 	struct buckets index_b;
+	/* The index file read at start, if it was used (-1: none): the
+	 * stop carries over its lines of keysets with no entry. */
+	int index_fd;
 	bool known;
 	/* sealed holds the names of cache/'s files at start (known also
 	 * needs marks of a run before to trust); under lock */
@@ -281,6 +284,8 @@ void sc_mark_set(struct sealcache *sc, const char *name, bool bad);
 bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c);
 /* Writes the index: every entry's header, at a clean stop. */
 void sc_index_write(struct sealcache *sc);
+/* Closes the index file read at start. */
+void sc_index_close(struct sealcache *sc);
 /* Frees what sc_known_load() kept; at the end, or when it failed. */
 void sc_known_drop(struct sealcache *sc);
 void sc_marks_free(struct sealcache *sc);

@@ -251,9 +251,10 @@ void sc_mark_set(struct sealcache *sc, const char *name, bool bad)
 /* ---- the index of a clean stop ----
  *
  * Every entry's header, written at a clean stop with the times of cache/
- * then: the next start takes a keyset's header from it instead of reading
- * its cache file, if cache/ has not changed since (a seal written, kept
- * or swept makes its times later) and the file is there. */
+ * then, and the lines of the index read at start whose keyset has no
+ * entry: the next start takes a keyset's header from it instead of
+ * reading its cache file, if cache/ has not changed since (a seal
+ * written, kept or swept makes its times later) and the file is there. */
 
 #define INDEX "cache.all"
 
@@ -306,6 +307,8 @@ static bool index_read(struct sealcache *sc)
 	}
 	if (whole)
 		qsort(sc->index, sc->nindex, sizeof(*sc->index), cmp_index);
+	if (whole)
+		sc->index_fd = fcntl(fileno(in), F_DUPFD_CLOEXEC, 0);
 	free(line);
 	fclose(in);
 	if (!whole) {
@@ -345,19 +348,59 @@ bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c
 	return r != NULL;
 }
 
+/* The lines of the index read at start whose keyset has no entry now:
+ * its cache file is as the line says, for a seal written, kept or swept
+ * makes an entry first. A stop before the first scan looked at every
+ * keyset so leaves the next start the headers of the rest too. Writes
+ * them to out, or only counts them if out is NULL. Caller holds
+ * sc->lock. */
+static size_t index_carry(struct sealcache *sc, FILE *out)
+{
+	char name[KEYSET_NAME_MAX + 1], *line = NULL;
+	size_t cap = 0, n = 0;
+	FILE *in = NULL;
+	int fd;
+
+	if (sc->index_fd < 0 || lseek(sc->index_fd, 0, SEEK_SET) < 0)
+		return 0;
+	fd = fcntl(sc->index_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd >= 0)
+		in = fdopen(fd, "r");
+	if (!in)
+		goto out;
+	fd = -1;
+	if (getline(&line, &cap, in) <= 0) /* the head */
+		goto out;
+	while (getline(&line, &cap, in) > 0 && strncmp(line, "end ", 4)) {
+		if (sscanf(line, "%64s", name) != 1 || sc_entry_find(sc, name))
+			continue;
+		if (out)
+			fputs(line, out);
+		n++;
+	}
+out:
+	free(line);
+	if (in)
+		fclose(in);
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
 /* The workers are gone: the entries hold still. */
 static int index_put(FILE *out, void *arg)
 {
 	char pwid[2 * VERIFIER_ID_LEN + 1];
 	struct sealcache *sc = arg;
 	struct entry *e = NULL;
-	size_t pos = 0, n = 0;
+	size_t pos = 0, n = 0, carried;
 
 	pthread_mutex_lock(&sc->lock);
 	/* the table itself, as the entry table's own code walks it */
 	while ((e = (struct entry *)htab_next(&sc->entries, &pos, e ? &e->h : NULL)))
 		n += e->cached && keyset_name_valid(e->name);
-	dirwalk_cache_head(out, "keyfs-cache-all 1", sc->cfd, n);
+	carried = index_carry(sc, NULL);
+	dirwalk_cache_head(out, "keyfs-cache-all 1", sc->cfd, n + carried);
 	pos = 0;
 	while ((e = (struct entry *)htab_next(&sc->entries, &pos, e ? &e->h : NULL))) {
 		if (!e->cached || !keyset_name_valid(e->name))
@@ -370,9 +413,17 @@ static int index_put(FILE *out, void *arg)
 			fprintf(out, "%s %016" PRIx64 " - %lld %zu %s %d\n", e->name, e->stamp,
 				(long long)e->sealed_at, (size_t)e->len, pwid, e->logn);
 	}
-	fprintf(out, "end %zu\n", n);
+	/* a count unlike the head's, had the file failed: not whole */
+	fprintf(out, "end %zu\n", n + index_carry(sc, out));
 	pthread_mutex_unlock(&sc->lock);
 	return 0;
+}
+
+void sc_index_close(struct sealcache *sc)
+{
+	if (sc->index_fd >= 0)
+		close(sc->index_fd);
+	sc->index_fd = -1;
 }
 
 void sc_index_write(struct sealcache *sc)
@@ -419,6 +470,8 @@ int sc_known_load(struct sealcache *sc)
 	sc->known = sc->listed && trusted;
 	if (!sc->listed)
 		sc_known_drop(sc);
+	if (!sc->known)
+		sc_index_close(sc); /* not used: nothing of it to carry over */
 	index_keep_sealed(sc);
 	/* the first listing after a mount looks up every keyset in both */
 	buckets_make(&sc->sealed.b, sc->sealed.h, sc->sealed.n, sizeof(*sc->sealed.h));

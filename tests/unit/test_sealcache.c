@@ -275,6 +275,98 @@ static void test_index(void)
 	}
 }
 
+/* cache.all, whole; NULL if unreadable. */
+static char *index_text(void)
+{
+	char *text = calloc(1, 1 << 16);
+	ssize_t got = -1;
+	int fd;
+
+	fd = openat(state.fd, "cache.all", O_RDONLY);
+	if (text && fd >= 0)
+		got = read(fd, text, (1 << 16) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (got <= 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* A start the first scan of which is held (it waits for a store watcher
+ * that never tells it the store is ready). */
+static struct sealcache *start_unscanned(void)
+{
+	struct sealcache *sc = NULL;
+
+	if (sealcache_new(&sc, &st, &state, v, &cfg))
+		return NULL;
+	sealcache_await_store(sc);
+	if (sealcache_start(sc)) {
+		sealcache_free(sc);
+		return NULL;
+	}
+	return sc;
+}
+
+/* A stop before the first scan looked at a keyset carries its line of
+ * the index over: a mount stopped at once leaves the next start every
+ * header, not an index of the keysets that mount happened to look at. */
+#define CARRIED 8
+static void test_index_carried(void)
+{
+	char *before, *after = NULL, *line, name[8];
+	struct export_attr a;
+	struct sealcache *sc;
+	int i, err, lines = 0, kept = 0;
+	size_t len;
+	time_t t;
+
+	for (i = 0; i < CARRIED; i++) {
+		snprintf(name, sizeof(name), "c%02d", i);
+		set_keys(name, name);
+	}
+	sc = start();
+	sealcache_password_changed(sc);
+	for (i = 0; i < CARRIED; i++) {
+		snprintf(name, sizeof(name), "c%02d", i);
+		free(open_all(sc, name, &len, &t, &err));
+	}
+	sealcache_free(sc);
+	before = index_text();
+	if (!tap_ok(before && strstr(before, "\nc07 "), "a clean stop indexed every keyset"))
+		goto out;
+	sc = start_unscanned();
+	tap_ok(sc != NULL, "a start whose first scan waits");
+	sealcache_free(sc);
+	after = index_text();
+	tap_ok(after && !strcmp(before, after), "its stop, before any keyset was looked at: the same index");
+	free(after);
+
+	sc = start_unscanned();
+	tap_ok(sc && !sealcache_attr(sc, "c03", &a), "c03 looked at, the rest not");
+	sealcache_free(sc);
+	after = index_text();
+	/* each line of before, from its newline to the next */
+	for (line = strchr(before, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+		len = strcspn(line + 1, "\n") + 2;
+		lines++;
+		kept += after && memmem(after, strlen(after), line, len) != NULL;
+	}
+	tap_ok(lines > CARRIED && kept == lines, "... every line is there again (%d of %d)", kept,
+	       lines);
+out:
+	free(before);
+	free(after);
+	for (i = 0; i < CARRIED; i++) {
+		struct keyset gone = { 0 };
+
+		snprintf(gone.name, sizeof(gone.name), "c%02d", i);
+		store_mem_set(&st, &gone, true);
+	}
+}
+
 /* Reads of one keyset by any thread but the main one wait while the
  * gate is closed: a sealing worker is held between taking the sealing
  * mark and planning its seal, as a loaded machine may hold it. */
@@ -471,6 +563,7 @@ int main(void)
 	test_cycle();
 	test_listed();
 	test_index();
+	test_index_carried();
 	gate_install();
 	test_fresh_restart();
 	vault_free(v);
