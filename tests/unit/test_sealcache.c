@@ -43,6 +43,24 @@ static void set_keys(const char *name, const char *content)
 	keyset_clear(&ks);
 }
 
+/* Keysets <prefix>00 to <prefix><n - 1>, each holding its name; or gone. */
+static void many_keysets(char prefix, int n, bool gone)
+{
+	struct keyset ks = { 0 };
+	char name[8];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%c%02d", prefix, i);
+		if (!gone) {
+			set_keys(name, name);
+			continue;
+		}
+		snprintf(ks.name, sizeof(ks.name), "%s", name);
+		store_mem_set(&st, &ks, true);
+	}
+}
+
 /* The bytes an open of name serves, malloc()ed; NULL on error (*err). */
 static char *open_all(struct sealcache *sc, const char *name, size_t *len, time_t *at, int *err)
 {
@@ -215,10 +233,7 @@ static void test_index(void)
 	time_t t;
 	FILE *f;
 
-	for (i = 0; i < INDEXED; i++) {
-		snprintf(name, sizeof(name), "i%02d", i);
-		set_keys(name, name);
-	}
+	many_keysets('i', INDEXED, false);
 	sc = start();
 	sealcache_password_changed(sc);
 	TAP_EQ_INT(sealcache_attr(sc, "a", &a), 0, "a, sealed");
@@ -267,12 +282,7 @@ static void test_index(void)
 	tap_ok(!sealcache_attr(sc, "a", &a) && a.size == len, "cache/ changed since: the files are read");
 	sealcache_free(sc);
 	free(text);
-	for (i = 0; i < INDEXED; i++) {
-		struct keyset gone = { 0 };
-
-		snprintf(gone.name, sizeof(gone.name), "i%02d", i);
-		store_mem_set(&st, &gone, true);
-	}
+	many_keysets('i', INDEXED, true);
 }
 
 /* cache.all, whole; NULL if unreadable. */
@@ -323,10 +333,7 @@ static void test_index_carried(void)
 	size_t len;
 	time_t t;
 
-	for (i = 0; i < CARRIED; i++) {
-		snprintf(name, sizeof(name), "c%02d", i);
-		set_keys(name, name);
-	}
+	many_keysets('c', CARRIED, false);
 	sc = start();
 	sealcache_password_changed(sc);
 	for (i = 0; i < CARRIED; i++) {
@@ -359,12 +366,7 @@ static void test_index_carried(void)
 out:
 	free(before);
 	free(after);
-	for (i = 0; i < CARRIED; i++) {
-		struct keyset gone = { 0 };
-
-		snprintf(gone.name, sizeof(gone.name), "c%02d", i);
-		store_mem_set(&st, &gone, true);
-	}
+	many_keysets('c', CARRIED, true);
 }
 
 /* Reads of one keyset by any thread but the main one wait while the
