@@ -348,6 +348,13 @@ bool sc_index_get(const struct sealcache *sc, const char *name, struct cached *c
 	return r != NULL;
 }
 
+/* An entry's name is name; the table is looked into here as its own code
+ * does (sealentry.c, which calls into this file). */
+static bool entry_named(const struct hnode *n, const void *name)
+{
+	return !strcmp(((const struct entry *)n)->name, name);
+}
+
 /* The lines of the index read at start whose keyset has no entry now:
  * its cache file is as the line says, for a seal written, kept or swept
  * makes an entry first. A stop before the first scan looked at every
@@ -372,7 +379,8 @@ static size_t index_carry(struct sealcache *sc, FILE *out)
 	if (getline(&line, &cap, in) <= 0) /* the head */
 		goto out;
 	while (getline(&line, &cap, in) > 0 && strncmp(line, "end ", 4)) {
-		if (sscanf(line, "%64s", name) != 1 || sc_entry_find(sc, name))
+		if (sscanf(line, "%64s", name) != 1 ||
+		    htab_find(&sc->entries, htab_hash(name), entry_named, name))
 			continue;
 		if (out)
 			fputs(line, out);
