@@ -47,7 +47,7 @@ static void set_keys(const char *name, const char *content)
 static void many_keysets(char prefix, int n, bool gone)
 {
 	struct keyset ks = { 0 };
-	char name[8];
+	char name[16];
 	int i;
 
 	for (i = 0; i < n; i++) {
