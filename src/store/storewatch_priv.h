@@ -112,8 +112,8 @@ void sw_wnode_batch(struct storewatch *w, bool on);
  * keyset is read too, in the walk or after the stamp from memory
  * (store_read_stamped()). Without the lock. */
 int sw_wnode_stamp(struct storewatch *w, const char *name, struct keyset *ks, uint64_t *stamp);
-/* The first pass's stamps of the keysets fresh, once all are watched,
- * ahead of a listing made meanwhile; the thread only. */
+/* The first pass over the keysets fresh: watched, then stamped, ahead
+ * of a listing made meanwhile; the thread only. */
 void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf);
 
 /* ---- storewatch_watch.c; the thread only ---- */

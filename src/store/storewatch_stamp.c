@@ -191,6 +191,10 @@ static size_t listing_at(struct wnode *const *fresh, size_t nf, const char *walk
 /* Keysets walked between two looks at the lock and the event queue. */
 #define BATCH 16
 
+/* Keysets watched past the next batch: a listing that passes this
+ * thread walks watched ones, whose walks are kept. */
+#define WATCH_LEAD 256
+
 struct batch {
 	struct wnode *n[BATCH];
 	struct snap s[BATCH];
@@ -199,19 +203,25 @@ struct batch {
 	size_t len;
 };
 
-/* Takes into b up to BATCH keysets of fresh from *k on that are still
- * to be stamped; in the first round, from past where a listing walked
- * last if that is further. Caller holds w->lock. */
-static void batch_take(struct storewatch *w, struct wnode *const *fresh, size_t nf, size_t *k,
-		       bool first, uint64_t *seen, struct batch *b)
+/* Where the next batch begins: at k, or in the first round past where
+ * a listing walked last if that is further. Caller holds w->lock. */
+static size_t batch_start(const struct storewatch *w, struct wnode *const *fresh, size_t nf,
+			  size_t k, bool first)
 {
 	size_t at;
 
-	if (first && w->nwalked != *seen) {
-		*seen = w->nwalked;
-		at = listing_at(fresh, nf, w->walked) + LEAD;
-		*k = at > *k ? at : *k;
-	}
+	if (!first || !w->nwalked)
+		return k;
+	at = listing_at(fresh, nf, w->walked) + LEAD;
+	return at > k ? at : k;
+}
+
+/* Takes into b up to BATCH keysets of fresh from batch_start() on that
+ * are still to be stamped. Caller holds w->lock. */
+static void batch_take(struct storewatch *w, struct wnode *const *fresh, size_t nf, size_t *k,
+		       bool first, struct batch *b)
+{
+	*k = batch_start(w, fresh, nf, *k, first);
 	for (b->len = 0; *k < nf && b->len < BATCH; (*k)++)
 		if (!fresh[*k]->valid) {
 			b->n[b->len] = fresh[*k];
@@ -219,20 +229,34 @@ static void batch_take(struct storewatch *w, struct wnode *const *fresh, size_t 
 		}
 }
 
-/* Stamps each of fresh, watched and sorted as listed, that no one else
+/* How far fresh is to be watched before the next batch is taken: a
+ * batch and WATCH_LEAD past where it begins. Caller holds w->lock. */
+static size_t watch_to(const struct storewatch *w, struct wnode *const *fresh, size_t nf,
+		       size_t k, bool first)
+{
+	size_t at = batch_start(w, fresh, nf, k, first) + BATCH + WATCH_LEAD;
+
+	return at < nf ? at : nf;
+}
+
+/* Watches and stamps each of fresh, sorted as listed, that no one else
  * stamped, from the start: a listing right after the mount goes the same
  * way, one keyset at a time, and answers from memory what this thread
  * stamped before it got there. When the listing walks one itself, it is
  * ahead: this thread goes on past it. A second round takes what was
  * passed over and not walked by the listing.
  *
+ * Each is watched a little before it is stamped, not all first: a walk
+ * is kept only once a watch would tell of a change, and while this
+ * thread watched all of a large store, a listing right after the mount
+ * walked a quarter of it itself.
+ *
  * Walked a batch at a time, the event queue asked once after each: only
  * this thread reads it, and it is not reading now, so a queue empty
  * after the batch's last walk was empty after each of its walks. */
 void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf)
 {
-	size_t k, i;
-	uint64_t seen = 0;
+	size_t k, i, watched = 0, to;
 	struct batch b;
 	bool pending;
 	int round;
@@ -241,7 +265,12 @@ void sw_stamp_fresh(struct storewatch *w, struct wnode *const *fresh, size_t nf)
 		k = 0;
 		do {
 			pthread_mutex_lock(&w->lock);
-			batch_take(w, fresh, nf, &k, !round, &seen, &b);
+			to = watch_to(w, fresh, nf, k, !round);
+			pthread_mutex_unlock(&w->lock);
+			for (; watched < to; watched++)
+				sw_watch_keyset(w, fresh[watched], "");
+			pthread_mutex_lock(&w->lock);
+			batch_take(w, fresh, nf, &k, !round, &b);
 			pthread_mutex_unlock(&w->lock);
 			for (i = 0; i < b.len; i++)
 				b.err[i] = walk_stamp(w, b.n[i]->name, &b.s[i], NULL, &b.base[i],

@@ -85,13 +85,8 @@ static bool relist_once(struct storewatch *w)
 			w->fn(w->arg, n->name);
 		sw_wnode_free(n);
 	}
-	/* Watched first, all of them, from the start of the list: a few
-	 * calls each, so this pass runs ahead of a listing made right after
-	 * the mount, and every keyset that listing walks from then on is
-	 * kept (a walk is kept only once a watch would tell of a change).
-	 * Then stamped, ahead of that listing. */
-	for (k = 0; k < nf; k++)
-		sw_watch_keyset(w, fresh[k], "");
+	/* Watched and stamped from the start of the list, ahead of a
+	 * listing made right after the mount. */
 	sw_stamp_fresh(w, fresh, nf);
 	free(fresh);
 	return same;

@@ -10,7 +10,9 @@
  *     the watcher (a restart) finds;
  *   - a keyset read and stamped in one walk gets that same stamp;
  *   - a keyset's directory swapped for a link to one outside the store is
- *     not watched through the link. */
+ *     not watched through the link;
+ *   - a store listed while the first pass runs gets the stamps of a
+ *     store without the watcher, and is all watched after it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -328,34 +330,45 @@ static void test_read_stamped(struct store *s, struct store *plain)
 	tap_ok(store_read_stamped(s, "none", &ks, &rs) == -ENOENT, "no such keyset: -ENOENT");
 }
 
-/* Whether this process watches inode ino with inotify (its fdinfo). */
-static bool watched(ino_t ino)
+/* The inodes this process watches with inotify (its fdinfo), up to max. */
+static size_t watched_inodes(unsigned long *ino, size_t max)
 {
 	char fd[PATH_MAX], link[64], line[512];
-	bool found = false;
 	unsigned long i;
 	struct dirent *de;
+	size_t n = 0;
+	ssize_t len;
 	DIR *d;
 	FILE *f;
-	ssize_t n;
 
 	d = opendir("/proc/self/fd");
-	while (d && (de = readdir(d)) && !found) {
+	while (d && (de = readdir(d))) {
 		snprintf(fd, sizeof(fd), "/proc/self/fd/%s", de->d_name);
-		n = readlink(fd, link, sizeof(link) - 1);
-		if (n < 0 || (link[n] = 0, strcmp(link, "anon_inode:inotify")))
+		len = readlink(fd, link, sizeof(link) - 1);
+		if (len < 0 || (link[len] = 0, strcmp(link, "anon_inode:inotify")))
 			continue;
 		snprintf(fd, sizeof(fd), "/proc/self/fdinfo/%s", de->d_name);
 		f = fopen(fd, "r");
 		while (f && fgets(line, sizeof(line), f))
-			if (sscanf(line, "inotify wd:%*x ino:%lx", &i) == 1 && i == ino)
-				found = true;
+			if (sscanf(line, "inotify wd:%*x ino:%lx", &i) == 1 && n < max)
+				ino[n++] = i;
 		if (f)
 			fclose(f);
 	}
 	if (d)
 		closedir(d);
-	return found;
+	return n;
+}
+
+static bool watched(ino_t ino)
+{
+	unsigned long w[64];
+	size_t i, n = watched_inodes(w, 64);
+
+	for (i = 0; i < n; i++)
+		if (w[i] == ino)
+			return true;
+	return false;
 }
 
 /* A keyset's directory swapped for a link to a directory outside the
@@ -391,6 +404,115 @@ static void test_link_swapped_in(void)
 	rename(old, p);
 	unlink(key);
 	rmdir(out);
+}
+
+/* Keysets in the store of test_first_pass(): more than its first pass
+ * watches ahead of its stamps. */
+#define MANY 1500
+
+static void on_ready(void *arg)
+{
+	pthread_mutex_lock(&lis.lock);
+	*(bool *)arg = true;
+	pthread_cond_broadcast(&lis.cond);
+	pthread_mutex_unlock(&lis.lock);
+}
+
+static bool wait_ready(const bool *up)
+{
+	struct timespec until = deadline(WAIT_SECONDS * 1000);
+	bool ok = true;
+
+	pthread_mutex_lock(&lis.lock);
+	while (!*up && ok)
+		ok = pthread_cond_timedwait(&lis.cond, &lis.lock, &until) == 0;
+	ok = *up;
+	pthread_mutex_unlock(&lis.lock);
+	return ok;
+}
+
+static void make_many(const char *dir)
+{
+	char p[PATH_MAX];
+	int i, fd;
+
+	mkdir(dir, 0700);
+	for (i = 0; i < MANY; i++) {
+		snprintf(p, sizeof(p), "%s/k%04d", dir, i);
+		mkdir(p, 0700);
+		snprintf(p, sizeof(p), "%s/k%04d/key", dir, i);
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, p, strlen(p)) != (ssize_t)strlen(p))
+			tap_ok(false, "write %s: %m", p);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/* How many of the keysets of dir are watched. */
+static size_t many_watched(const char *dir)
+{
+	unsigned long *w = calloc(2 * MANY, sizeof(*w));
+	size_t n = w ? watched_inodes(w, 2 * MANY) : 0, j, found = 0;
+	char p[PATH_MAX];
+	struct stat st;
+	int i;
+
+	for (i = 0; i < MANY; i++) {
+		snprintf(p, sizeof(p), "%s/k%04d", dir, i);
+		for (j = 0; j < n && !stat(p, &st); j++)
+			if (w[j] == st.st_ino) {
+				found++;
+				break;
+			}
+	}
+	free(w);
+	return found;
+}
+
+/* A store listed in order while the watcher's first pass runs, as by a
+ * listing right after a mount: each stamp is the one a store without
+ * the watcher gives, and once the pass is done every keyset is watched,
+ * those the pass watched ahead of its stamps and those the listing
+ * walked first alike. */
+static void test_first_pass(void)
+{
+	char dir[sizeof(root) + 8], sp[sizeof(dir) + 8], name[16];
+	struct store s = { 0 }, plain = { 0 };
+	struct state st = { 0 };
+	struct storewatch *w = NULL;
+	uint64_t a, b;
+	bool up = false;
+	int i, same = 0, ret;
+
+	snprintf(dir, sizeof(dir), "%s.many", root);
+	snprintf(sp, sizeof(sp), "%s/.keyfs", dir);
+	make_many(dir);
+	ret = state_open(&st, sp);
+	if (!ret)
+		ret = store_open("dir", dir, &st, &s);
+	if (!ret)
+		ret = store_open("dir", dir, &st, &plain);
+	if (!ret)
+		ret = storewatch_wrap(&s, &w);
+	if (!TAP_EQ_INT(ret, 0, "a store of %d keysets, watched", MANY) || !w)
+		goto out;
+	storewatch_set_ready(w, on_ready, &up);
+	ret = storewatch_start(w);
+	for (i = 0; !ret && i < MANY; i++) {
+		snprintf(name, sizeof(name), "k%04d", i);
+		same += !stamp(&s, name, &a) && !stamp(&plain, name, &b) && a == b;
+	}
+	TAP_EQ_INT(same, MANY, "listed at the start, each stamp is the one without the watcher");
+	tap_ok(!ret && wait_ready(&up), "the first pass is done");
+	TAP_EQ_INT(many_watched(dir), MANY, "every keyset is watched after it");
+out:
+	if (s.ops)
+		store_close(&s);
+	if (plain.ops)
+		store_close(&plain);
+	state_close(&st);
+	tap_ok(tap_rmtree(dir) == 0, "its temp dir removed");
 }
 
 int main(void)
@@ -438,6 +560,7 @@ int main(void)
 		store_close(&s); /* the watcher with it */
 	if (plain.ops)
 		store_close(&plain);
+	test_first_pass();
 	state_close(&state);
 	tap_ok(tap_rmtree(root) == 0, "temp dir removed");
 	return tap_done();
