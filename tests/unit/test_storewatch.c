@@ -129,17 +129,23 @@ static unsigned count_of(const unsigned *count)
 	return n;
 }
 
+static void write_file(const char *path, const char *data)
+{
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		tap_ok(false, "write %s: %m", path);
+	if (fd >= 0)
+		close(fd);
+}
+
 static void write_rel(const char *rel, const char *data)
 {
 	char p[PATH_MAX];
-	int fd;
 
 	snprintf(p, sizeof(p), "%s/%s", root, rel);
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data))
-		tap_ok(false, "write %s: %m", rel);
-	if (fd >= 0)
-		close(fd);
+	write_file(p, data);
 }
 
 /* Holds the watcher's thread in the listener, woken by a write of text
@@ -434,18 +440,14 @@ static bool wait_ready(const bool *up)
 static void make_many(const char *dir)
 {
 	char p[PATH_MAX];
-	int i, fd;
+	int i;
 
 	mkdir(dir, 0700);
 	for (i = 0; i < MANY; i++) {
 		snprintf(p, sizeof(p), "%s/k%04d", dir, i);
 		mkdir(p, 0700);
 		snprintf(p, sizeof(p), "%s/k%04d/key", dir, i);
-		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 || write(fd, p, strlen(p)) != (ssize_t)strlen(p))
-			tap_ok(false, "write %s: %m", p);
-		if (fd >= 0)
-			close(fd);
+		write_file(p, p);
 	}
 }
 
