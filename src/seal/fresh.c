@@ -193,12 +193,15 @@ void fresh_set_listener(struct fresh *f, void (*fn)(void *arg), void *arg)
 }
 
 /* The record of r changed: the writer will write it. Caller holds
- * f->lock. */
+ * f->lock. Only the first change since the writer's last round wakes
+ * it: in its pause between rounds it would only wait again, and a
+ * backup reading exports one after another would wake it for each. */
 static void mark_dirty(struct fresh *f, struct fresh_rec *r)
 {
 	r->dirty = true;
+	if (!f->pending)
+		pthread_cond_signal(&f->wake);
 	f->pending = true;
-	pthread_cond_signal(&f->wake);
 }
 
 /* Records copied and written per round: a first seal of every

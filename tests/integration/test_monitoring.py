@@ -92,6 +92,39 @@ def test_cp_is_a_backup_head_is_not(mount, build, tmp_path):
     assert sample(text, "keyfs_locked") == 0
 
 
+def record_writer_switches(pid):
+    """How often the thread writing the backup records was switched in
+    after a wait (its voluntary context switches)."""
+    task = f"/proc/{pid}/task"
+    for t in os.listdir(task):
+        if open(f"{task}/{t}/comm").read().strip() == "keyfs-record":
+            for line in open(f"{task}/{t}/status"):
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    raise AssertionError("no keyfs-record thread")
+
+
+def test_a_backup_of_many_exports_wakes_the_record_writer_once_a_round(mount):
+    """Each export a backup reads to the end changes its backup record.
+    The writer writes a round a second at most; woken in its pause, it
+    only waits again. Only the first change of a round wakes it, not each:
+    on a busy machine, a switch per file read slows the backup."""
+    mount.unlock()
+    files = [os.path.join(mount.export, f"{ks}.pem") for ks in ("web", "db")]
+    run(["cat", *files])  # sealed; the writer woken for these, its round begun
+    before = record_writer_switches(mount.proc.pid)
+    t0 = time.monotonic()
+    run(["cat", *files * 150])
+    took = time.monotonic() - t0
+    woken = record_writer_switches(mount.proc.pid) - before
+    # a round a second and one wake in each pause, with room to spare
+    assert woken <= 4 + 2 * took, f"woken {woken} times in {took:.2f} s for 300 reads"
+    mount.stop()  # the records are written all the same
+    mount.start()
+    for ks in ("web", "db"):
+        assert re.search(r"backed up \S+ by cat \(uid 0\)", status_line(mount, ks))
+
+
 def test_change_warns_and_a_restart_keeps_the_times(mount, build, store, tmp_path):
     mount.unlock()
     run(["cp", os.path.join(mount.export, "web.pem"), os.path.join(mount.export, "db.pem"),
