@@ -18,6 +18,15 @@
 #define CACHE_SECONDS 60.0
 /* An entry listed without attributes: the number libfuse gives it. */
 #define UNKNOWN_INO 0xffffffffU
+/* The largest read the kernel asks for. Every file here is read with
+ * direct_io, and before it asks, the kernel faults in and pins as much
+ * of the reader's buffer as the request may fill. cat and cp take a new
+ * 128 KiB buffer for each file, so a read of a 7 KB export paid for 32
+ * fresh pages, more than the rest of its read. An export is mostly
+ * under 16 KiB; a larger one takes a request per 16 KiB. */
+#define MAX_READ 16384
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
 /* The path of the request's node, the caller noted: 0 or -errno. */
 static int begin(fuse_req_t req, fuse_ino_t ino, const char *name, char path[static PATH_MAX])
@@ -486,7 +495,14 @@ static void ll_destroy(void *userdata)
 	fs_node_free_all();
 }
 
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->max_read = MAX_READ; /* libfuse wants the mount option's value */
+}
+
 static const struct fuse_lowlevel_ops ll_ops = {
+	.init = ll_init,
 	.destroy = ll_destroy,
 	.lookup = ll_lookup,
 	.forget = ll_forget,
@@ -513,5 +529,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
 struct fuse_session *fs_session_new(struct fuse_args *args, struct keyfs *k)
 {
 	fs_set_kfs(k);
+	if (fuse_opt_add_arg(args, "-omax_read=" XSTR(MAX_READ)))
+		return NULL;
 	return fuse_session_new(args, &ll_ops, sizeof(ll_ops), k);
 }

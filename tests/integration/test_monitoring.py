@@ -92,6 +92,32 @@ def test_cp_is_a_backup_head_is_not(mount, build, tmp_path):
     assert sample(text, "keyfs_locked") == 0
 
 
+def test_an_export_read_in_several_requests_is_a_backup_only_whole(mount, store, tmp_path):
+    """The kernel asks for 16 KiB at most per read request: an export
+    larger than that reaches keyfs in several. One read() still returns
+    it whole, and only the request that completes it is the backup."""
+    with open(os.path.join(store, "db", "big.key"), "wb") as f:
+        f.write(os.urandom(60_000))
+    mount.unlock()
+    pem = os.path.join(mount.export, "db.pem")
+    assert wait_for(lambda: os.path.getsize(pem) > 4 * 16384), os.path.getsize(pem)
+    size = os.path.getsize(pem)
+    run(["sh", "-c", f"head -c {size - 1} {pem} > {tmp_path}/part"])
+    assert os.path.getsize(tmp_path / "part") == size - 1
+    assert "never backed up" in status_line(mount, "db"), "a read short of the end counted"
+    fd = os.open(pem, os.O_RDONLY)
+    try:
+        whole = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    assert len(whole) == size
+    assert whole[:-1] == (tmp_path / "part").read_bytes()
+    run(["dd", f"if={pem}", f"of={tmp_path}/dd.pem", "bs=1M", "status=none"])
+    assert (tmp_path / "dd.pem").read_bytes() == whole
+    assert re.search(r"backed up \S+ by dd \(uid 0\)", status_line(mount, "db"))
+    assert "never backed up" in status_line(mount, "web")
+
+
 def record_writer_switches(pid):
     """How often the thread writing the backup records was switched in
     after a wait (its voluntary context switches)."""
