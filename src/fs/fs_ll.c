@@ -25,8 +25,8 @@
  * fresh pages, more than the rest of its read. An export is mostly
  * under 16 KiB; a larger one takes a request per 16 KiB. */
 #define MAX_READ 16384
-#define STR(x) #x
-#define XSTR(x) STR(x)
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* The path of the request's node, the caller noted: 0 or -errno. */
 static int begin(fuse_req_t req, fuse_ino_t ino, const char *name, char path[static PATH_MAX])
@@ -529,7 +529,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
 struct fuse_session *fs_session_new(struct fuse_args *args, struct keyfs *k)
 {
 	fs_set_kfs(k);
-	if (fuse_opt_add_arg(args, "-omax_read=" XSTR(MAX_READ)))
+	if (fuse_opt_add_arg(args, "-omax_read=" STR(MAX_READ)))
 		return NULL;
 	return fuse_session_new(args, &ll_ops, sizeof(ll_ops), k);
 }
